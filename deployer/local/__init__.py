@@ -1,0 +1,1 @@
+"""The local stack: control-plane emulator, Cloud Storage emulator, function runner, scheduler."""

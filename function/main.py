@@ -1,0 +1,5 @@
+"""Cloud Functions entry point: `trigger`, called by Cloud Scheduler (see README)."""
+
+from vertex_cron_trigger.handler import trigger
+
+__all__ = ["trigger"]
