@@ -1,0 +1,144 @@
+"""The one list of IAM permissions each vertex-cron identity needs, and where.
+
+Plain data, no imports beyond the standard library: `vertex-cron doctor` tests these with
+testIamPermissions, and tests/infra checks that infra/*.tf grants exactly these.
+
+Identities (keys of `REQUIRED`):
+- ``deployer``  whoever runs `vertex-cron deploy` (a user, group or CI service account)
+- ``function``  the runtime service account of the `vertex-cron-trigger` function
+- ``scheduler`` the service account whose OIDC token Cloud Scheduler sends
+- ``workload``  the service account PipelineJobs run as
+- ``build``     the service account Cloud Build uses to build the function
+
+Each permission is granted on one `Scope`: the project, an object prefix of the artifact
+bucket (granted with an IAM condition), Cloud Functions' own source bucket and image
+repository, or a single service account (actAs is never granted project-wide).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+# Object prefixes in the artifact bucket. The deployer writes specs under SPEC_PREFIX;
+# pipeline runs keep their artifacts under PIPELINE_ROOT_PREFIX.
+SPEC_PREFIX = "vertex-cron/specs/"
+PIPELINE_ROOT_PREFIX = "vertex-cron/pipeline-root/"
+
+
+class Scope(enum.Enum):
+    """Where a permission is granted (and where doctor must test it)."""
+
+    PROJECT = "project"
+    SPEC_PREFIX = "spec-prefix"  # artifact bucket objects under SPEC_PREFIX
+    PIPELINE_ROOT = "pipeline-root"  # artifact bucket objects under PIPELINE_ROOT_PREFIX
+    FUNCTION_SOURCES = "function-sources"  # bucket gcf-v2-sources-PROJECT_NUMBER-REGION
+    BUILD_REPOSITORY = "build-repository"  # Artifact Registry repository gcf-artifacts
+    FUNCTION_SA = "function-sa"
+    SCHEDULER_SA = "scheduler-sa"
+    WORKLOAD_SA = "workload-sa"
+    BUILD_SA = "build-sa"
+
+
+@dataclass(frozen=True)
+class Permission:
+    name: str
+    scope: Scope
+    reason: str
+
+
+def _on(scope: Scope, *pairs: tuple[str, str]) -> tuple[Permission, ...]:
+    return tuple(Permission(name, scope, reason) for name, reason in pairs)
+
+
+_ACT_AS = "iam.serviceAccounts.actAs"
+
+DEPLOYER: tuple[Permission, ...] = (
+    *_on(
+        Scope.PROJECT,
+        ("cloudfunctions.functions.get", "inspect the deployed function and its source hash"),
+        ("cloudfunctions.functions.create", "deploy the trigger function the first time"),
+        ("cloudfunctions.functions.update", "redeploy it when the function source changes"),
+        ("cloudfunctions.functions.delete", "remove the function (`vertex-cron delete --function`)"),
+        ("cloudfunctions.functions.sourceCodeSet", "generateUploadUrl for the source zip"),
+        ("cloudfunctions.operations.get", "wait for create/update/delete operations"),
+        ("run.services.getIamPolicy", "read who may invoke the function's Cloud Run service"),
+        ("run.services.setIamPolicy", "grant run.invoker on that service to the scheduler SA"),
+        ("cloudscheduler.jobs.get", "inspect a schedule (`describe`, planning)"),
+        ("cloudscheduler.jobs.fullView", "read a job's HTTP body and OIDC target to plan updates"),
+        ("cloudscheduler.jobs.list", "`list`, and `apply --prune`"),
+        ("cloudscheduler.jobs.create", "create a schedule's job"),
+        ("cloudscheduler.jobs.update", "update a schedule's job"),
+        ("cloudscheduler.jobs.delete", "`delete`, `apply --prune`"),
+        ("cloudscheduler.jobs.pause", "`pause`"),
+        ("cloudscheduler.jobs.enable", "`resume`"),
+        ("cloudscheduler.jobs.run", "`run`: fire a job now"),
+        ("aiplatform.pipelineJobs.list", "`history`: recent runs of a schedule"),
+        ("aiplatform.pipelineJobs.get", "`history`: one run's state"),
+        ("serviceusage.services.list", "`doctor`: which required APIs are enabled"),
+        ("serviceusage.services.use", "call APIs with user credentials that name a quota project"),
+    ),
+    *_on(
+        Scope.SPEC_PREFIX,
+        ("storage.objects.get", "see whether a content-addressed spec is already uploaded"),
+        ("storage.objects.create", "upload a spec"),
+    ),
+    *_on(Scope.FUNCTION_SA, (_ACT_AS, "deploy the function to run as the function SA")),
+    *_on(Scope.SCHEDULER_SA, (_ACT_AS, "create jobs whose OIDC token is the scheduler SA's")),
+    *_on(Scope.BUILD_SA, (_ACT_AS, "build the function as the build SA (--build-sa)")),
+)
+
+FUNCTION: tuple[Permission, ...] = (
+    *_on(
+        Scope.PROJECT,
+        ("aiplatform.pipelineJobs.create", "create the scheduled PipelineJob"),
+        ("aiplatform.pipelineJobs.get", "report the existing run on a duplicate delivery"),
+        ("aiplatform.pipelineJobs.list", "find runs of a schedule (concurrency limit)"),
+        ("aiplatform.metadataStores.get", "Vertex checks it when a PipelineJob is created"),
+    ),
+    *_on(Scope.SPEC_PREFIX, ("storage.objects.get", "load the compiled pipeline spec")),
+    *_on(Scope.WORKLOAD_SA, (_ACT_AS, "create PipelineJobs that run as the workload SA")),
+)
+
+# Cloud Scheduler mints the OIDC token through its own service agent (which holds
+# roles/cloudscheduler.serviceAgent by default); the scheduler SA itself calls nothing.
+# Its only grant, run.invoker on the function's service, is made by the deployer.
+SCHEDULER: tuple[Permission, ...] = ()
+
+# The least a KFP pipeline of container steps needs; pipelines that start Vertex jobs
+# themselves (google-cloud-pipeline-components) need more: infra's workload_extra_roles.
+WORKLOAD: tuple[Permission, ...] = (
+    *_on(Scope.PROJECT, ("logging.logEntries.create", "pipeline steps write their logs")),
+    *_on(
+        Scope.PIPELINE_ROOT,
+        ("storage.objects.get", "read input artifacts of earlier steps"),
+        ("storage.objects.list", "list artifact directories"),
+        ("storage.objects.create", "write output artifacts"),
+        ("storage.objects.delete", "overwrite outputs when a step is retried"),
+    ),
+)
+
+# Mirrors roles/run.builder, each grant narrowed to the resource it is for.
+BUILD: tuple[Permission, ...] = (
+    *_on(Scope.PROJECT, ("logging.logEntries.create", "write build logs")),
+    *_on(Scope.FUNCTION_SOURCES, ("storage.objects.get", "fetch the uploaded function source")),
+    *_on(
+        Scope.BUILD_REPOSITORY,
+        ("artifactregistry.repositories.uploadArtifacts", "push the function image"),
+        ("artifactregistry.repositories.downloadArtifacts", "pull cached layers"),
+        ("artifactregistry.repositories.deleteArtifacts", "replace the image's tags"),
+    ),
+)
+
+REQUIRED: dict[str, tuple[Permission, ...]] = {
+    "deployer": DEPLOYER,
+    "function": FUNCTION,
+    "scheduler": SCHEDULER,
+    "workload": WORKLOAD,
+    "build": BUILD,
+}
+
+
+def names(identity: str, scope: Scope | None = None) -> frozenset[str]:
+    """The permission names `identity` needs, on `scope` or anywhere."""
+    return frozenset(p.name for p in REQUIRED[identity] if scope is None or p.scope is scope)

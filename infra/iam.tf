@@ -1,0 +1,122 @@
+# Every grant vertex-cron's identities get, per identity. Each binds one custom role
+# from roles.tf on the narrowest resource that works: the project only where the API
+# has nothing smaller, an object prefix (IAM condition) in buckets, a single repository,
+# a single service account. The condition titles name the scope, as permissions.py does.
+
+locals {
+  artifact_objects = "projects/_/buckets/${google_storage_bucket.artifacts.name}/objects/"
+}
+
+# --- deployer ---------------------------------------------------------------------
+
+resource "google_project_iam_member" "deployer" {
+  project = var.project_id
+  role    = google_project_iam_custom_role.vertex_cron["deployer"].id
+  member  = var.deployer_member
+}
+
+resource "google_storage_bucket_iam_member" "deployer_specs" {
+  bucket = google_storage_bucket.artifacts.name
+  role   = google_project_iam_custom_role.vertex_cron["spec_writer"].id
+  member = var.deployer_member
+
+  condition {
+    title      = "spec-prefix"
+    expression = "resource.name.startsWith(\"${local.artifact_objects}${local.spec_prefix}\")"
+  }
+}
+
+# actAs on exactly the identities the deployer hands to Cloud Functions and Scheduler.
+resource "google_service_account_iam_member" "deployer_acts_as" {
+  for_each           = toset(["function", "scheduler", "build"])
+  service_account_id = google_service_account.vertex_cron[each.key].name
+  role               = google_project_iam_custom_role.vertex_cron["act_as"].id
+  member             = var.deployer_member
+}
+
+# --- function ---------------------------------------------------------------------
+
+resource "google_project_iam_member" "function" {
+  project = var.project_id
+  role    = google_project_iam_custom_role.vertex_cron["trigger"].id
+  member  = google_service_account.vertex_cron["function"].member
+}
+
+resource "google_storage_bucket_iam_member" "function_specs" {
+  bucket = google_storage_bucket.artifacts.name
+  role   = google_project_iam_custom_role.vertex_cron["object_reader"].id
+  member = google_service_account.vertex_cron["function"].member
+
+  condition {
+    title      = "spec-prefix"
+    expression = "resource.name.startsWith(\"${local.artifact_objects}${local.spec_prefix}\")"
+  }
+}
+
+# The function may start runs as the workload SA and as no other identity.
+resource "google_service_account_iam_member" "function_acts_as_workload" {
+  service_account_id = google_service_account.vertex_cron["workload"].name
+  role               = google_project_iam_custom_role.vertex_cron["act_as"].id
+  member             = google_service_account.vertex_cron["function"].member
+}
+
+# --- scheduler --------------------------------------------------------------------
+# Nothing here. The deployer grants it roles/run.invoker on the function's Cloud Run
+# service, the one resource it may call, when it deploys the function.
+
+# --- workload ---------------------------------------------------------------------
+
+resource "google_project_iam_member" "workload_logs" {
+  project = var.project_id
+  role    = google_project_iam_custom_role.vertex_cron["log_writer"].id
+  member  = google_service_account.vertex_cron["workload"].member
+}
+
+resource "google_storage_bucket_iam_member" "workload_pipeline_root" {
+  bucket = google_storage_bucket.artifacts.name
+  role   = google_project_iam_custom_role.vertex_cron["pipeline_root_user"].id
+  member = google_service_account.vertex_cron["workload"].member
+
+  # Object permissions are checked against the object's name, objects.list against the
+  # prefix the caller lists: both stay inside the pipeline root.
+  condition {
+    title      = "pipeline-root"
+    expression = "resource.name.startsWith(\"${local.artifact_objects}${local.pipeline_root_prefix}\") || api.getAttribute(\"storage.googleapis.com/objectListPrefix\", \"\").startsWith(\"${local.pipeline_root_prefix}\")"
+  }
+}
+
+resource "google_project_iam_member" "workload_extra" {
+  for_each = toset(var.workload_extra_roles)
+  project  = var.project_id
+  role     = each.value
+  member   = google_service_account.vertex_cron["workload"].member
+}
+
+# --- build ------------------------------------------------------------------------
+
+resource "google_project_iam_member" "build_logs" {
+  project = var.project_id
+  role    = google_project_iam_custom_role.vertex_cron["log_writer"].id
+  member  = google_service_account.vertex_cron["build"].member
+}
+
+# Granted on the project with a condition because Cloud Functions creates this bucket
+# on the first deploy, after this module has run.
+resource "google_project_iam_member" "build_function_sources" {
+  project = var.project_id
+  role    = google_project_iam_custom_role.vertex_cron["object_reader"].id
+  member  = google_service_account.vertex_cron["build"].member
+
+  condition {
+    title      = "function-sources"
+    expression = "resource.name.startsWith(\"projects/_/buckets/${local.function_sources_bucket}/objects/\")"
+  }
+}
+
+resource "google_artifact_registry_repository_iam_member" "build_images" {
+  project    = var.project_id
+  location   = google_artifact_registry_repository.function_images.location
+  repository = google_artifact_registry_repository.function_images.name
+  role       = google_project_iam_custom_role.vertex_cron["image_pusher"].id
+  member     = google_service_account.vertex_cron["build"].member
+}

@@ -1,0 +1,86 @@
+# Custom roles hold exactly the permissions listed, per identity and scope, in
+# deployer/permissions.py (tests/infra checks the two agree). Predefined roles would
+# grant far more: roles/cloudfunctions.developer alone can make any function public.
+locals {
+  custom_roles = {
+    deployer = {
+      title = "vertex-cron deployer"
+      permissions = [
+        "cloudfunctions.functions.get",
+        "cloudfunctions.functions.create",
+        "cloudfunctions.functions.update",
+        "cloudfunctions.functions.delete",
+        "cloudfunctions.functions.sourceCodeSet",
+        "cloudfunctions.operations.get",
+        "run.services.getIamPolicy",
+        "run.services.setIamPolicy",
+        "cloudscheduler.jobs.get",
+        "cloudscheduler.jobs.fullView",
+        "cloudscheduler.jobs.list",
+        "cloudscheduler.jobs.create",
+        "cloudscheduler.jobs.update",
+        "cloudscheduler.jobs.delete",
+        "cloudscheduler.jobs.pause",
+        "cloudscheduler.jobs.enable",
+        "cloudscheduler.jobs.run",
+        "aiplatform.pipelineJobs.list",
+        "aiplatform.pipelineJobs.get",
+        "serviceusage.services.list",
+        "serviceusage.services.use",
+      ]
+    }
+    trigger = {
+      title = "vertex-cron trigger function"
+      permissions = [
+        "aiplatform.pipelineJobs.create",
+        "aiplatform.pipelineJobs.get",
+        "aiplatform.pipelineJobs.list",
+        "aiplatform.metadataStores.get",
+      ]
+    }
+    spec_writer = {
+      title       = "vertex-cron spec writer"
+      permissions = ["storage.objects.get", "storage.objects.create"]
+    }
+    object_reader = {
+      title       = "vertex-cron object reader"
+      permissions = ["storage.objects.get"]
+    }
+    pipeline_root_user = {
+      title = "vertex-cron pipeline root user"
+      permissions = [
+        "storage.objects.get",
+        "storage.objects.list",
+        "storage.objects.create",
+        "storage.objects.delete",
+      ]
+    }
+    log_writer = {
+      title       = "vertex-cron log writer"
+      permissions = ["logging.logEntries.create"]
+    }
+    image_pusher = {
+      title = "vertex-cron function image pusher"
+      permissions = [
+        "artifactregistry.repositories.uploadArtifacts",
+        "artifactregistry.repositories.downloadArtifacts",
+        "artifactregistry.repositories.deleteArtifacts",
+      ]
+    }
+    act_as = {
+      title       = "vertex-cron act as one service account"
+      permissions = ["iam.serviceAccounts.actAs"]
+    }
+  }
+}
+
+resource "google_project_iam_custom_role" "vertex_cron" {
+  for_each    = local.custom_roles
+  project     = var.project_id
+  role_id     = "vertexCron_${each.key}"
+  title       = each.value.title
+  description = "Managed by vertex-cron's infra/ (Terraform)."
+  permissions = each.value.permissions
+
+  depends_on = [google_project_service.required]
+}
