@@ -1,0 +1,137 @@
+"""The request body the deployer writes into each Scheduler job, parsed and checked.
+
+Unknown fields are rejected: the deployer writes the body, so a typo must fail loudly
+instead of silently dropping, say, `max_concurent_runs`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .errors import BadRequest
+from .timefmt import parse_rfc3339
+
+MAX_BODY_BYTES = 64 * 1024
+SCHEDULE_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,49}$")
+_MAX_CRON_CHARS = 200
+
+
+@dataclass(frozen=True)
+class TriggerBody:
+    schedule: str
+    spec_uri: str
+    parameter_values: Mapping[str, Any] = field(default_factory=dict)
+    pipeline_root: str | None = None
+    cron: str | None = None
+    time_zone: str | None = None
+    max_concurrent_runs: int | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    enable_caching: bool | None = None
+
+
+def parse_body(raw: bytes) -> TriggerBody:
+    if len(raw) > MAX_BODY_BYTES:
+        raise BadRequest(f"body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}", field="body")
+    try:
+        data = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise BadRequest(f"body must be a JSON object ({exc})", field="body") from exc
+    if not isinstance(data, dict):
+        raise BadRequest(f"body must be a JSON object, got {_json_type(data)}", field="body")
+    unknown = sorted(set(data) - set(_FIELDS))
+    if unknown:
+        raise BadRequest(
+            f"unknown field {unknown[0]!r}; expected only: {', '.join(_FIELDS)}", field=unknown[0]
+        )
+    for required in ("schedule", "spec_uri"):
+        if data.get(required) is None:
+            raise BadRequest(f"field {required!r} is required", field=required)
+    values = {name: check(name, data[name]) for name, check in _FIELDS.items() if data.get(name) is not None}
+    body = TriggerBody(**values)
+    if body.start_time and body.end_time and body.end_time <= body.start_time:
+        raise BadRequest("end_time must be later than start_time", field="end_time")
+    return body
+
+
+def _schedule(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not SCHEDULE_NAME_RE.match(value):
+        raise BadRequest(
+            f"{name} must be a string matching {SCHEDULE_NAME_RE.pattern}, got {value!r:.80}", field=name
+        )
+    return value
+
+
+def _string(prefix: str = "", limit: int = 1024) -> Callable[[str, Any], str]:
+    def check(name: str, value: Any) -> str:
+        if not isinstance(value, str) or not value.startswith(prefix) or not 0 < len(value) <= limit:
+            expected = f"a string starting with {prefix!r}" if prefix else "a non-empty string"
+            raise BadRequest(f"{name} must be {expected} of at most {limit} characters", field=name)
+        return value
+
+    return check
+
+
+def _object(name: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise BadRequest(f"{name} must be a JSON object, got {_json_type(value)}", field=name)
+    return value
+
+
+def _time_zone(name: str, value: Any) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    _string()(name, value)
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise BadRequest(f"{name} must be an IANA time zone like Europe/Paris, got {value!r}", field=name) from exc
+    return value
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BadRequest(f"{name} must be an integer >= 1, got {value!r:.80}", field=name)
+    return value
+
+
+def _timestamp(name: str, value: Any) -> datetime:
+    _string()(name, value)
+    try:
+        return parse_rfc3339(value)
+    except ValueError as exc:
+        raise BadRequest(f"{name}: {exc}", field=name) from exc
+
+
+def _boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise BadRequest(f"{name} must be true or false, got {value!r:.80}", field=name)
+    return value
+
+
+_FIELDS: dict[str, Callable[[str, Any], Any]] = {
+    "schedule": _schedule,
+    "spec_uri": _string("gs://"),
+    "parameter_values": _object,
+    "pipeline_root": _string("gs://"),
+    "cron": _string(limit=_MAX_CRON_CHARS),
+    "time_zone": _time_zone,
+    "max_concurrent_runs": _positive_int,
+    "start_time": _timestamp,
+    "end_time": _timestamp,
+    "enable_caching": _boolean,
+}
+
+
+def _reject_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not valid JSON")
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")

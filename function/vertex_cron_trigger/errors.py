@@ -1,0 +1,65 @@
+"""The trigger's exception tree. Each error knows the HTTP status and outcome it becomes.
+
+    TriggerError                 500 failed    base; never raised directly
+    ├── ConfigError              500 failed    a required environment variable is missing/bad
+    ├── BadRequest               400 rejected  body, header or spec is wrong (`.field` names it)
+    │   └── SpecNotFound         400 rejected  the spec object does not exist (names the URI)
+    ├── MethodNotAllowed         405 rejected  anything but POST
+    ├── Unauthenticated          401 rejected  missing or invalid OIDC token
+    ├── Forbidden                403 rejected  valid token of another identity; foreign bucket
+    ├── UpstreamUnavailable      503 failed    429/5xx/timeout/connection error: Scheduler retries
+    └── UpstreamRejected         500 failed    permanent upstream error (permission, invalid argument)
+
+Google/requests exceptions are translated into these at the seam (google_rest.py) with
+`raise ... from exc`; the handler turns them into a JSON response and one log line.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class TriggerError(Exception):
+    status: ClassVar[int] = 500
+    outcome: ClassVar[str] = "failed"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class ConfigError(TriggerError):
+    status = 500
+
+
+class BadRequest(TriggerError):
+    status = 400
+    outcome = "rejected"
+
+
+class SpecNotFound(BadRequest):
+    pass
+
+
+class MethodNotAllowed(TriggerError):
+    status = 405
+    outcome = "rejected"
+
+
+class Unauthenticated(TriggerError):
+    status = 401
+    outcome = "rejected"
+
+
+class Forbidden(TriggerError):
+    status = 403
+    outcome = "rejected"
+
+
+class UpstreamUnavailable(TriggerError):
+    status = 503
+
+
+class UpstreamRejected(TriggerError):
+    status = 500

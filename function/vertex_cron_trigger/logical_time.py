@@ -1,0 +1,44 @@
+"""The run's logical time: which scheduled firing this request stands for.
+
+Cloud Scheduler sends `X-CloudScheduler-ScheduleTime` on every attempt of a firing, retries
+included, so it identifies the firing. Without it (a manual call), the firing is the latest
+time <= now that the body's `cron` matches in its `time_zone`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from .errors import BadRequest
+from .timefmt import parse_rfc3339
+
+SCHEDULE_TIME_HEADER = "X-CloudScheduler-ScheduleTime"
+
+
+def logical_time(header: str | None, *, cron: str | None, time_zone: str | None, now: datetime) -> datetime:
+    if header:
+        try:
+            return parse_rfc3339(header.strip())
+        except ValueError as exc:
+            raise BadRequest(f"header {SCHEDULE_TIME_HEADER}: {exc}", field=SCHEDULE_TIME_HEADER) from exc
+    if not cron:
+        raise BadRequest(
+            f"no {SCHEDULE_TIME_HEADER} header and no cron in the body: cannot tell which firing this is",
+            field="cron",
+        )
+    return _latest_fire_time(cron, time_zone, now)
+
+
+def _latest_fire_time(cron: str, time_zone: str | None, now: datetime) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    from croniter import croniter  # lazily: only manual calls pay for it
+
+    zone = ZoneInfo(time_zone) if time_zone else timezone.utc
+    # get_prev is strictly before its base; one second past `now` makes it "<= now".
+    base = now.astimezone(zone).replace(microsecond=0) + timedelta(seconds=1)
+    try:
+        previous = croniter(cron, base).get_prev(datetime)
+    except (ValueError, KeyError) as exc:  # croniter's errors subclass ValueError
+        raise BadRequest(f"cron {cron!r} is not a valid cron expression ({exc})", field="cron") from exc
+    return previous.astimezone(timezone.utc)

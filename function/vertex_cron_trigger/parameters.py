@@ -1,0 +1,104 @@
+"""Parameter values typed against the pipeline's root `inputDefinitions`.
+
+Vertex AI takes `runtimeConfig.parameterValues` as protobuf Values and checks them against
+the spec; sending `1000.0` for a NUMBER_INTEGER fails the run, so values are converted here
+and a wrong one is a 400 naming the parameter before any job exists. A string is accepted
+for a non-string parameter when it parses as that type (`--param rows=500`, placeholders).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .errors import BadRequest
+from .spec import PipelineSpec
+
+
+def coerce_parameters(spec: PipelineSpec, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the values given are returned: spec defaults are left to Vertex AI."""
+    coerced = {}
+    for name, value in values.items():
+        definition = spec.parameters.get(name)
+        if definition is None:
+            known = ", ".join(sorted(spec.parameters)) or "none"
+            raise BadRequest(
+                f"parameter_values.{name}: pipeline {spec.name!r} has no such parameter (it has: {known})",
+                field=f"parameter_values.{name}",
+            )
+        coerced[name] = _convert(name, definition.type, value)
+    missing = sorted(p.name for p in spec.parameters.values() if p.required and p.name not in coerced)
+    if missing:
+        raise BadRequest(
+            f"parameter_values.{missing[0]} is required by pipeline {spec.name!r} and has no default",
+            field=f"parameter_values.{missing[0]}",
+        )
+    return coerced
+
+
+def _convert(name: str, kind: str, value: Any) -> Any:
+    if isinstance(value, str) and kind != "STRING":
+        value = _from_text(name, kind, value)
+    try:
+        return _CONVERTERS[kind](value)
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(
+            f"parameter_values.{name} must be {_EXPECTED[kind]} ({kind}), got {value!r:.80}",
+            field=f"parameter_values.{name}",
+        ) from exc
+
+
+def _from_text(name: str, kind: str, text: str) -> Any:
+    try:
+        return json.loads(text.strip(), parse_constant=_reject)
+    except ValueError as exc:
+        raise BadRequest(
+            f"parameter_values.{name} must be {_EXPECTED[kind]} ({kind}), got the string {text!r:.80}",
+            field=f"parameter_values.{name}",
+        ) from exc
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError("not a number")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("not integral")
+    return int(value)
+
+
+def _double(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError("not a number")
+    return float(value)
+
+
+def _exactly(kind: type) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if not isinstance(value, kind):
+            raise TypeError(f"not {kind.__name__}")
+        return value
+
+    return check
+
+
+def _reject(token: str) -> Any:
+    raise ValueError(f"{token} is not a number")
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "NUMBER_INTEGER": _integer,
+    "NUMBER_DOUBLE": _double,
+    "BOOLEAN": _exactly(bool),
+    "STRING": _exactly(str),
+    "LIST": _exactly(list),
+    "STRUCT": _exactly(dict),
+}
+_EXPECTED = {
+    "NUMBER_INTEGER": "an integer",
+    "NUMBER_DOUBLE": "a number",
+    "BOOLEAN": "true or false",
+    "STRING": "a string",
+    "LIST": "a JSON array",
+    "STRUCT": "a JSON object",
+}

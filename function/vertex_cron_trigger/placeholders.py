@@ -1,0 +1,47 @@
+"""Placeholders for the run's logical time in string parameter values.
+
+    {{schedule_time}}            RFC 3339 UTC, e.g. 2024-05-01T02:00:00Z
+    {{schedule_time:%Y-%m-%d}}   strftime, in the body's time_zone when given (else UTC)
+    {{schedule}}                 the schedule's name
+
+Anything else between `{{` and `}}`, or an unclosed `{{`, is a 400: a typo in a
+placeholder would otherwise reach the pipeline as literal text.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from .errors import BadRequest
+from .timefmt import format_rfc3339
+
+_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+
+
+def render(value: str, *, schedule: str, logical_time: datetime, time_zone: str | None, field: str) -> str:
+    def substitute(match: re.Match[str]) -> str:
+        name, colon, fmt = match.group(1).strip().partition(":")
+        if name == "schedule" and not colon:
+            return schedule
+        if name == "schedule_time" and not colon:
+            return format_rfc3339(logical_time)
+        if name == "schedule_time" and fmt.strip():
+            return _local(logical_time, time_zone).strftime(fmt)
+        raise BadRequest(
+            f"{field}: unknown placeholder {match.group(0)!r}; use {{{{schedule_time}}}}, "
+            "{{schedule_time:%Y-%m-%d}} or {{schedule}}",
+            field=field,
+        )
+
+    if "{{" in _PLACEHOLDER.sub("", value):
+        raise BadRequest(f"{field}: unclosed '{{{{' in {value!r:.80}", field=field)
+    return _PLACEHOLDER.sub(substitute, value)
+
+
+def _local(moment: datetime, time_zone: str | None) -> datetime:
+    if not time_zone:
+        return moment.astimezone(timezone.utc)
+    from zoneinfo import ZoneInfo
+
+    return moment.astimezone(ZoneInfo(time_zone))

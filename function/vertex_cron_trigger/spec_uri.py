@@ -1,0 +1,50 @@
+"""`gs://BUCKET/OBJECT[#GENERATION]`: parsed strictly and confined to the spec bucket."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import BadRequest, Forbidden
+
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+_FIELD = "spec_uri"
+
+
+@dataclass(frozen=True)
+class SpecUri:
+    bucket: str
+    object: str
+    generation: int | None = None
+
+    def __str__(self) -> str:
+        pinned = f"#{self.generation}" if self.generation is not None else ""
+        return f"gs://{self.bucket}/{self.object}{pinned}"
+
+
+def parse_spec_uri(uri: str, *, allowed_bucket: str | None = None) -> SpecUri:
+    """400 for a malformed URI; 403 when it points outside `allowed_bucket`."""
+    if not uri.startswith("gs://"):
+        raise BadRequest(f"spec_uri must start with gs://, got {uri!r:.200}", field=_FIELD)
+    location, hash_sign, generation = uri[len("gs://"):].partition("#")
+    bucket, _, name = location.partition("/")
+    if not _BUCKET_RE.match(bucket):
+        raise BadRequest(f"spec_uri has an invalid bucket name {bucket!r:.100}", field=_FIELD)
+    segments = name.split("/")
+    if not name or any(segment in ("", ".", "..") for segment in segments):
+        # Empty and dot segments are how a path escapes the layout the deployer writes.
+        raise BadRequest(
+            f"spec_uri object path must be non-empty without empty, '.' or '..' segments, got {name!r:.200}",
+            field=_FIELD,
+        )
+    if any(ord(char) < 0x20 or char == "\x7f" for char in name):
+        raise BadRequest("spec_uri object path contains control characters", field=_FIELD)
+    if hash_sign and not generation.isdigit():
+        raise BadRequest(f"spec_uri generation after '#' must be digits, got {generation!r:.40}", field=_FIELD)
+    if allowed_bucket is not None and bucket != allowed_bucket:
+        raise Forbidden(
+            f"spec_uri bucket {bucket!r} is not the spec bucket {allowed_bucket!r}; "
+            "this function only reads specs the deployer uploaded",
+            field=_FIELD,
+        )
+    return SpecUri(bucket=bucket, object=name, generation=int(generation) if hash_sign else None)

@@ -1,0 +1,74 @@
+"""The body the deployer writes: every mistake is a 400 naming the field."""
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from vertex_cron_trigger.body import MAX_BODY_BYTES, parse_body
+from vertex_cron_trigger.errors import BadRequest
+
+MINIMAL = {"schedule": "nightly", "spec_uri": "gs://bucket/specs/p.json"}
+
+
+def parse(**fields):
+    return parse_body(json.dumps({**MINIMAL, **fields}).encode())
+
+
+def rejected_field(raw: bytes) -> BadRequest:
+    with pytest.raises(BadRequest) as caught:
+        parse_body(raw)
+    return caught.value
+
+
+def test_minimal_body_has_defaults():
+    body = parse()
+    assert (body.schedule, body.spec_uri, dict(body.parameter_values)) == ("nightly", "gs://bucket/specs/p.json", {})
+    assert body.max_concurrent_runs is None and body.enable_caching is None
+
+
+def test_all_fields_are_parsed_to_their_types():
+    body = parse(
+        parameter_values={"a": 1}, pipeline_root="gs://b/root", cron="0 2 * * *", time_zone="Europe/Paris",
+        max_concurrent_runs=2, start_time="2024-01-01T00:00:00Z", end_time="2024-02-01T00:00:00+01:00",
+        enable_caching=False,
+    )
+    assert body.start_time == datetime(2024, 1, 1, tzinfo=timezone.utc)
+    assert body.end_time == datetime(2024, 1, 31, 23, tzinfo=timezone.utc)
+    assert body.max_concurrent_runs == 2 and body.enable_caching is False and body.time_zone == "Europe/Paris"
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "words"),
+    [
+        ({"max_concurent_runs": 1}, "max_concurent_runs", "unknown field"),
+        ({"schedule": "Nightly"}, "schedule", "^[a-z]"),
+        ({"schedule": "x" * 51}, "schedule", "matching"),
+        ({"schedule": None}, "schedule", "required"),
+        ({"spec_uri": "s3://b/o"}, "spec_uri", "gs://"),
+        ({"parameter_values": [1]}, "parameter_values", "an array"),
+        ({"pipeline_root": "/tmp"}, "pipeline_root", "gs://"),
+        ({"time_zone": "Mars/Olympus"}, "time_zone", "IANA"),
+        ({"max_concurrent_runs": 0}, "max_concurrent_runs", ">= 1"),
+        ({"max_concurrent_runs": True}, "max_concurrent_runs", "integer"),
+        ({"start_time": "2024-01-01"}, "start_time", "RFC 3339"),
+        ({"start_time": "2024-02-01T00:00:00Z", "end_time": "2024-01-01T00:00:00Z"}, "end_time", "later"),
+        ({"enable_caching": "yes"}, "enable_caching", "true or false"),
+    ],
+)
+def test_bad_fields_are_named(fields, field, words):
+    error = rejected_field(json.dumps({**MINIMAL, **fields}).encode())
+    assert error.field == field and words in error.message and error.status == 400
+
+
+@pytest.mark.parametrize(
+    "raw", [b"not json", b"[1, 2]", b'"text"', b"\xff\xfe", b'{"schedule": NaN}', b"[" * 100_000]
+)
+def test_non_objects_are_rejected(raw):
+    assert rejected_field(raw).field == "body"
+
+
+def test_oversized_body_is_rejected_before_parsing():
+    raw = json.dumps({**MINIMAL, "parameter_values": {"x": "y" * MAX_BODY_BYTES}}).encode()
+    error = rejected_field(raw)
+    assert "limit" in error.message and error.field == "body"
