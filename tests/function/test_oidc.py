@@ -1,0 +1,144 @@
+"""Token checks with a key generated here; the certs fetcher is a counting function."""
+
+import base64
+import json
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from google.auth import crypt, jwt
+
+from vertex_cron_trigger.errors import Forbidden, Unauthenticated
+from vertex_cron_trigger.oidc import CertCache, TokenPolicy, bearer_token, verify_id_token
+
+AUDIENCE = "https://trigger.example.run.app"
+INVOKER = "scheduler@p.iam.gserviceaccount.com"
+POLICY = TokenPolicy(audiences=[AUDIENCE], allowed_emails={INVOKER}, accept_stripped_signature=False)
+
+
+def _key_and_cert():
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test")])
+    now = datetime.now(timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(1).not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    return pem_key, cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+PRIVATE_KEY, CERT = _key_and_cert()
+OTHER_KEY, _ = _key_and_cert()
+
+
+def claims(**overrides):
+    now = int(time.time())
+    return {"iss": "https://accounts.google.com", "aud": AUDIENCE, "email": INVOKER, "email_verified": True,
+            "iat": now, "exp": now + 3600, "sub": "1", **overrides}
+
+
+def mint(private_key=PRIVATE_KEY, kid="k1", **overrides):
+    return jwt.encode(crypt.RSASigner.from_string(private_key, kid), claims(**overrides)).decode()
+
+
+class Fetcher:
+    def __init__(self, max_age=3600.0):
+        self.calls, self.max_age = 0, max_age
+
+    def __call__(self):
+        self.calls += 1
+        return {"k1": CERT}, self.max_age
+
+
+def b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def verify(token, policy=POLICY, fetcher=None):
+    return verify_id_token(token, certs=CertCache(fetcher or Fetcher()), policy=policy)
+
+
+def test_a_good_token_yields_the_caller():
+    assert verify(mint()) == INVOKER
+
+
+def test_audience_ignores_scheme_and_trailing_slash():
+    assert verify(mint(aud="http://trigger.example.run.app/")) == INVOKER
+
+
+def test_certs_are_fetched_once_while_fresh_and_again_after_max_age():
+    clock = [0.0]
+    fetcher = Fetcher(max_age=100)
+    cache = CertCache(fetcher, clock=lambda: clock[0])
+    for _ in range(5):
+        verify_id_token(mint(), certs=cache, policy=POLICY)
+    assert fetcher.calls == 1
+    clock[0] = 101.0
+    verify_id_token(mint(), certs=cache, policy=POLICY)
+    assert fetcher.calls == 2
+
+
+def test_unknown_kid_refetches_at_most_once_per_interval():
+    clock = [1000.0]
+    fetcher = Fetcher()
+    cache = CertCache(fetcher, clock=lambda: clock[0])
+    for _ in range(3):
+        with pytest.raises(Unauthenticated):
+            verify_id_token(mint(kid="rotated"), certs=cache, policy=POLICY)
+    assert fetcher.calls == 1
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        mint(private_key=OTHER_KEY),  # forged: right kid, wrong key
+        mint(iss="https://evil.example"),
+        mint(aud="https://other.example"),
+        mint(exp=int(time.time()) - 3600, iat=int(time.time()) - 7200),
+        mint(iat=int(time.time()) + 3600, exp=int(time.time()) + 7200),
+        mint(email_verified=False),
+        "not-a-jwt",
+    ],
+)
+def test_invalid_tokens_are_unauthenticated(token):
+    with pytest.raises(Unauthenticated):
+        verify(token)
+
+
+def test_alg_none_and_hs256_are_refused_before_any_key_lookup():
+    fetcher = Fetcher()
+    for alg in ("none", "HS256"):
+        token = f"{b64({'alg': alg, 'kid': 'k1'})}.{b64(claims())}.c2ln"
+        with pytest.raises(Unauthenticated, match="RS256"):
+            verify(token, fetcher=fetcher)
+    assert fetcher.calls == 0
+
+
+def test_another_identity_is_forbidden():
+    with pytest.raises(Forbidden):
+        verify(mint(email="intruder@p.iam.gserviceaccount.com"))
+
+
+def test_stripped_signature_only_on_cloud_run_and_still_claim_checked():
+    header, payload, _ = mint().split(".")
+    stripped = f"{header}.{payload}.SIGNATURE_REMOVED_BY_GOOGLE"
+    with pytest.raises(Unauthenticated, match="K_SERVICE"):
+        verify(stripped)
+    on_run = TokenPolicy(audiences=[AUDIENCE], allowed_emails={INVOKER}, accept_stripped_signature=True)
+    assert verify(stripped, policy=on_run) == INVOKER
+    header, payload, _ = mint(aud="https://other.example").split(".")
+    with pytest.raises(Unauthenticated):
+        verify(f"{header}.{payload}.SIGNATURE_REMOVED_BY_GOOGLE", policy=on_run)
+
+
+@pytest.mark.parametrize("value", [None, "", "Basic abc", "Bearer "])
+def test_missing_bearer_is_unauthenticated(value):
+    with pytest.raises(Unauthenticated):
+        bearer_token(value)

@@ -1,0 +1,53 @@
+from pathlib import Path
+
+import pytest
+
+from vertex_cron_trigger.errors import BadRequest
+from vertex_cron_trigger.parameters import coerce_parameters
+from vertex_cron_trigger.spec import parse_spec
+
+SPEC = parse_spec((Path(__file__).resolve().parents[2] / "examples" / "pipeline.yaml").read_bytes(), source="p")
+STRUCTURED = parse_spec(
+    b'{"pipelineInfo": {"name": "s"}, "root": {"inputDefinitions": {"parameters": {'
+    b'"items": {"parameterType": "LIST", "isOptional": true},'
+    b'"config": {"parameterType": "STRUCT", "isOptional": true}}}}}',
+    source="s",
+)
+
+
+def test_values_get_the_spec_types_and_defaults_are_not_resent():
+    values = coerce_parameters(SPEC, {"run_date": "2024-05-01", "sample_rows": 500.0, "learning_rate": 1})
+    assert values == {"run_date": "2024-05-01", "sample_rows": 500, "learning_rate": 1.0}
+    assert type(values["sample_rows"]) is int and type(values["learning_rate"]) is float
+
+
+def test_strings_are_accepted_when_they_parse_as_the_type():
+    values = coerce_parameters(SPEC, {"run_date": "d", "sample_rows": "42", "dry_run": "true", "learning_rate": "0.5"})
+    assert values == {"run_date": "d", "sample_rows": 42, "dry_run": True, "learning_rate": 0.5}
+    assert coerce_parameters(STRUCTURED, {"items": "[1, 2]", "config": {"k": "v"}}) == {
+        "items": [1, 2], "config": {"k": "v"}
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "name", "words"),
+    [
+        ({"run_date": "d", "sample_rows": 1.5}, "sample_rows", "an integer"),
+        ({"run_date": "d", "sample_rows": True}, "sample_rows", "an integer"),
+        ({"run_date": "d", "dry_run": 1}, "dry_run", "true or false"),
+        ({"run_date": "d", "dry_run": "maybe"}, "dry_run", "true or false"),
+        ({"run_date": 20240501}, "run_date", "a string"),
+        ({"run_date": "d", "learning_rate": "NaN"}, "learning_rate", "a number"),
+        ({"run_date": "d", "epochs": 3}, "epochs", "no such parameter"),
+        ({}, "run_date", "required"),
+    ],
+)
+def test_wrong_values_name_the_parameter(values, name, words):
+    with pytest.raises(BadRequest) as caught:
+        coerce_parameters(SPEC, values)
+    assert caught.value.field == f"parameter_values.{name}" and words in caught.value.message
+
+
+def test_structured_types_are_checked():
+    with pytest.raises(BadRequest, match="a JSON array"):
+        coerce_parameters(STRUCTURED, {"items": {"not": "a list"}})

@@ -1,0 +1,30 @@
+from datetime import datetime, timezone
+
+import pytest
+
+from vertex_cron_trigger.errors import BadRequest
+from vertex_cron_trigger.placeholders import render
+
+WHEN = datetime(2024, 5, 1, 23, 30, tzinfo=timezone.utc)
+
+
+def fill(value, time_zone=None):
+    return render(value, schedule="nightly", logical_time=WHEN, time_zone=time_zone, field="parameter_values.p")
+
+
+def test_placeholders_render():
+    assert fill("{{schedule_time}}") == "2024-05-01T23:30:00Z"
+    assert fill("run of {{ schedule }} at {{schedule_time:%Y-%m-%d}}") == "run of nightly at 2024-05-01"
+    assert fill("plain text {not one}") == "plain text {not one}"
+
+
+def test_formatted_time_uses_the_schedule_time_zone():
+    assert fill("{{schedule_time:%Y-%m-%d %H:%M}}", time_zone="Asia/Tokyo") == "2024-05-02 08:30"
+    assert fill("{{schedule_time}}", time_zone="Asia/Tokyo") == "2024-05-01T23:30:00Z"
+
+
+@pytest.mark.parametrize("value", ["{{schedule_date}}", "{{schedule_time:}}", "{{schedule_time", "a {{ b", "{{}}"])
+def test_malformed_placeholders_are_rejected(value):
+    with pytest.raises(BadRequest) as caught:
+        fill(value)
+    assert caught.value.field == "parameter_values.p"
