@@ -1,0 +1,116 @@
+"""The grants in infra/ are exactly what vertex_cron.permissions says each identity needs."""
+
+from __future__ import annotations
+
+import pytest
+
+from vertex_cron.permissions import PIPELINE_ROOT_PREFIX, REQUIRED, SPEC_PREFIX, Scope, names
+
+_ACT_AS = "iam.serviceAccounts.actAs"
+# Permissions that let a holder act as, or mint credentials for, a service account.
+_IMPERSONATION = {
+    _ACT_AS, "iam.serviceAccounts.getAccessToken", "iam.serviceAccounts.getOpenIdToken",
+    "iam.serviceAccounts.implicitDelegation", "iam.serviceAccounts.signBlob",
+    "iam.serviceAccounts.signJwt",
+}
+_SA_SCOPES = {Scope.FUNCTION_SA, Scope.SCHEDULER_SA, Scope.WORKLOAD_SA, Scope.BUILD_SA}
+
+
+def granted(module, identity: str) -> dict[Scope, frozenset[str]]:
+    roles = module.custom_roles()
+    by_scope: dict[Scope, frozenset[str]] = {}
+    for grant in module.grants():
+        if grant.identity == identity and grant.role in roles:
+            by_scope[grant.scope] = by_scope.get(grant.scope, frozenset()) | roles[grant.role]
+    return by_scope
+
+
+@pytest.mark.parametrize("identity", sorted(REQUIRED))
+def test_identity_gets_exactly_the_permissions_the_code_lists(module, identity):
+    required = {p.scope: names(identity, p.scope) for p in REQUIRED[identity]}
+    assert granted(module, identity) == required
+
+
+def test_only_known_identities_are_granted_anything(module):
+    assert {grant.identity for grant in module.grants()} <= set(REQUIRED)
+
+
+def test_every_custom_role_is_used(module):
+    used = {grant.role for grant in module.grants()}
+    assert set(module.custom_roles()) <= used
+
+
+def test_no_predefined_role_is_granted_except_the_validated_workload_extras(module):
+    roles = module.custom_roles()
+    others = [g for g in module.grants() if g.role not in roles]
+    assert [(g.address, g.identity, g.role) for g in others] == [
+        ("google_project_iam_member.workload_extra", "workload", "${each.value}")
+    ]
+    assert module.resources("google_project_iam_member")["workload_extra"]["for_each"] == (
+        "${toset(var.workload_extra_roles)}"
+    )
+
+
+def test_workload_extra_roles_refuse_basic_roles_and_impersonation(module):
+    (validation,) = module.named("variable")["workload_extra_roles"]["validation"]
+    for role in ("roles/owner", "roles/editor", "roles/viewer",
+                 "roles/iam.serviceAccountUser", "roles/iam.serviceAccountTokenCreator"):
+        assert f'"{role}"' in validation["condition"]
+
+
+def test_no_identity_can_impersonate_project_wide(module):
+    roles = module.custom_roles()
+    for grant in module.grants():
+        if grant.scope not in _SA_SCOPES and grant.role in roles:
+            assert not roles[grant.role] & _IMPERSONATION, grant.address
+
+
+def test_function_acts_as_the_workload_sa_only(module):
+    roles = module.custom_roles()
+    scopes = {g.scope for g in module.grants()
+              if g.identity == "function" and _ACT_AS in roles.get(g.role, ())}
+    assert scopes == {Scope.WORKLOAD_SA}
+
+
+def test_deployer_acts_as_only_the_identities_it_deploys_with(module):
+    roles = module.custom_roles()
+    scopes = {g.scope for g in module.grants()
+              if g.identity == "deployer" and _ACT_AS in roles.get(g.role, ())}
+    assert scopes == {Scope.FUNCTION_SA, Scope.SCHEDULER_SA, Scope.BUILD_SA}
+
+
+def test_scheduler_sa_is_granted_nothing_by_terraform(module):
+    assert not [g.address for g in module.grants() if g.identity == "scheduler"]
+
+
+def test_bucket_grants_are_confined_to_their_prefix(module):
+    prefixes = {Scope.SPEC_PREFIX: "${local.spec_prefix}",
+                Scope.PIPELINE_ROOT: "${local.pipeline_root_prefix}"}
+    for grant in module.grants():
+        if grant.address.startswith("google_storage_bucket_iam_member."):
+            assert grant.scope in prefixes, grant.address
+            expected = f'resource.name.startsWith("${{local.artifact_objects}}{prefixes[grant.scope]}")'
+            assert grant.condition.startswith(expected), grant.address
+
+
+def test_pipeline_root_listing_is_confined_to_the_pipeline_root(module):
+    (grant,) = [g for g in module.grants() if g.scope is Scope.PIPELINE_ROOT]
+    assert ('api.getAttribute("storage.googleapis.com/objectListPrefix", "")'
+            '.startsWith("${local.pipeline_root_prefix}")') in grant.condition
+
+
+def test_terraform_prefixes_are_the_ones_the_code_uses(module):
+    local = module.named("locals")
+    assert local["spec_prefix"] == SPEC_PREFIX
+    assert local["pipeline_root_prefix"] == PIPELINE_ROOT_PREFIX
+    assert local["artifact_objects"] == "projects/_/buckets/${google_storage_bucket.artifacts.name}/objects/"
+
+
+def test_build_reads_only_cloud_functions_source_bucket(module):
+    (grant,) = [g for g in module.grants() if g.scope is Scope.FUNCTION_SOURCES]
+    assert grant.condition == (
+        'resource.name.startsWith("projects/_/buckets/${local.function_sources_bucket}/objects/")'
+    )
+    assert module.named("locals")["function_sources_bucket"] == (
+        "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
+    )
