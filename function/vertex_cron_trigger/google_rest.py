@@ -155,7 +155,7 @@ class GoogleRest:
         try:
             return self._session(api).request(method, url, **kwargs)
         except (requests.Timeout, requests.ConnectionError) as exc:
-            raise UpstreamUnavailable(f"{method} {url.split('?')[0]}: {type(exc).__name__}: {exc}") from exc
+            raise UpstreamUnavailable(f"{method} {url.split('?')[0]} failed ({type(exc).__name__}); retry later") from exc
         except auth_exceptions.RefreshError as exc:
             raise UpstreamUnavailable(f"could not refresh the function's credentials: {exc}") from exc
         except auth_exceptions.TransportError as exc:
