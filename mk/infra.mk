@@ -1,5 +1,6 @@
 # Static checks of infra/ (included from the Makefile).
 # checkov pins an old `packaging`, so it lives in its own virtualenv, never in $(VENV).
+PYTHON        ?= python3
 CHECKOV_VENV  ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-stamp
 
