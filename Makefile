@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: test demo bench install clean
 
+include mk/infra.mk
+
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
