@@ -19,7 +19,9 @@ from .timefmt import format_rfc3339
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 
 
-def render(value: str, *, schedule: str, logical_time: datetime, time_zone: str | None, field: str) -> str:
+def render(
+    value: str, *, schedule: str, logical_time: datetime, time_zone: str | None, field: str = "parameter_values"
+) -> str:
     def substitute(match: re.Match[str]) -> str:
         name, colon, fmt = match.group(1).strip().partition(":")
         if name == "schedule" and not colon:
