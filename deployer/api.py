@@ -1,0 +1,155 @@
+"""The Python API: everything the CLI does, usable on its own.
+
+    from vertex_cron import api, config
+    settings = config.resolve({}, os.environ, config.load_file_values(None, cwd=Path.cwd()))
+    plan = api.deploy(settings, ScheduleInput("nightly", Path("pipeline.json"), "0 3 * * *"))
+
+Mutating functions take ``dry_run``: the plan is computed from read-only calls and returned
+without applying it. ``cloud`` defaults to a GoogleCloud for the settings (built lazily);
+tests pass one with tight polling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+from . import desired as desired_state
+from . import function_source, planner, validation
+from .config import Settings
+from .errors import NotFound
+from .executor import delete as delete_one
+from .executor import execute
+from .gcp import GoogleCloud
+from .models import PipelineRun, Plan, ScheduleInput, ScheduleStatus
+from .observe import observe
+from .progress import Progress
+
+DEFAULT_HISTORY = 10
+
+
+def deploy(
+    settings: Settings,
+    schedule: ScheduleInput,
+    *,
+    dry_run: bool = False,
+    cloud: GoogleCloud | None = None,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+) -> Plan:
+    """Create or update one schedule (and the shared function it calls)."""
+    return apply(settings, [schedule], dry_run=dry_run, cloud=cloud, progress=progress, now=now)
+
+
+def apply(
+    settings: Settings,
+    schedules: Sequence[ScheduleInput],
+    *,
+    prune: bool = False,
+    dry_run: bool = False,
+    cloud: GoogleCloud | None = None,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+) -> Plan:
+    """Converge the cloud on `schedules`; with `prune`, delete managed schedules not listed."""
+    wanted = desired_state.build(settings, schedules, source=function_source.build(), prune=prune)
+    cloud = cloud or GoogleCloud(settings)
+    observed = observe(cloud, wanted)
+    plan = planner.plan(wanted, observed, now=now or datetime.now(timezone.utc))
+    if not dry_run:
+        execute(plan, wanted, observed, cloud, progress or Progress())
+    return plan
+
+
+def list_schedules(settings: Settings, *, cloud: GoogleCloud | None = None) -> list[ScheduleStatus]:
+    settings.require("project", "region")
+    jobs = (cloud or GoogleCloud(settings)).managed_jobs()
+    return sorted(
+        (ScheduleStatus(desired_state.schedule_of(name), job) for name, job in jobs.items()),
+        key=lambda status: status.name,
+    )
+
+
+def describe(settings: Settings, name: str, *, cloud: GoogleCloud | None = None) -> ScheduleStatus:
+    job = (cloud or GoogleCloud(settings)).get_job(_job_name(settings, name))
+    if job is None:
+        raise _no_such_schedule(settings, name)
+    return ScheduleStatus(name, job)
+
+
+def pause(settings: Settings, name: str, *, cloud: GoogleCloud | None = None) -> ScheduleStatus:
+    return _job_action(settings, name, "pause_job", cloud)
+
+
+def resume(settings: Settings, name: str, *, cloud: GoogleCloud | None = None) -> ScheduleStatus:
+    return _job_action(settings, name, "resume_job", cloud)
+
+
+def run(settings: Settings, name: str, *, cloud: GoogleCloud | None = None) -> ScheduleStatus:
+    """Fire now. Scheduler sends the execution time, with milliseconds, as the logical time,
+    so a forced run gets its own PipelineJob id and is never deduplicated against a firing."""
+    return _job_action(settings, name, "run_job", cloud)
+
+
+def delete(
+    settings: Settings,
+    names: Sequence[str],
+    *,
+    purge: bool = False,
+    dry_run: bool = False,
+    cloud: GoogleCloud | None = None,
+    progress: Progress | None = None,
+) -> Plan:
+    """Delete schedules; the shared function goes with the last schedule that calls it."""
+    settings.require("project", "region", *(["bucket"] if purge else []))
+    jobs = [_job_name(settings, name) for name in names]
+    cloud = cloud or GoogleCloud(settings)
+    managed = cloud.managed_jobs()
+    missing = next((name for name, job in zip(names, jobs) if job not in managed), None)
+    if missing:
+        raise _no_such_schedule(settings, missing)
+    function = cloud.get_function(
+        desired_state.function_name(settings.project, settings.region, settings.function_name)
+    )
+    plan = planner.plan_delete(
+        jobs,
+        managed,
+        function=function,
+        spec_objects=cloud.spec_objects(settings.bucket) if purge else (),
+        purge=purge,
+    )
+    if not dry_run:
+        progress = progress or Progress()
+        for change in plan.changes:
+            delete_one(change, cloud, settings.bucket, progress)
+        progress.finish()
+    return plan
+
+
+def history(
+    settings: Settings, name: str, *, limit: int = DEFAULT_HISTORY, cloud: GoogleCloud | None = None
+) -> list[PipelineRun]:
+    """The schedule's most recent PipelineJobs, newest first."""
+    settings.require("project", "region")
+    validation.check_schedule_name(name)
+    return (cloud or GoogleCloud(settings)).pipeline_runs(name, limit=limit)
+
+
+def _job_action(settings: Settings, name: str, action: str, cloud: GoogleCloud | None) -> ScheduleStatus:
+    job_name = _job_name(settings, name)
+    try:
+        return ScheduleStatus(name, getattr(cloud or GoogleCloud(settings), action)(job_name))
+    except NotFound as exc:
+        raise _no_such_schedule(settings, name) from exc
+
+
+def _job_name(settings: Settings, name: str) -> str:
+    settings.require("project", "region")
+    return desired_state.job_name(settings.project, settings.region, validation.check_schedule_name(name))
+
+
+def _no_such_schedule(settings: Settings, name: str) -> NotFound:
+    return NotFound(
+        f"no schedule named {name!r} in {settings.project}/{settings.region}",
+        details="`vertex-cron list` shows the schedules vertex-cron manages there",
+    )

@@ -1,0 +1,240 @@
+"""`vertex-cron`: thin click commands. Each parses, calls api.py, renders with render.py.
+
+Exit codes: 0 ok, 1 failed, 2 usage. Errors print the one-line reason first, details after,
+never a traceback (set VERTEX_CRON_DEBUG=1 to see one for an unexpected error).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__, api, config, render, schedules_file
+from .errors import VertexCronError
+from .models import ScheduleInput
+from .progress import ConsoleProgress
+
+_SETTING_FLAGS = (
+    ("--project", "Google Cloud project ID."),
+    ("--region", "Region of the function, the Scheduler jobs and the pipeline runs."),
+    ("--bucket", "Bucket the pipeline specs are uploaded to."),
+    ("--workload-sa", "Service account pipeline runs get."),
+    ("--function-sa", "Service account the trigger function runs as."),
+    ("--scheduler-sa", "Service account Cloud Scheduler calls the function as (its only invoker)."),
+    ("--build-sa", "Service account the function's Cloud Build runs as [default: the project's]."),
+    ("--function-name", f"Name of the shared function [default: {config.DEFAULT_FUNCTION_NAME}]."),
+    ("--impersonate-service-account", "Act as this service account (Application Default Credentials must be allowed to)."),
+)
+
+
+class _Cli(click.Group):
+    """Turns every failure into `error: <reason>` + details and an exit code."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.Abort:
+            _fail("aborted", "", 1)
+        except click.ClickException as exc:
+            hint = f"Try '{exc.ctx.command_path} --help'." if getattr(exc, "ctx", None) else ""
+            _fail(exc.format_message(), hint, exc.exit_code)
+        except VertexCronError as exc:
+            _fail(exc.reason, exc.details, exc.exit_code)
+        except Exception as exc:  # a bug: still no traceback unless asked for
+            if os.environ.get("VERTEX_CRON_DEBUG"):
+                traceback.print_exc()
+            _fail(f"internal error: {type(exc).__name__}: {exc}", "set VERTEX_CRON_DEBUG=1 for a traceback", 1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(reason: str, details: str, code: int) -> None:
+    click.echo(f"error: {reason}", err=True)
+    if details:
+        click.echo(details, err=True)
+    sys.exit(code)
+
+
+@dataclass(frozen=True)
+class _SettingSources:
+    """The common flags as given; resolved once a command knows its files' defaults."""
+
+    flags: dict[str, Any]
+    config_path: Path | None
+
+    def resolve(self, file_defaults: Mapping[str, Any] | None = None) -> config.Settings:
+        """flags > environment > schedules-file `defaults` > vertex-cron.toml"""
+        file_values = config.load_file_values(self.config_path, cwd=Path.cwd())
+        file_values.update(file_defaults or {})
+        return config.resolve(self.flags, os.environ, file_values)
+
+
+_FLAG_NAMES = [flag[2:].replace("-", "_") for flag, _ in _SETTING_FLAGS]
+_FLAG_NAMES += ["max_instances", "allow_default_service_account"]
+
+
+def _setting_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Adds the common flags; the command receives them as `sources` (and `fmt`)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        flags = {name: kwargs.pop(name) for name in _FLAG_NAMES}
+        kwargs["sources"] = _SettingSources(flags, kwargs.pop("config_path"))
+        return command(*args, **kwargs)
+
+    options = [click.option(flag, default=None, help=help_text) for flag, help_text in _SETTING_FLAGS]
+    options += [
+        click.option("--max-instances", type=int, default=None,
+                     help=f"Upper bound on function instances [default: {config.DEFAULT_MAX_INSTANCES}]."),
+        click.option("--allow-default-service-account", is_flag=True, default=None,
+                     help="Accept a Compute Engine / App Engine default service account as an identity."),
+        click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help=f"Settings file [default: ./{config.PROJECT_FILE} if present]."),
+        click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                     help="Output format."),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+_dry_run = click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+
+
+def _progress() -> ConsoleProgress:
+    stream = click.get_text_stream("stderr")
+    return ConsoleProgress(stream, live=stream.isatty())
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vertex-cron")
+def cli() -> None:
+    """Put compiled Kubeflow pipelines on a cron schedule on Vertex AI."""
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--spec", "spec_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Compiled KFP pipeline (JSON or YAML).")
+@click.option("--cron", required=True, help="Unix-cron expression, e.g. '0 3 * * *'.")
+@click.option("--time-zone", default="UTC", show_default=True, help="IANA time zone of the cron expression.")
+@click.option("--param", "params", multiple=True, metavar="K=V", help="Pipeline parameter (repeatable).")
+@click.option("--pipeline-root", default=None, help="gs:// root for run artifacts [default: the spec's].")
+@click.option("--max-concurrent-runs", type=int, default=None, help="Skip a firing while this many runs are active.")
+@click.option("--start-time", default=None, help="RFC3339 time before which firings are skipped.")
+@click.option("--end-time", default=None, help="RFC3339 time after which firings are skipped.")
+@click.option("--enable-caching/--disable-caching", default=None, help="Override the pipeline's caching.")
+@_dry_run
+@_setting_options
+def deploy(sources: _SettingSources, fmt: str, dry_run: bool, name: str, params: tuple[str, ...], **schedule: Any) -> None:
+    """Create or update schedule NAME (uploads the spec, deploys the function when needed)."""
+    wanted = ScheduleInput(name=name, parameters=_parse_params(params), **schedule)
+    plan = api.deploy(sources.resolve(), wanted, dry_run=dry_run, progress=_progress())
+    click.echo(render.plan(plan, fmt, applied=not dry_run))
+
+
+@cli.command("apply")
+@click.option("-f", "--file", "path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Schedules file (YAML).")
+@click.option("--prune", is_flag=True, help="Delete managed schedules that are not in the file.")
+@_dry_run
+@_setting_options
+def apply_command(sources: _SettingSources, fmt: str, path: Path, prune: bool, dry_run: bool) -> None:
+    """Converge on every schedule in a file.
+
+    \b
+    defaults:                  # optional: settings and schedule defaults
+      project: my-project
+      region: europe-west1
+      time_zone: Europe/Paris
+    schedules:
+      - name: nightly-training
+        spec: pipeline.json    # relative to the file
+        cron: "0 3 * * *"
+        parameters: {run_date: "{{schedule_time:%Y-%m-%d}}"}
+    """
+    loaded = schedules_file.load(path)
+    plan = api.apply(sources.resolve(loaded.settings), loaded.schedules, prune=prune, dry_run=dry_run,
+                     progress=_progress())
+    click.echo(render.plan(plan, fmt, applied=not dry_run))
+
+
+@cli.command("list")
+@_setting_options
+def list_command(sources: _SettingSources, fmt: str) -> None:
+    """Managed schedules: cron, time zone, state, next run, last attempt."""
+    click.echo(render.schedules(api.list_schedules(sources.resolve()), fmt))
+
+
+@cli.command()
+@click.argument("name")
+@_setting_options
+def describe(sources: _SettingSources, fmt: str, name: str) -> None:
+    """Everything about schedule NAME, including the body Scheduler sends."""
+    click.echo(render.schedule(api.describe(sources.resolve(), name), fmt))
+
+
+def _job_command(action: Callable[..., Any], summary: str) -> click.Command:
+    @click.argument("name")
+    @_setting_options
+    def command(sources: _SettingSources, fmt: str, name: str) -> None:
+        click.echo(render.schedule(action(sources.resolve(), name), fmt))
+
+    command.__doc__ = summary
+    return click.command(action.__name__)(command)
+
+
+cli.add_command(_job_command(api.pause, "Pause schedule NAME (no firings until resumed)."))
+cli.add_command(_job_command(api.resume, "Resume schedule NAME."))
+cli.add_command(_job_command(
+    api.run, "Fire schedule NAME now (a forced run gets its own PipelineJob; firings are unaffected)."
+))
+
+
+@cli.command()
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.option("--purge", is_flag=True, help="Also delete spec objects no remaining schedule references.")
+@_dry_run
+@_setting_options
+def delete(sources: _SettingSources, fmt: str, names: tuple[str, ...], purge: bool, dry_run: bool) -> None:
+    """Delete schedules; the shared function goes with the last schedule that uses it."""
+    plan = api.delete(sources.resolve(), names, purge=purge, dry_run=dry_run, progress=_progress())
+    click.echo(render.plan(plan, fmt, applied=not dry_run))
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--limit", type=click.IntRange(1, 100), default=api.DEFAULT_HISTORY, show_default=True)
+@_setting_options
+def history(sources: _SettingSources, fmt: str, name: str, limit: int) -> None:
+    """Recent pipeline runs of schedule NAME, newest first, with console links."""
+    click.echo(render.runs(api.history(sources.resolve(), name, limit=limit), fmt))
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected K=V, got {pair!r}", param_hint="--param")
+        values[key.strip()] = value
+    return values
+
+
+def _register_local() -> None:
+    from .local.commands import local
+
+    cli.add_command(local)
+
+
+_register_local()
+main = cli

@@ -1,0 +1,141 @@
+"""Settings resolution: flags > environment > project file (`vertex-cron.toml`) or the
+`defaults` of a schedules file. Nothing here talks to Google; identities are checked in
+validation.py once resolved.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+PROJECT_FILE = "vertex-cron.toml"
+DEFAULT_FUNCTION_NAME = "vertex-cron-trigger"
+DEFAULT_MAX_INSTANCES = 10
+EMULATOR_HOST_ENV = "VERTEX_CRON_EMULATOR_HOST"
+STORAGE_EMULATOR_HOST_ENV = "STORAGE_EMULATOR_HOST"
+
+# setting -> environment variables, first set wins. The flag is always `--<name with dashes>`.
+ENVIRONMENT: dict[str, tuple[str, ...]] = {
+    "project": ("VERTEX_CRON_PROJECT", "GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT"),
+    "region": ("VERTEX_CRON_REGION",),
+    "bucket": ("VERTEX_CRON_BUCKET",),
+    "workload_sa": ("VERTEX_CRON_WORKLOAD_SA",),
+    "function_sa": ("VERTEX_CRON_FUNCTION_SA",),
+    "scheduler_sa": ("VERTEX_CRON_SCHEDULER_SA",),
+    "build_sa": ("VERTEX_CRON_BUILD_SA",),
+    "function_name": ("VERTEX_CRON_FUNCTION_NAME",),
+    "max_instances": ("VERTEX_CRON_MAX_INSTANCES",),
+    "impersonate_service_account": ("VERTEX_CRON_IMPERSONATE_SERVICE_ACCOUNT",),
+    "allow_default_service_account": ("VERTEX_CRON_ALLOW_DEFAULT_SERVICE_ACCOUNT",),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where and as whom vertex-cron deploys. ``None`` means "not configured"."""
+
+    project: str | None = None
+    region: str | None = None
+    bucket: str | None = None
+    workload_sa: str | None = None
+    function_sa: str | None = None
+    scheduler_sa: str | None = None
+    build_sa: str | None = None  # runs the function's Cloud Build; None: the project's default
+    function_name: str = DEFAULT_FUNCTION_NAME
+    max_instances: int = DEFAULT_MAX_INSTANCES
+    impersonate_service_account: str | None = None
+    allow_default_service_account: bool = False
+    # Not user settings: taken from the environment only (ARCHITECTURE "Local emulation").
+    emulator_host: str | None = None
+    storage_emulator_host: str | None = None
+
+    def require(self, *names: str) -> None:
+        """Raise ConfigError naming the first missing setting and where it may come from."""
+        for name in names:
+            if getattr(self, name) in (None, ""):
+                sources = " / ".join(ENVIRONMENT[name])
+                raise ConfigError(
+                    f"missing {name.replace('_', ' ')}: pass --{name.replace('_', '-')}",
+                    details=f"or set {sources}, or `{name}` in {PROJECT_FILE}",
+                )
+
+
+def resolve(
+    flags: Mapping[str, Any],
+    env: Mapping[str, str],
+    file_values: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge the three sources; flags whose value is None count as not given."""
+    values: dict[str, Any] = {}
+    for name, variables in ENVIRONMENT.items():
+        value = flags.get(name)
+        if value is None:
+            value = next((env[v] for v in variables if env.get(v)), None)
+        if value is None and file_values:
+            value = file_values.get(name)
+        if value is not None:
+            values[name] = _convert(name, value)
+    values["emulator_host"] = env.get(EMULATOR_HOST_ENV) or None
+    values["storage_emulator_host"] = env.get(STORAGE_EMULATOR_HOST_ENV) or None
+    return Settings(**values)
+
+
+def load_file_values(path: Path | None, *, cwd: Path) -> dict[str, Any]:
+    """Read `vertex-cron.toml` (an explicit path must exist; the default one may not)."""
+    if path is None:
+        path = cwd / PROJECT_FILE
+        if not path.is_file():
+            return {}
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML", details=str(exc)) from exc
+    return check_file_values(data, source=str(path))
+
+
+def check_file_values(data: Mapping[str, Any], *, source: str) -> dict[str, Any]:
+    """Normalise `kebab-case` keys and reject unknown ones (a typo must not be ignored)."""
+    known = set(ENVIRONMENT)
+    values = {str(key).replace("-", "_"): value for key, value in data.items()}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown setting {unknown[0]!r}",
+            details="known settings: " + ", ".join(sorted(known)),
+        )
+    return values
+
+
+_TYPES = {f.name: f.type for f in fields(Settings)}
+
+
+def _convert(name: str, value: Any) -> Any:
+    kind = _TYPES[name]
+    if kind == "int":
+        try:
+            number = int(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{name.replace('_', ' ')} must be an integer, got {value!r}") from exc
+        if number < 1:
+            raise ConfigError(f"{name.replace('_', ' ')} must be at least 1, got {number}")
+        return number
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{name.replace('_', ' ')} must be true or false, got {value!r}")
+    if not isinstance(value, str):
+        raise ConfigError(f"{name.replace('_', ' ')} must be a string, got {value!r}")
+    return value.strip()

@@ -1,0 +1,62 @@
+"""The deployer's exceptions. Every failure a user can see is one of these.
+
+    VertexCronError                  base; ``str(err)`` is the one-line reason, ``.details`` the rest
+    ├── UsageError                   exit 2: the request is wrong; found before any cloud call
+    │   ├── ConfigError              a setting is missing or malformed (project, region, SAs, files)
+    │   └── ValidationError          a schedule is invalid (name, cron, time zone, spec, parameters, sizes)
+    └── DeployError                  exit 1: Google Cloud refused or failed; raised by gcp.py only
+        ├── NotFound                 the named resource does not exist
+        ├── PermissionDenied         the caller's identity lacks a permission (401/403)
+        ├── Unavailable              a transient failure (429, 5xx, timeouts): re-running is safe
+        └── OperationFailed          a long-running operation (function build) finished with an error
+
+Google client exceptions never leave gcp.py: they are translated there with ``raise ... from exc``
+so the CLI can print a reason without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class VertexCronError(Exception):
+    """Base class. ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 1
+
+    def __init__(self, reason: str, *, details: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.details = details
+
+
+class UsageError(VertexCronError):
+    """The request itself is wrong; nothing was changed."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A setting is missing or malformed."""
+
+
+class ValidationError(UsageError):
+    """A schedule definition is invalid."""
+
+
+class DeployError(VertexCronError):
+    """Google Cloud refused or failed a call."""
+
+
+class NotFound(DeployError):
+    """The named resource does not exist."""
+
+
+class PermissionDenied(DeployError):
+    """The caller's identity lacks a permission."""
+
+
+class Unavailable(DeployError):
+    """A transient failure; re-running the command is safe (every step is idempotent)."""
+
+
+class OperationFailed(DeployError):
+    """A long-running operation finished with an error."""

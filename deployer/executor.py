@@ -1,0 +1,77 @@
+"""Applies a Plan through the seam, in dependency order: specs, function, invoker, jobs.
+
+Only changes that are not `unchanged` cause calls, so an unchanged plan makes no mutating
+call. Values the plan could not know (a new spec generation, a new function's URL) are
+taken from the steps that produce them. Every step is idempotent, so after a failure half
+way a re-run converges.
+"""
+
+from __future__ import annotations
+
+from .desired import job_fields
+from .errors import DeployError
+from .gcp import GoogleCloud
+from .models import Action, Change, Desired, Kind, Observed, ObservedFunction, Plan
+from .planner import needs_build, update_mask
+from .progress import Progress
+
+
+def execute(plan: Plan, desired: Desired, observed: Observed, cloud: GoogleCloud, progress: Progress) -> None:
+    generations = dict(observed.spec_generations)
+    function = observed.function
+    specs = {spec.object_name: spec for spec in desired.specs}
+    jobs = {job.name: job for job in desired.jobs}
+    for change in plan.mutations:
+        if change.action is Action.DELETE:
+            delete(change, cloud, desired.bucket, progress)
+        elif change.kind is Kind.SPEC:
+            progress.step(f"uploading gs://{desired.bucket}/{change.name}")
+            generations[change.name] = cloud.upload_spec(desired.bucket, specs[change.name])
+        elif change.kind is Kind.FUNCTION:
+            build = needs_build(change)
+            progress.step(f"{_verb(change)} function {_short(change.name)}{' (building)' if build else ''}")
+            mask = None if change.action is Action.CREATE else update_mask(change)
+            function = cloud.deploy_function(desired.function, mask=mask, build=build, tick=progress.tick)
+        elif change.kind is Kind.INVOKER:
+            service = _require_service(function)
+            progress.step(f"granting roles/run.invoker on {_short(service)} to {desired.invoker_member}")
+            cloud.grant_invoker(service, desired.invoker_member)
+        elif change.kind is Kind.JOB:
+            job = jobs[change.name]
+            _require_service(function)
+            spec_uri = f"{job.body['spec_uri']}#{generations[job.spec_object]}"
+            fields = job_fields(job, spec_uri=spec_uri, url=function.uri)
+            progress.step(f"{_verb(change)} Scheduler job {_short(change.name)}")
+            if change.action is Action.CREATE:
+                cloud.create_job(change.name, fields)
+            else:
+                cloud.update_job(change.name, fields, update_mask(change))
+    progress.finish()
+
+
+def delete(change: Change, cloud: GoogleCloud, bucket: str, progress: Progress) -> None:
+    """Apply one `delete` change; a resource already gone counts as deleted."""
+    progress.step(f"deleting {change.kind.value} {_short(change.name)}")
+    if change.kind is Kind.JOB:
+        cloud.delete_job(change.name)
+    elif change.kind is Kind.SPEC:
+        cloud.delete_spec(bucket, change.name)
+    elif change.kind is Kind.FUNCTION:
+        cloud.delete_function(change.name, tick=progress.tick)
+
+
+def _require_service(function: ObservedFunction | None) -> str:
+    if function is None or not function.service or not function.uri:
+        raise DeployError(
+            "the trigger function has no Cloud Run service or URL yet",
+            details="its deployment may have failed; see the function in the Cloud console and re-run",
+        )
+    return function.service
+
+
+def _verb(change: Change) -> str:
+    return "creating" if change.action is Action.CREATE else "updating"
+
+
+def _short(name: str) -> str:
+    return name.rsplit("/", 1)[-1]

@@ -1,0 +1,490 @@
+"""THE seam to Google Cloud: Cloud Storage, Cloud Functions v2, Cloud Run v2 IAM, Cloud
+Scheduler and Vertex AI, through the google-cloud-* client libraries over REST.
+
+Everything above this module deals in plain values (models.py); everything Google-shaped
+stays here. Clients are built on first use, never at import time. Credentials are explicit:
+Application Default Credentials (optionally impersonating a service account), or anonymous
+ones when `VERTEX_CRON_EMULATOR_HOST` / `STORAGE_EMULATOR_HOST` point at local emulators.
+Google exceptions are translated into errors.py's tree on the way out.
+
+Resource fields are exchanged as flat dotted mappings (see models.py): `_flatten` turns a
+message's JSON form into one, `_nest` turns one back into JSON the message parses.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from functools import cached_property
+from typing import Any
+
+from . import errors
+from .config import Settings
+from .desired import encode_body, schedule_of
+from .models import (
+    INVOKER_ROLE,
+    JOB_DESCRIPTION,
+    PUBLIC_MEMBERS,
+    SOURCE_LABEL,
+    SPEC_PREFIX,
+    DesiredFunction,
+    ObservedFunction,
+    ObservedJob,
+    PipelineRun,
+    SpecObject,
+)
+
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+# Map-valued fields: leaves when flattening (their keys are data, not field names).
+_MAP_FIELDS = frozenset(
+    {"labels", "http_target.headers", "http_target.body", "service_config.environment_variables"}
+)
+_IAM_ATTEMPTS = 5
+
+Tick = Callable[[float], None]  # called with the seconds elapsed while an operation runs
+
+
+class GoogleCloud:
+    """One project+region's view of the Google APIs vertex-cron uses."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        poll_interval: float = 2.0,
+        operation_timeout: float = 1800.0,
+        upload_timeout: float = 300.0,
+    ) -> None:
+        self._settings = settings
+        self._poll_interval = poll_interval
+        self._operation_timeout = operation_timeout
+        self._upload_timeout = upload_timeout
+
+    # -- clients, built on first use -------------------------------------------------------
+
+    @cached_property
+    def _credentials(self) -> Any:
+        if self._settings.emulator_host:
+            from google.auth.credentials import AnonymousCredentials
+
+            return AnonymousCredentials()
+        import google.auth
+        from google.auth.exceptions import DefaultCredentialsError
+
+        try:
+            credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+        except DefaultCredentialsError as exc:
+            raise errors.ConfigError(
+                "no Google Cloud credentials found",
+                details="run `gcloud auth application-default login` (or set up workload identity)",
+            ) from exc
+        target = self._settings.impersonate_service_account
+        if target:
+            from google.auth import impersonated_credentials
+
+            credentials = impersonated_credentials.Credentials(
+                source_credentials=credentials,
+                target_principal=target,
+                target_scopes=[CLOUD_PLATFORM_SCOPE],
+            )
+        return credentials
+
+    def _client_kwargs(self, default_endpoint: str | None = None) -> dict[str, Any]:
+        endpoint = self._settings.emulator_host or default_endpoint
+        options = {"api_endpoint": endpoint} if endpoint else None
+        return {"credentials": self._credentials, "transport": "rest", "client_options": options}
+
+    @cached_property
+    def _storage(self) -> Any:
+        from google.cloud import storage
+
+        if self._settings.storage_emulator_host:
+            from google.auth.credentials import AnonymousCredentials
+
+            return storage.Client(
+                project=self._settings.project,
+                credentials=AnonymousCredentials(),
+                client_options={"api_endpoint": self._settings.storage_emulator_host},
+            )
+        return storage.Client(project=self._settings.project, credentials=self._credentials)
+
+    @cached_property
+    def _functions(self) -> Any:
+        from google.cloud import functions_v2
+
+        return functions_v2.FunctionServiceClient(**self._client_kwargs())
+
+    @cached_property
+    def _run(self) -> Any:
+        from google.cloud import run_v2
+
+        return run_v2.ServicesClient(**self._client_kwargs())
+
+    @cached_property
+    def _scheduler(self) -> Any:
+        from google.cloud import scheduler_v1
+
+        return scheduler_v1.CloudSchedulerClient(**self._client_kwargs())
+
+    @cached_property
+    def _pipelines(self) -> Any:
+        from google.cloud import aiplatform_v1
+
+        regional = f"{self._settings.region}-aiplatform.googleapis.com"
+        return aiplatform_v1.PipelineServiceClient(**self._client_kwargs(regional))
+
+    @property
+    def _location(self) -> str:
+        return f"projects/{self._settings.project}/locations/{self._settings.region}"
+
+    # -- Cloud Storage: content-addressed specs ---------------------------------------------
+
+    def spec_generation(self, bucket: str, object_name: str) -> int | None:
+        with _calling(f"read gs://{bucket}/{object_name}"):
+            blob = self._storage.bucket(bucket).get_blob(object_name)
+        return blob.generation if blob else None
+
+    def upload_spec(self, bucket: str, spec: SpecObject) -> int:
+        """Write if absent; an object already there (412) has the same bytes by its name."""
+        from google.api_core.exceptions import PreconditionFailed
+
+        blob = self._storage.bucket(bucket).blob(spec.object_name)
+        with _calling(f"upload gs://{bucket}/{spec.object_name}"):
+            try:
+                blob.upload_from_string(spec.data, content_type=spec.content_type, if_generation_match=0)
+                return blob.generation
+            except PreconditionFailed:
+                pass
+        generation = self.spec_generation(bucket, spec.object_name)
+        if generation is None:
+            raise errors.Unavailable(f"gs://{bucket}/{spec.object_name} vanished during upload")
+        return generation
+
+    def spec_objects(self, bucket: str) -> list[str]:
+        with _calling(f"list gs://{bucket}/{SPEC_PREFIX}"):
+            return [blob.name for blob in self._storage.list_blobs(bucket, prefix=SPEC_PREFIX)]
+
+    def delete_spec(self, bucket: str, object_name: str) -> None:
+        with _calling(f"delete gs://{bucket}/{object_name}", missing_ok=True):
+            self._storage.bucket(bucket).blob(object_name).delete()
+
+    # -- Cloud Functions v2 -----------------------------------------------------------------
+
+    def get_function(self, name: str) -> ObservedFunction | None:
+        with _calling(f"get function {name}", missing_ok=True) as call:
+            call.result = self._functions.get_function(name=name)
+        return _observed_function(call.result) if call.result is not None else None
+
+    def deploy_function(
+        self, desired: DesiredFunction, *, mask: list[str] | None, build: bool, tick: Tick
+    ) -> ObservedFunction:
+        """Create (mask None) or patch the function; upload the zip first when `build`."""
+        from google.cloud import functions_v2
+        from google.protobuf import field_mask_pb2
+
+        document = _nest({k: v for k, v in desired.fields.items() if k != "build_config.source"})
+        document["name"] = desired.name
+        if build:
+            document["build_config"]["source"] = {"storage_source": self._upload_source(desired)}
+        if mask is None:
+            document["environment"] = "GEN_2"
+        function = functions_v2.Function.from_json(json.dumps(document))
+        parent, _, function_id = desired.name.rpartition("/functions/")
+        with _calling(f"deploy function {function_id}"):
+            if mask is None:
+                operation = self._functions.create_function(
+                    parent=parent, function=function, function_id=function_id
+                )
+            else:
+                operation = self._functions.update_function(
+                    function=function, update_mask=field_mask_pb2.FieldMask(paths=mask)
+                )
+            return _observed_function(self._wait(operation, tick))
+
+    def _upload_source(self, desired: DesiredFunction) -> dict[str, Any]:
+        import requests
+        from google.cloud import functions_v2
+
+        with _calling("get a function source upload URL"):
+            response = self._functions.generate_upload_url(
+                request={"parent": desired.name.rpartition("/functions/")[0]}
+            )
+        try:
+            reply = requests.put(
+                response.upload_url,
+                data=desired.source.zip_bytes,
+                headers={"Content-Type": "application/zip"},
+                timeout=self._upload_timeout,
+            )
+            reply.raise_for_status()
+        except requests.RequestException as exc:
+            raise errors.Unavailable("uploading the function source failed", details=str(exc)) from exc
+        return json.loads(functions_v2.StorageSource.to_json(response.storage_source))
+
+    def delete_function(self, name: str, *, tick: Tick) -> None:
+        with _calling(f"delete function {name}", missing_ok=True):
+            self._wait(self._functions.delete_function(name=name), tick)
+
+    def _wait(self, operation: Any, tick: Tick) -> Any:
+        started = time.monotonic()
+        while not operation.done():
+            elapsed = time.monotonic() - started
+            if elapsed > self._operation_timeout:
+                raise errors.Unavailable(
+                    f"operation {operation.operation.name} still running after {elapsed:.0f}s",
+                    details="it continues in the background; re-run the command to pick up its result",
+                )
+            tick(elapsed)
+            time.sleep(self._poll_interval)
+        try:
+            return operation.result()
+        except Exception as exc:  # the operation's own error, already a GoogleAPICallError
+            raise errors.OperationFailed(f"operation {operation.operation.name} failed: {exc}") from exc
+
+    # -- Cloud Run v2 IAM: who may invoke the function --------------------------------------
+
+    def invoker_members(self, service: str) -> frozenset[str]:
+        with _calling(f"read the IAM policy of {service}"):
+            policy = self._run.get_iam_policy(request={"resource": service})
+        return frozenset(_role_members(policy, INVOKER_ROLE))
+
+    def grant_invoker(self, service: str, member: str) -> None:
+        """Read-modify-write with the etag: add `member`, drop public members; retry on conflict."""
+        from google.api_core.exceptions import Conflict
+
+        for attempt in range(1, _IAM_ATTEMPTS + 1):
+            with _calling(f"grant {INVOKER_ROLE} on {service}"):
+                policy = self._run.get_iam_policy(request={"resource": service})
+                if not _set_invoker(policy, member):
+                    return
+                try:
+                    self._run.set_iam_policy(request={"resource": service, "policy": policy})
+                    return
+                except Conflict:  # 409 ABORTED: the policy changed since it was read
+                    if attempt == _IAM_ATTEMPTS:
+                        raise
+            time.sleep(min(self._poll_interval, 0.5) * attempt)
+
+    # -- Cloud Scheduler --------------------------------------------------------------------
+
+    def get_job(self, name: str) -> ObservedJob | None:
+        with _calling(f"get Scheduler job {name}", missing_ok=True) as call:
+            call.result = self._scheduler.get_job(name=name)
+        return _observed_job(call.result) if call.result is not None else None
+
+    def managed_jobs(self) -> dict[str, ObservedJob]:
+        """Jobs vertex-cron manages: named `vertex-cron-*` and described `managed-by=vertex-cron`."""
+        with _calling(f"list Scheduler jobs in {self._location}"):
+            jobs = list(self._scheduler.list_jobs(parent=self._location))
+        return {
+            job.name: _observed_job(job)
+            for job in jobs
+            if schedule_of(job.name) and job.description == JOB_DESCRIPTION
+        }
+
+    def create_job(self, name: str, fields: Mapping[str, Any]) -> None:
+        with _calling(f"create Scheduler job {name}"):
+            self._scheduler.create_job(parent=self._location, job=_job_message(name, fields))
+
+    def update_job(self, name: str, fields: Mapping[str, Any], mask: list[str]) -> None:
+        from google.protobuf import field_mask_pb2
+
+        with _calling(f"update Scheduler job {name}"):
+            self._scheduler.update_job(
+                job=_job_message(name, fields), update_mask=field_mask_pb2.FieldMask(paths=mask)
+            )
+
+    def pause_job(self, name: str) -> ObservedJob:
+        with _calling(f"pause Scheduler job {name}"):
+            return _observed_job(self._scheduler.pause_job(name=name))
+
+    def resume_job(self, name: str) -> ObservedJob:
+        with _calling(f"resume Scheduler job {name}"):
+            return _observed_job(self._scheduler.resume_job(name=name))
+
+    def run_job(self, name: str) -> ObservedJob:
+        with _calling(f"run Scheduler job {name}"):
+            return _observed_job(self._scheduler.run_job(name=name))
+
+    def delete_job(self, name: str) -> None:
+        with _calling(f"delete Scheduler job {name}", missing_ok=True):
+            self._scheduler.delete_job(name=name)
+
+    # -- Vertex AI --------------------------------------------------------------------------
+
+    def pipeline_runs(self, schedule: str, *, limit: int) -> list[PipelineRun]:
+        request = {
+            "parent": self._location,
+            "filter": f'labels.vertex-cron-schedule="{schedule}"',
+            "order_by": "create_time desc",
+            "page_size": limit,
+        }
+        with _calling(f"list pipeline runs of {schedule}"):
+            runs = []
+            for job in self._pipelines.list_pipeline_jobs(request=request):
+                runs.append(self._pipeline_run(job))
+                if len(runs) == limit:
+                    break
+        return runs
+
+    def _pipeline_run(self, job: Any) -> PipelineRun:
+        run_id = job.name.rsplit("/", 1)[-1]
+        return PipelineRun(
+            name=run_id,
+            state=job.state.name.removeprefix("PIPELINE_STATE_"),
+            create_time=_time(job, "create_time"),
+            start_time=_time(job, "start_time"),
+            end_time=_time(job, "end_time"),
+            console_url=(
+                f"https://console.cloud.google.com/vertex-ai/locations/{self._settings.region}"
+                f"/pipelines/runs/{run_id}?project={self._settings.project}"
+            ),
+        )
+
+
+class _Call:
+    result: Any = None
+
+
+@contextmanager
+def _calling(what: str, *, missing_ok: bool = False) -> Iterator[_Call]:
+    """Translate Google and transport exceptions raised while doing `what`."""
+    import requests
+    from google.api_core import exceptions as gexc
+    from google.auth.exceptions import GoogleAuthError
+
+    call = _Call()
+    try:
+        yield call
+    except gexc.NotFound as exc:
+        if not missing_ok:
+            raise errors.NotFound(f"{what}: not found", details=exc.message) from exc
+    except (gexc.Unauthorized, gexc.Forbidden) as exc:
+        raise errors.PermissionDenied(f"{what}: permission denied", details=exc.message) from exc
+    except (
+        gexc.TooManyRequests,
+        gexc.ServerError,
+        gexc.DeadlineExceeded,
+        gexc.RetryError,
+        requests.ConnectionError,
+        requests.Timeout,
+    ) as exc:
+        raise errors.Unavailable(
+            f"{what}: Google Cloud is unavailable; re-running is safe", details=str(exc)
+        ) from exc
+    except gexc.GoogleAPICallError as exc:
+        raise errors.DeployError(f"{what}: {exc.message or exc}", details=str(exc)) from exc
+    except GoogleAuthError as exc:
+        raise errors.PermissionDenied(f"{what}: authentication failed", details=str(exc)) from exc
+
+
+def _flatten(document: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in document.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and path not in _MAP_FIELDS:
+            flat.update(_flatten(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def _nest(fields: Mapping[str, Any]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for path, value in fields.items():
+        *parents, leaf = path.split(".")
+        node = document
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return document
+
+
+def _message_fields(message: Any) -> dict[str, Any]:
+    text = type(message).to_json(
+        message, preserving_proto_field_name=True, use_integers_for_enums=False, indent=None
+    )
+    return _flatten(json.loads(text))
+
+
+def _observed_function(function: Any) -> ObservedFunction:
+    fields = _message_fields(function)
+    fields["build_config.source"] = (fields.get("labels") or {}).get(SOURCE_LABEL)
+    return ObservedFunction(
+        name=function.name,
+        fields=fields,
+        uri=function.service_config.uri,
+        service=function.service_config.service,
+    )
+
+
+def _observed_job(job: Any) -> ObservedJob:
+    fields = _message_fields(job)
+    fields["http_target.body"] = _decode_body(fields.get("http_target.body"))
+    last_attempt = _time(job, "last_attempt_time")
+    status = None
+    if last_attempt is not None:
+        from google.rpc import code_pb2
+
+        try:
+            status = code_pb2.Code.Name(job.status.code)
+        except ValueError:
+            status = str(job.status.code)
+    return ObservedJob(
+        name=job.name,
+        fields=fields,
+        state=job.state.name,
+        next_run=_time(job, "schedule_time"),
+        last_attempt=last_attempt,
+        last_status=status,
+    )
+
+
+def _job_message(name: str, fields: Mapping[str, Any]) -> Any:
+    from google.cloud import scheduler_v1
+
+    document = _nest(fields)
+    document["name"] = name
+    body = document["http_target"]["body"]
+    document["http_target"]["body"] = base64.b64encode(encode_body(body)).decode()
+    return scheduler_v1.Job.from_json(json.dumps(document))
+
+
+def _decode_body(encoded: Any) -> Any:
+    """The job body as JSON; anything else (not ours) is kept as text so it compares unequal."""
+    if not isinstance(encoded, str):
+        return encoded
+    raw = base64.b64decode(encoded)
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode(errors="replace")
+
+
+def _time(message: Any, field: str) -> Any:
+    return getattr(message, field) if field in message else None
+
+
+def _role_members(policy: Any, role: str) -> list[str]:
+    return [m for binding in policy.bindings if binding.role == role for m in binding.members]
+
+
+def _set_invoker(policy: Any, member: str) -> bool:
+    """Edit `policy` in place; False when it already grants exactly what is wanted."""
+    bindings = [b for b in policy.bindings if b.role == INVOKER_ROLE]
+    current = {m for b in bindings for m in b.members}
+    if member in current and not current & PUBLIC_MEMBERS:
+        return False
+    for binding in bindings:
+        kept = [m for m in binding.members if m not in PUBLIC_MEMBERS]
+        del binding.members[:]
+        binding.members.extend(kept)
+    if member not in current:
+        if bindings:
+            bindings[0].members.append(member)
+        else:
+            policy.bindings.add(role=INVOKER_ROLE, members=[member])
+    return True

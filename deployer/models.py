@@ -1,0 +1,189 @@
+"""Typed values passed between the deployer's stages:
+
+    ScheduleInput (what the user asked) -> Desired -> Observed (read from the cloud)
+    -> Plan of Changes (planner.py, pure) -> executor.py
+
+Resource fields are flat mappings keyed by the API's dotted field path
+(``"http_target.oidc_token.audience"``), so the planner compares plain values and the seam
+(gcp.py) converts them to and from the client libraries' messages in one place.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .function_source import FunctionSource
+
+MANAGED_BY_LABEL = "managed-by"
+MANAGED_BY = "vertex-cron"
+SOURCE_LABEL = "vertex-cron-source"
+# Scheduler jobs carry no labels: managed jobs are recognised by name prefix and description.
+JOB_PREFIX = "vertex-cron-"
+JOB_DESCRIPTION = "managed-by=vertex-cron"
+SPEC_PREFIX = "vertex-cron/specs/"
+INVOKER_ROLE = "roles/run.invoker"
+PUBLIC_MEMBERS = frozenset({"allUsers", "allAuthenticatedUsers"})  # never invokers of the function
+
+
+class Action(str, enum.Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    UNCHANGED = "unchanged"
+    DELETE = "delete"
+
+
+class Kind(str, enum.Enum):
+    SPEC = "spec"
+    FUNCTION = "function"
+    INVOKER = "invoker"
+    JOB = "job"
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A value known only once an earlier step has run (a new generation, a new URL)."""
+
+    what: str
+
+    def __str__(self) -> str:
+        return f"<{self.what}>"
+
+
+@dataclass(frozen=True)
+class ScheduleInput:
+    """One schedule as the user wrote it (flags or a schedules-file entry), not yet checked."""
+
+    name: str
+    spec_path: Path
+    cron: str
+    time_zone: str = "UTC"
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    pipeline_root: str | None = None
+    max_concurrent_runs: int | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    enable_caching: bool | None = None
+
+
+@dataclass(frozen=True)
+class SpecObject:
+    """A compiled pipeline spec, stored content-addressed in the bucket."""
+
+    object_name: str
+    data: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
+class DesiredFunction:
+    name: str  # projects/P/locations/R/functions/F
+    source: FunctionSource
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class DesiredJob:
+    name: str  # projects/P/locations/R/jobs/vertex-cron-NAME
+    schedule: str
+    spec_object: str
+    body: Mapping[str, Any]  # the function's request body; spec_uri is pinned at plan time
+    cron: str
+    time_zone: str
+    scheduler_sa: str
+
+
+@dataclass(frozen=True)
+class Desired:
+    project: str
+    region: str
+    bucket: str
+    function: DesiredFunction
+    invoker_member: str
+    specs: tuple[SpecObject, ...]
+    jobs: tuple[DesiredJob, ...]
+    prune: bool = False  # delete managed jobs that are not in `jobs`
+
+
+@dataclass(frozen=True)
+class ObservedFunction:
+    name: str
+    fields: Mapping[str, Any]
+    uri: str
+    service: str  # the Cloud Run service: projects/P/locations/R/services/S
+
+
+@dataclass(frozen=True)
+class ObservedJob:
+    name: str
+    fields: Mapping[str, Any]
+    state: str = "ENABLED"
+    next_run: datetime | None = None
+    last_attempt: datetime | None = None
+    last_status: str | None = None  # google.rpc.Code name of the last attempt, None if never run
+
+
+@dataclass(frozen=True)
+class Observed:
+    spec_generations: Mapping[str, int | None]
+    function: ObservedFunction | None
+    invoker_members: frozenset[str] | None  # None when there is no function yet
+    jobs: Mapping[str, ObservedJob]  # by full job name
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: Kind
+    name: str
+    action: Action
+    diffs: tuple[FieldChange, ...] = ()
+
+
+@dataclass(frozen=True)
+class NextRuns:
+    schedule: str
+    time_zone: str
+    times: tuple[datetime, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[Change, ...]
+    next_runs: tuple[NextRuns, ...] = ()
+
+    @property
+    def mutations(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.action is not Action.UNCHANGED)
+
+
+@dataclass(frozen=True)
+class ScheduleStatus:
+    """A managed schedule as `list` and `describe` show it."""
+
+    name: str
+    job: ObservedJob
+
+    @property
+    def body(self) -> Mapping[str, Any]:
+        return self.job.fields.get("http_target.body") or {}
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    name: str
+    state: str
+    create_time: datetime | None
+    start_time: datetime | None
+    end_time: datetime | None
+    console_url: str

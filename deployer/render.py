@@ -1,0 +1,167 @@
+"""Command results as text tables or stable JSON (`--format json`). No I/O here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from .models import Action, Change, PipelineRun, Plan, ScheduleStatus
+
+_SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.UNCHANGED: "=", Action.DELETE: "-"}
+_MAX_VALUE_CHARS = 120
+
+
+def plan(result: Plan, fmt: str, *, applied: bool) -> str:
+    if fmt == "json":
+        return _json(
+            {
+                "applied": applied,
+                "changes": [_change_dict(c) for c in result.changes],
+                "next_runs": {
+                    n.schedule: [t.isoformat() for t in n.times] for n in result.next_runs
+                },
+            }
+        )
+    counts = {a: sum(c.action is a for c in result.changes) for a in Action}
+    summary = ", ".join(f"{counts[a]} to {a.value}" for a in (Action.CREATE, Action.UPDATE, Action.DELETE))
+    title = "Applied" if applied else "Plan (dry run, nothing changed)"
+    if not result.mutations:
+        title, summary = ("Up to date" if applied else "Plan (dry run)"), "nothing to change"
+    lines = [f"{title}: {summary}"]
+    for change in result.changes:
+        lines.append(f"  {_SYMBOL[change.action]} {change.kind.value:<9} {_display_name(change)}  ({change.action.value})")
+        if change.action is Action.UPDATE:
+            lines.extend(f"      {d.field}: {_short(d.old)} -> {_short(d.new)}" for d in change.diffs)
+    if result.next_runs:
+        lines.append("Next runs:")
+        for runs in result.next_runs:
+            times = ", ".join(t.strftime("%Y-%m-%d %H:%M %Z") for t in runs.times)
+            lines.append(f"  {runs.schedule}: {times}")
+    return "\n".join(lines)
+
+
+def schedules(statuses: Sequence[ScheduleStatus], fmt: str) -> str:
+    if fmt == "json":
+        return _json([_status_dict(s) for s in statuses])
+    if not statuses:
+        return "No schedules managed by vertex-cron here."
+    header = ("NAME", "CRON", "TIME ZONE", "STATE", "NEXT RUN", "LAST ATTEMPT")
+    rows = [
+        (
+            s.name,
+            s.job.fields.get("schedule", ""),
+            s.job.fields.get("time_zone", ""),
+            s.job.state,
+            _when(s.job.next_run),
+            f"{_when(s.job.last_attempt)} {s.job.last_status}" if s.job.last_attempt else "never",
+        )
+        for s in statuses
+    ]
+    return _table(header, rows)
+
+
+def schedule(status: ScheduleStatus, fmt: str) -> str:
+    data = _status_dict(status)
+    if fmt == "json":
+        return _json(data)
+    body = data.pop("body")
+    lines = [f"{key.replace('_', ' ')}: {value if value is not None else '-'}" for key, value in data.items()]
+    lines.append("body:")
+    lines.extend(f"  {line}" for line in json.dumps(body, indent=2, sort_keys=True).splitlines())
+    return "\n".join(lines)
+
+
+def runs(result: Sequence[PipelineRun], fmt: str) -> str:
+    if fmt == "json":
+        return _json([_run_dict(r) for r in result])
+    if not result:
+        return "No pipeline runs yet."
+    header = ("RUN", "STATE", "STARTED", "DURATION", "LINK")
+    rows = [(r.name, r.state, _when(r.start_time or r.create_time), _duration(r), r.console_url) for r in result]
+    return _table(header, rows)
+
+
+def _change_dict(change: Change) -> dict[str, Any]:
+    return {
+        "kind": change.kind.value,
+        "name": change.name,
+        "action": change.action.value,
+        "diffs": [{"field": d.field, "old": d.old, "new": d.new} for d in change.diffs]
+        if change.action is Action.UPDATE
+        else [],
+    }
+
+
+def _status_dict(status: ScheduleStatus) -> dict[str, Any]:
+    fields = status.job.fields
+    return {
+        "name": status.name,
+        "job": status.job.name,
+        "cron": fields.get("schedule"),
+        "time_zone": fields.get("time_zone"),
+        "state": status.job.state,
+        "next_run": _iso(status.job.next_run),
+        "last_attempt": _iso(status.job.last_attempt),
+        "last_status": status.job.last_status,
+        "spec_uri": status.body.get("spec_uri"),
+        "function_url": fields.get("http_target.uri"),
+        "invoker": fields.get("http_target.oidc_token.service_account_email"),
+        "body": status.body,
+    }
+
+
+def _run_dict(run: PipelineRun) -> dict[str, Any]:
+    return {
+        "name": run.name,
+        "state": run.state,
+        "create_time": _iso(run.create_time),
+        "start_time": _iso(run.start_time),
+        "end_time": _iso(run.end_time),
+        "duration_seconds": _seconds(run),
+        "console_url": run.console_url,
+    }
+
+
+def _display_name(change: Change) -> str:
+    name = change.name.rsplit("/", 1)[-1]
+    return f"roles/run.invoker on {name}" if change.kind.value == "invoker" else name
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in (header, *rows)
+    )
+
+
+def _seconds(run: PipelineRun) -> float | None:
+    if run.start_time and run.end_time:
+        return (run.end_time - run.start_time).total_seconds()
+    return None
+
+
+def _duration(run: PipelineRun) -> str:
+    seconds = _seconds(run)
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m{secs:02d}s" if minutes >= 60 else f"{minutes}m{secs:02d}s"
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip() if moment else "-"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 3] + "..."
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, default=str)

@@ -1,0 +1,65 @@
+"""A compiled pipeline file -> the content-addressed object to upload, checked locally.
+
+Parsing and parameter typing are the trigger runtime's own (vertex_cron_trigger), so the
+deployer refuses exactly what the function would refuse, before anything is deployed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from vertex_cron_trigger.errors import BadRequest
+from vertex_cron_trigger.parameters import coerce_parameters
+from vertex_cron_trigger.spec import MAX_SPEC_BYTES, PipelineSpec, parse_spec
+
+from .errors import ValidationError
+from .models import SPEC_PREFIX, SpecObject
+
+# The function loads at most MAX_SPEC_BYTES; a bigger spec would deploy and then fail every run.
+SPEC_LIMIT_BYTES = min(10 * 1024 * 1024, MAX_SPEC_BYTES)
+
+
+def load(path: Path) -> tuple[SpecObject, PipelineSpec]:
+    try:
+        size = path.stat().st_size
+        if size > SPEC_LIMIT_BYTES:
+            raise ValidationError(f"spec {path} is {size} bytes, over the {SPEC_LIMIT_BYTES}-byte limit")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValidationError(f"cannot read spec {path}: {exc.strerror or exc}") from exc
+    try:
+        spec = parse_spec(data, source=str(path))
+    except BadRequest as exc:
+        raise ValidationError(exc.message) from exc
+    is_json = data.lstrip().startswith(b"{")
+    sha256 = hashlib.sha256(data).hexdigest()
+    return (
+        SpecObject(
+            object_name=f"{SPEC_PREFIX}{sha256}.{'json' if is_json else 'yaml'}",
+            data=data,
+            content_type="application/json" if is_json else "application/yaml",
+        ),
+        spec,
+    )
+
+
+def typed_parameters(schedule: str, spec: PipelineSpec, values: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return coerce_parameters(spec, values)
+    except BadRequest as exc:
+        raise ValidationError(f"schedule {schedule}: {exc.message.replace('parameter_values.', 'parameter ')}") from exc
+
+
+def pipeline_root(schedule: str, spec: PipelineSpec, given: str | None) -> str:
+    root = given or spec.default_pipeline_root
+    if not root:
+        raise ValidationError(
+            f"schedule {schedule}: no pipeline root",
+            details=f"pass --pipeline-root gs://BUCKET/PATH; pipeline {spec.name!r} has no defaultPipelineRoot",
+        )
+    if not root.startswith("gs://"):
+        raise ValidationError(f"schedule {schedule}: pipeline root must be a gs:// URI, got {root!r}")
+    return root
