@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from trigger_wire import FUNCTION_DIR, PROJECT, REGION, WORKLOAD_SA, bucket_name
+from trigger_wire import FUNCTION_DIR, PROJECT, REGION, WORKLOAD_SA
 
 from vertex_cron.local.function_runner import FunctionProcess
 
@@ -22,7 +22,7 @@ def start_function(emulator, storage_emulator, spec_bucket) -> Iterator[Callable
             "VERTEX_CRON_PROJECT": PROJECT,
             "VERTEX_CRON_REGION": REGION,
             "VERTEX_CRON_WORKLOAD_SA": WORKLOAD_SA,
-            "VERTEX_CRON_SPEC_BUCKET": bucket_name(spec_bucket),
+            "VERTEX_CRON_SPEC_BUCKET": spec_bucket,
             "VERTEX_CRON_EMULATOR_HOST": emulator.url,
             "STORAGE_EMULATOR_HOST": storage_emulator.url,
             "VERTEX_CRON_OIDC_CERTS_URL": emulator.url + "/oauth2/v1/certs",

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from trigger_wire import EXAMPLES, INVOKER, PROJECT, REGION, WORKLOAD_SA, bucket_name, delete, upload
+from trigger_wire import EXAMPLES, INVOKER, PROJECT, REGION, WORKLOAD_SA, delete, upload
 
 FIRING = "2024-05-01T02:00:00Z"
 PARENT = f"projects/{PROJECT}/locations/{REGION}"
@@ -18,7 +18,7 @@ PARENT = f"projects/{PROJECT}/locations/{REGION}"
 
 @pytest.fixture
 def spec(storage_emulator, spec_bucket):
-    bucket = bucket_name(spec_bucket)
+    bucket = spec_bucket
     generation = upload(storage_emulator.url, bucket, "specs/nightly.yaml", (EXAMPLES / "pipeline.yaml").read_bytes())
     return {"uri": f"gs://{bucket}/specs/nightly.yaml", "bucket": bucket, "generation": generation}
 
@@ -181,7 +181,6 @@ def _tamper(token: str, **claims) -> str:
 
 
 def test_tokens_are_verified_when_invokers_are_restricted(start_function, emulator, oidc_issuer, spec):
-    emulator.oidc_issuer = oidc_issuer
     function = start_function(VERTEX_CRON_ALLOWED_INVOKERS=INVOKER)
     good = oidc_issuer.mint(audience=function.url, email=INVOKER)
     intruder = oidc_issuer.mint(audience=function.url, email="intruder@wire-project.iam.gserviceaccount.com")

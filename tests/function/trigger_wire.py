@@ -14,10 +14,6 @@ WORKLOAD_SA = f"vertex-cron-workload@{PROJECT}.iam.gserviceaccount.com"
 INVOKER = f"vertex-cron-scheduler@{PROJECT}.iam.gserviceaccount.com"
 
 
-def bucket_name(spec_bucket: object) -> str:
-    return spec_bucket if isinstance(spec_bucket, str) else spec_bucket.name  # type: ignore[attr-defined]
-
-
 def upload(storage_url: str, bucket: str, name: str, data: bytes) -> int:
     """Upload through the Cloud Storage JSON API, as the deployer does; returns the generation."""
     response = requests.post(
