@@ -1,0 +1,149 @@
+"""Fault injection shared by the control-plane emulator and the storage emulator.
+
+A `FaultRule` matches requests by HTTP method and a regular expression searched in the
+URL path (no query string). The next `times` matching requests are spoiled, then service
+is normal again:
+
+- `status` set: the request gets an error with that HTTP status (Google-shaped JSON);
+- `delay_seconds` > 0: the answer is delayed (before the error, or before normal service
+  when no status is given: "slow responses");
+- `reset_connection`: the TCP connection is reset without any answer.
+
+`status` defaults to 503, except that a rule with only a delay or a reset and no explicit
+status means "delay / reset only". `times=None` (or -1) means forever, until cleared.
+
+The same JSON object is accepted over HTTP (POST /_emulator/faults on either emulator):
+`{"method": "POST", "path": "pipelineJobs", "status": 503, "times": 1,
+"delay_seconds": 0.0, "reset_connection": false, "message": "optional text"}`.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+_UNSET: Any = object()
+
+_RULE_KEYS = {"method", "path", "status", "times", "delay_seconds", "reset_connection", "message"}
+
+
+@dataclass
+class FaultRule:
+    method: str | None
+    path: str
+    status: int | None
+    times: int | None
+    delay_seconds: float = 0.0
+    reset_connection: bool = False
+    message: str | None = None
+    #: how many matching requests this rule has spoiled so far
+    hits: int = 0
+    _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._regex = re.compile(self.path)
+        if self.method is not None:
+            self.method = self.method.upper()
+            if self.method == "*":
+                self.method = None
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method is not None and self.method != method.upper():
+            return False
+        return self._regex.search(path) is not None
+
+    @property
+    def exhausted(self) -> bool:
+        return self.times is not None and self.hits >= self.times
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "times": self.times,
+            "delay_seconds": self.delay_seconds,
+            "reset_connection": self.reset_connection,
+            "message": self.message,
+            "hits": self.hits,
+        }
+
+
+class FaultInjector:
+    """Thread-safe list of fault rules; `take()` consumes one use of the first match."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[FaultRule] = []
+
+    def add(
+        self,
+        method: str | None = None,
+        path: str = ".*",
+        status: int | None = _UNSET,
+        times: int | None = 1,
+        delay_seconds: float = 0.0,
+        reset_connection: bool = False,
+        message: str | None = None,
+    ) -> FaultRule:
+        if status is _UNSET:
+            status = None if (delay_seconds > 0 or reset_connection) else 503
+        if status is not None and not (400 <= int(status) <= 599):
+            raise ValueError(f"fault status must be an HTTP error status (4xx/5xx), got {status!r}")
+        if times is not None and times < 0:
+            times = None
+        if times == 0:
+            raise ValueError("times must be >= 1 (or None for forever)")
+        if delay_seconds < 0:
+            raise ValueError("delay_seconds must be >= 0")
+        rule = FaultRule(
+            method=method,
+            path=path,
+            status=None if status is None else int(status),
+            times=times,
+            delay_seconds=float(delay_seconds),
+            reset_connection=bool(reset_connection),
+            message=message,
+        )
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    def add_json(self, data: Any) -> FaultRule:
+        """Add a rule from its JSON form (the HTTP control API); raises ValueError if bad."""
+        if not isinstance(data, dict):
+            raise ValueError("a fault rule is a JSON object")
+        unknown = set(data) - _RULE_KEYS
+        if unknown:
+            raise ValueError(f"unknown fault rule field(s): {', '.join(sorted(unknown))}")
+        kwargs = dict(data)
+        try:
+            re.compile(kwargs.get("path", ".*"))
+        except re.error as exc:
+            raise ValueError(f"bad path regex: {exc}") from exc
+        return self.add(**kwargs)
+
+    def take(self, method: str, path: str) -> FaultRule | None:
+        """The first live rule matching this request, with one use consumed; else None."""
+        with self._lock:
+            for rule in self._rules:
+                if not rule.exhausted and rule.matches(method, path):
+                    rule.hits += 1
+                    return rule
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    @property
+    def rules(self) -> list[FaultRule]:
+        with self._lock:
+            return list(self._rules)
+
+    def pending(self) -> list[FaultRule]:
+        """Rules that still have uses left."""
+        with self._lock:
+            return [r for r in self._rules if not r.exhausted]

@@ -1,0 +1,469 @@
+"""The strict control-plane REST emulator: HTTP server, routing, call log, faults, state.
+
+One `Emulator` serves every Google control-plane API vertex-cron uses, on one port, with
+the real REST paths and JSON (see the service mixins). Control endpoints (never counted
+as API calls, never subject to faults or latency):
+
+    GET  /_emulator/calls    -> {"calls": [{"method", "path", "status"}...], "mutating": N}
+    POST /_emulator/reset    -> clears state, call log and faults
+    POST /_emulator/faults   -> adds a fault rule (JSON as in faults.py); DELETE clears them
+    GET  /_emulator/faults   -> the rules
+    GET  /_emulator/health   -> {"ok": true}
+
+Counting: `mutating_calls()` counts requests whose method is not GET/HEAD to any path
+outside /_emulator/ — Google API calls *and* the function source upload PUT (a write to
+Cloud Storage through the signed URL). So a no-op redeploy (no generateUploadUrl, no
+upload, no create/patch) counts 0. Requests spoiled by an injected fault are logged and
+counted too (they reached "Google").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Callable
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .common import ApiError, deep, message_types, status_name_for_http
+from .faults import FaultInjector
+from .functions import FunctionsMixin
+from .scheduler import SchedulerMixin
+from .vertex import VertexMixin
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "emulator-state.json"
+STATE_VERSION = 1
+CERTS_PATH = "/oauth2/v1/certs"
+
+# System parameters every Google REST API accepts in the query string.
+_SYSTEM_PARAMS = {
+    "$alt", "alt", "prettyPrint", "$prettyPrint", "key", "fields", "$fields", "quotaUser",
+    "$.xgafv", "access_token", "callback", "$callback", "upload_protocol", "uploadType",
+    "oauth_token", "userIp", "$userProject",
+}  # fmt: skip
+
+_RESET = object()
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: bytes
+    headers: dict[str, str]
+    base_url: str
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, json.dumps(payload, indent=None).encode(), {"Content-Type": "application/json; charset=UTF-8", **(headers or {})})
+
+
+def _empty_state() -> dict[str, Any]:
+    return {
+        "pipelineJobs": {},
+        "pipelineFailRules": [],
+        "schedulerJobs": {},
+        "functions": {},
+        "operations": {},
+        "services": {},
+        "policies": {},
+        "uploads": {},
+    }
+
+
+class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin):
+    """Vertex AI pipelineJobs, Cloud Scheduler, Functions v2 (+ upload, operations) and
+    Run v2 services/IAM over real REST paths on http://127.0.0.1:PORT.
+
+    Knobs: `pipeline_pending_seconds` / `pipeline_running_seconds` (job state progression),
+    `pipeline_cancel_seconds`, `function_deploy_seconds` (how long a Functions operation
+    stays not-done), `latency_seconds` (slept on every API call), `clock` (epoch seconds).
+
+    Hooks (set as attributes, default None):
+    - `on_function_deployed(function: dict, source_zip: bytes) -> str`: called (outside the
+      emulator lock) when a create/update operation completes; returns the URL stored in
+      `serviceConfig.uri` and `url`. Raising makes the operation fail (build error).
+    - `on_scheduler_run(job: dict) -> None`: called synchronously by `jobs:run` before the
+      response is sent (make it quick, or hand off to a thread). Exceptions are logged.
+    - `oidc_issuer`: a LocalIssuer whose certs GET /oauth2/v1/certs serves.
+    """
+
+    def __init__(
+        self,
+        *,
+        state_dir: Path | str | None = None,
+        latency_seconds: float = 0.0,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        pipeline_pending_seconds: float = 0.5,
+        pipeline_running_seconds: float = 1.0,
+        pipeline_cancel_seconds: float = 0.0,
+        function_deploy_seconds: float = 0.3,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.latency_seconds = latency_seconds
+        self.pipeline_pending_seconds = pipeline_pending_seconds
+        self.pipeline_running_seconds = pipeline_running_seconds
+        self.pipeline_cancel_seconds = pipeline_cancel_seconds
+        self.function_deploy_seconds = function_deploy_seconds
+        self.clock = clock
+        self.faults = FaultInjector()
+        self.calls: list[tuple[str, str, int]] = []
+        self.oidc_issuer: Any = None
+        self.certs_max_age_seconds = 300
+        self.on_function_deployed: Callable[[dict[str, Any], bytes], str] | None = None
+        self.on_scheduler_run: Callable[[dict[str, Any]], None] | None = None
+        self._host = host
+        self._port = port
+        self._lock = threading.RLock()
+        self._calls_lock = threading.Lock()
+        self._state: dict[str, Any] = _empty_state()
+        self._dirty = False
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._routes = [
+            (method, re.compile(pattern), handler, allowed, body_type)
+            for method, pattern, handler, allowed, body_type in (
+                *self._vertex_routes(),
+                *self._scheduler_routes(),
+                *self._functions_routes(),
+                ("GET", re.escape(CERTS_PATH), self._certs, set(), None),
+            )
+        ]
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("Emulator is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def start(self) -> None:
+        if self._server is not None:
+            return
+        message_types()  # import the proto types before the first request
+        self._load()
+        self._server = _Server((self._host, self._port), _Handler)
+        self._server.emulator = self
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name=f"emulator:{self.port}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.close_all_connections()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._save()
+
+    def __enter__(self) -> Emulator:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- state ---------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self.clock()
+
+    def _touch(self) -> None:
+        self._dirty = True
+
+    @property
+    def state_file(self) -> Path | None:
+        return self.state_dir / STATE_FILE if self.state_dir is not None else None
+
+    def _load(self) -> None:
+        path = self.state_file
+        if path is None or not path.exists():
+            return
+        data = json.loads(path.read_text())
+        if data.get("version") != STATE_VERSION:
+            raise RuntimeError(f"{path}: unsupported emulator state version {data.get('version')!r}")
+        state = _empty_state()
+        state.update(data["state"])
+        with self._lock:
+            self._state = state
+            self._dirty = False
+
+    def _save(self) -> None:
+        path = self.state_file
+        if path is None:
+            return
+        with self._lock:
+            if not self._dirty and path.exists():
+                return
+            payload = json.dumps({"version": STATE_VERSION, "state": self._state}, sort_keys=True)
+            self._dirty = False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(payload)
+        os.replace(tmp, path)
+
+    def reset(self) -> None:
+        """Forget every resource, the call log and all fault rules."""
+        with self._lock:
+            self._state = _empty_state()
+            self._touch()
+        with self._calls_lock:
+            self.calls.clear()
+        self.faults.clear()
+        self._save()
+
+    # -- call log ------------------------------------------------------------------------
+
+    def mutating_calls(self) -> int:
+        """Requests other than GET/HEAD to non-control paths (see the module docstring)."""
+        with self._calls_lock:
+            return sum(1 for method, _path, _status in self.calls if method not in {"GET", "HEAD"})
+
+    def clear_calls(self) -> None:
+        with self._calls_lock:
+            self.calls.clear()
+
+    def _log_call(self, method: str, path: str, status: int) -> None:
+        with self._calls_lock:
+            self.calls.append((method, path, status))
+
+    # -- request handling ----------------------------------------------------------------
+
+    def handle(self, req: Request) -> Response | object:
+        if req.path.startswith("/_emulator/"):
+            try:
+                return self._control(req)
+            except ApiError as exc:
+                return _json_response(exc.http_status, exc.body())
+        rule = self.faults.take(req.method, req.path)
+        if self.latency_seconds > 0:
+            time.sleep(self.latency_seconds)
+        if rule is not None:
+            if rule.delay_seconds > 0:
+                time.sleep(rule.delay_seconds)
+            if rule.reset_connection:
+                self._log_call(req.method, req.path, 0)
+                return _RESET
+            if rule.status is not None:
+                status = status_name_for_http(rule.status)
+                message = rule.message or f"Injected fault: {status}."
+                self._log_call(req.method, req.path, rule.status)
+                return _json_response(rule.status, {"error": {"code": rule.status, "message": message, "status": status}})
+        response = self._route(req)
+        self._log_call(req.method, req.path, response.status)
+        if self._dirty:
+            try:
+                self._save()
+            except OSError:
+                log.exception("could not save emulator state")
+        return response
+
+    def _route(self, req: Request) -> Response:
+        try:
+            for method, regex, handler, allowed, body_type in self._routes:
+                m = regex.fullmatch(req.path)
+                if m is None or method != req.method:
+                    continue
+                unknown = [k for k in req.query if k not in allowed and k not in _SYSTEM_PARAMS and not self._nested_param_ok(k, allowed)]
+                if unknown:
+                    raise ApiError(
+                        "INVALID_ARGUMENT",
+                        f'Invalid JSON payload received. Unknown name "{unknown[0]}": Cannot bind query parameter. '
+                        f"Field '{unknown[0]}' could not be found in request message.",
+                    )
+                if body_type is not None:
+                    from .common import parse_body
+
+                    parse_body(req.body, body_type, allow_empty=True)
+                result = handler(req, **m.groupdict())
+                if isinstance(result, Response):
+                    return result
+                return _json_response(200, result)
+            raise ApiError("NOT_FOUND", f"The requested URL {req.path} (method {req.method}) was not found on this server.")
+        except ApiError as exc:
+            return _json_response(exc.http_status, exc.body())
+        except Exception as exc:  # a bug in the emulator: still answer Google-shaped
+            log.exception("emulator error on %s %s", req.method, req.path)
+            return _json_response(500, {"error": {"code": 500, "message": f"Emulator internal error: {exc!r}", "status": "INTERNAL"}})
+
+    @staticmethod
+    def _nested_param_ok(key: str, allowed: set[str]) -> bool:
+        return any(key.startswith(prefix + ".") for prefix in allowed)
+
+    def _certs(self, req: Request) -> Response:
+        if self.oidc_issuer is None:
+            raise ApiError("NOT_FOUND", "No OIDC issuer is configured on this emulator.")
+        return _json_response(
+            200,
+            self.oidc_issuer.certs_document(),
+            {"Cache-Control": f"public, max-age={int(self.certs_max_age_seconds)}, must-revalidate, no-transform"},
+        )
+
+    def _control(self, req: Request) -> Response:
+        what = req.path[len("/_emulator/") :].strip("/")
+        if what == "health" and req.method == "GET":
+            return _json_response(200, {"ok": True})
+        if what == "calls" and req.method == "GET":
+            with self._calls_lock:
+                calls = [{"method": m, "path": p, "status": s} for m, p, s in self.calls]
+            return _json_response(200, {"calls": calls, "mutating": self.mutating_calls()})
+        if what == "calls" and req.method == "DELETE":
+            self.clear_calls()
+            return _json_response(200, {})
+        if what == "reset" and req.method == "POST":
+            self.reset()
+            return _json_response(200, {})
+        if what == "faults" and req.method == "POST":
+            try:
+                data = json.loads(req.body or b"{}")
+                rule = self.faults.add_json(data)
+            except ValueError as exc:
+                raise ApiError("INVALID_ARGUMENT", f"Bad fault rule: {exc}") from None
+            return _json_response(200, rule.to_json())
+        if what == "faults" and req.method == "GET":
+            return _json_response(200, {"faults": [r.to_json() for r in self.faults.rules]})
+        if what == "faults" and req.method == "DELETE":
+            self.faults.clear()
+            return _json_response(200, {})
+        if what == "pipelineJobs:fail" and req.method == "POST":
+            data = json.loads(req.body or b"{}")
+            self.fail_pipeline_jobs(data["matching"], data.get("message", "The pipeline failed."))
+            self._save()
+            return _json_response(200, {})
+        if what == "state" and req.method == "GET":
+            with self._lock:
+                return _json_response(200, deep(self._state))
+        raise ApiError("NOT_FOUND", f"Unknown emulator control endpoint {req.method} {req.path}.")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    emulator: Emulator
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._conns: set[socket.socket] = set()
+        self._conns_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._conns_lock:
+            self._conns.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._conns_lock:
+            self._conns.discard(request)
+        super().shutdown_request(request)
+
+    def close_all_connections(self) -> None:
+        """Drop keep-alive connections so no old handler thread serves after stop()."""
+        with self._conns_lock:
+            conns = list(self._conns)
+            self._conns.clear()
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def _read_body(self) -> bytes:
+        length = self.headers.get("Content-Length")
+        if length:
+            return self.rfile.read(int(length))
+        if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        return b""
+
+    def _dispatch(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        body = self._read_body()
+        host = self.headers.get("Host") or "%s:%s" % self.server.server_address[:2]
+        req = Request(
+            method=method,
+            path=unquote(parts.path),
+            query=parse_qs(parts.query, keep_blank_values=True),
+            body=body,
+            headers={k.lower(): v for k, v in self.headers.items()},
+            base_url=f"http://{host}",
+        )
+        result = self.server.emulator.handle(req)
+        if result is _RESET:
+            self.close_connection = True
+            try:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+            except OSError:
+                pass
+            return
+        assert isinstance(result, Response)
+        self.send_response(result.status)
+        for key, value in result.headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(result.body)))
+        self.end_headers()
+        if method != "HEAD":
+            self.wfile.write(result.body)
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
