@@ -10,9 +10,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from vertex_cron_trigger.errors import TriggerError
-from vertex_cron_trigger.spec_uri import parse_spec_uri
-
 from . import cronexpr
 from .desired import job_fields, schedule_of
 from .models import (
@@ -153,8 +150,8 @@ def _diff_map(field: str, wanted: Mapping[str, Any], observed: Mapping[str, Any]
 
 
 def _spec_object(job: ObservedJob) -> str | None:
+    """The object a job's body points at, read leniently: a spec still referenced is never purged."""
     uri = (job.fields.get("http_target.body") or {}).get("spec_uri")
-    try:
-        return parse_spec_uri(uri).object if isinstance(uri, str) else None
-    except TriggerError:
+    if not isinstance(uri, str):
         return None
+    return uri.removeprefix("gs://").partition("/")[2].partition("#")[0]

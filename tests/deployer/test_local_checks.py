@@ -1,0 +1,196 @@
+"""Settings, identities, cron, time zones, spec files and the function zip: all decided locally."""
+
+from __future__ import annotations
+
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from vertex_cron import config, cronexpr, desired, function_source, schedules_file, validation
+from vertex_cron.errors import ConfigError, ValidationError
+from vertex_cron.models import ScheduleInput
+
+
+def test_flags_beat_environment_beats_files():
+    env = {"GOOGLE_CLOUD_PROJECT": "from-google-env", "VERTEX_CRON_REGION": "env-region"}
+    files = {"project": "from-file", "region": "file-region", "bucket": "file-bucket"}
+
+    resolved = config.resolve({"project": "from-flag", "region": None}, env, files)
+
+    assert (resolved.project, resolved.region, resolved.bucket) == ("from-flag", "env-region", "file-bucket")
+
+
+def test_vertex_cron_project_wins_over_the_generic_project_variables():
+    env = {"CLOUDSDK_CORE_PROJECT": "gcloud", "GOOGLE_CLOUD_PROJECT": "google", "VERTEX_CRON_PROJECT": "ours"}
+    assert config.resolve({}, env).project == "ours"
+    assert config.resolve({}, {"CLOUDSDK_CORE_PROJECT": "gcloud"}).project == "gcloud"
+
+
+def test_project_file_is_read_and_typos_are_refused(tmp_path: Path):
+    (tmp_path / "vertex-cron.toml").write_text('project = "p"\nmax-instances = 4\n')
+    assert config.load_file_values(None, cwd=tmp_path) == {"project": "p", "max_instances": 4}
+    assert config.resolve({}, {}, config.load_file_values(None, cwd=tmp_path)).max_instances == 4
+
+    (tmp_path / "vertex-cron.toml").write_text('projet = "p"\n')
+    with pytest.raises(ConfigError, match="unknown setting 'projet'"):
+        config.load_file_values(None, cwd=tmp_path)
+
+
+def test_missing_setting_names_the_flag_and_the_variables():
+    with pytest.raises(ConfigError, match="--scheduler-sa") as err:
+        config.Settings(project="p").require("project", "scheduler_sa")
+    assert "VERTEX_CRON_SCHEDULER_SA" in err.value.details
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["123456789012-compute@developer.gserviceaccount.com", "demo-project@appspot.gserviceaccount.com"],
+)
+def test_default_service_accounts_are_refused_unless_allowed(email):
+    with pytest.raises(ValidationError, match="refusing the default service account"):
+        validation.check_service_account("workload SA", email, allow_default=False)
+    assert validation.check_service_account("workload SA", email, allow_default=True) == email
+
+
+@pytest.mark.parametrize("email", ["someone@example.com", "x@p.iam.gserviceaccount.com", "vc-runner@", ""])
+def test_malformed_service_accounts_are_refused(email):
+    with pytest.raises(ValidationError, match="malformed workload SA"):
+        validation.check_service_account("workload SA", email, allow_default=True)
+
+
+@pytest.mark.parametrize("name", ["Nightly", "1st", "a" * 51, "with_underscore", ""])
+def test_schedule_names_outside_the_pattern_are_refused(name):
+    with pytest.raises(ValidationError, match="invalid schedule name"):
+        validation.check_schedule_name(name)
+
+
+@pytest.mark.parametrize("expr", ["0 3 * *", "0 3 * * * *", "61 * * * *", "every day", "0 3 * * MON-FOO"])
+def test_bad_cron_is_refused(expr):
+    with pytest.raises(ValidationError, match="invalid cron"):
+        cronexpr.check_cron(expr)
+
+
+def test_cron_next_times_follow_the_time_zone():
+    after = datetime(2024, 1, 1, 0, 0, tzinfo=timezone.utc)
+    times = cronexpr.next_fire_times("30 9 * * 1-5", "America/New_York", after, 2)
+    assert [t.isoformat() for t in times] == ["2024-01-01T09:30:00-05:00", "2024-01-02T09:30:00-05:00"]
+
+
+@pytest.mark.parametrize("tz", ["Mars/Olympus", "../etc/passwd", "", "utc+2"])
+def test_unknown_time_zones_are_refused(tz):
+    with pytest.raises(ValidationError, match="unknown time zone"):
+        validation.check_time_zone(tz)
+
+
+def _build(make_settings, spec: Path, **schedule):
+    values = {"name": "nightly", "spec_path": spec, "cron": "0 3 * * *", **schedule}
+    return desired.build(make_settings(), [ScheduleInput(**values)], source=function_source.build())
+
+
+def test_json_and_yaml_specs_of_one_pipeline_both_load(make_settings, example_json, example_yaml):
+    for spec in (example_json, example_yaml):
+        wanted = _build(make_settings, spec, parameters={"run_date": "2024-01-01"})
+        (job,) = wanted.jobs
+        assert job.body["pipeline_root"] == "gs://vertex-cron-demo-artifacts/pipeline-root"
+        assert wanted.specs[0].object_name.startswith("vertex-cron/specs/")
+
+
+def test_spec_object_name_carries_the_content_sha256(make_settings, example_json):
+    import hashlib
+
+    wanted = _build(make_settings, example_json, parameters={"run_date": "x"})
+    digest = hashlib.sha256(example_json.read_bytes()).hexdigest()
+    assert wanted.specs[0].object_name == f"vertex-cron/specs/{digest}.json"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({}, "run_date is required"),
+        ({"run_date": "x", "nope": "1"}, "has no such parameter"),
+        ({"run_date": "x", "sample_rows": "many"}, "sample_rows must be an integer"),
+    ],
+)
+def test_parameters_are_checked_against_the_spec(make_settings, example_json, parameters, message):
+    with pytest.raises(ValidationError, match=message):
+        _build(make_settings, example_json, parameters=parameters)
+
+
+def test_parameters_are_typed_for_the_body(make_settings, example_json):
+    wanted = _build(make_settings, example_json, parameters={"run_date": "x", "sample_rows": "5", "dry_run": "true"})
+    assert wanted.jobs[0].body["parameter_values"] == {"run_date": "x", "sample_rows": 5, "dry_run": True}
+
+
+def test_a_pipeline_root_is_required(make_settings, example_json, tmp_path):
+    spec = tmp_path / "no-root.json"
+    spec.write_text(example_json.read_text().replace('"defaultPipelineRoot"', '"unusedKey"'))
+    with pytest.raises(ValidationError, match="no pipeline root"):
+        _build(make_settings, spec, parameters={"run_date": "x"})
+    wanted = _build(make_settings, spec, parameters={"run_date": "x"}, pipeline_root="gs://b/root")
+    assert wanted.jobs[0].body["pipeline_root"] == "gs://b/root"
+
+
+def test_an_oversized_spec_is_refused_before_reading(make_settings, tmp_path):
+    from vertex_cron.spec_file import SPEC_LIMIT_BYTES
+
+    spec = tmp_path / "huge.json"
+    with open(spec, "wb") as fh:
+        fh.truncate(SPEC_LIMIT_BYTES + 1)
+    with pytest.raises(ValidationError, match="over the"):
+        _build(make_settings, spec)
+
+
+def test_an_oversized_scheduler_body_is_refused(make_settings, example_json):
+    with pytest.raises(ValidationError, match="Scheduler request body"):
+        _build(make_settings, example_json, parameters={"run_date": "x" * validation.MAX_SCHEDULER_BODY_BYTES})
+
+
+def test_the_function_zip_is_byte_identical_across_builds_and_skips_caches(tmp_path):
+    root = tmp_path / "function"
+    (root / "pkg" / "__pycache__").mkdir(parents=True)
+    (root / "main.py").write_text("x = 1\n")
+    (root / "requirements.txt").write_text("requests\n")
+    (root / "pkg" / "mod.py").write_text("y = 2\n")
+    (root / "pkg" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"junk")
+    first = function_source.build(root)
+
+    (root / "main.py").touch()  # a new mtime must not change the bytes
+    (root / "pkg" / "stale.pyc").write_bytes(b"junk")
+    second = function_source.build(root)
+
+    assert first == second
+    with zipfile.ZipFile(__import__("io").BytesIO(first.zip_bytes)) as archive:
+        assert archive.namelist() == ["main.py", "pkg/mod.py", "requirements.txt"]
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+
+
+def test_the_real_function_source_is_found_and_zipped():
+    source = function_source.build()
+    with zipfile.ZipFile(__import__("io").BytesIO(source.zip_bytes)) as archive:
+        names = archive.namelist()
+    assert "main.py" in names and "requirements.txt" in names
+    assert "vertex_cron_trigger/handler.py" in names
+    assert len(source.label) <= 63 and source.label == source.sha256[:32]
+
+
+def test_schedules_file_defaults_and_relative_specs(tmp_path, example_json):
+    (tmp_path / "pipeline.json").write_bytes(example_json.read_bytes())
+    (tmp_path / "schedules.yaml").write_text(
+        "defaults:\n  project: p\n  time_zone: Europe/Paris\n  parameters: {run_date: x}\n"
+        "schedules:\n"
+        "  - {name: nightly, spec: pipeline.json, cron: '0 3 * * *'}\n"
+        "  - {name: hourly, spec: pipeline.json, cron: '0 * * * *', time_zone: UTC, parameters: {sample_rows: 2}}\n"
+    )
+    loaded = schedules_file.load(tmp_path / "schedules.yaml")
+    assert loaded.settings == {"project": "p"}
+    nightly, hourly = loaded.schedules
+    assert nightly.spec_path == tmp_path / "pipeline.json" and nightly.time_zone == "Europe/Paris"
+    assert hourly.time_zone == "UTC" and hourly.parameters == {"run_date": "x", "sample_rows": 2}
+
+
+def test_schedules_file_typos_are_refused(tmp_path):
+    (tmp_path / "s.yaml").write_text("schedules:\n  - {name: a, spec: p.json, cron: '* * * * *', timezone: UTC}\n")
+    with pytest.raises(ConfigError, match="unknown key 'timezone'"):
+        schedules_file.load(tmp_path / "s.yaml")

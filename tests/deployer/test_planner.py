@@ -1,0 +1,210 @@
+"""The planner, with plain values: what a user sees in `--dry-run` and what gets called."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from vertex_cron import desired, function_source, planner
+from vertex_cron.models import Action, Kind, Observed, ObservedFunction, ObservedJob, Pending, ScheduleInput
+
+
+_SPEC = Path(__file__).resolve().parents[2] / "examples" / "pipeline.json"
+NOW = datetime(2024, 3, 30, 12, 0, tzinfo=timezone.utc)
+URL = "https://vertex-cron-trigger-abc-ew.a.run.app"
+SERVICE = "projects/demo-project/locations/europe-west1/services/vertex-cron-trigger"
+
+
+NIGHTLY = ScheduleInput("nightly", _SPEC, "0 3 * * *", "Europe/Paris", {"run_date": "{{schedule_time}}"})
+
+
+@pytest.fixture(scope="module")
+def source():
+    return function_source.build()
+
+
+@pytest.fixture
+def make_desired(make_settings, source):
+    def build(*schedules, prune=False, **setting_overrides):
+        return desired.build(make_settings(**setting_overrides), schedules or (NIGHTLY,), source=source, prune=prune)
+
+    return build
+
+
+def _converged(wanted, *, generation=7):
+    """What the cloud holds right after `wanted` was applied."""
+    function = ObservedFunction(wanted.function.name, dict(wanted.function.fields), URL, SERVICE)
+    jobs = {
+        job.name: ObservedJob(
+            job.name, desired.job_fields(job, spec_uri=f"{job.body['spec_uri']}#{generation}", url=URL)
+        )
+        for job in wanted.jobs
+    }
+    return Observed(
+        spec_generations={spec.object_name: generation for spec in wanted.specs},
+        function=function,
+        invoker_members=frozenset({wanted.invoker_member}),
+        jobs=jobs,
+    )
+
+
+def _by_kind(plan, kind):
+    return [change for change in plan.changes if change.kind is kind]
+
+
+def test_nothing_exists_so_everything_is_created_with_values_known_later_marked_pending(make_desired):
+    wanted = make_desired()
+    empty = Observed(spec_generations={wanted.specs[0].object_name: None}, function=None, invoker_members=None, jobs={})
+
+    plan = planner.plan(wanted, empty, now=NOW)
+
+    assert [(c.kind, c.action) for c in plan.changes] == [
+        (Kind.SPEC, Action.CREATE),
+        (Kind.FUNCTION, Action.CREATE),
+        (Kind.INVOKER, Action.CREATE),
+        (Kind.JOB, Action.CREATE),
+    ]
+    job_fields = dict((d.field, d.new) for d in _by_kind(plan, Kind.JOB)[0].diffs)
+    assert job_fields["http_target.uri"] == Pending("function URL")
+    assert job_fields["http_target.body"]["spec_uri"] == Pending("spec generation")
+    assert planner.needs_build(_by_kind(plan, Kind.FUNCTION)[0])
+
+
+def test_a_converged_cloud_plans_no_mutation(make_desired):
+    wanted = make_desired()
+    plan = planner.plan(wanted, _converged(wanted), now=NOW)
+    assert plan.mutations == ()
+    assert {c.action for c in plan.changes} == {Action.UNCHANGED}
+
+
+def test_fields_the_service_adds_itself_do_not_count_as_drift(make_desired):
+    wanted = make_desired()
+    observed = _converged(wanted)
+    function_fields = dict(observed.function.fields)
+    function_fields["service_config.environment_variables"] = {
+        **function_fields["service_config.environment_variables"],
+        "LOG_EXECUTION_ID": "true",
+    }
+    function_fields["labels"] = {**function_fields["labels"], "goog-managed-by": "cloudfunctions"}
+    function_fields["service_config.timeout_seconds"] = 60
+    observed = Observed(
+        observed.spec_generations,
+        ObservedFunction(observed.function.name, function_fields, URL, SERVICE),
+        observed.invoker_members,
+        observed.jobs,
+    )
+    assert planner.plan(wanted, observed, now=NOW).mutations == ()
+
+
+def test_a_changed_setting_updates_only_that_field_without_a_build(make_desired):
+    before = make_desired()
+    after = make_desired(max_instances=3)
+
+    plan = planner.plan(after, _converged(before), now=NOW)
+
+    (change,) = plan.mutations
+    assert change.kind is Kind.FUNCTION and change.action is Action.UPDATE
+    assert [(d.field, d.old, d.new) for d in change.diffs] == [("service_config.max_instance_count", 10, 3)]
+    assert planner.update_mask(change) == ["service_config"]
+    assert not planner.needs_build(change)
+
+
+def test_a_stale_contract_variable_is_removed(make_desired):
+    wanted = make_desired()
+    observed = _converged(wanted)
+    env = {**observed.function.fields["service_config.environment_variables"], "VERTEX_CRON_AUDIENCE": "x"}
+    fields = {**observed.function.fields, "service_config.environment_variables": env}
+    observed = Observed(observed.spec_generations, ObservedFunction(observed.function.name, fields, URL, SERVICE),
+                        observed.invoker_members, observed.jobs)
+
+    (change,) = planner.plan(wanted, observed, now=NOW).mutations
+    assert [(d.field, d.new) for d in change.diffs] == [
+        ("service_config.environment_variables.VERTEX_CRON_AUDIENCE", None)
+    ]
+
+
+def test_new_source_means_a_build(make_desired):
+    wanted = make_desired()
+    observed = _converged(wanted)
+    fields = {**observed.function.fields, "build_config.source": "0" * 32}
+    observed = Observed(observed.spec_generations, ObservedFunction(observed.function.name, fields, URL, SERVICE),
+                        observed.invoker_members, observed.jobs)
+
+    (change,) = planner.plan(wanted, observed, now=NOW).mutations
+    assert planner.needs_build(change)
+    assert "build_config" in planner.update_mask(change)
+
+
+def test_a_changed_parameter_updates_the_job_body_only(make_desired):
+    before = make_desired()
+    after = make_desired(
+        ScheduleInput("nightly", _SPEC, "0 3 * * *", "Europe/Paris", {"run_date": "{{schedule_time}}", "sample_rows": "5"}),
+    )
+
+    (change,) = planner.plan(after, _converged(before), now=NOW).mutations
+
+    assert change.kind is Kind.JOB and change.action is Action.UPDATE
+    assert [(d.field, d.old, d.new) for d in change.diffs] == [
+        ("http_target.body.parameter_values", {"run_date": "{{schedule_time}}"},
+         {"run_date": "{{schedule_time}}", "sample_rows": 5}),
+    ]
+    assert planner.update_mask(change) == ["http_target"]
+
+
+def test_a_public_invoker_is_removed_and_the_scheduler_sa_kept(make_desired):
+    wanted = make_desired()
+    observed = _converged(wanted)
+    observed = Observed(observed.spec_generations, observed.function,
+                        observed.invoker_members | {"allUsers"}, observed.jobs)
+
+    (change,) = planner.plan(wanted, observed, now=NOW).mutations
+
+    assert change.kind is Kind.INVOKER and change.action is Action.UPDATE
+    assert change.diffs[0].new == [wanted.invoker_member]
+
+
+def test_prune_deletes_only_managed_jobs_missing_from_the_file(make_desired):
+    wanted = make_desired(prune=True)
+    observed = _converged(wanted)
+    gone = desired.job_name("demo-project", "europe-west1", "weekly")
+    foreign = "projects/demo-project/locations/europe-west1/jobs/someone-elses"
+    observed = Observed(observed.spec_generations, observed.function, observed.invoker_members,
+                        {**observed.jobs, gone: ObservedJob(gone, {}), foreign: ObservedJob(foreign, {})})
+
+    plan = planner.plan(wanted, observed, now=NOW)
+
+    assert [(c.name, c.action) for c in plan.mutations] == [(gone, Action.DELETE)]
+
+
+def test_next_fire_times_are_in_the_schedule_time_zone_across_dst(make_desired):
+    wanted = make_desired()
+    empty = Observed({}, None, None, {})
+    (runs,) = planner.plan(wanted, empty, now=NOW).next_runs
+    # Europe/Paris springs forward on 2024-03-31: 03:00 CET, then 03:00 CEST.
+    assert [t.isoformat() for t in runs.times] == [
+        "2024-03-31T03:00:00+02:00",
+        "2024-04-01T03:00:00+02:00",
+        "2024-04-02T03:00:00+02:00",
+    ]
+    assert runs.times[0].tzinfo == ZoneInfo("Europe/Paris")
+
+
+def test_delete_takes_the_function_with_the_last_schedule_and_purges_unreferenced_specs():
+    spec_a, spec_b = "vertex-cron/specs/aaa.json", "vertex-cron/specs/bbb.json"
+    function = ObservedFunction("projects/p/locations/r/functions/vertex-cron-trigger", {}, URL, SERVICE)
+
+    def job(name, spec):
+        return ObservedJob(name, {"http_target.uri": URL, "http_target.body": {"spec_uri": f"gs://b/{spec}#3"}})
+
+    jobs = {"j/one": job("j/one", spec_a), "j/two": job("j/two", spec_b)}
+
+    one = planner.plan_delete(["j/one"], jobs, function=function, spec_objects=[spec_a, spec_b], purge=True)
+    assert [(c.kind, c.name) for c in one.changes] == [(Kind.JOB, "j/one"), (Kind.SPEC, spec_a)]
+
+    both = planner.plan_delete(["j/one", "j/two"], jobs, function=function, spec_objects=[spec_a], purge=False)
+    assert [(c.kind, c.name) for c in both.changes] == [
+        (Kind.JOB, "j/one"), (Kind.JOB, "j/two"), (Kind.FUNCTION, function.name),
+    ]
