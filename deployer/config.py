@@ -18,6 +18,7 @@ DEFAULT_FUNCTION_NAME = "vertex-cron-trigger"
 DEFAULT_MAX_INSTANCES = 10
 EMULATOR_HOST_ENV = "VERTEX_CRON_EMULATOR_HOST"
 STORAGE_EMULATOR_HOST_ENV = "STORAGE_EMULATOR_HOST"
+POLL_SECONDS_ENV = "VERTEX_CRON_POLL_SECONDS"
 
 # setting -> environment variables, first set wins. The flag is always `--<name with dashes>`.
 ENVIRONMENT: dict[str, tuple[str, ...]] = {
@@ -53,6 +54,7 @@ class Settings:
     # Not user settings: taken from the environment only (ARCHITECTURE "Local emulation").
     emulator_host: str | None = None
     storage_emulator_host: str | None = None
+    poll_seconds: float | None = None  # how often long-running operations are polled
 
     def require(self, *names: str) -> None:
         """Raise ConfigError naming the first missing setting and where it may come from."""
@@ -82,6 +84,11 @@ def resolve(
             values[name] = _convert(name, value)
     values["emulator_host"] = env.get(EMULATOR_HOST_ENV) or None
     values["storage_emulator_host"] = env.get(STORAGE_EMULATOR_HOST_ENV) or None
+    if env.get(POLL_SECONDS_ENV):
+        try:
+            values["poll_seconds"] = float(env[POLL_SECONDS_ENV])
+        except ValueError as exc:
+            raise ConfigError(f"{POLL_SECONDS_ENV} must be a number of seconds") from exc
     return Settings(**values)
 
 

@@ -54,12 +54,12 @@ class GoogleCloud:
         self,
         settings: Settings,
         *,
-        poll_interval: float = 2.0,
+        poll_interval: float | None = None,
         operation_timeout: float = 1800.0,
         upload_timeout: float = 300.0,
     ) -> None:
         self._settings = settings
-        self._poll_interval = poll_interval
+        self._poll_interval = poll_interval or settings.poll_seconds or 2.0
         self._operation_timeout = operation_timeout
         self._upload_timeout = upload_timeout
 

@@ -1,0 +1,139 @@
+"""The CLI end to end through the real client libraries, against the local emulators:
+refusals, dry runs and the read commands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from vertex_cron.cli import cli
+
+DEMO_ENV = {
+    "VERTEX_CRON_PROJECT": "demo-project",
+    "VERTEX_CRON_REGION": "europe-west1",
+    "VERTEX_CRON_WORKLOAD_SA": "vc-workload@demo-project.iam.gserviceaccount.com",
+    "VERTEX_CRON_FUNCTION_SA": "vc-function@demo-project.iam.gserviceaccount.com",
+    "VERTEX_CRON_SCHEDULER_SA": "vc-scheduler@demo-project.iam.gserviceaccount.com",
+    "VERTEX_CRON_POLL_SECONDS": "0.02",
+}
+
+
+@pytest.fixture
+def run_cli(emulator_env, spec_bucket, tmp_path, monkeypatch):
+    """Run `vertex-cron ARGS` in an empty directory against the emulators."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+    env = {**DEMO_ENV, "VERTEX_CRON_BUCKET": spec_bucket, **emulator_env}
+
+    def run(*args: str, **extra_env: str):
+        return CliRunner().invoke(cli, list(args), env={**env, **extra_env}, catch_exceptions=False)
+
+    return run
+
+
+def _deploy_args(spec, *extra):
+    return ("deploy", "nightly", "--spec", str(spec), "--cron", "0 3 * * *", "--param", "run_date=x", *extra)
+
+
+@pytest.mark.parametrize(
+    ("extra", "env", "reason"),
+    [
+        ((), {"VERTEX_CRON_WORKLOAD_SA": "123456789-compute@developer.gserviceaccount.com"},
+         "refusing the default service account 123456789-compute@developer.gserviceaccount.com as the workload SA"),
+        (("--scheduler-sa", "scheduler@example.com"), {}, "malformed scheduler SA email"),
+        (("--time-zone", "Mars/Olympus"), {}, "unknown time zone 'Mars/Olympus'"),
+        (("--cron", "0 3 * *"), {}, "invalid cron expression"),
+        (("--param", "nope=1"), {}, "schedule nightly: parameter nope: pipeline 'nightly-training' has no such parameter"),
+        (("--param", "sample_rows=lots"), {}, "sample_rows must be an integer"),
+        ((), {"VERTEX_CRON_REGION": ""}, "missing region: pass --region"),
+    ],
+)
+def test_refusals_exit_2_with_the_reason_first_and_touch_nothing(run_cli, emulator, example_json, extra, env, reason):
+    result = run_cli(*_deploy_args(example_json, *extra), **env)
+
+    assert result.exit_code == 2, result.output
+    first_line = result.stderr.splitlines()[0]
+    assert first_line.startswith("error: ") and reason in first_line
+    assert "Traceback" not in result.output
+    assert emulator.calls == []
+
+
+def test_a_bad_schedule_name_is_a_usage_error(run_cli, emulator, example_json):
+    result = run_cli("deploy", "Nightly_1", "--spec", str(example_json), "--cron", "0 3 * * *")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: invalid schedule name 'Nightly_1'")
+    assert emulator.calls == []
+
+
+def test_click_usage_errors_also_put_the_reason_first(run_cli, emulator):
+    result = run_cli("deploy", "nightly", "--cron", "0 3 * * *")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == "error: Missing option '--spec'."
+
+
+def test_default_service_account_is_accepted_when_explicitly_allowed_in_a_dry_run(run_cli, emulator, example_json):
+    result = run_cli(
+        *_deploy_args(example_json, "--dry-run", "--allow-default-service-account"),
+        VERTEX_CRON_WORKLOAD_SA="123456789-compute@developer.gserviceaccount.com",
+    )
+    assert result.exit_code == 0, result.output
+    assert emulator.mutating_calls() == 0
+
+
+def test_dry_run_on_an_empty_project_plans_everything_and_changes_nothing(run_cli, emulator, example_json, storage_emulator, spec_bucket):
+    result = run_cli(*_deploy_args(example_json, "--dry-run", "--format", "json"))
+
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["applied"] is False
+    assert [(c["kind"], c["action"]) for c in plan["changes"]] == [
+        ("spec", "create"), ("function", "create"), ("invoker", "create"), ("job", "create"),
+    ]
+    assert len(plan["next_runs"]["nightly"]) == 3
+    assert emulator.mutating_calls() == 0
+    assert all(method == "GET" for method, _, _ in emulator.calls)
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(project="demo-project", credentials=AnonymousCredentials(),
+                            client_options={"api_endpoint": storage_emulator.url})
+    assert list(client.list_blobs(spec_bucket)) == []
+
+
+def test_history_lists_the_schedules_pipeline_runs_newest_first_with_console_links(
+    run_cli, emulator, emulator_client, example_json
+):
+    from google.cloud import aiplatform_v1
+
+    pipelines = emulator_client(aiplatform_v1.PipelineServiceClient)
+    parent = "projects/demo-project/locations/europe-west1"
+    spec = json.loads(example_json.read_text())
+    for job_id, schedule in (("nightly-20240101-030000", "nightly"), ("other-20240101-030000", "other"),
+                             ("nightly-20240102-030000", "nightly")):
+        pipelines.create_pipeline_job(
+            parent=parent,
+            pipeline_job_id=job_id,
+            pipeline_job={
+                "pipeline_spec": spec,
+                "labels": {"vertex-cron-schedule": schedule},
+                "runtime_config": {"gcs_output_directory": "gs://b/root", "parameter_values": {"run_date": "x"}},
+            },
+        )
+        emulator.clock = (lambda t: (lambda: t))(emulator.clock() + 5)
+
+    text = run_cli("history", "nightly")
+    data = run_cli("history", "nightly", "--format", "json")
+
+    assert text.exit_code == 0 and data.exit_code == 0, text.output + data.output
+    runs = json.loads(data.stdout)
+    assert [r["name"] for r in runs] == ["nightly-20240102-030000", "nightly-20240101-030000"]
+    assert runs[0]["console_url"] == (
+        "https://console.cloud.google.com/vertex-ai/locations/europe-west1/pipelines/runs/"
+        "nightly-20240102-030000?project=demo-project"
+    )
+    assert set(runs[0]) == {"name", "state", "create_time", "start_time", "end_time", "duration_seconds", "console_url"}
+    assert text.stdout.splitlines()[0].split() == ["RUN", "STATE", "STARTED", "DURATION", "LINK"]
+    assert "nightly-20240102-030000" in text.stdout.splitlines()[1]
