@@ -1,0 +1,206 @@
+"""Deploys end to end: CLI -> API -> real google-cloud-* clients -> the strict emulators.
+
+What a user would notice: the resources that exist afterwards, the calls that were (not)
+made, and how a re-run after a failure converges.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from vertex_cron.cli import cli
+
+PROJECT, REGION = "demo-project", "europe-west1"
+PARENT = f"projects/{PROJECT}/locations/{REGION}"
+SCHEDULER_SA = "vc-scheduler@demo-project.iam.gserviceaccount.com"
+ENV = {
+    "VERTEX_CRON_PROJECT": PROJECT,
+    "VERTEX_CRON_REGION": REGION,
+    "VERTEX_CRON_WORKLOAD_SA": "vc-workload@demo-project.iam.gserviceaccount.com",
+    "VERTEX_CRON_FUNCTION_SA": "vc-function@demo-project.iam.gserviceaccount.com",
+    "VERTEX_CRON_SCHEDULER_SA": SCHEDULER_SA,
+    "VERTEX_CRON_POLL_SECONDS": "0.02",
+}
+FUNCTION = f"{PARENT}/functions/vertex-cron-trigger"
+
+
+@pytest.fixture
+def run_cli(emulator_env, spec_bucket, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    env = {**ENV, "VERTEX_CRON_BUCKET": spec_bucket, **emulator_env}
+
+    def run(*args: str, expect: int = 0):
+        result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+        assert result.exit_code == expect, result.output
+        return result
+
+    return run
+
+
+@pytest.fixture
+def clients(emulator_client, storage_emulator, spec_bucket):
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import functions_v2, run_v2, scheduler_v1, storage
+
+    class Clients:
+        scheduler = emulator_client(scheduler_v1.CloudSchedulerClient)
+        functions = emulator_client(functions_v2.FunctionServiceClient)
+        run = emulator_client(run_v2.ServicesClient)
+        bucket = storage.Client(
+            project=PROJECT, credentials=AnonymousCredentials(), client_options={"api_endpoint": storage_emulator.url}
+        ).bucket(spec_bucket)
+
+        def jobs(self):
+            return {job.name.rsplit("/", 1)[-1]: job for job in self.scheduler.list_jobs(parent=PARENT)}
+
+    return Clients()
+
+
+def deploy(run_cli, spec, name="nightly", *extra, expect=0):
+    return run_cli("deploy", name, "--spec", str(spec), "--cron", "0 3 * * *", "--time-zone", "Europe/Paris",
+                   "--param", "run_date={{schedule_time:%Y-%m-%d}}", *extra, expect=expect)
+
+
+def writes(emulator):
+    return [(method, path) for method, path, _ in emulator.calls if method not in ("GET", "HEAD")]
+
+
+def test_first_deploy_wires_scheduler_to_the_function_and_a_second_makes_no_mutating_call(
+    run_cli, emulator, clients, example_json, spec_bucket
+):
+    deploy(run_cli, example_json)
+
+    function = clients.functions.get_function(name=FUNCTION)
+    url = function.service_config.uri
+    env = dict(function.service_config.environment_variables)
+    assert env["VERTEX_CRON_ALLOWED_INVOKERS"] == SCHEDULER_SA and env["VERTEX_CRON_SPEC_BUCKET"] == spec_bucket
+    assert function.labels["managed-by"] == "vertex-cron"
+    assert function.build_config.runtime == "python312" and function.build_config.entry_point == "trigger"
+
+    job = clients.jobs()["vertex-cron-nightly"]
+    assert job.http_target.uri == url
+    assert job.http_target.oidc_token.service_account_email == SCHEDULER_SA
+    assert job.http_target.oidc_token.audience == url
+    assert job.description == "managed-by=vertex-cron"
+    body = json.loads(job.http_target.body)
+    (blob,) = list(clients.bucket.client.list_blobs(spec_bucket))
+    assert body["spec_uri"] == f"gs://{spec_bucket}/{blob.name}#{blob.generation}"
+    assert re.fullmatch(r"vertex-cron/specs/[0-9a-f]{64}\.json", blob.name)
+    assert body["parameter_values"] == {"run_date": "{{schedule_time:%Y-%m-%d}}"}
+
+    policy = clients.run.get_iam_policy(request={"resource": function.service_config.service})
+    assert [(b.role, list(b.members)) for b in policy.bindings] == [
+        ("roles/run.invoker", [f"serviceAccount:{SCHEDULER_SA}"])
+    ]
+
+    emulator.clear_calls()
+    again = deploy(run_cli, example_json)
+
+    assert writes(emulator) == []
+    assert again.stdout.startswith("Up to date: nothing to change")
+
+
+def test_adding_a_second_schedule_does_not_rebuild_or_touch_the_function(run_cli, emulator, clients, example_json):
+    deploy(run_cli, example_json)
+    emulator.clear_calls()
+
+    deploy(run_cli, example_json, "hourly")
+
+    assert writes(emulator) == [("POST", f"/v1/{PARENT}/jobs")]
+    assert sorted(clients.jobs()) == ["vertex-cron-hourly", "vertex-cron-nightly"]
+
+
+def test_a_failure_half_way_then_a_rerun_converges_without_duplicates(run_cli, emulator, clients, example_json):
+    emulator.faults.add(method="POST", path=rf"/v1/{PARENT}/jobs", status=503, times=1)
+
+    failed = deploy(run_cli, example_json, expect=1)
+
+    assert failed.stderr.splitlines()[0].startswith("error: create Scheduler job")
+    assert "Traceback" not in failed.output
+    assert clients.jobs() == {}
+    assert clients.functions.get_function(name=FUNCTION).service_config.uri
+
+    emulator.clear_calls()
+    deploy(run_cli, example_json, "--format", "json")
+
+    assert writes(emulator) == [("POST", f"/v1/{PARENT}/jobs")]
+    assert list(clients.jobs()) == ["vertex-cron-nightly"]
+    assert [f.name for f in clients.functions.list_functions(parent=PARENT)] == [FUNCTION]
+
+
+def test_a_changed_parameter_patches_only_the_job(run_cli, emulator, clients, example_json):
+    deploy(run_cli, example_json)
+    emulator.clear_calls()
+
+    result = deploy(run_cli, example_json, "--param", "sample_rows=5")
+
+    assert [method for method, _ in writes(emulator)] == ["PATCH"]
+    assert "http_target.body.parameter_values" in result.stdout
+    assert json.loads(clients.jobs()["vertex-cron-nightly"].http_target.body)["parameter_values"]["sample_rows"] == 5
+
+
+def test_dry_run_after_a_deploy_shows_the_differing_fields_and_changes_nothing(run_cli, emulator, example_json):
+    deploy(run_cli, example_json)
+    emulator.clear_calls()
+
+    result = deploy(run_cli, example_json, "--max-instances", "3", "--dry-run")
+
+    assert writes(emulator) == []
+    assert "~ function" in result.stdout and "service_config.max_instance_count: 10 -> 3" in result.stdout
+    assert "= job" in result.stdout and "Next runs:" in result.stdout
+
+
+def test_lifecycle_commands(run_cli, emulator, clients, example_json, spec_bucket):
+    deploy(run_cli, example_json)
+    deploy(run_cli, example_json, "hourly", "--param", "sample_rows=7")
+
+    listed = json.loads(run_cli("list", "--format", "json").stdout)
+    assert [s["name"] for s in listed] == ["hourly", "nightly"]
+    assert listed[0]["cron"] == "0 3 * * *" and listed[0]["time_zone"] == "Europe/Paris"
+    assert listed[0]["state"] == "ENABLED"
+
+    assert json.loads(run_cli("pause", "nightly", "--format", "json").stdout)["state"] == "PAUSED"
+    assert json.loads(run_cli("describe", "nightly", "--format", "json").stdout)["state"] == "PAUSED"
+    assert json.loads(run_cli("resume", "nightly", "--format", "json").stdout)["state"] == "ENABLED"
+    run_cli("run", "nightly")
+    assert any(path.endswith("vertex-cron-nightly:run") for _, path in writes(emulator))
+
+    missing = run_cli("describe", "weekly", expect=1)
+    assert missing.stderr.startswith("error: no schedule named 'weekly' in demo-project/europe-west1")
+
+    run_cli("delete", "hourly", "--purge")
+    assert list(clients.jobs()) == ["vertex-cron-nightly"]
+    assert len(list(clients.bucket.client.list_blobs(spec_bucket))) == 1  # nightly still uses it
+
+    run_cli("delete", "nightly", "--purge")
+    assert clients.jobs() == {}
+    assert list(clients.bucket.client.list_blobs(spec_bucket)) == []
+    assert list(clients.functions.list_functions(parent=PARENT)) == []
+
+
+def test_apply_prune_converges_on_the_file(run_cli, emulator, clients, example_json, tmp_path):
+    deploy(run_cli, example_json, "legacy")
+    (tmp_path / "pipeline.json").write_bytes(example_json.read_bytes())
+    (tmp_path / "schedules.yaml").write_text(
+        "defaults:\n  time_zone: Europe/Paris\n  parameters: {run_date: x}\n"
+        "schedules:\n"
+        "  - {name: nightly, spec: pipeline.json, cron: '0 3 * * *'}\n"
+        "  - {name: hourly, spec: pipeline.json, cron: '0 * * * *'}\n"
+    )
+
+    dry = run_cli("apply", "-f", "schedules.yaml", "--prune", "--dry-run", "--format", "json")
+    assert {(c["name"].rsplit("/", 1)[-1], c["action"]) for c in json.loads(dry.stdout)["changes"] if c["kind"] == "job"} == {
+        ("vertex-cron-nightly", "create"), ("vertex-cron-hourly", "create"), ("vertex-cron-legacy", "delete"),
+    }
+    assert sorted(clients.jobs()) == ["vertex-cron-legacy"]
+
+    run_cli("apply", "-f", "schedules.yaml", "--prune")
+    assert sorted(clients.jobs()) == ["vertex-cron-hourly", "vertex-cron-nightly"]
+
+    emulator.clear_calls()
+    run_cli("apply", "-f", "schedules.yaml", "--prune")
+    assert writes(emulator) == []
