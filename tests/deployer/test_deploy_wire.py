@@ -60,7 +60,7 @@ def clients(emulator_client, storage_emulator, spec_bucket):
     return Clients()
 
 
-def deploy(run_cli, spec, name="nightly", *extra, expect=0):
+def deploy(run_cli, spec, *extra, name="nightly", expect=0):
     return run_cli("deploy", name, "--spec", str(spec), "--cron", "0 3 * * *", "--time-zone", "Europe/Paris",
                    "--param", "run_date={{schedule_time:%Y-%m-%d}}", *extra, expect=expect)
 
@@ -108,7 +108,7 @@ def test_adding_a_second_schedule_does_not_rebuild_or_touch_the_function(run_cli
     deploy(run_cli, example_json)
     emulator.clear_calls()
 
-    deploy(run_cli, example_json, "hourly")
+    deploy(run_cli, example_json, name="hourly")
 
     assert writes(emulator) == [("POST", f"/v1/{PARENT}/jobs")]
     assert sorted(clients.jobs()) == ["vertex-cron-hourly", "vertex-cron-nightly"]
@@ -119,7 +119,10 @@ def test_a_failure_half_way_then_a_rerun_converges_without_duplicates(run_cli, e
 
     failed = deploy(run_cli, example_json, expect=1)
 
-    assert failed.stderr.splitlines()[0].startswith("error: create Scheduler job")
+    # Progress lines come first; the error block starts with the one-line reason.
+    error = failed.stderr[failed.stderr.index("error: "):].splitlines()
+    assert error[0].startswith("error: create Scheduler job projects/demo-project/locations/europe-west1/jobs/vertex-cron-nightly")
+    assert "re-running is safe" in error[0]
     assert "Traceback" not in failed.output
     assert clients.jobs() == {}
     assert clients.functions.get_function(name=FUNCTION).service_config.uri
@@ -156,7 +159,7 @@ def test_dry_run_after_a_deploy_shows_the_differing_fields_and_changes_nothing(r
 
 def test_lifecycle_commands(run_cli, emulator, clients, example_json, spec_bucket):
     deploy(run_cli, example_json)
-    deploy(run_cli, example_json, "hourly", "--param", "sample_rows=7")
+    deploy(run_cli, example_json, "--param", "sample_rows=7", name="hourly")
 
     listed = json.loads(run_cli("list", "--format", "json").stdout)
     assert [s["name"] for s in listed] == ["hourly", "nightly"]
@@ -183,7 +186,7 @@ def test_lifecycle_commands(run_cli, emulator, clients, example_json, spec_bucke
 
 
 def test_apply_prune_converges_on_the_file(run_cli, emulator, clients, example_json, tmp_path):
-    deploy(run_cli, example_json, "legacy")
+    deploy(run_cli, example_json, name="legacy")
     (tmp_path / "pipeline.json").write_bytes(example_json.read_bytes())
     (tmp_path / "schedules.yaml").write_text(
         "defaults:\n  time_zone: Europe/Paris\n  parameters: {run_date: x}\n"
