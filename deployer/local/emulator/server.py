@@ -87,6 +87,7 @@ def _empty_state() -> dict[str, Any]:
         "services": {},
         "policies": {},
         "uploads": {},
+        "uploadSlots": {},
     }
 
 
