@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from .models import Action, Change, PipelineRun, Plan, ScheduleStatus
+from .models import Action, Change, Kind, PipelineRun, Plan, ScheduleStatus
 
 _SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.UNCHANGED: "=", Action.DELETE: "-"}
 _MAX_VALUE_CHARS = 120
@@ -125,8 +125,10 @@ def _run_dict(run: PipelineRun) -> dict[str, Any]:
 
 
 def _display_name(change: Change) -> str:
+    if change.kind is Kind.SPEC:
+        return change.name  # the object name: its sha256 is the point
     name = change.name.rsplit("/", 1)[-1]
-    return f"roles/run.invoker on {name}" if change.kind.value == "invoker" else name
+    return f"roles/run.invoker on {name}" if change.kind is Kind.INVOKER else name
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -207,3 +207,15 @@ def test_apply_prune_converges_on_the_file(run_cli, emulator, clients, example_j
     emulator.clear_calls()
     run_cli("apply", "-f", "schedules.yaml", "--prune")
     assert writes(emulator) == []
+
+
+def test_an_etag_conflict_on_the_invoker_policy_is_retried(run_cli, emulator, clients, example_json):
+    emulator.faults.add(method="POST", path=r".*:setIamPolicy", status=409, times=1)
+
+    deploy(run_cli, example_json)
+
+    set_calls = [status for method, path, status in emulator.calls if path.endswith(":setIamPolicy")]
+    assert set_calls == [409, 200]
+    service = clients.functions.get_function(name=FUNCTION).service_config.service
+    policy = clients.run.get_iam_policy(request={"resource": service})
+    assert [list(b.members) for b in policy.bindings] == [[f"serviceAccount:{SCHEDULER_SA}"]]
