@@ -219,3 +219,13 @@ def test_an_etag_conflict_on_the_invoker_policy_is_retried(run_cli, emulator, cl
     service = clients.functions.get_function(name=FUNCTION).service_config.service
     policy = clients.run.get_iam_policy(request={"resource": service})
     assert [list(b.members) for b in policy.bindings] == [[f"serviceAccount:{SCHEDULER_SA}"]]
+
+
+def test_a_changed_function_setting_patches_the_function_without_uploading_source(run_cli, emulator, clients, example_json):
+    deploy(run_cli, example_json)
+    emulator.clear_calls()
+
+    deploy(run_cli, example_json, "--max-instances", "3")
+
+    assert [(m, p.split("?")[0]) for m, p in writes(emulator)] == [("PATCH", f"/v2/{FUNCTION}")]
+    assert clients.functions.get_function(name=FUNCTION).service_config.max_instance_count == 3
