@@ -214,6 +214,10 @@ class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin):
             raise RuntimeError(f"{path}: unsupported emulator state version {data.get('version')!r}")
         state = _empty_state()
         state.update(data["state"])
+        # A hook that was running when the previous process stopped never finished:
+        # let the operation complete again on the next read.
+        for rec in state["operations"].values():
+            rec["meta"].pop("completing", None)
         with self._lock:
             self._state = state
             self._dirty = False

@@ -61,6 +61,9 @@ class VertexMixin:
     def _touch(self) -> None:  # provided by Emulator
         raise NotImplementedError
 
+    def _save(self) -> None:  # provided by Emulator
+        raise NotImplementedError
+
     def _vertex_routes(self) -> list[tuple[str, str, Any, set[str], str | None]]:
         return [
             ("POST", rf"/v1/(?P<parent>{_PARENT})/pipelineJobs", self._pj_create, {"pipelineJobId"}, None),
@@ -77,6 +80,7 @@ class VertexMixin:
         with self._lock:
             self._state["pipelineFailRules"].append({"pattern": matching, "message": message, "code": code})
             self._touch()
+        self._save()
 
     def set_pipeline_job_state(self, name_or_id: str, state: str, *, error_message: str | None = None) -> dict[str, Any]:
         """Force a job into `state` (e.g. "PIPELINE_STATE_RUNNING") and freeze it there."""
@@ -96,7 +100,9 @@ class VertexMixin:
             if state == "PIPELINE_STATE_FAILED":
                 job["error"] = {"code": 9, "message": error_message or "The pipeline failed."}
             self._touch()
-            return deep(job)
+            result = deep(job)
+        self._save()
+        return result
 
     def pipeline_jobs(self) -> list[dict[str, Any]]:
         """Snapshot of every pipeline job (states brought up to date), oldest first."""
