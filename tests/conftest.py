@@ -11,8 +11,8 @@ Fixtures (names other test modules rely on):
                       STORAGE_EMULATOR_HOST=storage_emulator.url; returns them as a dict.
 - `emulator_client`   a factory: `emulator_client(ClientClass)` builds a real GAPIC client
                       (transport="rest", AnonymousCredentials) pointed at the `emulator`.
-                      The plain helper `make_emulator_client(ClientClass, emulator)` in this
-                      module does the same for any Emulator instance.
+                      The plain helper `make_emulator_client(ClientClass, emulator)` (import it
+                      from vertex_cron.local.emulator.clients) does the same for any Emulator.
 - `gapic_client_options` the `ClientOptions(api_endpoint=emulator.url)` for hand-built clients.
 """
 
@@ -26,23 +26,11 @@ from typing import Any
 import pytest
 
 from vertex_cron.local.emulator import Emulator
+from vertex_cron.local.emulator.clients import make_emulator_client
 from vertex_cron.local.oidc import LocalIssuer
 from vertex_cron.local.storage import StorageEmulator
 
 _bucket_counter = itertools.count(1)
-
-
-def make_emulator_client(client_class: type, emulator: Emulator, **kwargs: Any) -> Any:
-    """A real google-cloud-* GAPIC client speaking REST to `emulator`, unauthenticated."""
-    from google.api_core.client_options import ClientOptions
-    from google.auth.credentials import AnonymousCredentials
-
-    return client_class(
-        credentials=AnonymousCredentials(),
-        transport="rest",
-        client_options=ClientOptions(api_endpoint=emulator.url),
-        **kwargs,
-    )
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from google.api_core.future import polling
 from google.cloud import functions_v2, scheduler_v1
 
 from vertex_cron.local.emulator import Emulator
+from vertex_cron.local.emulator.clients import make_emulator_client
 
 PARENT = "projects/demo-project/locations/us-central1"
 JOB = {
@@ -101,8 +102,6 @@ def _zip():
 
 
 def test_persistence_across_restart(tmp_path, emulator_client):
-    from conftest import make_emulator_client
-
     with Emulator(state_dir=tmp_path) as first:
         assert requests.post(jobs_url(first), json=JOB).status_code == 200
         requests.post(f"{first.url}/v1/{PARENT}/pipelineJobs", params={"pipelineJobId": "run-1"}, json=PIPELINE)
@@ -128,8 +127,6 @@ def test_persistence_across_restart(tmp_path, emulator_client):
 
 
 def test_in_flight_operation_survives_restart(tmp_path):
-    from conftest import make_emulator_client
-
     with Emulator(state_dir=tmp_path, function_deploy_seconds=60) as first:
         fclient = make_emulator_client(functions_v2.FunctionServiceClient, first)
         up = fclient.generate_upload_url(request={"parent": PARENT})

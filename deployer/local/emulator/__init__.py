@@ -10,6 +10,7 @@ modules (vertex.py, scheduler.py, functions.py) for what each API does.
 
 from .common import ApiError
 from .faults import FaultInjector, FaultRule
+from .clients import make_emulator_client
 from .server import CERTS_PATH, Emulator
 
-__all__ = ["ApiError", "CERTS_PATH", "Emulator", "FaultInjector", "FaultRule"]
+__all__ = ["ApiError", "CERTS_PATH", "Emulator", "FaultInjector", "FaultRule", "make_emulator_client"]
