@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -26,6 +27,7 @@ ENV = {
     "VERTEX_CRON_POLL_SECONDS": "0.02",
 }
 FUNCTION = f"{PARENT}/functions/vertex-cron-trigger"
+REPO_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.fixture
@@ -229,3 +231,16 @@ def test_a_changed_function_setting_patches_the_function_without_uploading_sourc
 
     assert [(m, p.split("?")[0]) for m, p in writes(emulator)] == [("PATCH", f"/v2/{FUNCTION}")]
     assert clients.functions.get_function(name=FUNCTION).service_config.max_instance_count == 3
+
+
+def test_the_example_schedules_file_applies_and_reapplies_without_changes(run_cli, emulator, clients):
+    example = str(REPO_EXAMPLES / "schedules.yaml")
+    run_cli("apply", "-f", example)
+    assert sorted(clients.jobs()) == ["vertex-cron-hourly-smoke", "vertex-cron-nightly-training"]
+    nightly = json.loads(clients.jobs()["vertex-cron-nightly-training"].http_target.body)
+    assert nightly["parameter_values"] == {"run_date": "{{schedule_time:%Y-%m-%d}}", "sample_rows": 5000}
+    assert nightly["time_zone"] == "Europe/Paris"
+
+    before = emulator.mutating_calls()
+    run_cli("apply", "-f", example)
+    assert emulator.mutating_calls() == before
