@@ -1,0 +1,160 @@
+"""The `make demo` scenario: one schedule, one firing delivered twice, one PipelineJob.
+
+It drives the real deployer API (the code `vertex-cron deploy/history/delete` runs) against
+a LocalStack, lets the local Cloud Scheduler deliver the same firing twice (Cloud Scheduler
+delivers at least once), and checks what a user would: exactly one PipelineJob, the
+duplicate recognised as such, the workload identity on the job, parameters typed per spec.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+
+from vertex_cron import api, config, desired, render
+from vertex_cron.errors import VertexCronError
+from vertex_cron.local.scheduler import Delivery, format_schedule_time
+from vertex_cron.local.stack import LocalStack, LocalStackError
+from vertex_cron.models import ScheduleInput
+
+DEMO_SPEC = Path("examples/pipeline.yaml")
+SCHEDULE = "nightly-training"
+CRON = "0 3 * * *"
+TIME_ZONE = "Europe/Paris"
+# As the CLI passes them (`--param K=V`): strings, typed by the function against the spec.
+PARAMETERS = {"run_date": "{{schedule_time:%Y-%m-%d}}", "sample_rows": "5000"}
+STEPS = 7
+# Long-running operations in the emulator finish in well under a second: poll often.
+POLL_SECONDS = "0.1"
+
+Echo = Callable[[str], None]
+
+
+class DemoFailed(Exception):
+    """An expectation did not hold (or the stack could not run); the message says which."""
+
+
+def run_demo(echo: Echo, *, spec_path: Path = DEMO_SPEC) -> None:
+    if not spec_path.is_file():
+        raise DemoFailed(f"{spec_path} not found: run the demo from a vertex-cron checkout")
+    echo("vertex-cron local demo: deployer -> Cloud Scheduler -> trigger function -> Vertex AI, all on this machine")
+    try:
+        with LocalStack() as stack:
+            _scenario(echo, stack, spec_path)
+    except LocalStackError as exc:
+        raise DemoFailed(str(exc)) from exc
+    except VertexCronError as exc:
+        raise DemoFailed(f"the deployer failed: {exc}") from exc
+    echo("\nDemo passed: one firing delivered twice made exactly one PipelineJob, run as the workload identity.")
+
+
+def _scenario(echo: Echo, stack: LocalStack, spec_path: Path) -> None:
+    settings = config.resolve({}, {**stack.settings_env(), config.POLL_SECONDS_ENV: POLL_SECONDS})
+    _step(echo, 1, "Local stack up (emulated Vertex AI, Cloud Scheduler, Functions v2, Run v2; Cloud Storage)")
+    _indent(echo, f"control plane  {stack.emulator.url}\nCloud Storage  {stack.storage.url}\nbucket         gs://{stack.bucket}")
+
+    _step(echo, 2, f"Deploy schedule {SCHEDULE!r} with the deployer API (what `vertex-cron deploy` runs)")
+    params = " ".join(f"--param {name}='{value}'" for name, value in PARAMETERS.items())
+    _indent(echo, f"$ vertex-cron deploy {SCHEDULE} --spec {spec_path} --cron '{CRON}' --time-zone {TIME_ZONE} {params}")
+    plan = api.deploy(
+        settings, ScheduleInput(SCHEDULE, spec_path, CRON, time_zone=TIME_ZONE, parameters=PARAMETERS)
+    )
+    _indent(echo, render.plan(plan, "text", applied=True))
+
+    job_name = desired.job_name(stack.project, stack.region, SCHEDULE)
+    firing = _next_firing(datetime.now(UTC))
+    local_firing = firing.astimezone(ZoneInfo(TIME_ZONE))
+    _step(echo, 3, f"Cloud Scheduler delivers the firing of {local_firing:%Y-%m-%d %H:%M} {TIME_ZONE} (now, not at 03:00)")
+    _indent(echo, f"POST with X-CloudScheduler-ScheduleTime: {format_schedule_time(firing)} and an OIDC token for {stack.scheduler_sa}")
+    first = stack.scheduler.deliver(job_name, firing)
+    _step(echo, 4, "Cloud Scheduler delivers the SAME firing again (it delivers at least once)")
+    second = stack.scheduler.deliver(job_name, firing)
+    answers = [_answer(first), _answer(second)]
+    _indent(echo, _deliveries_table(answers))
+
+    _step(echo, 5, "The PipelineJobs in (emulated) Vertex AI")
+    jobs = stack.emulator.pipeline_jobs()
+    for job in jobs:
+        _indent(echo, _describe_job(job))
+
+    _step(echo, 6, f"$ vertex-cron history {SCHEDULE}")
+    _indent(echo, render.runs(api.history(settings, SCHEDULE), "text"))
+
+    _step(echo, 7, f"$ vertex-cron delete {SCHEDULE}")
+    _indent(echo, render.plan(api.delete(settings, [SCHEDULE]), "text", applied=True))
+    remaining = [status.name for status in api.list_schedules(settings)]
+
+    _check(answers, jobs, remaining, stack.workload_sa, local_firing.strftime("%Y-%m-%d"))
+
+
+def _next_firing(now: datetime) -> datetime:
+    """The schedule's next firing: if the demo runs across 03:00 Paris, the local scheduler
+    fires this same firing and it is absorbed like the demo's own duplicate."""
+    return croniter(CRON, now.astimezone(ZoneInfo(TIME_ZONE))).get_next(datetime).astimezone(UTC)
+
+
+def _answer(delivery: Delivery) -> dict[str, Any]:
+    """The function's JSON answer, plus the HTTP status it came with."""
+    try:
+        body = json.loads(delivery.final.body)
+    except ValueError:
+        body = {"message": delivery.final.body}
+    return {"status": delivery.final.status_code, **body}
+
+
+def _deliveries_table(answers: list[dict[str, Any]]) -> str:
+    rows = [("DELIVERY", "HTTP", "OUTCOME", "FUNCTION SAYS")]
+    rows += [(ordinal, str(a["status"]), a.get("outcome", "?"), a.get("message", "")) for ordinal, a in zip(("1st", "2nd"), answers)]
+    return "\n".join(f"{d:<9} {h:<5} {o:<10} {m}" for d, h, o, m in rows)
+
+
+def _describe_job(job: dict[str, Any]) -> str:
+    values = job.get("runtimeConfig", {}).get("parameterValues", {})
+    return "\n".join(
+        [
+            f"id              {job['name'].rsplit('/', 1)[-1]}",
+            f"state           {job.get('state')}",
+            f"serviceAccount  {job.get('serviceAccount')}",
+            "parameterValues " + json.dumps({k: _wire_number(v) for k, v in values.items()}, sort_keys=True),
+            "labels          " + json.dumps(job.get("labels", {}), sort_keys=True),
+        ]
+    )
+
+
+def _wire_number(value: Any) -> Any:
+    """protobuf Values are doubles; on the wire Google writes an integral one as `5000`."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _check(answers: list[dict[str, Any]], jobs: list[dict[str, Any]], remaining: list[str], workload_sa: str, run_date: str) -> None:
+    first, second = answers
+    if first["status"] != 200 or first.get("outcome") != "created":
+        raise DemoFailed(f"the first delivery should create the PipelineJob; the function answered {first}")
+    if second["status"] != 200 or not second.get("duplicate"):
+        raise DemoFailed(f"the second delivery should be flagged as a duplicate; the function answered {second}")
+    if len(jobs) != 1:
+        raise DemoFailed(f"expected exactly one PipelineJob, Vertex AI has {len(jobs)}")
+    [job] = jobs
+    if job.get("serviceAccount") != workload_sa:
+        raise DemoFailed(f"the PipelineJob runs as {job.get('serviceAccount')!r}, not the workload identity {workload_sa}")
+    values = job.get("runtimeConfig", {}).get("parameterValues", {})
+    if values.get("run_date") != run_date:
+        raise DemoFailed(f"run_date should be the firing's date {run_date}, got {values.get('run_date')!r}")
+    if values.get("sample_rows") != 5000 or isinstance(values.get("sample_rows"), str):
+        raise DemoFailed(f"sample_rows should be the number 5000, got {values.get('sample_rows')!r}")
+    if SCHEDULE in remaining:
+        raise DemoFailed(f"the schedule {SCHEDULE!r} is still listed after delete")
+
+
+def _step(echo: Echo, number: int, title: str) -> None:
+    echo(f"\n[{number}/{STEPS}] {title}")
+
+
+def _indent(echo: Echo, text: str) -> None:
+    echo("\n".join(f"    {line}" if line else "" for line in text.splitlines()))

@@ -1,0 +1,166 @@
+"""The whole cloud side of vertex-cron on this machine, started and stopped together.
+
+The deployer runs unchanged against it (see `settings_env()`): the control-plane
+emulator plays Vertex AI, Cloud Scheduler, Functions v2 and Run v2; the storage emulator
+plays Cloud Storage; every function the deployer uploads is served from exactly the
+uploaded zip by functions-framework; the local scheduler fires the jobs with ID tokens
+from the local issuer, which the function verifies against the emulator's certs URL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+from vertex_cron.local.emulator import CERTS_PATH, Emulator
+from vertex_cron.local.function_runner import FunctionProcess, extract_zip
+from vertex_cron.local.oidc import LocalIssuer
+from vertex_cron.local.scheduler import LocalScheduler, short_name
+from vertex_cron.local.storage import StorageEmulator
+
+
+class LocalStackError(Exception):
+    """The local stack could not start; the message says which part and why."""
+
+
+class LocalStack:
+    """Emulators + function processes + scheduler; a context manager that cleans up."""
+
+    def __init__(
+        self,
+        *,
+        state_dir: str | Path | None = None,
+        time_scale: float = 1.0,
+        project: str = "local-project",
+        region: str = "us-central1",
+        fire_new_jobs_now: bool = False,
+    ) -> None:
+        self.project = project
+        self.region = region
+        self.bucket = f"{project}-vertex-cron"
+        self.workload_sa = f"vertex-cron-workload@{project}.iam.gserviceaccount.com"
+        self.function_sa = f"vertex-cron-function@{project}.iam.gserviceaccount.com"
+        self.scheduler_sa = f"vertex-cron-scheduler@{project}.iam.gserviceaccount.com"
+        self._state_dir = Path(state_dir) if state_dir is not None else None
+        self._time_scale = time_scale
+        self._fire_new_jobs_now = fire_new_jobs_now
+        self._cleanup = contextlib.ExitStack()
+        self._functions: dict[str, FunctionProcess] = {}
+        self._functions_lock = threading.Lock()
+        self.emulator: Emulator
+        self.storage: StorageEmulator
+        self.issuer: LocalIssuer
+        self.scheduler: LocalScheduler
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException as exc:
+            # Ctrl-C or a failure half way: stop what did start.
+            self.stop()
+            if isinstance(exc, Exception):
+                raise LocalStackError(f"could not start the local stack: {exc}") from exc
+            raise
+        return self
+
+    def _start(self) -> None:
+        work_dir = self._state_dir or Path(self._cleanup.enter_context(tempfile.TemporaryDirectory(prefix="vertex-cron-local-")))
+        self._functions_dir = work_dir / "functions"
+        self._functions_dir.mkdir(parents=True, exist_ok=True)
+
+        self.issuer = LocalIssuer()
+        self.emulator = Emulator(state_dir=self._state_dir)
+        self.emulator.oidc_issuer = self.issuer
+        self.emulator.on_function_deployed = self._serve_function
+        self.emulator.start()
+        self._cleanup.callback(self.emulator.stop)
+
+        self.storage = StorageEmulator()
+        self.storage.start()
+        self._cleanup.callback(self.storage.stop)
+        self.storage.create_bucket(self.bucket)
+
+        self._cleanup.callback(self._stop_functions)
+        self._relaunch_persisted_functions()
+
+        self.scheduler = LocalScheduler(
+            self.emulator, self.issuer, time_scale=self._time_scale, fire_new_jobs_now=self._fire_new_jobs_now
+        )
+        self.emulator.on_scheduler_run = lambda job: self.scheduler.fire_now(job["name"])
+        self.scheduler.start()
+        self._cleanup.callback(self.scheduler.stop)
+
+    def stop(self) -> None:
+        """Stop everything started, in reverse order; safe to call twice."""
+        self._cleanup.close()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- what a deployer needs ---------------------------------------------------------
+
+    def settings_env(self) -> dict[str, str]:
+        """The environment under which `vertex-cron ...` targets this stack."""
+        return {
+            "VERTEX_CRON_EMULATOR_HOST": self.emulator.url,
+            "STORAGE_EMULATOR_HOST": self.storage.url,
+            "GOOGLE_CLOUD_PROJECT": self.project,
+            "VERTEX_CRON_REGION": self.region,
+            "VERTEX_CRON_BUCKET": self.bucket,
+            "VERTEX_CRON_WORKLOAD_SA": self.workload_sa,
+            "VERTEX_CRON_FUNCTION_SA": self.function_sa,
+            "VERTEX_CRON_SCHEDULER_SA": self.scheduler_sa,
+        }
+
+    # -- functions ----------------------------------------------------------------------
+
+    def _serve_function(self, function: dict[str, Any], source_zip: bytes) -> str:
+        """on_function_deployed: serve exactly the uploaded zip; a redeploy keeps the URL."""
+        with self._functions_lock:
+            previous = self._functions.pop(function["name"], None)
+            if previous is not None:
+                previous.stop()
+            return self._launch(function, source_zip, previous.port if previous is not None else None).url
+
+    def _launch(self, function: dict[str, Any], source_zip: bytes, port: int | None) -> FunctionProcess:
+        source_dir = self._functions_dir / short_name(function["name"])
+        shutil.rmtree(source_dir, ignore_errors=True)  # no file of an older deploy survives
+        extract_zip(source_zip, source_dir)
+        env = dict(function.get("serviceConfig", {}).get("environmentVariables", {}))
+        env.update(
+            VERTEX_CRON_EMULATOR_HOST=self.emulator.url,
+            STORAGE_EMULATOR_HOST=self.storage.url,
+            VERTEX_CRON_OIDC_CERTS_URL=self.emulator.url + CERTS_PATH,
+        )
+        process = FunctionProcess(source_dir, env, port=port)
+        self._functions[function["name"]] = process
+        process.start()
+        return process
+
+    def _relaunch_persisted_functions(self) -> None:
+        """With a reused state_dir, functions come back on their old ports, so the URLs in
+        the persisted Scheduler jobs still reach them."""
+        with self._functions_lock:
+            for function in self.emulator.functions():
+                if function.get("state") == "ACTIVE" and function.get("url"):
+                    port = urlsplit(function["url"]).port
+                    self._launch(function, self.emulator.function_source(function["name"]), port)
+
+    def _stop_functions(self) -> None:
+        with self._functions_lock:
+            while self._functions:
+                _, process = self._functions.popitem()
+                process.stop()
