@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from google.auth import jwt
 
-from tests.local.conftest import RecordingTarget, wait_until
 from vertex_cron.local.oidc import LocalIssuer
 from vertex_cron.local.scheduler import LocalScheduler, backoff_intervals
 
@@ -85,7 +84,7 @@ def start_scheduler(job_list: JobList, oidc_issuer: LocalIssuer) -> Iterator[Any
         scheduler.stop()
 
 
-def test_fires_at_the_cron_times_of_the_job_time_zone_with_compressed_time(job_list, target, start_scheduler):
+def test_fires_at_the_cron_times_of_the_job_time_zone_with_compressed_time(job_list, target, start_scheduler, wait_until):
     # Hourly at minute 0 in India (UTC+05:30) is hh:30 UTC; 3600x makes it one per second.
     job_list.jobs.append(http_job("vertex-cron-hourly", target.url, schedule="0 * * * *", timeZone="Asia/Kolkata"))
     start_scheduler(time_scale=3600)
@@ -142,7 +141,7 @@ def test_a_forced_run_carries_the_current_time_with_milliseconds(job_list, targe
     assert delivery.schedule_time.microsecond % 1000 == 0
 
 
-def test_a_paused_job_is_not_fired_and_does_not_catch_up_when_resumed(job_list, target, start_scheduler):
+def test_a_paused_job_is_not_fired_and_does_not_catch_up_when_resumed(job_list, target, start_scheduler, wait_until):
     job_list.jobs.append(http_job("vertex-cron-paused", target.url, schedule="* * * * *", state="PAUSED"))
     job_list.jobs.append(http_job("vertex-cron-running", target.url, schedule="* * * * *"))
     scheduler = start_scheduler(time_scale=60)  # one firing per second
