@@ -10,6 +10,7 @@ from the local issuer, which the function verifies against the emulator's certs 
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import tempfile
 import threading
@@ -23,6 +24,9 @@ from vertex_cron.local.function_runner import FunctionProcess, extract_zip
 from vertex_cron.local.oidc import LocalIssuer
 from vertex_cron.local.scheduler import LocalScheduler, short_name
 from vertex_cron.local.storage import StorageEmulator
+
+
+PORTS_FILE = "ports.json"
 
 
 class LocalStackError(Exception):
@@ -76,17 +80,19 @@ class LocalStack:
         self._functions_dir = work_dir / "functions"
         self._functions_dir.mkdir(parents=True, exist_ok=True)
 
+        ports = self._remembered_ports(work_dir / PORTS_FILE)
         self.issuer = LocalIssuer()
-        self.emulator = Emulator(state_dir=self._state_dir)
+        self.emulator = Emulator(state_dir=self._state_dir, port=ports.get("emulator", 0))
         self.emulator.oidc_issuer = self.issuer
         self.emulator.on_function_deployed = self._serve_function
         self.emulator.start()
         self._cleanup.callback(self.emulator.stop)
 
-        self.storage = StorageEmulator()
+        self.storage = StorageEmulator(ports.get("storage", 0))
         self.storage.start()
         self._cleanup.callback(self.storage.stop)
         self.storage.create_bucket(self.bucket)
+        (work_dir / PORTS_FILE).write_text(json.dumps({"emulator": self.emulator.port, "storage": urlsplit(self.storage.url).port}))
 
         self._cleanup.callback(self._stop_functions)
         self._relaunch_persisted_functions()
@@ -97,6 +103,12 @@ class LocalStack:
         self.emulator.on_scheduler_run = lambda job: self.scheduler.fire_now(job["name"])
         self.scheduler.start()
         self._cleanup.callback(self.scheduler.stop)
+
+    @staticmethod
+    def _remembered_ports(path: Path) -> dict[str, int]:
+        """A restart with the same state_dir reuses the ports, so the `export` lines a
+        second terminal pasted stay valid."""
+        return json.loads(path.read_text()) if path.exists() else {}
 
     def stop(self) -> None:
         """Stop everything started, in reverse order; safe to call twice."""
