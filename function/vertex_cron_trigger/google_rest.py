@@ -52,6 +52,19 @@ class GoogleRest:
         self._raise_for_vertex(response, "creating PipelineJob " + job_id)
         return True
 
+    def get_pipeline_job(self, name: str) -> dict[str, Any] | None:
+        """The PipelineJob `projects/P/locations/L/pipelineJobs/ID`, or None when it does not exist."""
+        response = self._call("vertex", "GET", f"{self.vertex_base}/v1/{name}", timeout=VERTEX_TIMEOUT)
+        if response.status_code == 404:
+            return None
+        self._raise_for_vertex(response, "reading PipelineJob " + name)
+        return dict(response.json())
+
+    def cancel_pipeline_job(self, name: str) -> None:
+        """Ask Vertex AI to cancel; the job passes through CANCELLING to CANCELLED."""
+        response = self._call("vertex", "POST", f"{self.vertex_base}/v1/{name}:cancel", json={}, timeout=VERTEX_TIMEOUT)
+        self._raise_for_vertex(response, "cancelling PipelineJob " + name)
+
     def count_active_runs(self, schedule: str, *, excluding: str, limit: int) -> int:
         """Queued/pending/running jobs of `schedule` other than `excluding`, counted up to `limit`."""
         from .pipeline_job import SCHEDULE_LABEL
@@ -112,6 +125,21 @@ class GoogleRest:
         if len(data) > max_bytes:
             raise BadRequest(f"gs://{bucket}/{name} is larger than {max_bytes} bytes", field="spec_uri")
         return data
+
+    def upload_object(self, bucket: str, name: str, data: bytes, *, content_type: str) -> int:
+        """Write the whole object in one request (atomic in GCS); returns its new generation."""
+        response = self._call(
+            "storage",
+            "POST",
+            f"{self.storage_base}/upload/storage/v1/b/{bucket}/o",
+            params={"uploadType": "media", "name": name},
+            data=data,
+            headers={"Content-Type": content_type},
+            timeout=STORAGE_TIMEOUT,
+        )
+        if not response.ok:
+            self._raise_common(response, f"writing gs://{bucket}/{name}", _google_message(response))
+        return int(response.json()["generation"])
 
     def _object_url(self, bucket: str, name: str) -> str:
         return f"{self.storage_base}/storage/v1/b/{bucket}/o/{quote(name, safe='')}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -14,6 +16,10 @@ MANAGED_BY_LABEL = "managed-by"
 MANAGED_BY_VALUE = "vertex-cron"
 SCHEDULE_LABEL = "vertex-cron-schedule"
 SPEC_LABEL = "vertex-cron-spec"
+LUIGI_TASK_LABEL = "vertex-cron-luigi-task"
+_NOT_ID_CHARS = re.compile(r"[^a-z0-9]+")
+_READABLE_CHARS = 48
+_KEY_HASH_CHARS = 16
 
 
 def job_id(schedule: str, logical_time: datetime) -> str:
@@ -28,8 +34,17 @@ def spec_label(spec: PipelineSpec) -> str:
     return spec.content_sha256[:16]
 
 
-def schedule_labels(schedule: str) -> dict[str, str]:
-    return {MANAGED_BY_LABEL: MANAGED_BY_VALUE, SCHEDULE_LABEL: schedule}
+def keyed_job_id(key: str) -> str:
+    """A valid Vertex job id (`[a-z0-9][a-z0-9-]{0,127}`) for an arbitrary key, e.g. a Luigi
+    task id: a readable prefix of the key plus a hash of all of it, so two keys that read the
+    same once sanitised still get different ids, and the same key always gets the same one."""
+    readable = _NOT_ID_CHARS.sub("-", key.lower()).strip("-")[:_READABLE_CHARS].rstrip("-") or "job"
+    return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:_KEY_HASH_CHARS]}"
+
+
+def label_value(text: str) -> str:
+    """`text` as a label value: lowercase letters, digits, `_` and `-`, at most 63 characters."""
+    return re.sub(r"[^a-z0-9_-]+", "-", text.lower())[:63]
 
 
 def build_pipeline_job(
@@ -42,15 +57,37 @@ def build_pipeline_job(
     service_account: str,
     enable_caching: bool | None = None,
 ) -> dict[str, Any]:
+    return pipeline_job_body(
+        spec=spec,
+        display_name=f"{schedule} {format_rfc3339(logical_time)}",
+        labels={SCHEDULE_LABEL: schedule},
+        parameter_values=parameter_values,
+        pipeline_root=pipeline_root,
+        service_account=service_account,
+        enable_caching=enable_caching,
+    )
+
+
+def pipeline_job_body(
+    *,
+    spec: PipelineSpec,
+    display_name: str,
+    labels: Mapping[str, str],
+    parameter_values: Mapping[str, Any],
+    pipeline_root: str,
+    service_account: str,
+    enable_caching: bool | None = None,
+) -> dict[str, Any]:
+    """Any submitter's PipelineJob: `labels` come on top of managed-by and the spec label."""
     pipeline_spec: Mapping[str, Any] = spec.pipeline_spec
     if enable_caching is not None:
         pipeline_spec = with_caching(pipeline_spec, enable_caching)
     return {
-        "displayName": f"{schedule} {format_rfc3339(logical_time)}",
+        "displayName": display_name,
         "pipelineSpec": pipeline_spec,
         "runtimeConfig": {"gcsOutputDirectory": pipeline_root, "parameterValues": dict(parameter_values)},
         "serviceAccount": service_account,
-        "labels": {**schedule_labels(schedule), SPEC_LABEL: spec_label(spec)},
+        "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, **labels, SPEC_LABEL: spec_label(spec)},
     }
 
 
