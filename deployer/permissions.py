@@ -10,9 +10,12 @@ Identities (keys of `REQUIRED`):
 - ``workload``  the service account PipelineJobs run as
 - ``build``     the service account Cloud Build uses to build the function
 
-Each permission is granted on one `Scope`: the project, an object prefix of the artifact
-bucket (granted with an IAM condition), Cloud Functions' own source bucket and image
-repository, or a single service account (actAs is never granted project-wide).
+Each permission is granted on one `Scope`: the project, the artifact bucket itself or an
+object prefix of it (granted with an IAM condition), Cloud Functions' own source bucket and
+image repository, or a single service account (actAs is never granted project-wide).
+`GRANTS` says which custom role (roles.tf) carries them there and which Terraform resource
+(iam.tf) binds it: doctor names that resource as the fix, tests/infra checks it exists.
+`REQUIRED_APIS` lists every API vertex-cron (deployer, function, doctor) calls.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class Scope(enum.Enum):
     """Where a permission is granted (and where doctor must test it)."""
 
     PROJECT = "project"
+    BUCKET = "bucket"  # the artifact bucket itself (its IAM policy), no object condition
     SPEC_PREFIX = "spec-prefix"  # artifact bucket objects under SPEC_PREFIX
     PIPELINE_ROOT = "pipeline-root"  # artifact bucket objects under PIPELINE_ROOT_PREFIX
     FUNCTION_SOURCES = "function-sources"  # bucket gcf-v2-sources-PROJECT_NUMBER-REGION
@@ -77,11 +81,18 @@ DEPLOYER: tuple[Permission, ...] = (
         ("aiplatform.pipelineJobs.get", "`vertex-cron history`: one run's state"),
         ("serviceusage.services.list", "`doctor`: which required APIs are enabled"),
         ("serviceusage.services.use", "call APIs with user credentials that name a quota project"),
+        ("resourcemanager.projects.getIamPolicy", "`doctor`: read the identities' project grants"),
+        ("iam.roles.get", "`doctor`: expand the granted custom roles to their permissions"),
+        ("iam.serviceAccounts.get", "`doctor`: check that each configured identity exists"),
+        ("iam.serviceAccounts.getIamPolicy", "`doctor`: read who may act as each identity"),
     ),
+    *_on(Scope.BUCKET, ("storage.buckets.getIamPolicy", "`doctor`: read the identities' bucket grants")),
     *_on(
         Scope.SPEC_PREFIX,
         ("storage.objects.get", "see whether a content-addressed spec is already uploaded"),
         ("storage.objects.create", "upload a spec"),
+        ("storage.objects.list", "`delete --purge`: find spec objects no schedule references"),
+        ("storage.objects.delete", "`delete --purge`: remove those spec objects"),
     ),
     *_on(Scope.FUNCTION_SA, (_ACT_AS, "deploy the function to run as the function SA")),
     *_on(Scope.SCHEDULER_SA, (_ACT_AS, "create jobs whose OIDC token is the scheduler SA's")),
@@ -137,6 +148,66 @@ REQUIRED: dict[str, tuple[Permission, ...]] = {
     "workload": WORKLOAD,
     "build": BUILD,
 }
+
+
+# (api, why): enabled once per project by infra/apis.tf; doctor checks each.
+REQUIRED_APIS: tuple[tuple[str, str], ...] = (
+    ("aiplatform.googleapis.com", "the function creates PipelineJobs; `history` lists them"),
+    ("cloudfunctions.googleapis.com", "the deployer deploys the trigger function"),
+    ("run.googleapis.com", "the function runs on Cloud Run; its invoker IAM lives there"),
+    ("cloudbuild.googleapis.com", "Cloud Functions builds the function image"),
+    ("artifactregistry.googleapis.com", "the function image is stored in gcf-artifacts"),
+    ("cloudscheduler.googleapis.com", "the schedules are Cloud Scheduler jobs"),
+    ("storage.googleapis.com", "specs and pipeline artifacts live in the bucket"),
+    ("iam.googleapis.com", "service accounts, custom roles, actAs"),
+    ("cloudresourcemanager.googleapis.com", "project IAM (Terraform) and `doctor`'s permission tests"),
+    ("serviceusage.googleapis.com", "`doctor` lists the enabled APIs"),
+)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """How infra/ grants `identity` its permissions on `scope`.
+
+    ``role`` is the custom role's key in roles.tf (role id ``vertexCron_<role>``) and
+    ``terraform`` the address of the iam.tf resource that binds it.
+    """
+
+    identity: str
+    scope: Scope
+    role: str
+    terraform: str
+
+    @property
+    def role_id(self) -> str:
+        return f"vertexCron_{self.role}"
+
+
+GRANTS: tuple[Grant, ...] = (
+    Grant("deployer", Scope.PROJECT, "deployer", "google_project_iam_member.deployer"),
+    Grant("deployer", Scope.BUCKET, "bucket_iam_reader", "google_storage_bucket_iam_member.deployer_bucket_iam"),
+    Grant("deployer", Scope.SPEC_PREFIX, "spec_writer", "google_storage_bucket_iam_member.deployer_specs"),
+    Grant("deployer", Scope.FUNCTION_SA, "act_as", 'google_service_account_iam_member.deployer_acts_as["function"]'),
+    Grant("deployer", Scope.SCHEDULER_SA, "act_as", 'google_service_account_iam_member.deployer_acts_as["scheduler"]'),
+    Grant("deployer", Scope.BUILD_SA, "act_as", 'google_service_account_iam_member.deployer_acts_as["build"]'),
+    Grant("function", Scope.PROJECT, "trigger", "google_project_iam_member.function"),
+    Grant("function", Scope.SPEC_PREFIX, "object_reader", "google_storage_bucket_iam_member.function_specs"),
+    Grant("function", Scope.WORKLOAD_SA, "act_as", "google_service_account_iam_member.function_acts_as_workload"),
+    Grant("workload", Scope.PROJECT, "log_writer", "google_project_iam_member.workload_logs"),
+    Grant("workload", Scope.PIPELINE_ROOT, "pipeline_root_user", "google_storage_bucket_iam_member.workload_pipeline_root"),
+    Grant("build", Scope.PROJECT, "log_writer", "google_project_iam_member.build_logs"),
+    Grant("build", Scope.FUNCTION_SOURCES, "object_reader", "google_project_iam_member.build_function_sources"),
+    Grant("build", Scope.BUILD_REPOSITORY, "image_pusher", "google_artifact_registry_repository_iam_member.build_images"),
+)
+
+
+def grant(identity: str, scope: Scope) -> Grant:
+    return next(g for g in GRANTS if g.identity == identity and g.scope is scope)
+
+
+def role_permissions(role: str) -> frozenset[str]:
+    """The permissions of custom role `role`: what each grant of it is for."""
+    return frozenset().union(*(names(g.identity, g.scope) for g in GRANTS if g.role == role))
 
 
 def names(identity: str, scope: Scope | None = None) -> frozenset[str]:

@@ -15,6 +15,7 @@ resource "google_project_iam_member" "deployer" {
   member  = var.deployer_member
 }
 
+# Objects under the spec prefix only; listing (for `delete --purge`) only of that prefix.
 resource "google_storage_bucket_iam_member" "deployer_specs" {
   bucket = google_storage_bucket.artifacts.name
   role   = google_project_iam_custom_role.vertex_cron["spec_writer"].id
@@ -22,8 +23,15 @@ resource "google_storage_bucket_iam_member" "deployer_specs" {
 
   condition {
     title      = "spec-prefix"
-    expression = "resource.name.startsWith(\"${local.artifact_objects}${local.spec_prefix}\")"
+    expression = "resource.name.startsWith(\"${local.artifact_objects}${local.spec_prefix}\") || api.getAttribute(\"storage.googleapis.com/objectListPrefix\", \"\").startsWith(\"${local.spec_prefix}\")"
   }
+}
+
+# `vertex-cron doctor` reads the bucket's policy to check the other identities' grants.
+resource "google_storage_bucket_iam_member" "deployer_bucket_iam" {
+  bucket = google_storage_bucket.artifacts.name
+  role   = google_project_iam_custom_role.vertex_cron["bucket_iam_reader"].id
+  member = var.deployer_member
 }
 
 # actAs on exactly the identities the deployer hands to Cloud Functions and Scheduler.

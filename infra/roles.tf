@@ -27,6 +27,10 @@ locals {
         "aiplatform.pipelineJobs.get",
         "serviceusage.services.list",
         "serviceusage.services.use",
+        "resourcemanager.projects.getIamPolicy",
+        "iam.roles.get",
+        "iam.serviceAccounts.get",
+        "iam.serviceAccounts.getIamPolicy",
       ]
     }
     trigger = {
@@ -39,8 +43,18 @@ locals {
       ]
     }
     spec_writer = {
-      title       = "vertex-cron spec writer"
-      permissions = ["storage.objects.get", "storage.objects.create"]
+      title = "vertex-cron spec writer"
+      # list+delete: `vertex-cron delete --purge` removes specs no schedule references.
+      permissions = [
+        "storage.objects.get",
+        "storage.objects.create",
+        "storage.objects.list",
+        "storage.objects.delete",
+      ]
+    }
+    bucket_iam_reader = {
+      title       = "vertex-cron bucket IAM reader"
+      permissions = ["storage.buckets.getIamPolicy"]
     }
     object_reader = {
       title       = "vertex-cron object reader"

@@ -72,12 +72,16 @@ def _grants(kind: str, name: str, body: dict) -> list[Grant]:
     identity = _identity(body["member"])
     if kind == "google_service_account_iam_member":
         sa = _SA_NAME.search(body["service_account_id"])
-        targets = [sa.group(1)] if sa.group(1) else _each_keys(body["for_each"])
-        return [Grant(f"{kind}.{name}", identity, Scope(f"{t}-sa"), role, expression) for t in targets]
+        if sa.group(1):
+            return [Grant(f"{kind}.{name}", identity, Scope(f"{sa.group(1)}-sa"), role, expression)]
+        return [Grant(f'{kind}.{name}["{t}"]', identity, Scope(f"{t}-sa"), role, expression)
+                for t in _each_keys(body["for_each"])]
     if kind == "google_artifact_registry_repository_iam_member":
         scope = Scope.BUILD_REPOSITORY
     elif condition:
         scope = Scope(condition["title"])
+    elif kind == "google_storage_bucket_iam_member":
+        scope = Scope.BUCKET
     else:
         scope = Scope.PROJECT
     return [Grant(f"{kind}.{name}", identity, scope, role, expression)]

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from vertex_cron.permissions import PIPELINE_ROOT_PREFIX, REQUIRED, SPEC_PREFIX, Scope, names
+from vertex_cron.permissions import (
+    GRANTS,
+    PIPELINE_ROOT_PREFIX,
+    REQUIRED,
+    SPEC_PREFIX,
+    Scope,
+    names,
+    role_permissions,
+)
 
 _ACT_AS = "iam.serviceAccounts.actAs"
 # Permissions that let a holder act as, or mint credentials for, a service account.
@@ -83,20 +91,47 @@ def test_scheduler_sa_is_granted_nothing_by_terraform(module):
     assert not [g.address for g in module.grants() if g.identity == "scheduler"]
 
 
+def test_doctor_names_each_terraform_grant_by_its_address_and_role(module):
+    # `doctor` prints these addresses as fixes: each must be the resource that makes that grant.
+    infra = {(g.address, g.identity, g.scope, g.role) for g in module.grants() if g.role in module.custom_roles()}
+    assert infra == {(g.terraform, g.identity, g.scope, g.role) for g in GRANTS}
+
+
+def test_each_custom_role_holds_what_its_grants_are_for(module):
+    for key, permissions in module.custom_roles().items():
+        assert permissions == role_permissions(key), key
+
+
+def test_unconditioned_bucket_grants_read_only_the_bucket_policy(module):
+    roles = module.custom_roles()
+    for grant in module.grants():
+        if grant.scope is Scope.BUCKET:
+            assert grant.condition is None
+            assert roles[grant.role] == {"storage.buckets.getIamPolicy"}, grant.address
+
+
 def test_bucket_grants_are_confined_to_their_prefix(module):
     prefixes = {Scope.SPEC_PREFIX: "${local.spec_prefix}",
                 Scope.PIPELINE_ROOT: "${local.pipeline_root_prefix}"}
     for grant in module.grants():
-        if grant.address.startswith("google_storage_bucket_iam_member."):
+        if grant.address.startswith("google_storage_bucket_iam_member.") and grant.scope is not Scope.BUCKET:
             assert grant.scope in prefixes, grant.address
             expected = f'resource.name.startsWith("${{local.artifact_objects}}{prefixes[grant.scope]}")'
             assert grant.condition.startswith(expected), grant.address
 
 
-def test_pipeline_root_listing_is_confined_to_the_pipeline_root(module):
-    (grant,) = [g for g in module.grants() if g.scope is Scope.PIPELINE_ROOT]
-    assert ('api.getAttribute("storage.googleapis.com/objectListPrefix", "")'
-            '.startsWith("${local.pipeline_root_prefix}")') in grant.condition
+@pytest.mark.parametrize("scope, prefix", [(Scope.PIPELINE_ROOT, "pipeline_root_prefix"),
+                                           (Scope.SPEC_PREFIX, "spec_prefix")])
+def test_listing_is_confined_to_the_prefix(module, scope, prefix):
+    for grant in module.grants():
+        if grant.scope is scope and "storage.objects.list" in module.custom_roles()[grant.role]:
+            assert ('api.getAttribute("storage.googleapis.com/objectListPrefix", "")'
+                    f'.startsWith("${{local.{prefix}}}")') in grant.condition, grant.address
+
+
+def test_purge_can_list_and_delete_specs_and_nothing_else():
+    assert {"storage.objects.list", "storage.objects.delete"} <= names("deployer", Scope.SPEC_PREFIX)
+    assert not names("deployer", Scope.PIPELINE_ROOT)
 
 
 def test_terraform_prefixes_are_the_ones_the_code_uses(module):

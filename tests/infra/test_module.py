@@ -5,19 +5,16 @@ from __future__ import annotations
 import re
 import tomllib
 
-REQUIRED_APIS = {
-    "aiplatform.googleapis.com", "cloudfunctions.googleapis.com", "run.googleapis.com",
-    "cloudbuild.googleapis.com", "artifactregistry.googleapis.com",
-    "cloudscheduler.googleapis.com", "storage.googleapis.com", "iam.googleapis.com",
-}
+from vertex_cron.permissions import REQUIRED_APIS
+
 CONFIG_KEYS = {"project", "region", "bucket", "workload_sa", "function_sa", "scheduler_sa", "build_sa"}
 
 
-def test_every_api_vertex_cron_calls_is_enabled_and_never_disabled_on_destroy(module):
+def test_infra_enables_exactly_the_apis_doctor_checks_and_never_disables_them(module):
     service = module.resources("google_project_service")["required"]
     assert service["for_each"] == "${local.required_apis}"
     enabled = set(re.findall(r'"([a-z]+\.googleapis\.com)"', module.named("locals")["required_apis"]))
-    assert REQUIRED_APIS <= enabled
+    assert enabled == {api for api, _ in REQUIRED_APIS}
     assert service["disable_on_destroy"] is False
 
 
