@@ -67,13 +67,30 @@ def _load(data: bytes, source: str) -> Any:
         import yaml  # lazily: only YAML specs pay for it
 
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        _check_yaml_depth(yaml, data, loader, source)
         return yaml.load(data, Loader=loader)  # noqa: S506 - a safe loader
+    except BadRequest:
+        raise
     except RecursionError as exc:
         raise _not_a_spec(source, "it is nested too deeply") from exc
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         raise _not_a_spec(source, f"it is not valid JSON ({exc})") from exc
     except Exception as exc:  # yaml.YAMLError, imported lazily above
         raise _not_a_spec(source, f"it is neither JSON nor YAML ({str(exc)[:200]})") from exc
+
+
+def _check_yaml_depth(yaml: Any, data: bytes, loader: Any, source: str) -> None:
+    """libyaml's composer recurses in C: a few MB of `[[[[` or `- - - -` overflow the stack
+    and kill the process (no exception). Its event stream is flat, so walk it first and
+    stop at the first node nested deeper than _MAX_DEPTH."""
+    depth = 0
+    for event in yaml.parse(data, Loader=loader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > _MAX_DEPTH:
+                raise _not_a_spec(source, "it is nested too deeply")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
 
 
 def _check_size(document: Any, source: str) -> None:
