@@ -96,8 +96,15 @@ def with_caching(pipeline_spec: Mapping[str, Any], enabled: bool) -> dict[str, A
     field in Vertex AI v1: KFP keeps it per task, and the aiplatform SDK's `enable_caching`
     rewrites the tasks of the root DAG and of every DAG component the same way."""
     rewritten = copy.deepcopy(dict(pipeline_spec))
-    components = list((rewritten.get("components") or {}).values())
+    components = list(_mapping(rewritten.get("components")).values())
     for component in [rewritten["root"], *components]:
-        for task in ((component.get("dag") or {}).get("tasks") or {}).values():
-            task["cachingOptions"] = {"enableCache": enabled}
+        for task in _mapping(_mapping(_mapping(component).get("dag")).get("tasks")).values():
+            if isinstance(task, dict):
+                task["cachingOptions"] = {"enableCache": enabled}
     return rewritten
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """Spec parts the parser does not check: anything but a mapping holds no tasks to rewrite
+    (Vertex AI then refuses the spec itself)."""
+    return value if isinstance(value, dict) else {}

@@ -138,7 +138,10 @@ def _from_ir(
 
 
 def _parameters(root: Mapping[str, Any], source: str) -> dict[str, ParameterDef]:
-    definitions = (root.get("inputDefinitions") or {}).get("parameters") or {}
+    inputs = root.get("inputDefinitions") or {}
+    if not isinstance(inputs, dict):
+        raise _not_a_spec(source, "root.inputDefinitions is not a mapping")
+    definitions = inputs.get("parameters") or {}
     if not isinstance(definitions, dict):
         raise _not_a_spec(source, "root.inputDefinitions.parameters is not a mapping")
     parameters = {}
