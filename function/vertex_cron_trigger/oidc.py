@@ -72,7 +72,9 @@ def verify_id_token(token: str, *, certs: CertCache, policy: TokenPolicy, now: f
         raise Unauthenticated("the bearer token is not a JWT")
     header = _segment_json(segments[0], "header")
     if header.get("alg") != "RS256":
-        raise Unauthenticated(f"token algorithm must be RS256, got {header.get('alg')!r}")
+        raise Unauthenticated(f"token algorithm must be RS256, got {header.get('alg')!r:.40}")
+    if not isinstance(header.get("kid"), (str, type(None))):
+        raise Unauthenticated("token header kid must be a string")
     if segments[2] == STRIPPED_SIGNATURE:
         if not policy.accept_stripped_signature:
             raise Unauthenticated("token signature was removed, which only Cloud Run may do (K_SERVICE unset)")
