@@ -24,7 +24,7 @@ _DEFAULT_SAS = (
 
 
 def check_schedule_name(name: str) -> str:
-    if not isinstance(name, str) or not SCHEDULE_NAME_RE.match(name):
+    if not isinstance(name, str) or not SCHEDULE_NAME_RE.fullmatch(name):
         raise ValidationError(
             f"invalid schedule name {name!r}",
             details=f"a schedule name must match {SCHEDULE_NAME_RE.pattern} "

@@ -60,7 +60,7 @@ def parse_body(raw: bytes) -> TriggerBody:
 
 
 def _schedule(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not SCHEDULE_NAME_RE.match(value):
+    if not isinstance(value, str) or not SCHEDULE_NAME_RE.fullmatch(value):
         raise BadRequest(
             f"{name} must be a string matching {SCHEDULE_NAME_RE.pattern}, got {value!r:.80}", field=name
         )

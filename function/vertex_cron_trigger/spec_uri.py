@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from .errors import BadRequest, Forbidden
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+_GENERATION_RE = re.compile(r"[0-9]{1,19}")  # GCS generations are int64
 _FIELD = "spec_uri"
 
 
@@ -28,7 +29,7 @@ def parse_spec_uri(uri: str, *, allowed_bucket: str | None = None) -> SpecUri:
         raise BadRequest(f"spec_uri must start with gs://, got {uri!r:.200}", field=_FIELD)
     location, hash_sign, generation = uri[len("gs://"):].partition("#")
     bucket, _, name = location.partition("/")
-    if not _BUCKET_RE.match(bucket):
+    if not _BUCKET_RE.fullmatch(bucket):
         raise BadRequest(f"spec_uri has an invalid bucket name {bucket!r:.100}", field=_FIELD)
     segments = name.split("/")
     if not name or any(segment in ("", ".", "..") for segment in segments):
@@ -39,8 +40,8 @@ def parse_spec_uri(uri: str, *, allowed_bucket: str | None = None) -> SpecUri:
         )
     if any(ord(char) < 0x20 or char == "\x7f" for char in name):
         raise BadRequest("spec_uri object path contains control characters", field=_FIELD)
-    if hash_sign and not generation.isdigit():
-        raise BadRequest(f"spec_uri generation after '#' must be digits, got {generation!r:.40}", field=_FIELD)
+    if hash_sign and not _GENERATION_RE.fullmatch(generation):
+        raise BadRequest(f"spec_uri generation after '#' must be 1-19 digits, got {generation!r:.40}", field=_FIELD)
     if allowed_bucket is not None and bucket != allowed_bucket:
         raise Forbidden(
             f"spec_uri bucket {bucket!r} is not the spec bucket {allowed_bucket!r}; "
