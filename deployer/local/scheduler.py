@@ -19,10 +19,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
-
 import requests
-from croniter import croniter
+
+from vertex_cron.local.emulator.scheduler import next_fire_time
 
 # Cloud Scheduler's documented retry_config defaults and HTTP attempt deadline.
 DEFAULT_MIN_BACKOFF_SECONDS = 5.0
@@ -243,10 +242,7 @@ class LocalScheduler:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            try:
-                jobs = self._jobs.scheduler_jobs()
-            except Exception:  # noqa: BLE001 - a failed read must not kill the loop; retry next tick
-                jobs = []
+            jobs = self._jobs.scheduler_jobs()
             now = self.clock.now()
             for job in jobs:
                 self._fire_due(job, now)
@@ -273,9 +269,12 @@ class LocalScheduler:
 
     @staticmethod
     def _following(key: tuple[str, str, str], after: datetime) -> datetime:
-        _, cron, time_zone = key
-        local_after = after.astimezone(ZoneInfo(time_zone))
-        return croniter(cron, local_after).get_next(datetime).astimezone(UTC)
+        # The emulator's own rule, so the firing matches the job's reported scheduleTime.
+        _, schedule, time_zone = key
+        following = next_fire_time(schedule, time_zone, after.timestamp())
+        if following is None:  # a schedule the emulator cannot place never fires
+            return datetime.max.replace(tzinfo=UTC)
+        return datetime.fromtimestamp(following, UTC)
 
     def _drop_other_schedules(self, job_name: str) -> None:
         for key in [key for key in self._next_fire if key[0] == job_name]:
