@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 # fromisoformat alone would also accept dates without a time or an offset.
 _RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 
 
@@ -17,9 +17,12 @@ def parse_rfc3339(text: str) -> datetime:
         raise ValueError(f"{text!r} is not an RFC 3339 timestamp like 2024-05-01T02:00:00Z")
     head, dot, rest = text.partition(".")
     if dot:  # Scheduler may send more digits than Python's parser takes.
-        digits = re.match(r"\d+", rest).group()  # type: ignore[union-attr]
+        digits = re.match(r"[0-9]+", rest).group()  # type: ignore[union-attr]
         text = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits):]}"
-    parsed = datetime.fromisoformat(text.replace("z", "Z")).astimezone(timezone.utc)
+    try:
+        parsed = datetime.fromisoformat(text.replace("z", "Z")).astimezone(timezone.utc)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError(f"{text!r} is outside the years 1-9999 in UTC") from exc
     return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
 
 
