@@ -29,7 +29,7 @@ def render(
         if name == "schedule_time" and not colon:
             return format_rfc3339(logical_time)
         if name == "schedule_time" and fmt.strip():
-            return _local(logical_time, time_zone).strftime(fmt)
+            return _strftime(logical_time, time_zone, fmt, field)
         raise BadRequest(
             f"{field}: unknown placeholder {match.group(0)!r}; use {{{{schedule_time}}}}, "
             "{{schedule_time:%Y-%m-%d}} or {{schedule}}",
@@ -39,6 +39,13 @@ def render(
     if "{{" in _PLACEHOLDER.sub("", value):
         raise BadRequest(f"{field}: unclosed '{{{{' in {value!r:.80}", field=field)
     return _PLACEHOLDER.sub(substitute, value)
+
+
+def _strftime(moment: datetime, time_zone: str | None, fmt: str, field: str) -> str:
+    try:
+        return _local(moment, time_zone).strftime(fmt)
+    except (ValueError, OverflowError) as exc:  # unencodable format; a zone past year 9999
+        raise BadRequest(f"{field}: cannot render {{{{schedule_time:{fmt!r:.40}}}}} ({exc})", field=field) from exc
 
 
 def _local(moment: datetime, time_zone: str | None) -> datetime:
