@@ -6,13 +6,13 @@ instead of silently dropping, say, `max_concurent_runs`.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from . import strict_json
 from .errors import BadRequest
 from .timefmt import parse_rfc3339
 
@@ -39,7 +39,7 @@ def parse_body(raw: bytes) -> TriggerBody:
     if len(raw) > MAX_BODY_BYTES:
         raise BadRequest(f"body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}", field="body")
     try:
-        data = json.loads(raw, parse_constant=_reject_constant)
+        data = strict_json.loads(raw)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise BadRequest(f"body must be a JSON object ({exc})", field="body") from exc
     if not isinstance(data, dict):
@@ -126,10 +126,6 @@ _FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "end_time": _timestamp,
     "enable_caching": _boolean,
 }
-
-
-def _reject_constant(token: str) -> Any:
-    raise ValueError(f"{token} is not valid JSON")
 
 
 def _json_type(value: Any) -> str:

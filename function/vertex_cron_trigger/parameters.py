@@ -8,10 +8,10 @@ for a non-string parameter when it parses as that type (`--param rows=500`, plac
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from . import strict_json
 from .errors import BadRequest
 from .spec import PipelineSpec
 
@@ -51,7 +51,7 @@ def _convert(name: str, kind: str, value: Any) -> Any:
 
 def _from_text(name: str, kind: str, text: str) -> Any:
     try:
-        return json.loads(text.strip(), parse_constant=_reject)
+        return strict_json.loads(text.strip())
     except ValueError as exc:
         raise BadRequest(
             f"parameter_values.{name} must be {_EXPECTED[kind]} ({kind}), got the string {text!r:.80}",
@@ -80,10 +80,6 @@ def _exactly(kind: type) -> Callable[[Any], Any]:
         return value
 
     return check
-
-
-def _reject(token: str) -> Any:
-    raise ValueError(f"{token} is not a number")
 
 
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
