@@ -1,0 +1,81 @@
+"""Fixtures for the Luigi task: the example DAG run the way users run it,
+`python -m luigi --module luigi_dag ... --local-scheduler`, against the shared emulators."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+PROJECT, REGION = "luigi-project", "us-central1"
+WORKLOAD_SA = f"vertex-cron-workload@{PROJECT}.iam.gserviceaccount.com"
+# Fast polling keeps the tests short; the backoff itself is still exercised.
+FAST_POLLING = ("--TrainModel-poll-initial-seconds", "0.05", "--TrainModel-poll-max-seconds", "0.3")
+DEADLINE_SECONDS = 60.0
+
+
+class Dag:
+    """Runs the example DAG in subprocesses, in a scratch directory, with the emulator env."""
+
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.workdir = workdir
+        self.env = env
+        self._running: list[subprocess.Popen[str]] = []
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "luigi", "--module", "luigi_dag", *args, "--local-scheduler",
+                "--workdir", str(self.workdir), *FAST_POLLING]
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.command(*args), cwd=self.workdir, env=self.env, capture_output=True,
+                              text=True, timeout=DEADLINE_SECONDS)
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        process = subprocess.Popen(self.command(*args), cwd=self.workdir, env=self.env, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self._running.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self._running:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
+
+@pytest.fixture
+def dag(tmp_path: Path, emulator_env: dict[str, str]) -> Iterator[Dag]:
+    env = {
+        **os.environ,
+        **emulator_env,
+        "VERTEX_CRON_PROJECT": PROJECT,
+        "VERTEX_CRON_REGION": REGION,
+        "VERTEX_CRON_WORKLOAD_SA": WORKLOAD_SA,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(EXAMPLES), os.environ.get("PYTHONPATH")])),
+    }
+    runner = Dag(tmp_path, env)
+    yield runner
+    runner.stop_all()
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., Any]:
+    """Poll `condition` until it returns something truthy, with a generous deadline."""
+
+    def wait(condition: Callable[[], Any], what: str) -> Any:
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        while time.monotonic() < deadline:
+            value = condition()
+            if value:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    return wait
