@@ -111,7 +111,7 @@ def _schedule(settings: Settings, schedule: ScheduleInput) -> tuple[SpecObject, 
     body: dict[str, Any] = {
         "schedule": schedule.name,
         "spec_uri": f"gs://{settings.bucket}/{spec_object.object_name}",
-        "parameter_values": spec_file.typed_parameters(schedule.name, spec, schedule.parameters),
+        "parameter_values": spec_file.typed_parameters(schedule.name, spec, schedule.parameters, time_zone=time_zone),
         "pipeline_root": spec_file.pipeline_root(schedule.name, spec, schedule.pipeline_root),
         "cron": cron,
         "time_zone": time_zone,

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from vertex_cron_trigger.errors import BadRequest
 from vertex_cron_trigger.parameters import coerce_parameters
+from vertex_cron_trigger.placeholders import has_placeholders, render_parameters
 from vertex_cron_trigger.spec import MAX_SPEC_BYTES, PipelineSpec, parse_spec
 
 from .errors import ValidationError
@@ -20,6 +22,9 @@ from .models import SPEC_PREFIX, SpecObject
 
 # The function loads at most MAX_SPEC_BYTES; a bigger spec would deploy and then fail every run.
 SPEC_LIMIT_BYTES = min(10 * 1024 * 1024, MAX_SPEC_BYTES)
+# Placeholders are checked by rendering them for this firing: with two-digit fields and
+# milliseconds, every strftime directive yields its widest form.
+SAMPLE_LOGICAL_TIME = datetime(2024, 12, 31, 23, 59, 59, 999000, tzinfo=timezone.utc)
 
 
 def load(path: Path) -> tuple[SpecObject, PipelineSpec]:
@@ -46,11 +51,18 @@ def load(path: Path) -> tuple[SpecObject, PipelineSpec]:
     )
 
 
-def typed_parameters(schedule: str, spec: PipelineSpec, values: Mapping[str, Any]) -> dict[str, Any]:
+def typed_parameters(
+    schedule: str, spec: PipelineSpec, values: Mapping[str, Any], *, time_zone: str
+) -> dict[str, Any]:
+    """The values as the Scheduler body carries them, checked as the function will check them
+    at fire time (rendered for SAMPLE_LOGICAL_TIME, then typed). Values with placeholders stay
+    text for the function to render; the others are sent typed."""
     try:
-        return coerce_parameters(spec, values)
+        rendered = render_parameters(values, schedule=schedule, logical_time=SAMPLE_LOGICAL_TIME, time_zone=time_zone)
+        typed = coerce_parameters(spec, rendered)
     except BadRequest as exc:
         raise ValidationError(f"schedule {schedule}: {exc.message.replace('parameter_values.', 'parameter ')}") from exc
+    return {name: values[name] if has_placeholders(values[name]) else value for name, value in typed.items()}
 
 
 def pipeline_root(schedule: str, spec: PipelineSpec, given: str | None) -> str:

@@ -21,7 +21,7 @@ from .logical_time import SCHEDULE_TIME_HEADER, logical_time
 from .oidc import CertCache, TokenPolicy, bearer_token, verify_id_token
 from .parameters import coerce_parameters
 from .pipeline_job import build_pipeline_job, job_id
-from .placeholders import render
+from .placeholders import render_parameters
 from .request_log import RequestLog, emit
 from .spec_store import SpecStore
 from .spec_uri import parse_spec_uri
@@ -103,7 +103,9 @@ def _handle(request: Any, result: _Result) -> None:
     if _outside_window(body, when, result):
         return
     spec = rt.specs.load(uri)
-    values = {**spec.preset_values, **_rendered(body, when)}
+    rendered = render_parameters(body.parameter_values, schedule=body.schedule, logical_time=when,
+                                 time_zone=body.time_zone)
+    values = {**spec.preset_values, **rendered}
     pipeline_root = body.pipeline_root or spec.default_pipeline_root
     if not pipeline_root:
         raise BadRequest(
@@ -147,15 +149,6 @@ def _outside_window(body: TriggerBody, when: datetime, result: _Result) -> bool:
         _succeed(result, "skipped", "INFO", f"skipped: {format_rfc3339(when)} is at or after end_time")
         return True
     return False
-
-
-def _rendered(body: TriggerBody, when: datetime) -> dict[str, Any]:
-    return {
-        name: render(value, schedule=body.schedule, logical_time=when, time_zone=body.time_zone,
-                     field=f"parameter_values.{name}")
-        if isinstance(value, str) else value
-        for name, value in body.parameter_values.items()
-    }
 
 
 def _succeed(result: _Result, outcome: str, severity: str, message: str) -> None:

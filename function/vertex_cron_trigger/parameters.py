@@ -3,11 +3,13 @@
 Vertex AI takes `runtimeConfig.parameterValues` as protobuf Values and checks them against
 the spec; sending `1000.0` for a NUMBER_INTEGER fails the run, so values are converted here
 and a wrong one is a 400 naming the parameter before any job exists. A string is accepted
-for a non-string parameter when it parses as that type (`--param rows=500`, placeholders).
+for a non-string parameter when it parses as that type (`--param rows=500`, placeholders:
+zero-padded numbers such as `{{schedule_time:%m}}` -> "05" count as numbers).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -50,8 +52,11 @@ def _convert(name: str, kind: str, value: Any) -> Any:
 
 
 def _from_text(name: str, kind: str, text: str) -> Any:
+    text = text.strip()
+    if kind in _NUMBERS and _ZERO_PADDED.fullmatch(text):
+        return int(text)  # what {{schedule_time:%m}} renders ("05"); JSON has no leading zeros
     try:
-        return strict_json.loads(text.strip())
+        return strict_json.loads(text)
     except ValueError as exc:
         raise BadRequest(
             f"parameter_values.{name} must be {_EXPECTED[kind]} ({kind}), got the string {text!r:.80}",
@@ -82,6 +87,8 @@ def _exactly(kind: type) -> Callable[[Any], Any]:
     return check
 
 
+_NUMBERS = frozenset({"NUMBER_INTEGER", "NUMBER_DOUBLE"})
+_ZERO_PADDED = re.compile(r"-?0[0-9]+")
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "NUMBER_INTEGER": _integer,
     "NUMBER_DOUBLE": _double,

@@ -11,12 +11,30 @@ placeholder would otherwise reach the pipeline as literal text.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime, timezone
+from typing import Any
 
 from .errors import BadRequest
 from .timefmt import format_rfc3339
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+
+
+def render_parameters(
+    values: Mapping[str, Any], *, schedule: str, logical_time: datetime, time_zone: str | None
+) -> dict[str, Any]:
+    """Every string value rendered (errors name `parameter_values.NAME`); others as they are."""
+    return {
+        name: render(value, schedule=schedule, logical_time=logical_time, time_zone=time_zone,
+                     field=f"parameter_values.{name}") if isinstance(value, str) else value
+        for name, value in values.items()
+    }
+
+
+def has_placeholders(value: Any) -> bool:
+    """True for a string that only its firing's logical time can complete (or a bad one)."""
+    return isinstance(value, str) and "{{" in value
 
 
 def render(
