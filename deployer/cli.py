@@ -7,6 +7,7 @@ never a traceback (set VERTEX_CRON_DEBUG=1 to see one for an unexpected error).
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 import traceback
@@ -218,6 +219,19 @@ def delete(sources: _SettingSources, fmt: str, names: tuple[str, ...], purge: bo
 def history(sources: _SettingSources, fmt: str, name: str, limit: int) -> None:
     """Recent pipeline runs of schedule NAME, newest first, with console links."""
     click.echo(render.runs(api.history(sources.resolve(), name, limit=limit), fmt))
+
+
+@cli.command()
+@_setting_options
+def doctor(sources: _SettingSources, fmt: str) -> None:
+    """Preflight: APIs, identities and permissions, each ✓/✗ with its fix (exit 1 on any ✗)."""
+    from . import doctor as checks
+
+    report = checks.run(sources.resolve())
+    click.echo(json.dumps(report.to_json(), indent=2) if fmt == "json" else report.text())
+    if report.failed:
+        click.echo(f"error: {len(report.failed)} of {len(report.items)} checks failed", err=True)
+        raise click.exceptions.Exit(1)
 
 
 def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:

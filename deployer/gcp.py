@@ -16,8 +16,9 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -343,6 +344,99 @@ class GoogleCloud:
                 f"/pipelines/runs/{run_id}?project={self._settings.project}"
             ),
         )
+
+    # -- doctor: who may do what (IAM, Resource Manager, Service Usage, bucket IAM) ---------
+    # IAM v1 has no REST transport in google-cloud-iam, so it is called over an authorized
+    # session with the same credentials; errors go through the same translation.
+
+    @cached_property
+    def _projects(self) -> Any:
+        from google.cloud import resourcemanager_v3
+
+        return resourcemanager_v3.ProjectsClient(**self._client_kwargs())
+
+    @cached_property
+    def _service_usage(self) -> Any:
+        from google.cloud import service_usage_v1
+
+        return service_usage_v1.ServiceUsageClient(**self._client_kwargs())
+
+    @cached_property
+    def _iam_session(self) -> Any:
+        from google.auth.transport.requests import AuthorizedSession
+
+        return AuthorizedSession(self._credentials)
+
+    def _iam(self, method: str, path: str, **kwargs: Any) -> Any:
+        from google.api_core.exceptions import from_http_response
+
+        base = self._settings.emulator_host or "https://iam.googleapis.com"
+        response = self._iam_session.request(method, f"{base}/v1/{path}", timeout=60, **kwargs)
+        if response.status_code >= 400:
+            raise from_http_response(response)
+        return response.json()
+
+    def enabled_services(self) -> frozenset[str]:
+        request = {"parent": f"projects/{self._settings.project}", "filter": "state:ENABLED", "page_size": 200}
+        with _calling(f"list the enabled APIs of {self._settings.project}"):
+            return frozenset(s.config.name for s in self._service_usage.list_services(request=request))
+
+    def service_account_exists(self, email: str) -> bool:
+        with _calling(f"get service account {email}", missing_ok=True) as call:
+            call.result = self._iam("GET", f"projects/-/serviceAccounts/{email}")
+        return call.result is not None
+
+    def role_permissions(self, role: str) -> frozenset[str]:
+        with _calling(f"get role {role}"):
+            return frozenset(self._iam("GET", role).get("includedPermissions", []))
+
+    def caller_project_permissions(self, permissions: Iterable[str]) -> frozenset[str]:
+        request = {"resource": f"projects/{self._settings.project}", "permissions": sorted(permissions)}
+        with _calling(f"test your permissions on project {self._settings.project}"):
+            return frozenset(self._projects.test_iam_permissions(request=request).permissions)
+
+    def caller_service_account_permissions(self, email: str, permissions: Iterable[str]) -> frozenset[str]:
+        body = {"permissions": sorted(permissions)}
+        with _calling(f"test your permissions on service account {email}"):
+            reply = self._iam("POST", f"projects/-/serviceAccounts/{email}:testIamPermissions", json=body)
+        return frozenset(reply.get("permissions", []))
+
+    def caller_bucket_permissions(self, bucket: str, permissions: Iterable[str]) -> frozenset[str]:
+        with _calling(f"test your permissions on gs://{bucket}"):
+            return frozenset(self._storage.bucket(bucket).test_iam_permissions(sorted(permissions)))
+
+    def project_bindings(self) -> list[Binding]:
+        request = {"resource": f"projects/{self._settings.project}", "options": {"requested_policy_version": 3}}
+        with _calling(f"read the IAM policy of project {self._settings.project}"):
+            policy = self._projects.get_iam_policy(request=request)
+        return [Binding(b.role, frozenset(b.members), b.condition.title or b.condition.expression or None)
+                for b in policy.bindings]
+
+    def service_account_bindings(self, email: str) -> list[Binding]:
+        path = f"projects/-/serviceAccounts/{email}:getIamPolicy"
+        with _calling(f"read the IAM policy of service account {email}"):
+            policy = self._iam("POST", path, params={"options.requestedPolicyVersion": 3})
+        return [_binding(b) for b in policy.get("bindings", [])]
+
+    def bucket_bindings(self, bucket: str) -> list[Binding]:
+        with _calling(f"read the IAM policy of gs://{bucket}"):
+            policy = self._storage.bucket(bucket).get_iam_policy(requested_policy_version=3)
+        return [_binding(b) for b in policy.bindings]
+
+
+@dataclass(frozen=True)
+class Binding:
+    """One IAM role binding; ``condition`` is its title (or expression), None when unconditional."""
+
+    role: str
+    members: frozenset[str]
+    condition: str | None
+
+
+def _binding(document: Mapping[str, Any]) -> Binding:
+    condition = document.get("condition") or {}
+    return Binding(document["role"], frozenset(document.get("members", ())),
+                   condition.get("title") or condition.get("expression") or None)
 
 
 class _Call:

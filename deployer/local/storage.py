@@ -13,6 +13,10 @@ thin wrapper that makes it behave like GCS where vertex-cron depends on it:
 - Generations. The bucket is not versioned, so only the live generation exists:
   `?generation=N` (metadata, `alt=media`, /download/...) serves the object only when N
   is its current generation and answers 404 otherwise (the package ignored N).
+- Bucket IAM. `GET /b/BUCKET/iam` answers `storage.bucket_policies[BUCKET]` (bindings;
+  conditional ones need `optionsRequestedPolicyVersion=3`, as in GCS) and
+  `GET /b/BUCKET/iam/testPermissions?permissions=..` answers from
+  `storage.caller_permissions[BUCKET]` (what the anonymous caller holds); the package has neither.
 - Faults. `storage.faults` is the same `FaultInjector` as the control-plane emulator's:
   the next N matching requests get a GCS-shaped error, or a delay ("slow reads"), or a
   reset connection. Also over HTTP: POST /_emulator/faults (JSON rule), DELETE clears.
@@ -26,6 +30,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import socket
 import struct
 import threading
@@ -76,6 +81,9 @@ def _object_target(path: str) -> tuple[str, str] | None:
                 return None
             return bucket, unquote(tail)
     return None
+
+
+_BUCKET_IAM = re.compile(r"(?:/storage/v1)?/b/(?P<bucket>[^/]+)/iam(?P<test>/testPermissions)?")
 
 
 def _upload_bucket(path: str) -> str | None:
@@ -175,7 +183,7 @@ def _make_handler_class() -> type:
                     return
             with wrapper._lock:
                 try:
-                    verdict = self._check(method, path, query, body)
+                    verdict = self._bucket_iam(method, path, query) or self._check(method, path, query, body)
                 except ValueError as exc:
                     self._send(400, _gcs_error(400, f"Invalid argument: {exc}"))
                     return
@@ -190,6 +198,26 @@ def _make_handler_class() -> type:
                     for upload_id in set(storage.resumable) - before:
                         if conditions:
                             wrapper._resumable_conditions[upload_id] = conditions
+
+        def _bucket_iam(self, method: str, path: str, query: dict[str, list[str]]) -> tuple[int, bytes] | None:
+            match = _BUCKET_IAM.fullmatch(path)
+            if match is None or method != "GET":
+                return None
+            bucket, test = match.group("bucket"), match.group("test")
+            if not self.wrapper._storage.get_bucket(bucket):
+                return 404, _gcs_error(404, "The specified bucket does not exist.", reason="notFound")
+            if test:
+                held = self.wrapper.caller_permissions.get(bucket, set())
+                granted = [p for p in query.get("permissions", []) if p in held]
+                return 200, json.dumps({"kind": "storage#testIamPermissionsResponse", "permissions": granted}).encode()
+            bindings = self.wrapper.bucket_policies.get(bucket, [])
+            version = _int_param(query, "optionsRequestedPolicyVersion") or 1
+            if version < 3 and any("condition" in b for b in bindings):
+                return 400, _gcs_error(400, "Cannot get legacy ACLs for a bucket that has uniform bucket-level access "
+                                       "enabled or conditional role bindings; request policy version 3.")
+            policy = {"kind": "storage#policy", "resourceId": f"projects/_/buckets/{bucket}",
+                      "version": 3 if version >= 3 else 1, "bindings": bindings, "etag": "CAE="}
+            return 200, json.dumps(policy).encode()
 
         @staticmethod
         def _conditions(query: dict[str, list[str]]) -> dict[str, int]:
@@ -327,6 +355,9 @@ class StorageEmulator:
         self.calls: list[tuple[str, str]] = []
         self._lock = threading.RLock()
         self._resumable_conditions: dict[str, dict[str, int]] = {}
+        #: bucket -> IAM bindings, and bucket -> permissions the caller holds (see the docstring)
+        self.bucket_policies: dict[str, list[dict[str, Any]]] = {}
+        self.caller_permissions: dict[str, set[str]] = {}
         self._storage: Any = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None

@@ -160,6 +160,8 @@ def message_types() -> dict[str, Any]:
         "FunctionsOperationMetadata": functions.OperationMetadata.meta.pb,
         "Service": service.Service.meta.pb,
         "SetIamPolicyRequest": iam_policy_pb2.SetIamPolicyRequest,
+        "GetIamPolicyRequest": iam_policy_pb2.GetIamPolicyRequest,
+        "TestIamPermissionsRequest": iam_policy_pb2.TestIamPermissionsRequest,
         "Policy": policy_pb2.Policy,
         "Operation": operations_pb2.Operation,
     }

@@ -9,6 +9,9 @@ as API calls, never subject to faults or latency):
     POST /_emulator/faults   -> adds a fault rule (JSON as in faults.py); DELETE clears them
     GET  /_emulator/faults   -> the rules
     GET  /_emulator/health   -> {"ok": true}
+    POST /_emulator/token    -> {"token": ...} an ID token from `oidc_issuer` for
+                                {"audience", "email"}: what Cloud Scheduler would send, so a
+                                hand-made curl can pass the function's token check locally
 
 Counting: `mutating_calls()` counts requests whose method is not GET/HEAD to any path
 outside /_emulator/ — Google API calls *and* the function source upload PUT (a write to
@@ -37,7 +40,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from .common import ApiError, deep, message_types, status_name_for_http
 from .faults import FaultInjector
 from .functions import FunctionsMixin
+from .iam import IamMixin
+from .resourcemanager import ResourceManagerMixin
 from .scheduler import SchedulerMixin
+from .serviceusage import ServiceUsageMixin
 from .vertex import VertexMixin
 
 log = logging.getLogger(__name__)
@@ -88,10 +94,13 @@ def _empty_state() -> dict[str, Any]:
         "policies": {},
         "uploads": {},
         "uploadSlots": {},
+        "serviceAccounts": {},
+        "roles": {},
+        "enabledServices": {},
     }
 
 
-class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin):
+class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin, IamMixin, ResourceManagerMixin, ServiceUsageMixin):
     """Vertex AI pipelineJobs, Cloud Scheduler, Functions v2 (+ upload, operations) and
     Run v2 services/IAM over real REST paths on http://127.0.0.1:PORT.
 
@@ -134,6 +143,7 @@ class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin):
         self.certs_max_age_seconds = 300
         self.on_function_deployed: Callable[[dict[str, Any], bytes], str] | None = None
         self.on_scheduler_run: Callable[[dict[str, Any]], None] | None = None
+        self.caller_permissions: dict[str, set[str]] = {}  # testIamPermissions answers (iam.py)
         self._host = host
         self._port = port
         self._lock = threading.RLock()
@@ -148,6 +158,9 @@ class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin):
                 *self._vertex_routes(),
                 *self._scheduler_routes(),
                 *self._functions_routes(),
+                *self._iam_routes(),
+                *self._resourcemanager_routes(),
+                *self._serviceusage_routes(),
                 ("GET", re.escape(CERTS_PATH), self._certs, set(), None),
             )
         ]
@@ -364,6 +377,13 @@ class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin):
             self.fail_pipeline_jobs(data["matching"], data.get("message", "The pipeline failed."))
             self._save()
             return _json_response(200, {})
+        if what == "token" and req.method == "POST":
+            if self.oidc_issuer is None:
+                raise ApiError("NOT_FOUND", "No OIDC issuer is configured on this emulator.")
+            data = json.loads(req.body or b"{}")
+            if not isinstance(data.get("audience"), str) or not isinstance(data.get("email"), str):
+                raise ApiError("INVALID_ARGUMENT", 'Expected {"audience": URL, "email": SERVICE_ACCOUNT}.')
+            return _json_response(200, {"token": self.oidc_issuer.mint(audience=data["audience"], email=data["email"])})
         if what == "state" and req.method == "GET":
             with self._lock:
                 return _json_response(200, deep(self._state))

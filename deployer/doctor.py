@@ -1,0 +1,403 @@
+"""`vertex-cron doctor`: find at deploy time what would otherwise fail at 3 a.m.
+
+A checklist of `Item`s, each ✓ (ok), ✗ (fail, with the exact fix: a gcloud command and/or
+the infra/ Terraform resource) or – (note: true but not a failure, e.g. not evaluable).
+
+What is checked, and how (only reads; permissions.py is the reference):
+- APIs: Service Usage's enabled list against permissions.REQUIRED_APIS.
+- Identities: each configured service account exists, and is not a Google default one.
+- Your permissions: testIamPermissions as the caller on the project, the bucket and each
+  service account it must act as. It cannot evaluate grants conditioned on an object
+  prefix (the bucket is the resource tested), so those are reported as notes.
+- The other identities: testIamPermissions only ever tests the caller, so their grants are
+  read from the project, bucket and service-account IAM policies, each role expanded to its
+  permissions (IAM roles.get), and compared per scope. A conditional binding counts, reported
+  as "conditional (not evaluated)". Basic roles (owner/editor) are flagged as excess.
+  Group membership is not expanded: only grants to the service account itself count.
+- The deployed function, when there is one: its runtime SA, its environment, and that its
+  Cloud Run service is invokable by the scheduler SA and by no public member.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import desired as desired_state
+from . import function_source
+from .config import Settings
+from .errors import DeployError, NotFound, ValidationError
+from .gcp import Binding, GoogleCloud
+from .models import INVOKER_ROLE, PUBLIC_MEMBERS
+from .permissions import (
+    PIPELINE_ROOT_PREFIX,
+    REQUIRED,
+    REQUIRED_APIS,
+    SPEC_PREFIX,
+    Scope,
+    grant,
+    names,
+    role_permissions,
+)
+from .validation import check_service_account
+
+# identity -> the settings field naming its service account
+IDENTITY_SETTING = {"function": "function_sa", "scheduler": "scheduler_sa", "workload": "workload_sa", "build": "build_sa"}
+SA_SCOPE_IDENTITY = {Scope.FUNCTION_SA: "function", Scope.SCHEDULER_SA: "scheduler",
+                     Scope.WORKLOAD_SA: "workload", Scope.BUILD_SA: "build"}
+BASIC_ROLES = ("roles/owner", "roles/editor")
+# Shown in fixes for the caller, whose own member name doctor cannot know.
+DEPLOYER_MEMBER = "DEPLOYER"
+_OBJECT_PREFIX = {Scope.SPEC_PREFIX: SPEC_PREFIX, Scope.PIPELINE_ROOT: PIPELINE_ROOT_PREFIX}
+
+
+class Status(str, enum.Enum):
+    OK = "ok"
+    FAIL = "fail"
+    NOTE = "note"
+
+
+MARKS = {Status.OK: "✓", Status.FAIL: "✗", Status.NOTE: "–"}
+
+
+@dataclass(frozen=True)
+class Item:
+    section: str
+    check: str
+    status: Status
+    detail: str = ""
+    fix: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"section": self.section, "check": self.check, "status": self.status.value,
+                "detail": self.detail, "fix": list(self.fix)}
+
+
+@dataclass(frozen=True)
+class Report:
+    items: tuple[Item, ...]
+
+    @property
+    def failed(self) -> list[Item]:
+        return [item for item in self.items if item.status is Status.FAIL]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": not self.failed, "failed": len(self.failed), "checks": [i.to_json() for i in self.items]}
+
+    def text(self) -> str:
+        lines: list[str] = []
+        section = None
+        for item in self.items:
+            if item.section != section:
+                section = item.section
+                lines.append(("\n" if lines else "") + section)
+            lines.append(f"  {MARKS[item.status]} {item.check}" + (f": {item.detail}" if item.detail else ""))
+            label = "fix" if item.status is Status.FAIL else "see"
+            lines.extend(f"      {label}: {line}" for line in item.fix)
+        lines.append(f"\n{len(self.items)} checks, {len(self.failed)} failed")
+        if any(DEPLOYER_MEMBER in line for item in self.failed for line in item.fix):
+            lines.append(f"{DEPLOYER_MEMBER} = you: user:EMAIL, group:EMAIL or serviceAccount:EMAIL "
+                         "(infra's deployer_member)")
+        return "\n".join(lines)
+
+
+def run(settings: Settings, cloud: GoogleCloud | None = None) -> Report:
+    settings.require("project", "region", "bucket", "function_sa", "scheduler_sa", "workload_sa")
+    return Report(tuple(_Doctor(settings, cloud or GoogleCloud(settings)).items()))
+
+
+@dataclass
+class _Doctor:
+    settings: Settings
+    cloud: GoogleCloud
+    _roles: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def items(self) -> Iterator[Item]:
+        yield from self._apis()
+        yield from self._identities()
+        yield from self._caller()
+        yield from self._grants()
+        yield from self._function()
+
+    # -- sections ------------------------------------------------------------------------
+
+    def _apis(self) -> Iterator[Item]:
+        section, project = "APIs", self.settings.project
+        try:
+            enabled = self.cloud.enabled_services()
+        except DeployError as exc:
+            yield _unreadable(section, "enabled APIs", exc, "serviceusage.services.list", "deployer")
+            return
+        for api, why in REQUIRED_APIS:
+            if api in enabled:
+                yield Item(section, f"{api} enabled", Status.OK)
+            else:
+                yield Item(section, f"{api} enabled", Status.FAIL, f"disabled; needed because {why}",
+                           (f"gcloud services enable {api} --project={project}",
+                            "terraform: google_project_service.required (infra/apis.tf)"))
+
+    def _identities(self) -> Iterator[Item]:
+        section = "Service accounts"
+        for identity, email in self._configured():
+            if email is None:
+                yield Item(section, f"{identity} SA", Status.NOTE,
+                           "not set: Cloud Build uses the project's default build service account",
+                           ("set build_sa in vertex-cron.toml (`terraform output -raw build_sa`)",))
+                continue
+            try:
+                check_service_account(f"{identity} SA", email, allow_default=False)
+            except ValidationError as exc:
+                yield Item(section, f"{identity} SA {email}", Status.FAIL, exc.reason,
+                           (f"set {IDENTITY_SETTING[identity]} to vertex-cron's own "
+                            f"(`terraform output -raw {identity}_sa`)",
+                            f'terraform: google_service_account.vertex_cron["{identity}"] (infra/service_accounts.tf)'))
+                continue
+            try:
+                exists = self.cloud.service_account_exists(email)
+            except DeployError as exc:
+                yield _unreadable(section, f"{identity} SA {email}", exc, "iam.serviceAccounts.get", "deployer")
+                continue
+            yield Item(section, f"{identity} SA {email} exists", Status.OK if exists else Status.FAIL,
+                       "" if exists else "no such service account",
+                       () if exists else (
+                           f"gcloud iam service-accounts create {email.split('@')[0]} --project={self.settings.project}",
+                           f'terraform: google_service_account.vertex_cron["{identity}"] (infra/service_accounts.tf)'))
+
+    def _caller(self) -> Iterator[Item]:
+        section = "Your permissions (testIamPermissions, as the caller)"
+        project, bucket = self.settings.project, self.settings.bucket
+        yield from self._tested(section, f"on project {project}", Scope.PROJECT,
+                                lambda wanted: self.cloud.caller_project_permissions(wanted))
+        yield from self._bucket_tested(section, bucket)
+        for scope, identity in SA_SCOPE_IDENTITY.items():
+            email = getattr(self.settings, IDENTITY_SETTING[identity])
+            if names("deployer", scope) and email:
+                yield from self._tested(section, f"act as the {identity} SA", scope,
+                                        lambda wanted, e=email: self.cloud.caller_service_account_permissions(e, wanted))
+
+    def _bucket_tested(self, section: str, bucket: str) -> Iterator[Item]:
+        on_bucket, on_specs = names("deployer", Scope.BUCKET), names("deployer", Scope.SPEC_PREFIX)
+        try:
+            held = self.cloud.caller_bucket_permissions(bucket, on_bucket | on_specs)
+        except NotFound:
+            yield Item(section, f"gs://{bucket} exists", Status.FAIL, "no such bucket",
+                       ("terraform: google_storage_bucket.artifacts (infra/bucket.tf)",))
+            return
+        except DeployError as exc:
+            yield Item(section, f"on gs://{bucket}", Status.FAIL, exc.reason, ())
+            return
+        missing = on_bucket - held
+        yield Item(section, f"on gs://{bucket}", Status.FAIL if missing else Status.OK,
+                   f"missing {_sorted(missing)}" if missing else "",
+                   self._grant_fix("deployer", Scope.BUCKET, DEPLOYER_MEMBER) if missing else ())
+        unconfirmed = on_specs - held
+        where = f"on gs://{bucket}/{SPEC_PREFIX}"
+        if unconfirmed:
+            yield Item(section, where, Status.NOTE,
+                       f"{_sorted(unconfirmed)} not confirmed: testIamPermissions cannot evaluate "
+                       "grants conditioned on an object prefix (infra grants them that way)",
+                       (f"terraform: {grant('deployer', Scope.SPEC_PREFIX).terraform} (infra/iam.tf)",))
+        else:
+            yield Item(section, where, Status.OK)
+
+    def _tested(self, section: str, check: str, scope: Scope, test: Callable[[frozenset[str]], frozenset[str]]) -> Iterator[Item]:
+        wanted = names("deployer", scope)
+        try:
+            missing = wanted - test(wanted)
+        except DeployError as exc:
+            yield Item(section, check, Status.FAIL, exc.reason, ())
+            return
+        if missing:
+            yield Item(section, check, Status.FAIL, f"missing {_sorted(missing)}",
+                       self._grant_fix("deployer", scope, DEPLOYER_MEMBER))
+        else:
+            yield Item(section, check, Status.OK)
+
+    def _grants(self) -> Iterator[Item]:
+        policies = _Policies(self.cloud, self.settings.bucket)
+        for identity, email in self._configured():
+            if email is None:
+                continue
+            section, member = f"{identity} SA grants (read from IAM policies)", f"serviceAccount:{email}"
+            try:
+                project_bindings = [b for b in policies.project() if member in b.members]
+                for scope in dict.fromkeys(p.scope for p in REQUIRED[identity]):
+                    yield self._scope_item(section, identity, scope, member, policies, project_bindings)
+            except DeployError as exc:
+                yield Item(section, "IAM policies readable", Status.FAIL, exc.reason,
+                           self._grant_fix("deployer", Scope.PROJECT, DEPLOYER_MEMBER))
+                continue
+            excess = sorted({b.role for b in project_bindings if b.role in BASIC_ROLES})
+            for role in excess:
+                yield Item(section, f"no basic role on project {self.settings.project}", Status.FAIL,
+                           f"holds {role}: far more than vertex-cron needs",
+                           (f"gcloud projects remove-iam-policy-binding {self.settings.project} "
+                            f"--member={member} --role={role}",))
+            if not excess:
+                yield Item(section, "no basic role (owner/editor) on the project", Status.OK)
+
+    def _scope_item(self, section: str, identity: str, scope: Scope, member: str,
+                    policies: _Policies, project_bindings: list[Binding]) -> Item:
+        check = _describe(scope, self.settings)
+        needed = names(identity, scope)
+        if scope is Scope.BUILD_REPOSITORY:
+            return Item(section, check, Status.NOTE, "not checked (the repository's IAM policy is not read)",
+                        (f"terraform: {grant(identity, scope).terraform} (infra/build.tf, infra/iam.tf)",))
+        unconditional = [b for b in project_bindings if b.condition is None]
+        bindings = {
+            Scope.PROJECT: unconditional,
+            Scope.FUNCTION_SOURCES: project_bindings,
+            Scope.BUCKET: unconditional + [b for b in policies.bucket() if member in b.members and not b.condition],
+            Scope.SPEC_PREFIX: unconditional + [b for b in policies.bucket() if member in b.members],
+            Scope.PIPELINE_ROOT: unconditional + [b for b in policies.bucket() if member in b.members],
+        }.get(scope)
+        if bindings is None:  # a service account scope
+            target = getattr(self.settings, IDENTITY_SETTING[SA_SCOPE_IDENTITY[scope]])
+            bindings = unconditional + [b for b in policies.service_account(target) if member in b.members]
+        held = frozenset().union(*(self._role(b.role) for b in bindings if not b.condition))
+        conditional = {b.condition: self._role(b.role) & needed for b in bindings if b.condition}
+        missing = needed - held - frozenset().union(*conditional.values())
+        if missing:
+            return Item(section, check, Status.FAIL, f"missing {_sorted(missing)}",
+                        self._grant_fix(identity, scope, member))
+        used = sorted(title for title, perms in conditional.items() if perms - held)
+        return Item(section, check, Status.OK,
+                    f"conditional (not evaluated): {', '.join(used)}" if used else "")
+
+    def _function(self) -> Iterator[Item]:
+        section, settings = "Deployed function", self.settings
+        name = desired_state.function_name(settings.project, settings.region, settings.function_name)
+        try:
+            function = self.cloud.get_function(name)
+        except DeployError as exc:
+            yield Item(section, settings.function_name, Status.FAIL, exc.reason, ())
+            return
+        if function is None:
+            yield Item(section, settings.function_name, Status.NOTE,
+                       "not deployed yet: the first `vertex-cron deploy` creates it")
+            return
+        redeploy = ("vertex-cron deploy NAME ... (any schedule) converges the function on the settings",)
+        runs_as = function.fields.get("service_config.service_account_email")
+        yield Item(section, f"runs as the function SA {settings.function_sa}",
+                   Status.OK if runs_as == settings.function_sa else Status.FAIL,
+                   "" if runs_as == settings.function_sa else f"runs as {runs_as}",
+                   () if runs_as == settings.function_sa else redeploy)
+        wanted = desired_state.function_fields(settings, function_source.build())["service_config.environment_variables"]
+        actual = function.fields.get("service_config.environment_variables") or {}
+        differing = sorted(k for k, v in wanted.items() if actual.get(k) != v)
+        yield Item(section, "environment matches the settings", Status.FAIL if differing else Status.OK,
+                   f"differs: {', '.join(differing)}" if differing else "", redeploy if differing else ())
+        yield from self._invokers(section, function.service)
+
+    def _invokers(self, section: str, service: str | None) -> Iterator[Item]:
+        settings = self.settings
+        if not service:
+            yield Item(section, "Cloud Run service", Status.NOTE, "not created yet (build still running?)")
+            return
+        try:
+            members = self.cloud.invoker_members(service)
+        except DeployError as exc:
+            yield Item(section, "invoker policy readable", Status.FAIL, exc.reason,
+                       self._grant_fix("deployer", Scope.PROJECT, DEPLOYER_MEMBER))
+            return
+        short = service.rsplit("/", 1)[-1]
+        run_flags = f"--region={settings.region} --project={settings.project}"
+        public = sorted(members & PUBLIC_MEMBERS)
+        yield Item(section, "not public (no allUsers/allAuthenticatedUsers invoker)",
+                   Status.FAIL if public else Status.OK,
+                   f"{_sorted(public)} may invoke it" if public else "",
+                   tuple(f"gcloud run services remove-iam-policy-binding {short} {run_flags} "
+                         f"--member={m} --role={INVOKER_ROLE}" for m in public))
+        scheduler = f"serviceAccount:{settings.scheduler_sa}"
+        yield Item(section, f"scheduler SA may invoke it ({INVOKER_ROLE})",
+                   Status.OK if scheduler in members else Status.FAIL,
+                   "" if scheduler in members else "Scheduler's calls would be refused (403)",
+                   () if scheduler in members else (
+                       f"gcloud run services add-iam-policy-binding {short} {run_flags} "
+                       f"--member={scheduler} --role={INVOKER_ROLE}",
+                       "or re-run `vertex-cron deploy`, which grants it"))
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _configured(self) -> Iterator[tuple[str, str | None]]:
+        for identity, setting in IDENTITY_SETTING.items():
+            yield identity, getattr(self.settings, setting)
+
+    def _role(self, role: str) -> frozenset[str]:
+        if role not in self._roles:
+            self._roles[role] = self.cloud.role_permissions(role)
+        return self._roles[role]
+
+    def _grant_fix(self, identity: str, scope: Scope, member: str) -> tuple[str, ...]:
+        g = grant(identity, scope)
+        s = self.settings
+        role = f"--member={member} --role=projects/{s.project}/roles/{g.role_id}"
+        command = {
+            Scope.PROJECT: f"gcloud projects add-iam-policy-binding {s.project} {role}",
+            Scope.BUCKET: f"gcloud storage buckets add-iam-policy-binding gs://{s.bucket} {role}",
+            Scope.BUILD_REPOSITORY: f"gcloud artifacts repositories add-iam-policy-binding gcf-artifacts "
+                                    f"--location={s.region} --project={s.project} {role}",
+        }.get(scope)
+        if scope in _OBJECT_PREFIX:
+            condition = _prefix_condition(s.bucket, _OBJECT_PREFIX[scope], listing="storage.objects.list" in role_permissions(g.role))
+            command = (f"gcloud storage buckets add-iam-policy-binding gs://{s.bucket} {role} "
+                       f"--condition='^;^title={scope.value};expression={condition}'")
+        elif scope in SA_SCOPE_IDENTITY:
+            target = getattr(s, IDENTITY_SETTING[SA_SCOPE_IDENTITY[scope]])
+            command = f"gcloud iam service-accounts add-iam-policy-binding {target} --project={s.project} {role}"
+        terraform = f"terraform: {g.terraform} (infra/iam.tf)"
+        return (command, terraform) if command else (terraform,)
+
+
+class _Policies:
+    """Each IAM policy read once."""
+
+    def __init__(self, cloud: GoogleCloud, bucket: str) -> None:
+        self._cloud, self._bucket = cloud, bucket
+        self._read: dict[str, list[Binding]] = {}
+
+    def _once(self, key: str, read: Callable[[], list[Binding]]) -> list[Binding]:
+        if key not in self._read:
+            self._read[key] = read()
+        return self._read[key]
+
+    def project(self) -> list[Binding]:
+        return self._once("project", self._cloud.project_bindings)
+
+    def bucket(self) -> list[Binding]:
+        return self._once("bucket", lambda: self._cloud.bucket_bindings(self._bucket))
+
+    def service_account(self, email: str) -> list[Binding]:
+        return self._once(email, lambda: self._cloud.service_account_bindings(email))
+
+
+def _prefix_condition(bucket: str, prefix: str, *, listing: bool) -> str:
+    """The CEL condition infra/iam.tf puts on a prefix grant."""
+    objects = f'resource.name.startsWith("projects/_/buckets/{bucket}/objects/{prefix}")'
+    if not listing:
+        return objects
+    return f'{objects} || api.getAttribute("storage.googleapis.com/objectListPrefix", "").startsWith("{prefix}")'
+
+
+def _describe(scope: Scope, settings: Settings) -> str:
+    if scope in _OBJECT_PREFIX:
+        return f"on gs://{settings.bucket}/{_OBJECT_PREFIX[scope]}"
+    if scope in SA_SCOPE_IDENTITY:
+        return f"act as the {SA_SCOPE_IDENTITY[scope]} SA"
+    return {
+        Scope.PROJECT: f"on project {settings.project}",
+        Scope.BUCKET: f"on gs://{settings.bucket}",
+        Scope.FUNCTION_SOURCES: "on Cloud Functions' source bucket (conditional project grant)",
+        Scope.BUILD_REPOSITORY: "on the gcf-artifacts repository",
+    }[scope]
+
+
+def _unreadable(section: str, what: str, exc: DeployError, permission: str, identity: str) -> Item:
+    return Item(section, what, Status.FAIL, f"could not check: {exc.reason}",
+                (f"the caller needs {permission} (in infra's {identity} role)",))
+
+
+def _sorted(values: Iterable[str]) -> str:
+    return ", ".join(sorted(values))
