@@ -34,6 +34,15 @@ def test_good_token_verifies(emulator, oidc_issuer):
     assert claims["iss"] == "https://accounts.google.com"
 
 
+def test_the_token_control_endpoint_mints_what_scheduler_would_send(emulator):
+    r = requests.post(emulator.url + "/_emulator/token", json={"audience": AUD, "email": SA})
+    assert r.status_code == 200
+    claims = gjwt.decode(r.json()["token"], certs=certs(emulator).json(), audience=AUD)
+    assert claims["email"] == SA
+    bad = requests.post(emulator.url + "/_emulator/token", json={"audience": AUD})
+    assert bad.status_code == 400 and "email" in bad.json()["error"]["message"]
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
