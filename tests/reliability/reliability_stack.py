@@ -1,0 +1,84 @@
+"""What the reliability tests share: the function's environment, Cloud Scheduler's request,
+and the questions a user asks afterwards (which jobs exist, what did the log say)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+FUNCTION_DIR = REPO / "function"
+EXAMPLES = REPO / "examples"
+PROJECT, REGION = "rel-project", "us-central1"
+PARENT = f"projects/{PROJECT}/locations/{REGION}"
+WORKLOAD_SA = f"vertex-cron-workload@{PROJECT}.iam.gserviceaccount.com"
+INVOKER = f"vertex-cron-scheduler@{PROJECT}.iam.gserviceaccount.com"
+FIRING = "2024-05-01T02:00:00Z"
+SPEC_OBJECT = "specs/nightly.yaml"
+
+
+def function_env(emulator: Any, storage_emulator: Any, bucket: str, **overrides: str) -> dict[str, str]:
+    """The environment the deployer gives the function, pointed at the emulators."""
+    return {
+        "VERTEX_CRON_PROJECT": PROJECT,
+        "VERTEX_CRON_REGION": REGION,
+        "VERTEX_CRON_WORKLOAD_SA": WORKLOAD_SA,
+        "VERTEX_CRON_SPEC_BUCKET": bucket,
+        "VERTEX_CRON_EMULATOR_HOST": emulator.url,
+        "STORAGE_EMULATOR_HOST": storage_emulator.url,
+        "VERTEX_CRON_OIDC_CERTS_URL": emulator.url + "/oauth2/v1/certs",
+        **overrides,
+    }
+
+
+def upload(storage_url: str, bucket: str, name: str, data: bytes) -> int:
+    """Upload through the Cloud Storage JSON API; returns the generation."""
+    response = requests.post(
+        f"{storage_url}/upload/storage/v1/b/{bucket}/o",
+        params={"uploadType": "media", "name": name},
+        data=data,
+        headers={"Content-Type": "application/octet-stream"},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return int(response.json()["generation"])
+
+
+def body_for(spec_uri: str, **fields: Any) -> dict[str, Any]:
+    return {"schedule": "nightly", "spec_uri": spec_uri,
+            "parameter_values": {"run_date": "{{schedule_time:%Y-%m-%d}}"}, **fields}
+
+
+def scheduler_headers(*, schedule_time: str | None = FIRING, token: str | None = None) -> dict[str, str]:
+    """Cloud Scheduler's request headers (its default content type, the firing, the token)."""
+    headers = {"Content-Type": "application/octet-stream"}
+    if schedule_time:
+        headers["X-CloudScheduler-ScheduleTime"] = schedule_time
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+def fire(url: str, body: Mapping[str, Any] | bytes, **header_args: Any) -> requests.Response:
+    data = body if isinstance(body, bytes) else json.dumps(body)
+    return requests.post(url, data=data, headers=scheduler_headers(**header_args), timeout=60)
+
+
+def job_names(emulator: Any) -> list[str]:
+    return sorted(job["name"] for job in emulator.pipeline_jobs())
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll `condition` until it is truthy; generous deadline, never a timing assertion."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
