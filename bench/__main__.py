@@ -1,0 +1,54 @@
+"""`python -m bench` (`make bench`): measure, then write RESULTS.md, results.json and the chart.
+
+    python -m bench                 full run, writes into bench/
+    python -m bench --smoke         quick structural run into a temp dir (what `make test` runs)
+    python -m bench --out DIR       write somewhere else
+
+Exits 1 when an invariant failed (a duplicate run, a failed delivery, a mutating no-op
+redeploy, traffic outside 127.0.0.1); missed timing targets are reported, not fatal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from . import report
+from .netguard import sitecustomize as network_guard
+from .run import FULL, SMOKE, run
+from .summary import as_json, invariant_failures
+
+BENCH_DIR = Path(__file__).resolve().parent
+CHART_NAME = "results.png"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="quick run: 1 cold start each, no SDK reference, no chart")
+    parser.add_argument("--out", type=Path, help="output directory (default: bench/, or a temp dir with --smoke)")
+    args = parser.parse_args(argv)
+    config = SMOKE if args.smoke else FULL
+    out = args.out or (Path(tempfile.mkdtemp(prefix="vertex-cron-bench-smoke-")) if args.smoke else BENCH_DIR)
+    out.mkdir(parents=True, exist_ok=True)
+
+    network_guard.install()  # the deployer's calls are made from this process
+    results = run(config, say=lambda line: print(line, file=sys.stderr, flush=True))
+
+    if config.chart:
+        from .chart import draw
+
+        draw(results, out / CHART_NAME)
+    (out / "RESULTS.md").write_text(report.render(results, chart_name=CHART_NAME if config.chart else None))
+    (out / "results.json").write_text(json.dumps(as_json(results), indent=2, default=str) + "\n")
+    print(f"wrote {out / 'RESULTS.md'}")
+    failures = invariant_failures(results)
+    for failure in failures:
+        print(f"invariant failed: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

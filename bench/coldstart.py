@@ -1,0 +1,69 @@
+"""Cold start: process start to the first 2xx of a real trigger, and the peak RSS after it.
+
+The clock starts just before functions-framework is spawned and stops at the first 2xx.
+A probe connects every few milliseconds while FunctionProcess.start() waits in a thread
+(its own probe sleeps 50 ms, too coarse to time a ~1 s start), and the trigger is
+posted the moment the port accepts; the request then waits in the listen backlog.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+from vertex_cron.local.function_runner import FunctionProcess
+
+from .processes import PeakRss, peak_rss
+from .subjects import Subject
+from .world import NETGUARD_DIR, LocalCloud, fire
+
+PROBE_INTERVAL_SECONDS = 0.005
+START_DEADLINE_SECONDS = 120.0
+SCHEDULE_TIME = "2024-05-01T02:00:00Z"
+
+
+class BenchError(Exception):
+    """A measured function misbehaved (non-2xx, no start); the message says which and how."""
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    subject: str
+    seconds: float
+    rss: PeakRss
+    stderr: str  # the server's stderr: network-guard lines, import profiles
+
+
+def measure(subject: Subject, cloud: LocalCloud, *, schedule: str, extra_env: dict[str, str] | None = None) -> ColdStart:
+    env = cloud.function_env(PYTHONPATH=f"{subject.source_dir}:{NETGUARD_DIR}", **(extra_env or {}))
+    process = FunctionProcess(subject.source_dir, env)
+    body = cloud.trigger_body(schedule)
+    with ThreadPoolExecutor(1, thread_name_prefix="bench-start") as starter:
+        started = time.perf_counter()
+        starting = starter.submit(process.start)
+        try:
+            _wait_for_port(process.port, starting, started + START_DEADLINE_SECONDS)
+            response = fire(process.url, body, schedule_time=SCHEDULE_TIME)
+            seconds = time.perf_counter() - started
+            if not response.ok:
+                raise BenchError(f"{subject.title} answered {response.status_code}: {response.text[:300]}")
+            starting.result()
+            rss = peak_rss(process.port)
+        finally:
+            wait([starting])  # stop() must not race start() for the process handle
+            process.stop()
+    return ColdStart(subject.key, seconds, rss, process.stderr_path.read_text())
+
+
+def _wait_for_port(port: int, starting: Future[FunctionProcess], deadline: float) -> None:
+    while time.perf_counter() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if starting.done():
+                starting.result()  # raises FunctionProcessError when the server died
+            time.sleep(PROBE_INTERVAL_SECONDS)
+    raise BenchError(f"nothing listened on port {port} within {START_DEADLINE_SECONDS:.0f} s")

@@ -1,0 +1,101 @@
+"""One benchmark run: every measurement, side by side, against one local cloud.
+
+Cold starts are interleaved (A, B, C, A, B, C, ...) after one discarded warm-up round, so
+a noisy neighbour on the machine slows every subject alike and the ratios hold.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import coldstart, deploy, herd, importprofile
+from .coldstart import ColdStart
+from .deploy import DeployStep
+from .herd import Herd
+from .importprofile import ImportProfile
+from .machine import Machine, describe_machine
+from .netguard.sitecustomize import MARKER, blocked
+from .subjects import Subject, prepare
+from .world import LocalCloud
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    cold_runs: int
+    warmup_rounds: int
+    herd_schedules: int
+    deploy_schedules: int
+    include_reference: bool
+    chart: bool
+
+
+FULL = BenchConfig(cold_runs=7, warmup_rounds=1, herd_schedules=300, deploy_schedules=20, include_reference=True, chart=True)
+# `make test` runs this: structure and invariants, not timings. The SDK reference is
+# skipped (its ~2-6 s cold start is most of a run) and so is the chart (matplotlib).
+SMOKE = BenchConfig(cold_runs=1, warmup_rounds=0, herd_schedules=10, deploy_schedules=2, include_reference=False, chart=False)
+
+
+@dataclass
+class Results:
+    config: BenchConfig
+    machine: Machine
+    subjects: list[Subject]
+    zip_bytes: int
+    zip_files: int
+    cold_starts: list[ColdStart] = field(default_factory=list)
+    import_profiles: list[ImportProfile] = field(default_factory=list)
+    herd: Herd | None = None
+    deploy_steps: list[DeployStep] = field(default_factory=list)
+    network_blocked: list[str] = field(default_factory=list)  # must stay empty
+
+    def cold_of(self, key: str) -> list[ColdStart]:
+        return [run for run in self.cold_starts if run.subject == key]
+
+
+def run(config: BenchConfig, *, say: Callable[[str], None] = print) -> Results:
+    with tempfile.TemporaryDirectory(prefix="vertex-cron-bench-") as workdir:
+        subjects = prepare(Path(workdir), include_reference=config.include_reference)
+        results = Results(config, describe_machine(), subjects.all(), subjects.zip_bytes, subjects.zip_files)
+        with LocalCloud() as cloud:
+            _cold_starts(config, subjects.all(), cloud, results, say)
+            _import_profiles(subjects.all(), subjects.floor, cloud, results, say)
+            say(f"herd: {config.herd_schedules} schedules x {herd.DELIVERIES_PER_FIRING} deliveries")
+            results.herd = herd.run(subjects.vertex_cron, cloud, schedules=config.herd_schedules)
+            _check_network(results.herd.stderr, results)
+        say(f"deploy: 1 schedule, no-op, then {config.deploy_schedules} schedules")
+        results.deploy_steps = deploy.run(schedules=config.deploy_schedules)
+    results.network_blocked += blocked  # the bench process's own calls (the deployer's)
+    results.machine = describe_machine(before=results.machine)
+    return results
+
+
+def _cold_starts(config: BenchConfig, subjects: list[Subject], cloud: LocalCloud, results: Results, say: Callable[[str], None]) -> None:
+    rounds = config.warmup_rounds + config.cold_runs
+    for round_index in range(rounds):
+        warmup = round_index < config.warmup_rounds
+        for subject in subjects:
+            sample = coldstart.measure(subject, cloud, schedule=f"{subject.key}-{round_index}")
+            _check_network(sample.stderr, results)
+            say(f"cold start {'(warm-up) ' if warmup else ''}{subject.key}: {sample.seconds:.3f} s, "
+                f"worker {sample.rss.worker_kib / 1024:.1f} MiB")
+            if not warmup:
+                results.cold_starts.append(sample)
+
+
+def _import_profiles(subjects: list[Subject], floor: Subject, cloud: LocalCloud, results: Results, say: Callable[[str], None]) -> None:
+    say("import profiles (-X importtime)")
+    profiled = {
+        subject.key: coldstart.measure(subject, cloud, schedule=f"profile-{subject.key}", extra_env=importprofile.PROFILE_ENV)
+        for subject in subjects
+    }
+    for subject in subjects:
+        _check_network(profiled[subject.key].stderr, results)
+        if subject != floor:
+            results.import_profiles.append(importprofile.compare(subject.key, profiled[subject.key].stderr, profiled[floor.key].stderr))
+
+
+def _check_network(stderr: str, results: Results) -> None:
+    results.network_blocked += [line for line in stderr.splitlines() if line.startswith(MARKER)]

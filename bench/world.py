@@ -1,0 +1,87 @@
+"""The local cloud every measurement runs against: the Vertex AI emulator, the Cloud
+Storage emulator holding the compiled pipeline, and the environment a function gets."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from types import TracebackType
+
+import requests
+
+from vertex_cron.local.emulator import Emulator
+from vertex_cron.local.storage import StorageEmulator
+
+REPO = Path(__file__).resolve().parents[1]
+# kfp 2's default output format, and the heavier path for the trigger (it imports PyYAML).
+SPEC_FILE = REPO / "examples" / "pipeline.yaml"
+PROJECT, REGION = "bench-project", "us-central1"
+SPEC_BUCKET = "bench-project-vertex-cron"
+SPEC_OBJECT = "vertex-cron/specs/pipeline.yaml"
+WORKLOAD_SA = f"vertex-cron-workload@{PROJECT}.iam.gserviceaccount.com"
+NETGUARD_DIR = Path(__file__).resolve().parent / "netguard"
+REQUEST_TIMEOUT = (5.0, 120.0)
+
+
+class LocalCloud:
+    """Started emulators plus the spec, uploaded once as the deployer would (pinned URI)."""
+
+    def __init__(self, *, latency_seconds: float = 0.0) -> None:
+        self.vertex = Emulator(latency_seconds=latency_seconds)
+        self.storage = StorageEmulator()
+        self.spec_uri = ""
+
+    def __enter__(self) -> LocalCloud:
+        self.vertex.start()
+        self.storage.start()
+        self.storage.create_bucket(SPEC_BUCKET)
+        self.spec_uri = f"gs://{SPEC_BUCKET}/{SPEC_OBJECT}#{self._upload(SPEC_FILE.read_bytes())}"
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        self.storage.stop()
+        self.vertex.stop()
+
+    def _upload(self, data: bytes) -> int:
+        response = requests.post(
+            f"{self.storage.url}/upload/storage/v1/b/{SPEC_BUCKET}/o",
+            params={"uploadType": "media", "name": SPEC_OBJECT},
+            data=data,
+            headers={"Content-Type": "application/yaml"},
+            timeout=REQUEST_TIMEOUT,
+        )
+        response.raise_for_status()
+        return int(response.json()["generation"])
+
+    def function_env(self, **extra: str) -> dict[str, str]:
+        """The trigger's contract environment, pointed at the emulators, plus the network
+        guard on PYTHONPATH (after the function's own source, which FunctionProcess puts first)."""
+        return {
+            "VERTEX_CRON_PROJECT": PROJECT,
+            "VERTEX_CRON_REGION": REGION,
+            "VERTEX_CRON_WORKLOAD_SA": WORKLOAD_SA,
+            "VERTEX_CRON_SPEC_BUCKET": SPEC_BUCKET,
+            "VERTEX_CRON_EMULATOR_HOST": self.vertex.url,
+            "STORAGE_EMULATOR_HOST": self.storage.url,
+            **extra,
+        }
+
+    def trigger_body(self, schedule: str) -> bytes:
+        """What Cloud Scheduler posts. The pipeline root is a fresh, absent bucket: the SDK
+        reference checks an existing one with Resource Manager (a real Google call)."""
+        return json.dumps({
+            "schedule": schedule,
+            "spec_uri": self.spec_uri,
+            "parameter_values": {"run_date": "{{schedule_time:%Y-%m-%d}}"},
+            "pipeline_root": f"gs://bench-root-{uuid.uuid4().hex[:20]}/pipeline-root",
+        }).encode()
+
+    def job_names(self, prefix: str) -> list[str]:
+        return [job["name"] for job in self.vertex.pipeline_jobs() if job["name"].rsplit("/", 1)[-1].startswith(prefix)]
+
+
+def fire(url: str, body: bytes, *, schedule_time: str) -> requests.Response:
+    """One delivery, with Cloud Scheduler's headers."""
+    headers = {"Content-Type": "application/octet-stream", "X-CloudScheduler-ScheduleTime": schedule_time}
+    return requests.post(url, data=body, headers=headers, timeout=REQUEST_TIMEOUT)

@@ -1,0 +1,39 @@
+"""`python -m bench --smoke` keeps working: the structure of its output and the invariants
+that do not depend on the machine's speed. Timings are never asserted (shared CI cores)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SMOKE_TIMEOUT_SECONDS = 120
+
+
+def test_the_smoke_benchmark_runs_and_its_invariants_hold(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=SMOKE_TIMEOUT_SECONDS,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+
+    assert [s["key"] for s in results["subjects"]] == ["vertex-cron", "floor"]  # the SDK reference is skipped
+    for subject in results["subjects"]:
+        assert subject["cold_seconds"]["n"] == 1 and subject["cold_seconds"]["median"] > 0
+        assert subject["worker_mib"]["median"] > 0 and subject["master_mib"]["median"] > 0
+    herd = results["herd"]
+    assert herd["jobs_created"] == herd["schedules"] == 10 and herd["deliveries"] == 20
+    assert herd["errors"] == 0 and herd["outcomes"] == {"created": 10, "duplicate": 10}
+    first, noop, added = results["deploy"]
+    assert first["function_touched"] and first["mutating_calls"] > 0
+    assert noop["mutating_calls"] == 0 and not noop["function_touched"]
+    assert added["schedules"] == 2 and added["mutating_calls"] == 1 and not added["function_touched"]
+    assert results["zip"]["bytes"] > 0
+    assert results["network_blocked"] == [] and results["invariant_failures"] == []
+    report = (tmp_path / "RESULTS.md").read_text()
+    for heading in ("## Targets", "## 1. Cold start", "## 2. Peak RSS", "## 3. Herd", "## 4. Deploy", "## 5. Function source"):
+        assert heading in report
+    assert not (tmp_path / "results.png").exists()
