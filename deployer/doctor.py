@@ -255,7 +255,10 @@ class _Doctor:
         }.get(scope)
         if bindings is None:  # a service account scope
             target = getattr(self.settings, IDENTITY_SETTING[SA_SCOPE_IDENTITY[scope]])
-            bindings = unconditional + [b for b in policies.service_account(target) if member in b.members]
+            try:
+                bindings = unconditional + [b for b in policies.service_account(target) if member in b.members]
+            except NotFound:
+                return Item(section, check, Status.NOTE, "not checked: that service account does not exist")
         held = frozenset().union(*(self._role(b.role) for b in bindings if not b.condition))
         conditional = {b.condition: self._role(b.role) & needed for b in bindings if b.condition}
         missing = needed - held - frozenset().union(*conditional.values())

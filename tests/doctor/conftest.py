@@ -16,27 +16,19 @@ import pytest
 from click.testing import CliRunner
 
 from vertex_cron.cli import cli
+from doctor_project import (
+    CONDITIONAL,
+    ON_BUCKET,
+    ON_PROJECT,
+    PROJECT,
+    REGION,
+    SA,
+    SA_SCOPES,
+    member,
+    sa_resource,
+)
+
 from vertex_cron.permissions import GRANTS, REQUIRED_APIS, Scope, names, role_permissions
-
-PROJECT = "demo-project"
-REGION = "europe-west1"
-DEPLOYER = "user:dev@example.com"
-SA = {identity: f"vertex-cron-{identity}@{PROJECT}.iam.gserviceaccount.com"
-      for identity in ("function", "scheduler", "workload", "build")}
-SA_SCOPES = {Scope.FUNCTION_SA: "function", Scope.SCHEDULER_SA: "scheduler",
-             Scope.WORKLOAD_SA: "workload", Scope.BUILD_SA: "build"}
-_ON_PROJECT = {Scope.PROJECT, Scope.FUNCTION_SOURCES}
-_ON_BUCKET = {Scope.BUCKET, Scope.SPEC_PREFIX, Scope.PIPELINE_ROOT}
-_CONDITIONAL = {Scope.SPEC_PREFIX, Scope.PIPELINE_ROOT, Scope.FUNCTION_SOURCES}
-
-
-def member(identity: str) -> str:
-    return DEPLOYER if identity == "deployer" else f"serviceAccount:{SA[identity]}"
-
-
-def sa_resource(email: str) -> str:
-    return f"projects/{PROJECT}/serviceAccounts/{email}"
-
 
 @pytest.fixture
 def setup_project(emulator, storage_emulator, spec_bucket) -> Callable[..., None]:
@@ -61,11 +53,11 @@ def setup_project(emulator, storage_emulator, spec_bucket) -> Callable[..., None
             if (grant.identity, grant.scope) in set(missing_grants):
                 continue
             binding: dict[str, Any] = {"role": role, "members": [member(grant.identity)]}
-            if grant.scope in _CONDITIONAL:
+            if grant.scope in CONDITIONAL:
                 binding["condition"] = {"title": grant.scope.value, "expression": "resource.name.startsWith(\"...\")"}
-            if grant.scope in _ON_PROJECT:
+            if grant.scope in ON_PROJECT:
                 project.append(binding)
-            elif grant.scope in _ON_BUCKET:
+            elif grant.scope in ON_BUCKET:
                 bucket.append(binding)
             elif grant.scope in SA_SCOPES:
                 accounts.setdefault(SA[SA_SCOPES[grant.scope]], []).append(binding)

@@ -4,12 +4,227 @@ each way of breaking it gives one exact ✗ line with its fix, and exit 1."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from conftest import PROJECT, SA  # noqa: F401  (tests/doctor/conftest.py)
+import pytest
+from doctor_project import PROJECT, REGION, SA, member
+
+from vertex_cron.permissions import Scope
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pipeline.json"
 
 
-def test_healthy_project_passes(setup_project, doctor_cli):
+def failures(result) -> list[str]:
+    """The ✗ lines with the fix lines under each."""
+    lines, keep = [], False
+    for line in result.stdout.splitlines():
+        if line.startswith("  "):
+            keep = line.startswith("  ✗") or (keep and line.startswith("      "))
+            if keep:
+                lines.append(line)
+    return lines
+
+
+def test_a_project_set_up_like_infra_passes_and_says_what_it_could_not_evaluate(setup_project, doctor_cli, spec_bucket):
     setup_project()
     result = doctor_cli("doctor")
-    print(result.output)
-    assert result.exit_code == 0
+
+    assert result.exit_code == 0, result.output
+    assert "✗" not in result.stdout
+    assert "  ✓ run.googleapis.com enabled" in result.stdout
+    assert f"  ✓ workload SA {SA['workload']} exists" in result.stdout
+    assert (f"  – on gs://{spec_bucket}/vertex-cron/specs/: storage.objects.create, storage.objects.delete, "
+            "storage.objects.get, storage.objects.list not confirmed: testIamPermissions cannot evaluate "
+            "grants conditioned on an object prefix (infra grants them that way)") in result.stdout
+    assert (f"  ✓ on gs://{spec_bucket}/vertex-cron/specs/: conditional (not evaluated): spec-prefix"
+            in result.stdout)
+    assert "  – vertex-cron-trigger: not deployed yet: the first `vertex-cron deploy` creates it" in result.stdout
+
+
+def test_json_lists_every_check_with_its_status(setup_project, doctor_cli):
+    setup_project(disabled_apis=["cloudscheduler.googleapis.com"])
+    result = doctor_cli("doctor", "--format", "json")
+
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False and report["failed"] == 1
+    (failed,) = [c for c in report["checks"] if c["status"] == "fail"]
+    assert failed == {
+        "section": "APIs",
+        "check": "cloudscheduler.googleapis.com enabled",
+        "status": "fail",
+        "detail": "disabled; needed because the schedules are Cloud Scheduler jobs",
+        "fix": ["gcloud services enable cloudscheduler.googleapis.com --project=demo-project",
+                "terraform: google_project_service.required (infra/apis.tf)"],
+    }
+    assert result.stderr.strip().startswith("error: 1 of ")
+
+
+def test_a_disabled_api(setup_project, doctor_cli):
+    setup_project(disabled_apis=["run.googleapis.com"])
+    result = doctor_cli("doctor")
+
+    assert result.exit_code == 1
+    assert failures(result) == [
+        "  ✗ run.googleapis.com enabled: disabled; needed because the function runs on Cloud Run; "
+        "its invoker IAM lives there",
+        "      fix: gcloud services enable run.googleapis.com --project=demo-project",
+        "      fix: terraform: google_project_service.required (infra/apis.tf)",
+    ]
+
+
+def test_a_missing_service_account(setup_project, doctor_cli):
+    setup_project(missing_sas=["workload"])
+    result = doctor_cli("doctor")
+
+    assert result.exit_code == 1
+    assert failures(result) == [
+        f"  ✗ workload SA {SA['workload']} exists: no such service account",
+        "      fix: gcloud iam service-accounts create vertex-cron-workload --project=demo-project",
+        '      fix: terraform: google_service_account.vertex_cron["workload"] (infra/service_accounts.tf)',
+    ]
+
+
+def test_a_missing_binding_of_the_function_sa(setup_project, doctor_cli):
+    setup_project(missing_grants=[("function", Scope.PROJECT)])
+    result = doctor_cli("doctor")
+
+    assert result.exit_code == 1
+    assert failures(result) == [
+        "  ✗ on project demo-project: missing aiplatform.metadataStores.get, aiplatform.pipelineJobs.create, "
+        "aiplatform.pipelineJobs.get, aiplatform.pipelineJobs.list",
+        f"      fix: gcloud projects add-iam-policy-binding demo-project --member={member('function')} "
+        "--role=projects/demo-project/roles/vertexCron_trigger",
+        "      fix: terraform: google_project_iam_member.function (infra/iam.tf)",
+    ]
+
+
+def test_a_missing_act_as_of_the_function_sa_on_the_workload_sa(setup_project, doctor_cli):
+    setup_project(missing_grants=[("function", Scope.WORKLOAD_SA)])
+    result = doctor_cli("doctor")
+
+    assert failures(result) == [
+        "  ✗ act as the workload SA: missing iam.serviceAccounts.actAs",
+        f"      fix: gcloud iam service-accounts add-iam-policy-binding {SA['workload']} --project=demo-project "
+        f"--member={member('function')} --role=projects/demo-project/roles/vertexCron_act_as",
+        "      fix: terraform: google_service_account_iam_member.function_acts_as_workload (infra/iam.tf)",
+    ]
+
+
+def test_a_missing_prefix_grant_names_its_condition(setup_project, doctor_cli, spec_bucket):
+    setup_project(missing_grants=[("workload", Scope.PIPELINE_ROOT)])
+    result = doctor_cli("doctor")
+
+    prefix = "vertex-cron/pipeline-root/"
+    assert failures(result) == [
+        f"  ✗ on gs://{spec_bucket}/{prefix}: missing storage.objects.create, storage.objects.delete, "
+        "storage.objects.get, storage.objects.list",
+        f"      fix: gcloud storage buckets add-iam-policy-binding gs://{spec_bucket} --member={member('workload')} "
+        "--role=projects/demo-project/roles/vertexCron_pipeline_root_user "
+        f"--condition='^;^title=pipeline-root;expression=resource.name.startsWith(\"projects/_/buckets/{spec_bucket}"
+        f"/objects/{prefix}\") || api.getAttribute(\"storage.googleapis.com/objectListPrefix\", \"\")"
+        f".startsWith(\"{prefix}\")'",
+        "      fix: terraform: google_storage_bucket_iam_member.workload_pipeline_root (infra/iam.tf)",
+    ]
+
+
+def test_the_caller_cannot_act_as_the_scheduler_sa(setup_project, doctor_cli):
+    setup_project(caller_lacks=[(Scope.SCHEDULER_SA, "iam.serviceAccounts.actAs")])
+    result = doctor_cli("doctor")
+
+    assert result.exit_code == 1
+    assert failures(result) == [
+        "  ✗ act as the scheduler SA: missing iam.serviceAccounts.actAs",
+        f"      fix: gcloud iam service-accounts add-iam-policy-binding {SA['scheduler']} --project=demo-project "
+        "--member=DEPLOYER --role=projects/demo-project/roles/vertexCron_act_as",
+        '      fix: terraform: google_service_account_iam_member.deployer_acts_as["scheduler"] (infra/iam.tf)',
+    ]
+    assert "DEPLOYER = you: user:EMAIL, group:EMAIL or serviceAccount:EMAIL" in result.stdout
+
+
+def test_the_compute_default_service_account_as_an_identity(setup_project, doctor_cli):
+    setup_project()
+    default = "123456789012-compute@developer.gserviceaccount.com"
+    result = doctor_cli("doctor", "--workload-sa", default)
+
+    assert result.exit_code == 1
+    assert failures(result)[:3] == [
+        f"  ✗ workload SA {default}: refusing the default service account {default} as the workload SA",
+        "      fix: set workload_sa to vertex-cron's own (`terraform output -raw workload_sa`)",
+        '      fix: terraform: google_service_account.vertex_cron["workload"] (infra/service_accounts.tf)',
+    ]
+
+
+def test_a_basic_role_is_excess(setup_project, doctor_cli):
+    setup_project(extra_project_bindings=[{"role": "roles/editor", "members": [member("scheduler")]}])
+    result = doctor_cli("doctor")
+
+    assert result.exit_code == 1
+    assert failures(result) == [
+        "  ✗ no basic role on project demo-project: holds roles/editor: far more than vertex-cron needs",
+        f"      fix: gcloud projects remove-iam-policy-binding demo-project --member={member('scheduler')} "
+        "--role=roles/editor",
+    ]
+
+
+def test_an_unreadable_policy_is_a_failure_not_a_traceback(setup_project, doctor_cli, emulator):
+    setup_project()
+    emulator.faults.add_json({"method": "POST", "path": f"/v3/projects/{PROJECT}:getIamPolicy", "status": 403,
+                              "message": "Permission 'resourcemanager.projects.getIamPolicy' denied", "times": 10})
+    result = doctor_cli("doctor")
+
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert (f"  ✗ IAM policies readable: read the IAM policy of project {PROJECT}: permission denied"
+            in result.stdout)
+
+
+@pytest.fixture
+def deployed(setup_project, doctor_cli):
+    setup_project()
+    result = doctor_cli("deploy", "nightly", "--spec", str(EXAMPLE), "--cron", "0 3 * * *", "--param", "run_date=x")
+    assert result.exit_code == 0, result.output
+
+
+def test_a_deployed_function_runs_as_the_function_sa_and_only_the_scheduler_may_invoke_it(deployed, doctor_cli):
+    result = doctor_cli("doctor")
+
+    assert result.exit_code == 0, result.output
+    assert f"  ✓ runs as the function SA {SA['function']}" in result.stdout
+    assert "  ✓ environment matches the settings" in result.stdout
+    assert "  ✓ not public (no allUsers/allAuthenticatedUsers invoker)" in result.stdout
+    assert "  ✓ scheduler SA may invoke it (roles/run.invoker)" in result.stdout
+
+
+def test_a_public_function_and_a_changed_setting(deployed, doctor_cli, emulator_client):
+    from google.cloud import run_v2
+
+    run = emulator_client(run_v2.ServicesClient)
+    service = f"projects/{PROJECT}/locations/{REGION}/services/vertex-cron-trigger"
+    policy = run.get_iam_policy(request={"resource": service})
+    policy.bindings.add(role="roles/run.invoker", members=["allUsers"])
+    run.set_iam_policy(request={"resource": service, "policy": policy})
+
+    result = doctor_cli("doctor", "--workload-sa", f"other-workload@{PROJECT}.iam.gserviceaccount.com")
+
+    assert result.exit_code == 1
+    lines = failures(result)
+    assert [
+        "  ✗ environment matches the settings: differs: VERTEX_CRON_WORKLOAD_SA",
+        "      fix: vertex-cron deploy NAME ... (any schedule) converges the function on the settings",
+        "  ✗ not public (no allUsers/allAuthenticatedUsers invoker): allUsers may invoke it",
+        f"      fix: gcloud run services remove-iam-policy-binding vertex-cron-trigger --region={REGION} "
+        f"--project={PROJECT} --member=allUsers --role=roles/run.invoker",
+    ] == lines[-4:]
+
+
+def test_the_emulator_is_strict_about_the_new_apis(emulator):
+    import requests
+
+    typo = requests.post(f"{emulator.url}/v3/projects/{PROJECT}:testIamPermissions",
+                         json={"permission": ["run.services.get"]}, timeout=10)
+    assert typo.status_code == 400 and typo.json()["error"]["status"] == "INVALID_ARGUMENT"
+    filtered = requests.get(f"{emulator.url}/v1/projects/{PROJECT}/services", params={"filter": "state:ON"}, timeout=10)
+    assert filtered.status_code == 400
+    missing = requests.get(f"{emulator.url}/v1/projects/{PROJECT}/serviceAccounts/{SA['build']}", timeout=10)
+    assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
