@@ -225,11 +225,15 @@ class VertexPipelineTask(luigi.Task):
 
     def _report(self, job: Mapping[str, Any], spec: PipelineSpec) -> None:
         state = str(job.get("state", "PIPELINE_STATE_UNSPECIFIED")).removeprefix("PIPELINE_STATE_")
-        done, total = _steps_done(job, spec)
+        steps = _steps_done(job, spec)
         the_id = str(job["name"]).rsplit("/", 1)[-1]
         link = CONSOLE_URL.format(region=self._settings.region, id=the_id, project=self._settings.project)
-        self.set_status_message(f"PipelineJob {the_id}: {state}, {done}/{total} steps done\n{link}")
-        self.set_progress_percentage(100 if state == "SUCCEEDED" else (100 * done // total if total else 0))
+        progress = f", {steps[0]}/{steps[1]} steps done" if steps else ""
+        self.set_status_message(f"PipelineJob {the_id}: {state}{progress}\n{link}")
+        if state == "SUCCEEDED":
+            self.set_progress_percentage(100)
+        elif steps:
+            self.set_progress_percentage(100 * steps[0] // steps[1])
 
     def _cancel(self, name: str) -> None:
         try:
@@ -241,10 +245,13 @@ class VertexPipelineTask(luigi.Task):
         self.set_status_message(f"interrupted: cancelled PipelineJob {name}")
 
 
-def _steps_done(job: Mapping[str, Any], spec: PipelineSpec) -> tuple[int, int]:
-    """(finished, all) tasks of the pipeline's root DAG, from the job's task details."""
+def _steps_done(job: Mapping[str, Any], spec: PipelineSpec) -> tuple[int, int] | None:
+    """(finished, all) tasks of the pipeline's root DAG from the job's task details; None
+    until Vertex AI reports task details (it does once the DAG starts)."""
     steps = set(((spec.pipeline_spec["root"].get("dag") or {}).get("tasks") or {}))
     details = (job.get("jobDetail") or {}).get("taskDetails") or []
+    if not steps or not details:
+        return None
     finished = {d.get("taskName") for d in details if d.get("state") in _TASK_DONE_STATES}
     return len(steps & finished), len(steps)
 
@@ -292,8 +299,10 @@ class GcsTarget(luigi.Target):
             data = rest.download_object(self._bucket, self._name, generation=generation, max_bytes=MAX_RECORD_BYTES)
             return io.StringIO(data.decode())
         if mode == "w":
+            # Not application/json: gcp-storage-emulator parses such media uploads as JSON
+            # and stores the wrong bytes; GCS itself does not care.
             return _UploadOnClose(lambda text: self._rest().upload_object(
-                self._bucket, self._name, text.encode(), content_type="application/json"))
+                self._bucket, self._name, text.encode(), content_type="text/plain; charset=utf-8"))
         raise ValueError(f"mode must be 'r' or 'w', got {mode!r}")
 
 
