@@ -105,7 +105,14 @@ def _exists(generation: int | None) -> Action:
 
 
 def _function_change(desired: Desired, function: ObservedFunction | None) -> Change:
-    return _upsert(Kind.FUNCTION, desired.function.name, desired.function.fields, function)
+    change = _upsert(Kind.FUNCTION, desired.function.name, desired.function.fields, function)
+    if function is None or function.fields.get("state") != "FAILED" or needs_build(change):
+        return change
+    # A failed build leaves the function holding the wanted settings but serving nothing
+    # (no Cloud Run service): only building its source again repairs it.
+    source = "build_config.source"
+    rebuild = FieldChange(source, f"{function.fields.get(source)} (build failed)", desired.function.fields[source])
+    return Change(Kind.FUNCTION, change.name, Action.UPDATE, (*change.diffs, rebuild))
 
 
 def _invoker_change(desired: Desired, members: frozenset[str] | None) -> Change:
