@@ -62,3 +62,32 @@ def in_process_function(emulator, storage_emulator, spec_bucket, monkeypatch) ->
     yield build
     settings.settings.cache_clear()
     handler.runtime.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def guarded_stack(_proto_types, oidc_issuer, storage_emulator) -> Iterator[Any]:
+    """One stack per module for catalogues of requests: a control-plane emulator, a spec
+    bucket holding the example, and the function restricted to INVOKER's tokens."""
+    from types import SimpleNamespace
+
+    from reliability_stack import INVOKER
+
+    from vertex_cron.local.emulator import Emulator
+
+    emulator = Emulator()
+    emulator.oidc_issuer = oidc_issuer
+    emulator.start()
+    bucket = f"guarded-{id(emulator)}"
+    storage_emulator.create_bucket(bucket)
+    upload(storage_emulator.url, bucket, SPEC_OBJECT, (EXAMPLES / "pipeline.yaml").read_bytes())
+    env = function_env(emulator, storage_emulator, bucket, VERTEX_CRON_ALLOWED_INVOKERS=INVOKER)
+    function = FunctionProcess(FUNCTION_DIR, env).start()
+    try:
+        yield SimpleNamespace(
+            emulator=emulator, storage=storage_emulator, bucket=bucket, function=function,
+            spec_uri=f"gs://{bucket}/{SPEC_OBJECT}",
+            token=lambda: oidc_issuer.mint(audience=function.url, email=INVOKER),
+        )
+    finally:
+        function.stop()
+        emulator.stop()

@@ -1,0 +1,232 @@
+"""The catalogue of bad inputs. Each is answered with a clear message naming the problem and
+a 4xx status (function) or exit code 2 (CLI): no traceback, no PipelineJob, no resource
+changed. Cases marked "regression" crashed (500, a dead worker, or a traceback) before."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from reliability_stack import EXAMPLES, FIRING, PARENT, body_for, scheduler_headers
+
+from vertex_cron.cli import cli
+
+ALIAS_BOMB = b"a: &a [x, x, x, x, x, x, x, x, x]\n" + b"".join(
+    b"%c: &%c [%s]\n" % (98 + i, 98 + i, b", ".join([b"*%c" % (97 + i)] * 9)) for i in range(8)
+)
+EXAMPLE_YAML = (EXAMPLES / "pipeline.yaml").read_bytes()
+SPEC_FILES = {  # bad compiled pipelines, for the function (uploaded) and the CLI (--spec)
+    "truncated-yaml": EXAMPLE_YAML[: len(EXAMPLE_YAML) // 3] + b"\n  - [unclosed",
+    "yaml-alias-bomb": ALIAS_BOMB,
+    "ten-megabytes": b"# PIPELINE DEFINITION\n" + b"#" * (10 * 1024 * 1024),
+    "deep-flow-nesting": b"[" * 100_000,  # regression: libyaml overflowed the C stack (SIGSEGV)
+    "deep-block-nesting": b"- " * 100_000 + b"x",  # regression: same
+    "deep-json-nesting": b'{"root": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "input-definitions-list": b'{"pipelineInfo": {"name": "p"}, "root": {"inputDefinitions": [1]}}',  # regression
+    "unknown-parameter-type": b'{"pipelineInfo": {"name": "p"}, "root": {"inputDefinitions": '
+                              b'{"parameters": {"x": {"parameterType": "BLOB"}}}}}',
+    "empty-object": b"{}",
+    "argo-workflow": b"apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nroot: {}\npipelineInfo: {name: p}\n",
+    "binary": bytes(range(256)) * 4,
+    "top-level-list": b"- a\n- b\n",
+}
+# What the function and the CLI must say about each spec file.
+SPEC_FILE_WORDS = {
+    "truncated-yaml": "neither JSON nor YAML", "yaml-alias-bomb": "too many nodes",
+    "ten-megabytes": "bytes", "deep-flow-nesting": "nested too deeply", "deep-block-nesting": "nested too deeply",
+    "deep-json-nesting": "nested too deeply", "input-definitions-list": "inputDefinitions",
+    "unknown-parameter-type": "BLOB", "empty-object": "pipelineInfo.name", "argo-workflow": "Argo",
+    "binary": "not a compiled KFP pipeline spec", "top-level-list": "not a mapping",
+}
+
+
+def bad_body(**fields):
+    """The example firing's body with `fields` replaced (a value of None drops the field)."""
+    body = {**body_for("gs://BUCKET/specs/nightly.yaml"), **fields}
+    return {key: value for key, value in body.items() if value is not None}
+
+
+# (id, body as bytes or a dict (BUCKET is replaced by the spec bucket), headers, status, words)
+FUNCTION_CASES = [
+    ("body-not-json", b"<xml/>", {}, 400, "JSON object"),
+    ("body-empty", b"", {}, 400, "JSON object"),
+    ("body-json-array", b"[1, 2]", {}, 400, "an array"),
+    ("body-not-utf8", b"\xff\xfe{\x00", {}, 400, "JSON object"),
+    ("body-nan", b'{"schedule": NaN}', {}, 400, "NaN"),
+    ("body-over-64k", bad_body(parameter_values={"run_date": "x" * 70_000}), {}, 400, "limit"),
+    ("schedule-missing", bad_body(schedule=None), {}, 400, "'schedule' is required"),
+    ("schedule-uppercase", bad_body(schedule="Nightly"), {}, 400, "schedule must be"),
+    ("schedule-trailing-newline", bad_body(schedule="nightly\n"), {}, 400, "schedule must be"),  # regression
+    ("schedule-51-chars", bad_body(schedule="n" * 51), {}, 400, "schedule must be"),
+    ("schedule-number", bad_body(schedule=5), {}, 400, "schedule must be"),
+    ("schedule-unicode", bad_body(schedule="nïghtly"), {}, 400, "schedule must be"),
+    ("unknown-field", bad_body(max_concurent_runs=1), {}, 400, "max_concurent_runs"),
+    ("spec-uri-https", bad_body(spec_uri="https://storage.googleapis.com/b/o"), {}, 400, "spec_uri must be"),
+    ("spec-uri-traversal", bad_body(spec_uri="gs://BUCKET/specs/../secrets.json"), {}, 400, "'..'"),
+    ("spec-uri-empty-segment", bad_body(spec_uri="gs://BUCKET//nightly.yaml"), {}, 400, "empty"),
+    ("spec-uri-other-bucket", bad_body(spec_uri="gs://someone-elses-bucket/p.yaml"), {}, 403, "not the spec bucket"),
+    ("spec-uri-generation-superscript", bad_body(spec_uri="gs://BUCKET/specs/nightly.yaml#²"), {}, 400,
+     "1-19 digits"),  # regression
+    ("spec-uri-generation-mismatch", bad_body(spec_uri="gs://BUCKET/specs/nightly.yaml#1"), {}, 400,
+     "does not exist"),
+    ("spec-object-missing", bad_body(spec_uri="gs://BUCKET/specs/absent.yaml"), {}, 400, "does not exist"),
+    ("parameters-not-object", bad_body(parameter_values=["run_date"]), {}, 400, "parameter_values must be"),
+    ("parameter-unknown", bad_body(parameter_values={"run_date": "d", "rows": 1}), {}, 400, "no such parameter"),
+    ("parameter-required-missing", bad_body(parameter_values={}), {}, 400, "run_date is required"),
+    ("parameter-wrong-type", bad_body(parameter_values={"run_date": "d", "sample_rows": "many"}), {}, 400,
+     "sample_rows must be an integer"),
+    ("parameter-fraction-for-int", bad_body(parameter_values={"run_date": "d", "sample_rows": 1.5}), {}, 400,
+     "sample_rows must be an integer"),
+    ("parameter-overflowing-number", b'{"schedule": "nightly", "spec_uri": "gs://BUCKET/specs/nightly.yaml", '
+     b'"parameter_values": {"run_date": "d", "learning_rate": 1e400}}', {}, 400, "too large"),  # regression
+    ("placeholder-unknown", bad_body(parameter_values={"run_date": "{{schedule_date}}"}), {}, 400,
+     "unknown placeholder"),
+    ("placeholder-unclosed", bad_body(parameter_values={"run_date": "{{schedule_time"}), {}, 400, "unclosed"),
+    ("placeholder-unencodable-format", bad_body(parameter_values={"run_date": "{{schedule_time:\ud800}}"}), {}, 400,
+     "cannot render"),  # regression
+    ("time-zone-unknown", bad_body(time_zone="Mars/Olympus"), {}, 400, "IANA time zone"),
+    ("time-zone-path", bad_body(time_zone="../../etc/passwd"), {}, 400, "IANA time zone"),
+    ("max-concurrent-runs-zero", bad_body(max_concurrent_runs=0), {}, 400, "integer >= 1"),
+    ("enable-caching-string", bad_body(enable_caching="yes"), {}, 400, "true or false"),
+    ("end-before-start", bad_body(start_time="2024-06-01T00:00:00Z", end_time="2024-05-01T00:00:00Z"), {}, 400,
+     "end_time must be later"),
+    ("start-time-before-year-one", bad_body(start_time="0001-01-01T00:00:00+01:00"), {}, 400,
+     "years 1-9999"),  # regression
+    ("pipeline-root-not-gs", bad_body(pipeline_root="/tmp/root"), {}, 400, "pipeline_root must be"),
+    ("schedule-time-garbage", bad_body(), {"schedule_time": "yesterday"}, 400, "X-CloudScheduler-ScheduleTime"),
+    ("schedule-time-date-only", bad_body(), {"schedule_time": "2024-05-01"}, 400, "RFC 3339"),
+    ("schedule-time-overflow", bad_body(), {"schedule_time": "0001-01-01T00:00:00+01:00"}, 400,
+     "years 1-9999"),  # regression
+    ("no-schedule-time-no-cron", bad_body(), {"schedule_time": None}, 400, "cannot tell which firing"),
+    ("no-schedule-time-bad-cron", bad_body(cron="61 * * * *"), {"schedule_time": None}, 400,
+     "not a valid cron expression"),
+] + [
+    (f"spec-{name}", bad_body(spec_uri=f"gs://BUCKET/bad/{name}"), {}, 400, SPEC_FILE_WORDS[name])
+    for name in SPEC_FILES
+]
+
+
+@pytest.fixture(scope="module")
+def function_stack(guarded_stack):
+    for name, data in SPEC_FILES.items():
+        from reliability_stack import upload
+
+        upload(guarded_stack.storage.url, guarded_stack.bucket, f"bad/{name}", data)
+    return guarded_stack
+
+
+@pytest.mark.parametrize(("body", "headers", "status", "words"), [case[1:] for case in FUNCTION_CASES],
+                         ids=[case[0] for case in FUNCTION_CASES])
+def test_the_function_refuses_a_bad_request_clearly_and_changes_nothing(function_stack, body, headers, status, words):
+    import requests
+
+    stack = function_stack
+    data = body.replace(b"BUCKET", stack.bucket.encode()) if isinstance(body, bytes) else (
+        json.dumps(body).replace("BUCKET", stack.bucket).encode())
+    stack.emulator.clear_calls()
+    jobs_before = stack.emulator.pipeline_jobs()
+    lines_before = len(stack.function.log_lines())
+
+    response = requests.post(stack.function.url, data=data, timeout=60,
+                             headers=scheduler_headers(token=stack.token(), **{"schedule_time": FIRING, **headers}))
+
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    answer = response.json()
+    assert answer["outcome"] == "rejected" and words in answer["message"], answer
+    assert "Traceback" not in response.text
+    assert stack.emulator.pipeline_jobs() == jobs_before and stack.emulator.mutating_calls() == 0
+    [line] = stack.function.log_lines()[lines_before:]
+    assert (line["severity"], line["outcome"], line["status"]) == ("ERROR", "rejected", status)
+
+
+def test_any_method_but_post_is_a_405(function_stack):
+    import requests
+
+    response = requests.get(function_stack.function.url, timeout=30)
+    assert response.status_code == 405 and "POST" in response.json()["message"]
+
+
+# -- the CLI ------------------------------------------------------------------------------
+
+CLI_ENV = {
+    "VERTEX_CRON_PROJECT": "cli-project",
+    "VERTEX_CRON_REGION": "us-central1",
+    "VERTEX_CRON_WORKLOAD_SA": "vc-workload@cli-project.iam.gserviceaccount.com",
+    "VERTEX_CRON_FUNCTION_SA": "vc-function@cli-project.iam.gserviceaccount.com",
+    "VERTEX_CRON_SCHEDULER_SA": "vc-scheduler@cli-project.iam.gserviceaccount.com",
+}
+GOOD = {"name": "nightly", "--cron": "0 3 * * *", "--time-zone": "UTC", "--param": "run_date={{schedule_time}}"}
+
+# (id, replaced arguments of `deploy` (a "--spec" naming a SPEC_FILES entry), words of the error line)
+CLI_CASES = [
+    ("cron-out-of-range", {"--cron": "61 * * * *"}, "invalid cron expression"),
+    ("cron-six-fields", {"--cron": "0 0 3 * * *"}, "invalid cron expression"),
+    ("cron-nickname", {"--cron": "@daily"}, "invalid cron expression"),
+    ("cron-empty", {"--cron": ""}, "invalid cron expression"),
+    ("time-zone-unknown", {"--time-zone": "Mars/Olympus"}, "unknown time zone"),
+    ("time-zone-path", {"--time-zone": "../../etc/passwd"}, "unknown time zone"),
+    ("name-uppercase", {"name": "Nightly"}, "invalid schedule name"),
+    ("name-underscore", {"name": "nightly_run"}, "invalid schedule name"),
+    ("name-51-chars", {"name": "n" * 51}, "invalid schedule name"),
+    ("name-unicode", {"name": "nïghtly"}, "invalid schedule name"),
+    ("name-trailing-newline", {"name": "nightly\n"}, "invalid schedule name"),  # regression
+    ("workload-sa-not-email", {"--workload-sa": "not-an-email"}, "malformed workload SA email"),
+    ("workload-sa-compute-default", {"--workload-sa": "123-compute@developer.gserviceaccount.com"},
+     "default service account"),
+    ("scheduler-sa-other-domain", {"--scheduler-sa": "someone@example.com"}, "malformed scheduler SA email"),
+    ("param-no-equals", {"--param": "run_date"}, "expected K=V"),
+    ("param-unknown", {"--param": "rows=5"}, "has no such parameter"),
+    ("param-wrong-type", {"--param": "sample_rows=many"}, "must be an integer"),
+    ("param-unknown-placeholder", {"--param": "run_date={{schedule_date}}"}, "unknown placeholder"),  # regression
+    ("param-placeholder-never-a-number", {"--param": "sample_rows={{schedule_time:%B}}"}, "must be an integer"),
+    ("spec-missing-file", {"--spec": "absent.json"}, "cannot read spec"),
+] + [(f"spec-{name}", {"--spec": name}, SPEC_FILE_WORDS[name]) for name in SPEC_FILES]
+
+
+@pytest.mark.parametrize(("replaced", "words"), [case[1:] for case in CLI_CASES], ids=[case[0] for case in CLI_CASES])
+def test_deploy_refuses_bad_arguments_before_any_call(emulator, emulator_env, storage_emulator, spec_bucket,
+                                                      tmp_path, monkeypatch, replaced, words):
+    monkeypatch.chdir(tmp_path)
+    for name, data in SPEC_FILES.items():
+        if replaced.get("--spec") == name:
+            (tmp_path / name).write_bytes(data)
+    arguments = {**GOOD, "--spec": str(EXAMPLES / "pipeline.json"), **replaced}
+    argv = ["deploy", arguments.pop("name")] + [part for flag, value in arguments.items() for part in (flag, value)]
+    env = {**CLI_ENV, "VERTEX_CRON_BUCKET": spec_bucket, **emulator_env}
+
+    result = CliRunner().invoke(cli, argv, env=env, catch_exceptions=False)
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and words in result.stderr.splitlines()[0], result.stderr
+    assert "Traceback" not in result.output
+    assert emulator.calls == [] and emulator.mutating_calls() == 0
+    assert [path for _, path in storage_emulator.calls if spec_bucket in path] == []
+
+
+def test_a_placeholder_for_a_number_deploys_and_each_firing_types_it(function_stack, emulator_env, tmp_path, monkeypatch):
+    """The suspect from the issue: `--param sample_rows='{{schedule_time:%Y}}'` for an int."""
+    stack = function_stack
+    monkeypatch.chdir(tmp_path)
+    env = {**CLI_ENV, "VERTEX_CRON_PROJECT": "rel-project", "VERTEX_CRON_BUCKET": stack.bucket,
+           "VERTEX_CRON_EMULATOR_HOST": stack.emulator.url, "STORAGE_EMULATOR_HOST": stack.storage.url,
+           "VERTEX_CRON_POLL_SECONDS": "0.02"}
+    argv = ["deploy", "monthly", "--spec", str(EXAMPLES / "pipeline.json"), "--cron", "0 3 1 * *",
+            "--param", "run_date={{schedule_time:%Y-%m-%d}}", "--param", "sample_rows={{schedule_time:%m}}"]
+    deployed = CliRunner().invoke(cli, argv, env=env, catch_exceptions=False)
+    assert deployed.exit_code == 0, deployed.output
+    [job] = stack.emulator.scheduler_jobs()
+    import base64
+
+    import requests
+
+    body = base64.b64decode(job["httpTarget"]["body"])
+    assert json.loads(body)["parameter_values"]["sample_rows"] == "{{schedule_time:%m}}"
+
+    fired = requests.post(stack.function.url, data=body, timeout=60,
+                          headers=scheduler_headers(token=stack.token(), schedule_time="2024-05-01T03:00:00Z"))
+
+    assert fired.status_code == 200, fired.text
+    [run] = [j for j in stack.emulator.pipeline_jobs() if j["name"] == f"{PARENT}/pipelineJobs/monthly-20240501-030000"]
+    assert run["runtimeConfig"]["parameterValues"] == {"run_date": "2024-05-01", "sample_rows": 5}
