@@ -130,13 +130,13 @@ class VertexPipelineTask(luigi.Task):
             except (KeyboardInterrupt, PipelineInterrupted):
                 self._cancel(name)
                 raise
+            if job["state"] != SUCCEEDED:
+                raise PipelineRunFailed(job)
+            record = {key: job.get(key) for key in ("name", "state", "createTime", "startTime", "endTime")}
+            with self.output().open("w") as out:
+                json.dump(record, out, indent=2)
         except TriggerError as exc:
             raise VertexPipelineError(exc.message) from exc
-        if job["state"] != SUCCEEDED:
-            raise PipelineRunFailed(job)
-        record = {key: job.get(key) for key in ("name", "state", "createTime", "startTime", "endTime")}
-        with self.output().open("w") as out:
-            json.dump(record, out, indent=2)
 
     # -- submission ------------------------------------------------------------------
 

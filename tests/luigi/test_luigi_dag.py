@@ -7,7 +7,7 @@ import json
 import signal
 
 import pytest
-from conftest import WORKLOAD_SA
+from luigi_support import WORKLOAD_SA
 
 DATE = "2024-05-01"
 CREATE = ("POST", "/v1/projects/luigi-project/locations/us-central1/pipelineJobs")

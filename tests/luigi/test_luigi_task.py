@@ -12,7 +12,7 @@ import luigi.scheduler
 import luigi.worker
 import pytest
 import requests
-from conftest import EXAMPLES, PROJECT, REGION, WORKLOAD_SA
+from luigi_support import EXAMPLES, PROJECT, REGION, WORKLOAD_SA
 
 from vertex_cron.luigi import VertexPipelineTask
 from vertex_cron_trigger.pipeline_job import keyed_job_id
