@@ -102,7 +102,9 @@ def _empty_state() -> dict[str, Any]:
 
 class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin, IamMixin, ResourceManagerMixin, ServiceUsageMixin):
     """Vertex AI pipelineJobs, Cloud Scheduler, Functions v2 (+ upload, operations) and
-    Run v2 services/IAM over real REST paths on http://127.0.0.1:PORT.
+    Run v2 services/IAM over real REST paths on http://127.0.0.1:PORT; for `doctor` also IAM v1
+    service accounts/roles, Resource Manager project IAM and Service Usage (iam.py,
+    resourcemanager.py, serviceusage.py; `caller_permissions` answers testIamPermissions).
 
     Knobs: `pipeline_pending_seconds` / `pipeline_running_seconds` (job state progression),
     `pipeline_cancel_seconds`, `function_deploy_seconds` (how long a Functions operation
