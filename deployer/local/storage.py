@@ -339,6 +339,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that stops reading (the function caps spec downloads) is normal, as on GCS."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class StorageEmulator:
     """gcp-storage-emulator in memory on http://127.0.0.1:PORT (port 0 = any free port).
