@@ -9,6 +9,7 @@ duplicate recognised as such, the workload identity on the job, parameters typed
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from vertex_cron import api, config, desired, render
 from vertex_cron.errors import VertexCronError
 from vertex_cron.local.scheduler import Delivery, format_schedule_time
 from vertex_cron.local.stack import LocalStack, LocalStackError
-from vertex_cron.models import ScheduleInput
+from vertex_cron.models import PipelineRun, ScheduleInput
 
 DEMO_SPEC = Path("examples/pipeline.yaml")
 SCHEDULE = "nightly-training"
@@ -32,6 +33,10 @@ PARAMETERS = {"run_date": "{{schedule_time:%Y-%m-%d}}", "sample_rows": "5000"}
 STEPS = 7
 # Long-running operations in the emulator finish in well under a second: poll often.
 POLL_SECONDS = "0.1"
+
+# The emulator moves a job PENDING -> RUNNING -> SUCCEEDED in about 1.5 s.
+RUN_DEADLINE_SECONDS = 30
+FINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 
 Echo = Callable[[str], None]
 
@@ -83,14 +88,26 @@ def _scenario(echo: Echo, stack: LocalStack, spec_path: Path) -> None:
     for job in jobs:
         _indent(echo, _describe_job(job))
 
-    _step(echo, 6, f"$ vertex-cron history {SCHEDULE}")
-    _indent(echo, render.runs(api.history(settings, SCHEDULE), "text"))
+    _step(echo, 6, f"$ vertex-cron history {SCHEDULE}   (after the emulated run has finished)")
+    _indent(echo, render.runs(_finished_history(settings), "text"))
 
     _step(echo, 7, f"$ vertex-cron delete {SCHEDULE}")
     _indent(echo, render.plan(api.delete(settings, [SCHEDULE]), "text", applied=True))
     remaining = [status.name for status in api.list_schedules(settings)]
 
     _check(answers, jobs, remaining, stack.workload_sa, local_firing.strftime("%Y-%m-%d"))
+
+
+def _finished_history(settings: config.Settings) -> list[PipelineRun]:
+    """`history` once the run has left PENDING/RUNNING, so the table shows how it ended."""
+    deadline = time.monotonic() + RUN_DEADLINE_SECONDS
+    while True:
+        runs = api.history(settings, SCHEDULE)
+        if runs and all(run.state in FINAL_STATES for run in runs):
+            return runs
+        if time.monotonic() > deadline:
+            raise DemoFailed(f"the PipelineJob did not finish within {RUN_DEADLINE_SECONDS} s: {runs}")
+        time.sleep(0.2)
 
 
 def _next_firing(now: datetime) -> datetime:
