@@ -31,7 +31,8 @@ class BenchError(Exception):
 @dataclass(frozen=True)
 class ColdStart:
     subject: str
-    seconds: float
+    seconds: float  # spawn -> first 2xx
+    listening_seconds: float  # spawn -> the port accepts (main.py imported, gunicorn up)
     rss: PeakRss
     stderr: str  # the server's stderr: network-guard lines, import profiles
 
@@ -45,6 +46,7 @@ def measure(subject: Subject, cloud: LocalCloud, *, schedule: str, extra_env: di
         starting = starter.submit(process.start)
         try:
             _wait_for_port(process.port, starting, started + START_DEADLINE_SECONDS)
+            listening = time.perf_counter() - started
             response = fire(process.url, body, schedule_time=SCHEDULE_TIME)
             seconds = time.perf_counter() - started
             if not response.ok:
@@ -54,7 +56,7 @@ def measure(subject: Subject, cloud: LocalCloud, *, schedule: str, extra_env: di
         finally:
             wait([starting])  # stop() must not race start() for the process handle
             process.stop()
-    return ColdStart(subject.key, seconds, rss, process.stderr_path.read_text())
+    return ColdStart(subject.key, seconds, listening, rss, process.stderr_path.read_text())
 
 
 def _wait_for_port(port: int, starting: Future[FunctionProcess], deadline: float) -> None:

@@ -21,6 +21,8 @@ class SubjectFigures:
     key: str
     title: str
     cold_seconds: Summary
+    listening_seconds: Summary  # the part before the first request could be served
+    first_trigger_seconds: Summary  # the rest: from the port accepting to the first 2xx
     master_mib: Summary
     worker_mib: Summary
     cold_vs_floor: float  # median / floor's median
@@ -41,10 +43,14 @@ def subject_figures(results: Results) -> list[SubjectFigures]:
     figures = []
     for subject in results.subjects:
         cold, master, worker = _summaries(results, subject.key)
+        runs = results.cold_of(subject.key)
         figures.append(SubjectFigures(
-            subject.key, subject.title, cold, master, worker,
+            subject.key, subject.title, cold,
+            summarize([run.listening_seconds for run in runs]),
+            summarize([run.seconds - run.listening_seconds for run in runs]),
+            master, worker,
             cold.median / floor[0].median, worker.median / floor[2].median,
-            [run.seconds for run in results.cold_of(subject.key)],
+            [run.seconds for run in runs],
         ))
     return figures
 
