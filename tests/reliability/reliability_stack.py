@@ -36,17 +36,18 @@ def function_env(emulator: Any, storage_emulator: Any, bucket: str, **overrides:
     }
 
 
-def upload(storage_url: str, bucket: str, name: str, data: bytes) -> int:
-    """Upload through the Cloud Storage JSON API; returns the generation."""
-    response = requests.post(
-        f"{storage_url}/upload/storage/v1/b/{bucket}/o",
-        params={"uploadType": "media", "name": name},
-        data=data,
-        headers={"Content-Type": "application/octet-stream"},
-        timeout=30,
-    )
-    response.raise_for_status()
-    return int(response.json()["generation"])
+def storage_bucket(storage_url: str, bucket: str) -> Any:
+    """A bucket of the Cloud Storage emulator, through the real google-cloud-storage client."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(project=PROJECT, credentials=AnonymousCredentials(),
+                            client_options={"api_endpoint": storage_url})
+    return client.bucket(bucket)
+
+
+def upload(storage_url: str, bucket: str, name: str, data: bytes) -> None:
+    storage_bucket(storage_url, bucket).blob(name).upload_from_string(data)
 
 
 def body_for(spec_uri: str, **fields: Any) -> dict[str, Any]:

@@ -4,11 +4,13 @@ changed. Cases marked "regression" crashed (500, a dead worker, or a traceback) 
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
+import requests
 from click.testing import CliRunner
-from reliability_stack import EXAMPLES, FIRING, PARENT, body_for, scheduler_headers
+from reliability_stack import EXAMPLES, FIRING, PARENT, body_for, scheduler_headers, upload
 
 from vertex_cron.cli import cli
 
@@ -110,8 +112,6 @@ FUNCTION_CASES = [
 @pytest.fixture(scope="module")
 def function_stack(guarded_stack):
     for name, data in SPEC_FILES.items():
-        from reliability_stack import upload
-
         upload(guarded_stack.storage.url, guarded_stack.bucket, f"bad/{name}", data)
     return guarded_stack
 
@@ -119,8 +119,6 @@ def function_stack(guarded_stack):
 @pytest.mark.parametrize(("body", "headers", "status", "words"), [case[1:] for case in FUNCTION_CASES],
                          ids=[case[0] for case in FUNCTION_CASES])
 def test_the_function_refuses_a_bad_request_clearly_and_changes_nothing(function_stack, body, headers, status, words):
-    import requests
-
     stack = function_stack
     data = body.replace(b"BUCKET", stack.bucket.encode()) if isinstance(body, bytes) else (
         json.dumps(body).replace("BUCKET", stack.bucket).encode())
@@ -142,8 +140,6 @@ def test_the_function_refuses_a_bad_request_clearly_and_changes_nothing(function
 
 
 def test_any_method_but_post_is_a_405(function_stack):
-    import requests
-
     response = requests.get(function_stack.function.url, timeout=30)
     assert response.status_code == 405 and "POST" in response.json()["message"]
 
@@ -217,10 +213,6 @@ def test_a_placeholder_for_a_number_deploys_and_each_firing_types_it(function_st
     deployed = CliRunner().invoke(cli, argv, env=env, catch_exceptions=False)
     assert deployed.exit_code == 0, deployed.output
     [job] = stack.emulator.scheduler_jobs()
-    import base64
-
-    import requests
-
     body = base64.b64decode(job["httpTarget"]["body"])
     assert json.loads(body)["parameter_values"]["sample_rows"] == "{{schedule_time:%m}}"
 

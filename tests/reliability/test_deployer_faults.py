@@ -7,7 +7,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from reliability_stack import EXAMPLES
+from reliability_stack import EXAMPLES, storage_bucket
 
 from vertex_cron.cli import cli
 
@@ -55,18 +55,13 @@ def deploy(run_cli):
 
 def resources(emulator, storage_emulator, bucket):
     """Everything a deploy leaves behind, as a user would list it."""
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    client = storage.Client(project=PROJECT, credentials=AnonymousCredentials(),
-                            client_options={"api_endpoint": storage_emulator.url})
     functions = emulator.functions()
     service = functions[0]["serviceConfig"].get("service") if functions else None
     return {
         "functions": [(f["name"], f["state"]) for f in functions],
         "invokers": (emulator.iam_policy(service).get("bindings") if service else None),
         "jobs": sorted(job["name"] for job in emulator.scheduler_jobs()),
-        "specs": len(list(client.list_blobs(bucket))),
+        "specs": len(list(storage_bucket(storage_emulator.url, bucket).list_blobs())),
     }
 
 
