@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .run import Results
-from .summary import subject_figures
+from .summary import COLD_VS_FLOOR_MAX, subject_figures
 
 COLORS = {"vertex-cron": "#1a73e8", "floor": "#9aa0a6", "sdk": "#e37400"}
 
@@ -25,6 +25,10 @@ def draw(results: Results, path: Path) -> None:
     errors = [[f.cold_seconds.median - f.cold_seconds.low for f in figures],
               [f.cold_seconds.high - f.cold_seconds.median for f in figures]]
     cold.bar(titles, medians, yerr=errors, capsize=6, color=colors)
+    floor = next(f for f in figures if f.key == "floor")
+    cold.axhline(floor.cold_seconds.median * COLD_VS_FLOOR_MAX, color="#188038", linestyle="--",
+                 label=f"target: {COLD_VS_FLOOR_MAX}× floor")
+    cold.legend(loc="upper left")
     cold.set_title("Cold start to first PipelineJob (median, min–max)")
     cold.set_ylabel("seconds")
     for index, figure in enumerate(figures):
@@ -53,7 +57,7 @@ def draw(results: Results, path: Path) -> None:
     for index, step in enumerate(results.deploy_steps):
         deploy.annotate(f"{step.seconds:.2f} s", (index, reads[index] + mutating[index]), ha="center",
                         xytext=(0, 4), textcoords="offset points")
-    deploy.set_title("Deploy: API calls (50 ms each), wall time")
+    deploy.set_title("Deploy: API calls (control plane +50 ms each), wall time")
     deploy.legend()
 
     fig.suptitle(f"vertex-cron bench, {results.machine.date}, {results.machine.nproc} cores")

@@ -75,7 +75,7 @@ def _cold_starts(results: Results, figures: list[SubjectFigures]) -> str:
     for figure in figures:
         median, spread = _ms(figure.cold_seconds)
         speedup = f"{reference.cold_seconds.median / figure.cold_seconds.median:.2f}×" if reference else "–"
-        rows.append([figure.title, median, spread, f"{figure.cold_vs_floor:.2f}×", speedup,
+        rows.append([figure.title, median, spread, f"{figure.cold_vs_floor:.2f}×", f"{figure.paired_vs_floor:.2f}×", speedup,
                      f"{figure.listening_seconds.median * 1000:.0f} ms", f"{figure.first_trigger_seconds.median * 1000:.0f} ms",
                      str(figure.cold_seconds.n)])
     return (
@@ -83,9 +83,10 @@ def _cold_starts(results: Results, figures: list[SubjectFigures]) -> str:
         "From spawning `functions-framework` to the first 2xx of a real trigger (spec read from the Cloud "
         "Storage emulator, PipelineJob created in the Vertex AI emulator; the floor answers 200 at once). "
         f"{results.config.cold_runs} runs each, interleaved, after {results.config.warmup_rounds} discarded warm-up round(s). "
-        "The last two columns are the medians of the two parts of each run: until the port accepts (main.py imported, gunicorn "
+        "Paired × floor is the median of the ratios within each round, which a slow phase on the machine "
+        "cannot skew. The last two columns are the medians of the two parts of each run: until the port accepts (main.py imported, gunicorn "
         "up), then the first trigger itself (lazy imports, sessions, the Storage read, the Vertex AI create).\n\n"
-        + _table(["function", "median", "min–max", "× floor", "reference ÷ this", "until listening", "first trigger", "runs"], rows)
+        + _table(["function", "median", "min–max", "× floor", "paired × floor", "reference ÷ this", "until listening", "first trigger", "runs"], rows)
     )
 
 

@@ -34,10 +34,10 @@ def prepare(workdir: Path, *, include_reference: bool) -> Subjects:
     """vertex-cron exactly as the deployer uploads it: the deterministic zip, extracted."""
     source = function_source.build()
     extracted = extract_zip(source.zip_bytes, workdir / "vertex-cron-function")
-    reference = Subject("sdk", "aiplatform SDK reference", FUNCTIONS_DIR / "aiplatform_sdk")
+    reference = Subject("sdk", "SDK reference", FUNCTIONS_DIR / "aiplatform_sdk")
     return Subjects(
-        vertex_cron=Subject("vertex-cron", "vertex-cron trigger", extracted),
-        floor=Subject("floor", "hello-world floor", FUNCTIONS_DIR / "hello_world"),
+        vertex_cron=Subject("vertex-cron", "vertex-cron", extracted),
+        floor=Subject("floor", "floor (hello world)", FUNCTIONS_DIR / "hello_world"),
         reference=reference if include_reference else None,
         zip_bytes=len(source.zip_bytes),
         zip_files=sum(1 for path in extracted.rglob("*") if path.is_file()),

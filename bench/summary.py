@@ -3,6 +3,7 @@ The markdown report, the JSON file and the chart all read these, never the raw r
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ class SubjectFigures:
     master_mib: Summary
     worker_mib: Summary
     cold_vs_floor: float  # median / floor's median
+    paired_vs_floor: float  # median of this/floor within each round: robust to a slow phase
     worker_vs_floor: float
     samples_seconds: list[float]
 
@@ -40,6 +42,7 @@ class Target:
 
 def subject_figures(results: Results) -> list[SubjectFigures]:
     floor = _summaries(results, "floor")
+    floor_runs = results.cold_of("floor")
     figures = []
     for subject in results.subjects:
         cold, master, worker = _summaries(results, subject.key)
@@ -49,7 +52,9 @@ def subject_figures(results: Results) -> list[SubjectFigures]:
             summarize([run.listening_seconds for run in runs]),
             summarize([run.seconds - run.listening_seconds for run in runs]),
             master, worker,
-            cold.median / floor[0].median, worker.median / floor[2].median,
+            cold.median / floor[0].median,
+            statistics.median(run.seconds / base.seconds for run, base in zip(runs, floor_runs, strict=True)),
+            worker.median / floor[2].median,
             [run.seconds for run in runs],
         ))
     return figures
