@@ -14,12 +14,15 @@ Fixtures (names other test modules rely on):
                       The plain helper `make_emulator_client(ClientClass, emulator)` (import it
                       from vertex_cron.local.emulator.clients) does the same for any Emulator.
 - `gapic_client_options` the `ClientOptions(api_endpoint=emulator.url)` for hand-built clients.
+- `wait_until`        `wait_until(condition, what)` polls `condition` until it returns something
+                      truthy and returns that value; fails naming `what` after a generous deadline.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -31,6 +34,10 @@ from vertex_cron.local.oidc import LocalIssuer
 from vertex_cron.local.storage import StorageEmulator
 
 _bucket_counter = itertools.count(1)
+
+# Generous: two cores are shared by several test runs at once, and a deadline is never
+# a timing assertion, only the point at which a test stops waiting and fails.
+WAIT_DEADLINE_SECONDS = 60.0
 
 
 @pytest.fixture(scope="session")
@@ -106,3 +113,19 @@ def emulator_client(emulator: Emulator) -> Callable[..., Any]:
         return make_emulator_client(client_class, emulator, **kwargs)
 
     return build
+
+
+def _wait_until(condition: Callable[[], Any], what: str) -> Any:
+    deadline = time.monotonic() + WAIT_DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {WAIT_DEADLINE_SECONDS:.0f}s waiting for {what}")
+
+
+@pytest.fixture
+def wait_until() -> Callable[[Callable[[], Any], str], Any]:
+    """Poll `condition` until it returns something truthy and return that value."""
+    return _wait_until

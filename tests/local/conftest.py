@@ -3,30 +3,11 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
-# Generous: two cores are shared by several test runs at once.
-DEADLINE_SECONDS = 60.0
-
-
-def _wait_until(condition: Callable[[], Any], what: str, deadline: float = DEADLINE_SECONDS) -> None:
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-@pytest.fixture
-def wait_until() -> Callable[..., None]:
-    """Poll a condition with a generous deadline (no wall-clock thresholds in assertions)."""
-    return _wait_until
 
 
 @dataclass(frozen=True)

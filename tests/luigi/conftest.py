@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from luigi_support import DEADLINE_SECONDS, EXAMPLES, PROJECT, REGION, WORKLOAD_SA, Dag
+from luigi_support import EXAMPLES, PROJECT, REGION, WORKLOAD_SA, Dag
 
 
 @pytest.fixture
@@ -27,18 +25,3 @@ def dag(tmp_path: Path, emulator_env: dict[str, str]) -> Iterator[Dag]:
     yield runner
     runner.stop_all()
 
-
-@pytest.fixture
-def wait_until() -> Callable[..., Any]:
-    """Poll `condition` until it returns something truthy, with a generous deadline."""
-
-    def wait(condition: Callable[[], Any], what: str) -> Any:
-        deadline = time.monotonic() + DEADLINE_SECONDS
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}")
-
-    return wait

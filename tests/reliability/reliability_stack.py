@@ -4,8 +4,7 @@ and the questions a user asks afterwards (which jobs exist, what did the log say
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -73,13 +72,3 @@ def fire(url: str, body: Mapping[str, Any] | bytes, **header_args: Any) -> reque
 def job_names(emulator: Any) -> list[str]:
     return sorted(job["name"] for job in emulator.pipeline_jobs())
 
-
-def wait_for(condition: Callable[[], Any], *, timeout: float = 30.0, what: str = "condition") -> Any:
-    """Poll `condition` until it is truthy; generous deadline, never a timing assertion."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from reliability_stack import INVOKER, PARENT, body_for, fire, job_names, scheduler_headers, wait_for
+from reliability_stack import INVOKER, PARENT, body_for, fire, job_names, scheduler_headers
 
 JOB = f"{PARENT}/pipelineJobs/nightly-20240501-020000"
 VERTEX_CREATE = r"/pipelineJobs$"
@@ -66,7 +66,7 @@ def test_a_slow_spec_read_still_creates_the_job(start_function, emulator, storag
 
 
 def test_a_vertex_timeout_whose_create_landed_is_a_503_and_the_retry_is_a_duplicate(
-    in_process_function, emulator, spec_uri, monkeypatch
+    in_process_function, emulator, spec_uri, monkeypatch, wait_until
 ):
     """The worst timeout: Vertex AI created the job but the answer never came back."""
     from vertex_cron_trigger import google_rest
@@ -78,7 +78,7 @@ def test_a_vertex_timeout_whose_create_landed_is_a_503_and_the_retry_is_a_duplic
     timed_out = client.post("/", data=json.dumps(body_for(spec_uri)), headers=scheduler_headers())
 
     assert timed_out.status_code == 503 and "ReadTimeout" in timed_out.get_json()["message"]
-    wait_for(lambda: job_names(emulator) == [JOB], what="the delayed create to land")
+    wait_until(lambda: job_names(emulator) == [JOB], "the delayed create to land")
     retried = client.post("/", data=json.dumps(body_for(spec_uri)), headers=scheduler_headers())
     assert (retried.status_code, retried.get_json()["outcome"]) == (200, "duplicate")
     assert job_names(emulator) == [JOB]
