@@ -4,14 +4,22 @@
     ├── UsageError                   exit 2: the request is wrong; found before any cloud call
     │   ├── ConfigError              a setting is missing or malformed (project, region, SAs, files)
     │   └── ValidationError          a schedule is invalid (name, cron, time zone, spec, parameters, sizes)
-    └── DeployError                  exit 1: Google Cloud refused or failed; raised by gcp.py only
-        ├── NotFound                 the named resource does not exist
-        ├── PermissionDenied         the caller's identity lacks a permission (401/403)
-        ├── Unavailable              a transient failure (429, 5xx, timeouts): re-running is safe
-        └── OperationFailed          a long-running operation (function build) finished with an error
+    ├── DeployError                  exit 1: Google Cloud refused or failed; raised by gcp.py only
+    │   ├── NotFound                 the named resource does not exist
+    │   ├── PermissionDenied         the caller's identity lacks a permission (401/403)
+    │   ├── Unavailable              a transient failure (429, 5xx, timeouts): re-running is safe
+    │   └── OperationFailed          a long-running operation (function build) finished with an error
+    └── VertexPipelineError          (luigi.py) the Luigi task could not submit or follow its PipelineJob
+        ├── PipelineRunFailed        (luigi.py) the run ended FAILED/CANCELLED; carries the job
+        └── PipelineInterrupted      (luigi.py) SIGTERM while waiting; the job was asked to cancel
+
+The Luigi errors are defined in luigi.py because they belong to the optional Luigi integration:
+users import them from ``vertex_cron.luigi`` together with the task.
 
 Google client exceptions never leave gcp.py: they are translated there with ``raise ... from exc``
-so the CLI can print a reason without a traceback.
+so the CLI can print a reason without a traceback. The local stack (``vertex_cron.local``) is
+tooling around this tree, not part of it: its own ``LocalStackError`` and ``DemoFailed`` are
+what ``vertex-cron local`` reports.
 """
 
 from __future__ import annotations
