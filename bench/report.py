@@ -167,6 +167,8 @@ def _method(results: Results) -> str:
         "`aiplatform.init(api_endpoint=<emulator>, api_transport=\"rest\", credentials=AnonymousCredentials())` "
         "then `PipelineJob(...).submit(service_account=...)`. Each request names a fresh, absent pipeline-root "
         "bucket: for an existing one the SDK asks the real Resource Manager who owns it.\n"
+        "- No function starts with cached bytecode for its own source (fresh copies, PYTHONDONTWRITEBYTECODE=1), "
+        "as a new instance of a zip without .pyc files compiles it; installed packages keep the .pyc pip wrote.\n"
         "- Every function process and the bench itself run under an audit hook (bench/netguard) that refuses and "
         "counts any connection or DNS lookup outside 127.0.0.1.\n"
         f"- Reproduce: `make bench` (a full run takes a few minutes); `python -m bench --smoke` is the quick "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,14 +32,19 @@ class Subjects:
 
 
 def prepare(workdir: Path, *, include_reference: bool) -> Subjects:
-    """vertex-cron exactly as the deployer uploads it: the deterministic zip, extracted."""
+    """vertex-cron exactly as the deployer uploads it: the deterministic zip, extracted.
+    The other two are copied beside it, so no subject starts with cached bytecode."""
     source = function_source.build()
     extracted = extract_zip(source.zip_bytes, workdir / "vertex-cron-function")
-    reference = Subject("sdk", "SDK reference", FUNCTIONS_DIR / "aiplatform_sdk")
+    reference = Subject("sdk", "SDK reference", _copy("aiplatform_sdk", workdir))
     return Subjects(
         vertex_cron=Subject("vertex-cron", "vertex-cron", extracted),
-        floor=Subject("floor", "floor (hello world)", FUNCTIONS_DIR / "hello_world"),
+        floor=Subject("floor", "floor (hello world)", _copy("hello_world", workdir)),
         reference=reference if include_reference else None,
         zip_bytes=len(source.zip_bytes),
         zip_files=sum(1 for path in extracted.rglob("*") if path.is_file()),
     )
+
+
+def _copy(name: str, workdir: Path) -> Path:
+    return Path(shutil.copytree(FUNCTIONS_DIR / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__")))

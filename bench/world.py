@@ -55,9 +55,12 @@ class LocalCloud:
         return int(response.json()["generation"])
 
     def function_env(self, **extra: str) -> dict[str, str]:
-        """The trigger's contract environment, pointed at the emulators, plus the network
-        guard on PYTHONPATH (after the function's own source, which FunctionProcess puts first)."""
+        """The trigger's contract environment, pointed at the emulators. Every function
+        compiles its own source at each start, as a fresh Cloud Run instance of a zip with no
+        bytecode does (installed packages keep the .pyc pip wrote), whatever the caller's
+        PYTHONDONTWRITEBYTECODE."""
         return {
+            "PYTHONDONTWRITEBYTECODE": "1",
             "VERTEX_CRON_PROJECT": PROJECT,
             "VERTEX_CRON_REGION": REGION,
             "VERTEX_CRON_WORKLOAD_SA": WORKLOAD_SA,
