@@ -159,6 +159,18 @@ def schedule_of(job: str) -> str | None:
     return short[len(JOB_PREFIX):] if short.startswith(JOB_PREFIX) else None
 
 
+def function_environment(settings: Settings) -> dict[str, str | None]:
+    """The function's environment (ARCHITECTURE "The function's contract"); doctor compares
+    the deployed one against it without building the source zip."""
+    return {
+        "VERTEX_CRON_PROJECT": settings.project,
+        "VERTEX_CRON_REGION": settings.region,
+        "VERTEX_CRON_WORKLOAD_SA": settings.workload_sa,
+        "VERTEX_CRON_SPEC_BUCKET": settings.bucket,
+        "VERTEX_CRON_ALLOWED_INVOKERS": settings.scheduler_sa,
+    }
+
+
 def function_fields(settings: Settings, source: FunctionSource) -> dict[str, Any]:
     build_identity = (
         {"build_config.service_account": f"projects/{settings.project}/serviceAccounts/{settings.build_sa}"}
@@ -173,13 +185,7 @@ def function_fields(settings: Settings, source: FunctionSource) -> dict[str, Any
         # replaced by the upload's storage_source when written (gcp.py).
         "build_config.source": source.label,
         "service_config.service_account_email": settings.function_sa,
-        "service_config.environment_variables": {
-            "VERTEX_CRON_PROJECT": settings.project,
-            "VERTEX_CRON_REGION": settings.region,
-            "VERTEX_CRON_WORKLOAD_SA": settings.workload_sa,
-            "VERTEX_CRON_SPEC_BUCKET": settings.bucket,
-            "VERTEX_CRON_ALLOWED_INVOKERS": settings.scheduler_sa,
-        },
+        "service_config.environment_variables": function_environment(settings),
         "service_config.available_memory": MEMORY,
         "service_config.max_instance_count": settings.max_instances,
         # Reachable by Scheduler, but only with an OIDC token of an invoker (never allUsers).

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import desired as desired_state
-from . import function_source
 from .config import Settings
 from .errors import DeployError, NotFound, ValidationError
 from .gcp import Binding, GoogleCloud
@@ -287,7 +286,7 @@ class _Doctor:
                    Status.OK if runs_as == settings.function_sa else Status.FAIL,
                    "" if runs_as == settings.function_sa else f"runs as {runs_as}",
                    () if runs_as == settings.function_sa else redeploy)
-        wanted = desired_state.function_fields(settings, function_source.build())["service_config.environment_variables"]
+        wanted = desired_state.function_environment(settings)
         actual = function.fields.get("service_config.environment_variables") or {}
         differing = sorted(k for k, v in wanted.items() if actual.get(k) != v)
         yield Item(section, "environment matches the settings", Status.FAIL if differing else Status.OK,

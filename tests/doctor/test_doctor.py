@@ -186,7 +186,14 @@ def deployed(setup_project, doctor_cli):
     assert result.exit_code == 0, result.output
 
 
-def test_a_deployed_function_runs_as_the_function_sa_and_only_the_scheduler_may_invoke_it(deployed, doctor_cli):
+def test_a_deployed_function_runs_as_the_function_sa_and_only_the_scheduler_may_invoke_it(deployed, doctor_cli,
+                                                                                             monkeypatch):
+    from vertex_cron import function_source
+
+    def no_zip() -> None:
+        raise AssertionError("doctor must not build the function zip to learn the function's environment")
+
+    monkeypatch.setattr(function_source, "build", no_zip)
     result = doctor_cli("doctor")
 
     assert result.exit_code == 0, result.output
