@@ -28,8 +28,8 @@ from typing import Any
 from . import desired as desired_state
 from .config import Settings
 from .errors import DeployError, NotFound, ValidationError
-from .gcp import Binding, GoogleCloud
-from .models import INVOKER_ROLE, PUBLIC_MEMBERS
+from .gcp import GoogleCloud
+from .models import INVOKER_ROLE, PUBLIC_MEMBERS, Binding
 from .permissions import (
     PIPELINE_ROOT_PREFIX,
     REQUIRED,

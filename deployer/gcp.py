@@ -18,7 +18,6 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -31,6 +30,7 @@ from .models import (
     PUBLIC_MEMBERS,
     SOURCE_LABEL,
     SPEC_PREFIX,
+    Binding,
     DesiredFunction,
     ObservedFunction,
     ObservedJob,
@@ -422,15 +422,6 @@ class GoogleCloud:
         with _calling(f"read the IAM policy of gs://{bucket}"):
             policy = self._storage.bucket(bucket).get_iam_policy(requested_policy_version=3)
         return [_binding(b) for b in policy.bindings]
-
-
-@dataclass(frozen=True)
-class Binding:
-    """One IAM role binding; ``condition`` is its title (or expression), None when unconditional."""
-
-    role: str
-    members: frozenset[str]
-    condition: str | None
 
 
 def _binding(document: Mapping[str, Any]) -> Binding:

@@ -187,3 +187,13 @@ class PipelineRun:
     start_time: datetime | None
     end_time: datetime | None
     console_url: str
+
+
+@dataclass(frozen=True)
+class Binding:
+    """One IAM role binding, as doctor reads it; ``condition`` is its title (or expression),
+    None when unconditional."""
+
+    role: str
+    members: frozenset[str]
+    condition: str | None
