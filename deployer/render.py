@@ -59,7 +59,7 @@ def schedules(statuses: Sequence[ScheduleStatus], fmt: str) -> str:
         )
         for s in statuses
     ]
-    return _table(header, rows)
+    return table(header, rows)
 
 
 def schedule(status: ScheduleStatus, fmt: str) -> str:
@@ -80,7 +80,7 @@ def runs(result: Sequence[PipelineRun], fmt: str) -> str:
         return "No pipeline runs yet."
     header = ("RUN", "STATE", "STARTED", "DURATION", "LINK")
     rows = [(r.name, r.state, _when(r.start_time or r.create_time), _duration(r), r.console_url) for r in result]
-    return _table(header, rows)
+    return table(header, rows)
 
 
 def _change_dict(change: Change) -> dict[str, Any]:
@@ -131,7 +131,8 @@ def _display_name(change: Change) -> str:
     return f"roles/run.invoker on {name}" if change.kind is Kind.INVOKER else name
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns two spaces apart, as wide as their widest cell; no trailing spaces."""
     widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
     return "\n".join(
         "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in (header, *rows)

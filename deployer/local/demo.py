@@ -126,9 +126,8 @@ def _answer(delivery: Delivery) -> dict[str, Any]:
 
 
 def _deliveries_table(answers: list[dict[str, Any]]) -> str:
-    rows = [("DELIVERY", "HTTP", "OUTCOME", "FUNCTION SAYS")]
-    rows += [(ordinal, str(a["status"]), a.get("outcome", "?"), a.get("message", "")) for ordinal, a in zip(("1st", "2nd"), answers)]
-    return "\n".join(f"{d:<9} {h:<5} {o:<10} {m}" for d, h, o, m in rows)
+    rows = [(ordinal, str(a["status"]), a.get("outcome", "?"), a.get("message", "")) for ordinal, a in zip(("1st", "2nd"), answers)]
+    return render.table(("DELIVERY", "HTTP", "OUTCOME", "FUNCTION SAYS"), rows)
 
 
 def _describe_job(job: dict[str, Any]) -> str:
