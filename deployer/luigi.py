@@ -59,6 +59,9 @@ _TASK_DONE_STATES = frozenset({"SUCCEEDED", "SKIPPED", "FAILED", "CANCELLED", "N
 # A task whose run keeps failing gets a new run per attempt; past this, someone must look.
 MAX_RUNS_PER_TASK = 100
 MAX_RECORD_BYTES = 1024 * 1024
+# Who the runtime's permission errors tell users to grant roles to: the task runs with
+# the worker's application default credentials, not the function's service account.
+CALLER = "the account of your credentials"
 CONSOLE_URL = "https://console.cloud.google.com/vertex-ai/locations/{region}/pipelines/runs/{id}?project={project}"
 
 
@@ -151,19 +154,12 @@ class VertexPipelineTask(luigi.Task):
             resolved.require("project", "region", "workload_sa")
         except VertexCronError as exc:
             raise VertexPipelineError(f"{self.task_id}: {exc.reason}", details=exc.details) from exc
-        # The trigger's Settings also reads the emulator variables, exactly as the function
-        # does; its spec bucket confines the function's reads and means nothing here.
-        return Settings.from_env({
-            **os.environ,
-            "VERTEX_CRON_PROJECT": str(resolved.project),
-            "VERTEX_CRON_REGION": str(resolved.region),
-            "VERTEX_CRON_WORKLOAD_SA": str(resolved.workload_sa),
-            "VERTEX_CRON_SPEC_BUCKET": "unused-by-luigi",
-        })
+        return Settings.for_submitter(os.environ, project=str(resolved.project), region=str(resolved.region),
+                                      workload_sa=str(resolved.workload_sa))
 
     @cached_property
     def _rest(self) -> GoogleRest:
-        return GoogleRest(self._settings)
+        return GoogleRest(self._settings, caller=CALLER)
 
     def _load_spec(self) -> PipelineSpec:
         if self.spec.startswith("gs://"):

@@ -29,11 +29,17 @@ DEFAULT_CERTS_MAX_AGE = 300.0
 ACTIVE_STATES = ("PIPELINE_STATE_QUEUED", "PIPELINE_STATE_PENDING", "PIPELINE_STATE_RUNNING")
 _MAX_AGE = re.compile(r"max-age=(\d+)")
 _TRANSIENT = {408, 429, 500, 502, 503, 504}
+# Whose permissions the errors name, unless the caller says otherwise (the Luigi task does).
+FUNCTION_CALLER = "the function's service account"
 
 
 class GoogleRest:
-    def __init__(self, settings: Settings) -> None:
+    """`caller` names the identity behind the calls in permission errors, so the fix they
+    suggest grants the role to the right account."""
+
+    def __init__(self, settings: Settings, *, caller: str = FUNCTION_CALLER) -> None:
         self._settings = settings
+        self._caller = caller
         self._lock = threading.Lock()
         self._sessions: dict[str, Any] = {}
         self.vertex_base = settings.vertex_emulator or f"https://{settings.region}-aiplatform.googleapis.com"
@@ -89,13 +95,13 @@ class GoogleRest:
         message = _google_message(response)
         if response.status_code == 403 and "actAs" in message:
             raise UpstreamRejected(
-                f"{action}: the function's service account cannot act as {self._settings.workload_sa}: "
+                f"{action}: {self._caller} cannot act as {self._settings.workload_sa}: "
                 "grant it roles/iam.serviceAccountUser on that account"
             )
         if response.status_code == 403:
             raise UpstreamRejected(
-                f"{action}: permission denied in {self._settings.parent}: grant the function's service "
-                f"account roles/aiplatform.user (Vertex AI said: {message})"
+                f"{action}: permission denied in {self._settings.parent}: grant {self._caller} "
+                f"roles/aiplatform.user (Vertex AI said: {message})"
             )
         self._raise_common(response, action, message)
 
@@ -152,7 +158,7 @@ class GoogleRest:
             raise SpecNotFound(f"spec {uri} does not exist (upload it with `vertex-cron deploy`)", field="spec_uri")
         if response.status_code in (401, 403):
             raise UpstreamRejected(
-                f"the function's service account cannot read {uri}: grant it roles/storage.objectViewer "
+                f"{self._caller} cannot read {uri}: grant it roles/storage.objectViewer "
                 f"on gs://{bucket} (Cloud Storage said: {_google_message(response)})"
             )
         self._raise_common(response, f"reading {uri}", _google_message(response))
@@ -185,7 +191,7 @@ class GoogleRest:
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise UpstreamUnavailable(f"{method} {url.split('?')[0]} failed ({type(exc).__name__}); retry later") from exc
         except auth_exceptions.RefreshError as exc:
-            raise UpstreamUnavailable(f"could not refresh the function's credentials: {exc}") from exc
+            raise UpstreamUnavailable(f"could not refresh the application default credentials: {exc}") from exc
         except auth_exceptions.TransportError as exc:
             raise UpstreamUnavailable(f"{method} {url.split('?')[0]}: {exc}") from exc
 
@@ -234,7 +240,7 @@ def _authorized_session() -> Any:
     try:
         credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
     except auth_exceptions.DefaultCredentialsError as exc:
-        raise ConfigError(f"no application default credentials for the function: {exc}") from exc
+        raise ConfigError(f"no application default credentials: {exc}") from exc
     return AuthorizedSession(credentials)
 
 

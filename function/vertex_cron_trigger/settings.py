@@ -55,6 +55,27 @@ class Settings:
             on_cloud_run=bool(env.get("K_SERVICE")),
         )
 
+    @classmethod
+    def for_submitter(cls, env: Mapping[str, str], *, project: str, region: str, workload_sa: str) -> Settings:
+        """Settings for code that submits and follows PipelineJobs from outside the function
+        (the Luigi task): where runs go, as whom, and the emulator variables of `env`.
+
+        Never for the function's entry point: there is no spec bucket (an empty one, so a
+        spec URI checked against it would be refused) and no invokers to verify tokens of.
+        """
+        return cls(
+            project=project,
+            region=region,
+            workload_sa=workload_sa,
+            spec_bucket="",
+            allowed_invokers=frozenset(),
+            audiences=(),
+            certs_url=GOOGLE_CERTS_URL,
+            vertex_emulator=_url(env.get("VERTEX_CRON_EMULATOR_HOST")),
+            storage_emulator=_url(env.get("STORAGE_EMULATOR_HOST")),
+            on_cloud_run=False,
+        )
+
 
 @functools.cache
 def settings() -> Settings:

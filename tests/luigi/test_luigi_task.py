@@ -95,6 +95,20 @@ def test_missing_project_names_where_it_may_come_from(vertex_env, monkeypatch, e
     assert emulator.pipeline_jobs() == []
 
 
+def test_a_permission_error_names_the_task_s_credentials_not_the_function_s_service_account(
+        vertex_env, emulator, tmp_path):
+    emulator.faults.add(method="GET", path="/pipelineJobs/", status=403, message="permission denied")
+    task = VertexPipelineTask(spec=str(EXAMPLES / "pipeline.yaml"), output_uri=str(tmp_path / "run.json"),
+                              parameter_values={"run_date": "2024-05-01"}, **FAST)
+    failures: list[BaseException] = []
+    task.on_failure = lambda exc: failures.append(exc)
+
+    assert not luigi.build([task], local_scheduler=True)
+
+    assert "grant the account of your credentials roles/aiplatform.user" in str(failures[0])
+    assert "function" not in str(failures[0])
+
+
 def test_progress_is_shown_in_the_scheduler_while_waiting_and_polling_survives_a_503(
         vertex_env, emulator, tmp_path, wait_until):
     emulator.pipeline_running_seconds = float("inf")
