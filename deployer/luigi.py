@@ -41,6 +41,7 @@ from vertex_cron_trigger.errors import SpecNotFound, TriggerError, UpstreamUnava
 from vertex_cron_trigger.google_rest import GoogleRest
 from vertex_cron_trigger.parameters import coerce_parameters
 from vertex_cron_trigger.pipeline_job import LUIGI_TASK_LABEL, keyed_job_id, label_value, pipeline_job_body
+from vertex_cron_trigger.placeholders import has_placeholders
 from vertex_cron_trigger.settings import Settings
 from vertex_cron_trigger.spec import PipelineSpec, parse_spec
 from vertex_cron_trigger.spec_store import SpecStore
@@ -178,11 +179,25 @@ class VertexPipelineTask(luigi.Task):
             spec=spec,
             display_name=self.task_id[:128],
             labels={LUIGI_TASK_LABEL: label_value(self.task_family)},
-            parameter_values=coerce_parameters(spec, {**spec.preset_values, **self.pipeline_parameters()}),
+            parameter_values=coerce_parameters(spec, {**spec.preset_values, **self._parameter_values()}),
             pipeline_root=pipeline_root,
             service_account=self._settings.workload_sa,
             enable_caching=self.enable_caching,
         )
+
+    def _parameter_values(self) -> Mapping[str, Any]:
+        """`pipeline_parameters()`, refusing `{{...}}`: the function fills placeholders with a
+        schedule's firing time, and a Luigi task has no firing; its dates come from its own
+        parameters, so a placeholder here would reach the pipeline as literal text."""
+        values = self.pipeline_parameters()
+        for name, value in values.items():
+            if has_placeholders(value):
+                raise VertexPipelineError(
+                    f"{self.task_id}: parameter_values.{name} is {value!r:.200}: {{{{...}}}} placeholders are for "
+                    "schedules (filled with the firing's time); pass the date from a Luigi parameter "
+                    "instead (override pipeline_parameters())"
+                )
+        return values
 
     def _submit_or_attach(self, body: Mapping[str, Any]) -> str:
         """The resource name of the run this task follows: its newest run unless that one

@@ -79,6 +79,21 @@ def test_a_wrong_parameter_fails_the_task_naming_it_and_creates_no_job(vertex_en
     assert emulator.pipeline_jobs() == []
 
 
+def test_a_placeholder_is_refused_because_a_luigi_task_has_no_firing_and_no_job_is_created(
+        vertex_env, emulator, tmp_path):
+    task = VertexPipelineTask(spec=str(EXAMPLES / "pipeline.yaml"), output_uri=str(tmp_path / "run.json"),
+                              parameter_values={"run_date": "{{schedule_time:%Y-%m-%d}}"}, **FAST)
+    failures: list[BaseException] = []
+    task.on_failure = lambda exc: failures.append(exc)
+
+    assert not luigi.build([task], local_scheduler=True)
+
+    assert ("parameter_values.run_date is '{{schedule_time:%Y-%m-%d}}': {{...}} placeholders are for schedules"
+            in str(failures[0]))
+    assert "from a Luigi parameter" in str(failures[0])
+    assert emulator.pipeline_jobs() == []
+
+
 def test_missing_project_names_where_it_may_come_from(vertex_env, monkeypatch, emulator, tmp_path):
     monkeypatch.delenv("VERTEX_CRON_PROJECT")
     monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
