@@ -42,6 +42,21 @@ def read_object(storage_url: str, bucket: str, name: str) -> bytes:
     return response.content
 
 
+def failure_of(task: VertexPipelineTask) -> BaseException:
+    """Run `task`, which must fail, and return the error Luigi reports for it."""
+    failures: list[BaseException] = []
+    task.on_failure = lambda exc: failures.append(exc)
+
+    assert not luigi.build([task], local_scheduler=True)
+
+    return failures[0]
+
+
+def example_task(tmp_path, **parameter_values: str) -> VertexPipelineTask:
+    return VertexPipelineTask(spec=str(EXAMPLES / "pipeline.yaml"), output_uri=str(tmp_path / "run.json"),
+                              parameter_values=parameter_values, **FAST)
+
+
 def test_spec_and_run_record_in_cloud_storage_with_command_line_strings_typed(
         vertex_env, emulator, storage_emulator, spec_bucket):
     upload(storage_emulator.url, spec_bucket, "specs/training.yaml", (EXAMPLES / "pipeline.yaml").read_bytes())
@@ -68,29 +83,19 @@ def test_spec_and_run_record_in_cloud_storage_with_command_line_strings_typed(
 
 
 def test_a_wrong_parameter_fails_the_task_naming_it_and_creates_no_job(vertex_env, emulator, tmp_path):
-    task = VertexPipelineTask(spec=str(EXAMPLES / "pipeline.yaml"), output_uri=str(tmp_path / "run.json"),
-                              parameter_values={"run_date": "2024-05-01", "sample_rows": "1.5"}, **FAST)
-    failures: list[BaseException] = []
-    task.on_failure = lambda exc: failures.append(exc)  # the error Luigi reports for the task
+    error = failure_of(example_task(tmp_path, run_date="2024-05-01", sample_rows="1.5"))
 
-    assert not luigi.build([task], local_scheduler=True)
-
-    assert "parameter_values.sample_rows must be an integer" in str(failures[0])
+    assert "parameter_values.sample_rows must be an integer" in str(error)
     assert emulator.pipeline_jobs() == []
 
 
 def test_a_placeholder_is_refused_because_a_luigi_task_has_no_firing_and_no_job_is_created(
         vertex_env, emulator, tmp_path):
-    task = VertexPipelineTask(spec=str(EXAMPLES / "pipeline.yaml"), output_uri=str(tmp_path / "run.json"),
-                              parameter_values={"run_date": "{{schedule_time:%Y-%m-%d}}"}, **FAST)
-    failures: list[BaseException] = []
-    task.on_failure = lambda exc: failures.append(exc)
-
-    assert not luigi.build([task], local_scheduler=True)
+    error = failure_of(example_task(tmp_path, run_date="{{schedule_time:%Y-%m-%d}}"))
 
     assert ("parameter_values.run_date is '{{schedule_time:%Y-%m-%d}}': {{...}} placeholders are for schedules"
-            in str(failures[0]))
-    assert "from a Luigi parameter" in str(failures[0])
+            in str(error))
+    assert "from a Luigi parameter" in str(error)
     assert emulator.pipeline_jobs() == []
 
 
@@ -98,37 +103,28 @@ def test_missing_project_names_where_it_may_come_from(vertex_env, monkeypatch, e
     monkeypatch.delenv("VERTEX_CRON_PROJECT")
     monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
     monkeypatch.delenv("CLOUDSDK_CORE_PROJECT", raising=False)
-    task = VertexPipelineTask(spec=str(EXAMPLES / "pipeline.yaml"), output_uri=str(tmp_path / "run.json"),
-                              parameter_values={"run_date": "2024-05-01"}, **FAST)
-    failures: list[BaseException] = []
-    task.on_failure = lambda exc: failures.append(exc)
 
-    assert not luigi.build([task], local_scheduler=True)
+    error = failure_of(example_task(tmp_path, run_date="2024-05-01"))
 
-    assert "missing project" in str(failures[0])
-    assert "VERTEX_CRON_PROJECT" in failures[0].details
+    assert "missing project" in str(error)
+    assert "VERTEX_CRON_PROJECT" in error.details
     assert emulator.pipeline_jobs() == []
 
 
 def test_a_permission_error_names_the_task_s_credentials_not_the_function_s_service_account(
         vertex_env, emulator, tmp_path):
     emulator.faults.add(method="GET", path="/pipelineJobs/", status=403, message="permission denied")
-    task = VertexPipelineTask(spec=str(EXAMPLES / "pipeline.yaml"), output_uri=str(tmp_path / "run.json"),
-                              parameter_values={"run_date": "2024-05-01"}, **FAST)
-    failures: list[BaseException] = []
-    task.on_failure = lambda exc: failures.append(exc)
 
-    assert not luigi.build([task], local_scheduler=True)
+    error = failure_of(example_task(tmp_path, run_date="2024-05-01"))
 
-    assert "grant the account of your credentials roles/aiplatform.user" in str(failures[0])
-    assert "function" not in str(failures[0])
+    assert "grant the account of your credentials roles/aiplatform.user" in str(error)
+    assert "function" not in str(error)
 
 
 def test_progress_is_shown_in_the_scheduler_while_waiting_and_polling_survives_a_503(
         vertex_env, emulator, tmp_path, wait_until):
     emulator.pipeline_running_seconds = float("inf")
-    task = VertexPipelineTask(spec=str(EXAMPLES / "pipeline.yaml"), output_uri=str(tmp_path / "run.json"),
-                              parameter_values={"run_date": "2024-05-01"}, **FAST)
+    task = example_task(tmp_path, run_date="2024-05-01")
     scheduler = luigi.scheduler.Scheduler()
     with luigi.worker.Worker(scheduler=scheduler, no_install_shutdown_handler=True) as worker:
         assert worker.add(task)
