@@ -88,7 +88,9 @@ class LocalStack:
         self.emulator.start()
         self._cleanup.callback(self.emulator.stop)
 
-        self.storage = StorageEmulator(ports.get("storage", 0))
+        # Spec objects must outlive a restart too: Scheduler jobs pin them as gs://B/O#GENERATION.
+        storage_dir = self._state_dir / "storage" if self._state_dir is not None else None
+        self.storage = StorageEmulator(ports.get("storage", 0), data_dir=storage_dir)
         self.storage.start()
         self._cleanup.callback(self.storage.stop)
         self.storage.create_bucket(self.bucket)

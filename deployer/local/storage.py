@@ -1,4 +1,4 @@
-"""Cloud Storage for the local stack: gcp-storage-emulator, in memory, in a thread.
+"""Cloud Storage for the local stack: gcp-storage-emulator in a thread, in memory or on disk.
 
 `StorageEmulator` runs the gcp-storage-emulator package's own request handler behind a
 thin wrapper that makes it behave like GCS where vertex-cron depends on it:
@@ -23,6 +23,12 @@ thin wrapper that makes it behave like GCS where vertex-cron depends on it:
 
 Requests are served concurrently (a delayed request does not block others); only the
 package's handler runs under the lock.
+
+Persistence. With `data_dir`, the package keeps object bytes and their metadata
+(generation included) on disk, so a new StorageEmulator on the same directory serves the
+same objects at the same generations: a pinned `gs://B/O#GENERATION` stays readable
+across restarts. The wrapper's own state (bucket IAM, caller permissions, faults, the
+preconditions of unfinished resumable uploads) is not kept.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import threading
 from email.parser import BytesParser
 from functools import partial
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -348,14 +355,24 @@ class _Server(ThreadingHTTPServer):
 
 
 class StorageEmulator:
-    """gcp-storage-emulator in memory on http://127.0.0.1:PORT (port 0 = any free port).
+    """gcp-storage-emulator on http://127.0.0.1:PORT (port 0 = any free port), in memory,
+    or kept in `data_dir` when given (see Persistence above).
 
     Point clients at it with STORAGE_EMULATOR_HOST=storage.url.
     """
 
-    def __init__(self, port: int = 0, *, host: str = "127.0.0.1", project_number: str | None = None) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        host: str = "127.0.0.1",
+        project_number: str | None = None,
+        data_dir: str | Path | None = None,
+    ) -> None:
         self._host = host
         self._port = port
+        # The package requires an absolute path.
+        self._data_dir = Path(data_dir).resolve() if data_dir is not None else None
         self._project_number = project_number
         self.faults = FaultInjector()
         #: (method, path) of every request that reached the storage API
@@ -381,7 +398,10 @@ class StorageEmulator:
             return
         from gcp_storage_emulator.storage import Storage
 
-        self._storage = Storage(use_memory_fs=True, project_number=self._project_number)
+        if self._data_dir is None:
+            self._storage = Storage(use_memory_fs=True, project_number=self._project_number)
+        else:
+            self._storage = Storage(data_dir=str(self._data_dir), project_number=self._project_number)
         handler_cls = _make_handler_class()
         handler_cls.wrapper = self
         self._server = _Server((self._host, self._port), partial(handler_cls, self._storage))

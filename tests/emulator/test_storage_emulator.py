@@ -1,4 +1,4 @@
-"""Cloud Storage emulator: real client + raw JSON API, preconditions, generations, faults."""
+"""Cloud Storage emulator: real client + raw JSON API, preconditions, generations, faults, persistence."""
 
 from __future__ import annotations
 
@@ -11,12 +11,18 @@ from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
+from vertex_cron.local.storage import StorageEmulator
+
+
+def client_bucket(storage_emulator, bucket_name, monkeypatch):
+    """A real google-cloud-storage bucket handle that talks to `storage_emulator`."""
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", storage_emulator.url)
+    return storage.Client(project="demo-project", credentials=AnonymousCredentials()).bucket(bucket_name)
+
 
 @pytest.fixture
 def bucket(storage_emulator, spec_bucket, monkeypatch):
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", storage_emulator.url)
-    client = storage.Client(project="demo-project", credentials=AnonymousCredentials())
-    return client.bucket(spec_bucket)
+    return client_bucket(storage_emulator, spec_bucket, monkeypatch)
 
 
 def media_url(storage_emulator, bucket_name, name):
@@ -118,3 +124,24 @@ def test_faults_over_http_delay_and_reset(storage_emulator, bucket):
     with pytest.raises(requests.ConnectionError):
         requests.get(url, params={"alt": "media"})
     assert requests.get(url, params={"alt": "media"}).content == b"ok"
+
+
+def test_a_data_dir_keeps_objects_and_their_generations_across_restarts(tmp_path, monkeypatch):
+    with StorageEmulator(data_dir=tmp_path) as first:
+        first.create_bucket("kept")
+        bucket = client_bucket(first, "kept", monkeypatch)
+        small = bucket.blob("specs/a.yaml")
+        small.upload_from_string(b"name: a\n", if_generation_match=0)
+        big = bucket.blob("big.bin", chunk_size=256 * 1024)  # resumable, in two chunks
+        big.upload_from_string(b"x" * (300 * 1024), if_generation_match=0)
+        small.patch()  # metageneration 2
+
+    with StorageEmulator(data_dir=tmp_path) as second:
+        bucket = client_bucket(second, "kept", monkeypatch)
+        assert bucket.blob("specs/a.yaml", generation=small.generation).download_as_bytes() == b"name: a\n"
+        assert bucket.blob("big.bin", generation=big.generation).download_as_bytes() == b"x" * (300 * 1024)
+        reloaded = bucket.get_blob("specs/a.yaml")
+        assert (reloaded.generation, reloaded.metageneration) == (small.generation, 2)
+        # Preconditions see the kept generation: the deployer's "upload only if absent" holds.
+        with pytest.raises(gexc.PreconditionFailed):
+            bucket.blob("specs/a.yaml").upload_from_string(b"other", if_generation_match=0)
