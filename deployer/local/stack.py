@@ -85,6 +85,7 @@ class LocalStack:
         self.emulator = Emulator(state_dir=self._state_dir, port=ports.get("emulator", 0))
         self.emulator.oidc_issuer = self.issuer
         self.emulator.on_function_deployed = self._serve_function
+        self.emulator.on_function_deleted = self._retire_function
         self.emulator.start()
         self._cleanup.callback(self.emulator.stop)
 
@@ -149,8 +150,17 @@ class LocalStack:
                 previous.stop()
             return self._launch(function, source_zip, previous.port if previous is not None else None).url
 
+    def _retire_function(self, function: dict[str, Any]) -> None:
+        """on_function_deleted: a deleted function stops serving at once, as on Cloud Run,
+        and its extracted source does not linger in the state directory."""
+        with self._functions_lock:
+            process = self._functions.pop(function["name"], None)
+            if process is not None:
+                process.stop()
+            shutil.rmtree(self._source_dir(function), ignore_errors=True)
+
     def _launch(self, function: dict[str, Any], source_zip: bytes, port: int | None) -> FunctionProcess:
-        source_dir = self._functions_dir / short_name(function["name"])
+        source_dir = self._source_dir(function)
         shutil.rmtree(source_dir, ignore_errors=True)  # no file of an older deploy survives
         extract_zip(source_zip, source_dir)
         env = dict(function.get("serviceConfig", {}).get("environmentVariables", {}))
@@ -163,6 +173,9 @@ class LocalStack:
         self._functions[function["name"]] = process
         process.start()
         return process
+
+    def _source_dir(self, function: dict[str, Any]) -> Path:
+        return self._functions_dir / short_name(function["name"])
 
     def _relaunch_persisted_functions(self) -> None:
         """With a reused state_dir, functions come back on their old ports, so the URLs in

@@ -15,6 +15,8 @@ Functions v2, like the real API:
   get it; `serviceConfig.service` is projects/P/locations/R/services/FUNCTION_ID, and that
   Run service now exists (GET, getIamPolicy, setIamPolicy). Server defaults are filled
   like the real API (timeoutSeconds 60, availableMemory 256M, LOG_EXECUTION_ID=true ...).
+- On completion of delete, `on_function_deleted(function)` runs before the operation is
+  marked done, so a caller that sees `done` knows the function no longer serves.
 
 IAM (Run v2 services and Functions v2 functions): getIamPolicy / setIamPolicy with etag
 concurrency control (a stale etag is 409 ABORTED; no etag overwrites), member and role
@@ -84,6 +86,7 @@ class FunctionsMixin:
     _state: dict[str, Any]
     function_deploy_seconds: float
     on_function_deployed: Callable[[dict[str, Any], bytes], str] | None
+    on_function_deleted: Callable[[dict[str, Any]], None] | None
 
     def now(self) -> float:
         raise NotImplementedError
@@ -338,8 +341,7 @@ class FunctionsMixin:
             work = [(rec, deep(rec["meta"].get("pending")), self._fn_zip_for(rec)) for rec in due]
         for rec, pending, source in work:
             if rec["meta"]["verb"] == "delete":
-                with self._lock:
-                    self._fn_finish_delete(rec)
+                self._fn_complete_delete(rec)
                 continue
             url, error = None, None
             try:
@@ -352,6 +354,20 @@ class FunctionsMixin:
                 error = f"Build failed: {exc}"
             with self._lock:
                 self._fn_finish_deploy(rec, function if error is None else pending, url, error)
+
+    def _fn_complete_delete(self, rec: dict[str, Any]) -> None:
+        """Run on_function_deleted (outside the lock), then finish the operation. The
+        deletion completes even if the hook fails: the function is gone from the API."""
+        with self._lock:
+            function = deep(self._state["functions"].get(rec["meta"]["function"]))
+        hook = self.on_function_deleted
+        if hook is not None and function is not None:
+            try:
+                hook(function)
+            except Exception:
+                log.exception("on_function_deleted failed for %s", rec["meta"]["function"])
+        with self._lock:
+            self._fn_finish_delete(rec)
 
     def _fn_zip_for(self, rec: dict[str, Any]) -> bytes:
         pending = rec["meta"].get("pending")
