@@ -50,7 +50,7 @@ class PipelineSpec:
 def parse_spec(data: bytes, *, source: str) -> PipelineSpec:
     if len(data) > MAX_SPEC_BYTES:
         raise _not_a_spec(source, f"it is {len(data)} bytes; the limit is {MAX_SPEC_BYTES}")
-    document = _load(data, source)
+    document = load_document(data, source)
     _check_size(document, source)
     if not isinstance(document, dict):
         raise _not_a_spec(source, "the top level is not a mapping")
@@ -59,7 +59,9 @@ def parse_spec(data: bytes, *, source: str) -> PipelineSpec:
     return _from_ir(document, data, source, runtime_config={})
 
 
-def _load(data: bytes, source: str) -> Any:
+def load_document(data: bytes, source: str) -> Any:
+    """JSON or YAML bytes -> the document. YAML costs an import and a slower parse, which is
+    why the deployer uploads every spec as JSON (the function still reads YAML it is given)."""
     stripped = data.lstrip()
     try:
         if stripped.startswith(b"{"):
