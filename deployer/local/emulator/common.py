@@ -11,6 +11,9 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
+# A collection parent in every emulated API's resource names.
+LOCATION_PARENT = r"projects/[^/]+/locations/[^/]+"
+
 # HTTP status for each google.rpc.Code name (https://google.aip.dev/193).
 STATUS_HTTP = {
     "OK": 200,

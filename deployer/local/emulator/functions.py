@@ -37,6 +37,7 @@ import zipfile
 from typing import TYPE_CHECKING, Any, Callable
 
 from .common import (
+    LOCATION_PARENT,
     ApiError,
     apply_update_mask,
     b64,
@@ -61,7 +62,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_PARENT = r"projects/[^/]+/locations/[^/]+"
 FUNCTION_ID_RE = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 _RUNTIME_RE = re.compile(r"^(python3\d{1,2}|nodejs\d{1,2}|go1\d{1,2}|java\d{2}|ruby\d{1,2}|php\d{1,2}|dotnet\d)$")
 _MEMORY_RE = re.compile(r"^\d+(\.\d+)?(k|M|G|T|Ki|Mi|Gi|Ti)?$")
@@ -95,19 +95,19 @@ class FunctionsMixin:
         raise NotImplementedError
 
     def _functions_routes(self) -> list[tuple[str, str, Any, set[str], str | None]]:
-        fn = rf"(?P<name>{_PARENT}/functions/[^/:]+)"
-        svc = rf"(?P<name>{_PARENT}/services/[^/:]+)"
+        fn = rf"(?P<name>{LOCATION_PARENT}/functions/[^/:]+)"
+        svc = rf"(?P<name>{LOCATION_PARENT}/services/[^/:]+)"
         return [
-            ("POST", rf"/v2/(?P<parent>{_PARENT})/functions:generateUploadUrl", self._fn_upload_url, set(), "GenerateUploadUrlRequest"),
+            ("POST", rf"/v2/(?P<parent>{LOCATION_PARENT})/functions:generateUploadUrl", self._fn_upload_url, set(), "GenerateUploadUrlRequest"),
             ("PUT", r"/(?P<bucket>gcf-v2-uploads-[a-z0-9-]+)/(?P<obj>[A-Za-z0-9-]+\.zip)", self._fn_upload_put, {"GoogleAccessId", "Expires", "Signature"}, None),
-            ("POST", rf"/v2/(?P<parent>{_PARENT})/functions", self._fn_create, {"functionId"}, None),
-            ("GET", rf"/v2/(?P<parent>{_PARENT})/functions", self._fn_list, {"pageSize", "pageToken", "filter", "orderBy"}, None),
+            ("POST", rf"/v2/(?P<parent>{LOCATION_PARENT})/functions", self._fn_create, {"functionId"}, None),
+            ("GET", rf"/v2/(?P<parent>{LOCATION_PARENT})/functions", self._fn_list, {"pageSize", "pageToken", "filter", "orderBy"}, None),
             ("GET", rf"/v2/{fn}", self._fn_get, set(), None),
             ("PATCH", rf"/v2/{fn}", self._fn_patch, {"updateMask"}, None),
             ("DELETE", rf"/v2/{fn}", self._fn_delete, set(), None),
             ("GET", rf"/v2/{fn}:getIamPolicy", self._iam_get, {"options"}, None),
             ("POST", rf"/v2/{fn}:setIamPolicy", self._iam_set, set(), None),
-            ("GET", rf"/v2/(?P<name>{_PARENT}/operations/[^/:]+)", self._op_get, set(), None),
+            ("GET", rf"/v2/(?P<name>{LOCATION_PARENT}/operations/[^/:]+)", self._op_get, set(), None),
             ("GET", rf"/v2/{svc}", self._svc_get, set(), None),
             ("GET", rf"/v2/{svc}:getIamPolicy", self._iam_get, {"options"}, None),
             ("POST", rf"/v2/{svc}:setIamPolicy", self._iam_set, set(), None),

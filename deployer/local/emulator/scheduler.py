@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .common import (
+    LOCATION_PARENT,
     RPC_CODE,
     ApiError,
     apply_update_mask,
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_PARENT = r"projects/[^/]+/locations/[^/]+"
 _JOB_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+/jobs/[A-Za-z0-9_-]{1,500}$")
 _ENGLISH = re.compile(r"^every\s+(\d+)\s+(minutes?|mins?|hours?)(\s+.*)?$", re.IGNORECASE)
 _DURATION = re.compile(r"^(\d+(\.\d+)?)s$")
@@ -90,10 +90,10 @@ class SchedulerMixin:
         raise NotImplementedError
 
     def _scheduler_routes(self) -> list[tuple[str, str, Any, set[str], str | None]]:
-        name = rf"(?P<name>{_PARENT}/jobs/[^/:]+)"
+        name = rf"(?P<name>{LOCATION_PARENT}/jobs/[^/:]+)"
         return [
-            ("POST", rf"/v1/(?P<parent>{_PARENT})/jobs", self._sj_create, set(), None),
-            ("GET", rf"/v1/(?P<parent>{_PARENT})/jobs", self._sj_list, {"pageSize", "pageToken", "filter"}, None),
+            ("POST", rf"/v1/(?P<parent>{LOCATION_PARENT})/jobs", self._sj_create, set(), None),
+            ("GET", rf"/v1/(?P<parent>{LOCATION_PARENT})/jobs", self._sj_list, {"pageSize", "pageToken", "filter"}, None),
             ("GET", rf"/v1/{name}", self._sj_get, set(), None),
             ("PATCH", rf"/v1/{name}", self._sj_patch, {"updateMask"}, None),
             ("DELETE", rf"/v1/{name}", self._sj_delete, set(), None),

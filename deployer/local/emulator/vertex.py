@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .common import (
+    LOCATION_PARENT,
     ApiError,
     deep,
     invalid,
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from .server import Request
 
 JOB_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
-_PARENT = r"projects/[^/]+/locations/[^/]+"
 TERMINAL_STATES = {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"}
 BILLING_LABEL = "vertex-ai-pipelines-run-billing-id"
 
@@ -66,11 +66,11 @@ class VertexMixin:
 
     def _vertex_routes(self) -> list[tuple[str, str, Any, set[str], str | None]]:
         return [
-            ("POST", rf"/v1/(?P<parent>{_PARENT})/pipelineJobs", self._pj_create, {"pipelineJobId"}, None),
-            ("GET", rf"/v1/(?P<parent>{_PARENT})/pipelineJobs", self._pj_list, {"filter", "pageSize", "pageToken", "orderBy", "readMask"}, None),
-            ("GET", rf"/v1/(?P<name>{_PARENT}/pipelineJobs/[^/:]+)", self._pj_get, set(), None),
-            ("DELETE", rf"/v1/(?P<name>{_PARENT}/pipelineJobs/[^/:]+)", self._pj_delete, set(), None),
-            ("POST", rf"/v1/(?P<name>{_PARENT}/pipelineJobs/[^/:]+):cancel", self._pj_cancel, set(), "CancelPipelineJobRequest"),
+            ("POST", rf"/v1/(?P<parent>{LOCATION_PARENT})/pipelineJobs", self._pj_create, {"pipelineJobId"}, None),
+            ("GET", rf"/v1/(?P<parent>{LOCATION_PARENT})/pipelineJobs", self._pj_list, {"filter", "pageSize", "pageToken", "orderBy", "readMask"}, None),
+            ("GET", rf"/v1/(?P<name>{LOCATION_PARENT}/pipelineJobs/[^/:]+)", self._pj_get, set(), None),
+            ("DELETE", rf"/v1/(?P<name>{LOCATION_PARENT}/pipelineJobs/[^/:]+)", self._pj_delete, set(), None),
+            ("POST", rf"/v1/(?P<name>{LOCATION_PARENT}/pipelineJobs/[^/:]+):cancel", self._pj_cancel, set(), "CancelPipelineJobRequest"),
         ]
 
     # -- test controls -------------------------------------------------------------------
