@@ -42,11 +42,11 @@ import struct
 import threading
 from email.parser import BytesParser
 from functools import partial
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from vertex_cron.local.emulator.background_server import BackgroundHTTPServer
 from vertex_cron.local.emulator.faults import FaultInjector
 
 log = logging.getLogger(__name__)
@@ -342,18 +342,6 @@ def _make_handler_class() -> type:
     return _Handler
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that stops reading (the function caps spec downloads) is normal, as on GCS."""
-        import sys
-
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
 class StorageEmulator:
     """gcp-storage-emulator on http://127.0.0.1:PORT (port 0 = any free port), in memory,
     or kept in `data_dir` when given (see Persistence above).
@@ -383,15 +371,13 @@ class StorageEmulator:
         self.bucket_policies: dict[str, list[dict[str, Any]]] = {}
         self.caller_permissions: dict[str, set[str]] = {}
         self._storage: Any = None
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: BackgroundHTTPServer | None = None
 
     @property
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("StorageEmulator is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._server.url
 
     def start(self) -> None:
         if self._server is not None:
@@ -404,18 +390,13 @@ class StorageEmulator:
             self._storage = Storage(data_dir=str(self._data_dir), project_number=self._project_number)
         handler_cls = _make_handler_class()
         handler_cls.wrapper = self
-        self._server = _Server((self._host, self._port), partial(handler_cls, self._storage))
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name=f"storage-emulator:{self._server.server_address[1]}", daemon=True)
-        self._thread.start()
+        self._server = BackgroundHTTPServer((self._host, self._port), partial(handler_cls, self._storage))
+        self._server.start("storage-emulator")
 
     def stop(self) -> None:
         server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if server is not None:
+            server.stop()
 
     def __enter__(self) -> StorageEmulator:
         self.start()

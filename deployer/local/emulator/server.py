@@ -31,12 +31,13 @@ import struct
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .background_server import BackgroundHTTPServer
 from .common import ApiError, deep, message_types, status_name_for_http
 from .faults import FaultInjector
 from .functions import FunctionsMixin
@@ -156,7 +157,6 @@ class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin, IamMixin, ResourceMa
         self._state: dict[str, Any] = _empty_state()
         self._dirty = False
         self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._routes = [
             (method, re.compile(pattern), handler, allowed, body_type)
             for method, pattern, handler, allowed, body_type in (
@@ -176,8 +176,7 @@ class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin, IamMixin, ResourceMa
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("Emulator is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._server.url
 
     @property
     def port(self) -> int:
@@ -190,18 +189,13 @@ class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin, IamMixin, ResourceMa
         self._load()
         self._server = _Server((self._host, self._port), _Handler)
         self._server.emulator = self
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name=f"emulator:{self.port}", daemon=True)
-        self._thread.start()
+        self._server.start("emulator")
 
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is None:
             return
-        server.shutdown()
-        server.close_all_connections()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        server.stop()
         self._save()
 
     def __enter__(self) -> Emulator:
@@ -395,36 +389,8 @@ class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin, IamMixin, ResourceMa
         raise ApiError("NOT_FOUND", f"Unknown emulator control endpoint {req.method} {req.path}.")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _Server(BackgroundHTTPServer):
     emulator: Emulator
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
-        super().__init__(*args, **kwargs)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._conns_lock:
-            self._conns.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._conns_lock:
-            self._conns.discard(request)
-        super().shutdown_request(request)
-
-    def close_all_connections(self) -> None:
-        """Drop keep-alive connections so no old handler thread serves after stop()."""
-        with self._conns_lock:
-            conns = list(self._conns)
-            self._conns.clear()
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class _Handler(BaseHTTPRequestHandler):
