@@ -1,15 +1,21 @@
 """Fixtures of the reliability suite: the function served by functions-framework (one or
 more instances on one environment), or in this process through functions-framework's own
 app when a test must shorten the function's upstream timeouts. Both run against the
-shared emulators (tests/conftest.py)."""
+shared emulators (tests/conftest.py).
+
+The served source is the deployer's zip of function/, extracted (`shipped_source`), as the
+local stack serves it: what Cloud Functions would build, so a file the zip leaves out fails
+here. The in-process app loads the extracted main.py too, but its `vertex_cron_trigger` is
+the package this process imported (so tests can shorten its timeouts)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_stack import EXAMPLES, FUNCTION_DIR, SPEC_OBJECT, function_env, upload
+from reliability_stack import EXAMPLES, SPEC_OBJECT, FaultFront, function_env, shipped_function, upload
 
 from vertex_cron.local.function_runner import FunctionProcess
 
@@ -21,6 +27,12 @@ def _no_storage_fault_outlives_its_test(storage_emulator) -> Iterator[None]:
     storage_emulator.faults.clear()
 
 
+@pytest.fixture(scope="session")
+def shipped_source(tmp_path_factory) -> Path:
+    """function/ as `vertex-cron deploy` uploads it: its zip, extracted."""
+    return shipped_function(tmp_path_factory.mktemp("shipped-function"))
+
+
 @pytest.fixture
 def spec_uri(storage_emulator, spec_bucket) -> str:
     """The example pipeline (YAML) uploaded to the spec bucket, unpinned."""
@@ -29,12 +41,35 @@ def spec_uri(storage_emulator, spec_bucket) -> str:
 
 
 @pytest.fixture
-def start_function(emulator, storage_emulator, spec_bucket) -> Iterator[Callable[..., FunctionProcess]]:
-    """`start_function(**env_overrides)`: one more functions-framework instance of function/."""
+def pinned_spec_uri(storage_emulator, spec_bucket) -> str:
+    """The example pipeline uploaded to the spec bucket, pinned: `gs://B/O#GENERATION`. The
+    function then reads no metadata (spec_store.py), so its only Cloud Storage call is the
+    media download itself."""
+    generation = upload(storage_emulator.url, spec_bucket, SPEC_OBJECT, (EXAMPLES / "pipeline.yaml").read_bytes())
+    return f"gs://{spec_bucket}/{SPEC_OBJECT}#{generation}"
+
+
+@pytest.fixture
+def fault_front() -> Iterator[Callable[[str], FaultFront]]:
+    """`fault_front(upstream_url)`: a started FaultFront before that emulator, stopped after."""
+    fronts: list[FaultFront] = []
+
+    def start(upstream: str) -> FaultFront:
+        fronts.append(FaultFront(upstream).start())
+        return fronts[-1]
+
+    yield start
+    for front in fronts:
+        front.stop()
+
+
+@pytest.fixture
+def start_function(emulator, storage_emulator, spec_bucket, shipped_source) -> Iterator[Callable[..., FunctionProcess]]:
+    """`start_function(**env_overrides)`: one more functions-framework instance of the shipped source."""
     started: list[FunctionProcess] = []
 
     def start(**overrides: str) -> FunctionProcess:
-        process = FunctionProcess(FUNCTION_DIR, function_env(emulator, storage_emulator, spec_bucket, **overrides))
+        process = FunctionProcess(shipped_source, function_env(emulator, storage_emulator, spec_bucket, **overrides))
         started.append(process.start())
         return process
 
@@ -44,9 +79,9 @@ def start_function(emulator, storage_emulator, spec_bucket) -> Iterator[Callable
 
 
 @pytest.fixture
-def in_process_function(emulator, storage_emulator, spec_bucket, monkeypatch) -> Callable[..., Any]:
+def in_process_function(emulator, storage_emulator, spec_bucket, shipped_source, monkeypatch) -> Callable[..., Any]:
     """`in_process_function(**env_overrides)`: a Flask test client of functions-framework's
-    app for function/main.py in this process (fresh settings and caches)."""
+    app for the shipped main.py in this process (fresh settings and caches)."""
     import functions_framework
 
     from vertex_cron_trigger import handler, settings
@@ -56,7 +91,7 @@ def in_process_function(emulator, storage_emulator, spec_bucket, monkeypatch) ->
             monkeypatch.setenv(name, value)
         settings.settings.cache_clear()
         handler.runtime.cache_clear()
-        app = functions_framework.create_app(target="trigger", source=str(FUNCTION_DIR / "main.py"))
+        app = functions_framework.create_app(target="trigger", source=str(shipped_source / "main.py"))
         return app.test_client()
 
     yield build
@@ -65,7 +100,7 @@ def in_process_function(emulator, storage_emulator, spec_bucket, monkeypatch) ->
 
 
 @pytest.fixture(scope="module")
-def guarded_stack(_proto_types, oidc_issuer, storage_emulator) -> Iterator[Any]:
+def guarded_stack(_proto_types, oidc_issuer, storage_emulator, shipped_source) -> Iterator[Any]:
     """One stack per module for catalogues of requests: a control-plane emulator, a spec
     bucket holding the example, and the function restricted to INVOKER's tokens."""
     from types import SimpleNamespace
@@ -81,7 +116,7 @@ def guarded_stack(_proto_types, oidc_issuer, storage_emulator) -> Iterator[Any]:
     storage_emulator.create_bucket(bucket)
     upload(storage_emulator.url, bucket, SPEC_OBJECT, (EXAMPLES / "pipeline.yaml").read_bytes())
     env = function_env(emulator, storage_emulator, bucket, VERTEX_CRON_ALLOWED_INVOKERS=INVOKER)
-    function = FunctionProcess(FUNCTION_DIR, env).start()
+    function = FunctionProcess(shipped_source, env).start()
     try:
         yield SimpleNamespace(
             emulator=emulator, storage=storage_emulator, bucket=bucket, function=function,

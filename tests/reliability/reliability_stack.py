@@ -1,17 +1,23 @@
-"""What the reliability tests share: the function's environment, Cloud Scheduler's request,
-and the questions a user asks afterwards (which jobs exist, what did the log say)."""
+"""What the reliability tests share: the function as the deployer ships it, its environment,
+Cloud Scheduler's request, a front that breaks answers the emulators cannot break, and the
+questions a user asks afterwards (which jobs exist, what did the log say)."""
 
 from __future__ import annotations
 
 import json
+import re
+import socket
+import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import requests
 
 REPO = Path(__file__).resolve().parents[2]
-FUNCTION_DIR = REPO / "function"
 EXAMPLES = REPO / "examples"
 PROJECT, REGION = "rel-project", "us-central1"
 PARENT = f"projects/{PROJECT}/locations/{REGION}"
@@ -45,8 +51,23 @@ def storage_bucket(storage_url: str, bucket: str) -> Any:
     return client.bucket(bucket)
 
 
-def upload(storage_url: str, bucket: str, name: str, data: bytes) -> None:
-    storage_bucket(storage_url, bucket).blob(name).upload_from_string(data)
+def upload(storage_url: str, bucket: str, name: str, data: bytes) -> int:
+    """Write the object; returns its generation (for a pinned `gs://B/O#GENERATION`)."""
+    blob = storage_bucket(storage_url, bucket).blob(name)
+    blob.upload_from_string(data)
+    return int(blob.generation)
+
+
+def shipped_function(destination: Path) -> Path:
+    """The function source exactly as `vertex-cron deploy` uploads it: the deployer's zip,
+    extracted the way the local stack extracts it. Serving this (not function/ itself) makes
+    a packaging defect (a module left out of the zip) fail the suite."""
+    from vertex_cron import function_source
+    from vertex_cron.local.function_runner import extract_zip
+
+    source = extract_zip(function_source.build().zip_bytes, destination)
+    assert (source / "main.py").is_file() and (source / "requirements.txt").is_file()
+    return source
 
 
 def body_for(spec_uri: str, **fields: Any) -> dict[str, Any]:
@@ -72,3 +93,124 @@ def fire(url: str, body: Mapping[str, Any] | bytes, **header_args: Any) -> reque
 def job_names(emulator: Any) -> list[str]:
     return sorted(job["name"] for job in emulator.pipeline_jobs())
 
+
+
+# -- a front that breaks answers ------------------------------------------------------------
+
+
+@dataclass
+class _Break:
+    method: str
+    path: re.Pattern[str]
+    kind: str  # "answer": reply without forwarding; "cut": forward, then cut the reply mid-body
+    status: int = 0
+    payload: Any = None
+    times: int = 1
+
+
+class FaultFront:
+    """An HTTP front for an emulator: forwards every request, except that the next request
+    matching a rule meets a failure the emulators' fault rules (status, delay, reset) cannot
+    express:
+
+    - `answer(method, path, status, payload)`: Google answers with this JSON body and the
+      request never reaches the emulator (e.g. a 409 with no Google `error.status`);
+    - `cut(method, path)`: the request reaches the emulator (a create lands), then the reply
+      is sent as `Transfer-Encoding: chunked`, its one chunk announced at full length, and the
+      connection drops halfway through it (requests raises ChunkedEncodingError).
+
+    `path` is a regular expression searched in the unquoted URL path, as in faults.py.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        from vertex_cron.local.emulator.background_server import BackgroundHTTPServer
+
+        self.upstream = upstream.rstrip("/")
+        self._lock = threading.Lock()
+        self._breaks: list[_Break] = []
+        self.broken: list[tuple[str, str]] = []  # (method, path) of every request it broke
+        self._server = BackgroundHTTPServer(("127.0.0.1", 0), _FrontHandler)
+        self._server.front = self  # type: ignore[attr-defined]
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def start(self) -> FaultFront:
+        self._server.start("fault-front")
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def answer(self, method: str, path: str, status: int, payload: Any, *, times: int = 1) -> None:
+        self._add(_Break(method.upper(), re.compile(path), "answer", status, payload, times))
+
+    def cut(self, method: str, path: str, *, times: int = 1) -> None:
+        self._add(_Break(method.upper(), re.compile(path), "cut", times=times))
+
+    def _add(self, rule: _Break) -> None:
+        with self._lock:
+            self._breaks.append(rule)
+
+    def take(self, method: str, path: str) -> _Break | None:
+        with self._lock:
+            for rule in self._breaks:
+                if rule.times > 0 and rule.method == method and rule.path.search(path):
+                    rule.times -= 1
+                    self.broken.append((method, path))
+                    return rule
+        return None
+
+
+_HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "accept-encoding", "keep-alive"}
+_NOT_COPIED_BACK = {"content-length", "connection", "transfer-encoding", "content-encoding", "date", "server",
+                    "keep-alive"}
+
+
+class _FrontHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+    def _any(self) -> None:
+        front: FaultFront = self.server.front  # type: ignore[attr-defined]
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        rule = front.take(self.command, unquote(urlsplit(self.path).path))
+        if rule is not None and rule.kind == "answer":
+            self._reply(rule.status, {"Content-Type": "application/json; charset=UTF-8"},
+                        json.dumps(rule.payload).encode())
+            return
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+        upstream = requests.request(self.command, front.upstream + self.path, data=body, headers=headers,
+                                    timeout=60, allow_redirects=False)
+        copied = {k: v for k, v in upstream.headers.items() if k.lower() not in _NOT_COPIED_BACK}
+        if rule is None:
+            self._reply(upstream.status_code, copied, upstream.content)
+            return
+        content = upstream.content
+        self.send_response(upstream.status_code)
+        for key, value in copied.items():
+            self.send_header(key, value)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.write(b"%x\r\n" % len(content) + content[: len(content) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _reply(self, status: int, headers: Mapping[str, str], content: bytes) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(content)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _any

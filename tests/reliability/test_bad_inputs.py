@@ -5,6 +5,7 @@ changed. Cases marked "regression" crashed (500, a dead worker, or a traceback) 
 from __future__ import annotations
 
 import base64
+import copy
 import json
 
 import pytest
@@ -18,6 +19,36 @@ ALIAS_BOMB = b"a: &a [x, x, x, x, x, x, x, x, x]\n" + b"".join(
     b"%c: &%c [%s]\n" % (98 + i, 98 + i, b", ".join([b"*%c" % (97 + i)] * 9)) for i in range(8)
 )
 EXAMPLE_YAML = (EXAMPLES / "pipeline.yaml").read_bytes()
+EXAMPLE_JSON = json.loads((EXAMPLES / "pipeline.json").read_text())
+
+
+def example_yaml(old: bytes, new: bytes, count: int = 1) -> bytes:
+    """The example YAML spec with `old` replaced by `new` (`count` times)."""
+    assert EXAMPLE_YAML.count(old) >= count, old
+    return EXAMPLE_YAML.replace(old, new, count)
+
+
+def example_json(change) -> bytes:
+    """The example JSON spec after `change(document)`, written as Python's json writes it
+    (NaN and Infinity included, which is not JSON)."""
+    document = copy.deepcopy(EXAMPLE_JSON)
+    change(document)
+    return json.dumps(document).encode()
+
+
+def _learning_rate_default(value):
+    return lambda document: document["root"]["inputDefinitions"]["parameters"]["learning_rate"].update(
+        defaultValue=value)
+
+
+def _with_parameters(**definitions):
+    return lambda document: document["root"]["inputDefinitions"]["parameters"].update(definitions)
+
+
+# Aliases of one big string: ~4 KiB of YAML that expands to a 10 MB PipelineJob with only
+# ~2,600 nodes (under the node budget that stops the classic bomb).
+BIG_STRING_BOMB = EXAMPLE_YAML + b"x-padding:\n  s: &s " + b"x" * 4000 + b"\n  l: &l [" + b", ".join([b"*s"] * 50) + (
+    b"]\n  ll: [" + b", ".join([b"*l"] * 50) + b"]\n")
 SPEC_FILES = {  # bad compiled pipelines, for the function (uploaded) and the CLI (--spec)
     "truncated-yaml": EXAMPLE_YAML[: len(EXAMPLE_YAML) // 3] + b"\n  - [unclosed",
     "yaml-alias-bomb": ALIAS_BOMB,
@@ -32,6 +63,22 @@ SPEC_FILES = {  # bad compiled pipelines, for the function (uploaded) and the CL
     "argo-workflow": b"apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nroot: {}\npipelineInfo: {name: p}\n",
     "binary": bytes(range(256)) * 4,
     "top-level-list": b"- a\n- b\n",
+    # Values a PipelineJob cannot carry: JSON has no NaN or Infinity, nor dates and bytes.
+    # Each used to be accepted, then the create failed to serialise (a 500 at every firing).
+    "json-nan": example_json(_learning_rate_default(float("nan"))),
+    "json-infinity": example_json(_learning_rate_default(float("inf"))),
+    "json-number-overflowing": example_json(_learning_rate_default(1.0)).replace(b'"defaultValue": 1.0',
+                                                                                 b'"defaultValue": 1e400'),
+    "yaml-nan": example_yaml(b"defaultValue: 0.01", b"defaultValue: .nan"),
+    "yaml-infinity": example_yaml(b"defaultValue: 0.01", b"defaultValue: -.inf"),
+    "yaml-date": example_yaml(b"sdkVersion: kfp-2.17.0", b"sdkVersion: 2024-05-01"),
+    "yaml-binary": example_yaml(b"sdkVersion: kfp-2.17.0", b"sdkVersion: !!binary a2ZwLTIuMTcuMA=="),
+    # kfp never writes anchors or aliases: even a harmless one is refused, and the bomb of
+    # big strings (few nodes, many megabytes) with it.
+    "yaml-anchor-and-alias": example_yaml(b"cachingOptions:\n          enableCache: true", b"cachingOptions: &caching\n"
+                                          b"          enableCache: true").replace(
+        b"cachingOptions:\n          enableCache: true", b"cachingOptions: *caching", 1),
+    "yaml-alias-bomb-of-big-strings": BIG_STRING_BOMB,
 }
 # What the function and the CLI must say about each spec file.
 SPEC_FILE_WORDS = {
@@ -40,7 +87,32 @@ SPEC_FILE_WORDS = {
     "deep-json-nesting": "nested too deeply", "input-definitions-list": "inputDefinitions",
     "unknown-parameter-type": "BLOB", "empty-object": "pipelineInfo.name", "argo-workflow": "Argo",
     "binary": "not a compiled KFP pipeline spec", "top-level-list": "not a mapping",
+    **{name: "not a compiled KFP pipeline spec" for name in (
+        "json-nan", "json-infinity", "json-number-overflowing", "yaml-nan", "yaml-infinity", "yaml-date",
+        "yaml-binary", "yaml-anchor-and-alias", "yaml-alias-bomb-of-big-strings")},
 }
+# Specs only the function is given (uploaded to the spec bucket as they are).
+FUNCTION_SPEC_FILES = {
+    "default-root-not-gs": example_json(lambda document: document.update(defaultPipelineRoot="/tmp/pipeline-root")),
+    "list-and-struct": example_json(_with_parameters(
+        shapes={"parameterType": "LIST", "isOptional": True}, options={"parameterType": "STRUCT", "isOptional": True})),
+}
+INT64_MAX = 2**63 - 1
+
+
+def nested_list(depth: int):
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def nested_struct(depth: int):
+    value: dict = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
 
 
 def bad_body(**fields):
@@ -103,6 +175,21 @@ FUNCTION_CASES = [
     ("no-schedule-time-no-cron", bad_body(), {"schedule_time": None}, 400, "cannot tell which firing"),
     ("no-schedule-time-bad-cron", bad_body(cron="61 * * * *"), {"schedule_time": None}, 400,
      "not a valid cron expression"),
+    ("spec-uri-generation-over-int64", bad_body(spec_uri=f"gs://BUCKET/specs/nightly.yaml#{INT64_MAX + 1}"), {},
+     400, "generation"),
+    ("spec-uri-generation-max-digits", bad_body(spec_uri="gs://BUCKET/specs/nightly.yaml#9999999999999999999"), {},
+     400, "generation"),
+    ("spec-default-root-not-gs", bad_body(spec_uri="gs://BUCKET/bad/default-root-not-gs"), {}, 400,
+     "defaultPipelineRoot"),
+    ("parameter-list-nested-33-deep", bad_body(spec_uri="gs://BUCKET/bad/list-and-struct",
+                                               parameter_values={"run_date": "d", "shapes": nested_list(33)}), {},
+     400, "parameter_values.shapes"),
+    ("parameter-struct-nested-33-deep", bad_body(spec_uri="gs://BUCKET/bad/list-and-struct",
+                                                 parameter_values={"run_date": "d", "options": nested_struct(33)}),
+     {}, 400, "parameter_values.options"),
+    ("parameter-list-as-text-nested-33-deep", bad_body(
+        spec_uri="gs://BUCKET/bad/list-and-struct",
+        parameter_values={"run_date": "d", "shapes": json.dumps(nested_list(33))}), {}, 400, "parameter_values.shapes"),
 ] + [
     (f"spec-{name}", bad_body(spec_uri=f"gs://BUCKET/bad/{name}"), {}, 400, SPEC_FILE_WORDS[name])
     for name in SPEC_FILES
@@ -111,7 +198,7 @@ FUNCTION_CASES = [
 
 @pytest.fixture(scope="module")
 def function_stack(guarded_stack):
-    for name, data in SPEC_FILES.items():
+    for name, data in {**SPEC_FILES, **FUNCTION_SPEC_FILES}.items():
         upload(guarded_stack.storage.url, guarded_stack.bucket, f"bad/{name}", data)
     return guarded_stack
 
@@ -137,6 +224,22 @@ def test_the_function_refuses_a_bad_request_clearly_and_changes_nothing(function
     assert stack.emulator.pipeline_jobs() == jobs_before and stack.emulator.mutating_calls() == 0
     [line] = stack.function.log_lines()[lines_before:]
     assert (line["severity"], line["outcome"], line["status"]) == ("ERROR", "rejected", status)
+
+
+@pytest.mark.parametrize("depth", [1, 32])
+def test_list_and_struct_parameters_nested_up_to_32_deep_are_sent(function_stack, depth):
+    """The control for the 33-deep cases: the same spec and parameters, within the limit."""
+    stack = function_stack
+    values = {"run_date": "d", "shapes": nested_list(depth), "options": nested_struct(depth)}
+    body = bad_body(schedule=f"nested-{depth}", spec_uri=f"gs://{stack.bucket}/bad/list-and-struct",
+                    parameter_values=values)
+
+    response = requests.post(stack.function.url, data=json.dumps(body), timeout=60,
+                             headers=scheduler_headers(token=stack.token()))
+
+    assert (response.status_code, response.json()["outcome"]) == (200, "created"), response.text
+    [job] = [j for j in stack.emulator.pipeline_jobs() if j["name"] == response.json()["job"]]
+    assert job["runtimeConfig"]["parameterValues"] == values
 
 
 def test_any_method_but_post_is_a_405(function_stack):

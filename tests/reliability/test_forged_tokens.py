@@ -9,7 +9,7 @@ import time
 
 import pytest
 import requests
-from reliability_stack import INVOKER, body_for, scheduler_headers
+from reliability_stack import INVOKER, body_for, fire, scheduler_headers
 
 INTRUDER = "intruder@rel-project.iam.gserviceaccount.com"
 
@@ -20,6 +20,30 @@ def _segment(data) -> str:
 
 def _with_header(token: str, header) -> str:
     return ".".join([_segment(header), *token.split(".")[1:]])
+
+
+def _raw_segment(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+
+def _with_raw_header(token: str, header_json: str) -> str:
+    return ".".join([_raw_segment(header_json), *token.split(".")[1:]])
+
+
+def _with_raw_payload(token: str, payload_json: str) -> str:
+    header, _, signature = token.split(".")
+    return ".".join([header, _raw_segment(payload_json), signature])
+
+
+def _mint(issuer, url, **claims) -> str:
+    """A token of the allowed invoker, signed with the right key, with `claims` replaced
+    (a value of None drops the claim)."""
+    return issuer.mint(audience=url, email=INVOKER, extra_claims=claims)
+
+
+# Nested 3000 deep: json.loads raises RecursionError (not a ValueError) long before it finds
+# anything else wrong. Left unclosed so the token stays under gunicorn's 8190-byte header limit.
+DEEP = "[" * 3000
 
 
 def _with_claims(token: str, **claims) -> str:
@@ -59,6 +83,28 @@ FORGERIES = [
                                                           {"alg": "RS256", "kid": ["a"]}), 401,
      "kid must be a string"),  # regression: was a 500
     ("lowercase-scheme-without-token", lambda issuer, url: "", 401, "missing"),
+    # Claims of the wrong JSON type, in a correctly signed token (some were 500s): malformed
+    # tokens (401), not identities to weigh (403).
+    ("iss-a-list", lambda issuer, url: _mint(issuer, url, iss=["https://accounts.google.com"]), 401, "claim iss"),
+    ("aud-a-number", lambda issuer, url: _mint(issuer, url, aud=12345), 401, "claim aud"),
+    ("aud-a-list", lambda issuer, url: _mint(issuer, url, aud=[url]), 401, "claim aud"),  # Google sends one
+    ("exp-a-string", lambda issuer, url: _mint(issuer, url, exp=str(int(time.time()) + 3600)), 401, "exp"),
+    ("iat-missing", lambda issuer, url: _mint(issuer, url, iat=None), 401, "iat"),
+    ("email-verified-missing", lambda issuer, url: _mint(issuer, url, email_verified=None), 401, "not verified"),
+    ("email-verified-the-string-false", lambda issuer, url: _mint(issuer, url, email_verified="false"), 401,
+     "not verified"),
+    ("email-verified-a-number", lambda issuer, url: _mint(issuer, url, email_verified=1), 401, "not verified"),
+    ("email-missing", lambda issuer, url: _mint(issuer, url, email=None), 401, "claim email"),
+    ("email-a-list", lambda issuer, url: _mint(issuer, url, email=[INVOKER]), 401, "claim email"),
+    ("email-unlisted-lookalike", lambda issuer, url: _mint(issuer, url, email=INVOKER + ".evil.example"), 403,
+     "not an allowed invoker"),
+    # Malformed shapes (regressions: 500s).
+    ("header-nested-3000-deep", lambda issuer, url: _with_raw_header(
+        issuer.mint(audience=url, email=INVOKER), '{"alg": "RS256", "kid": ' + DEEP), 401, "header"),
+    ("payload-nested-3000-deep", lambda issuer, url: _with_raw_payload(
+        issuer.mint(audience=url, email=INVOKER), '{"iss": ' + DEEP), 401, "token"),
+    ("header-not-an-object", lambda issuer, url: _with_header(issuer.mint(audience=url, email=INVOKER), ["RS256"]),
+     401, "header"),
 ]
 
 
@@ -67,6 +113,8 @@ FORGERIES = [
 def test_a_forged_token_is_refused_and_creates_nothing(guarded_stack, oidc_issuer, forge, status, words):
     stack = guarded_stack
     stack.emulator.clear_calls()
+    jobs_before = stack.emulator.pipeline_jobs()
+    lines_before = len(stack.function.log_lines())
     token = forge(oidc_issuer, stack.function.url)
     headers = scheduler_headers(token=token)
     if token == "":
@@ -76,8 +124,10 @@ def test_a_forged_token_is_refused_and_creates_nothing(guarded_stack, oidc_issue
 
     assert response.status_code == status, response.text
     assert response.json()["outcome"] == "rejected" and words in response.json()["message"], response.text
-    assert stack.emulator.pipeline_jobs() == [] and stack.emulator.mutating_calls() == 0
-    assert stack.function.log_lines()[-1]["severity"] == "ERROR"
+    assert "Traceback" not in response.text
+    assert stack.emulator.pipeline_jobs() == jobs_before and stack.emulator.mutating_calls() == 0
+    [line] = stack.function.log_lines()[lines_before:]
+    assert (line["severity"], line["outcome"], line["status"]) == ("ERROR", "rejected", status)
 
 
 def test_the_allowed_invoker_gets_through(guarded_stack):
@@ -86,3 +136,67 @@ def test_the_allowed_invoker_gets_through(guarded_stack):
     response = requests.post(stack.function.url, data=json.dumps(body_for(stack.spec_uri, schedule="control")),
                              headers=scheduler_headers(token=stack.token()), timeout=60)
     assert response.status_code == 200 and response.json()["outcome"] == "created"
+
+
+# -- tokens too big for a header ---------------------------------------------------------------
+
+OVER_8_KIB = 8 * 1024 + 1
+
+
+def _padded(issuer, audience: str, length: int) -> str:
+    """A correctly signed token of the allowed invoker, padded by a claim to `length` characters."""
+    token = issuer.mint(audience=audience, email=INVOKER)
+    return issuer.mint(audience=audience, email=INVOKER, extra_claims={"pad": "x" * ((length - len(token)) * 3 // 4)})
+
+
+def test_a_token_over_8_kib_is_a_401_before_any_parsing(in_process_function, oidc_issuer, emulator, spec_uri):
+    """The function's own limit, as any WSGI server that lets such a header through would see
+    it (the in-process app has no header limit). Even a valid signature does not get it in."""
+    client = in_process_function(VERTEX_CRON_ALLOWED_INVOKERS=INVOKER)
+    token = _padded(oidc_issuer, "http://localhost/", OVER_8_KIB + 200)
+    assert len(token) > OVER_8_KIB
+
+    response = client.post("/", data=json.dumps(body_for(spec_uri)), headers=scheduler_headers(token=token))
+
+    assert response.status_code == 401, response.get_json()
+    assert response.get_json()["outcome"] == "rejected" and "token" in response.get_json()["message"]
+    assert emulator.pipeline_jobs() == [] and emulator.mutating_calls() == 0
+
+
+def test_under_gunicorn_a_header_over_8190_bytes_never_reaches_the_function(guarded_stack, oidc_issuer):
+    """functions-framework serves with gunicorn (so does Cloud Functions): a header line over
+    8190 bytes is its 431, before the function runs. No job, no call, no function log line."""
+    stack = guarded_stack
+    stack.emulator.clear_calls()
+    jobs_before = stack.emulator.pipeline_jobs()
+    lines_before = len(stack.function.log_lines())
+    token = _padded(oidc_issuer, stack.function.url, 20_000)
+
+    response = requests.post(stack.function.url, data=json.dumps(body_for(stack.spec_uri, schedule="padded")),
+                             headers=scheduler_headers(token=token), timeout=60)
+
+    assert response.status_code == 431
+    assert stack.emulator.pipeline_jobs() == jobs_before and stack.emulator.calls == []
+    assert stack.function.log_lines()[lines_before:] == []
+
+
+# -- a misconfigured allowlist -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("allowed", [" , ", ","], ids=["comma-and-spaces", "comma"])
+def test_an_allowlist_of_only_separators_is_a_500_config_error_not_an_open_door(
+    start_function, emulator, oidc_issuer, spec_uri, allowed
+):
+    """Set but naming no one: the function must not fall back to "no token check"."""
+    function = start_function(VERTEX_CRON_ALLOWED_INVOKERS=allowed)
+    token = oidc_issuer.mint(audience=function.url, email=INVOKER)
+
+    answers = [fire(function.url, body_for(spec_uri), token=token), fire(function.url, body_for(spec_uri))]
+
+    for response in answers:
+        assert response.status_code == 500, response.text
+        assert response.json()["outcome"] == "failed", response.text
+        assert "VERTEX_CRON_ALLOWED_INVOKERS" in response.json()["message"]
+    assert emulator.pipeline_jobs() == [] and emulator.mutating_calls() == 0
+    lines = function.log_lines()
+    assert [(line["severity"], line["outcome"], line["status"]) for line in lines] == [("ERROR", "failed", 500)] * 2

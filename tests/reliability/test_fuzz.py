@@ -1,19 +1,27 @@
 """Property-based fuzzing: whatever arrives, the answer is a TriggerError with a 4xx status or
-a result, never an unexpected exception (which the handler would turn into a 500)."""
+a result, never an unexpected exception (which the handler would turn into a 500); and a spec
+the parser accepts always makes a PipelineJob that can be sent (strict JSON: no NaN, no
+Infinity, no dates or bytes).
+
+Bounded for `make test`: small max_examples, deadline=None (two shared cores)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from datetime import datetime, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_stack import FIRING, body_for, scheduler_headers
+from reliability_stack import EXAMPLES, FIRING, INVOKER, body_for, scheduler_headers, upload
 
 from vertex_cron_trigger.body import parse_body
 from vertex_cron_trigger.errors import TriggerError
 from vertex_cron_trigger.logical_time import logical_time
+from vertex_cron_trigger.parameters import coerce_parameters
+from vertex_cron_trigger.pipeline_job import build_pipeline_job
 from vertex_cron_trigger.placeholders import render
 from vertex_cron_trigger.spec import parse_spec
 from vertex_cron_trigger.spec_uri import parse_spec_uri
@@ -38,6 +46,56 @@ placeholder_text = st.lists(
                      "é", " ", "x"]) | st.text(max_size=3),
     max_size=12,
 ).map("".join)
+
+
+# -- specs: the example with tricky values in the places a compiler fills in ----------------
+
+EXAMPLE_YAML = (EXAMPLES / "pipeline.yaml").read_text()
+EXAMPLE_JSON = json.loads((EXAMPLES / "pipeline.json").read_text())
+# YAML a hand-edited or foreign spec may hold; the safe loader turns several into values JSON
+# has no form for (float nan/inf, date, datetime, bytes, set), or into shared nodes (aliases).
+YAML_SCALARS = [".nan", ".NaN", ".inf", "-.inf", "1e400", "2024-05-01", "2024-05-01T02:00:00Z", "!!binary aGk=",
+                "!!set {a, b}", "!!omap [a: 1]", "&anchor 0.5", "*anchor", "0x1F", "0o17", "~", "yes", "null", "''",
+                "[]", "{}",
+                "!!python/name:os.system", "!!float 1", "12345678901234567890123", "\"\\u0000\"", "0.01",
+                "gs://bucket/root", "/tmp/root", "s3://bucket/root"]
+yaml_scalars = st.sampled_from(YAML_SCALARS) | st.text(max_size=12).map(json.dumps)
+spec_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
+    max_leaves=8,
+)
+
+
+@st.composite
+def yaml_specs(draw) -> bytes:
+    text = EXAMPLE_YAML
+    for old in ("defaultValue: 0.01", "sdkVersion: kfp-2.17.0",
+                "defaultPipelineRoot: gs://vertex-cron-demo-artifacts/pipeline-root", "enableCache: true"):
+        if draw(st.booleans()):
+            key = old.split(":")[0]
+            text = text.replace(old, f"{key}: {draw(yaml_scalars)}", 1)
+    return text.encode()
+
+
+@st.composite
+def json_specs(draw) -> bytes:
+    document = json.loads(json.dumps(EXAMPLE_JSON))
+    parameters = document["root"]["inputDefinitions"]["parameters"]
+    if draw(st.booleans()):
+        parameters["learning_rate"]["defaultValue"] = draw(spec_values)
+    if draw(st.booleans()):
+        document["sdkVersion"] = draw(spec_values)
+    if draw(st.booleans()):
+        document["defaultPipelineRoot"] = draw(st.sampled_from(["gs://b/root", "/tmp/root", "", "gs:/b"])
+                                               | st.text(max_size=10) | spec_values)
+    if draw(st.booleans()):  # a whole PipelineJob document: its parameterValues are sent as they are
+        document = {"pipelineSpec": document, "runtimeConfig": {
+            "parameterValues": {"run_date": "d", "learning_rate": draw(spec_values)}}}
+    return json.dumps(document).encode()  # allow_nan: NaN and Infinity tokens included
+
+
+specs = yaml_specs() | json_specs()
 
 
 def _survives(call) -> None:
@@ -83,16 +141,89 @@ def test_spec_parsing_answers_every_document_with_a_spec_or_a_4xx(document):
     _survives(lambda: parse_spec(data, source="gs://b/o"))
 
 
+def _sendable_if_accepted(data: bytes) -> None:
+    try:
+        spec = parse_spec(data, source="gs://b/o")
+    except TriggerError as exc:
+        assert 400 <= exc.status < 500, exc.message
+        return
+    root = spec.default_pipeline_root
+    assert root is None or (isinstance(root, str) and root.startswith("gs://")), root
+    try:
+        values = coerce_parameters(spec, {"run_date": "2024-05-01", **spec.preset_values})
+    except TriggerError as exc:
+        assert 400 <= exc.status < 500, exc.message
+        return
+    job = build_pipeline_job(spec=spec, schedule="nightly", logical_time=datetime(2024, 5, 1, 2, tzinfo=timezone.utc),
+                             parameter_values=values, pipeline_root=root or "gs://b/root",
+                             service_account="sa@p.iam.gserviceaccount.com", enable_caching=True)
+    json.dumps(job, allow_nan=False)  # what `requests` does with json=: a TypeError/ValueError fails the test
+
+
+@settings(max_examples=150, deadline=None)
+@given(specs | json_values.map(lambda v: json.dumps({"pipelineInfo": {"name": "p"}, "root": {}, "x": v}).encode()))
+def test_any_spec_the_parser_accepts_can_be_sent_to_vertex(data):
+    _sendable_if_accepted(data)
+
+
+# -- the whole handler: body, spec and token together ------------------------------------------
+
+AUDIENCE = "http://localhost/"  # the in-process app's request URL
+CLAIMS = ["iss", "aud", "exp", "iat", "email", "email_verified", "azp", "sub"]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@st.composite
+def tokens(draw):
+    """What an Authorization header may carry: nothing, the invoker's good token, a signed
+    token with claims of any JSON type, a forged header, or noise. Returns (kind, mint)."""
+    kind = draw(st.sampled_from(["good", "good", "good", "none", "claims", "header", "noise"]))
+    if kind == "none":
+        return kind, lambda issuer: None
+    if kind == "noise":
+        text = draw(st.text(alphabet=st.characters(codec="ascii", exclude_categories=["Cc"]), max_size=60)
+                    | st.lists(st.text(alphabet="abcXYZ019-_=", max_size=20), min_size=3, max_size=3).map(".".join))
+        return kind, lambda issuer: text
+    if kind == "good":
+        return kind, lambda issuer: issuer.mint(audience=AUDIENCE, email=INVOKER)
+    if kind == "claims":
+        claims = draw(st.dictionaries(st.sampled_from(CLAIMS), spec_values.filter(lambda v: v is not None)
+                                      | st.none(), min_size=1, max_size=3))
+        return kind, lambda issuer: issuer.mint(audience=AUDIENCE, email=INVOKER, extra_claims=claims)
+    header = draw(st.dictionaries(st.sampled_from(["alg", "kid", "typ", "crit"]), spec_values, max_size=3)
+                  | st.sampled_from(['{"alg": "RS256", "kid": ' + "[" * 2000, "[]", "null", "{", '{"alg": NaN}']))
+    raw = header.encode() if isinstance(header, str) else json.dumps(header).encode()
+    return kind, lambda issuer: ".".join([_b64(raw), *issuer.mint(audience=AUDIENCE, email=INVOKER).split(".")[1:]])
+
+
+# Mostly well-formed firings at many times (a new job id each, so the create is really sent).
+firings = (timestamps.map(lambda t: t.isoformat().replace("+00:00", "Z"))
+           | st.sampled_from([FIRING, None, "2024-05-01", "9999-12-31T23:59:59-01:00"]))
+
+
 @pytest.fixture
-def client(in_process_function, spec_uri):
-    return in_process_function(), spec_uri
+def guarded_client(in_process_function, spec_bucket):
+    return in_process_function(VERTEX_CRON_ALLOWED_INVOKERS=INVOKER), spec_bucket
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(bodies, st.sampled_from([FIRING, None, "2024-05-01", "9999-12-31T23:59:59-01:00"]))
-def test_the_handler_never_answers_500_whatever_the_body(client, emulator, fields, schedule_time):
-    test_client, spec_uri = client
-    body = {**body_for(spec_uri), **fields}
-    response = test_client.post("/", data=json.dumps(body), headers=scheduler_headers(schedule_time=schedule_time))
-    assert response.status_code in (200, 400, 403), response.get_json()
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.just({}) | bodies, firings, specs, tokens())
+def test_the_handler_never_answers_500_whatever_the_body_spec_or_token(
+    guarded_client, emulator, storage_emulator, oidc_issuer, fields, schedule_time, spec, token
+):
+    test_client, bucket = guarded_client
+    name = f"fuzz/{hashlib.sha256(spec).hexdigest()[:16]}"
+    upload(storage_emulator.url, bucket, name, spec)
+    body = {**body_for(f"gs://{bucket}/{name}"), **fields}
+    kind, mint = token
+
+    response = test_client.post("/", data=json.dumps(body),
+                                headers=scheduler_headers(schedule_time=schedule_time, token=mint(oidc_issuer)))
+
+    assert response.status_code in (200, 400, 401, 403), response.get_json()
     assert response.is_json and response.get_json()["message"]
+    if kind != "good":
+        assert response.status_code in (401, 403) or (kind == "claims" and response.status_code in (200, 400))
