@@ -14,6 +14,7 @@ from typing import Any
 
 from . import strict_json
 from .errors import BadRequest
+from .spec_uri import gcs_directory_problem
 from .timefmt import parse_rfc3339
 
 MAX_BODY_BYTES = 64 * 1024
@@ -77,6 +78,13 @@ def _string(prefix: str = "", limit: int = 1024) -> Callable[[str, Any], str]:
     return check
 
 
+def _pipeline_root(name: str, value: Any) -> str:
+    problem = gcs_directory_problem(value)
+    if problem:
+        raise BadRequest(f"{name} {problem}", field=name)
+    return value
+
+
 def _object(name: str, value: Any) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise BadRequest(f"{name} must be a JSON object, got {_json_type(value)}", field=name)
@@ -118,7 +126,7 @@ _FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "schedule": _schedule,
     "spec_uri": _string("gs://"),
     "parameter_values": _object,
-    "pipeline_root": _string("gs://"),
+    "pipeline_root": _pipeline_root,
     "cron": _string(limit=_MAX_CRON_CHARS),
     "time_zone": _time_zone,
     "max_concurrent_runs": _positive_int,

@@ -7,7 +7,8 @@
     ├── MethodNotAllowed         405 rejected  anything but POST
     ├── Unauthenticated          401 rejected  missing or invalid OIDC token
     ├── Forbidden                403 rejected  valid token of another identity; foreign bucket
-    ├── UpstreamUnavailable      503 failed    429/5xx/timeout/connection error: Scheduler retries
+    ├── UpstreamUnavailable      503 failed    408/429/409 ABORTED/5xx but 501, any `requests` failure,
+    │                                          a garbled 2xx: Scheduler retries
     └── UpstreamRejected         500 failed    permanent upstream error (permission, invalid argument)
 
 Google/requests exceptions are translated into these at the seam (google_rest.py) with

@@ -5,6 +5,14 @@ Sessions are built lazily, once per process, and reused for their connection poo
 an AuthorizedSession with application default credentials, or a plain unauthenticated
 Session for a base URL given by VERTEX_CRON_EMULATOR_HOST / STORAGE_EMULATOR_HOST.
 Every failure leaves this module as an `errors.*` exception (`raise ... from exc`).
+
+Transient (UpstreamUnavailable -> 503, Scheduler retries): HTTP 408, 429, 409 ABORTED and
+every 5xx but 501; any exception `requests` raises while sending or reading (timeouts,
+resets, a body that breaks off or does not decode); a 2xx whose body is not the JSON
+expected. Permanent (UpstreamRejected -> 500): every other status. A URL `requests`
+refuses to send to is a ConfigError: it is built from the environment.
+On PipelineJob create, a 409 is a duplicate only when Google's error body says
+`"status": "ALREADY_EXISTS"`; any other 409 is transient, so a firing is never lost.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from . import strict_json
 from .errors import ConfigError, SpecNotFound, TriggerError, UpstreamRejected, UpstreamUnavailable
 from .settings import Settings
 
@@ -26,9 +35,12 @@ VERTEX_TIMEOUT = (5.0, 60.0)
 STORAGE_TIMEOUT = (5.0, 20.0)
 CERTS_TIMEOUT = (5.0, 10.0)
 DEFAULT_CERTS_MAX_AGE = 300.0
+MAX_CERTS_MAX_AGE = 24 * 3600.0  # Google rotates its keys every few days
 ACTIVE_STATES = ("PIPELINE_STATE_QUEUED", "PIPELINE_STATE_PENDING", "PIPELINE_STATE_RUNNING")
-_MAX_AGE = re.compile(r"max-age=(\d+)")
-_TRANSIENT = {408, 429, 500, 502, 503, 504}
+_MAX_AGE = re.compile(r"max-age=([0-9]{1,12})")
+_GENERATION = re.compile(r"[0-9]{1,19}")
+_TRANSIENT_4XX = frozenset({408, 429})
+_NOT_TRANSIENT_5XX = frozenset({501})  # UNIMPLEMENTED: retrying cannot help
 # Whose permissions the errors name, unless the caller says otherwise (the Luigi task does).
 FUNCTION_CALLER = "the function's service account"
 
@@ -53,9 +65,15 @@ class GoogleRest:
         response = self._call(
             "vertex", "POST", url, params={"pipelineJobId": job_id}, json=job, timeout=VERTEX_TIMEOUT
         )
+        action = "creating PipelineJob " + job_id
         if response.status_code == 409:
-            return False
-        self._raise_for_vertex(response, "creating PipelineJob " + job_id)
+            status, message = _google_error(response)
+            if status == "ALREADY_EXISTS":
+                return False
+            # ABORTED (a concurrent change), or a 409 that does not prove the job exists:
+            # answering "duplicate" would lose the firing; a retry learns the truth.
+            raise UpstreamUnavailable(f"{action}: HTTP 409 {status or '(no Google status)'}: {message}")
+        self._raise_for_vertex(response, action)
         return True
 
     def get_pipeline_job(self, name: str) -> dict[str, Any] | None:
@@ -64,7 +82,7 @@ class GoogleRest:
         if response.status_code == 404:
             return None
         self._raise_for_vertex(response, "reading PipelineJob " + name)
-        return dict(response.json())
+        return _json_object(response, "reading PipelineJob " + name)
 
     def cancel_pipeline_job(self, name: str) -> None:
         """Ask Vertex AI to cancel; the job passes through CANCELLING to CANCELLED."""
@@ -79,20 +97,26 @@ class GoogleRest:
         params = {"filter": f'labels.{SCHEDULE_LABEL}="{schedule}" AND ({states})', "pageSize": limit + 1}
         url = f"{self.vertex_base}/v1/{self._settings.parent}/pipelineJobs"
         count = 0
+        action = f"listing the runs of schedule {schedule}"
         while count < limit:
             response = self._call("vertex", "GET", url, params=params, timeout=VERTEX_TIMEOUT)
-            self._raise_for_vertex(response, f"listing the runs of schedule {schedule}")
-            page = response.json()
-            count += sum(1 for job in page.get("pipelineJobs", []) if not job.get("name", "").endswith("/" + excluding))
-            if not page.get("nextPageToken"):
+            self._raise_for_vertex(response, action)
+            page = _json_object(response, action)
+            jobs, token = page.get("pipelineJobs", []), page.get("nextPageToken")
+            if not isinstance(jobs, list) or not all(isinstance(job, dict) for job in jobs):
+                raise UpstreamUnavailable(f"{action}: pipelineJobs in the answer is not a list of objects")
+            count += sum(1 for job in jobs if not str(job.get("name", "")).endswith("/" + excluding))
+            if not token:
                 break
-            params["pageToken"] = page["nextPageToken"]
+            if not isinstance(token, str):
+                raise UpstreamUnavailable(f"{action}: nextPageToken in the answer is not a string")
+            params["pageToken"] = token
         return count
 
     def _raise_for_vertex(self, response: Any, action: str) -> None:
         if response.ok:
             return
-        message = _google_message(response)
+        _, message = _google_error(response)
         if response.status_code == 403 and "actAs" in message:
             raise UpstreamRejected(
                 f"{action}: {self._caller} cannot act as {self._settings.workload_sa}: "
@@ -112,7 +136,7 @@ class GoogleRest:
             "storage", "GET", self._object_url(bucket, name), params={"fields": "generation"}, timeout=STORAGE_TIMEOUT
         )
         self._raise_for_storage(response, bucket, name, None)
-        return int(response.json()["generation"])
+        return _generation(response, f"reading the metadata of gs://{bucket}/{name}")
 
     def download_object(self, bucket: str, name: str, *, generation: int, max_bytes: int) -> bytes:
         from .errors import BadRequest
@@ -144,8 +168,8 @@ class GoogleRest:
             timeout=STORAGE_TIMEOUT,
         )
         if not response.ok:
-            self._raise_common(response, f"writing gs://{bucket}/{name}", _google_message(response))
-        return int(response.json()["generation"])
+            self._raise_common(response, f"writing gs://{bucket}/{name}", _google_error(response)[1])
+        return _generation(response, f"writing gs://{bucket}/{name}")
 
     def _object_url(self, bucket: str, name: str) -> str:
         return f"{self.storage_base}/storage/v1/b/{bucket}/o/{quote(name, safe='')}"
@@ -159,9 +183,9 @@ class GoogleRest:
         if response.status_code in (401, 403):
             raise UpstreamRejected(
                 f"{self._caller} cannot read {uri}: grant it roles/storage.objectViewer "
-                f"on gs://{bucket} (Cloud Storage said: {_google_message(response)})"
+                f"on gs://{bucket} (Cloud Storage said: {_google_error(response)[1]})"
             )
-        self._raise_common(response, f"reading {uri}", _google_message(response))
+        self._raise_common(response, f"reading {uri}", _google_error(response)[1])
 
     # -- OIDC certs ------------------------------------------------------------------
 
@@ -169,16 +193,15 @@ class GoogleRest:
         """(kid -> PEM certificate, seconds the response may be cached)."""
         url = self._settings.certs_url
         response = self._call("plain", "GET", url, timeout=CERTS_TIMEOUT)
+        action = f"fetching OIDC certs from {url}"
         if not response.ok:
-            self._raise_common(response, f"fetching OIDC certs from {url}", response.text[:200])
-        try:
-            certs = response.json()
-        except ValueError as exc:
-            raise UpstreamUnavailable(f"OIDC certs at {url} are not JSON") from exc
-        if not isinstance(certs, dict):
+            self._raise_common(response, action, _google_error(response)[1])
+        certs = _json_object(response, action)
+        if not all(isinstance(kid, str) and isinstance(pem, str) for kid, pem in certs.items()):
             raise UpstreamUnavailable(f"OIDC certs at {url} are not a kid -> certificate mapping")
         match = _MAX_AGE.search(response.headers.get("Cache-Control", ""))
-        return certs, float(match.group(1)) if match else DEFAULT_CERTS_MAX_AGE
+        max_age = min(float(match.group(1)), MAX_CERTS_MAX_AGE) if match else DEFAULT_CERTS_MAX_AGE
+        return certs, max_age
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -186,9 +209,18 @@ class GoogleRest:
         import requests
         from google.auth import exceptions as auth_exceptions
 
+        url_errors = (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                      requests.exceptions.InvalidSchema, requests.exceptions.URLRequired)
         try:
             return self._session(api).request(method, url, **kwargs)
-        except (requests.Timeout, requests.ConnectionError) as exc:
+        except url_errors as exc:
+            raise ConfigError(
+                f"{method} {url.split('?')[0]!r:.200}: the URL is invalid ({type(exc).__name__}); check "
+                "VERTEX_CRON_PROJECT, VERTEX_CRON_REGION, VERTEX_CRON_OIDC_CERTS_URL and the emulator hosts"
+            ) from exc
+        except requests.RequestException as exc:
+            # Timeouts, resets, TLS failures, a chunked body that breaks off, a body that does
+            # not decode, redirect loops: the request may succeed if Scheduler tries again.
             raise UpstreamUnavailable(f"{method} {url.split('?')[0]} failed ({type(exc).__name__}); retry later") from exc
         except auth_exceptions.RefreshError as exc:
             raise UpstreamUnavailable(f"could not refresh the application default credentials: {exc}") from exc
@@ -226,10 +258,18 @@ class GoogleRest:
 
     @staticmethod
     def _raise_common(response: Any, action: str, message: str) -> None:
+        status, _ = _google_error(response)
         error: Callable[[str], TriggerError] = (
-            UpstreamUnavailable if response.status_code in _TRANSIENT else UpstreamRejected
+            UpstreamUnavailable if is_transient(response.status_code, status) else UpstreamRejected
         )
         raise error(f"{action}: HTTP {response.status_code}: {message}")
+
+
+def is_transient(http_status: int, google_status: str | None = None) -> bool:
+    """Worth a retry: 408, 429, 409 ABORTED and every 5xx but 501 UNIMPLEMENTED."""
+    if http_status == 409:
+        return google_status == "ABORTED"
+    return http_status in _TRANSIENT_4XX or (500 <= http_status <= 599 and http_status not in _NOT_TRANSIENT_5XX)
 
 
 def _authorized_session() -> Any:
@@ -244,9 +284,39 @@ def _authorized_session() -> Any:
     return AuthorizedSession(credentials)
 
 
-def _google_message(response: Any) -> str:
-    """Google's `{"error": {"message": ...}}`, or the start of the body."""
+def _google_error(response: Any) -> tuple[str | None, str]:
+    """(`error.status`, `error.message`) of Google's `{"error": {...}}` body; without that
+    shape (None, the start of the body). Never raises: the body may break off mid-read."""
+    import requests
+
     try:
-        return str(response.json()["error"]["message"])
-    except (ValueError, KeyError, TypeError):
-        return response.text[:300]
+        text = response.text
+    except requests.RequestException as exc:
+        return None, f"(the error body could not be read: {type(exc).__name__})"
+    try:
+        error = strict_json.loads(text)["error"]
+        status, message = error.get("status"), error["message"]
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return None, text[:300]
+    return (status if isinstance(status, str) else None), str(message)[:1000]
+
+
+def _json_object(response: Any, action: str) -> dict[str, Any]:
+    """A 2xx body that must be a JSON object; anything else (a proxy's HTML page, a body
+    cut short) is treated as an outage, since a retry may well get the real answer."""
+    import requests
+
+    try:
+        body = strict_json.loads(response.content)
+    except (ValueError, RecursionError, requests.RequestException) as exc:
+        raise UpstreamUnavailable(f"{action}: the answer is not JSON ({type(exc).__name__})") from exc
+    if not isinstance(body, dict):
+        raise UpstreamUnavailable(f"{action}: the answer is not a JSON object")
+    return body
+
+
+def _generation(response: Any, action: str) -> int:
+    generation = _json_object(response, action).get("generation")
+    if isinstance(generation, bool) or not isinstance(generation, (int, str)) or not _GENERATION.fullmatch(str(generation)):
+        raise UpstreamUnavailable(f"{action}: the answer has no generation number")
+    return int(generation)

@@ -3,23 +3,30 @@
 google.oauth2.id_token.verify_token re-downloads the certs on every call and never checks
 `iss`, so this module keeps the certs for as long as their HTTP caching headers allow and
 checks every claim itself. google.auth.jwt.decode does the RS256 signature maths.
+
+Anything an attacker controls is checked for shape before it is used: the token's length,
+its header and payload as strict JSON objects (no NaN/Infinity, no nesting deep enough to
+exhaust the parser), and the type of every claim read. A malformed token is a 401, never
+a 500.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import strict_json
 from .errors import Forbidden, Unauthenticated
 
 GOOGLE_ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"})
 CLOCK_SKEW_SECONDS = 60
+# Google ID tokens are about 1 KiB; anything much longer is not one, and is refused unread.
+MAX_TOKEN_CHARS = 8 * 1024
 # Cloud Run checks the signature itself, then forwards the token with this as its signature.
 STRIPPED_SIGNATURE = "SIGNATURE_REMOVED_BY_GOOGLE"
 # An unknown `kid` may mean the keys rotated; re-fetching is rate-limited so a stream of
@@ -67,6 +74,8 @@ def bearer_token(authorization: str | None) -> str:
 
 def verify_id_token(token: str, *, certs: CertCache, policy: TokenPolicy, now: float | None = None) -> str:
     """The verified caller's email. 401 for a bad token, 403 for a good one of another identity."""
+    if len(token) > MAX_TOKEN_CHARS:
+        raise Unauthenticated(f"the bearer token is {len(token)} characters; an ID token is at most {MAX_TOKEN_CHARS}")
     segments = token.split(".")
     if len(segments) != 3:
         raise Unauthenticated("the bearer token is not a JWT")
@@ -75,45 +84,74 @@ def verify_id_token(token: str, *, certs: CertCache, policy: TokenPolicy, now: f
         raise Unauthenticated(f"token algorithm must be RS256, got {header.get('alg')!r:.40}")
     if not isinstance(header.get("kid"), (str, type(None))):
         raise Unauthenticated("token header kid must be a string")
+    # Shape first (every claim read below has its JSON type checked), then the signature,
+    # then the claims' values: a forged token of an allowed email is still a 401.
+    claims = _claims(_segment_json(segments[1], "payload"))
     if segments[2] == STRIPPED_SIGNATURE:
         if not policy.accept_stripped_signature:
             raise Unauthenticated("token signature was removed, which only Cloud Run may do (K_SERVICE unset)")
-        claims = _segment_json(segments[1], "payload")
     else:
-        claims = _verify_signature(token, certs.certs(kid=header.get("kid")))
+        _verify_signature(token, certs.certs(kid=header.get("kid")))
     return _check_claims(claims, policy, time.time() if now is None else now)
 
 
-def _verify_signature(token: str, certs: Mapping[str, str]) -> Mapping[str, Any]:
+def _verify_signature(token: str, certs: Mapping[str, str]) -> None:
     from google.auth import exceptions, jwt
 
     try:
-        return jwt.decode(token, certs=certs, verify=True, clock_skew_in_seconds=CLOCK_SKEW_SECONDS)
-    except (exceptions.GoogleAuthError, ValueError) as exc:
-        raise Unauthenticated(f"token rejected: {exc}") from exc
+        jwt.decode(token, certs=certs, verify=True, clock_skew_in_seconds=CLOCK_SKEW_SECONDS)
+    except (exceptions.GoogleAuthError, ValueError, TypeError, RecursionError) as exc:
+        raise Unauthenticated(f"token rejected: {str(exc)[:200]}") from exc
 
 
-def _check_claims(claims: Mapping[str, Any], policy: TokenPolicy, now: float) -> str:
-    if claims.get("iss") not in GOOGLE_ISSUERS:
-        raise Unauthenticated(f"token issuer {claims.get('iss')!r} is not Google")
-    expires, issued = claims.get("exp"), claims.get("iat")
-    if not isinstance(expires, (int, float)) or not isinstance(issued, (int, float)):
-        raise Unauthenticated("token lacks numeric exp and iat claims")
-    if now > expires + CLOCK_SKEW_SECONDS:
+@dataclass(frozen=True)
+class _Claims:
+    iss: str
+    aud: str
+    exp: float
+    iat: float
+    email: str
+    email_verified: bool
+
+
+def _claims(payload: Mapping[str, Any]) -> _Claims:
+    """The claims this module reads, each of the JSON type Google issues, else a 401.
+
+    `aud` is one string (Google ID tokens carry exactly one audience). `email_verified` is
+    JSON `true`; the string "true" is accepted too, since some Google token paths emit it.
+    """
+    def text(name: str) -> str:
+        value = payload.get(name)
+        if not isinstance(value, str):
+            raise Unauthenticated(f"token claim {name} must be a string, got {_json_type(value)}")
+        return value
+
+    def seconds(name: str) -> float:
+        value = payload.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise Unauthenticated(f"token claim {name} must be a number of seconds, got {_json_type(value)}")
+        return value
+
+    verified = payload.get("email_verified")
+    return _Claims(iss=text("iss"), aud=text("aud"), exp=seconds("exp"), iat=seconds("iat"), email=text("email"),
+                   email_verified=verified is True or verified == "true")
+
+
+def _check_claims(claims: _Claims, policy: TokenPolicy, now: float) -> str:
+    if claims.iss not in GOOGLE_ISSUERS:
+        raise Unauthenticated(f"token issuer {claims.iss!r:.100} is not Google")
+    if now > claims.exp + CLOCK_SKEW_SECONDS:
         raise Unauthenticated("token has expired")
-    if issued > now + CLOCK_SKEW_SECONDS:
+    if claims.iat > now + CLOCK_SKEW_SECONDS:
         raise Unauthenticated("token is issued in the future")
-    audiences = claims.get("aud")
-    audiences = [audiences] if isinstance(audiences, str) else audiences or []
     accepted = {normalize_audience(a) for a in policy.audiences}
-    if not any(isinstance(a, str) and normalize_audience(a) in accepted for a in audiences):
-        raise Unauthenticated(f"token audience {claims.get('aud')!r} is not this function's URL")
-    if claims.get("email_verified") is not True:
+    if normalize_audience(claims.aud) not in accepted:
+        raise Unauthenticated(f"token audience {claims.aud!r:.200} is not this function's URL")
+    if not claims.email_verified:
         raise Unauthenticated("token email is not verified")
-    email = claims.get("email")
-    if not isinstance(email, str) or email.lower() not in policy.allowed_emails:
-        raise Forbidden(f"caller {email!r} is not an allowed invoker of this function")
-    return email
+    if claims.email.lower() not in policy.allowed_emails:
+        raise Forbidden(f"caller {claims.email!r:.200} is not an allowed invoker of this function")
+    return claims.email
 
 
 def normalize_audience(url: str) -> str:
@@ -124,9 +162,18 @@ def normalize_audience(url: str) -> str:
 
 def _segment_json(segment: str, what: str) -> Mapping[str, Any]:
     try:
-        decoded = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, binascii.Error) as exc:
+        decoded = strict_json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, TypeError, binascii.Error) as exc:  # UnicodeDecodeError is a ValueError
         raise Unauthenticated(f"token {what} is not base64url JSON") from exc
+    except RecursionError as exc:
+        raise Unauthenticated(f"token {what} is nested too deeply") from exc
     if not isinstance(decoded, dict):
         raise Unauthenticated(f"token {what} is not a JSON object")
     return decoded
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    return names.get(type(value), "a number")

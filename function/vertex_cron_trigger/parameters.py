@@ -5,6 +5,10 @@ the spec; sending `1000.0` for a NUMBER_INTEGER fails the run, so values are con
 and a wrong one is a 400 naming the parameter before any job exists. A string is accepted
 for a non-string parameter when it parses as that type (`--param rows=500`, placeholders:
 zero-padded numbers such as `{{schedule_time:%m}}` -> "05" count as numbers).
+LIST and STRUCT values may nest at most MAX_VALUE_DEPTH levels.
+
+The same conversion types a PipelineJob document's preset values when its spec is parsed
+(spec.py), with errors naming `runtimeConfig.parameterValues.NAME` instead.
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ from typing import Any
 from . import strict_json
 from .errors import BadRequest
 from .spec import PipelineSpec
+
+# `[1]` is 1 level, `{"a": [1]}` 2. Deeper values are refused before they reach Vertex AI,
+# whose protobuf Values nest two messages per JSON level and cap the total.
+MAX_VALUE_DEPTH = 32
 
 
 def coerce_parameters(spec: PipelineSpec, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -29,7 +37,8 @@ def coerce_parameters(spec: PipelineSpec, values: Mapping[str, Any]) -> dict[str
                 f"parameter_values.{name}: pipeline {spec.name!r} has no such parameter (it has: {known})",
                 field=f"parameter_values.{name}",
             )
-        coerced[name] = _convert(name, definition.type, value)
+        field = f"parameter_values.{name}"
+        coerced[name] = convert_value(definition.type, value, label=field, field=field)
     missing = sorted(p.name for p in spec.parameters.values() if p.required and p.name not in coerced)
     if missing:
         raise BadRequest(
@@ -39,28 +48,30 @@ def coerce_parameters(spec: PipelineSpec, values: Mapping[str, Any]) -> dict[str
     return coerced
 
 
-def _convert(name: str, kind: str, value: Any) -> Any:
+def convert_value(kind: str, value: Any, *, label: str, field: str) -> Any:
+    """`value` as parameter type `kind`; a BadRequest saying "`label` must be ..." else."""
     if isinstance(value, str) and kind != "STRING":
-        value = _from_text(name, kind, value)
+        value = _from_text(kind, value, label, field)
     try:
-        return _CONVERTERS[kind](value)
+        converted = _CONVERTERS[kind](value)
     except (TypeError, ValueError) as exc:
-        raise BadRequest(
-            f"parameter_values.{name} must be {_EXPECTED[kind]} ({kind}), got {value!r:.80}",
-            field=f"parameter_values.{name}",
-        ) from exc
+        raise BadRequest(f"{label} must be {_EXPECTED[kind]} ({kind}), got {value!r:.80}", field=field) from exc
+    if strict_json.nesting_depth_exceeds(converted, MAX_VALUE_DEPTH):
+        raise BadRequest(f"{label} is nested more than {MAX_VALUE_DEPTH} levels deep", field=field)
+    return converted
 
 
-def _from_text(name: str, kind: str, text: str) -> Any:
+def _from_text(kind: str, text: str, label: str, field: str) -> Any:
     text = text.strip()
     if kind in _NUMBERS and _ZERO_PADDED.fullmatch(text):
         return int(text)  # what {{schedule_time:%m}} renders ("05"); JSON has no leading zeros
     try:
         return strict_json.loads(text)
+    except RecursionError as exc:
+        raise BadRequest(f"{label} is nested more than {MAX_VALUE_DEPTH} levels deep", field=field) from exc
     except ValueError as exc:
         raise BadRequest(
-            f"parameter_values.{name} must be {_EXPECTED[kind]} ({kind}), got the string {text!r:.80}",
-            field=f"parameter_values.{name}",
+            f"{label} must be {_EXPECTED[kind]} ({kind}), got the string {text!r:.80}", field=field
         ) from exc
 
 

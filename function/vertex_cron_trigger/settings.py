@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+# An email address as IAM writes principals: local part, @, a dotted domain.
+_EMAIL_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+")
 
 REQUIRED = (
     "VERTEX_CRON_PROJECT",
@@ -47,9 +50,9 @@ class Settings:
             region=env["VERTEX_CRON_REGION"].strip(),
             workload_sa=env["VERTEX_CRON_WORKLOAD_SA"].strip(),
             spec_bucket=env["VERTEX_CRON_SPEC_BUCKET"].strip(),
-            allowed_invokers=frozenset(_csv(env.get("VERTEX_CRON_ALLOWED_INVOKERS"), lower=True)),
-            audiences=tuple(_csv(env.get("VERTEX_CRON_AUDIENCE"))),
-            certs_url=env.get("VERTEX_CRON_OIDC_CERTS_URL", "").strip() or GOOGLE_CERTS_URL,
+            allowed_invokers=_allowed_invokers(env.get("VERTEX_CRON_ALLOWED_INVOKERS")),
+            audiences=tuple(_csv_list("VERTEX_CRON_AUDIENCE", env.get("VERTEX_CRON_AUDIENCE"))),
+            certs_url=_certs_url(env.get("VERTEX_CRON_OIDC_CERTS_URL")),
             vertex_emulator=_url(env.get("VERTEX_CRON_EMULATOR_HOST")),
             storage_emulator=_url(env.get("STORAGE_EMULATOR_HOST")),
             on_cloud_run=bool(env.get("K_SERVICE")),
@@ -83,9 +86,43 @@ def settings() -> Settings:
     return Settings.from_env(os.environ)
 
 
-def _csv(value: str | None, *, lower: bool = False) -> list[str]:
-    items = [item.strip() for item in (value or "").split(",") if item.strip()]
-    return [item.lower() for item in items] if lower else items
+def _csv_list(name: str, value: str | None) -> list[str]:
+    """A comma-separated variable. Unset or empty means "not set"; set to nothing but commas
+    and blanks (" , ", a template that rendered empty) it is an error, never "not set"."""
+    from .errors import ConfigError
+
+    if value is None or value == "":
+        return []
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not items:
+        raise ConfigError(f"environment variable {name} is set to {value!r:.40} but names nothing; "
+                          "give comma-separated values or leave it unset")
+    return items
+
+
+def _allowed_invokers(value: str | None) -> frozenset[str]:
+    """Empty: tokens are not checked. A variable that is set must name at least one
+    well-formed email, since a value that parses to nothing would silently turn the token
+    check off."""
+    from .errors import ConfigError
+
+    emails = _csv_list("VERTEX_CRON_ALLOWED_INVOKERS", value)
+    malformed = [email for email in emails if not _EMAIL_RE.fullmatch(email)]
+    if malformed:
+        raise ConfigError(f"environment variable VERTEX_CRON_ALLOWED_INVOKERS: {malformed[0]!r:.100} is not an "
+                          "email address (expected comma-separated service account emails)")
+    return frozenset(email.lower() for email in emails)
+
+
+def _certs_url(value: str | None) -> str:
+    from .errors import ConfigError
+
+    url = (value or "").strip()
+    if not url:
+        return GOOGLE_CERTS_URL
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s]*)?", url):
+        raise ConfigError(f"environment variable VERTEX_CRON_OIDC_CERTS_URL must be an http(s) URL, got {url!r:.100}")
+    return url
 
 
 def _url(value: str | None) -> str | None:

@@ -2,23 +2,34 @@
 
 Accepted: KFP IR as JSON, KFP IR as YAML (kfp 2.x writes `# PIPELINE DEFINITION` YAML),
 and a whole PipelineJob document (top-level `pipelineSpec` + `runtimeConfig`).
+
+Only what a PipelineJob can carry is accepted, since the spec is re-sent as JSON at every
+firing: strict JSON (no NaN/Infinity), and YAML limited to JSON's types (no `.nan`/`.inf`,
+timestamps, `!!binary`, `!!set`, `!!omap`, non-string keys) and without aliases (kfp never
+writes them; refusing them stops alias bombs whatever their size). A pipeline root must be
+a gs:// URI, and a PipelineJob document's preset parameter values are typed here, errors
+naming `runtimeConfig.parameterValues.NAME` in the spec.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import strict_json
 from .errors import BadRequest
+from .spec_uri import gcs_directory_problem
 
 MAX_SPEC_BYTES = 4 * 1024 * 1024
-# YAML aliases share nodes, so a small file can describe a huge tree ("billion laughs");
-# counting nodes as visited (not as stored) bounds the work of everything downstream.
+# Bounds the work of everything downstream (hashing, deep copies, re-serialising per firing).
 _MAX_NODES = 1_000_000
-_MAX_DEPTH = 200
+# kfp's deepest structure is ~10 levels plus a parameter constant (itself capped at 32), and
+# Vertex AI parses the spec into protobuf Structs, whose nesting it limits too.
+MAX_SPEC_DEPTH = 64
+_JSON_SCALARS = (str, int, float, bool, type(None))
 PARAMETER_TYPES = frozenset(
     {"NUMBER_INTEGER", "NUMBER_DOUBLE", "BOOLEAN", "STRING", "LIST", "STRUCT"}
 )
@@ -51,7 +62,6 @@ def parse_spec(data: bytes, *, source: str) -> PipelineSpec:
     if len(data) > MAX_SPEC_BYTES:
         raise _not_a_spec(source, f"it is {len(data)} bytes; the limit is {MAX_SPEC_BYTES}")
     document = load_document(data, source)
-    _check_size(document, source)
     if not isinstance(document, dict):
         raise _not_a_spec(source, "the top level is not a mapping")
     if "pipelineSpec" in document:
@@ -60,53 +70,113 @@ def parse_spec(data: bytes, *, source: str) -> PipelineSpec:
 
 
 def load_document(data: bytes, source: str) -> Any:
-    """JSON or YAML bytes -> the document. YAML costs an import and a slower parse, which is
-    why the deployer uploads every spec as JSON (the function still reads YAML it is given)."""
+    """JSON or YAML bytes -> the document, holding only what JSON can (see the module doc).
+    YAML costs an import and a slower parse, which is why the deployer uploads every spec
+    as JSON (the function still reads YAML it is given)."""
     stripped = data.lstrip()
     try:
         if stripped.startswith(b"{"):
-            return json.loads(data)
-        import yaml  # lazily: only YAML specs pay for it
+            document = strict_json.loads(data)
+        else:
+            import yaml  # lazily: only YAML specs pay for it
 
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        _check_yaml_depth(yaml, data, loader, source)
-        return yaml.load(data, Loader=loader)  # noqa: S506 - a safe loader
+            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+            _check_yaml_events(yaml, data, loader, source)
+            document = yaml.load(data, Loader=loader)  # noqa: S506 - a safe loader
     except BadRequest:
         raise
     except RecursionError as exc:
         raise _not_a_spec(source, "it is nested too deeply") from exc
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise _not_a_spec(source, f"it is not valid JSON ({exc})") from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN/Infinity
+        raise _not_a_spec(source, f"it is not valid JSON ({str(exc)[:200]})") from exc
     except Exception as exc:  # yaml.YAMLError, imported lazily above
         raise _not_a_spec(source, f"it is neither JSON nor YAML ({str(exc)[:200]})") from exc
+    _check_tree(document, source)
+    return document
 
 
-def _check_yaml_depth(yaml: Any, data: bytes, loader: Any, source: str) -> None:
+def _check_yaml_events(yaml: Any, data: bytes, loader: Any, source: str) -> None:
     """libyaml's composer recurses in C: a few MB of `[[[[` or `- - - -` overflow the stack
-    and kill the process (no exception). Its event stream is flat, so walk it first and
-    stop at the first node nested deeper than _MAX_DEPTH."""
+    and kill the process (no exception). Its event stream is flat, so walk it first and stop
+    at the first node nested deeper than MAX_SPEC_DEPTH, or at the first alias."""
     depth = 0
     for event in yaml.parse(data, Loader=loader):
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
-            if depth > _MAX_DEPTH:
-                raise _not_a_spec(source, "it is nested too deeply")
+            if depth > MAX_SPEC_DEPTH:
+                raise _not_a_spec(source, f"it is nested too deeply (more than {MAX_SPEC_DEPTH} levels)")
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
+        elif isinstance(event, yaml.AliasEvent):
+            raise _not_a_spec(
+                source, f"it uses a YAML alias (*{str(event.anchor)[:40]}); kfp never writes one, and aliases "
+                "can expand a small file to too many nodes")
 
 
-def _check_size(document: Any, source: str) -> None:
+def _check_tree(document: Any, source: str) -> None:
+    """Only JSON's types, at most _MAX_NODES nodes, at most MAX_SPEC_DEPTH deep. Iterative,
+    with one iterator per open container (not one entry per pending value), so neither a
+    deep tree nor a very wide list costs more than the document itself."""
     budget = _MAX_NODES
-    stack: list[tuple[Any, int]] = [(document, 0)]
-    while stack:
-        node, depth = stack.pop()
+    # (the open container's (key, value) iterator, whether it is a mapping, its depth, its path)
+    stack: list[tuple[Any, bool, int, tuple[Any, ...]]] = []
+
+    def visit(node: Any, depth: int, path: tuple[Any, ...]) -> None:
+        nonlocal budget
         budget -= 1
-        if budget < 0 or depth > _MAX_DEPTH:
-            raise _not_a_spec(source, "it expands to too many nodes or is nested too deeply")
-        if isinstance(node, dict):
-            stack.extend((value, depth + 1) for value in node.values())
-        elif isinstance(node, list):
-            stack.extend((value, depth + 1) for value in node)
+        if budget < 0:
+            raise _not_a_spec(source, f"it expands to too many nodes (more than {_MAX_NODES})")
+        if isinstance(node, (dict, list)):
+            if depth + 1 > MAX_SPEC_DEPTH:
+                raise _not_a_spec(source, f"it is nested too deeply (more than {MAX_SPEC_DEPTH} levels)")
+            is_mapping = isinstance(node, dict)
+            stack.append((iter(node.items() if is_mapping else enumerate(node)), is_mapping, depth + 1, path))
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise _not_a_spec(source, f"{_path(path)} is {node}, which JSON cannot hold")
+        elif not isinstance(node, _JSON_SCALARS):
+            raise _not_a_spec(source, f"{_path(path)} is {_yaml_kind(node)}, which JSON cannot hold (quote it)")
+
+    visit(document, 0, ())
+    while stack:
+        items, is_mapping, depth, path = stack[-1]
+        for key, value in items:
+            if is_mapping and not isinstance(key, str):
+                raise _not_a_spec(source, f"the key {key!r:.60} at {_path(path)} is {_yaml_kind(key)}, "
+                                  "not a string (quote it)")
+            visit(value, depth, (path, key))
+            if stack[-1][0] is not items:
+                break  # descend into the container just opened; this iterator resumes after it
+        else:
+            stack.pop()
+
+
+def _path(link: tuple[Any, ...]) -> str:
+    """`(((), "root"), "dag")` -> `root.dag`; list indexes as `[0]`."""
+    parts: list[str] = []
+    while link:
+        link, key = link
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+    return "".join(reversed(parts)).lstrip(".") or "the top level"
+
+
+def _yaml_kind(value: Any) -> str:
+    from datetime import date
+
+    if isinstance(value, date):
+        return "a YAML timestamp"
+    if isinstance(value, bytes):
+        return "YAML !!binary"
+    if isinstance(value, (set, frozenset)):
+        return "a YAML !!set"
+    if isinstance(value, tuple):
+        return "a YAML !!omap/!!pairs entry"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if value is None:
+        return "null"
+    return f"a YAML {type(value).__name__}"
 
 
 def _from_pipeline_job(document: Mapping[str, Any], data: bytes, source: str) -> PipelineSpec:
@@ -130,13 +200,44 @@ def _from_ir(
     preset = runtime_config.get("parameterValues") or {}
     if not isinstance(preset, dict):
         raise _not_a_spec(source, "runtimeConfig.parameterValues is not a mapping")
+    parameters = _parameters(root, source)
     return PipelineSpec(
         pipeline_spec=ir,
-        parameters=_parameters(root, source),
+        parameters=parameters,
         content_sha256=hashlib.sha256(data).hexdigest(),
-        default_pipeline_root=runtime_config.get("gcsOutputDirectory") or ir.get("defaultPipelineRoot"),
-        preset_values=preset,
+        default_pipeline_root=_pipeline_root(ir, runtime_config, source),
+        preset_values=_typed_presets(preset, parameters, str(info["name"]), source),
     )
+
+
+def _pipeline_root(ir: Mapping[str, Any], runtime_config: Mapping[str, Any], source: str) -> str | None:
+    """The run's default gcsOutputDirectory. Both places are checked when set: a spec
+    carrying a bad root is a bad spec, even when the body overrides it."""
+    candidates = [("runtimeConfig.gcsOutputDirectory", runtime_config.get("gcsOutputDirectory")),
+                  ("defaultPipelineRoot", ir.get("defaultPipelineRoot"))]
+    for name, value in candidates:
+        problem = None if value in (None, "") else gcs_directory_problem(value)
+        if problem:
+            raise BadRequest(f"spec {source}: {name} {problem}", field="spec_uri")
+    return next((value for _, value in candidates if value), None)
+
+
+def _typed_presets(
+    preset: Mapping[str, Any], parameters: Mapping[str, ParameterDef], pipeline: str, source: str
+) -> dict[str, Any]:
+    """A PipelineJob document's own values, typed like the body's, but blamed on the spec."""
+    from .parameters import convert_value
+
+    typed = {}
+    for name, value in preset.items():
+        where = f"spec {source}: runtimeConfig.parameterValues.{name}"
+        definition = parameters.get(name)
+        if definition is None:
+            known = ", ".join(sorted(parameters)) or "none"
+            raise BadRequest(f"{where}: pipeline {pipeline!r} has no such parameter (it has: {known})",
+                             field="spec_uri")
+        typed[name] = convert_value(definition.type, value, label=where, field="spec_uri")
+    return typed
 
 
 def _parameters(root: Mapping[str, Any], source: str) -> dict[str, ParameterDef]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import BadRequest, Forbidden
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 _GENERATION_RE = re.compile(r"[0-9]{1,19}")  # GCS generations are int64
+INT64_MAX = 2**63 - 1
 _FIELD = "spec_uri"
+_MAX_DIRECTORY_CHARS = 1024
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ def parse_spec_uri(uri: str, *, allowed_bucket: str | None = None) -> SpecUri:
         raise BadRequest("spec_uri object path contains control characters", field=_FIELD)
     if hash_sign and not _GENERATION_RE.fullmatch(generation):
         raise BadRequest(f"spec_uri generation after '#' must be 1-19 digits, got {generation!r:.40}", field=_FIELD)
+    if hash_sign and int(generation) > INT64_MAX:
+        raise BadRequest(f"spec_uri generation {generation} is larger than {INT64_MAX}, the largest "
+                         "Cloud Storage generation", field=_FIELD)
     if allowed_bucket is not None and bucket != allowed_bucket:
         raise Forbidden(
             f"spec_uri bucket {bucket!r} is not the spec bucket {allowed_bucket!r}; "
@@ -49,3 +55,20 @@ def parse_spec_uri(uri: str, *, allowed_bucket: str | None = None) -> SpecUri:
             field=_FIELD,
         )
     return SpecUri(bucket=bucket, object=name, generation=int(generation) if hash_sign else None)
+
+
+def gcs_directory_problem(value: Any) -> str | None:
+    """What is wrong with `value` as a pipeline root (`gs://BUCKET` or `gs://BUCKET/PATH`),
+    or None when nothing is."""
+    if not isinstance(value, str):
+        return f"must be a gs://BUCKET/PATH string, got {type(value).__name__}"
+    if not value.startswith("gs://"):
+        return f"must be a gs://BUCKET/PATH URI, got {value!r:.100}"
+    bucket, _, _ = value[len("gs://"):].partition("/")
+    if not _BUCKET_RE.fullmatch(bucket):
+        return f"must be a gs://BUCKET/PATH URI with a valid bucket name, got {value!r:.100}"
+    if len(value) > _MAX_DIRECTORY_CHARS:
+        return f"must be a gs://BUCKET/PATH URI of at most {_MAX_DIRECTORY_CHARS} characters"
+    if any(ord(char) < 0x20 or char == "\x7f" for char in value):
+        return "must be a gs://BUCKET/PATH URI without control characters"
+    return None

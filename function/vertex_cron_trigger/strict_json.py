@@ -9,8 +9,23 @@ from typing import Any
 
 
 def loads(text: str | bytes) -> Any:
-    """`json.loads`; ValueError (as json.loads raises it) for a non-finite number."""
+    """`json.loads`; ValueError (as json.loads raises it) for a non-finite number.
+    RecursionError for a document nested beyond the interpreter's limit: callers catch it."""
     return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+
+
+def nesting_depth_exceeds(value: Any, limit: int) -> bool:
+    """True when arrays/objects nest more than `limit` deep (`[1]` is 1, `{"a": [1]}` is 2).
+    Iterative, so a value deep enough to break a recursive walk is still measured."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            depth += 1
+            if depth > limit:
+                return True
+            stack.extend((child, depth) for child in (node.values() if isinstance(node, dict) else node))
+    return False
 
 
 def _reject_constant(token: str) -> Any:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from trigger_wire import FUNCTION_DIR, PROJECT, REGION, WORKLOAD_SA
+from trigger_wire import EXAMPLES, FUNCTION_DIR, PROJECT, REGION, WORKLOAD_SA, upload
 
 from vertex_cron.local.function_runner import FunctionProcess
 
@@ -36,3 +36,11 @@ def start_function(emulator, storage_emulator, spec_bucket) -> Iterator[Callable
     for process in started:
         process.stop()
 
+
+
+@pytest.fixture
+def spec(storage_emulator, spec_bucket) -> dict:
+    """The example pipeline (KFP YAML) uploaded to the spec bucket."""
+    bucket = spec_bucket
+    generation = upload(storage_emulator.url, bucket, "specs/nightly.yaml", (EXAMPLES / "pipeline.yaml").read_bytes())
+    return {"uri": f"gs://{bucket}/specs/nightly.yaml", "bucket": bucket, "generation": generation}

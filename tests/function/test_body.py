@@ -29,7 +29,7 @@ def test_minimal_body_has_defaults():
 
 def test_all_fields_are_parsed_to_their_types():
     body = parse(
-        parameter_values={"a": 1}, pipeline_root="gs://b/root", cron="0 2 * * *", time_zone="Europe/Paris",
+        parameter_values={"a": 1}, pipeline_root="gs://bkt/root", cron="0 2 * * *", time_zone="Europe/Paris",
         max_concurrent_runs=2, start_time="2024-01-01T00:00:00Z", end_time="2024-02-01T00:00:00+01:00",
         enable_caching=False,
     )
@@ -48,6 +48,15 @@ def test_all_fields_are_parsed_to_their_types():
         ({"spec_uri": "s3://b/o"}, "spec_uri", "gs://"),
         ({"parameter_values": [1]}, "parameter_values", "an array"),
         ({"pipeline_root": "/tmp"}, "pipeline_root", "gs://"),
+        ({"pipeline_root": "gs://"}, "pipeline_root", "bucket"),
+        ({"pipeline_root": "gs:///root"}, "pipeline_root", "bucket"),
+        ({"pipeline_root": "gs://b/root"}, "pipeline_root", "bucket"),  # bucket names have 3+ characters
+        ({"pipeline_root": "gs://Upper-Case/root"}, "pipeline_root", "bucket"),
+        ({"pipeline_root": "gs://bucket name/root"}, "pipeline_root", "bucket"),
+        ({"pipeline_root": "gs://bucket/root\nx"}, "pipeline_root", "control characters"),
+        ({"pipeline_root": "gs://bucket/" + "r" * 1100}, "pipeline_root", "1024"),
+        ({"pipeline_root": " gs://bucket/root"}, "pipeline_root", "gs://"),
+        ({"pipeline_root": 5}, "pipeline_root", "string"),
         ({"time_zone": "Mars/Olympus"}, "time_zone", "IANA"),
         ({"max_concurrent_runs": 0}, "max_concurrent_runs", ">= 1"),
         ({"max_concurrent_runs": True}, "max_concurrent_runs", "integer"),
@@ -72,3 +81,8 @@ def test_oversized_body_is_rejected_before_parsing():
     raw = json.dumps({**MINIMAL, "parameter_values": {"x": "y" * MAX_BODY_BYTES}}).encode()
     error = rejected_field(raw)
     assert "limit" in error.message and error.field == "body"
+
+
+@pytest.mark.parametrize("root", ["gs://bucket", "gs://bucket/", "gs://my.bucket_1/a/b c/d", "gs://b-1/x"])
+def test_pipeline_roots_that_are_gcs_uris_are_accepted(root):
+    assert parse(pipeline_root=root).pipeline_root == root

@@ -142,3 +142,83 @@ def test_stripped_signature_only_on_cloud_run_and_still_claim_checked():
 def test_missing_bearer_is_unauthenticated(value):
     with pytest.raises(Unauthenticated):
         bearer_token(value)
+
+
+def _unsigned(header: dict | str, payload: dict | str, signature: str = "c2ln") -> str:
+    encode = lambda part: base64.urlsafe_b64encode(  # noqa: E731
+        (part if isinstance(part, str) else json.dumps(part)).encode()).rstrip(b"=").decode()
+    return f"{encode(header)}.{encode(payload)}.{signature}"
+
+
+DEEP = "[" * 3000 + "]" * 3000
+HEADER = {"alg": "RS256", "kid": "k1", "typ": "JWT"}
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        _unsigned('{"alg": "RS256", "x": ' + "[" * 1200 + "]" * 1200 + "}", claims()),  # RecursionError in json
+        _unsigned(HEADER, '{"iss": ' + "[" * 1200 + "]" * 1200 + "}"),
+        _unsigned('{"alg": "RS256", "n": NaN}', claims()),
+        _unsigned(HEADER, json.dumps(claims()).replace('"exp": ', '"exp": Infinity, "x": ')),
+        _unsigned(HEADER, "[1, 2]"),
+        "a" * 9000,
+        "é.é.é",
+    ],
+    ids=["deep-header", "deep-payload", "nan-header", "infinite-exp", "payload-array", "over-8kib", "non-ascii"],
+)
+def test_malformed_tokens_are_401_never_500(token):
+    with pytest.raises(Unauthenticated):
+        verify(token)
+
+
+def test_a_3000_deep_header_is_refused_by_length_or_depth_never_a_crash():
+    with pytest.raises(Unauthenticated):
+        verify(_unsigned('{"alg": "RS256", "x": ' + DEEP + "}", claims()))
+
+
+def test_the_token_length_is_capped_before_anything_is_decoded():
+    fetcher = Fetcher()
+    padded = mint(pad="x" * 9000)
+    with pytest.raises(Unauthenticated, match="at most 8192"):
+        verify(padded, fetcher=fetcher)
+    assert fetcher.calls == 0
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"iss": ["https://accounts.google.com"]},
+        {"iss": None},
+        {"aud": 5},
+        {"aud": [AUDIENCE]},
+        {"aud": {AUDIENCE: 1}},
+        {"exp": str(int(time.time()) + 3600)},
+        {"iat": str(int(time.time()))},
+        {"exp": True},
+        {"email": ["scheduler@p.iam.gserviceaccount.com"]},
+        {"email": 5},
+        {"email_verified": "True"},
+        {"email_verified": "yes"},
+        {"email_verified": 1},
+        {"email_verified": None},
+    ],
+    ids=lambda overrides: "-".join(f"{k}={type(v).__name__}:{v!r:.12}" for k, v in overrides.items()),
+)
+def test_claims_of_the_wrong_type_are_401_signed_or_stripped(overrides):
+    with pytest.raises(Unauthenticated):
+        verify(mint(**overrides))
+    header, payload, _ = mint(**overrides).split(".")
+    on_run = TokenPolicy(audiences=[AUDIENCE], allowed_emails={INVOKER}, accept_stripped_signature=True)
+    with pytest.raises(Unauthenticated):
+        verify(f"{header}.{payload}.SIGNATURE_REMOVED_BY_GOOGLE", policy=on_run)
+
+
+def test_email_verified_is_json_true_or_the_exact_string_true():
+    assert verify(mint(email_verified=True)) == INVOKER
+    assert verify(mint(email_verified="true")) == INVOKER
+
+
+def test_a_forged_token_of_an_allowed_email_with_bad_claim_types_is_still_401():
+    with pytest.raises(Unauthenticated):
+        verify(mint(private_key=OTHER_KEY, exp="tomorrow"))

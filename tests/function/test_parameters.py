@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,33 @@ def test_wrong_values_name_the_parameter(values, name, words):
 def test_structured_types_are_checked():
     with pytest.raises(BadRequest, match="a JSON array"):
         coerce_parameters(STRUCTURED, {"items": {"not": "a list"}})
+
+
+def nested_list(depth: int) -> list:
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def nested_struct(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def test_list_and_struct_values_nest_at_most_32_levels():
+    within = {"items": nested_list(32), "config": nested_struct(32)}
+    assert coerce_parameters(STRUCTURED, within) == within
+    for name, value in (("items", nested_list(33)), ("config", nested_struct(33)),
+                        ("items", json.dumps(nested_list(33))), ("config", json.dumps(nested_struct(33)))):
+        with pytest.raises(BadRequest) as caught:
+            coerce_parameters(STRUCTURED, {name: value})
+        assert caught.value.field == f"parameter_values.{name}" and "32 levels" in caught.value.message
+
+
+def test_a_string_too_deep_for_the_json_parser_is_a_400_not_a_crash():
+    with pytest.raises(BadRequest) as caught:
+        coerce_parameters(STRUCTURED, {"items": "[" * 50_000 + "]" * 50_000})
+    assert caught.value.field == "parameter_values.items"

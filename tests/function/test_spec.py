@@ -67,3 +67,131 @@ def test_yaml_alias_bomb_is_rejected_not_expanded():
 def test_deep_nesting_is_rejected():
     with pytest.raises(BadRequest):
         parse_spec(b"[" * 5000 + b"]" * 5000, source="deep.json")
+
+
+EXAMPLE_JSON = (EXAMPLES / "pipeline.json").read_text()
+EXAMPLE_YAML = (EXAMPLES / "pipeline.yaml").read_text()
+
+
+def rejected(data: bytes | str, source: str = "gs://b/x") -> BadRequest:
+    with pytest.raises(BadRequest) as caught:
+        parse_spec(data.encode() if isinstance(data, str) else data, source=source)
+    assert caught.value.status == 400 and caught.value.field == "spec_uri"
+    return caught.value
+
+
+def with_default(json_value: str) -> str:
+    """The example JSON spec with learning_rate's defaultValue replaced by raw JSON text."""
+    assert '"defaultValue": 0.01' in EXAMPLE_JSON
+    return EXAMPLE_JSON.replace('"defaultValue": 0.01', f'"defaultValue": {json_value}', 1)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_json_specs_are_strict_json(constant):
+    error = rejected(with_default(constant))
+    assert "gs://b/x is not a compiled KFP pipeline spec" in error.message and "JSON" in error.message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "words"),
+    [
+        ("defaultValue: 0.01", "defaultValue: .nan", "nan"),
+        ("defaultValue: 0.01", "defaultValue: -.inf", "-inf"),
+        ("defaultValue: 0.01", "defaultValue: !!float 1e400", "inf"),
+        ("sdkVersion: kfp-2.17.0", "sdkVersion: 2024-05-01", "YAML timestamp"),
+        ("sdkVersion: kfp-2.17.0", "sdkVersion: 2024-05-01T02:00:00Z", "YAML timestamp"),
+        ("sdkVersion: kfp-2.17.0", "sdkVersion: !!binary a2ZwLTIuMTcuMA==", "!!binary"),
+        ("sdkVersion: kfp-2.17.0", "sdkVersion: !!set {a, b}", "!!set"),
+        ("sdkVersion: kfp-2.17.0", "sdkVersion: !!omap [a: 1]", "!!omap"),
+        ("sdkVersion: kfp-2.17.0", "sdkVersion: kfp-2.17.0\nextra: {1: one}", "not a string"),
+        ("sdkVersion: kfp-2.17.0", "sdkVersion: kfp-2.17.0\non: true", "not a string"),
+    ],
+)
+def test_yaml_values_json_cannot_hold_are_refused_and_located(old, new, words):
+    assert old in EXAMPLE_YAML
+    error = rejected(EXAMPLE_YAML.replace(old, new, 1))
+    assert "gs://b/x is not a compiled KFP pipeline spec" in error.message and words in error.message
+
+
+def test_the_offending_yaml_value_is_named_by_its_path():
+    error = rejected(EXAMPLE_YAML.replace("defaultValue: 0.01", "defaultValue: .nan", 1))
+    assert "root.inputDefinitions.parameters.learning_rate.defaultValue" in error.message
+
+
+def test_any_yaml_alias_is_refused_even_a_harmless_one():
+    data = EXAMPLE_YAML.replace("sdkVersion: kfp-2.17.0", "sdkVersion: &v kfp-2.17.0\nsdkAgain: *v", 1)
+    assert "alias" in rejected(data).message
+    # Anchors alone expand nothing: they are allowed.
+    assert parse_spec(EXAMPLE_YAML.replace("sdkVersion: kfp-2.17.0", "sdkVersion: &v kfp-2.17.0", 1).encode(),
+                      source="a").name == "nightly-training"
+
+
+def test_an_alias_bomb_of_big_strings_is_refused_before_it_is_built():
+    big = "x" * 100_000
+    lines = [f"a0: &a0 {big}"] + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 4)}]" for i in range(1, 12)]
+    assert "alias" in rejected("\n".join(lines)).message
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("form", ["json", "yaml-flow", "yaml-block"])
+def test_specs_nest_at_most_64_levels(form):
+    def spec_with(depth: int) -> str:
+        # The value's list starts at level 6: the document, root, inputDefinitions, parameters, x.
+        inner = depth - 5
+        if form == "json":
+            return ('{"pipelineInfo": {"name": "p"}, "root": {"inputDefinitions": {"parameters": {"x": '
+                    '{"parameterType": "LIST", "defaultValue": ' + nested(inner) + "}}}}}")
+        value = nested(inner) if form == "yaml-flow" else "\n          " + "- " * (inner - 1) + "[]"
+        return ("pipelineInfo: {name: p}\nroot:\n  inputDefinitions:\n    parameters:\n      x:\n"
+                "        parameterType: LIST\n        defaultValue: " + value + "\n")
+
+    assert parse_spec(spec_with(64).encode(), source="ok").name == "p"
+    assert "nested too deeply" in rejected(spec_with(65)).message
+
+
+@pytest.mark.parametrize(
+    ("root", "words"),
+    [("/tmp/pipeline-root", "gs://"), ("gs://", "bucket"), ("gs://b/x", "bucket"), ("s3://bucket/x", "gs://"),
+     ("gs://bucket/a\u0000b", "control"), (5, "string"), (["gs://bucket/x"], "string")],
+)
+def test_default_pipeline_root_must_be_a_gcs_uri(root, words):
+    document = json.loads(EXAMPLE_JSON) | {"defaultPipelineRoot": root}
+    error = rejected(json.dumps(document))
+    assert error.message.startswith("spec gs://b/x: defaultPipelineRoot ") and words in error.message
+    job = {"pipelineSpec": json.loads(EXAMPLE_JSON), "runtimeConfig": {"gcsOutputDirectory": root}}
+    error = rejected(json.dumps(job))
+    assert "runtimeConfig.gcsOutputDirectory" in error.message and words in error.message
+
+
+def test_an_empty_runtime_root_falls_back_to_the_default_root():
+    job = {"pipelineSpec": json.loads(EXAMPLE_JSON), "runtimeConfig": {"gcsOutputDirectory": ""}}
+    assert parse_spec(json.dumps(job).encode(), source="j").default_pipeline_root == (
+        "gs://vertex-cron-demo-artifacts/pipeline-root")
+
+
+def pipeline_job(**preset):
+    return json.dumps({"pipelineSpec": json.loads(EXAMPLE_JSON), "runtimeConfig": {"parameterValues": preset}})
+
+
+@pytest.mark.parametrize(
+    ("preset", "words"),
+    [
+        ({"sample_rows": "many"}, "runtimeConfig.parameterValues.sample_rows must be an integer"),
+        ({"sample_rows": 1.5}, "runtimeConfig.parameterValues.sample_rows must be an integer"),
+        ({"dry_run": "maybe"}, "runtimeConfig.parameterValues.dry_run must be true or false"),
+        ({"epochs": 3}, "runtimeConfig.parameterValues.epochs: pipeline 'nightly-training' has no such parameter"),
+    ],
+)
+def test_a_pipeline_job_document_s_own_bad_values_are_blamed_on_the_spec(preset, words):
+    error = rejected(pipeline_job(**preset), source="gs://b/job.json#7")
+    assert error.message.startswith("spec gs://b/job.json#7: ") and words in error.message
+    assert "parameter_values" not in error.message
+
+
+def test_preset_values_are_typed_when_the_spec_is_parsed():
+    spec = parse_spec(pipeline_job(sample_rows="500", learning_rate=1, run_date="d").encode(), source="j")
+    assert spec.preset_values == {"sample_rows": 500, "learning_rate": 1.0, "run_date": "d"}
+    assert type(spec.preset_values["sample_rows"]) is int and type(spec.preset_values["learning_rate"]) is float

@@ -35,3 +35,18 @@ def test_malformed_uris_are_bad_requests(uri):
     with pytest.raises(BadRequest) as caught:
         parse_spec_uri(uri, allowed_bucket="specs")
     assert caught.value.field == "spec_uri" and caught.value.status == 400
+
+
+def test_generations_are_int64():
+    largest = 2**63 - 1
+    assert parse_spec_uri(f"gs://specs/a.json#{largest}", allowed_bucket="specs").generation == largest
+    for generation in (largest + 1, 9999999999999999999):
+        with pytest.raises(BadRequest) as caught:
+            parse_spec_uri(f"gs://specs/a.json#{generation}", allowed_bucket="specs")
+        assert "generation" in caught.value.message and caught.value.field == "spec_uri"
+
+
+@pytest.mark.parametrize("generation", ["+5", " 5", "5 ", "5\n", "-5", "0x10", "5_000", "١٢"])
+def test_generations_are_plain_ascii_digits(generation):
+    with pytest.raises(BadRequest):
+        parse_spec_uri(f"gs://specs/a.json#{generation}", allowed_bucket="specs")

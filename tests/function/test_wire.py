@@ -7,38 +7,9 @@ import base64
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 import requests
 
-from trigger_wire import EXAMPLES, INVOKER, PROJECT, REGION, WORKLOAD_SA, delete, upload
-
-FIRING = "2024-05-01T02:00:00Z"
-PARENT = f"projects/{PROJECT}/locations/{REGION}"
-
-
-@pytest.fixture
-def spec(storage_emulator, spec_bucket):
-    bucket = spec_bucket
-    generation = upload(storage_emulator.url, bucket, "specs/nightly.yaml", (EXAMPLES / "pipeline.yaml").read_bytes())
-    return {"uri": f"gs://{bucket}/specs/nightly.yaml", "bucket": bucket, "generation": generation}
-
-
-def fire(function, body, *, schedule_time=FIRING, token=None):
-    headers = {"Content-Type": "application/octet-stream"}  # Cloud Scheduler's default
-    if schedule_time:
-        headers["X-CloudScheduler-ScheduleTime"] = schedule_time
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    return requests.post(function.url, data=json.dumps(body), headers=headers, timeout=60)
-
-
-def body_for(spec, **fields):
-    return {"schedule": "nightly", "spec_uri": spec["uri"], "parameter_values": {"run_date": "{{schedule_time:%Y-%m-%d}}"},
-            **fields}
-
-
-def jobs_of(emulator):
-    return {job["name"]: job for job in emulator.pipeline_jobs()}
+from trigger_wire import FIRING, INVOKER, PARENT, WORKLOAD_SA, body_for, delete, fire, jobs_of
 
 
 def test_a_firing_creates_one_typed_pipeline_job(start_function, emulator, spec):

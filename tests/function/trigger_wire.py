@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import requests
@@ -12,6 +14,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PROJECT, REGION = "wire-project", "us-central1"
 WORKLOAD_SA = f"vertex-cron-workload@{PROJECT}.iam.gserviceaccount.com"
 INVOKER = f"vertex-cron-scheduler@{PROJECT}.iam.gserviceaccount.com"
+FIRING = "2024-05-01T02:00:00Z"
+PARENT = f"projects/{PROJECT}/locations/{REGION}"
 
 
 def upload(storage_url: str, bucket: str, name: str, data: bytes) -> int:
@@ -30,3 +34,23 @@ def upload(storage_url: str, bucket: str, name: str, data: bytes) -> int:
 def delete(storage_url: str, bucket: str, name: str) -> None:
     response = requests.delete(f"{storage_url}/storage/v1/b/{bucket}/o/{quote(name, safe='')}", timeout=30)
     response.raise_for_status()
+
+
+def fire(function: Any, body: Any, *, schedule_time: str | None = FIRING, token: str | None = None) -> requests.Response:
+    """POST as Cloud Scheduler does; `body` is JSON-encoded unless it is already bytes."""
+    headers = {"Content-Type": "application/octet-stream"}  # Cloud Scheduler's default
+    if schedule_time:
+        headers["X-CloudScheduler-ScheduleTime"] = schedule_time
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = body if isinstance(body, bytes) else json.dumps(body)
+    return requests.post(function.url, data=data, headers=headers, timeout=60)
+
+
+def body_for(spec: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"schedule": "nightly", "spec_uri": spec["uri"], "parameter_values": {"run_date": "{{schedule_time:%Y-%m-%d}}"},
+            **fields}
+
+
+def jobs_of(emulator: Any) -> dict[str, dict[str, Any]]:
+    return {job["name"]: job for job in emulator.pipeline_jobs()}

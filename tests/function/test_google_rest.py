@@ -1,0 +1,194 @@
+"""How google_rest.py classifies what Google answers: duplicate, transient (503, Scheduler
+retries) or permanent. Unit level, with a scripted session in place of the network."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from vertex_cron_trigger.errors import UpstreamRejected, UpstreamUnavailable
+from vertex_cron_trigger.google_rest import GoogleRest
+from vertex_cron_trigger.settings import Settings
+
+SETTINGS = Settings(
+    project="p", region="us-central1", workload_sa="w@p.iam.gserviceaccount.com", spec_bucket="specs",
+    allowed_invokers=frozenset(), audiences=(), certs_url="http://certs.test/oauth2/v1/certs",
+    vertex_emulator="http://vertex.test", storage_emulator="http://storage.test", on_cloud_run=False,
+)
+JOB = {"displayName": "x"}
+
+
+def response(status: int, body: object = b"", headers: dict[str, str] | None = None) -> requests.Response:
+    answer = requests.Response()
+    answer.status_code = status
+    answer._content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    answer._content_consumed = True
+    answer.headers.update(headers or {})
+    answer.url = "http://test/"
+    return answer
+
+
+def google_error(status: int, name: str, message: str = "boom") -> requests.Response:
+    return response(status, {"error": {"code": status, "message": message, "status": name}})
+
+
+class BrokenBody(requests.Response):
+    """An error response whose body breaks off while it is read (a streamed download)."""
+
+    def __init__(self, status: int, error: Exception) -> None:
+        super().__init__()
+        self.status_code, self._error = status, error
+
+    @property
+    def content(self) -> bytes:  # type: ignore[override]
+        raise self._error
+
+    def close(self) -> None:
+        pass
+
+
+class Scripted:
+    """A session answering each request with the next scripted response (or raising it)."""
+
+    def __init__(self, *answers: object) -> None:
+        self.answers = list(answers)
+
+    def request(self, method: str, url: str, **kwargs: object) -> object:
+        answer = self.answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+def rest_answering(*answers: object) -> GoogleRest:
+    rest = GoogleRest(SETTINGS)
+    session = Scripted(*answers)
+    rest._sessions.update(vertex=session, storage=session, plain=session)
+    return rest
+
+
+def test_already_exists_is_a_duplicate():
+    assert rest_answering(google_error(409, "ALREADY_EXISTS")).create_pipeline_job("j", JOB) is False
+    assert rest_answering(response(200, {"name": "j"})).create_pipeline_job("j", JOB) is True
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        google_error(409, "ABORTED", "concurrent modification, retry"),
+        google_error(409, "SOMETHING_NEW"),
+        response(409, b"<html>Conflict</html>"),
+        response(409, {"error": "ALREADY_EXISTS"}),  # not Google's error shape
+        response(409, {"error": {"message": "already exists"}}),  # no status: not provably a duplicate
+    ],
+)
+def test_any_other_409_on_create_is_transient_never_a_duplicate(answer):
+    with pytest.raises(UpstreamUnavailable) as caught:
+        rest_answering(answer).create_pipeline_job("j", JOB)
+    assert "HTTP 409" in caught.value.message and caught.value.status == 503
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504, 505, 507, 511, 520, 599])
+def test_408_429_and_every_5xx_but_501_are_transient(status):
+    with pytest.raises(UpstreamUnavailable):
+        rest_answering(response(status, b"busy")).create_pipeline_job("j", JOB)
+    with pytest.raises(UpstreamUnavailable):
+        rest_answering(response(status, b"busy")).object_generation("specs", "o.json")
+    with pytest.raises(UpstreamUnavailable):
+        rest_answering(response(status, b"busy")).fetch_certs()
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 412, 501])
+def test_permanent_statuses_are_not_retried(status):
+    with pytest.raises(UpstreamRejected):
+        rest_answering(response(status, b"no")).create_pipeline_job("j", JOB)
+
+
+def test_409_aborted_is_transient_elsewhere_too():
+    with pytest.raises(UpstreamUnavailable):
+        rest_answering(google_error(409, "ABORTED")).count_active_runs("s", excluding="j", limit=1)
+
+
+REQUEST_FAILURES = [
+    requests.exceptions.ChunkedEncodingError("chunk broke off"),
+    requests.exceptions.ContentDecodingError("bad gzip"),
+    requests.exceptions.TooManyRedirects("loop"),
+    requests.exceptions.RetryError("retries exhausted"),
+    requests.exceptions.SSLError("handshake"),
+    requests.exceptions.ReadTimeout("slow"),
+    requests.exceptions.ConnectionError("reset"),
+    requests.exceptions.RequestException("anything else requests raises"),
+]
+
+
+@pytest.mark.parametrize("failure", REQUEST_FAILURES, ids=lambda exc: type(exc).__name__)
+def test_every_requests_failure_is_transient_for_every_upstream(failure):
+    calls = [
+        lambda rest: rest.create_pipeline_job("j", JOB),
+        lambda rest: rest.get_pipeline_job("projects/p/locations/l/pipelineJobs/j"),
+        lambda rest: rest.count_active_runs("s", excluding="j", limit=1),
+        lambda rest: rest.object_generation("specs", "o.json"),
+        lambda rest: rest.download_object("specs", "o.json", generation=1, max_bytes=10),
+        lambda rest: rest.fetch_certs(),
+    ]
+    for call in calls:
+        with pytest.raises(UpstreamUnavailable) as caught:
+            call(rest_answering(failure))
+        assert type(failure).__name__ in caught.value.message
+
+
+def test_a_body_that_breaks_off_while_reading_an_error_is_transient():
+    broken = BrokenBody(503, requests.exceptions.ChunkedEncodingError("broke off"))
+    with pytest.raises(UpstreamUnavailable):
+        rest_answering(broken).download_object("specs", "o.json", generation=1, max_bytes=10)
+    # Even a 404 whose body cannot be read is still "the spec does not exist"...
+    from vertex_cron_trigger.errors import SpecNotFound
+
+    with pytest.raises(SpecNotFound):
+        rest_answering(BrokenBody(404, requests.exceptions.ChunkedEncodingError("x"))).download_object(
+            "specs", "o.json", generation=1, max_bytes=10)
+    # ...and an unreadable 409 on create is never a duplicate.
+    with pytest.raises(UpstreamUnavailable):
+        rest_answering(BrokenBody(409, requests.exceptions.ContentDecodingError("x"))).create_pipeline_job("j", JOB)
+
+
+@pytest.mark.parametrize(
+    ("call", "answer"),
+    [
+        (lambda rest: rest.object_generation("specs", "o.json"), response(200, b"<html>proxy</html>")),
+        (lambda rest: rest.object_generation("specs", "o.json"), response(200, {"no": "generation"})),
+        (lambda rest: rest.object_generation("specs", "o.json"), response(200, [1])),
+        (lambda rest: rest.get_pipeline_job("projects/p/locations/l/pipelineJobs/j"), response(200, b"garbage")),
+        (lambda rest: rest.count_active_runs("s", excluding="j", limit=1), response(200, b"garbage")),
+        (lambda rest: rest.count_active_runs("s", excluding="j", limit=1), response(200, [])),
+        (lambda rest: rest.count_active_runs("s", excluding="j", limit=1), response(200, {"pipelineJobs": 5})),
+        (lambda rest: rest.fetch_certs(), response(200, b"not json")),
+    ],
+)
+def test_a_garbled_success_body_is_transient_not_a_crash(call, answer):
+    with pytest.raises(UpstreamUnavailable):
+        call(rest_answering(answer))
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [requests.exceptions.MissingSchema("no scheme"), requests.exceptions.InvalidSchema("ftp"),
+     requests.exceptions.InvalidURL("bad host")],
+    ids=lambda exc: type(exc).__name__,
+)
+def test_a_url_requests_refuses_is_a_configuration_error_not_an_outage(failure):
+    from vertex_cron_trigger.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        rest_answering(failure).fetch_certs()
+    assert "VERTEX_CRON_OIDC_CERTS_URL" in caught.value.message and caught.value.status == 500
+
+
+def test_certs_max_age_is_capped_and_certs_must_be_text():
+    certs, max_age = rest_answering(response(200, {"k": "PEM"}, {"Cache-Control": "public, max-age=" + "9" * 400})).fetch_certs()
+    assert certs == {"k": "PEM"} and max_age == 24 * 3600
+    assert rest_answering(response(200, {"k": "PEM"}, {"Cache-Control": "max-age=600"})).fetch_certs()[1] == 600
+    with pytest.raises(UpstreamUnavailable):
+        rest_answering(response(200, {"k": ["not", "a", "pem"]})).fetch_certs()
