@@ -162,7 +162,8 @@ def test_a_409_without_a_google_status_is_a_503_not_a_duplicate(start_function, 
 
     failed = _one_failed_then_created_then_duplicate(function, emulator, spec_uri, says="409")
 
-    assert "already exists" not in failed.json()["message"] and len(front.broken) == 1
+    assert "no Google status" in failed.json()["message"] and "already exists" not in failed.json()["message"]
+    assert len(front.broken) == 1
 
 
 def test_a_create_reply_cut_mid_body_is_a_503_and_the_retry_is_the_duplicate(start_function, emulator, fault_front,
@@ -176,7 +177,8 @@ def test_a_create_reply_cut_mid_body_is_a_503_and_the_retry_is_the_duplicate(sta
     failed = fire(function.url, body_for(spec_uri))
 
     assert failed.status_code == 503, failed.text
-    assert failed.json()["outcome"] == "failed" and "Traceback" not in failed.text
+    assert failed.json()["outcome"] == "failed" and "ChunkedEncodingError" in failed.json()["message"]
+    assert "Traceback" not in failed.text
     assert job_names(emulator) == [JOB]  # it landed
     retried = fire(function.url, body_for(spec_uri))
     assert (retried.status_code, retried.json()["outcome"]) == (200, "duplicate"), retried.text
