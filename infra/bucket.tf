@@ -16,6 +16,7 @@ resource "google_storage_bucket" "artifacts" {
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
   force_destroy               = false
+  labels                      = local.labels
 
   # A spec is content-addressed and never overwritten; versioning keeps an accidental
   # delete or overwrite recoverable while Scheduler jobs still point at the object.

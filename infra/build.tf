@@ -11,6 +11,7 @@ resource "google_artifact_registry_repository" "function_images" {
   repository_id = "gcf-artifacts"
   format        = "DOCKER"
   description   = "Cloud Functions images (vertex-cron-trigger)."
+  labels        = local.labels
 
   cleanup_policies {
     id     = "keep-recent"

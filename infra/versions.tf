@@ -9,6 +9,14 @@ terraform {
   }
 }
 
+locals {
+  # On every resource that takes labels; the same label the deployer puts on the function
+  # (vertex_cron.models.MANAGED_BY_LABEL = MANAGED_BY).
+  labels = {
+    managed-by = "vertex-cron"
+  }
+}
+
 provider "google" {
   project = var.project_id
   region  = var.region

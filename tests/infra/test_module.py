@@ -5,9 +5,16 @@ from __future__ import annotations
 import re
 import tomllib
 
+from vertex_cron.models import MANAGED_BY, MANAGED_BY_LABEL
 from vertex_cron.permissions import REQUIRED_APIS
 
 CONFIG_KEYS = {"project", "region", "bucket", "workload_sa", "function_sa", "scheduler_sa", "build_sa"}
+# The google provider's resources that take `labels`, and those that do not (IAM members,
+# service accounts, custom roles, enabled APIs): a new kind of resource must join one.
+LABELED = {"google_storage_bucket", "google_artifact_registry_repository"}
+UNLABELED = {"google_project_service", "google_service_account", "google_project_iam_custom_role",
+             "google_project_iam_member", "google_storage_bucket_iam_member",
+             "google_service_account_iam_member", "google_artifact_registry_repository_iam_member"}
 
 
 def test_infra_enables_exactly_the_apis_doctor_checks_and_never_disables_them(module):
@@ -40,3 +47,14 @@ def test_every_checkov_skip_says_why(module):
     assert skips
     for skip in skips:
         assert re.fullmatch(r"#checkov:skip=CKV2?_GCP_\d+:\S.{20,}", skip), skip
+
+
+def test_every_resource_that_takes_labels_is_labeled_managed_by_vertex_cron(module):
+    kinds = {kind for entry in module.blocks["resource"] for kind in entry}
+    assert kinds <= LABELED | UNLABELED, f"classify {sorted(kinds - LABELED - UNLABELED)} in LABELED or UNLABELED"
+    assert module.named("locals")["labels"] == {MANAGED_BY_LABEL: MANAGED_BY}
+    for kind in LABELED:
+        resources = module.resources(kind)
+        assert resources, kind
+        for name, body in resources.items():
+            assert body.get("labels") == "${local.labels}", f"{kind}.{name}"
