@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -23,7 +25,8 @@ def local() -> None:
 @click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Keep schedules, jobs and functions here across restarts (default: forget on exit).",
+    help="Keep schedules, functions, PipelineJobs, spec objects (storage) and ports here across "
+    "restarts (default: forget on exit).",
 )
 @click.option(
     "--time-scale",
@@ -34,17 +37,18 @@ def local() -> None:
 )
 @click.option("--fire-now", is_flag=True, help="Fire each Scheduler job once as soon as it exists.")
 def up(state_dir: Path | None, time_scale: float, fire_now: bool) -> None:
-    """Start the local stack in the foreground until Ctrl-C.
+    """Start the local stack in the foreground until Ctrl-C (or SIGTERM).
 
-    In a second terminal, paste the printed `export` lines; `vertex-cron deploy`, `list`,
-    `run`, `history` ... then work against this stack.
+    The emulated project is provisioned as `terraform apply` of infra/ leaves a real one,
+    so `vertex-cron doctor` passes. In a second terminal, paste the printed `export` lines;
+    `vertex-cron deploy`, `list`, `run`, `history`, `doctor` ... then work against this stack.
     """
     from vertex_cron.local.stack import LocalStack, LocalStackError
 
     stop_requested = threading.Event()
-    _stop_on_sigterm(stop_requested)
     try:
-        with LocalStack(state_dir=state_dir, time_scale=time_scale, fire_new_jobs_now=fire_now) as stack:
+        with _stop_on_signals(stop_requested), \
+                LocalStack(state_dir=state_dir, time_scale=time_scale, fire_new_jobs_now=fire_now) as stack:
             stack.scheduler.on_delivery = _print_delivery
             click.echo("vertex-cron local stack is up. In a second terminal run:\n")
             for name, value in stack.settings_env().items():
@@ -53,8 +57,6 @@ def up(state_dir: Path | None, time_scale: float, fire_now: bool) -> None:
                        "--param run_date='{{schedule_time:%Y-%m-%d}}'")
             click.echo("Scheduler firings are printed below. Ctrl-C stops everything.\n")
             stop_requested.wait()
-    except KeyboardInterrupt:
-        pass
     except LocalStackError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo("local stack stopped.")
@@ -71,14 +73,28 @@ def demo() -> None:
         raise click.ClickException(f"demo failed: {exc}") from exc
 
 
-def _stop_on_sigterm(stop_requested: threading.Event) -> None:
-    """SIGTERM (e.g. from a process manager) stops the stack as cleanly as Ctrl-C does."""
+@contextlib.contextmanager
+def _stop_on_signals(stop_requested: threading.Event) -> Iterator[None]:
+    """Ctrl-C (SIGINT) and SIGTERM (e.g. a process manager) both stop the stack cleanly.
+
+    Installed explicitly for both: a shell that is not interactive starts a background job
+    (`vertex-cron local up &`) with SIGINT ignored, which Python keeps, so `kill -INT`
+    would otherwise do nothing. A signal that arrives while the stack starts is honoured
+    as soon as it is up; one that arrives while it stops changes nothing.
+    """
 
     def handle(signum: int, frame: FrameType | None) -> None:
         stop_requested.set()
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handle)
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    previous = {signum: signal.signal(signum, handle) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _print_delivery(delivery: Delivery) -> None:

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from vertex_cron.local.emulator import CERTS_PATH, Emulator
 from vertex_cron.local.function_runner import FunctionProcess, extract_zip
 from vertex_cron.local.oidc import LocalIssuer
+from vertex_cron.local.provision import LOCAL_DEPLOYER_MEMBER, infra_service_accounts, provision_project
 from vertex_cron.local.scheduler import LocalScheduler, short_name
 from vertex_cron.local.storage import StorageEmulator
 
@@ -47,10 +48,13 @@ class LocalStack:
     ) -> None:
         self.project = project
         self.region = region
-        self.bucket = f"{project}-vertex-cron"
-        self.workload_sa = f"vertex-cron-workload@{project}.iam.gserviceaccount.com"
-        self.function_sa = f"vertex-cron-function@{project}.iam.gserviceaccount.com"
-        self.scheduler_sa = f"vertex-cron-scheduler@{project}.iam.gserviceaccount.com"
+        self.bucket = f"{project}-vertex-cron"  # infra's default bucket_name
+        # The identities infra/service_accounts.tf creates (provisioned in _start).
+        self.service_accounts = infra_service_accounts(project)
+        self.workload_sa = self.service_accounts["workload"]
+        self.function_sa = self.service_accounts["function"]
+        self.scheduler_sa = self.service_accounts["scheduler"]
+        self.build_sa = self.service_accounts["build"]
         self._state_dir = Path(state_dir) if state_dir is not None else None
         self._time_scale = time_scale
         self._fire_new_jobs_now = fire_new_jobs_now
@@ -95,6 +99,11 @@ class LocalStack:
         self.storage.start()
         self._cleanup.callback(self.storage.stop)
         self.storage.create_bucket(self.bucket)
+        # The project as `terraform apply` of infra/ leaves it (APIs, identities, roles,
+        # grants), so `vertex-cron doctor` passes; again on a restart, which converges.
+        provision_project(self.emulator, self.storage, project=self.project, region=self.region,
+                          bucket=self.bucket, service_accounts=self.service_accounts,
+                          deployer_member=LOCAL_DEPLOYER_MEMBER)
         (work_dir / PORTS_FILE).write_text(json.dumps({"emulator": self.emulator.port, "storage": urlsplit(self.storage.url).port}))
 
         self._cleanup.callback(self._stop_functions)
@@ -138,6 +147,7 @@ class LocalStack:
             "VERTEX_CRON_WORKLOAD_SA": self.workload_sa,
             "VERTEX_CRON_FUNCTION_SA": self.function_sa,
             "VERTEX_CRON_SCHEDULER_SA": self.scheduler_sa,
+            "VERTEX_CRON_BUILD_SA": self.build_sa,
         }
 
     # -- functions ----------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""`vertex-cron doctor` in the local stack: the emulated project looks like one where
-`terraform apply` of infra/ has run, so every check passes, before and after a deploy."""
+"""`vertex-cron doctor` in the local stack: `local up` provisions the emulated project as
+`terraform apply` of infra/ would, so every check passes, before and after a deploy; take
+a grant away and doctor names it, with its fix."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from vertex_cron.cli import cli
-from vertex_cron.local.provision import LOCAL_DEPLOYER_MEMBER, infra_service_accounts, provision_project
+from vertex_cron.local.provision import LOCAL_DEPLOYER_MEMBER, infra_state, write
 from vertex_cron.local.stack import LocalStack
+from vertex_cron.permissions import GRANTS, Scope, grant
 
 SPEC = Path(__file__).resolve().parents[2] / "examples" / "pipeline.yaml"
 
@@ -19,12 +21,9 @@ SPEC = Path(__file__).resolve().parents[2] / "examples" / "pipeline.yaml"
 @pytest.fixture
 def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
     monkeypatch.chdir(tmp_path)  # no vertex-cron.toml of this checkout applies
-    for name in ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT", "VERTEX_CRON_PROJECT", "VERTEX_CRON_BUILD_SA"):
+    for name in ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT", "VERTEX_CRON_PROJECT"):
         monkeypatch.delenv(name, raising=False)
     with LocalStack() as local:
-        provision_project(local.emulator, local.storage, project=local.project, region=local.region,
-                          bucket=local.bucket, service_accounts=infra_service_accounts(local.project),
-                          deployer_member=LOCAL_DEPLOYER_MEMBER)
         yield local
 
 
@@ -45,6 +44,7 @@ def test_doctor_passes_in_the_local_stack_before_and_after_a_deploy(stack: Local
     assert checks(before) and all(line[0] in "✓–" for line in checks(before)), before.output
     assert "✓ run.googleapis.com enabled" in checks(before)
     assert f"✓ on project {stack.project}" in checks(before)
+    assert f"✓ build SA {stack.build_sa} exists" in checks(before)
     assert "– vertex-cron-trigger: not deployed yet: the first `vertex-cron deploy` creates it" in checks(before)
 
     deployed = vertex_cron(stack, "deploy", "nightly", "--spec", str(SPEC), "--cron", "0 3 * * *",
@@ -57,3 +57,22 @@ def test_doctor_passes_in_the_local_stack_before_and_after_a_deploy(stack: Local
     assert {f"✓ runs as the function SA {stack.function_sa}", "✓ environment matches the settings",
             "✓ not public (no allUsers/allAuthenticatedUsers invoker)",
             "✓ scheduler SA may invoke it (roles/run.invoker)"} <= set(checks(after))
+
+
+def test_doctor_in_the_local_stack_names_a_removed_grant_and_its_fix(stack: LocalStack):
+    removed = grant("function", Scope.PROJECT)
+    write(infra_state(project=stack.project, region=stack.region, bucket=stack.bucket,
+                      service_accounts=stack.service_accounts, deployer_member=LOCAL_DEPLOYER_MEMBER,
+                      grants=[g for g in GRANTS if g != removed]), stack.emulator, stack.storage)
+    result = vertex_cron(stack, "doctor")
+
+    assert result.exit_code == 1
+    failed = [line for line in result.stdout.splitlines() if line.startswith("  ✗") or line.startswith("      fix:")]
+    assert failed == [
+        f"  ✗ on project {stack.project}: missing aiplatform.metadataStores.get, aiplatform.pipelineJobs.create, "
+        "aiplatform.pipelineJobs.get, aiplatform.pipelineJobs.list",
+        f"      fix: gcloud projects add-iam-policy-binding {stack.project} "
+        f"--member=serviceAccount:{stack.function_sa} --role=projects/{stack.project}/roles/vertexCron_trigger",
+        "      fix: terraform: google_project_iam_member.function (infra/iam.tf)",
+    ]
+    assert result.stderr.strip() == f"error: 1 of {len(checks(result))} checks failed"

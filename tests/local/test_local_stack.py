@@ -11,7 +11,10 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
+
+import pytest
 
 from vertex_cron import api, config
 from vertex_cron.local.stack import LocalStack
@@ -26,11 +29,11 @@ PARAMETERS = {"run_date": "{{schedule_time:%Y-%m-%d}}"}
 class Terminal:
     """A foreground process whose output lines are collected as they appear."""
 
-    def __init__(self, *args: str, env: dict[str, str]) -> None:
+    def __init__(self, *args: str, env: dict[str, str], **popen: Any) -> None:
         self.lines: list[str] = []
         self._fresh: queue.Queue[str] = queue.Queue()
         self.process = subprocess.Popen(
-            args, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            args, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
         )
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -101,6 +104,35 @@ def test_local_up_serves_the_cli_in_a_second_terminal_and_ctrl_c_stops_everythin
     assert refuses_connections(function_url)
 
 
+def ignore_sigint() -> None:
+    """What a non-interactive shell does to a job it starts with `&`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("signum, background", [
+    (signal.SIGINT, False),
+    (signal.SIGINT, True),  # `vertex-cron local up &` in a script: started with SIGINT ignored
+    (signal.SIGTERM, False),
+], ids=["SIGINT", "SIGINT-background", "SIGTERM"])
+def test_local_up_stops_cleanly_on_a_signal_and_frees_its_ports(signum, background, wait_until):
+    up = Terminal(VERTEX_CRON, "local", "up", env={**clean_env(), "PYTHONUNBUFFERED": "1"},
+                  preexec_fn=ignore_sigint if background else None)
+    try:
+        addresses = exports(up)
+        up.process.send_signal(signum)
+        wait_until(lambda: up.process.poll() is not None, f"local up to exit on {signal.Signals(signum).name}")
+    finally:
+        if up.process.poll() is None:
+            up.process.kill()
+            up.process.wait()
+
+    assert up.process.returncode == 0, "\n".join(up.lines)
+    assert wait_until(lambda: "local stack stopped." in up.lines, "the goodbye line")
+    assert "Traceback" not in "\n".join(up.lines)
+    assert refuses_connections(addresses["VERTEX_CRON_EMULATOR_HOST"])
+    assert refuses_connections(addresses["STORAGE_EMULATOR_HOST"])
+
+
 def deployer_settings(stack: LocalStack) -> config.Settings:
     return config.resolve({}, {**stack.settings_env(), config.POLL_SECONDS_ENV: "0.1"})
 
@@ -115,11 +147,13 @@ def test_a_restarted_stack_keeps_its_addresses_schedules_and_function(tmp_path):
     with LocalStack(state_dir=tmp_path) as stack:
         settings = deployer_settings(stack)
         listed = [status.name for status in api.list_schedules(settings)]
-        # Spec objects live in the in-memory storage emulator: re-applying uploads them again.
-        api.deploy(settings, schedule)
+        # Spec objects are kept in the state directory too (storage/): deploying the same
+        # schedule again finds everything in place and changes nothing.
+        redeployed = api.deploy(settings, schedule)
         delivery = stack.scheduler.fire_now("vertex-cron-nightly").result(timeout=120)
 
         assert stack.settings_env() == env_before
         assert listed == ["nightly"]
+        assert redeployed.mutations == ()
         assert api.describe(settings, "nightly").job.fields["http_target.uri"] == url_before
         assert delivery.succeeded, delivery.final.body
