@@ -5,7 +5,9 @@ the infra/ Terraform resource) or – (note: true but not a failure, e.g. not ev
 
 What is checked, and how (only reads; permissions.py is the reference):
 - APIs: Service Usage's enabled list against permissions.REQUIRED_APIS.
-- Identities: each configured service account exists, and is not a Google default one.
+- Identities: each configured service account exists, and is not a Google default one
+  (unless --allow-default-service-account, as for deploy); an unset build SA is a ✗ too,
+  since Cloud Build would then run as the project's default one.
 - Your permissions: testIamPermissions as the caller on the project, the bucket and each
   service account it must act as. It cannot evaluate grants conditioned on an object
   prefix (the bucket is the resource tested), so those are reported as notes.
@@ -14,8 +16,12 @@ What is checked, and how (only reads; permissions.py is the reference):
   permissions (IAM roles.get), and compared per scope. A conditional binding counts, reported
   as "conditional (not evaluated)". Basic roles (owner/editor) are flagged as excess.
   Group membership is not expanded: only grants to the service account itself count.
+  Cloud Scheduler's service agent must still hold its role, or no OIDC token is minted.
 - The deployed function, when there is one: its runtime SA, its environment, and that its
   Cloud Run service is invokable by the scheduler SA and by no public member.
+
+Every ✗ carries its fix: a gcloud command and/or the infra/ resource, or for a read that
+failed, the grant that allows it (or re-running, when the failure was transient).
 """
 
 from __future__ import annotations
@@ -27,18 +33,21 @@ from typing import Any
 
 from . import desired as desired_state
 from .config import Settings
-from .errors import DeployError, NotFound, ValidationError
+from .errors import DeployError, NotFound, PermissionDenied, Unavailable, ValidationError
 from .gcp import GoogleCloud
 from .models import INVOKER_ROLE, PUBLIC_MEMBERS, Binding
 from .permissions import (
     PIPELINE_ROOT_PREFIX,
     REQUIRED,
     REQUIRED_APIS,
+    SCHEDULER_AGENT_DOMAIN,
+    SCHEDULER_AGENT_ROLE,
     SPEC_PREFIX,
     Scope,
     grant,
     names,
     role_permissions,
+    scheduler_agent,
 )
 from .validation import check_service_account
 
@@ -127,7 +136,7 @@ class _Doctor:
         try:
             enabled = self.cloud.enabled_services()
         except DeployError as exc:
-            yield _unreadable(section, "enabled APIs", exc, "serviceusage.services.list", "deployer")
+            yield self._call_failed(section, "enabled APIs", exc, Scope.PROJECT)
             return
         for api, why in REQUIRED_APIS:
             if api in enabled:
@@ -139,24 +148,27 @@ class _Doctor:
 
     def _identities(self) -> Iterator[Item]:
         section = "Service accounts"
+        allow_default = self.settings.allow_default_service_account
         for identity, email in self._configured():
-            if email is None:
-                yield Item(section, f"{identity} SA", Status.NOTE,
-                           "not set: Cloud Build uses the project's default build service account",
-                           ("set build_sa in vertex-cron.toml (`terraform output -raw build_sa`)",))
+            if email is None:  # only build_sa may be unset (run() requires the others)
+                default = ("not set: Cloud Build runs as the project's default build service account "
+                           "(usually the Compute Engine default, with broad grants)")
+                if allow_default:
+                    yield Item(section, f"{identity} SA", Status.NOTE, f"{default}; accepted by "
+                               "--allow-default-service-account")
+                else:
+                    yield Item(section, f"{identity} SA", Status.FAIL, f"{default}; "
+                               "--allow-default-service-account would accept that", _use_infra_sa(identity))
                 continue
             try:
-                check_service_account(f"{identity} SA", email, allow_default=False)
+                check_service_account(f"{identity} SA", email, allow_default=allow_default)
             except ValidationError as exc:
-                yield Item(section, f"{identity} SA {email}", Status.FAIL, exc.reason,
-                           (f"set {IDENTITY_SETTING[identity]} to vertex-cron's own "
-                            f"(`terraform output -raw {identity}_sa`)",
-                            f'terraform: google_service_account.vertex_cron["{identity}"] (infra/service_accounts.tf)'))
+                yield Item(section, f"{identity} SA {email}", Status.FAIL, exc.reason, _use_infra_sa(identity))
                 continue
             try:
                 exists = self.cloud.service_account_exists(email)
             except DeployError as exc:
-                yield _unreadable(section, f"{identity} SA {email}", exc, "iam.serviceAccounts.get", "deployer")
+                yield self._call_failed(section, f"{identity} SA {email}", exc, Scope.PROJECT)
                 continue
             yield Item(section, f"{identity} SA {email} exists", Status.OK if exists else Status.FAIL,
                        "" if exists else "no such service account",
@@ -185,7 +197,7 @@ class _Doctor:
                        ("terraform: google_storage_bucket.artifacts (infra/bucket.tf)",))
             return
         except DeployError as exc:
-            yield Item(section, f"on gs://{bucket}", Status.FAIL, exc.reason, ())
+            yield self._call_failed(section, f"on gs://{bucket}", exc, Scope.BUCKET)
             return
         missing = on_bucket - held
         yield Item(section, f"on gs://{bucket}", Status.FAIL if missing else Status.OK,
@@ -206,7 +218,10 @@ class _Doctor:
         try:
             missing = wanted - test(wanted)
         except DeployError as exc:
-            yield Item(section, check, Status.FAIL, exc.reason, ())
+            if isinstance(exc, NotFound) and scope in SA_SCOPE_IDENTITY:  # its ✗ is under "Service accounts"
+                yield Item(section, check, Status.NOTE, "not checked: that service account does not exist")
+            else:
+                yield self._call_failed(section, check, exc, scope)
             return
         if missing:
             yield Item(section, check, Status.FAIL, f"missing {_sorted(missing)}",
@@ -224,9 +239,8 @@ class _Doctor:
                 project_bindings = [b for b in policies.project() if member in b.members]
                 for scope in dict.fromkeys(p.scope for p in REQUIRED[identity]):
                     yield self._scope_item(section, identity, scope, member, policies, project_bindings)
-            except DeployError as exc:
-                yield Item(section, "IAM policies readable", Status.FAIL, exc.reason,
-                           self._grant_fix("deployer", Scope.PROJECT, DEPLOYER_MEMBER))
+            except _Unreadable as exc:
+                yield self._call_failed(section, "IAM policies readable", exc.error, exc.scope)
                 continue
             excess = sorted({b.role for b in project_bindings if b.role in BASIC_ROLES})
             for role in excess:
@@ -236,6 +250,25 @@ class _Doctor:
                             f"--member={member} --role={role}",))
             if not excess:
                 yield Item(section, "no basic role (owner/editor) on the project", Status.OK)
+        yield from self._scheduler_agent(policies)
+
+    def _scheduler_agent(self, policies: _Policies) -> Iterator[Item]:
+        section, project = "Cloud Scheduler service agent", self.settings.project
+        check = f"holds {SCHEDULER_AGENT_ROLE} (mints the scheduler SA's OIDC tokens)"
+        try:
+            bindings = policies.project()
+        except _Unreadable as exc:
+            yield self._call_failed(section, check, exc.error, exc.scope)
+            return
+        if any(b.role == SCHEDULER_AGENT_ROLE and any(m.endswith(f"@{SCHEDULER_AGENT_DOMAIN}") for m in b.members)
+               for b in bindings):
+            yield Item(section, check, Status.OK)
+            return
+        number = f"$(gcloud projects describe {project} --format='value(projectNumber)')"
+        yield Item(section, check, Status.FAIL, "no such binding: every firing would fail to get its token",
+                   (f"gcloud beta services identity create --service=cloudscheduler.googleapis.com --project={project}",
+                    f"gcloud projects add-iam-policy-binding {project} "
+                    f"--member=serviceAccount:{scheduler_agent(number)} --role={SCHEDULER_AGENT_ROLE}"))
 
     def _scope_item(self, section: str, identity: str, scope: Scope, member: str,
                     policies: _Policies, project_bindings: list[Binding]) -> Item:
@@ -245,18 +278,21 @@ class _Doctor:
             return Item(section, check, Status.NOTE, "not checked (the repository's IAM policy is not read)",
                         (f"terraform: {grant(identity, scope).terraform} (infra/build.tf, infra/iam.tf)",))
         unconditional = [b for b in project_bindings if b.condition is None]
-        bindings = {
-            Scope.PROJECT: unconditional,
-            Scope.FUNCTION_SOURCES: project_bindings,
-            Scope.BUCKET: unconditional + [b for b in policies.bucket() if member in b.members and not b.condition],
-            Scope.SPEC_PREFIX: unconditional + [b for b in policies.bucket() if member in b.members],
-            Scope.PIPELINE_ROOT: unconditional + [b for b in policies.bucket() if member in b.members],
-        }.get(scope)
-        if bindings is None:  # a service account scope
+        if scope is Scope.PROJECT:
+            bindings = unconditional
+        elif scope is Scope.FUNCTION_SOURCES:
+            bindings = project_bindings
+        elif scope is Scope.BUCKET:
+            bindings = unconditional + [b for b in policies.bucket() if member in b.members and not b.condition]
+        elif scope in _OBJECT_PREFIX:
+            bindings = unconditional + [b for b in policies.bucket() if member in b.members]
+        else:  # a service account scope
             target = getattr(self.settings, IDENTITY_SETTING[SA_SCOPE_IDENTITY[scope]])
             try:
                 bindings = unconditional + [b for b in policies.service_account(target) if member in b.members]
-            except NotFound:
+            except _Unreadable as exc:
+                if not isinstance(exc.error, NotFound):
+                    raise
                 return Item(section, check, Status.NOTE, "not checked: that service account does not exist")
         held = frozenset().union(*(self._role(b.role) for b in bindings if not b.condition))
         conditional = {b.condition: self._role(b.role) & needed for b in bindings if b.condition}
@@ -274,7 +310,7 @@ class _Doctor:
         try:
             function = self.cloud.get_function(name)
         except DeployError as exc:
-            yield Item(section, settings.function_name, Status.FAIL, exc.reason, ())
+            yield self._call_failed(section, settings.function_name, exc, Scope.PROJECT)
             return
         if function is None:
             yield Item(section, settings.function_name, Status.NOTE,
@@ -301,8 +337,7 @@ class _Doctor:
         try:
             members = self.cloud.invoker_members(service)
         except DeployError as exc:
-            yield Item(section, "invoker policy readable", Status.FAIL, exc.reason,
-                       self._grant_fix("deployer", Scope.PROJECT, DEPLOYER_MEMBER))
+            yield self._call_failed(section, "invoker policy readable", exc, Scope.PROJECT)
             return
         short = service.rsplit("/", 1)[-1]
         run_flags = f"--region={settings.region} --project={settings.project}"
@@ -329,8 +364,25 @@ class _Doctor:
 
     def _role(self, role: str) -> frozenset[str]:
         if role not in self._roles:
-            self._roles[role] = self.cloud.role_permissions(role)
+            try:
+                self._roles[role] = self.cloud.role_permissions(role)
+            except DeployError as exc:
+                raise _Unreadable(exc, Scope.PROJECT) from exc
         return self._roles[role]
+
+    def _call_failed(self, section: str, check: str, exc: DeployError, scope: Scope) -> Item:
+        """A read doctor needs failed. `scope` is where infra grants the deployer the
+        permission for it: the fix when it was refused."""
+        if isinstance(exc, Unavailable):
+            fix: tuple[str, ...] = ("re-run `vertex-cron doctor`: the failure was transient (doctor only reads)",)
+        elif isinstance(exc, PermissionDenied) and exc.reason.endswith("authentication failed"):
+            fix = ("gcloud auth application-default login",)
+        elif isinstance(exc, PermissionDenied):
+            fix = self._grant_fix("deployer", scope, DEPLOYER_MEMBER)
+        else:  # Google refused the request itself: a setting names something that is not there
+            fix = ("check project, region and bucket in vertex-cron.toml (or their --flags / VERTEX_CRON_* "
+                   "variables) against `terraform output`, then re-run vertex-cron doctor",)
+        return Item(section, check, Status.FAIL, f"could not check: {exc.reason}", fix)
 
     def _grant_fix(self, identity: str, scope: Scope, member: str) -> tuple[str, ...]:
         g = grant(identity, scope)
@@ -353,23 +405,38 @@ class _Doctor:
         return (command, terraform) if command else (terraform,)
 
 
+class _Unreadable(Exception):
+    """Reading an IAM policy or role failed; `scope` is where infra grants the deployer
+    reading it."""
+
+    def __init__(self, error: DeployError, scope: Scope) -> None:
+        super().__init__(error.reason)
+        self.error, self.scope = error, scope
+
+
 class _Policies:
-    """Each IAM policy read once."""
+    """Each IAM policy read once; a failed read raises _Unreadable, again without a call."""
 
     def __init__(self, cloud: GoogleCloud, bucket: str) -> None:
         self._cloud, self._bucket = cloud, bucket
-        self._read: dict[str, list[Binding]] = {}
+        self._read: dict[str, list[Binding] | _Unreadable] = {}
 
-    def _once(self, key: str, read: Callable[[], list[Binding]]) -> list[Binding]:
+    def _once(self, key: str, read: Callable[[], list[Binding]], scope: Scope = Scope.PROJECT) -> list[Binding]:
         if key not in self._read:
-            self._read[key] = read()
-        return self._read[key]
+            try:
+                self._read[key] = read()
+            except DeployError as exc:
+                self._read[key] = _Unreadable(exc, scope)
+        result = self._read[key]
+        if isinstance(result, _Unreadable):
+            raise result
+        return result
 
     def project(self) -> list[Binding]:
         return self._once("project", self._cloud.project_bindings)
 
     def bucket(self) -> list[Binding]:
-        return self._once("bucket", lambda: self._cloud.bucket_bindings(self._bucket))
+        return self._once("bucket", lambda: self._cloud.bucket_bindings(self._bucket), Scope.BUCKET)
 
     def service_account(self, email: str) -> list[Binding]:
         return self._once(email, lambda: self._cloud.service_account_bindings(email))
@@ -396,9 +463,9 @@ def _describe(scope: Scope, settings: Settings) -> str:
     }[scope]
 
 
-def _unreadable(section: str, what: str, exc: DeployError, permission: str, identity: str) -> Item:
-    return Item(section, what, Status.FAIL, f"could not check: {exc.reason}",
-                (f"the caller needs {permission} (in infra's {identity} role)",))
+def _use_infra_sa(identity: str) -> tuple[str, ...]:
+    return (f"set {IDENTITY_SETTING[identity]} to vertex-cron's own (`terraform output -raw {identity}_sa`)",
+            f'terraform: google_service_account.vertex_cron["{identity}"] (infra/service_accounts.tf)')
 
 
 def _sorted(values: Iterable[str]) -> str:

@@ -63,7 +63,7 @@ DEPLOYER: tuple[Permission, ...] = (
         ("cloudfunctions.functions.get", "inspect the deployed function and its source hash"),
         ("cloudfunctions.functions.create", "deploy the trigger function the first time"),
         ("cloudfunctions.functions.update", "redeploy it when the function source changes"),
-        ("cloudfunctions.functions.delete", "remove the function (`vertex-cron delete --function`)"),
+        ("cloudfunctions.functions.delete", "`vertex-cron delete`: remove the function with the last schedule"),
         ("cloudfunctions.functions.sourceCodeSet", "generateUploadUrl for the source zip"),
         ("cloudfunctions.operations.get", "wait for create/update/delete operations"),
         ("run.services.getIamPolicy", "read who may invoke the function's Cloud Run service"),
@@ -115,6 +115,18 @@ FUNCTION: tuple[Permission, ...] = (
 # roles/cloudscheduler.serviceAgent by default); the scheduler SA itself calls nothing.
 # Its only grant, run.invoker on the function's service, is made by the deployer.
 SCHEDULER: tuple[Permission, ...] = ()
+
+# Google grants Scheduler's service agent this role on the project when the API is enabled
+# (projects that enabled it before 2019-03-19 lack it); without it no OIDC token is minted
+# and every firing fails. Not Terraform's: doctor checks it is there.
+SCHEDULER_AGENT_ROLE = "roles/cloudscheduler.serviceAgent"
+SCHEDULER_AGENT_DOMAIN = "gcp-sa-cloudscheduler.iam.gserviceaccount.com"
+
+
+def scheduler_agent(project_number: str) -> str:
+    """The email of Cloud Scheduler's service agent in the project with that number."""
+    return f"service-{project_number}@{SCHEDULER_AGENT_DOMAIN}"
+
 
 # The least a KFP pipeline of container steps needs; pipelines that start Vertex jobs
 # themselves (google-cloud-pipeline-components) need more: infra's workload_extra_roles.

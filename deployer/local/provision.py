@@ -5,7 +5,9 @@ So that `vertex-cron doctor` against the local stack sees a project like a real 
 grants exactly permissions.py's GRANTS, so everything is derived from permissions.py:
 every REQUIRED_APIS entry enabled, infra's service accounts (`vertex-cron-IDENTITY`), the
 custom roles `vertexCron_ROLE`, one binding per grant where iam.tf binds it (prefix grants
-with iam.tf's IAM condition), and what testIamPermissions reports for the deployer.
+with iam.tf's IAM condition), and what testIamPermissions reports for the deployer. Plus
+what Google itself adds when infra/apis.tf enables Cloud Scheduler: its service agent's
+role on the project.
 
 `infra_state(...)` computes that state as plain data (tests break one part of it to get a
 "broken" project) and `write(...)` puts it in the emulators; `provision_project` does both.
@@ -27,10 +29,12 @@ from vertex_cron.permissions import (
     GRANTS,
     PIPELINE_ROOT_PREFIX,
     REQUIRED_APIS,
+    SCHEDULER_AGENT_ROLE,
     SPEC_PREFIX,
     Grant,
     Scope,
     role_permissions,
+    scheduler_agent,
 )
 
 # The member the local stack's caller stands for: the emulators' caller is anonymous, so
@@ -84,7 +88,8 @@ def infra_state(
     grants: Iterable[Grant] = GRANTS,
 ) -> InfraState:
     """The state infra/ creates with these inputs; `grants` leaves some out (tests)."""
-    policies: dict[str, list[dict[str, Any]]] = {}
+    agent = {"role": SCHEDULER_AGENT_ROLE, "members": [f"serviceAccount:{scheduler_agent(project_number(project))}"]}
+    policies: dict[str, list[dict[str, Any]]] = {f"projects/{project}": [agent]}
     caller: dict[str, set[str]] = {}
     for grant in grants:
         resource = iam_resource(grant.scope, project=project, bucket=bucket, service_accounts=service_accounts)

@@ -155,6 +155,23 @@ def test_the_compute_default_service_account_as_an_identity(setup_project, docto
     ]
 
 
+def test_an_unset_build_sa_fails_unless_the_default_build_sa_is_allowed(setup_project, doctor_cli):
+    setup_project()
+    unset = doctor_cli("doctor", VERTEX_CRON_BUILD_SA="")
+    allowed = doctor_cli("doctor", "--allow-default-service-account", VERTEX_CRON_BUILD_SA="")
+
+    assert unset.exit_code == 1
+    assert failures(unset) == [
+        "  ✗ build SA: not set: Cloud Build runs as the project's default build service account (usually the "
+        "Compute Engine default, with broad grants); --allow-default-service-account would accept that",
+        "      fix: set build_sa to vertex-cron's own (`terraform output -raw build_sa`)",
+        '      fix: terraform: google_service_account.vertex_cron["build"] (infra/service_accounts.tf)',
+    ]
+    assert allowed.exit_code == 0, allowed.output
+    assert ("  – build SA: not set: Cloud Build runs as the project's default build service account (usually the "
+            "Compute Engine default, with broad grants); accepted by --allow-default-service-account") in allowed.stdout
+
+
 def test_a_basic_role_is_excess(setup_project, doctor_cli):
     setup_project(extra_project_bindings=[{"role": "roles/editor", "members": [member("scheduler")]}])
     result = doctor_cli("doctor")
@@ -169,14 +186,20 @@ def test_a_basic_role_is_excess(setup_project, doctor_cli):
 
 def test_an_unreadable_policy_is_a_failure_not_a_traceback(setup_project, doctor_cli, emulator):
     setup_project()
-    emulator.faults.add_json({"method": "POST", "path": f"/v3/projects/{PROJECT}:getIamPolicy", "status": 403,
-                              "message": "Permission 'resourcemanager.projects.getIamPolicy' denied", "times": 10})
+    rule = emulator.faults.add_json({"method": "POST", "path": f"/v3/projects/{PROJECT}:getIamPolicy", "status": 403,
+                                     "message": "Permission 'resourcemanager.projects.getIamPolicy' denied",
+                                     "times": 10})
     result = doctor_cli("doctor")
 
     assert result.exit_code == 1
     assert "Traceback" not in result.output
-    assert (f"  ✗ IAM policies readable: read the IAM policy of project {PROJECT}: permission denied"
-            in result.stdout)
+    assert failures(result)[:3] == [
+        f"  ✗ IAM policies readable: could not check: read the IAM policy of project {PROJECT}: permission denied",
+        f"      fix: gcloud projects add-iam-policy-binding {PROJECT} --member=DEPLOYER "
+        f"--role=projects/{PROJECT}/roles/vertexCron_deployer",
+        "      fix: terraform: google_project_iam_member.deployer (infra/iam.tf)",
+    ]
+    assert rule.hits == 1, "the failed read is not repeated for each identity"
 
 
 @pytest.fixture
