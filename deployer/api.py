@@ -21,7 +21,7 @@ from .errors import NotFound
 from .executor import delete as delete_one
 from .executor import execute
 from .gcp import GoogleCloud
-from .models import PipelineRun, Plan, ScheduleInput, ScheduleStatus
+from .models import PipelineRun, Plan, ScheduleInput, ScheduleStatus, location, spec_prefix
 from .observe import observe
 from .progress import Progress
 
@@ -55,6 +55,7 @@ def apply(
     wanted = desired_state.build(settings, schedules, source=function_source.build(), prune=prune)
     cloud = cloud or GoogleCloud(settings)
     observed = observe(cloud, wanted)
+    wanted = planner.with_invokers(wanted, observed)
     plan = planner.plan(wanted, observed, now=now or datetime.now(timezone.utc))
     if not dry_run:
         execute(plan, wanted, observed, cloud, progress or Progress())
@@ -100,7 +101,10 @@ def delete(
     cloud: GoogleCloud | None = None,
     progress: Progress | None = None,
 ) -> Plan:
-    """Delete schedules; the shared function goes with the last schedule that calls it."""
+    """Delete schedules; the shared function goes with the last schedule that calls it.
+
+    With `purge`, also the spec objects of this project+region that no remaining schedule
+    here references (planner.plan_delete says which objects qualify)."""
     settings.require("project", "region", *(["bucket"] if purge else []))
     jobs = [_job_name(settings, name) for name in names]
     cloud = cloud or GoogleCloud(settings)
@@ -115,7 +119,10 @@ def delete(
         jobs,
         managed,
         function=function,
-        spec_objects=cloud.spec_objects(settings.bucket) if purge else (),
+        spec_objects=(
+            cloud.spec_objects(settings.bucket, spec_prefix(settings.project, settings.region)) if purge else ()
+        ),
+        location=location(settings.project, settings.region),
         purge=purge,
     )
     if not dry_run:

@@ -29,7 +29,7 @@ _SETTING_FLAGS = (
     ("--bucket", "Bucket the pipeline specs are uploaded to."),
     ("--workload-sa", "Service account pipeline runs get."),
     ("--function-sa", "Service account the trigger function runs as."),
-    ("--scheduler-sa", "Service account Cloud Scheduler calls the function as (its only invoker)."),
+    ("--scheduler-sa", "Service account Cloud Scheduler calls the function as (the function's invoker)."),
     ("--build-sa", "Service account the function's Cloud Build runs as [default: the project's]."),
     ("--function-name", f"Name of the shared function [default: {config.DEFAULT_FUNCTION_NAME}]."),
     ("--impersonate-service-account", "Act as this service account (Application Default Credentials must be allowed to)."),
@@ -72,11 +72,16 @@ class _SettingSources:
     flags: dict[str, Any]
     config_path: Path | None
 
-    def resolve(self, file_defaults: Mapping[str, Any] | None = None) -> config.Settings:
+    def resolve(
+        self, file_defaults: Mapping[str, Any] | None = None, defaults_source: str = ""
+    ) -> config.Settings:
         """flags > environment > schedules-file `defaults` > vertex-cron.toml"""
         file_values = config.load_file_values(self.config_path, cwd=Path.cwd())
+        toml = str(self.config_path or config.PROJECT_FILE)
+        file_sources = {name: toml for name in file_values}
         file_values.update(file_defaults or {})
-        return config.resolve(self.flags, os.environ, file_values)
+        file_sources.update({name: defaults_source or "the schedules file's defaults" for name in file_defaults or {}})
+        return config.resolve(self.flags, os.environ, file_values, file_sources=file_sources)
 
 
 _FLAG_NAMES = [flag[2:].replace("-", "_") for flag, _ in _SETTING_FLAGS]
@@ -164,7 +169,8 @@ def apply_command(sources: _SettingSources, fmt: str, path: Path, prune: bool, d
         parameters: {run_date: "{{schedule_time:%Y-%m-%d}}"}
     """
     loaded = schedules_file.load(path)
-    plan = api.apply(sources.resolve(loaded.settings), loaded.schedules, prune=prune, dry_run=dry_run,
+    settings = sources.resolve(loaded.settings, defaults_source=f"{path}: defaults")
+    plan = api.apply(settings, loaded.schedules, prune=prune, dry_run=dry_run,
                      progress=_progress())
     click.echo(render.plan(plan, fmt, applied=not dry_run))
 
@@ -203,7 +209,8 @@ cli.add_command(_job_command(
 
 @cli.command()
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
-@click.option("--purge", is_flag=True, help="Also delete spec objects no remaining schedule references.")
+@click.option("--purge", is_flag=True,
+              help="Also delete this region's spec objects (uploaded by vertex-cron) that no remaining schedule uses.")
 @_dry_run
 @_setting_options
 def delete(sources: _SettingSources, fmt: str, names: tuple[str, ...], purge: bool, dry_run: bool) -> None:
@@ -214,7 +221,8 @@ def delete(sources: _SettingSources, fmt: str, names: tuple[str, ...], purge: bo
 
 @cli.command()
 @click.argument("name")
-@click.option("--limit", type=click.IntRange(1, 100), default=api.DEFAULT_HISTORY, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 100), default=api.DEFAULT_HISTORY, show_default=True,
+              help="How many runs to show (1-100), newest first.")
 @_setting_options
 def history(sources: _SettingSources, fmt: str, name: str, limit: int) -> None:
     """Recent pipeline runs of schedule NAME, newest first, with console links."""

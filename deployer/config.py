@@ -1,6 +1,7 @@
 """Settings resolution: flags > environment > project file (`vertex-cron.toml`) or the
-`defaults` of a schedules file. Nothing here talks to Google; identities are checked in
-validation.py once resolved.
+`defaults` of a schedules file. Nothing here talks to Google. The formats of project,
+region, bucket and function name are checked while resolving (validation.py); identities
+are checked once a command knows which ones it needs (desired.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from . import validation
 from .errors import ConfigError
 
 PROJECT_FILE = "vertex-cron.toml"
@@ -57,7 +59,9 @@ class Settings:
     poll_seconds: float | None = None  # how often long-running operations are polled
 
     def require(self, *names: str) -> None:
-        """Raise ConfigError naming the first missing setting and where it may come from."""
+        """Raise ConfigError naming the first missing setting and where it may come from.
+
+        Also checks the formats resolve() checks, for Settings built by hand (Python API)."""
         for name in names:
             if getattr(self, name) in (None, ""):
                 sources = " / ".join(ENVIRONMENT[name])
@@ -65,23 +69,37 @@ class Settings:
                     f"missing {name.replace('_', ' ')}: pass --{name.replace('_', '-')}",
                     details=f"or set {sources}, or `{name}` in {PROJECT_FILE}",
                 )
+        _check_formats({name: getattr(self, name) for name in _FORMATS}, dict.fromkeys(_FORMATS, "Settings"))
 
 
 def resolve(
     flags: Mapping[str, Any],
     env: Mapping[str, str],
     file_values: Mapping[str, Any] | None = None,
+    *,
+    file_sources: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Merge the three sources; flags whose value is None count as not given."""
+    """Merge the three sources; flags whose value is None count as not given.
+
+    The settings that end up in resource names and URLs (project, region, bucket, function
+    name) are format-checked here, so every command refuses a malformed one before any
+    call; the error names where the value came from (`file_sources` labels file values,
+    by setting; default "the settings file").
+    """
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for name, variables in ENVIRONMENT.items():
-        value = flags.get(name)
+        value, source = flags.get(name), f"--{name.replace('_', '-')}"
         if value is None:
-            value = next((env[v] for v in variables if env.get(v)), None)
+            variable = next((v for v in variables if env.get(v)), None)
+            value, source = (env[variable], variable) if variable else (None, "")
         if value is None and file_values:
             value = file_values.get(name)
+            source = (file_sources or {}).get(name, "the settings file")
         if value is not None:
             values[name] = _convert(name, value)
+            sources[name] = source
+    _check_formats(values, sources)
     values["emulator_host"] = env.get(EMULATOR_HOST_ENV) or None
     values["storage_emulator_host"] = env.get(STORAGE_EMULATOR_HOST_ENV) or None
     if env.get(POLL_SECONDS_ENV):
@@ -122,6 +140,18 @@ def check_file_values(data: Mapping[str, Any], *, source: str) -> dict[str, Any]
 
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
+_FORMATS = {
+    "project": validation.check_project,
+    "region": validation.check_region,
+    "bucket": validation.check_bucket,
+    "function_name": validation.check_function_name,
+}
+
+
+def _check_formats(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    for name, check in _FORMATS.items():
+        if values.get(name):  # "" is "not configured": require() names it
+            check(values[name], source=sources[name])
 
 
 def _convert(name: str, value: Any) -> Any:

@@ -7,8 +7,9 @@ sends them, so what is shown in a plan is what is written.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from vertex_cron_trigger.body import parse_body
@@ -24,17 +25,33 @@ from .models import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     SOURCE_LABEL,
+    SPEC_LOCATION_KEY,
+    SPEC_MANAGED_BY_KEY,
     Desired,
     DesiredFunction,
     DesiredJob,
     Pending,
     ScheduleInput,
     SpecObject,
+    location,
+    spec_prefix,
 )
 
 RUNTIME = "python312"
 ENTRY_POINT = "trigger"
+# Not less, although bench/RESULTS.md measures a worker peak of ~49 MiB (67 MiB for the
+# gunicorn master): Cloud Run functions tie CPU to memory (128 MiB -> 0.083 vCPU, 256 MiB
+# -> 0.167 vCPU; cloud.google.com/functions/docs/configuring/memory). A cold start is
+# CPU-bound (importing Flask, google-auth, requests), so 128M would roughly double it and
+# slow every first request after a quiet period, while saving almost nothing: instances
+# run only for the second or two a firing takes. 256M is also the platform's default.
 MEMORY = "256M"
+# Cloud Run cuts a request off at the function's timeout (the platform default is 60 s)
+# with no answer from the function and no log line of its own. The function's slowest
+# path is bounded by its own upstream timeouts (certs, spec read, counting active runs,
+# the Vertex AI create: a single Vertex read may take 60 s), after which it answers 503
+# itself so Scheduler retries; 180 s leaves room for all of them.
+TIMEOUT_SECONDS = 180
 # Scheduler retries a failed firing (the function answers 503 for transient upstream errors);
 # the function's deterministic job id makes a retried delivery create no second run.
 RETRY = {
@@ -44,7 +61,10 @@ RETRY = {
     "retry_config.max_backoff_duration": "600s",
     "retry_config.max_doublings": 3,
 }
-ATTEMPT_DEADLINE = "180s"  # HTTP targets allow 15 s .. 30 min; a cold start plus a Vertex create fits
+# How long Scheduler waits for an answer (HTTP targets allow 15 s .. 30 min): the function's
+# own timeout plus a minute for a cold start, so Scheduler never gives up on an attempt the
+# function is still completing (a retry would be a duplicate, but a needless one).
+ATTEMPT_DEADLINE = f"{TIMEOUT_SECONDS + 60}s"
 # The widest generation GCS can return (int64), for sizing the body before the upload.
 _WIDEST_GENERATION = "9" * 19
 
@@ -97,17 +117,38 @@ def build(
             source=source,
             fields=function_fields(settings, source),
         ),
-        invoker_member=f"serviceAccount:{settings.scheduler_sa}",
+        scheduler_sa=settings.scheduler_sa,
         specs=tuple(specs.values()),
         jobs=tuple(jobs),
         prune=prune,
+        invoker_members=(invoker_member(settings.scheduler_sa),),
+    )
+
+
+def invoker_member(email: str) -> str:
+    return f"serviceAccount:{email}"
+
+
+def with_invokers(desired: Desired, emails: Iterable[str]) -> Desired:
+    """`desired` whose function is invoked by exactly the scheduler SAs `emails`: both the
+    run.invoker members and the function's own allowlist (VERTEX_CRON_ALLOWED_INVOKERS)."""
+    allowed = sorted(set(emails))
+    fields = dict(desired.function.fields)
+    environment = dict(fields["service_config.environment_variables"])
+    environment["VERTEX_CRON_ALLOWED_INVOKERS"] = ",".join(allowed)
+    fields["service_config.environment_variables"] = environment
+    return dataclasses.replace(
+        desired,
+        function=dataclasses.replace(desired.function, fields=fields),
+        invoker_members=tuple(invoker_member(email) for email in allowed),
     )
 
 
 def _schedule(settings: Settings, schedule: ScheduleInput) -> tuple[SpecObject, DesiredJob]:
     cron = cronexpr.check_cron(schedule.cron)
     time_zone = validation.check_time_zone(schedule.time_zone)
-    spec_object, spec = spec_file.load(schedule.spec_path)
+    spec_object, spec = spec_file.load(schedule.spec_path, prefix=spec_prefix(settings.project, settings.region))
+    spec_object = dataclasses.replace(spec_object, metadata=spec_metadata(settings.project, settings.region))
     body: dict[str, Any] = {
         "schedule": schedule.name,
         "spec_uri": f"gs://{settings.bucket}/{spec_object.object_name}",
@@ -139,6 +180,11 @@ def _check_body(schedule: str, body: Mapping[str, Any]) -> None:
         parse_body(pinned)
     except BadRequest as exc:
         raise ValidationError(f"schedule {schedule}: {exc.message}") from exc
+
+
+def spec_metadata(project: str, region: str) -> dict[str, str]:
+    """The object metadata of a spec uploaded for project+region's schedules."""
+    return {SPEC_MANAGED_BY_KEY: MANAGED_BY, SPEC_LOCATION_KEY: location(project, region)}
 
 
 def encode_body(body: Mapping[str, Any]) -> bytes:
@@ -187,6 +233,7 @@ def function_fields(settings: Settings, source: FunctionSource) -> dict[str, Any
         "service_config.service_account_email": settings.function_sa,
         "service_config.environment_variables": function_environment(settings),
         "service_config.available_memory": MEMORY,
+        "service_config.timeout_seconds": TIMEOUT_SECONDS,
         "service_config.max_instance_count": settings.max_instances,
         # Reachable by Scheduler, but only with an OIDC token of an invoker (never allUsers).
         "service_config.ingress_settings": "ALLOW_ALL",

@@ -34,8 +34,9 @@ def execute(plan: Plan, desired: Desired, observed: Observed, cloud: GoogleCloud
             function = cloud.deploy_function(desired.function, mask=mask, build=build, tick=progress.tick)
         elif change.kind is Kind.INVOKER:
             service = _require_service(function)
-            progress.step(f"granting roles/run.invoker on {_short(service)} to {desired.invoker_member}")
-            cloud.grant_invoker(service, desired.invoker_member)
+            members = ", ".join(desired.invoker_members)
+            progress.step(f"setting roles/run.invoker on {_short(service)} to exactly {members}")
+            cloud.set_invokers(service, desired.invoker_members)
         elif change.kind is Kind.JOB:
             job = jobs[change.name]
             _require_service(function)

@@ -27,7 +27,6 @@ from .desired import encode_body, schedule_of
 from .models import (
     INVOKER_ROLE,
     JOB_DESCRIPTION,
-    PUBLIC_MEMBERS,
     SOURCE_LABEL,
     SPEC_PREFIX,
     Binding,
@@ -36,6 +35,7 @@ from .models import (
     ObservedJob,
     PipelineRun,
     SpecObject,
+    StoredSpec,
 )
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -153,6 +153,7 @@ class GoogleCloud:
         from google.api_core.exceptions import PreconditionFailed
 
         blob = self._storage.bucket(bucket).blob(spec.object_name)
+        blob.metadata = dict(spec.metadata) or None
         with _calling(f"upload gs://{bucket}/{spec.object_name}"):
             try:
                 blob.upload_from_string(spec.data, content_type=spec.content_type, if_generation_match=0)
@@ -164,9 +165,13 @@ class GoogleCloud:
             raise errors.Unavailable(f"gs://{bucket}/{spec.object_name} vanished during upload")
         return generation
 
-    def spec_objects(self, bucket: str) -> list[str]:
-        with _calling(f"list gs://{bucket}/{SPEC_PREFIX}"):
-            return [blob.name for blob in self._storage.list_blobs(bucket, prefix=SPEC_PREFIX)]
+    def spec_objects(self, bucket: str, prefix: str) -> list[StoredSpec]:
+        """The objects under `prefix` (one of SPEC_PREFIX's folders), with their metadata."""
+        if not prefix.startswith(SPEC_PREFIX):
+            raise ValueError(f"{prefix!r} is not under {SPEC_PREFIX}")
+        with _calling(f"list gs://{bucket}/{prefix}"):
+            blobs = list(self._storage.list_blobs(bucket, prefix=prefix))
+        return [StoredSpec(blob.name, dict(blob.metadata or {})) for blob in blobs]
 
     def delete_spec(self, bucket: str, object_name: str) -> None:
         with _calling(f"delete gs://{bucket}/{object_name}", missing_ok=True):
@@ -252,14 +257,16 @@ class GoogleCloud:
             policy = self._run.get_iam_policy(request={"resource": service})
         return frozenset(_role_members(policy, INVOKER_ROLE))
 
-    def grant_invoker(self, service: str, member: str) -> None:
-        """Read-modify-write with the etag: add `member`, drop public members; retry on conflict."""
+    def set_invokers(self, service: str, members: Iterable[str]) -> None:
+        """Make `members` exactly the members of roles/run.invoker, leaving other roles alone.
+        Read-modify-write with the etag; an etag conflict is read again and retried."""
         from google.api_core.exceptions import Conflict
 
+        wanted = frozenset(members)
         for attempt in range(1, _IAM_ATTEMPTS + 1):
             with _calling(f"grant {INVOKER_ROLE} on {service}"):
                 policy = self._run.get_iam_policy(request={"resource": service})
-                if not _set_invoker(policy, member):
+                if not _set_invokers(policy, wanted):
                     return
                 try:
                     self._run.set_iam_policy(request={"resource": service, "policy": policy})
@@ -276,14 +283,16 @@ class GoogleCloud:
             call.result = self._scheduler.get_job(name=name)
         return _observed_job(call.result) if call.result is not None else None
 
-    def managed_jobs(self) -> dict[str, ObservedJob]:
-        """Jobs vertex-cron manages: named `vertex-cron-*` and described `managed-by=vertex-cron`."""
+    def managed_jobs(self, *, also: Iterable[str] = ()) -> dict[str, ObservedJob]:
+        """Jobs vertex-cron manages: named `vertex-cron-*` and described `managed-by=vertex-cron`;
+        plus those named in `also` (full names) whatever their description."""
+        named = set(also)
         with _calling(f"list Scheduler jobs in {self._location}"):
             jobs = list(self._scheduler.list_jobs(parent=self._location))
         return {
             job.name: _observed_job(job)
             for job in jobs
-            if schedule_of(job.name) and job.description == JOB_DESCRIPTION
+            if job.name in named or (schedule_of(job.name) and job.description == JOB_DESCRIPTION)
         }
 
     def create_job(self, name: str, fields: Mapping[str, Any]) -> None:
@@ -557,19 +566,29 @@ def _role_members(policy: Any, role: str) -> list[str]:
     return [m for binding in policy.bindings if binding.role == role for m in binding.members]
 
 
-def _set_invoker(policy: Any, member: str) -> bool:
-    """Edit `policy` in place; False when it already grants exactly what is wanted."""
+def _set_invokers(policy: Any, wanted: frozenset[str]) -> bool:
+    """Edit `policy` in place so that the invoker role's members are exactly `wanted`;
+    False (no edit) when they already are. Other roles' bindings are not touched."""
     bindings = [b for b in policy.bindings if b.role == INVOKER_ROLE]
+    unconditional = {m for b in bindings if not _has_condition(b) for m in b.members}
     current = {m for b in bindings for m in b.members}
-    if member in current and not current & PUBLIC_MEMBERS:
+    if current == wanted and wanted <= unconditional:
         return False
     for binding in bindings:
-        kept = [m for m in binding.members if m not in PUBLIC_MEMBERS]
+        kept = [m for m in binding.members if m in wanted]
         del binding.members[:]
         binding.members.extend(kept)
-    if member not in current:
-        if bindings:
-            bindings[0].members.append(member)
-        else:
-            policy.bindings.add(role=INVOKER_ROLE, members=[member])
+    missing = sorted(wanted - unconditional)
+    target = next((b for b in bindings if not _has_condition(b)), None)
+    if target is not None:
+        target.members.extend(missing)
+    elif missing:
+        policy.bindings.add(role=INVOKER_ROLE, members=missing)
+    emptied = [b for b in policy.bindings if b.role == INVOKER_ROLE and not b.members]
+    for binding in emptied:
+        policy.bindings.remove(binding)
     return True
+
+
+def _has_condition(binding: Any) -> bool:
+    return bool(binding.condition.expression)

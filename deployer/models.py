@@ -26,8 +26,23 @@ SOURCE_LABEL = "vertex-cron-source"
 JOB_PREFIX = "vertex-cron-"
 JOB_DESCRIPTION = "managed-by=vertex-cron"
 SPEC_PREFIX = "vertex-cron/specs/"
+# Object metadata of every spec vertex-cron uploads; `delete --purge` deletes only objects
+# carrying both, with the location being its own.
+SPEC_MANAGED_BY_KEY = MANAGED_BY_LABEL
+SPEC_LOCATION_KEY = "vertex-cron-location"  # projects/P/locations/R whose schedules use it
 INVOKER_ROLE = "roles/run.invoker"
 PUBLIC_MEMBERS = frozenset({"allUsers", "allAuthenticatedUsers"})  # never invokers of the function
+
+
+def location(project: str, region: str) -> str:
+    return f"projects/{project}/locations/{region}"
+
+
+def spec_prefix(project: str, region: str) -> str:
+    """Where one project+region's specs go. The bucket may serve several regions (and
+    projects); each writes and purges only under its own prefix, so a purge can never
+    delete a spec that a schedule elsewhere still runs."""
+    return f"{SPEC_PREFIX}{project}/{region}/"
 
 
 class Action(str, enum.Enum):
@@ -77,6 +92,15 @@ class SpecObject:
     object_name: str
     data: bytes
     content_type: str
+    metadata: Mapping[str, str] = field(default_factory=dict)  # object metadata set on upload
+
+
+@dataclass(frozen=True)
+class StoredSpec:
+    """A spec object found in the bucket, as `delete --purge` lists it."""
+
+    name: str
+    metadata: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -103,10 +127,14 @@ class Desired:
     region: str
     bucket: str
     function: DesiredFunction
-    invoker_member: str
+    scheduler_sa: str  # the configured one: every job written now calls the function as it
     specs: tuple[SpecObject, ...]
     jobs: tuple[DesiredJob, ...]
     prune: bool = False  # delete managed jobs that are not in `jobs`
+    # Exactly who may invoke the function (IAM members, sorted). desired.build() starts
+    # with the configured scheduler SA; planner.with_invokers() adds the scheduler SAs of
+    # the other managed jobs that keep calling the function (see planner.py).
+    invoker_members: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

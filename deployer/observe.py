@@ -12,8 +12,7 @@ def observe(cloud: GoogleCloud, desired: Desired) -> Observed:
     }
     function = cloud.get_function(desired.function.name)
     members = cloud.invoker_members(function.service) if function and function.service else None
-    if desired.prune or len(desired.jobs) > 1:
-        jobs = cloud.managed_jobs()  # one list call instead of a get per schedule
-    else:
-        jobs = {job.name: found for job in desired.jobs if (found := cloud.get_job(job.name))}
+    # One list call: the wanted jobs, and every other managed job of the region (prune
+    # deletes them; those still calling the function keep their scheduler SA an invoker).
+    jobs = cloud.managed_jobs(also=[job.name for job in desired.jobs])
     return Observed(spec_generations=generations, function=function, invoker_members=members, jobs=jobs)

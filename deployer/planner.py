@@ -2,6 +2,18 @@
 
 Each resource becomes one Change: create, update (with the fields that differ), unchanged
 or delete. A Plan whose changes are all unchanged is applied with zero mutating calls.
+
+Who may invoke the shared function. Several schedules share one function, and each job
+calls it as the scheduler SA it was deployed with. The function's invokers (the
+roles/run.invoker members of its Cloud Run service, and the function's own allowlist
+VERTEX_CRON_ALLOWED_INVOKERS) are exactly the scheduler SAs of the managed jobs that call
+it once this plan is applied: the configured scheduler SA (every job written now uses it)
+plus that of each other managed job in the region whose target is this function (except
+those `apply --prune` deletes). Any other member of that role is removed; other
+roles are left alone. So after the scheduler SA is rotated, the old one keeps invoking
+for the jobs not yet redeployed, and goes with the last of them (a job rewritten by the
+same apply switches to the new SA moments after the invoker update; a firing in between
+is refused and retried by Scheduler). `with_invokers` computes that set.
 """
 
 from __future__ import annotations
@@ -11,11 +23,13 @@ from datetime import datetime
 from typing import Any
 
 from . import cronexpr
+from . import desired as desired_state
 from .desired import job_fields, schedule_of
 from .models import (
     INVOKER_ROLE,
-    PUBLIC_MEMBERS,
-    SPEC_PREFIX,
+    MANAGED_BY,
+    SPEC_LOCATION_KEY,
+    SPEC_MANAGED_BY_KEY,
     Action,
     Change,
     Desired,
@@ -27,12 +41,29 @@ from .models import (
     ObservedJob,
     Pending,
     Plan,
+    StoredSpec,
 )
 
 # Maps the service adds its own entries to (Cloud Functions adds LOG_EXECUTION_ID, Scheduler
 # may add headers): only the keys vertex-cron sets count, plus stale VERTEX_CRON_* variables.
 _OPEN_MAPS = frozenset({"labels", "http_target.headers", "service_config.environment_variables"})
 _OWNED_PREFIX = "VERTEX_CRON_"
+OIDC_EMAIL = "http_target.oidc_token.service_account_email"
+
+
+def with_invokers(desired: Desired, observed: Observed) -> Desired:
+    """`desired` with its invokers resolved against what exists (see the module docstring)."""
+    emails = {desired.scheduler_sa}
+    function = observed.function
+    written = {job.name for job in desired.jobs}
+    for name, job in observed.jobs.items():
+        if name in written or (desired.prune and schedule_of(name)):
+            continue  # rewritten with the configured SA, or deleted by this plan
+        if function and function.uri and job.fields.get("http_target.uri") == function.uri:
+            email = job.fields.get(OIDC_EMAIL)
+            if isinstance(email, str) and email:
+                emails.add(email)
+    return desired_state.with_invokers(desired, emails)
 
 
 def plan(desired: Desired, observed: Observed, *, now: datetime) -> Plan:
@@ -63,22 +94,28 @@ def plan_delete(
     observed_jobs: Mapping[str, ObservedJob],
     *,
     function: ObservedFunction | None,
-    spec_objects: Iterable[str] = (),
+    spec_objects: Iterable[StoredSpec] = (),
+    location: str = "",
     purge: bool = False,
 ) -> Plan:
-    """Delete the named jobs (full names); `observed_jobs` holds every managed job.
+    """Delete the named jobs (full names); `observed_jobs` holds every managed job of `location`
+    (projects/P/locations/R).
 
-    The shared function goes when no remaining job calls it; with `purge`, so do the spec
-    objects no remaining job references.
+    The shared function goes when no remaining job calls it. With `purge`, so do the spec
+    objects that no remaining job references, among `spec_objects` (those listed under
+    the location's own prefix, models.spec_prefix): only objects whose metadata says
+    vertex-cron uploaded them for this very location. Specs elsewhere in the bucket, e.g.
+    another region's, and objects without that metadata (uploaded by hand, or by a version
+    of vertex-cron that did not record it) are never deleted.
     """
     remaining = [job for name, job in observed_jobs.items() if name not in schedules]
     changes = [Change(Kind.JOB, name, Action.DELETE) for name in schedules]
     if purge:
         referenced = {_spec_object(job) for job in remaining}
         changes.extend(
-            Change(Kind.SPEC, name, Action.DELETE)
-            for name in sorted(spec_objects)
-            if name.startswith(SPEC_PREFIX) and name not in referenced
+            Change(Kind.SPEC, spec.name, Action.DELETE)
+            for spec in sorted(spec_objects, key=lambda spec: spec.name)
+            if _purgeable(spec, location) and spec.name not in referenced
         )
     if function and not any(job.fields.get("http_target.uri") == function.uri for job in remaining):
         changes.append(Change(Kind.FUNCTION, function.name, Action.DELETE))
@@ -116,12 +153,13 @@ def _function_change(desired: Desired, function: ObservedFunction | None) -> Cha
 
 
 def _invoker_change(desired: Desired, members: frozenset[str] | None) -> Change:
-    member = desired.invoker_member
-    wanted = sorted(((members or frozenset()) - PUBLIC_MEMBERS) | {member})
+    """The role's members become exactly `desired.invoker_members`: public members, a
+    rotated-out scheduler SA or anyone else granted by hand are removed."""
+    wanted = sorted(desired.invoker_members)
     name = desired.function.name
     if members is None:
         return Change(Kind.INVOKER, name, Action.CREATE, (FieldChange(INVOKER_ROLE, None, wanted),))
-    if member in members and not members & PUBLIC_MEMBERS:
+    if set(members) == set(wanted):
         return Change(Kind.INVOKER, name, Action.UNCHANGED)
     return Change(Kind.INVOKER, name, Action.UPDATE, (FieldChange(INVOKER_ROLE, sorted(members), wanted),))
 
@@ -154,6 +192,11 @@ def _diff_map(field: str, wanted: Mapping[str, Any], observed: Mapping[str, Any]
         value, current = wanted.get(key), observed.get(key)
         if isinstance(value, Pending) or value != current:
             yield FieldChange(f"{field}.{key}", current, value)
+
+
+def _purgeable(spec: StoredSpec, location: str) -> bool:
+    metadata = spec.metadata or {}
+    return metadata.get(SPEC_MANAGED_BY_KEY) == MANAGED_BY and metadata.get(SPEC_LOCATION_KEY) == location
 
 
 def _spec_object(job: ObservedJob) -> str | None:

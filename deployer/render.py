@@ -33,7 +33,7 @@ def plan(result: Plan, fmt: str, *, applied: bool) -> str:
     for change in result.changes:
         lines.append(f"  {_SYMBOL[change.action]} {change.kind.value:<9} {_display_name(change)}  ({change.action.value})")
         if change.action is Action.UPDATE:
-            lines.extend(f"      {d.field}: {_short(d.old)} -> {_short(d.new)}" for d in change.diffs)
+            lines.extend(f"      {d.field}: {_diff_text(d.old, d.new)}" for d in change.diffs)
     if result.next_runs:
         lines.append("Next runs:")
         for runs in result.next_runs:
@@ -159,6 +159,17 @@ def _when(moment: datetime | None) -> str:
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
+
+
+def _diff_text(old: Any, new: Any) -> str:
+    """`old -> new`; for member lists (IAM), which members go and which come, in full."""
+    if isinstance(new, list) and isinstance(old, list | None):
+        removed = [m for m in old or () if m not in new]
+        added = [m for m in new if m not in (old or ())]
+        parts = [f"remove {', '.join(map(str, removed))}"] if removed else []
+        parts += [f"add {', '.join(map(str, added))}"] if added else []
+        return "; ".join(parts) or f"{_short(old)} -> {_short(new)}"
+    return f"{_short(old)} -> {_short(new)}"
 
 
 def _short(value: Any) -> str:

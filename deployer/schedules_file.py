@@ -10,14 +10,16 @@
         cron: "0 3 * * *"
         parameters: {run_date: "{{schedule_time:%Y-%m-%d}}"}
 
-Unknown keys are errors: a misspelt `time_zone` must not silently mean UTC.
+Unknown keys are errors: a misspelt `time_zone` must not silently mean UTC. So are values
+of the wrong type (`parameters: [..]`), checked before the defaults are merged in; both
+errors name the schedule and the key.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,21 @@ from .models import ScheduleInput
 
 _SCHEDULE_KEYS = {f.name for f in fields(ScheduleInput)} - {"spec_path"} | {"spec"}
 _SCHEDULE_DEFAULTS = {"time_zone", "pipeline_root", "parameters", "max_concurrent_runs", "enable_caching"}
+# What each schedule key must hold, checked before defaults are merged in, so a wrong
+# type is a usage error naming the key rather than a crash further on. `None` (an empty
+# value) means "not given". YAML reads unquoted timestamps as datetimes; those are kept.
+_KINDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "name": ((str,), "a string"),
+    "spec": ((str,), "a string (a path relative to this file)"),
+    "cron": ((str,), "a string (quote it)"),
+    "time_zone": ((str,), "a string"),
+    "pipeline_root": ((str,), "a string (a gs:// URI)"),
+    "parameters": ((dict,), "a mapping of parameter names to values"),
+    "max_concurrent_runs": ((int,), "an integer"),
+    "start_time": ((str, datetime), "an RFC 3339 time"),
+    "end_time": ((str, datetime), "an RFC 3339 time"),
+    "enable_caching": ((bool,), "true or false"),
+}
 
 
 @dataclass(frozen=True)
@@ -54,6 +71,7 @@ def load(path: Path) -> SchedulesFile:
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{path}: `schedules` must be a non-empty list")
     schedule_defaults = {k: v for k, v in defaults.items() if k in _SCHEDULE_DEFAULTS}
+    _check_kinds(schedule_defaults, f"{path}: defaults")
     settings = check_file_values(
         {k: v for k, v in defaults.items() if k not in _SCHEDULE_DEFAULTS}, source=f"{path}: defaults"
     )
@@ -67,25 +85,48 @@ def load(path: Path) -> SchedulesFile:
 def _schedule(entry: Any, defaults: Mapping[str, Any], *, base: Path, where: str) -> ScheduleInput:
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: expected a mapping")
+    if isinstance(entry.get("name"), str):
+        where = f"{where} (schedule {entry['name']})"
     _reject_unknown(entry, _SCHEDULE_KEYS, where)
+    _check_kinds(entry, where)
     for required in ("name", "spec", "cron"):
         if entry.get(required) in (None, ""):
             raise ConfigError(f"{where}: `{required}` is required")
-    values = {**defaults, **entry}
-    parameters = {**(defaults.get("parameters") or {}), **(entry.get("parameters") or {})}
-    if not all(isinstance(p, dict) for p in (defaults.get("parameters") or {}, entry.get("parameters") or {})):
-        raise ConfigError(f"{where}: `parameters` must be a mapping")
-    values["parameters"] = parameters
-    values["spec_path"] = base / str(values.pop("spec"))
-    values["name"], values["cron"] = str(values["name"]), str(values["cron"])
+    given = {key: value for key, value in entry.items() if value is not None}
+    values = {**{k: v for k, v in defaults.items() if v is not None}, **given}
+    values["parameters"] = {**(defaults.get("parameters") or {}), **(entry.get("parameters") or {})}
+    values["spec_path"] = base / values.pop("spec")
     for moment in ("start_time", "end_time"):
         if isinstance(values.get(moment), datetime):  # YAML reads unquoted timestamps as datetimes
             values[moment] = values[moment].isoformat().replace("+00:00", "Z")
     return ScheduleInput(**values)
 
 
+def _check_kinds(values: Mapping[str, Any], where: str) -> None:
+    for key, value in values.items():
+        if value is None or key not in _KINDS:
+            continue
+        kinds, described = _KINDS[key]
+        wrong = not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)
+        if wrong:
+            hint = " (quote it)" if isinstance(value, date) else ""
+            raise ConfigError(f"{where}: `{key}` must be {described}, got {_kind(value)}{hint}")
+        if key == "parameters":
+            bad = next((name for name in value if not isinstance(name, str)), None)
+            if bad is not None:
+                raise ConfigError(f"{where}: `parameters` names must be strings, got {_kind(bad)} {bad!r}")
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, datetime | date):
+        return f"a date/time ({value.isoformat()})"
+    names = {dict: "a mapping", list: "a list", str: "a string", int: "an integer", float: "a number"}
+    return names.get(type(value), type(value).__name__)
+
+
 def _reject_unknown(data: Mapping[str, Any], known: set[str], where: str) -> None:
-    unknown = sorted(set(data) - known)
+    unknown = sorted(str(key) for key in set(data) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}", details="known: " + ", ".join(sorted(known)))
-

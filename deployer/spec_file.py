@@ -28,7 +28,8 @@ SPEC_LIMIT_BYTES = min(10 * 1024 * 1024, MAX_SPEC_BYTES)
 SAMPLE_LOGICAL_TIME = datetime(2024, 12, 31, 23, 59, 59, 999000, tzinfo=timezone.utc)
 
 
-def load(path: Path) -> tuple[SpecObject, PipelineSpec]:
+def load(path: Path, *, prefix: str = SPEC_PREFIX) -> tuple[SpecObject, PipelineSpec]:
+    """The object `<prefix><sha256 of the uploaded bytes>.json` and the parsed spec."""
     try:
         size = path.stat().st_size
         if size > SPEC_LIMIT_BYTES:
@@ -47,7 +48,7 @@ def load(path: Path) -> tuple[SpecObject, PipelineSpec]:
         raise ValidationError(exc.message) from exc
     sha256 = hashlib.sha256(data).hexdigest()
     return (
-        SpecObject(object_name=f"{SPEC_PREFIX}{sha256}.json", data=data, content_type="application/json"),
+        SpecObject(object_name=f"{prefix}{sha256}.json", data=data, content_type="application/json"),
         spec,
     )
 

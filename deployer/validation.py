@@ -1,13 +1,17 @@
-"""Local checks that run before any cloud call: names, identities, time zones, sizes."""
+"""Local checks that run before any cloud call: names, identities, time zones, sizes, and
+the formats of the settings that end up in resource names and URLs (project, region,
+bucket, function name), so a typo is a usage error here, not a puzzling answer from Google.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vertex_cron_trigger.body import MAX_BODY_BYTES, SCHEDULE_NAME_RE
 
-from .errors import ValidationError
+from .errors import ConfigError, ValidationError
 
 # Cloud Scheduler: "Fixed maximum job size (payload): 1 MB total including ~1 KB request
 # overhead" (cloud.google.com/scheduler/quotas). The function accepts less, so its limit binds.
@@ -21,6 +25,80 @@ _DEFAULT_SAS = (
     re.compile(r"^\d+-compute@developer\.gserviceaccount\.com$"),
     re.compile(r"^[a-z0-9.:-]+@appspot\.gserviceaccount\.com$"),
 )
+
+
+# Project IDs: 6-30 characters, a lowercase letter first, then lowercase letters, digits or
+# hyphens, no hyphen last. Old Google Workspace projects are domain-scoped: `example.com:my-project`.
+_PROJECT_ID = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"
+_PROJECT = re.compile(rf"^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+:)?{_PROJECT_ID}$")
+# Regions are `<area>-<direction><number>`: us-central1, europe-west10, northamerica-northeast1.
+_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]{1,2}$")
+# Cloud Functions v2 function IDs: 4-63 characters of [a-z0-9-], a letter first, no hyphen last
+# (the ID also names the function's Cloud Run service).
+_FUNCTION_NAME = re.compile(r"^[a-z][a-z0-9-]{2,61}[a-z0-9]$")
+# Cloud Storage bucket names (cloud.google.com/storage/docs/buckets#naming).
+_BUCKET_CHARS = re.compile(r"^[a-z0-9][a-z0-9._-]*[a-z0-9]$")
+_GOOGLE_LOOKALIKE = re.compile(r"g[o0]{2}g[l1]e")
+
+
+def check_project(project: str, *, source: str) -> str:
+    if not _PROJECT.fullmatch(project):
+        raise ConfigError(
+            f"invalid project ID {project!r} (from {source})",
+            details="a project ID has 6-30 characters: a lowercase letter first, then lowercase letters, "
+            "digits or '-', not ending in '-' (or the legacy form example.com:my-project); "
+            "use the ID, not the project's display name or number",
+        )
+    return project
+
+
+def check_region(region: str, *, source: str) -> str:
+    if not _REGION.fullmatch(region):
+        raise ConfigError(
+            f"invalid region {region!r} (from {source})",
+            details="expected a Google Cloud region such as us-central1 or europe-west1 (not a zone "
+            "like europe-west1-b, not a multi-region like EU)",
+        )
+    return region
+
+
+def check_function_name(name: str, *, source: str) -> str:
+    if not _FUNCTION_NAME.fullmatch(name):
+        raise ConfigError(
+            f"invalid function name {name!r} (from {source})",
+            details="a Cloud Functions (2nd gen) name has 4-63 characters: a lowercase letter first, "
+            "then lowercase letters, digits or '-', not ending in '-'",
+        )
+    return name
+
+
+def check_bucket(bucket: str, *, source: str) -> str:
+    problem = _bucket_problem(bucket)
+    if problem:
+        raise ConfigError(
+            f"invalid bucket name {bucket!r} (from {source}): {problem}",
+            details="bucket names use lowercase letters, digits, '-', '_' and '.', start and end with a "
+            "letter or digit, and have 3-63 characters (up to 222 with dots, 63 per dot-separated part)",
+        )
+    return bucket
+
+
+def _bucket_problem(bucket: str) -> str | None:
+    if bucket.startswith("gs://") or "/" in bucket:
+        return "give the bucket's name only, without gs:// or a path"
+    if not 3 <= len(bucket) <= (222 if "." in bucket else 63):
+        return "wrong length"
+    if not _BUCKET_CHARS.fullmatch(bucket):
+        return "not a valid bucket name"
+    if any(not 1 <= len(part) <= 63 for part in bucket.split(".")):
+        return "each dot-separated part must have 1-63 characters"
+    if bucket.startswith("goog") or _GOOGLE_LOOKALIKE.search(bucket):
+        return "names may not start with 'goog' or contain 'google'"
+    try:
+        ipaddress.IPv4Address(bucket)
+    except ValueError:
+        return None
+    return "names may not be IP addresses"
 
 
 def check_schedule_name(name: str) -> str:

@@ -29,8 +29,9 @@ def run_cli(emulator_env, spec_bucket, tmp_path, monkeypatch):
     env = {**DEMO_ENV, "VERTEX_CRON_BUCKET": spec_bucket, **emulator_env}
 
     def run(*args: str, **extra_env: str):
-        return CliRunner().invoke(cli, list(args), env={**env, **extra_env}, catch_exceptions=False)
+        return CliRunner().invoke(cli, list(args), env={**run.env, **extra_env}, catch_exceptions=False)
 
+    run.env = env  # tests may remove variables
     return run
 
 
@@ -137,3 +138,87 @@ def test_history_lists_the_schedules_pipeline_runs_newest_first_with_console_lin
     assert set(runs[0]) == {"name", "state", "create_time", "start_time", "end_time", "duration_seconds", "console_url"}
     assert text.stdout.splitlines()[0].split() == ["RUN", "STATE", "STARTED", "DURATION", "LINK"]
     assert "nightly-20240102-030000" in text.stdout.splitlines()[1]
+
+
+# -- settings that end up in resource names: checked locally, whichever source they come from --
+
+@pytest.mark.parametrize(
+    ("args", "env", "reason"),
+    [
+        (("--project", "a/b"), {}, "invalid project ID 'a/b' (from --project)"),
+        ((), {"VERTEX_CRON_PROJECT": "My Project"}, "invalid project ID 'My Project' (from VERTEX_CRON_PROJECT)"),
+        (("--project", "abc"), {}, "invalid project ID 'abc'"),  # 6-30 characters
+        (("--project", "my-project-"), {}, "invalid project ID 'my-project-'"),
+        (("--project", "123456789012"), {}, "invalid project ID '123456789012'"),  # a number, not the ID
+        (("--region", "europe-west1-b"), {}, "invalid region 'europe-west1-b' (from --region)"),
+        ((), {"VERTEX_CRON_REGION": "EU"}, "invalid region 'EU' (from VERTEX_CRON_REGION)"),
+        (("--bucket", "gs://my-bucket"), {}, "invalid bucket name 'gs://my-bucket' (from --bucket): give the bucket's name only"),
+        (("--bucket", "My_Bucket"), {}, "invalid bucket name 'My_Bucket'"),
+        (("--bucket", "ab"), {}, "invalid bucket name 'ab' (from --bucket): wrong length"),
+        (("--bucket", "goog-specs"), {}, "invalid bucket name 'goog-specs'"),
+        (("--bucket", "192.168.1.1"), {}, "names may not be IP addresses"),
+        (("--function-name", "Trigger"), {}, "invalid function name 'Trigger' (from --function-name)"),
+        (("--function-name", "trigger-"), {}, "invalid function name 'trigger-'"),
+        (("--function-name", "t" * 64), {}, "invalid function name"),
+        ((), {"VERTEX_CRON_FUNCTION_NAME": "my_trigger"}, "invalid function name 'my_trigger' (from VERTEX_CRON_FUNCTION_NAME)"),
+    ],
+)
+def test_malformed_project_region_bucket_or_function_name_is_refused_before_any_call(
+    run_cli, emulator, example_json, args, env, reason
+):
+    for command in (_deploy_args(example_json, *args), ("list", *args)):
+        result = run_cli(*command, **env)
+
+        assert result.exit_code == 2, result.output
+        first_line = result.stderr.splitlines()[0]
+        assert first_line.startswith("error: invalid ") and reason in first_line
+        assert "Traceback" not in result.output
+    assert emulator.calls == []
+
+
+def test_settings_files_are_named_as_the_source_of_a_malformed_value(run_cli, emulator, example_json, tmp_path):
+    for name in ("VERTEX_CRON_REGION", "VERTEX_CRON_PROJECT"):
+        del run_cli.env[name]
+    (tmp_path / "vertex-cron.toml").write_text('project = "demo-project"\nregion = "europe west1"\n')
+    toml = run_cli(*_deploy_args(example_json))
+    assert toml.exit_code == 2 and toml.stderr.startswith("error: invalid region 'europe west1' (from vertex-cron.toml)")
+
+    (tmp_path / "vertex-cron.toml").write_text('region = "europe-west1"\n')
+    (tmp_path / "pipeline.json").write_bytes(example_json.read_bytes())
+    (tmp_path / "schedules.yaml").write_text(
+        "defaults: {project: a/b}\nschedules:\n  - {name: nightly, spec: pipeline.json, cron: '0 3 * * *'}\n"
+    )
+    defaults = run_cli("apply", "-f", "schedules.yaml")
+    assert defaults.exit_code == 2
+    assert defaults.stderr.startswith("error: invalid project ID 'a/b' (from schedules.yaml: defaults)")
+    assert emulator.calls == []
+
+
+def test_a_legacy_domain_scoped_project_id_is_accepted(run_cli, emulator):
+    result = run_cli("list", "--project", "example.com:my-project", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("schedules", "reason"),
+    [
+        ("defaults: {parameters: [run_date]}\nschedules:\n  - {name: nightly, spec: pipeline.json, cron: '0 3 * * *'}\n",
+         "schedules.yaml: defaults: `parameters` must be a mapping of parameter names to values, got a list"),
+        ("schedules:\n  - {name: nightly, spec: pipeline.json, cron: '0 3 * * *', parameters: [run_date, x]}\n",
+         "schedules.yaml: schedules[0] (schedule nightly): `parameters` must be a mapping of parameter names to "
+         "values, got a list"),
+        ("schedules:\n  - {name: nightly, spec: pipeline.json, cron: '0 3 * * *', pipeline_root: [gs://b/r]}\n",
+         "schedules.yaml: schedules[0] (schedule nightly): `pipeline_root` must be a string (a gs:// URI), got a list"),
+    ],
+)
+def test_a_schedules_file_value_of_the_wrong_type_is_a_usage_error(run_cli, emulator, example_json, tmp_path,
+                                                                 schedules, reason):
+    (tmp_path / "pipeline.json").write_bytes(example_json.read_bytes())
+    (tmp_path / "schedules.yaml").write_text(schedules)
+
+    result = run_cli("apply", "-f", "schedules.yaml")
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[0] == f"error: {reason}"
+    assert emulator.calls == []

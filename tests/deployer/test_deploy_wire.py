@@ -82,16 +82,21 @@ def test_first_deploy_wires_scheduler_to_the_function_and_a_second_makes_no_muta
     assert env["VERTEX_CRON_ALLOWED_INVOKERS"] == SCHEDULER_SA and env["VERTEX_CRON_SPEC_BUCKET"] == spec_bucket
     assert function.labels["managed-by"] == "vertex-cron"
     assert function.build_config.runtime == "python312" and function.build_config.entry_point == "trigger"
+    # Explicit, not the platform's 60 s, and within Scheduler's attempt deadline.
+    assert function.service_config.timeout_seconds == 180
+    assert function.service_config.available_memory == "256M"
 
     job = clients.jobs()["vertex-cron-nightly"]
     assert job.http_target.uri == url
     assert job.http_target.oidc_token.service_account_email == SCHEDULER_SA
     assert job.http_target.oidc_token.audience == url
     assert job.description == "managed-by=vertex-cron"
+    assert job.attempt_deadline.total_seconds() == 240 >= function.service_config.timeout_seconds
     body = json.loads(job.http_target.body)
     (blob,) = list(clients.bucket.client.list_blobs(spec_bucket))
     assert body["spec_uri"] == f"gs://{spec_bucket}/{blob.name}#{blob.generation}"
-    assert re.fullmatch(r"vertex-cron/specs/[0-9a-f]{64}\.json", blob.name)
+    assert re.fullmatch(rf"vertex-cron/specs/{PROJECT}/{REGION}/[0-9a-f]{{64}}\.json", blob.name)
+    assert blob.metadata == {"managed-by": "vertex-cron", "vertex-cron-location": PARENT}
     assert body["parameter_values"] == {"run_date": "{{schedule_time:%Y-%m-%d}}"}
 
     policy = clients.run.get_iam_policy(request={"resource": function.service_config.service})
@@ -244,3 +249,78 @@ def test_the_example_schedules_file_applies_and_reapplies_without_changes(run_cl
     before = emulator.mutating_calls()
     run_cli("apply", "-f", example)
     assert emulator.mutating_calls() == before
+
+
+NEW_SCHEDULER_SA = "vc-scheduler-2@demo-project.iam.gserviceaccount.com"
+
+
+def _invoker_policy(clients):
+    service = clients.functions.get_function(name=FUNCTION).service_config.service
+    policy = clients.run.get_iam_policy(request={"resource": service})
+    return service, {b.role: sorted(b.members) for b in policy.bindings}
+
+
+def test_rotating_the_scheduler_sa_keeps_only_the_invokers_jobs_still_use(run_cli, emulator, clients, example_json):
+    deploy(run_cli, example_json)
+    deploy(run_cli, example_json, name="hourly")
+    service, _ = _invoker_policy(clients)
+    # Granted by hand since: another invoker, and a role vertex-cron does not manage.
+    policy = clients.run.get_iam_policy(request={"resource": service})
+    policy.bindings[0].members.append("user:someone@example.com")
+    policy.bindings.add(role="roles/run.viewer", members=["user:viewer@example.com"])
+    clients.run.set_iam_policy(request={"resource": service, "policy": policy})
+    old, new = f"serviceAccount:{SCHEDULER_SA}", f"serviceAccount:{NEW_SCHEDULER_SA}"
+    emulator.clear_calls()
+
+    dry = deploy(run_cli, example_json, "--scheduler-sa", NEW_SCHEDULER_SA, "--dry-run")
+
+    assert writes(emulator) == []
+    # hourly still calls as the old SA, so it stays; the hand-granted invoker goes.
+    assert f"roles/run.invoker: remove user:someone@example.com; add {new}" in dry.stdout
+    both = ",".join(sorted([SCHEDULER_SA, NEW_SCHEDULER_SA]))
+    assert f"VERTEX_CRON_ALLOWED_INVOKERS: {SCHEDULER_SA} -> {both}" in dry.stdout
+
+    deploy(run_cli, example_json, "--scheduler-sa", NEW_SCHEDULER_SA)
+
+    assert _invoker_policy(clients)[1] == {"roles/run.invoker": sorted([old, new]),
+                                           "roles/run.viewer": ["user:viewer@example.com"]}
+    jobs = clients.jobs()
+    assert jobs["vertex-cron-nightly"].http_target.oidc_token.service_account_email == NEW_SCHEDULER_SA
+    assert jobs["vertex-cron-hourly"].http_target.oidc_token.service_account_email == SCHEDULER_SA
+    env = clients.functions.get_function(name=FUNCTION).service_config.environment_variables
+    assert env["VERTEX_CRON_ALLOWED_INVOKERS"] == both
+
+    deploy(run_cli, example_json, "--scheduler-sa", NEW_SCHEDULER_SA, name="hourly")  # the last job of the old SA
+
+    assert _invoker_policy(clients)[1] == {"roles/run.invoker": [new], "roles/run.viewer": ["user:viewer@example.com"]}
+    env = clients.functions.get_function(name=FUNCTION).service_config.environment_variables
+    assert env["VERTEX_CRON_ALLOWED_INVOKERS"] == NEW_SCHEDULER_SA
+    emulator.clear_calls()
+    assert deploy(run_cli, example_json, "--scheduler-sa", NEW_SCHEDULER_SA).stdout.startswith("Up to date")
+    assert writes(emulator) == []
+
+
+def test_purge_deletes_only_this_regions_specs_from_a_bucket_regions_share(run_cli, clients, example_json, spec_bucket):
+    other_region = "us-central1"
+    deploy(run_cli, example_json)
+    deploy(run_cli, example_json, "--region", other_region)
+    # Objects vertex-cron must leave alone: one uploaded by hand under this region's folder,
+    # and one written by an older vertex-cron (no metadata) that a schedule may still pin.
+    clients.bucket.blob(f"vertex-cron/specs/{PROJECT}/{REGION}/by-hand.json").upload_from_string(b"{}")
+    clients.bucket.blob(f"vertex-cron/specs/{'0' * 64}.json").upload_from_string(b"{}")
+    ours, theirs = (
+        next(b.name for b in clients.bucket.client.list_blobs(spec_bucket, prefix=f"vertex-cron/specs/{PROJECT}/{r}/")
+             if b.metadata)
+        for r in (REGION, other_region)
+    )
+    assert ours != theirs  # same spec, one object per region
+
+    dry = run_cli("delete", "nightly", "--purge", "--dry-run", "--format", "json")
+    assert [c["name"] for c in json.loads(dry.stdout)["changes"] if c["kind"] == "spec"] == [ours]
+
+    run_cli("delete", "nightly", "--purge")
+
+    left = sorted(b.name for b in clients.bucket.client.list_blobs(spec_bucket))
+    assert left == sorted([theirs, f"vertex-cron/specs/{PROJECT}/{REGION}/by-hand.json", f"vertex-cron/specs/{'0' * 64}.json"])
+    other_job = clients.scheduler.get_job(name=f"projects/{PROJECT}/locations/{other_region}/jobs/vertex-cron-nightly")
+    assert json.loads(other_job.http_target.body)["spec_uri"].startswith(f"gs://{spec_bucket}/{theirs}#")

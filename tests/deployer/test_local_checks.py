@@ -14,23 +14,24 @@ from vertex_cron.models import ScheduleInput
 
 
 def test_flags_beat_environment_beats_files():
-    env = {"GOOGLE_CLOUD_PROJECT": "from-google-env", "VERTEX_CRON_REGION": "env-region"}
-    files = {"project": "from-file", "region": "file-region", "bucket": "file-bucket"}
+    env = {"GOOGLE_CLOUD_PROJECT": "from-google-env", "VERTEX_CRON_REGION": "us-east1"}
+    files = {"project": "from-file", "region": "europe-west4", "bucket": "file-bucket"}
 
     resolved = config.resolve({"project": "from-flag", "region": None}, env, files)
 
-    assert (resolved.project, resolved.region, resolved.bucket) == ("from-flag", "env-region", "file-bucket")
+    assert (resolved.project, resolved.region, resolved.bucket) == ("from-flag", "us-east1", "file-bucket")
 
 
 def test_vertex_cron_project_wins_over_the_generic_project_variables():
-    env = {"CLOUDSDK_CORE_PROJECT": "gcloud", "GOOGLE_CLOUD_PROJECT": "google", "VERTEX_CRON_PROJECT": "ours"}
-    assert config.resolve({}, env).project == "ours"
-    assert config.resolve({}, {"CLOUDSDK_CORE_PROJECT": "gcloud"}).project == "gcloud"
+    env = {"CLOUDSDK_CORE_PROJECT": "gcloud-project", "GOOGLE_CLOUD_PROJECT": "google-project",
+           "VERTEX_CRON_PROJECT": "our-project"}
+    assert config.resolve({}, env).project == "our-project"
+    assert config.resolve({}, {"CLOUDSDK_CORE_PROJECT": "gcloud-project"}).project == "gcloud-project"
 
 
 def test_project_file_is_read_and_typos_are_refused(tmp_path: Path):
-    (tmp_path / "vertex-cron.toml").write_text('project = "p"\nmax-instances = 4\n')
-    assert config.load_file_values(None, cwd=tmp_path) == {"project": "p", "max_instances": 4}
+    (tmp_path / "vertex-cron.toml").write_text('project = "my-project"\nmax-instances = 4\n')
+    assert config.load_file_values(None, cwd=tmp_path) == {"project": "my-project", "max_instances": 4}
     assert config.resolve({}, {}, config.load_file_values(None, cwd=tmp_path)).max_instances == 4
 
     (tmp_path / "vertex-cron.toml").write_text('projet = "p"\n')
@@ -102,7 +103,10 @@ def test_spec_object_name_carries_the_content_sha256(make_settings, example_json
 
     wanted = _build(make_settings, example_json, parameters={"run_date": "x"})
     digest = hashlib.sha256(example_json.read_bytes()).hexdigest()
-    assert wanted.specs[0].object_name == f"vertex-cron/specs/{digest}.json"
+    assert wanted.specs[0].object_name == f"vertex-cron/specs/demo-project/europe-west1/{digest}.json"
+    assert wanted.specs[0].metadata == {
+        "managed-by": "vertex-cron", "vertex-cron-location": "projects/demo-project/locations/europe-west1",
+    }
 
 
 @pytest.mark.parametrize(
@@ -128,8 +132,8 @@ def test_a_pipeline_root_is_required(make_settings, example_json, tmp_path):
     spec.write_text(example_json.read_text().replace('"defaultPipelineRoot"', '"unusedKey"'))
     with pytest.raises(ValidationError, match="no pipeline root"):
         _build(make_settings, spec, parameters={"run_date": "x"})
-    wanted = _build(make_settings, spec, parameters={"run_date": "x"}, pipeline_root="gs://b/root")
-    assert wanted.jobs[0].body["pipeline_root"] == "gs://b/root"
+    wanted = _build(make_settings, spec, parameters={"run_date": "x"}, pipeline_root="gs://my-bucket/root")
+    assert wanted.jobs[0].body["pipeline_root"] == "gs://my-bucket/root"
 
 
 def test_an_oversized_spec_is_refused_before_reading(make_settings, tmp_path):
@@ -194,3 +198,87 @@ def test_schedules_file_typos_are_refused(tmp_path):
     (tmp_path / "s.yaml").write_text("schedules:\n  - {name: a, spec: p.json, cron: '* * * * *', timezone: UTC}\n")
     with pytest.raises(ConfigError, match="unknown key 'timezone'"):
         schedules_file.load(tmp_path / "s.yaml")
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("name: 123", ": `name` must be a string, got an integer"),
+        ("spec: [p.json]", "(schedule a): `spec` must be a string (a path relative to this file), got a list"),
+        ("cron: 5", "(schedule a): `cron` must be a string (quote it), got an integer"),
+        ("time_zone: {zone: UTC}", "(schedule a): `time_zone` must be a string, got a mapping"),
+        ("parameters: [run_date]", "(schedule a): `parameters` must be a mapping of parameter names to values, got a list"),
+        ("parameters: {1: x}", "(schedule a): `parameters` names must be strings, got an integer 1"),
+        ("max_concurrent_runs: two", "(schedule a): `max_concurrent_runs` must be an integer, got a string"),
+        ("max_concurrent_runs: true", "(schedule a): `max_concurrent_runs` must be an integer, got a boolean (true)"),
+        ("enable_caching: 'no'", "(schedule a): `enable_caching` must be true or false, got a string"),
+        ("start_time: 2025-01-01", "(schedule a): `start_time` must be an RFC 3339 time, got a date/time (2025-01-01) (quote it)"),
+        ("end_time: [2025]", "(schedule a): `end_time` must be an RFC 3339 time, got a list"),
+    ],
+)
+def test_schedules_file_values_of_the_wrong_type_name_the_schedule_and_key(tmp_path, entry, message):
+    base = {"name": "a", "spec": "p.json", "cron": "'* * * * *'"}
+    key = entry.split(":", 1)[0]
+    fields = [f"{k}: {v}" for k, v in base.items() if k != key] + [entry]
+    (tmp_path / "s.yaml").write_text("schedules:\n  - " + "\n    ".join(fields) + "\n")
+
+    with pytest.raises(ConfigError) as err:
+        schedules_file.load(tmp_path / "s.yaml")
+
+    where = "" if key == "name" else " "
+    assert err.value.reason == f"{tmp_path / 's.yaml'}: schedules[0]{where}{message}"
+    assert err.value.exit_code == 2
+
+
+@pytest.mark.parametrize(("default", "message"), [
+    ("time_zone: [UTC]", "`time_zone` must be a string, got a list"),
+    ("parameters: run_date", "`parameters` must be a mapping of parameter names to values, got a string"),
+    ("enable_caching: 1", "`enable_caching` must be true or false, got an integer"),
+])
+def test_schedules_file_defaults_of_the_wrong_type_are_refused(tmp_path, default, message):
+    (tmp_path / "s.yaml").write_text(f"defaults:\n  {default}\nschedules:\n  - {{name: a, spec: p.json, cron: '* * * * *'}}\n")
+    with pytest.raises(ConfigError) as err:
+        schedules_file.load(tmp_path / "s.yaml")
+    assert err.value.reason == f"{tmp_path / 's.yaml'}: defaults: {message}"
+
+
+def test_schedules_file_empty_values_mean_not_given_and_unquoted_timestamps_are_kept(tmp_path):
+    (tmp_path / "s.yaml").write_text(
+        "defaults:\n  time_zone: Europe/Paris\n  parameters: {run_date: x}\n"
+        "schedules:\n  - name: a\n    spec: p.json\n    cron: '* * * * *'\n    time_zone:\n    parameters:\n"
+        "    start_time: 2025-01-01T00:00:00Z\n"
+    )
+    (schedule,) = schedules_file.load(tmp_path / "s.yaml").schedules
+    assert schedule.time_zone == "Europe/Paris" and schedule.parameters == {"run_date": "x"}
+    assert schedule.start_time == "2025-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("project", "demo-project"), ("project", "a12345"), ("project", "p" * 30), ("project", "example.com:my-project"),
+    ("region", "us-central1"), ("region", "europe-west10"), ("region", "northamerica-northeast1"),
+    ("bucket", "my-bucket"), ("bucket", "a_b"), ("bucket", "specs.example.com"), ("bucket", "b" * 63),
+    ("function_name", "vertex-cron-trigger"), ("function_name", "fn01"), ("function_name", "f" * 63),
+])
+def test_well_formed_settings_pass(setting, value):
+    assert getattr(config.resolve({setting: value}, {}), setting) == value
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("project", "p" * 31), ("project", "my_project"), ("project", "example.com:1project"), ("project", ":my-project"),
+    ("region", "us-central"), ("region", "us-central1-a"), ("region", "global"),
+    ("bucket", "-bucket"), ("bucket", "bucket-"), ("bucket", "b" * 64), ("bucket", "my-google-bucket"),
+    ("bucket", "my..bucket"), ("bucket", "gs://b/path"),
+    ("function_name", "fn"), ("function_name", "1fn-name"), ("function_name", "fn.name"),
+])
+def test_malformed_settings_are_config_errors_naming_the_source(setting, value):
+    with pytest.raises(ConfigError) as err:
+        config.resolve({}, {}, {setting: value}, file_sources={setting: "here.toml"})
+    assert err.value.reason.startswith("invalid ") and "(from here.toml)" in err.value.reason
+    assert err.value.exit_code == 2
+
+
+def test_settings_built_by_hand_are_format_checked_before_use(make_settings):
+    from vertex_cron import api
+
+    with pytest.raises(ConfigError, match=r"invalid region 'europe-west1-b' \(from Settings\)"):
+        api.list_schedules(make_settings(region="europe-west1-b"), cloud=object())

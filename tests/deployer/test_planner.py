@@ -9,7 +9,16 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from vertex_cron import desired, function_source, planner
-from vertex_cron.models import Action, Kind, Observed, ObservedFunction, ObservedJob, Pending, ScheduleInput
+from vertex_cron.models import (
+    Action,
+    Kind,
+    Observed,
+    ObservedFunction,
+    ObservedJob,
+    Pending,
+    ScheduleInput,
+    StoredSpec,
+)
 
 
 _SPEC = Path(__file__).resolve().parents[2] / "examples" / "pipeline.json"
@@ -46,7 +55,7 @@ def _converged(wanted, *, generation=7):
     return Observed(
         spec_generations={spec.object_name: generation for spec in wanted.specs},
         function=function,
-        invoker_members=frozenset({wanted.invoker_member}),
+        invoker_members=frozenset(wanted.invoker_members),
         jobs=jobs,
     )
 
@@ -89,7 +98,7 @@ def test_fields_the_service_adds_itself_do_not_count_as_drift(make_desired):
         "LOG_EXECUTION_ID": "true",
     }
     function_fields["labels"] = {**function_fields["labels"], "goog-managed-by": "cloudfunctions"}
-    function_fields["service_config.timeout_seconds"] = 60
+    function_fields["service_config.all_traffic_on_latest_revision"] = True
     observed = Observed(
         observed.spec_generations,
         ObservedFunction(observed.function.name, function_fields, URL, SERVICE),
@@ -163,7 +172,7 @@ def test_a_public_invoker_is_removed_and_the_scheduler_sa_kept(make_desired):
     (change,) = planner.plan(wanted, observed, now=NOW).mutations
 
     assert change.kind is Kind.INVOKER and change.action is Action.UPDATE
-    assert change.diffs[0].new == [wanted.invoker_member]
+    assert change.diffs[0].new == list(wanted.invoker_members)
 
 
 def test_prune_deletes_only_managed_jobs_missing_from_the_file(make_desired):
@@ -192,8 +201,19 @@ def test_next_fire_times_are_in_the_schedule_time_zone_across_dst(make_desired):
     assert runs.times[0].tzinfo == ZoneInfo("Europe/Paris")
 
 
+HERE = "projects/p/locations/r"
+
+
+def _stored(name, **metadata):
+    return StoredSpec(name, metadata)
+
+
+def _ours(name):
+    return _stored(name, **{"managed-by": "vertex-cron", "vertex-cron-location": HERE})
+
+
 def test_delete_takes_the_function_with_the_last_schedule_and_purges_unreferenced_specs():
-    spec_a, spec_b = "vertex-cron/specs/aaa.json", "vertex-cron/specs/bbb.json"
+    spec_a, spec_b = "vertex-cron/specs/p/r/aaa.json", "vertex-cron/specs/p/r/bbb.json"
     function = ObservedFunction("projects/p/locations/r/functions/vertex-cron-trigger", {}, URL, SERVICE)
 
     def job(name, spec):
@@ -201,10 +221,102 @@ def test_delete_takes_the_function_with_the_last_schedule_and_purges_unreference
 
     jobs = {"j/one": job("j/one", spec_a), "j/two": job("j/two", spec_b)}
 
-    one = planner.plan_delete(["j/one"], jobs, function=function, spec_objects=[spec_a, spec_b], purge=True)
+    one = planner.plan_delete(["j/one"], jobs, function=function, spec_objects=[_ours(spec_a), _ours(spec_b)],
+                              location=HERE, purge=True)
     assert [(c.kind, c.name) for c in one.changes] == [(Kind.JOB, "j/one"), (Kind.SPEC, spec_a)]
 
-    both = planner.plan_delete(["j/one", "j/two"], jobs, function=function, spec_objects=[spec_a], purge=False)
+    both = planner.plan_delete(["j/one", "j/two"], jobs, function=function, spec_objects=[_ours(spec_a)],
+                               location=HERE, purge=False)
     assert [(c.kind, c.name) for c in both.changes] == [
         (Kind.JOB, "j/one"), (Kind.JOB, "j/two"), (Kind.FUNCTION, function.name),
     ]
+
+
+def test_purge_deletes_only_objects_vertex_cron_uploaded_for_this_location():
+    objects = [
+        _ours("vertex-cron/specs/p/r/ours.json"),
+        _stored("vertex-cron/specs/p/r/by-hand.json"),  # no metadata: not ours to delete
+        _stored("vertex-cron/specs/p/r/other-tool.json", **{"managed-by": "terraform"}),
+        _stored("vertex-cron/specs/p/r/elsewhere.json",  # metadata of another region
+                **{"managed-by": "vertex-cron", "vertex-cron-location": "projects/p/locations/s"}),
+    ]
+
+    plan = planner.plan_delete(["j/one"], {"j/one": ObservedJob("j/one", {})}, function=None,
+                               spec_objects=objects, location=HERE, purge=True)
+
+    assert [c.name for c in plan.changes if c.kind is Kind.SPEC] == ["vertex-cron/specs/p/r/ours.json"]
+
+
+SCHEDULER = "vc-scheduler@demo-project.iam.gserviceaccount.com"
+OLD_SCHEDULER = "vc-scheduler-old@demo-project.iam.gserviceaccount.com"
+
+
+def _other_job(name, *, email, url=URL):
+    full = desired.job_name("demo-project", "europe-west1", name)
+    return full, ObservedJob(full, {"http_target.uri": url, "http_target.oidc_token.service_account_email": email})
+
+
+def _with_jobs(observed, *jobs, members=None):
+    return Observed(observed.spec_generations, observed.function,
+                    frozenset(members) if members is not None else observed.invoker_members,
+                    {**observed.jobs, **dict(jobs)})
+
+
+def test_the_invokers_are_exactly_the_scheduler_sas_of_the_jobs_that_call_the_function(make_desired):
+    wanted = make_desired()
+    observed = _with_jobs(
+        _converged(wanted),
+        _other_job("hourly", email=OLD_SCHEDULER),  # deployed before the SA was rotated
+        _other_job("elsewhere", email="vc-other@demo-project.iam.gserviceaccount.com", url="https://other.run.app"),
+        members={f"serviceAccount:{SCHEDULER}", f"serviceAccount:{OLD_SCHEDULER}", "user:someone@example.com"},
+    )
+
+    resolved = planner.with_invokers(wanted, observed)
+    plan = planner.plan(resolved, observed, now=NOW)
+
+    assert [c.kind for c in plan.mutations] == [Kind.FUNCTION, Kind.INVOKER]  # the allowlist, the role
+    change = _by_kind(plan, Kind.INVOKER)[0]
+    wanted_members = [f"serviceAccount:{OLD_SCHEDULER}", f"serviceAccount:{SCHEDULER}"]
+    assert resolved.invoker_members == tuple(wanted_members)
+    assert change.kind is Kind.INVOKER and change.action is Action.UPDATE
+    assert [(d.field, d.new) for d in change.diffs] == [("roles/run.invoker", wanted_members)]
+    assert "user:someone@example.com" in change.diffs[0].old
+    env = resolved.function.fields["service_config.environment_variables"]
+    assert env["VERTEX_CRON_ALLOWED_INVOKERS"] == f"{OLD_SCHEDULER},{SCHEDULER}"
+
+
+def test_a_rotated_scheduler_sa_goes_once_no_job_uses_it(make_desired):
+    before = make_desired(scheduler_sa=OLD_SCHEDULER)
+    observed = _converged(before)  # nightly runs as the old SA, which is the only invoker
+    after = make_desired()
+
+    resolved = planner.with_invokers(after, observed)
+    plan = planner.plan(resolved, observed, now=NOW)
+
+    assert resolved.invoker_members == (f"serviceAccount:{SCHEDULER}",)
+    changes = {c.kind: c for c in plan.mutations}
+    assert changes[Kind.INVOKER].diffs[0].old == [f"serviceAccount:{OLD_SCHEDULER}"]
+    assert changes[Kind.INVOKER].diffs[0].new == [f"serviceAccount:{SCHEDULER}"]
+    assert [(d.field, d.new) for d in changes[Kind.FUNCTION].diffs] == [
+        ("service_config.environment_variables.VERTEX_CRON_ALLOWED_INVOKERS", SCHEDULER)
+    ]
+    assert [d.field for d in changes[Kind.JOB].diffs] == ["http_target.oidc_token.service_account_email"]
+
+
+def test_jobs_that_apply_prune_deletes_do_not_keep_their_sa_an_invoker(make_desired):
+    wanted = make_desired(prune=True)
+    observed = _with_jobs(_converged(wanted), _other_job("legacy", email=OLD_SCHEDULER))
+
+    assert planner.with_invokers(wanted, observed).invoker_members == (f"serviceAccount:{SCHEDULER}",)
+
+
+def test_the_planned_function_sets_its_timeout_and_memory(make_desired):
+    empty = Observed({}, None, None, {})
+    plan = planner.plan(make_desired(), empty, now=NOW)
+    (function,) = _by_kind(plan, Kind.FUNCTION)
+    fields = {d.field: d.new for d in function.diffs}
+    assert fields["service_config.timeout_seconds"] == desired.TIMEOUT_SECONDS == 180
+    assert fields["service_config.available_memory"] == "256M"
+    (job,) = _by_kind(plan, Kind.JOB)
+    deadline = {d.field: d.new for d in job.diffs}["attempt_deadline"]
+    assert int(deadline.removesuffix("s")) >= desired.TIMEOUT_SECONDS
