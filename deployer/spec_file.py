@@ -16,6 +16,7 @@ from typing import Any
 from vertex_cron_trigger.errors import BadRequest
 from vertex_cron_trigger.parameters import coerce_parameters
 from vertex_cron_trigger.placeholders import has_placeholders, render_parameters
+from vertex_cron_trigger.spec_uri import gcs_directory_problem
 from vertex_cron_trigger.spec import MAX_SPEC_BYTES, PipelineSpec, load_document, parse_spec
 
 from .errors import ValidationError
@@ -81,6 +82,8 @@ def pipeline_root(schedule: str, spec: PipelineSpec, given: str | None) -> str:
             f"schedule {schedule}: no pipeline root",
             details=f"pass --pipeline-root gs://BUCKET/PATH; pipeline {spec.name!r} has no defaultPipelineRoot",
         )
-    if not root.startswith("gs://"):
-        raise ValidationError(f"schedule {schedule}: pipeline root must be a gs:// URI, got {root!r}")
+    # The function's own check: a root it would refuse must not reach a Scheduler job.
+    problem = gcs_directory_problem(root)
+    if problem:
+        raise ValidationError(f"schedule {schedule}: the pipeline root {problem}")
     return root

@@ -282,3 +282,9 @@ def test_settings_built_by_hand_are_format_checked_before_use(make_settings):
 
     with pytest.raises(ConfigError, match=r"invalid region 'europe-west1-b' \(from Settings\)"):
         api.list_schedules(make_settings(region="europe-west1-b"), cloud=object())
+
+
+@pytest.mark.parametrize("root", ["s3://bucket/root", "gs://UPPER/root", "gs://b/root", "gs://my-bucket/\x01x"])
+def test_a_pipeline_root_the_function_would_refuse_is_refused_at_deploy(make_settings, example_json, root):
+    with pytest.raises(ValidationError, match="pipeline root must be a gs://BUCKET/PATH"):
+        _build(make_settings, example_json, parameters={"run_date": "x"}, pipeline_root=root)
