@@ -258,3 +258,17 @@ def test_the_emulator_is_strict_about_the_new_apis(emulator):
     assert filtered.status_code == 400
     missing = requests.get(f"{emulator.url}/v1/projects/{PROJECT}/serviceAccounts/{SA['build']}", timeout=10)
     assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
+
+
+def test_a_scheduler_sa_rotation_in_progress_is_not_a_differing_environment(setup_project, doctor_cli):
+    """A job still on the old scheduler SA keeps it on the function's allowlist next to the
+    configured one until that job is redeployed; doctor must not call that drift."""
+    setup_project()
+    old_sa = f"old-scheduler@{PROJECT}.iam.gserviceaccount.com"
+    spec_args = ("--spec", str(EXAMPLE), "--cron", "0 3 * * *", "--param", "run_date=x")
+    assert doctor_cli("deploy", "nightly", *spec_args, "--scheduler-sa", old_sa).exit_code == 0
+    assert doctor_cli("deploy", "hourly", *spec_args).exit_code == 0
+
+    result = doctor_cli("doctor")
+
+    assert "  ✓ environment matches the settings" in result.stdout, result.output
