@@ -42,6 +42,7 @@ def run(*, schedules: int) -> list[DeployStep]:
             "VERTEX_CRON_WORKLOAD_SA": WORKLOAD_SA,
             "VERTEX_CRON_FUNCTION_SA": f"vertex-cron-function@{PROJECT}.iam.gserviceaccount.com",
             "VERTEX_CRON_SCHEDULER_SA": f"vertex-cron-scheduler@{PROJECT}.iam.gserviceaccount.com",
+            "VERTEX_CRON_BUILD_SA": f"vertex-cron-build@{PROJECT}.iam.gserviceaccount.com",
             "VERTEX_CRON_EMULATOR_HOST": cloud.vertex.url,
             "STORAGE_EMULATOR_HOST": cloud.storage.url,
             "VERTEX_CRON_POLL_SECONDS": POLL_SECONDS,

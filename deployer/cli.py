@@ -30,7 +30,7 @@ _SETTING_FLAGS = (
     ("--workload-sa", "Service account pipeline runs get."),
     ("--function-sa", "Service account the trigger function runs as."),
     ("--scheduler-sa", "Service account Cloud Scheduler calls the function as (the function's invoker)."),
-    ("--build-sa", "Service account the function's Cloud Build runs as [default: the project's]."),
+    ("--build-sa", "Service account the function's Cloud Build runs as (required unless --allow-default-service-account)."),
     ("--function-name", f"Name of the shared function [default: {config.DEFAULT_FUNCTION_NAME}]."),
     ("--impersonate-service-account", "Act as this service account (Application Default Credentials must be allowed to)."),
 )

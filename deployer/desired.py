@@ -83,6 +83,14 @@ def check_identities(settings: Settings) -> None:
         )
     if settings.build_sa:
         validation.check_service_account("build SA", settings.build_sa, allow_default=settings.allow_default_service_account)
+    elif not settings.allow_default_service_account:
+        # Without build_config.service_account, Cloud Build runs as the project's default
+        # build identity (the Compute Engine default SA in current projects): Editor-wide.
+        raise ValidationError(
+            "no build SA: the function would be built as the project's default service account",
+            details="set --build-sa / VERTEX_CRON_BUILD_SA / build_sa in vertex-cron.toml to the "
+            "build_sa output of infra/, or pass --allow-default-service-account",
+        )
     if settings.impersonate_service_account:
         validation.check_service_account(
             "impersonated SA", settings.impersonate_service_account, allow_default=False

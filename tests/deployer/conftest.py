@@ -18,6 +18,7 @@ IDENTITY_ENV = {
     "VERTEX_CRON_WORKLOAD_SA": "vc-workload@demo-project.iam.gserviceaccount.com",
     "VERTEX_CRON_FUNCTION_SA": "vc-function@demo-project.iam.gserviceaccount.com",
     "VERTEX_CRON_SCHEDULER_SA": "vc-scheduler@demo-project.iam.gserviceaccount.com",
+    "VERTEX_CRON_BUILD_SA": "vc-build@demo-project.iam.gserviceaccount.com",
 }
 
 
@@ -29,6 +30,7 @@ def _settings(**overrides: object) -> Settings:
         "workload_sa": IDENTITY_ENV["VERTEX_CRON_WORKLOAD_SA"],
         "function_sa": IDENTITY_ENV["VERTEX_CRON_FUNCTION_SA"],
         "scheduler_sa": IDENTITY_ENV["VERTEX_CRON_SCHEDULER_SA"],
+        "build_sa": IDENTITY_ENV["VERTEX_CRON_BUILD_SA"],
     }
     values.update(overrides)
     return Settings(**values)

@@ -16,6 +16,7 @@ DEMO_ENV = {
     "VERTEX_CRON_WORKLOAD_SA": "vc-workload@demo-project.iam.gserviceaccount.com",
     "VERTEX_CRON_FUNCTION_SA": "vc-function@demo-project.iam.gserviceaccount.com",
     "VERTEX_CRON_SCHEDULER_SA": "vc-scheduler@demo-project.iam.gserviceaccount.com",
+    "VERTEX_CRON_BUILD_SA": "vc-build@demo-project.iam.gserviceaccount.com",
     "VERTEX_CRON_POLL_SECONDS": "0.02",
 }
 
@@ -50,6 +51,7 @@ def _deploy_args(spec, *extra):
         (("--param", "nope=1"), {}, "schedule nightly: parameter nope: pipeline 'nightly-training' has no such parameter"),
         (("--param", "sample_rows=lots"), {}, "sample_rows must be an integer"),
         ((), {"VERTEX_CRON_REGION": ""}, "missing region: pass --region"),
+        ((), {"VERTEX_CRON_BUILD_SA": ""}, "no build SA: the function would be built as the project's default"),
     ],
 )
 def test_refusals_exit_2_with_the_reason_first_and_touch_nothing(run_cli, emulator, example_json, extra, env, reason):

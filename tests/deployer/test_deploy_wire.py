@@ -24,6 +24,7 @@ ENV = {
     "VERTEX_CRON_WORKLOAD_SA": "vc-workload@demo-project.iam.gserviceaccount.com",
     "VERTEX_CRON_FUNCTION_SA": "vc-function@demo-project.iam.gserviceaccount.com",
     "VERTEX_CRON_SCHEDULER_SA": SCHEDULER_SA,
+    "VERTEX_CRON_BUILD_SA": "vc-build@demo-project.iam.gserviceaccount.com",
     "VERTEX_CRON_POLL_SECONDS": "0.02",
 }
 FUNCTION = f"{PARENT}/functions/vertex-cron-trigger"

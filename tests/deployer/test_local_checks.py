@@ -288,3 +288,16 @@ def test_settings_built_by_hand_are_format_checked_before_use(make_settings):
 def test_a_pipeline_root_the_function_would_refuse_is_refused_at_deploy(make_settings, example_json, root):
     with pytest.raises(ValidationError, match="pipeline root must be a gs://BUCKET/PATH"):
         _build(make_settings, example_json, parameters={"run_date": "x"}, pipeline_root=root)
+
+
+def test_an_unset_build_sa_is_refused_unless_default_accounts_are_allowed(make_settings, example_json):
+    schedule = ScheduleInput(name="nightly", spec_path=example_json, cron="0 3 * * *", parameters={"run_date": "x"})
+    with pytest.raises(ValidationError, match="no build SA") as refused:
+        desired.build(make_settings(build_sa=None), [schedule], source=function_source.build())
+    assert "--build-sa" in refused.value.details and "--allow-default-service-account" in refused.value.details
+
+    allowed = desired.build(make_settings(build_sa=None, allow_default_service_account=True), [schedule],
+                            source=function_source.build())
+    assert "build_config.service_account" not in allowed.function.fields
+    built_as = desired.build(make_settings(), [schedule], source=function_source.build()).function.fields
+    assert built_as["build_config.service_account"].endswith("/serviceAccounts/vc-build@demo-project.iam.gserviceaccount.com")

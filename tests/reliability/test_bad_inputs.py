@@ -255,6 +255,7 @@ CLI_ENV = {
     "VERTEX_CRON_WORKLOAD_SA": "vc-workload@cli-project.iam.gserviceaccount.com",
     "VERTEX_CRON_FUNCTION_SA": "vc-function@cli-project.iam.gserviceaccount.com",
     "VERTEX_CRON_SCHEDULER_SA": "vc-scheduler@cli-project.iam.gserviceaccount.com",
+    "VERTEX_CRON_BUILD_SA": "vc-build@cli-project.iam.gserviceaccount.com",
 }
 GOOD = {"name": "nightly", "--cron": "0 3 * * *", "--time-zone": "UTC", "--param": "run_date={{schedule_time}}"}
 

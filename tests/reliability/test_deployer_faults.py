@@ -21,6 +21,7 @@ ENV = {
     "VERTEX_CRON_WORKLOAD_SA": f"vc-workload@{PROJECT}.iam.gserviceaccount.com",
     "VERTEX_CRON_FUNCTION_SA": f"vc-function@{PROJECT}.iam.gserviceaccount.com",
     "VERTEX_CRON_SCHEDULER_SA": SCHEDULER_SA,
+    "VERTEX_CRON_BUILD_SA": f"vc-build@{PROJECT}.iam.gserviceaccount.com",
     "VERTEX_CRON_POLL_SECONDS": "0.02",
 }
 
