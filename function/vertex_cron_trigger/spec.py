@@ -26,6 +26,10 @@ from .spec_uri import gcs_directory_problem
 MAX_SPEC_BYTES = 4 * 1024 * 1024
 # Bounds the work of everything downstream (hashing, deep copies, re-serialising per firing).
 _MAX_NODES = 1_000_000
+# YAML nodes cost ~350 bytes each once loaded (JSON's far less), and a 4 MiB `[0,0,0,...`
+# holds 2 million: counted in the event stream, before anything is built. kfp specs have
+# a few thousand nodes.
+MAX_YAML_NODES = 100_000
 # kfp's deepest structure is ~10 levels plus a parameter constant (itself capped at 32), and
 # Vertex AI parses the spec into protobuf Structs, whose nesting it limits too.
 MAX_SPEC_DEPTH = 64
@@ -96,11 +100,19 @@ def load_document(data: bytes, source: str) -> Any:
 
 
 def _check_yaml_events(yaml: Any, data: bytes, loader: Any, source: str) -> None:
-    """libyaml's composer recurses in C: a few MB of `[[[[` or `- - - -` overflow the stack
-    and kill the process (no exception). Its event stream is flat, so walk it first and stop
-    at the first node nested deeper than MAX_SPEC_DEPTH, or at the first alias."""
+    """Walk libyaml's event stream, which is flat and costs almost no memory, before
+    `yaml.load` builds anything: stop at the first alias, at the first node nested deeper
+    than MAX_SPEC_DEPTH (libyaml's composer recurses in C, so a few MB of `[[[[` overflow
+    the stack and kill the process with no exception), and at node MAX_YAML_NODES (building
+    millions of nodes takes seconds and far more memory than the function has)."""
     depth = 0
+    nodes = 0
     for event in yaml.parse(data, Loader=loader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent, yaml.ScalarEvent)):
+            nodes += 1
+            if nodes > MAX_YAML_NODES:
+                raise _not_a_spec(source, f"it has too many nodes for YAML (more than {MAX_YAML_NODES}; "
+                                  "kfp specs have a few thousand)")
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > MAX_SPEC_DEPTH:

@@ -14,6 +14,9 @@ from .spec import MAX_SPEC_BYTES, PipelineSpec, parse_spec
 from .spec_uri import SpecUri
 
 MAX_CACHED_SPECS = 32
+# The sum of the cached specs' sizes as downloaded. A parsed spec takes several times its
+# bytes, so 32 specs near MAX_SPEC_BYTES would not fit in the function's 256 MiB.
+MAX_CACHED_BYTES = 32 * 1024 * 1024
 
 
 class ObjectReader(Protocol):
@@ -23,11 +26,16 @@ class ObjectReader(Protocol):
 
 
 class SpecStore:
-    def __init__(self, reader: ObjectReader, *, capacity: int = MAX_CACHED_SPECS) -> None:
+    def __init__(
+        self, reader: ObjectReader, *, capacity: int = MAX_CACHED_SPECS, max_bytes: int = MAX_CACHED_BYTES
+    ) -> None:
         self._reader = reader
         self._capacity = capacity
+        self._max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._cache: OrderedDict[tuple[str, str, int], PipelineSpec] = OrderedDict()
+        # (bucket, object, generation) -> (the parsed spec, its size in bytes), least recent first
+        self._cache: OrderedDict[tuple[str, str, int], tuple[PipelineSpec, int]] = OrderedDict()
+        self._cached_bytes = 0
 
     def load(self, uri: SpecUri) -> PipelineSpec:
         generation = uri.generation
@@ -37,11 +45,14 @@ class SpecStore:
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
-                return self._cache[key]
+                return self._cache[key][0]
         data = self._reader.download_object(uri.bucket, uri.object, generation=generation, max_bytes=MAX_SPEC_BYTES)
         spec = parse_spec(data, source=str(SpecUri(uri.bucket, uri.object, generation)))
         with self._lock:
-            self._cache[key] = spec
-            while len(self._cache) > self._capacity:
-                self._cache.popitem(last=False)
+            if key not in self._cache:  # a concurrent request may have cached it meanwhile
+                self._cache[key] = (spec, len(data))
+                self._cached_bytes += len(data)
+            while len(self._cache) > self._capacity or self._cached_bytes > self._max_bytes:
+                _, (_, size) = self._cache.popitem(last=False)
+                self._cached_bytes -= size
         return spec

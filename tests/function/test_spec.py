@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from vertex_cron_trigger.errors import BadRequest
-from vertex_cron_trigger.spec import parse_spec
+from vertex_cron_trigger.spec import MAX_YAML_NODES, parse_spec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXPECTED_TYPES = {
@@ -62,6 +62,18 @@ def test_yaml_alias_bomb_is_rejected_not_expanded():
     with pytest.raises(BadRequest) as caught:
         parse_spec("\n".join(lines).encode(), source="bomb.yaml")
     assert "too many nodes" in caught.value.message
+
+
+def test_a_large_alias_free_yaml_spec_is_refused_before_it_is_built(monkeypatch):
+    """Two million YAML nodes took 750 MiB to build; the function has 256."""
+    import yaml
+
+    def load_must_not_run(*args, **kwargs):
+        raise AssertionError("yaml.load ran on a document with too many nodes")
+
+    monkeypatch.setattr(yaml, "load", load_must_not_run)
+    data = b"x: [" + b"0," * (MAX_YAML_NODES + 1) + b"0]"
+    assert "too many nodes for YAML" in rejected(data).message
 
 
 def test_deep_nesting_is_rejected():

@@ -79,11 +79,15 @@ SPEC_FILES = {  # bad compiled pipelines, for the function (uploaded) and the CL
                                           b"          enableCache: true").replace(
         b"cachingOptions:\n          enableCache: true", b"cachingOptions: *caching", 1),
     "yaml-alias-bomb-of-big-strings": BIG_STRING_BOMB,
+    # regression: no alias, just 2 million nodes under the size limit; building them took
+    # 750 MiB (the function has 256) before the node count refused them.
+    "yaml-two-million-nodes": b"x: [" + b"0," * 2_000_000 + b"0]",
 }
 # What the function and the CLI must say about each spec file.
 SPEC_FILE_WORDS = {
     "truncated-yaml": "neither JSON nor YAML", "yaml-alias-bomb": "too many nodes",
-    "ten-megabytes": "bytes", "deep-flow-nesting": "nested too deeply", "deep-block-nesting": "nested too deeply",
+    "ten-megabytes": "bytes", "yaml-two-million-nodes": "too many nodes",
+    "deep-flow-nesting": "nested too deeply", "deep-block-nesting": "nested too deeply",
     "deep-json-nesting": "nested too deeply", "input-definitions-list": "inputDefinitions",
     "unknown-parameter-type": "BLOB", "empty-object": "pipelineInfo.name", "argo-workflow": "Argo",
     "binary": "not a compiled KFP pipeline spec", "top-level-list": "not a mapping",
