@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from vertex_cron_trigger.timefmt import parse_rfc3339
+
 from . import cronexpr
 from . import desired as desired_state
 from .desired import job_fields, schedule_of
@@ -123,8 +125,11 @@ def plan_delete(
 
 
 def next_runs(desired: Desired, now: datetime, count: int = 3) -> Iterable[NextRuns]:
+    """The next firings the function will act on: those inside the job's start/end window
+    (firings outside it are skipped), so possibly none."""
     for job in desired.jobs:
-        times = cronexpr.next_fire_times(job.cron, job.time_zone, now, count)
+        window = {key: parse_rfc3339(job.body[f"{key}_time"]) for key in ("start", "end") if job.body.get(f"{key}_time")}
+        times = cronexpr.next_fire_times(job.cron, job.time_zone, now, count, **window)
         yield NextRuns(job.schedule, job.time_zone, tuple(times))
 
 

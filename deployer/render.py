@@ -11,6 +11,8 @@ from .models import Action, Change, Kind, PipelineRun, Plan, ScheduleStatus
 
 _SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.UNCHANGED: "=", Action.DELETE: "-"}
 _MAX_VALUE_CHARS = 120
+# check_cron refuses expressions that never fire, so no time left means the window is over.
+_NO_RUNS_LEFT = "none: no firing left before the schedule's end time"
 
 
 def plan(result: Plan, fmt: str, *, applied: bool) -> str:
@@ -37,7 +39,7 @@ def plan(result: Plan, fmt: str, *, applied: bool) -> str:
     if result.next_runs:
         lines.append("Next runs:")
         for runs in result.next_runs:
-            times = ", ".join(t.strftime("%Y-%m-%d %H:%M %Z") for t in runs.times)
+            times = ", ".join(t.strftime("%Y-%m-%d %H:%M %Z") for t in runs.times) or _NO_RUNS_LEFT
             lines.append(f"  {runs.schedule}: {times}")
     return "\n".join(lines)
 

@@ -48,6 +48,11 @@ def _deploy_args(spec, *extra):
         (("--scheduler-sa", "scheduler@example.com"), {}, "malformed scheduler SA email"),
         (("--time-zone", "Mars/Olympus"), {}, "unknown time zone 'Mars/Olympus'"),
         (("--cron", "0 3 * *"), {}, "invalid cron expression"),
+        (("--cron", "0 3 31 2 *"), {}, "cron expression '0 3 31 2 *' never fires"),
+        (("--cron", "0 3 L * *"), {}, "invalid cron expression '0 3 L * *'"),
+        (("--cron", "0 3 * * 1#2"), {}, "invalid cron expression '0 3 * * 1#2'"),
+        (("--time-zone", "localtime"), {}, "unknown time zone 'localtime'"),
+        (("--time-zone", "right/UTC"), {}, "unknown time zone 'right/UTC'"),
         (("--param", "nope=1"), {}, "schedule nightly: parameter nope: pipeline 'nightly-training' has no such parameter"),
         (("--param", "sample_rows=lots"), {}, "sample_rows must be an integer"),
         ((), {"VERTEX_CRON_REGION": ""}, "missing region: pass --region"),
@@ -224,3 +229,14 @@ def test_a_schedules_file_value_of_the_wrong_type_is_a_usage_error(run_cli, emul
     assert result.exit_code == 2, result.output
     assert result.stderr.splitlines()[0] == f"error: {reason}"
     assert emulator.calls == []
+
+
+def test_dry_run_next_runs_are_only_the_firings_inside_the_start_end_window(run_cli, emulator, example_json):
+    window = run_cli(*_deploy_args(example_json, "--dry-run", "--format", "json",
+                                   "--start-time", "2030-01-01T00:00:00Z", "--end-time", "2030-01-02T12:00:00Z"))
+    ended = run_cli(*_deploy_args(example_json, "--dry-run", "--end-time", "2020-01-01T00:00:00Z"))
+
+    assert window.exit_code == 0 and ended.exit_code == 0, window.output + ended.output
+    assert json.loads(window.stdout)["next_runs"]["nightly"] == ["2030-01-01T03:00:00+00:00", "2030-01-02T03:00:00+00:00"]
+    assert "  nightly: none: no firing left before the schedule's end time" in ended.stdout.splitlines()
+    assert emulator.mutating_calls() == 0

@@ -67,10 +67,39 @@ def test_schedule_names_outside_the_pattern_are_refused(name):
         validation.check_schedule_name(name)
 
 
-@pytest.mark.parametrize("expr", ["0 3 * *", "0 3 * * * *", "61 * * * *", "every day", "0 3 * * MON-FOO"])
-def test_bad_cron_is_refused(expr):
+@pytest.mark.parametrize("expr", [
+    "0 3 * *", "0 3 * * * *", "61 * * * *", "every day", "0 3 * * MON-FOO", "@daily",
+    # croniter extensions Cloud Scheduler refuses
+    "R 3 * * *", "0 3 L * *", "0 3 * * 1#2", "0 3 * * L5", "0 3 ? * *", "H 3 * * *",
+    # out of bounds, backwards, zero or dangling steps
+    "0 24 * * *", "0 3 0 * *", "0 3 * 13 *", "0 3 * * 8", "0 3 5-2 * *", "*/0 * * * *", "5/15 * * * *",
+])
+def test_cron_outside_cloud_schedulers_unix_cron_is_refused(expr):
     with pytest.raises(ValidationError, match="invalid cron"):
         cronexpr.check_cron(expr)
+
+
+@pytest.mark.parametrize("expr", [
+    "0 3 * * *", "*/15 0-23/2 1,15 * *", "0 3 * jan-Jun mon-FRI", "0 3 * * 7", "0 3 * * 0-7", "0 3 29 FEB *",
+    "0 3 31 2 MON",  # day of month OR day of week: every Monday of February
+])
+def test_standard_unix_cron_is_accepted(expr):
+    assert cronexpr.check_cron(f"  {expr} ") == expr
+
+
+@pytest.mark.parametrize("expr", ["0 3 31 2 *", "0 3 30 feb *", "0 3 31 4,6,9,11 *"])
+def test_cron_that_never_fires_is_refused(expr):
+    with pytest.raises(ValidationError, match="never fires"):
+        cronexpr.check_cron(expr)
+
+
+def test_fire_times_stay_inside_the_start_end_window_and_never_raise():
+    after = datetime(2024, 1, 1, 0, 0, tzinfo=timezone.utc)
+    start, end = datetime(2024, 3, 1, 3, 0, tzinfo=timezone.utc), datetime(2024, 3, 3, 3, 0, tzinfo=timezone.utc)
+    times = cronexpr.next_fire_times("0 3 * * *", "UTC", after, 3, start=start, end=end)
+    assert [t.isoformat() for t in times] == ["2024-03-01T03:00:00+00:00", "2024-03-02T03:00:00+00:00"]
+    assert cronexpr.next_fire_times("0 3 * * *", "UTC", after, 3, end=after) == []
+    assert cronexpr.next_fire_times("0 3 31 2 *", "UTC", after, 3) == []
 
 
 def test_cron_next_times_follow_the_time_zone():
@@ -79,10 +108,19 @@ def test_cron_next_times_follow_the_time_zone():
     assert [t.isoformat() for t in times] == ["2024-01-01T09:30:00-05:00", "2024-01-02T09:30:00-05:00"]
 
 
-@pytest.mark.parametrize("tz", ["Mars/Olympus", "../etc/passwd", "", "utc+2"])
+@pytest.mark.parametrize("tz", [
+    "Mars/Olympus", "../etc/passwd", "", "utc+2",
+    # tz database files that are no IANA zone name
+    "localtime", "posixrules", "Factory", "right/UTC", "posix/Europe/Paris",
+])
 def test_unknown_time_zones_are_refused(tz):
     with pytest.raises(ValidationError, match="unknown time zone"):
         validation.check_time_zone(tz)
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Etc/UTC", "Europe/Paris", "America/New_York"])
+def test_iana_time_zones_are_accepted(tz):
+    assert validation.check_time_zone(tz) == tz
 
 
 def _build(make_settings, spec: Path, **schedule):
