@@ -21,7 +21,17 @@ from .errors import NotFound
 from .executor import delete as delete_one
 from .executor import execute
 from .gcp import GoogleCloud
-from .models import PipelineRun, Plan, ScheduleInput, ScheduleStatus, location, spec_prefix
+from .models import (
+    JOB_DESCRIPTION,
+    Kind,
+    ObservedJob,
+    PipelineRun,
+    Plan,
+    ScheduleInput,
+    ScheduleStatus,
+    location,
+    spec_prefix,
+)
 from .observe import observe
 from .progress import Progress
 
@@ -72,10 +82,7 @@ def list_schedules(settings: Settings, *, cloud: GoogleCloud | None = None) -> l
 
 
 def describe(settings: Settings, name: str, *, cloud: GoogleCloud | None = None) -> ScheduleStatus:
-    job = (cloud or GoogleCloud(settings)).get_job(_job_name(settings, name))
-    if job is None:
-        raise _no_such_schedule(settings, name)
-    return ScheduleStatus(name, job)
+    return ScheduleStatus(name, _managed_job(settings, name, cloud or GoogleCloud(settings)))
 
 
 def pause(settings: Settings, name: str, *, cloud: GoogleCloud | None = None) -> ScheduleStatus:
@@ -104,19 +111,22 @@ def delete(
     """Delete schedules; the shared function goes with the last schedule that calls it.
 
     With `purge`, also the spec objects of this project+region that no remaining schedule
-    here references (planner.plan_delete says which objects qualify)."""
+    here references (planner.plan_delete says which objects qualify).
+
+    A named schedule whose job is already gone counts as deleted while something besides
+    jobs is left to clean up (the function, with `purge` spec objects), so a delete that
+    failed half-way can be re-run; otherwise it is "no schedule named", and nothing is
+    deleted (a typo next to a real name deletes nothing)."""
     settings.require("project", "region", *(["bucket"] if purge else []))
+    names = list(dict.fromkeys(names))
     jobs = [_job_name(settings, name) for name in names]
     cloud = cloud or GoogleCloud(settings)
     managed = cloud.managed_jobs()
-    missing = next((name for name, job in zip(names, jobs) if job not in managed), None)
-    if missing:
-        raise _no_such_schedule(settings, missing)
     function = cloud.get_function(
         desired_state.function_name(settings.project, settings.region, settings.function_name)
     )
     plan = planner.plan_delete(
-        jobs,
+        [job for job in jobs if job in managed],
         managed,
         function=function,
         spec_objects=(
@@ -125,6 +135,9 @@ def delete(
         location=location(settings.project, settings.region),
         purge=purge,
     )
+    missing = next((name for name, job in zip(names, jobs) if job not in managed), None)
+    if missing and all(change.kind is Kind.JOB for change in plan.changes):
+        raise _no_such_schedule(settings, missing)
     if not dry_run:
         progress = progress or Progress()
         for change in plan.changes:
@@ -143,11 +156,28 @@ def history(
 
 
 def _job_action(settings: Settings, name: str, action: str, cloud: GoogleCloud | None) -> ScheduleStatus:
-    job_name = _job_name(settings, name)
+    cloud = cloud or GoogleCloud(settings)
+    job = _managed_job(settings, name, cloud)
     try:
-        return ScheduleStatus(name, getattr(cloud or GoogleCloud(settings), action)(job_name))
-    except NotFound as exc:
+        return ScheduleStatus(name, getattr(cloud, action)(job.name))
+    except NotFound as exc:  # deleted meanwhile
         raise _no_such_schedule(settings, name) from exc
+
+
+def _managed_job(settings: Settings, name: str, cloud: GoogleCloud) -> ObservedJob:
+    """The job of schedule `name`; a job of that name vertex-cron did not create (its
+    description is not the marker `list` goes by) is no schedule, and is left alone."""
+    job = cloud.get_job(_job_name(settings, name))
+    if job is None:
+        raise _no_such_schedule(settings, name)
+    if job.fields.get("description") != JOB_DESCRIPTION:
+        raise NotFound(
+            f"no schedule named {name!r} in {settings.project}/{settings.region}: the Scheduler job "
+            f"{job.name.rsplit('/', 1)[-1]} there is not managed by vertex-cron",
+            details=f"vertex-cron acts only on jobs it created (description {JOB_DESCRIPTION!r}); "
+            "manage this one with `gcloud scheduler jobs`",
+        )
+    return job
 
 
 def _job_name(settings: Settings, name: str) -> str:

@@ -325,3 +325,54 @@ def test_purge_deletes_only_this_regions_specs_from_a_bucket_regions_share(run_c
     assert left == sorted([theirs, f"vertex-cron/specs/{PROJECT}/{REGION}/by-hand.json", f"vertex-cron/specs/{'0' * 64}.json"])
     other_job = clients.scheduler.get_job(name=f"projects/{PROJECT}/locations/{other_region}/jobs/vertex-cron-nightly")
     assert json.loads(other_job.http_target.body)["spec_uri"].startswith(f"gs://{spec_bucket}/{theirs}#")
+
+
+def test_a_delete_that_failed_on_the_function_can_be_rerun_and_removes_it(run_cli, emulator, clients, example_json,
+                                                                            spec_bucket):
+    deploy(run_cli, example_json)
+    emulator.faults.add(method="DELETE", path=rf"/v2/{FUNCTION}", status=500, times=1)
+
+    failed = run_cli("delete", "nightly", "--purge", expect=1)
+    assert "re-running is safe" in failed.stderr
+    assert clients.jobs() == {}
+    assert [f.name for f in clients.functions.list_functions(parent=PARENT)] == [FUNCTION]
+
+    rerun = run_cli("delete", "nightly", "--purge", "--format", "json")
+
+    assert [(c["kind"], c["action"]) for c in json.loads(rerun.stdout)["changes"]] == [("function", "delete")]
+    assert list(clients.functions.list_functions(parent=PARENT)) == []
+    assert list(clients.bucket.client.list_blobs(spec_bucket)) == []
+    gone = run_cli("delete", "nightly", "--purge", expect=1)
+    assert gone.stderr.startswith("error: no schedule named 'nightly' in demo-project/europe-west1")
+
+
+def test_a_name_given_twice_is_deleted_once_and_a_typo_deletes_nothing(run_cli, emulator, clients, example_json):
+    deploy(run_cli, example_json)
+    deploy(run_cli, example_json, name="hourly")
+
+    typo = run_cli("delete", "hourly", "hourlt", expect=1)
+    assert typo.stderr.startswith("error: no schedule named 'hourlt'")
+    assert sorted(clients.jobs()) == ["vertex-cron-hourly", "vertex-cron-nightly"]
+
+    plan = json.loads(run_cli("delete", "hourly", "hourly", "--format", "json").stdout)
+    assert [(c["kind"], c["name"].rsplit("/", 1)[-1]) for c in plan["changes"]] == [("job", "vertex-cron-hourly")]
+    assert list(clients.jobs()) == ["vertex-cron-nightly"]
+
+
+def test_pause_resume_run_and_describe_leave_a_job_vertex_cron_did_not_create_alone(run_cli, emulator, clients):
+    from google.cloud import scheduler_v1
+
+    clients.scheduler.create_job(parent=PARENT, job=scheduler_v1.Job(
+        name=f"{PARENT}/jobs/vertex-cron-theirs", schedule="0 3 * * *", time_zone="UTC",
+        http_target=scheduler_v1.HttpTarget(uri="https://example.com/hook"),
+    ))
+    emulator.clear_calls()
+
+    for command in ("pause", "resume", "run", "describe"):
+        result = run_cli(command, "theirs", expect=1)
+        assert result.stderr.startswith(
+            "error: no schedule named 'theirs' in demo-project/europe-west1: the Scheduler job vertex-cron-theirs "
+            "there is not managed by vertex-cron"
+        ), command
+    assert writes(emulator) == []
+    assert clients.jobs()["vertex-cron-theirs"].state == scheduler_v1.Job.State.ENABLED
