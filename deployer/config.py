@@ -79,7 +79,8 @@ def resolve(
     *,
     file_sources: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Merge the three sources; flags whose value is None count as not given.
+    """Merge the three sources; a value that is None or blank counts as not given, so
+    `--build-sa ""` falls through to the next source (and is unset if none has it).
 
     The settings that end up in resource names and URLs (project, region, bucket, function
     name) are format-checked here, so every command refuses a malformed one before any
@@ -89,15 +90,15 @@ def resolve(
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for name, variables in ENVIRONMENT.items():
-        value, source = flags.get(name), f"--{name.replace('_', '-')}"
+        value, source = _given(flags.get(name)), f"--{name.replace('_', '-')}"
         if value is None:
-            variable = next((v for v in variables if env.get(v)), None)
+            variable = next((v for v in variables if _given(env.get(v)) is not None), None)
             value, source = (env[variable], variable) if variable else (None, "")
         if value is None and file_values:
-            value = file_values.get(name)
+            value = _given(file_values.get(name))
             source = (file_sources or {}).get(name, "the settings file")
         if value is not None:
-            values[name] = _convert(name, value)
+            values[name] = _convert(name, value, source)
             sources[name] = source
     _check_formats(values, sources)
     values["emulator_host"] = env.get(EMULATOR_HOST_ENV) or None
@@ -154,15 +155,23 @@ def _check_formats(values: Mapping[str, Any], sources: Mapping[str, str]) -> Non
             check(values[name], source=sources[name])
 
 
-def _convert(name: str, value: Any) -> Any:
-    kind = _TYPES[name]
+def _given(value: Any) -> Any:
+    """None for a value that is not given: absent, or a blank string."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _convert(name: str, value: Any, source: str) -> Any:
+    kind, label = _TYPES[name], f"{name.replace('_', ' ')} (from {source})"
     if kind == "int":
+        # int() would also take 2.5 (as 2) and true (as 1) from a TOML or YAML file.
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ConfigError(f"{label} must be an integer, got {value!r}")
         try:
             number = int(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{name.replace('_', ' ')} must be an integer, got {value!r}") from exc
+        except ValueError as exc:
+            raise ConfigError(f"{label} must be an integer, got {value!r}") from exc
         if number < 1:
-            raise ConfigError(f"{name.replace('_', ' ')} must be at least 1, got {number}")
+            raise ConfigError(f"{label} must be at least 1, got {number}")
         return number
     if kind == "bool":
         if isinstance(value, bool):
@@ -170,9 +179,9 @@ def _convert(name: str, value: Any) -> Any:
         text = str(value).strip().lower()
         if text in ("1", "true", "yes", "on"):
             return True
-        if text in ("0", "false", "no", "off", ""):
+        if text in ("0", "false", "no", "off"):
             return False
-        raise ConfigError(f"{name.replace('_', ' ')} must be true or false, got {value!r}")
+        raise ConfigError(f"{label} must be true or false, got {value!r}")
     if not isinstance(value, str):
-        raise ConfigError(f"{name.replace('_', ' ')} must be a string, got {value!r}")
+        raise ConfigError(f"{label} must be a string, got {value!r}")
     return value.strip()

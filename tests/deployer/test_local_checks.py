@@ -39,6 +39,20 @@ def test_project_file_is_read_and_typos_are_refused(tmp_path: Path):
         config.load_file_values(None, cwd=tmp_path)
 
 
+@pytest.mark.parametrize("toml", ["max-instances = 2.5", "max-instances = true", 'max-instances = "many"'])
+def test_a_max_instances_that_is_not_an_integer_is_refused_naming_the_file(tmp_path: Path, toml):
+    (tmp_path / "vertex-cron.toml").write_text(toml + "\n")
+    with pytest.raises(ConfigError, match=r"^max instances \(from vertex-cron.toml\) must be an integer"):
+        config.resolve({}, {}, config.load_file_values(None, cwd=tmp_path), file_sources={"max_instances": "vertex-cron.toml"})
+
+
+def test_a_blank_flag_counts_as_not_given():
+    env = {"VERTEX_CRON_BUILD_SA": "vc-build@p.iam.gserviceaccount.com"}
+    assert config.resolve({"build_sa": ""}, env).build_sa == env["VERTEX_CRON_BUILD_SA"]
+    assert config.resolve({"build_sa": " "}, {}).build_sa is None
+    assert config.resolve({}, {}, {"build_sa": ""}).build_sa is None
+
+
 def test_missing_setting_names_the_flag_and_the_variables():
     with pytest.raises(ConfigError, match="--scheduler-sa") as err:
         config.Settings(project="p").require("project", "scheduler_sa")
