@@ -121,10 +121,13 @@ def _progress() -> ConsoleProgress:
     return ConsoleProgress(stream, live=stream.isatty())
 
 
-@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Cli, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vertex-cron")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Put compiled Kubeflow pipelines on a cron schedule on Vertex AI."""
+    if ctx.invoked_subcommand is None:  # bare `vertex-cron`: asking what it can do is no error
+        click.echo(ctx.get_help())
 
 
 @cli.command()
@@ -248,6 +251,8 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise click.BadParameter(f"expected K=V, got {pair!r}", param_hint="--param")
+        if key.strip() in values:  # keeping only the last value would hide the mistake
+            raise click.UsageError(f"--param {key.strip()} given twice")
         values[key.strip()] = value
     return values
 

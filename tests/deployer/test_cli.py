@@ -57,6 +57,8 @@ def _deploy_args(spec, *extra):
         (("--param", "sample_rows=lots"), {}, "sample_rows must be an integer"),
         ((), {"VERTEX_CRON_REGION": ""}, "missing region: pass --region"),
         ((), {"VERTEX_CRON_BUILD_SA": ""}, "no build SA: the function would be built as the project's default"),
+        (("--build-sa", ""), {"VERTEX_CRON_BUILD_SA": ""}, "no build SA: the function would be built as the project's default"),
+        (("--param", "run_date=y"), {}, "--param run_date given twice"),
     ],
 )
 def test_refusals_exit_2_with_the_reason_first_and_touch_nothing(run_cli, emulator, example_json, extra, env, reason):
@@ -217,6 +219,8 @@ def test_a_legacy_domain_scoped_project_id_is_accepted(run_cli, emulator):
          "values, got a list"),
         ("schedules:\n  - {name: nightly, spec: pipeline.json, cron: '0 3 * * *', pipeline_root: [gs://b/r]}\n",
          "schedules.yaml: schedules[0] (schedule nightly): `pipeline_root` must be a string (a gs:// URI), got a list"),
+        ("defaults: {max_instances: 2.5}\nschedules:\n  - {name: nightly, spec: pipeline.json, cron: '0 3 * * *'}\n",
+         "max instances (from schedules.yaml: defaults) must be an integer, got 2.5"),
     ],
 )
 def test_a_schedules_file_value_of_the_wrong_type_is_a_usage_error(run_cli, emulator, example_json, tmp_path,
@@ -240,3 +244,9 @@ def test_dry_run_next_runs_are_only_the_firings_inside_the_start_end_window(run_
     assert json.loads(window.stdout)["next_runs"]["nightly"] == ["2030-01-01T03:00:00+00:00", "2030-01-02T03:00:00+00:00"]
     assert "  nightly: none: no firing left before the schedule's end time" in ended.stdout.splitlines()
     assert emulator.mutating_calls() == 0
+
+
+def test_bare_vertex_cron_prints_the_help_and_exits_0():
+    result = CliRunner().invoke(cli, [])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Usage: ") and "deploy" in result.stdout and result.stderr == ""
