@@ -41,6 +41,9 @@ def parse_body(raw: bytes) -> TriggerBody:
         raise BadRequest(f"body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}", field="body")
     try:
         data = strict_json.loads(raw)
+    except strict_json.NotUnicode as exc:
+        top = exc.path[0] if exc.path and isinstance(exc.path[0], str) else "body"
+        raise BadRequest(str(exc), field=top) from exc
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise BadRequest(f"body must be a JSON object ({exc})", field="body") from exc
     if not isinstance(data, dict):

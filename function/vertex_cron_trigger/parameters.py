@@ -58,6 +58,10 @@ def convert_value(kind: str, value: Any, *, label: str, field: str) -> Any:
         raise BadRequest(f"{label} must be {_EXPECTED[kind]} ({kind}), got {value!r:.80}", field=field) from exc
     if strict_json.nesting_depth_exceeds(converted, MAX_VALUE_DEPTH):
         raise BadRequest(f"{label} is nested more than {MAX_VALUE_DEPTH} levels deep", field=field)
+    try:  # a value not from JSON (a --param, a YAML spec) may hold a lone surrogate
+        strict_json.check_unicode(converted, where=label)
+    except strict_json.NotUnicode as exc:
+        raise BadRequest(str(exc), field=field) from exc
     return converted
 
 

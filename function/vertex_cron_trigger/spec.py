@@ -87,8 +87,11 @@ def load_document(data: bytes, source: str) -> Any:
             loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
             _check_yaml_events(yaml, data, loader, source)
             document = yaml.load(data, Loader=loader)  # noqa: S506 - a safe loader
+            strict_json.check_unicode(document)  # YAML's "\ud800" escape, like JSON's
     except BadRequest:
         raise
+    except strict_json.NotUnicode as exc:
+        raise _not_a_spec(source, str(exc)) from exc
     except RecursionError as exc:
         raise _not_a_spec(source, "it is nested too deeply") from exc
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN/Infinity

@@ -86,3 +86,25 @@ def test_oversized_body_is_rejected_before_parsing():
 @pytest.mark.parametrize("root", ["gs://bucket", "gs://bucket/", "gs://my.bucket_1/a/b c/d", "gs://b-1/x"])
 def test_pipeline_roots_that_are_gcs_uris_are_accepted(root):
     assert parse(pipeline_root=root).pipeline_root == root
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "where"),
+    [
+        (b'{"schedule": "nightly", "spec_uri": "gs://bucket/\\ud800"}', "spec_uri", "spec_uri"),
+        (b'{"schedule": "nightly", "spec_uri": "gs://b/p", "parameter_values": {"run_date": "x\\udc00"}}',
+         "parameter_values", "parameter_values.run_date"),
+        (b'{"schedule": "nightly", "spec_uri": "gs://b/p", "parameter_values": {"items": [1, "\\uDBFF"]}}',
+         "parameter_values", "parameter_values.items[1]"),
+        (b'{"schedule": "nightly", "spec_uri": "gs://b/p", "cron": "\xed\xa0\x80"}', "cron", "cron"),  # encoded
+    ],
+)
+def test_a_lone_surrogate_is_not_unicode_text_and_is_named(raw, field, where):
+    """Valid JSON syntax, but no text: it broke URL quoting (a 500) or reached Vertex AI."""
+    error = rejected_field(raw)
+    assert error.field == field and f"{where} is not valid Unicode text" in error.message
+
+
+def test_a_surrogate_pair_is_one_character_and_accepted():
+    body = parse_body(b'{"schedule": "nightly", "spec_uri": "gs://b/p", "parameter_values": {"e": "\\ud83d\\ude00"}}')
+    assert body.parameter_values == {"e": "\N{GRINNING FACE}"}

@@ -49,6 +49,17 @@ def test_wrong_values_name_the_parameter(values, name, words):
     assert caught.value.field == f"parameter_values.{name}" and words in caught.value.message
 
 
+@pytest.mark.parametrize(("name", "value"), [("run_date", "2024\udced"), ("items", ["\ud800"]),
+                                             ("config", {"k": {"\udfff": 1}})])
+def test_values_that_are_not_unicode_text_are_refused(name, value):
+    """What a --param with undecodable bytes (click's surrogateescape) or a YAML escape gives."""
+    spec = SPEC if name == "run_date" else STRUCTURED
+    with pytest.raises(BadRequest) as caught:
+        coerce_parameters(spec, {name: value})
+    assert caught.value.field == f"parameter_values.{name}"
+    assert caught.value.message.startswith(f"parameter_values.{name}") and "not valid Unicode" in caught.value.message
+
+
 def test_structured_types_are_checked():
     with pytest.raises(BadRequest, match="a JSON array"):
         coerce_parameters(STRUCTURED, {"items": {"not": "a list"}})

@@ -7,6 +7,8 @@ from vertex_cron_trigger.errors import BadRequest
 from vertex_cron_trigger.spec import MAX_YAML_NODES, parse_spec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLE_JSON_TEXT = (EXAMPLES / "pipeline.json").read_text()
+EXAMPLE_YAML_TEXT = (EXAMPLES / "pipeline.yaml").read_text()
 EXPECTED_TYPES = {
     "dry_run": ("BOOLEAN", False),
     "learning_rate": ("NUMBER_DOUBLE", False),
@@ -74,6 +76,25 @@ def test_a_large_alias_free_yaml_spec_is_refused_before_it_is_built(monkeypatch)
     monkeypatch.setattr(yaml, "load", load_must_not_run)
     data = b"x: [" + b"0," * (MAX_YAML_NODES + 1) + b"0]"
     assert "too many nodes for YAML" in rejected(data).message
+
+
+def test_a_json_spec_with_a_lone_surrogate_is_refused_naming_where():
+    error = rejected(EXAMPLE_JSON_TEXT.replace('"sdkVersion": "kfp-2.17.0"', '"sdkVersion": "kfp\\ud800"'))
+    assert "is not a compiled KFP pipeline spec: sdkVersion is not valid Unicode text" in error.message
+
+
+@pytest.mark.parametrize("yaml_module_loader", ["CSafeLoader", "SafeLoader"])
+def test_a_yaml_spec_with_a_lone_surrogate_is_refused_by_either_loader(monkeypatch, yaml_module_loader):
+    """libyaml refuses the escape itself; PyYAML's pure-Python loader (used when PyYAML was
+    built without libyaml) decodes it, and the spec check refuses it."""
+    import yaml
+
+    if yaml_module_loader == "SafeLoader":
+        monkeypatch.delattr(yaml, "CSafeLoader")
+    for text in (EXAMPLE_YAML_TEXT.replace("sdkVersion: kfp-2.17.0", 'sdkVersion: "kfp\\ud800"'),
+                 EXAMPLE_YAML_TEXT.replace("sdkVersion: kfp-2.17.0", 'sdkVersion: kfp\n"\\udc00": 1')):
+        error = rejected(text)
+        assert "is not a compiled KFP pipeline spec" in error.message and "Unicode" in error.message
 
 
 def test_deep_nesting_is_rejected():

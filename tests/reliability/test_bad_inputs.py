@@ -82,11 +82,13 @@ SPEC_FILES = {  # bad compiled pipelines, for the function (uploaded) and the CL
     # regression: no alias, just 2 million nodes under the size limit; building them took
     # 750 MiB (the function has 256) before the node count refused them.
     "yaml-two-million-nodes": b"x: [" + b"0," * 2_000_000 + b"0]",
+    "json-lone-surrogate": example_json(lambda document: document.update(sdkVersion="kfp\ud800")),  # regression
 }
 # What the function and the CLI must say about each spec file.
 SPEC_FILE_WORDS = {
     "truncated-yaml": "neither JSON nor YAML", "yaml-alias-bomb": "too many nodes",
     "ten-megabytes": "bytes", "yaml-two-million-nodes": "too many nodes",
+    "json-lone-surrogate": "sdkVersion is not valid Unicode",
     "deep-flow-nesting": "nested too deeply", "deep-block-nesting": "nested too deeply",
     "deep-json-nesting": "nested too deeply", "input-definitions-list": "inputDefinitions",
     "unknown-parameter-type": "BLOB", "empty-object": "pipelineInfo.name", "argo-workflow": "Argo",
@@ -162,7 +164,15 @@ FUNCTION_CASES = [
      "unknown placeholder"),
     ("placeholder-unclosed", bad_body(parameter_values={"run_date": "{{schedule_time"}), {}, 400, "unclosed"),
     ("placeholder-unencodable-format", bad_body(parameter_values={"run_date": "{{schedule_time:\ud800}}"}), {}, 400,
-     "cannot render"),  # regression
+     "parameter_values.run_date is not valid Unicode"),  # regression
+    # A lone surrogate is JSON syntax but not text: it made quote() fail (500), or reached
+    # Vertex AI, whose 400 was answered as a 500. Regressions, all three.
+    ("spec-uri-lone-surrogate", bad_body(spec_uri="gs://BUCKET/specs/\ud800.yaml"), {}, 400,
+     "spec_uri is not valid Unicode"),
+    ("parameter-lone-surrogate", bad_body(parameter_values={"run_date": "2024\udc00"}), {}, 400,
+     "parameter_values.run_date is not valid Unicode"),
+    ("parameter-key-lone-surrogate", b'{"schedule": "nightly", "spec_uri": "gs://BUCKET/specs/nightly.yaml", '
+     b'"parameter_values": {"\\ud800": "d"}}', {}, 400, "is not valid Unicode"),
     ("time-zone-unknown", bad_body(time_zone="Mars/Olympus"), {}, 400, "IANA time zone"),
     ("time-zone-path", bad_body(time_zone="../../etc/passwd"), {}, 400, "IANA time zone"),
     ("max-concurrent-runs-zero", bad_body(max_concurrent_runs=0), {}, 400, "integer >= 1"),

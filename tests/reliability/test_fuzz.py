@@ -28,9 +28,13 @@ from vertex_cron_trigger.spec_uri import parse_spec_uri
 
 FIELDS = ["schedule", "spec_uri", "parameter_values", "pipeline_root", "cron", "time_zone", "max_concurrent_runs",
           "start_time", "end_time", "enable_caching"]
+# Any code point, lone surrogates included: JSON's "\ud800" escape decodes to one, and a
+# lone surrogate is not text (st.text() leaves them out by default).
+any_character = st.characters(exclude_categories=())
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(any_character),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(any_character, max_size=8), children,
+                                                                      max_size=4),
     max_leaves=12,
 )
 field_values = st.one_of(
@@ -61,8 +65,9 @@ YAML_SCALARS = [".nan", ".NaN", ".inf", "-.inf", "1e400", "2024-05-01", "2024-05
                 "gs://bucket/root", "/tmp/root", "s3://bucket/root"]
 yaml_scalars = st.sampled_from(YAML_SCALARS) | st.text(max_size=12).map(json.dumps)
 spec_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(any_character, max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(any_character, max_size=6), children,
+                                                                      max_size=3),
     max_leaves=8,
 )
 
@@ -157,7 +162,9 @@ def _sendable_if_accepted(data: bytes) -> None:
     job = build_pipeline_job(spec=spec, schedule="nightly", logical_time=datetime(2024, 5, 1, 2, tzinfo=timezone.utc),
                              parameter_values=values, pipeline_root=root or "gs://b/root",
                              service_account="sa@p.iam.gserviceaccount.com", enable_caching=True)
-    json.dumps(job, allow_nan=False)  # what `requests` does with json=: a TypeError/ValueError fails the test
+    # What `requests` does with json= (a TypeError/ValueError fails the test), and the UTF-8
+    # Vertex AI reads: a lone surrogate would be sent as an escape and refused there.
+    json.dumps(job, allow_nan=False, ensure_ascii=False).encode("utf-8")
 
 
 @settings(max_examples=150, deadline=None)
