@@ -41,6 +41,10 @@ _MAX_AGE = re.compile(r"max-age=([0-9]{1,12})")
 _GENERATION = re.compile(r"[0-9]{1,19}")
 _TRANSIENT_4XX = frozenset({408, 429})
 _NOT_TRANSIENT_5XX = frozenset({501})  # UNIMPLEMENTED: retrying cannot help
+# Vertex AI refuses a PipelineJob whose serviceAccount the caller may not act as with 400
+# INVALID_ARGUMENT "You do not have permission to act as service_account: SA. (or it may not
+# exist)." (python-aiplatform#1073); IAM's own shape is a 403 naming iam.serviceAccounts.actAs.
+_ACT_AS_DENIED = re.compile(r"permission to act as|actAs")
 # Whose permissions the errors name, unless the caller says otherwise (the Luigi task does).
 FUNCTION_CALLER = "the function's service account"
 
@@ -117,10 +121,10 @@ class GoogleRest:
         if response.ok:
             return
         _, message = _google_error(response)
-        if response.status_code == 403 and "actAs" in message:
+        if response.status_code in (400, 403) and _ACT_AS_DENIED.search(message):
             raise UpstreamRejected(
-                f"{action}: {self._caller} cannot act as {self._settings.workload_sa}: "
-                "grant it roles/iam.serviceAccountUser on that account"
+                f"{action}: {self._caller} cannot act as {self._settings.workload_sa}: grant it "
+                f"roles/iam.serviceAccountUser on that account, and check that it exists (Vertex AI said: {message})"
             )
         if response.status_code == 403:
             raise UpstreamRejected(

@@ -7,6 +7,7 @@ import base64
 import json
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 
 from trigger_wire import FIRING, INVOKER, PARENT, WORKLOAD_SA, body_for, delete, fire, jobs_of
@@ -128,13 +129,18 @@ def test_transient_vertex_failure_is_503_then_the_retry_creates(start_function, 
     assert function.log_lines()[0]["severity"] == "ERROR"
 
 
-def test_permission_denied_is_not_retried_and_says_what_to_grant(start_function, emulator, spec):
+@pytest.mark.parametrize(("status", "message"), [
+    # What Vertex AI answers (python-aiplatform#1073): INVALID_ARGUMENT, not PERMISSION_DENIED.
+    (400, f"You do not have permission to act as service_account: {WORKLOAD_SA}. (or it may not exist)."),
+    (403, f"Permission 'iam.serviceAccounts.actAs' denied on service account {WORKLOAD_SA}"),
+])
+def test_a_missing_act_as_is_not_retried_and_says_what_to_grant(start_function, emulator, spec, status, message):
     function = start_function()
-    emulator.faults.add(method="POST", path=".*/pipelineJobs$", status=403,
-                        message=f"Permission 'iam.serviceAccounts.actAs' denied on service account {WORKLOAD_SA}")
+    emulator.faults.add(method="POST", path=".*/pipelineJobs$", status=status, message=message)
     response = fire(function, body_for(spec))
     assert response.status_code == 500
-    assert "roles/iam.serviceAccountUser" in response.json()["message"] and WORKLOAD_SA in response.json()["message"]
+    assert f"the function's service account cannot act as {WORKLOAD_SA}: grant it roles/iam.serviceAccountUser" in (
+        response.json()["message"])
 
 
 def test_missing_configuration_is_a_json_500_naming_the_variable(start_function, spec):
