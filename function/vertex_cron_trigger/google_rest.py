@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from . import strict_json
+from . import deadline, strict_json
 from .errors import ConfigError, SpecNotFound, TriggerError, UpstreamRejected, UpstreamUnavailable
 from .settings import Settings
 
@@ -155,7 +155,7 @@ class GoogleRest:
         )
         with response:
             self._raise_for_storage(response, bucket, name, generation)
-            data = self._read(response, max_bytes + 1)
+            data = self._read(response, max_bytes + 1, f"reading gs://{bucket}/{name}#{generation}")
         if len(data) > max_bytes:
             raise BadRequest(f"gs://{bucket}/{name} is larger than {max_bytes} bytes", field="spec_uri")
         return data
@@ -209,14 +209,15 @@ class GoogleRest:
 
     # -- plumbing --------------------------------------------------------------------
 
-    def _call(self, api: str, method: str, url: str, **kwargs: Any) -> Any:
+    def _call(self, api: str, method: str, url: str, *, timeout: tuple[float, float], **kwargs: Any) -> Any:
         import requests
         from google.auth import exceptions as auth_exceptions
 
         url_errors = (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
                       requests.exceptions.InvalidSchema, requests.exceptions.URLRequired)
+        timeout = _within_deadline(timeout, f"{method} {url.split('?')[0]}")
         try:
-            return self._session(api).request(method, url, **kwargs)
+            return self._session(api).request(method, url, timeout=timeout, **kwargs)
         except url_errors as exc:
             raise ConfigError(
                 f"{method} {url.split('?')[0]!r:.200}: the URL is invalid ({type(exc).__name__}); check "
@@ -232,19 +233,27 @@ class GoogleRest:
             raise UpstreamUnavailable(f"{method} {url.split('?')[0]}: {exc}") from exc
 
     @staticmethod
-    def _read(response: Any, limit: int) -> bytes:
-        import requests
+    def _read(response: Any, limit: int, action: str) -> bytes:
+        """At most `limit` bytes of a streamed body. `read1` returns what has arrived (one read
+        of the socket) where `iter_content` waits for a whole chunk, so a body trickling in is
+        stopped at the request's deadline, overrunning it by at most one read timeout."""
+        from urllib3.exceptions import HTTPError as TransportFailure
 
+        chunks, size = [], 0
         try:
-            chunks, size = [], 0
-            for chunk in response.iter_content(64 * 1024):
+            while size < limit:
+                left = deadline.remaining()
+                if left is not None and left <= 0:
+                    raise UpstreamUnavailable(f"{action}: stopped after {size} bytes, {deadline.describe()}; "
+                                              "retry later")
+                chunk = response.raw.read1(min(64 * 1024, limit - size), decode_content=True)
+                if not chunk:
+                    break
                 chunks.append(chunk)
                 size += len(chunk)
-                if size >= limit:
-                    break
-            return b"".join(chunks)
-        except requests.RequestException as exc:
-            raise UpstreamUnavailable(f"reading a Cloud Storage download failed: {exc}") from exc
+        except (TransportFailure, OSError) as exc:  # a timeout, a reset, a body cut short or not decoding
+            raise UpstreamUnavailable(f"reading a Cloud Storage download failed ({type(exc).__name__}: {exc})") from exc
+        return b"".join(chunks)
 
     def _session(self, api: str) -> Any:
         with self._lock:
@@ -267,6 +276,16 @@ class GoogleRest:
             UpstreamUnavailable if is_transient(response.status_code, status) else UpstreamRejected
         )
         raise error(f"{action}: HTTP {response.status_code}: {message}")
+
+
+def _within_deadline(timeout: tuple[float, float], action: str) -> tuple[float, float]:
+    """`timeout` shrunk to what is left of the request's deadline; a 503 once it has passed."""
+    left = deadline.remaining()
+    if left is None:
+        return timeout
+    if left <= 0:
+        raise UpstreamUnavailable(f"{action}: not sent, {deadline.describe()}; retry later")
+    return min(timeout[0], left), min(timeout[1], left)
 
 
 def is_transient(http_status: int, google_status: str | None = None) -> bool:

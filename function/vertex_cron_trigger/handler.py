@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from . import deadline
 from . import settings as settings_module
 from .body import MAX_BODY_BYTES, TriggerBody, parse_body
 from .errors import BadRequest, MethodNotAllowed, TriggerError
@@ -66,7 +67,8 @@ def trigger(request: Any) -> tuple[str, int, dict[str, str]]:
     started = time.monotonic()
     result = _Result()
     try:
-        _handle(request, result)
+        with deadline.request_deadline(deadline.REQUEST_SECONDS):
+            _handle(request, result)
     except TriggerError as exc:
         result.outcome, result.status, result.severity, result.message = exc.outcome, exc.status, "ERROR", exc.message
         result.extra = {"field": exc.field} if exc.field else {}

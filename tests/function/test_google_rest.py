@@ -54,8 +54,10 @@ class Scripted:
 
     def __init__(self, *answers: object) -> None:
         self.answers = list(answers)
+        self.timeouts: list[object] = []  # the (connect, read) timeout of each request sent
 
     def request(self, method: str, url: str, **kwargs: object) -> object:
+        self.timeouts.append(kwargs["timeout"])
         answer = self.answers.pop(0)
         if isinstance(answer, BaseException):
             raise answer
@@ -67,6 +69,31 @@ def rest_answering(*answers: object) -> GoogleRest:
     session = Scripted(*answers)
     rest._sessions.update(vertex=session, storage=session, plain=session)
     return rest
+
+
+def test_calls_get_at_most_what_is_left_of_the_request_deadline_and_none_after_it():
+    from vertex_cron_trigger.deadline import request_deadline
+    from vertex_cron_trigger.google_rest import VERTEX_TIMEOUT
+
+    rest = rest_answering(response(200, {"name": "j"}))
+    with request_deadline(10.0):
+        rest.create_pipeline_job("j", JOB)
+    [(connect, read)] = rest._sessions["vertex"].timeouts
+    assert connect <= VERTEX_TIMEOUT[0] and read <= 10.0 < VERTEX_TIMEOUT[1]
+
+    with request_deadline(0.0), pytest.raises(UpstreamUnavailable) as caught:
+        rest.create_pipeline_job("j", JOB)
+    assert "not sent, the request's 0 s deadline has passed" in caught.value.message
+    assert len(rest._sessions["vertex"].timeouts) == 1
+
+
+def test_without_a_request_deadline_calls_get_their_own_timeouts():
+    """The Luigi task submits outside any request."""
+    from vertex_cron_trigger.google_rest import VERTEX_TIMEOUT
+
+    rest = rest_answering(response(200, {"name": "j"}))
+    rest.create_pipeline_job("j", JOB)
+    assert rest._sessions["vertex"].timeouts == [VERTEX_TIMEOUT]
 
 
 def test_already_exists_is_a_duplicate():

@@ -8,6 +8,7 @@ import json
 import re
 import socket
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
@@ -25,6 +26,7 @@ WORKLOAD_SA = f"vertex-cron-workload@{PROJECT}.iam.gserviceaccount.com"
 INVOKER = f"vertex-cron-scheduler@{PROJECT}.iam.gserviceaccount.com"
 FIRING = "2024-05-01T02:00:00Z"
 SPEC_OBJECT = "specs/nightly.yaml"
+TRICKLE_SECONDS = 0.05  # between the bytes of a trickled reply: far below any read timeout
 
 
 def function_env(emulator: Any, storage_emulator: Any, bucket: str, **overrides: str) -> dict[str, str]:
@@ -102,7 +104,8 @@ def job_names(emulator: Any) -> list[str]:
 class _Break:
     method: str
     path: re.Pattern[str]
-    kind: str  # "answer": reply without forwarding; "cut": forward, then cut the reply mid-body
+    kind: str  # "answer": reply without forwarding; "cut": forward, then cut the reply mid-body;
+    # "trickle": forward, then send the reply's body a byte at a time
     status: int = 0
     payload: Any = None
     times: int = 1
@@ -118,6 +121,9 @@ class FaultFront:
     - `cut(method, path)`: the request reaches the emulator (a create lands), then the reply
       is sent as `Transfer-Encoding: chunked`, its one chunk announced at full length, and the
       connection drops halfway through it (requests raises ChunkedEncodingError).
+    - `trickle(method, path)`: the request reaches the emulator, then the reply's body comes
+      one byte every TRICKLE_SECONDS, never slow enough for a read timeout, until the
+      client hangs up.
 
     `path` is a regular expression searched in the unquoted URL path, as in faults.py.
     """
@@ -148,6 +154,9 @@ class FaultFront:
 
     def cut(self, method: str, path: str, *, times: int = 1) -> None:
         self._add(_Break(method.upper(), re.compile(path), "cut", times=times))
+
+    def trickle(self, method: str, path: str, *, times: int = 1) -> None:
+        self._add(_Break(method.upper(), re.compile(path), "trickle", times=times))
 
     def _add(self, rule: _Break) -> None:
         with self._lock:
@@ -190,6 +199,9 @@ class _FrontHandler(BaseHTTPRequestHandler):
         if rule is None:
             self._reply(upstream.status_code, copied, upstream.content)
             return
+        if rule.kind == "trickle":
+            self._trickle(upstream.status_code, copied, upstream.content)
+            return
         content = upstream.content
         self.send_response(upstream.status_code)
         for key, value in copied.items():
@@ -202,6 +214,21 @@ class _FrontHandler(BaseHTTPRequestHandler):
         try:
             self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
+            pass
+
+    def _trickle(self, status: int, headers: Mapping[str, str], content: bytes) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.close_connection = True
+        try:
+            for index in range(len(content)):
+                self.wfile.write(content[index:index + 1])
+                self.wfile.flush()
+                time.sleep(TRICKLE_SECONDS)
+        except OSError:  # the client gave up: what a trickle is for
             pass
 
     def _reply(self, status: int, headers: Mapping[str, str], content: bytes) -> None:

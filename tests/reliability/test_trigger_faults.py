@@ -234,6 +234,28 @@ def test_a_spec_download_cut_mid_body_is_a_503_and_the_retry_creates(start_funct
     assert len(front.broken) == 1
 
 
+def test_a_trickling_spec_download_is_stopped_at_the_request_deadline_with_a_503(
+    in_process_function, emulator, storage_emulator, fault_front, pinned_spec_uri, monkeypatch, capsys
+):
+    """A byte every 50 ms never trips a read timeout: only the request's deadline stops it
+    (1 s here, 150 s deployed), before the platform would cut the request off unanswered."""
+    from vertex_cron_trigger import deadline
+
+    monkeypatch.setattr(deadline, "REQUEST_SECONDS", 1.0)
+    front = fault_front(storage_emulator.url)
+    front.trickle("GET", OBJECT_READ)
+    client = in_process_function(STORAGE_EMULATOR_HOST=front.url)
+    capsys.readouterr()
+
+    response = client.post("/", data=json.dumps(body_for(pinned_spec_uri)), headers=scheduler_headers())
+
+    assert response.status_code == 503, response.get_json()
+    assert "the request's 1 s deadline has passed" in response.get_json()["message"]
+    assert len(front.broken) == 1 and job_names(emulator) == []
+    [line] = [json.loads(text) for text in capsys.readouterr().out.splitlines()]
+    assert (line["outcome"], line["status"], line["severity"]) == ("failed", 503, "ERROR")
+
+
 def test_a_slow_spec_download_still_creates_the_job(start_function, emulator, storage_emulator, pinned_spec_uri):
     function = start_function()
     slow = storage_emulator.faults.add(method="GET", path=OBJECT_READ, delay_seconds=1.0, times=1)
