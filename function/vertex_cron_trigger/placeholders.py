@@ -19,6 +19,11 @@ from .errors import BadRequest
 from .timefmt import format_rfc3339
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+# The codes C's strftime has everywhere (Python passes the format to the platform's, which
+# would copy an unknown `%Q` through as text), plus ISO 8601 week dates. A format must have
+# one, or the "placeholder" renders as the same literal text at every firing.
+_PORTABLE_CODES = "aAbBcdHIjmMpSUwWxXyYzZGuV%"
+_FORMAT_CODE = re.compile(r"%.?", re.DOTALL)
 
 
 def render_parameters(
@@ -60,6 +65,12 @@ def render(
 
 
 def _strftime(moment: datetime, time_zone: str | None, fmt: str, field: str) -> str:
+    codes = _FORMAT_CODE.findall(fmt)
+    unknown = next((code for code in codes if len(code) < 2 or code[1] not in _PORTABLE_CODES), None)
+    if unknown or not set(codes) - {"%%"}:
+        why = f"{unknown!r} is not a strftime code" if unknown else "it has no strftime code"
+        raise BadRequest(f"{field}: cannot render {{{{schedule_time:{fmt!r:.40}}}}}: {why} (the codes are "
+                         f"{' '.join('%' + code for code in _PORTABLE_CODES)})", field=field)
     try:
         return _local(moment, time_zone).strftime(fmt)
     except (ValueError, OverflowError) as exc:  # unencodable format; a zone past year 9999

@@ -163,6 +163,10 @@ FUNCTION_CASES = [
     ("placeholder-unknown", bad_body(parameter_values={"run_date": "{{schedule_date}}"}), {}, 400,
      "unknown placeholder"),
     ("placeholder-unclosed", bad_body(parameter_values={"run_date": "{{schedule_time"}), {}, 400, "unclosed"),
+    ("placeholder-unknown-strftime-code", bad_body(parameter_values={"run_date": "{{schedule_time:%Q}}"}), {}, 400,
+     "'%Q' is not a strftime code"),  # regression: rendered as the text %Q
+    ("placeholder-no-strftime-code", bad_body(parameter_values={"run_date": "{{schedule_time:hello}}"}), {}, 400,
+     "no strftime code"),  # regression: rendered as the text hello
     ("placeholder-unencodable-format", bad_body(parameter_values={"run_date": "{{schedule_time:\ud800}}"}), {}, 400,
      "parameter_values.run_date is not valid Unicode"),  # regression
     # A lone surrogate is JSON syntax but not text: it made quote() fail (500), or reached
@@ -295,6 +299,7 @@ CLI_CASES = [
     ("param-wrong-type", {"--param": "sample_rows=many"}, "must be an integer"),
     ("param-unknown-placeholder", {"--param": "run_date={{schedule_date}}"}, "unknown placeholder"),  # regression
     ("param-placeholder-never-a-number", {"--param": "sample_rows={{schedule_time:%B}}"}, "must be an integer"),
+    ("param-placeholder-no-strftime-code", {"--param": "run_date={{schedule_time:hello}}"}, "no strftime code"),
     ("spec-missing-file", {"--spec": "absent.json"}, "cannot read spec"),
 ] + [(f"spec-{name}", {"--spec": name}, SPEC_FILE_WORDS[name]) for name in SPEC_FILES]
 
