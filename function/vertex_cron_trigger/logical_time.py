@@ -13,14 +13,21 @@ from .errors import BadRequest
 from .timefmt import parse_rfc3339
 
 SCHEDULE_TIME_HEADER = "X-CloudScheduler-ScheduleTime"
+FIRST_YEAR, LAST_YEAR = 1970, 9999
 
 
 def logical_time(header: str | None, *, cron: str | None, time_zone: str | None, now: datetime) -> datetime:
     if header:
         try:
-            return parse_rfc3339(header.strip())
+            when = parse_rfc3339(header.strip())
         except ValueError as exc:
             raise BadRequest(f"header {SCHEDULE_TIME_HEADER}: {exc}", field=SCHEDULE_TIME_HEADER) from exc
+        if not FIRST_YEAR <= when.year <= LAST_YEAR:
+            # Before 1000 the year loses digits in job ids and RFC 3339 times; Scheduler never
+            # fires before 1970.
+            raise BadRequest(f"header {SCHEDULE_TIME_HEADER}: {header.strip()!r:.40} is outside the years "
+                             f"{FIRST_YEAR}-{LAST_YEAR} (UTC)", field=SCHEDULE_TIME_HEADER)
+        return when
     if not cron:
         raise BadRequest(
             f"no {SCHEDULE_TIME_HEADER} header and no cron in the body: cannot tell which firing this is",

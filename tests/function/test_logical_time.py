@@ -37,3 +37,16 @@ def test_unusable_inputs_are_bad_requests(header, cron, field):
     with pytest.raises(BadRequest) as caught:
         logical_time(header, cron=cron, time_zone=None, now=NOW)
     assert caught.value.field == field
+
+
+@pytest.mark.parametrize("header", ["0001-01-01T00:00:00Z", "0999-12-31T23:59:59Z", "1969-12-31T23:59:59.999Z"])
+def test_a_schedule_time_before_1970_is_refused(header):
+    """Year 1 made the job id `nightly-10101-000000` and a logical time that is not RFC 3339."""
+    with pytest.raises(BadRequest) as caught:
+        logical_time(header, cron=None, time_zone=None, now=NOW)
+    assert caught.value.field == "X-CloudScheduler-ScheduleTime" and "years 1970-9999" in caught.value.message
+
+
+def test_the_first_and_last_accepted_schedule_times():
+    assert logical_time("1970-01-01T00:00:00Z", cron=None, time_zone=None, now=NOW).year == 1970
+    assert logical_time("9999-12-31T23:59:59Z", cron=None, time_zone=None, now=NOW).year == 9999

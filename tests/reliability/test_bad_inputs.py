@@ -190,6 +190,8 @@ FUNCTION_CASES = [
     ("schedule-time-date-only", bad_body(), {"schedule_time": "2024-05-01"}, 400, "RFC 3339"),
     ("schedule-time-overflow", bad_body(), {"schedule_time": "0001-01-01T00:00:00+01:00"}, 400,
      "years 1-9999"),  # regression
+    ("schedule-time-year-one", bad_body(), {"schedule_time": "0001-01-01T00:00:00Z"}, 400,
+     "years 1970-9999"),  # regression: job id nightly-10101-000000
     ("no-schedule-time-no-cron", bad_body(), {"schedule_time": None}, 400, "cannot tell which firing"),
     ("no-schedule-time-bad-cron", bad_body(cron="61 * * * *"), {"schedule_time": None}, 400,
      "not a valid cron expression"),
