@@ -160,7 +160,8 @@ def _succeed(result: _Result, outcome: str, severity: str, message: str) -> None
 def _finish(result: _Result, started: float) -> tuple[str, int, dict[str, str]]:
     logical = format_rfc3339(result.logical_time) if result.logical_time else None
     succeeded = result.status == 200
-    job = result.job if succeeded or result.outcome == "failed" else None
+    # A skipped or rejected firing made no job; a failed one may have (a create cut off).
+    job = result.job if result.outcome in ("created", "duplicate", "failed") else None
     emit(RequestLog(
         severity=result.severity,
         message=result.message,

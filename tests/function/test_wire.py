@@ -108,6 +108,7 @@ def test_max_concurrent_runs_skips_while_a_run_is_active(start_function, emulato
     assert second.status_code == 200 and second.json()["outcome"] == "skipped"
     assert len(jobs_of(emulator)) == 1
     assert function.log_lines()[-1]["severity"] == "WARNING"
+    assert function.log_lines()[-1]["job"] is None  # the skipped firing's job was never made
 
 
 def test_time_window_and_caching(start_function, emulator, spec):
