@@ -47,10 +47,9 @@ ENTRY_POINT = "trigger"
 # run only for the second or two a firing takes. 256M is also the platform's default.
 MEMORY = "256M"
 # Cloud Run cuts a request off at the function's timeout (the platform default is 60 s)
-# with no answer from the function and no log line of its own. The function's slowest
-# path is bounded by its own upstream timeouts (certs, spec read, counting active runs,
-# the Vertex AI create: a single Vertex read may take 60 s), after which it answers 503
-# itself so Scheduler retries; 180 s leaves room for all of them.
+# with no answer from the function and no log line of its own. The function bounds each
+# request by its own deadline (vertex_cron_trigger.deadline.REQUEST_SECONDS, 150 s) and
+# then answers 503 itself so Scheduler retries; this timeout must stay above that.
 TIMEOUT_SECONDS = 180
 # Scheduler retries a failed firing (the function answers 503 for transient upstream errors);
 # the function's deterministic job id makes a retried delivery create no second run.

@@ -353,3 +353,11 @@ def test_an_unset_build_sa_is_refused_unless_default_accounts_are_allowed(make_s
     assert "build_config.service_account" not in allowed.function.fields
     built_as = desired.build(make_settings(), [schedule], source=function_source.build()).function.fields
     assert built_as["build_config.service_account"].endswith("/serviceAccounts/vc-build@demo-project.iam.gserviceaccount.com")
+
+
+def test_the_function_answers_before_its_platform_timeout_and_scheduler_waits_for_it():
+    """Cut off at its timeout, a request would get no answer and no log line: the function's
+    own deadline (then a 503) must come first, and Scheduler's attempt deadline after."""
+    from vertex_cron_trigger.deadline import REQUEST_SECONDS
+
+    assert REQUEST_SECONDS < desired.TIMEOUT_SECONDS < int(desired.ATTEMPT_DEADLINE.rstrip("s"))
