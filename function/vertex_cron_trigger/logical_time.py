@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from . import unix_cron
 from .errors import BadRequest
 from .timefmt import parse_rfc3339
 
@@ -41,6 +42,10 @@ def _latest_fire_time(cron: str, time_zone: str | None, now: datetime) -> dateti
 
     from croniter import croniter  # lazily: only manual calls pay for it
 
+    cron = " ".join(cron.split())
+    problem = unix_cron.syntax_problem(cron)
+    if problem:  # croniter's own extensions (R, H) would make the job id random
+        raise BadRequest(f"cron {cron!r} is not unix-cron as Cloud Scheduler takes it: {problem}", field="cron")
     zone = ZoneInfo(time_zone) if time_zone else timezone.utc
     # get_prev is strictly before its base; one second past `now` makes it "<= now".
     base = now.astimezone(zone).replace(microsecond=0) + timedelta(seconds=1)

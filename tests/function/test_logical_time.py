@@ -50,3 +50,17 @@ def test_a_schedule_time_before_1970_is_refused(header):
 def test_the_first_and_last_accepted_schedule_times():
     assert logical_time("1970-01-01T00:00:00Z", cron=None, time_zone=None, now=NOW).year == 1970
     assert logical_time("9999-12-31T23:59:59Z", cron=None, time_zone=None, now=NOW).year == 9999
+
+
+@pytest.mark.parametrize("cron", ["R R * * *", "H 2 * * *", "0 0 2 * * *", "0 2 L * *", "0 2 * * 1#2", "0 2 ? * *"])
+def test_only_unix_cron_is_read_so_a_firing_always_gets_the_same_id(cron):
+    """croniter would take these; R and H pick a random minute on every call."""
+    with pytest.raises(BadRequest, match="not unix-cron") as refused:
+        logical_time(None, cron=cron, time_zone=None, now=NOW)
+    assert refused.value.field == "cron"
+
+
+def test_a_cron_that_never_fires_is_a_bad_request():
+    with pytest.raises(BadRequest) as refused:
+        logical_time(None, cron="0 2 31 2 *", time_zone=None, now=NOW)
+    assert refused.value.field == "cron"
