@@ -5,12 +5,10 @@ bucket, function name), so a typo is a usage error here, not a puzzling answer f
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
-from zoneinfo import available_timezones
 
-from vertex_cron_trigger.body import MAX_BODY_BYTES, SCHEDULE_NAME_RE
+from vertex_cron_trigger.body import MAX_BODY_BYTES, SCHEDULE_NAME_RE, is_time_zone_name
 
 from .errors import ConfigError, ValidationError
 
@@ -131,24 +129,12 @@ def check_service_account(role: str, email: str, *, allow_default: bool) -> str:
 
 
 def check_time_zone(time_zone: str) -> str:
-    if time_zone not in _canonical_time_zones():
+    if not is_time_zone_name(time_zone):
         raise ValidationError(
             f"unknown time zone {time_zone!r}",
             details="use an IANA time zone name such as UTC, Europe/Paris or America/New_York",
         )
     return time_zone
-
-
-@functools.cache
-def _canonical_time_zones() -> frozenset[str]:
-    """IANA names as Cloud Scheduler takes them. The tz database also ships files that are
-    no zone name: the host's `localtime`, `Factory`, `posixrules`, and the `posix/` and
-    `right/` (leap-second) copies of every zone."""
-    return frozenset(
-        name
-        for name in available_timezones()
-        if name not in ("localtime", "Factory", "posixrules") and not name.startswith(("posix/", "right/"))
-    )
 
 
 def check_body_size(schedule: str, body: bytes) -> bytes:

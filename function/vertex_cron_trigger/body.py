@@ -18,6 +18,7 @@ from .spec_uri import gcs_directory_problem
 from .timefmt import parse_rfc3339
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_CONCURRENT_RUNS = 1000
 SCHEDULE_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,49}$")
 _MAX_CRON_CHARS = 200
 
@@ -94,20 +95,32 @@ def _object(name: str, value: Any) -> Mapping[str, Any]:
     return value
 
 
-def _time_zone(name: str, value: Any) -> str:
+def is_time_zone_name(value: str) -> bool:
+    """An IANA zone name as Cloud Scheduler takes it. The tz database also ships files that
+    load but name no zone: the host's `localtime`, `Factory`, `posixrules`, and the `posix/`
+    and `right/` (leap-second) copies of every zone."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    _string()(name, value)
+    if value in ("localtime", "Factory", "posixrules") or value.startswith(("posix/", "right/")):
+        return False
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise BadRequest(f"{name} must be an IANA time zone like Europe/Paris, got {value!r}", field=name) from exc
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _time_zone(name: str, value: Any) -> str:
+    _string()(name, value)
+    if not is_time_zone_name(value):
+        raise BadRequest(f"{name} must be an IANA time zone like Europe/Paris, got {value!r}", field=name)
     return value
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BadRequest(f"{name} must be an integer >= 1, got {value!r:.80}", field=name)
+def _run_limit(name: str, value: Any) -> int:
+    # Counted by listing runs page by page: a bound keeps a firing to a few list calls.
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENT_RUNS:
+        raise BadRequest(f"{name} must be an integer from 1 to {MAX_CONCURRENT_RUNS}, got {value!r:.80}", field=name)
     return value
 
 
@@ -132,7 +145,7 @@ _FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "pipeline_root": _pipeline_root,
     "cron": _string(limit=_MAX_CRON_CHARS),
     "time_zone": _time_zone,
-    "max_concurrent_runs": _positive_int,
+    "max_concurrent_runs": _run_limit,
     "start_time": _timestamp,
     "end_time": _timestamp,
     "enable_caching": _boolean,

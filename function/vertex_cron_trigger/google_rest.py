@@ -36,6 +36,7 @@ STORAGE_TIMEOUT = (5.0, 20.0)
 CERTS_TIMEOUT = (5.0, 10.0)
 DEFAULT_CERTS_MAX_AGE = 300.0
 MAX_CERTS_MAX_AGE = 24 * 3600.0  # Google rotates its keys every few days
+LIST_PAGE_SIZE = 100  # pages of a larger max_concurrent_runs are followed
 ACTIVE_STATES = ("PIPELINE_STATE_QUEUED", "PIPELINE_STATE_PENDING", "PIPELINE_STATE_RUNNING")
 _MAX_AGE = re.compile(r"max-age=([0-9]{1,12})")
 _GENERATION = re.compile(r"[0-9]{1,19}")
@@ -98,7 +99,7 @@ class GoogleRest:
         from .pipeline_job import SCHEDULE_LABEL
 
         states = " OR ".join(f'state="{state}"' for state in ACTIVE_STATES)
-        params = {"filter": f'labels.{SCHEDULE_LABEL}="{schedule}" AND ({states})', "pageSize": limit + 1}
+        params = {"filter": f'labels.{SCHEDULE_LABEL}="{schedule}" AND ({states})', "pageSize": min(limit + 1, LIST_PAGE_SIZE)}
         url = f"{self.vertex_base}/v1/{self._settings.parent}/pipelineJobs"
         count = 0
         action = f"listing the runs of schedule {schedule}"

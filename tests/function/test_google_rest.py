@@ -55,9 +55,11 @@ class Scripted:
     def __init__(self, *answers: object) -> None:
         self.answers = list(answers)
         self.timeouts: list[object] = []  # the (connect, read) timeout of each request sent
+        self.params: list[dict[str, object]] = []  # the query of each request sent
 
     def request(self, method: str, url: str, **kwargs: object) -> object:
         self.timeouts.append(kwargs["timeout"])
+        self.params.append(dict(kwargs.get("params") or {}))
         answer = self.answers.pop(0)
         if isinstance(answer, BaseException):
             raise answer
@@ -219,3 +221,14 @@ def test_certs_max_age_is_capped_and_certs_must_be_text():
     assert rest_answering(response(200, {"k": "PEM"}, {"Cache-Control": "max-age=600"})).fetch_certs()[1] == 600
     with pytest.raises(UpstreamUnavailable):
         rest_answering(response(200, {"k": ["not", "a", "pem"]})).fetch_certs()
+
+
+def test_a_large_max_concurrent_runs_is_counted_page_by_page():
+    """Vertex AI's pageSize is a small int32; the count follows nextPageToken instead."""
+    page = [{"name": f"projects/p/locations/us-central1/pipelineJobs/run-{i}"} for i in range(100)]
+    rest = rest_answering(response(200, {"pipelineJobs": page, "nextPageToken": "t2"}),
+                          response(200, {"pipelineJobs": page[:30]}))
+
+    assert rest.count_active_runs("s", excluding="j", limit=1000) == 130
+    sent = rest._sessions["vertex"].params
+    assert [query["pageSize"] for query in sent] == [100, 100] and sent[1]["pageToken"] == "t2"
