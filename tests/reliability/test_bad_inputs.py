@@ -196,7 +196,9 @@ FUNCTION_CASES = [
      "years 1970-9999"),  # regression: job id nightly-10101-000000
     ("no-schedule-time-no-cron", bad_body(), {"schedule_time": None}, 400, "cannot tell which firing"),
     ("no-schedule-time-bad-cron", bad_body(cron="61 * * * *"), {"schedule_time": None}, 400,
-     "not a valid cron expression"),
+     "minute '61': '61' is outside 0-59"),
+    ("no-schedule-time-random-cron", bad_body(cron="R 2 * * *"), {"schedule_time": None}, 400,
+     "not unix-cron as Cloud Scheduler takes it"),
     ("spec-uri-generation-over-int64", bad_body(spec_uri=f"gs://BUCKET/specs/nightly.yaml#{INT64_MAX + 1}"), {},
      400, "generation"),
     ("spec-uri-generation-max-digits", bad_body(spec_uri="gs://BUCKET/specs/nightly.yaml#9999999999999999999"), {},
