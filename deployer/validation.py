@@ -41,34 +41,34 @@ _GOOGLE_LOOKALIKE = re.compile(r"g[o0]{2}g[l1]e")
 
 
 def check_project(project: str, *, source: str) -> str:
-    if not _PROJECT.fullmatch(project):
-        raise ConfigError(
-            f"invalid project ID {project!r} (from {source})",
-            details="a project ID has 6-30 characters: a lowercase letter first, then lowercase letters, "
-            "digits or '-', not ending in '-' (or the legacy form example.com:my-project); "
-            "use the ID, not the project's display name or number",
-        )
-    return project
+    return _matching(
+        project, _PROJECT, what="project ID", source=source,
+        details="a project ID has 6-30 characters: a lowercase letter first, then lowercase letters, "
+        "digits or '-', not ending in '-' (or the legacy form example.com:my-project); "
+        "use the ID, not the project's display name or number",
+    )
 
 
 def check_region(region: str, *, source: str) -> str:
-    if not _REGION.fullmatch(region):
-        raise ConfigError(
-            f"invalid region {region!r} (from {source})",
-            details="expected a Google Cloud region such as us-central1 or europe-west1 (not a zone "
-            "like europe-west1-b, not a multi-region like EU)",
-        )
-    return region
+    return _matching(
+        region, _REGION, what="region", source=source,
+        details="expected a Google Cloud region such as us-central1 or europe-west1 (not a zone "
+        "like europe-west1-b, not a multi-region like EU)",
+    )
 
 
 def check_function_name(name: str, *, source: str) -> str:
-    if not _FUNCTION_NAME.fullmatch(name):
-        raise ConfigError(
-            f"invalid function name {name!r} (from {source})",
-            details="a Cloud Functions (2nd gen) name has 4-63 characters: a lowercase letter first, "
-            "then lowercase letters, digits or '-', not ending in '-'",
-        )
-    return name
+    return _matching(
+        name, _FUNCTION_NAME, what="function name", source=source,
+        details="a Cloud Functions (2nd gen) name has 4-63 characters: a lowercase letter first, "
+        "then lowercase letters, digits or '-', not ending in '-'",
+    )
+
+
+def _matching(value: str, pattern: re.Pattern[str], *, what: str, source: str, details: str) -> str:
+    if not pattern.fullmatch(value):
+        raise ConfigError(f"invalid {what} {value!r} (from {source})", details=details)
+    return value
 
 
 def check_bucket(bucket: str, *, source: str) -> str:
