@@ -162,7 +162,7 @@ def _method(results: Results) -> str:
         "## How these were measured\n\n"
         "- One local cloud for all: the project's Vertex AI emulator and gcp-storage-emulator, in the bench "
         "process; each function is a fresh `functions-framework` process (FunctionProcess) with the same "
-        "environment and the same Cloud Scheduler-shaped request (YAML spec, pinned `#generation`).\n"
+        "environment and the same Cloud Scheduler-shaped request (the spec as the deployer uploads it: canonical JSON, pinned `#generation`).\n"
         "- The SDK reference imports `google.cloud.aiplatform` at module level, as the recipe does, and calls "
         "`aiplatform.init(api_endpoint=<emulator>, api_transport=\"rest\", credentials=AnonymousCredentials())` "
         "then `PipelineJob(...).submit(service_account=...)`. Each request names a fresh, absent pipeline-root "

@@ -10,15 +10,16 @@ from types import TracebackType
 
 import requests
 
+from vertex_cron import spec_file
 from vertex_cron.local.emulator import Emulator
+from vertex_cron.models import SpecObject, spec_prefix
 from vertex_cron.local.storage import StorageEmulator
 
 REPO = Path(__file__).resolve().parents[1]
-# kfp 2's default output format, and the heavier path for the trigger (it imports PyYAML).
+# kfp 2's default output format; the deployer uploads it as canonical JSON.
 SPEC_FILE = REPO / "examples" / "pipeline.yaml"
 PROJECT, REGION = "bench-project", "us-central1"
 SPEC_BUCKET = "bench-project-vertex-cron"
-SPEC_OBJECT = "vertex-cron/specs/pipeline.yaml"
 WORKLOAD_SA = f"vertex-cron-workload@{PROJECT}.iam.gserviceaccount.com"
 NETGUARD_DIR = Path(__file__).resolve().parent / "netguard"
 REQUEST_TIMEOUT = (5.0, 120.0)
@@ -36,19 +37,22 @@ class LocalCloud:
         self.vertex.start()
         self.storage.start()
         self.storage.create_bucket(SPEC_BUCKET)
-        self.spec_uri = f"gs://{SPEC_BUCKET}/{SPEC_OBJECT}#{self._upload(SPEC_FILE.read_bytes())}"
+        spec_object, _ = spec_file.load(SPEC_FILE, prefix=spec_prefix(PROJECT, REGION))
+        self.spec_uri = f"gs://{SPEC_BUCKET}/{spec_object.object_name}#{self._upload(spec_object)}"
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
         self.storage.stop()
         self.vertex.stop()
 
-    def _upload(self, data: bytes) -> int:
+    def _upload(self, spec: SpecObject) -> int:
         response = requests.post(
             f"{self.storage.url}/upload/storage/v1/b/{SPEC_BUCKET}/o",
-            params={"uploadType": "media", "name": SPEC_OBJECT},
-            data=data,
-            headers={"Content-Type": "application/yaml"},
+            params={"uploadType": "media", "name": spec.object_name},
+            data=spec.data,
+            # Not spec.content_type: gcp-storage-emulator parses a media upload sent as
+            # application/json into a dict and fails; the function reads bytes either way.
+            headers={"Content-Type": "application/octet-stream"},
             timeout=REQUEST_TIMEOUT,
         )
         response.raise_for_status()
