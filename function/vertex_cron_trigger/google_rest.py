@@ -121,7 +121,7 @@ class GoogleRest:
     def _raise_for_vertex(self, response: Any, action: str) -> None:
         if response.ok:
             return
-        _, message = _google_error(response)
+        status, message = _google_error(response)
         if response.status_code in (400, 403) and _ACT_AS_DENIED.search(message):
             raise UpstreamRejected(
                 f"{action}: {self._caller} cannot act as {self._settings.workload_sa}: grant it "
@@ -132,7 +132,7 @@ class GoogleRest:
                 f"{action}: permission denied in {self._settings.parent}: grant {self._caller} "
                 f"roles/aiplatform.user (Vertex AI said: {message})"
             )
-        self._raise_common(response, action, message)
+        _raise_common(action, response.status_code, status, message)
 
     # -- Cloud Storage ---------------------------------------------------------------
 
@@ -173,7 +173,7 @@ class GoogleRest:
             timeout=STORAGE_TIMEOUT,
         )
         if not response.ok:
-            self._raise_common(response, f"writing gs://{bucket}/{name}", _google_error(response)[1])
+            _raise_common(f"writing gs://{bucket}/{name}", response.status_code, *_google_error(response))
         return _generation(response, f"writing gs://{bucket}/{name}")
 
     def _object_url(self, bucket: str, name: str) -> str:
@@ -185,12 +185,13 @@ class GoogleRest:
         uri = f"gs://{bucket}/{name}" + (f"#{generation}" if generation is not None else "")
         if response.status_code == 404:
             raise SpecNotFound(f"spec {uri} does not exist (upload it with `vertex-cron deploy`)", field="spec_uri")
+        status, message = _google_error(response)
         if response.status_code in (401, 403):
             raise UpstreamRejected(
                 f"{self._caller} cannot read {uri}: grant it roles/storage.objectViewer "
-                f"on gs://{bucket} (Cloud Storage said: {_google_error(response)[1]})"
+                f"on gs://{bucket} (Cloud Storage said: {message})"
             )
-        self._raise_common(response, f"reading {uri}", _google_error(response)[1])
+        _raise_common(f"reading {uri}", response.status_code, status, message)
 
     # -- OIDC certs ------------------------------------------------------------------
 
@@ -200,7 +201,7 @@ class GoogleRest:
         response = self._call("plain", "GET", url, timeout=CERTS_TIMEOUT)
         action = f"fetching OIDC certs from {url}"
         if not response.ok:
-            self._raise_common(response, action, _google_error(response)[1])
+            _raise_common(action, response.status_code, *_google_error(response))
         certs = _json_object(response, action)
         if not all(isinstance(kid, str) and isinstance(pem, str) for kid, pem in certs.items()):
             raise UpstreamUnavailable(f"OIDC certs at {url} are not a kid -> certificate mapping")
@@ -216,22 +217,24 @@ class GoogleRest:
 
         url_errors = (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
                       requests.exceptions.InvalidSchema, requests.exceptions.URLRequired)
-        timeout = _within_deadline(timeout, f"{method} {url.split('?')[0]}")
+        path = url.split("?")[0]  # the query may hold a filter or a page token
+        where = f"{method} {path}"
+        timeout = _within_deadline(timeout, where)
         try:
             return self._session(api).request(method, url, timeout=timeout, **kwargs)
         except url_errors as exc:
             raise ConfigError(
-                f"{method} {url.split('?')[0]!r:.200}: the URL is invalid ({type(exc).__name__}); check "
+                f"{method} {path!r:.200}: the URL is invalid ({type(exc).__name__}); check "
                 "VERTEX_CRON_PROJECT, VERTEX_CRON_REGION, VERTEX_CRON_OIDC_CERTS_URL and the emulator hosts"
             ) from exc
         except requests.RequestException as exc:
             # Timeouts, resets, TLS failures, a chunked body that breaks off, a body that does
             # not decode, redirect loops: the request may succeed if Scheduler tries again.
-            raise UpstreamUnavailable(f"{method} {url.split('?')[0]} failed ({type(exc).__name__}); retry later") from exc
+            raise UpstreamUnavailable(f"{where} failed ({type(exc).__name__}); retry later") from exc
         except auth_exceptions.RefreshError as exc:
             raise UpstreamUnavailable(f"could not refresh the application default credentials: {exc}") from exc
         except auth_exceptions.TransportError as exc:
-            raise UpstreamUnavailable(f"{method} {url.split('?')[0]}: {exc}") from exc
+            raise UpstreamUnavailable(f"{where}: {exc}") from exc
 
     @staticmethod
     def _read(response: Any, limit: int, action: str) -> bytes:
@@ -270,13 +273,11 @@ class GoogleRest:
             return requests.Session()
         return _authorized_session()
 
-    @staticmethod
-    def _raise_common(response: Any, action: str, message: str) -> None:
-        status, _ = _google_error(response)
-        error: Callable[[str], TriggerError] = (
-            UpstreamUnavailable if is_transient(response.status_code, status) else UpstreamRejected
-        )
-        raise error(f"{action}: HTTP {response.status_code}: {message}")
+def _raise_common(action: str, http_status: int, google_status: str | None, message: str) -> None:
+    error: Callable[[str], TriggerError] = (
+        UpstreamUnavailable if is_transient(http_status, google_status) else UpstreamRejected
+    )
+    raise error(f"{action}: HTTP {http_status}: {message}")
 
 
 def _within_deadline(timeout: tuple[float, float], action: str) -> tuple[float, float]:

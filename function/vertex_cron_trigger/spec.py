@@ -167,11 +167,11 @@ def _check_tree(document: Any, source: str) -> None:
 
 def _path(link: tuple[Any, ...]) -> str:
     """`(((), "root"), "dag")` -> `root.dag`; list indexes as `[0]`."""
-    parts: list[str] = []
+    keys: list[Any] = []
     while link:
         link, key = link
-        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
-    return "".join(reversed(parts)).lstrip(".") or "the top level"
+        keys.append(key)
+    return strict_json.dotted(tuple(reversed(keys))) or "the top level"
 
 
 def _yaml_kind(value: Any) -> str:
