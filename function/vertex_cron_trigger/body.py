@@ -48,7 +48,7 @@ def parse_body(raw: bytes) -> TriggerBody:
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise BadRequest(f"body must be a JSON object ({exc})", field="body") from exc
     if not isinstance(data, dict):
-        raise BadRequest(f"body must be a JSON object, got {_json_type(data)}", field="body")
+        raise BadRequest(f"body must be a JSON object, got {strict_json.type_name(data)}", field="body")
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown:
         raise BadRequest(
@@ -91,7 +91,7 @@ def _pipeline_root(name: str, value: Any) -> str:
 
 def _object(name: str, value: Any) -> Mapping[str, Any]:
     if not isinstance(value, dict):
-        raise BadRequest(f"{name} must be a JSON object, got {_json_type(value)}", field=name)
+        raise BadRequest(f"{name} must be a JSON object, got {strict_json.type_name(value)}", field=name)
     return value
 
 
@@ -150,8 +150,3 @@ _FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "end_time": _timestamp,
     "enable_caching": _boolean,
 }
-
-
-def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
-    return names.get(type(value), "a number")

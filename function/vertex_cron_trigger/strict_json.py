@@ -57,6 +57,12 @@ def check_unicode(value: Any, *, where: str = "") -> None:
             stack.extend((child, (*path, index)) for index, child in enumerate(node))
 
 
+def type_name(value: Any) -> str:
+    """The JSON type of a parsed value, for messages: "an object", "null", "a number"..."""
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
 def dotted(path: tuple[str | int, ...]) -> str:
     """("a", 0, "b") -> `a[0].b`."""
     return "".join(f"[{key}]" if isinstance(key, int) else f".{key}" for key in path).lstrip(".")
