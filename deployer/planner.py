@@ -61,7 +61,7 @@ def with_invokers(desired: Desired, observed: Observed) -> Desired:
     for name, job in observed.jobs.items():
         if name in written or (desired.prune and schedule_of(name)):
             continue  # rewritten with the configured SA, or deleted by this plan
-        if function and function.uri and job.fields.get("http_target.uri") == function.uri:
+        if _calls(job, function):
             email = job.fields.get(OIDC_EMAIL)
             if isinstance(email, str) and email:
                 emails.add(email)
@@ -119,7 +119,7 @@ def plan_delete(
             for spec in sorted(spec_objects, key=lambda spec: spec.name)
             if _purgeable(spec, location) and spec.name not in referenced
         )
-    if function and not any(job.fields.get("http_target.uri") == function.uri for job in remaining):
+    if function and not any(_calls(job, function) for job in remaining):
         changes.append(Change(Kind.FUNCTION, function.name, Action.DELETE))
     return Plan(tuple(changes))
 
@@ -197,6 +197,11 @@ def _diff_map(field: str, wanted: Mapping[str, Any], observed: Mapping[str, Any]
         value, current = wanted.get(key), observed.get(key)
         if isinstance(value, Pending) or value != current:
             yield FieldChange(f"{field}.{key}", current, value)
+
+
+def _calls(job: ObservedJob, function: ObservedFunction | None) -> bool:
+    """Whether `job` fires at `function` (a function not yet serving has no URL to match)."""
+    return bool(function and function.uri) and job.fields.get("http_target.uri") == function.uri
 
 
 def _purgeable(spec: StoredSpec, location: str) -> bool:
