@@ -202,12 +202,11 @@ class _FrontHandler(BaseHTTPRequestHandler):
         if rule.kind == "trickle":
             self._trickle(upstream.status_code, copied, upstream.content)
             return
-        content = upstream.content
-        self.send_response(upstream.status_code)
-        for key, value in copied.items():
-            self.send_header(key, value)
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
+        self._cut(upstream.status_code, copied, upstream.content)
+
+    def _cut(self, status: int, headers: Mapping[str, str], content: bytes) -> None:
+        """Announce the whole body as one chunk, send half of it, and hang up."""
+        self._head(status, headers, "Transfer-Encoding", "chunked")
         self.wfile.write(b"%x\r\n" % len(content) + content[: len(content) // 2])
         self.wfile.flush()
         self.close_connection = True
@@ -217,11 +216,7 @@ class _FrontHandler(BaseHTTPRequestHandler):
             pass
 
     def _trickle(self, status: int, headers: Mapping[str, str], content: bytes) -> None:
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(content)))
-        self.end_headers()
+        self._head(status, headers, "Content-Length", str(len(content)))
         self.close_connection = True
         try:
             for index in range(len(content)):
@@ -232,12 +227,16 @@ class _FrontHandler(BaseHTTPRequestHandler):
             pass
 
     def _reply(self, status: int, headers: Mapping[str, str], content: bytes) -> None:
+        self._head(status, headers, "Content-Length", str(len(content)))
+        if self.command != "HEAD":
+            self.wfile.write(content)
+
+    def _head(self, status: int, headers: Mapping[str, str], framing: str, framing_value: str) -> None:
+        """The status line and headers, with the body's framing header (length or chunked)."""
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
-        self.send_header("Content-Length", str(len(content)))
+        self.send_header(framing, framing_value)
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(content)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _any
