@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
 from vertex_cron.local.emulator import Emulator
 from vertex_cron.local.emulator.clients import make_emulator_client
 from vertex_cron.local.oidc import LocalIssuer
@@ -129,3 +128,22 @@ def _wait_until(condition: Callable[[], Any], what: str) -> Any:
 def wait_until() -> Callable[[Callable[[], Any], str], Any]:
     """Poll `condition` until it returns something truthy and return that value."""
     return _wait_until
+
+
+# `make test-fast` (pytest -m fast): the unit tests and the function's wire tests. Marked
+# by where they live, so a new test in these places joins the edit loop by itself.
+_FAST_PATHS = (
+    "tests/function/",
+    "tests/deployer/test_planner.py",
+    "tests/deployer/test_local_checks.py",
+    "tests/deployer/test_progress.py",
+    "tests/test_locked_dependencies.py",
+    "tests/test_packaging.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = config.rootpath
+    for item in items:
+        if item.path.relative_to(root).as_posix().startswith(_FAST_PATHS):
+            item.add_marker(pytest.mark.fast)
