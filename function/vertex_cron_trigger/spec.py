@@ -14,6 +14,7 @@ naming `runtimeConfig.parameterValues.NAME` in the spec.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -95,11 +96,31 @@ def load_document(data: bytes, source: str) -> Any:
     except RecursionError as exc:
         raise _not_a_spec(source, "it is nested too deeply") from exc
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN/Infinity
-        raise _not_a_spec(source, f"it is not valid JSON ({str(exc)[:200]})") from exc
+        raise _not_a_spec(source, _json_problem(exc)) from exc
     except Exception as exc:  # yaml.YAMLError, imported lazily above
-        raise _not_a_spec(source, f"it is neither JSON nor YAML ({str(exc)[:200]})") from exc
+        raise _not_a_spec(source, _yaml_problem(exc, data)) from exc
     _check_tree(document, source)
     return document
+
+
+def _json_problem(exc: ValueError) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"it is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+    return f"it is not valid JSON ({str(exc).splitlines()[0][:200]})"
+
+
+def _yaml_problem(exc: Exception, data: bytes) -> str:
+    """A YAML parser's refusal in our words, with where it stopped. The parser's own text is
+    multi-line and differs between versions and between libyaml and pure Python (6.0.4's
+    libyaml refuses deep flow nesting itself, before our event walk sees it), so it is not
+    passed on: where the text up to that point is nested past our limit, that is the reason."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return "it is neither JSON nor YAML"
+    before = data[: mark.index]
+    if before.count(b"[") + before.count(b"{") - before.count(b"]") - before.count(b"}") > MAX_SPEC_DEPTH:
+        return f"it is nested too deeply (more than {MAX_SPEC_DEPTH} levels)"
+    return f"it is neither JSON nor YAML (YAML parsing stopped at line {mark.line + 1}, column {mark.column + 1})"
 
 
 def _check_yaml_events(yaml: Any, data: bytes, loader: Any, source: str) -> None:

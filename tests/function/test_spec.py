@@ -2,7 +2,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from vertex_cron_trigger.errors import BadRequest
 from vertex_cron_trigger.spec import MAX_YAML_NODES, parse_spec
 
@@ -58,6 +57,42 @@ def test_not_a_spec_says_so(data, words):
     assert words in caught.value.message
 
 
+@pytest.fixture(params=["libyaml", "pure-python"])
+def yaml_loader(request, monkeypatch):
+    """Each case runs with libyaml's parser and with PyYAML's pure-Python one: they refuse
+    bad input at different points and in different words, and ours must not change."""
+    import yaml
+
+    if request.param == "libyaml":
+        if not hasattr(yaml, "CSafeLoader"):
+            pytest.skip("this PyYAML has no libyaml")
+    else:
+        monkeypatch.delattr(yaml, "CSafeLoader", raising=False)
+    return request.param
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"[" * 100_000, "it is nested too deeply (more than 64 levels)"),
+        (b"x: " + b"{a: " * 5_000, "it is nested too deeply (more than 64 levels)"),
+        (b"- " * 100_000 + b"x", "it is nested too deeply (more than 64 levels)"),
+        (b"key: [unclosed\n", "it is neither JSON nor YAML (YAML parsing stopped at line 2, column 1)"),
+        (b"a: b: c\n", "it is neither JSON nor YAML (YAML parsing stopped at line 1, column 5)"),
+    ],
+)
+def test_yaml_refusals_are_one_line_in_our_words(yaml_loader, data, message):
+    with pytest.raises(BadRequest) as caught:
+        parse_spec(data, source="gs://b/x.yaml")
+    assert caught.value.message == f"gs://b/x.yaml is not a compiled KFP pipeline spec: {message}"
+
+
+def test_invalid_json_says_where():
+    with pytest.raises(BadRequest) as caught:
+        parse_spec(b'{"a": 1,\n "b": }', source="x.json")
+    assert caught.value.message.endswith("it is not valid JSON (Expecting value at line 2, column 7)")
+
+
 def test_yaml_alias_bomb_is_rejected_not_expanded():
     lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
@@ -83,18 +118,18 @@ def test_a_json_spec_with_a_lone_surrogate_is_refused_naming_where():
     assert "is not a compiled KFP pipeline spec: sdkVersion is not valid Unicode text" in error.message
 
 
-@pytest.mark.parametrize("yaml_module_loader", ["CSafeLoader", "SafeLoader"])
-def test_a_yaml_spec_with_a_lone_surrogate_is_refused_by_either_loader(monkeypatch, yaml_module_loader):
-    """libyaml refuses the escape itself; PyYAML's pure-Python loader (used when PyYAML was
-    built without libyaml) decodes it, and the spec check refuses it."""
-    import yaml
-
-    if yaml_module_loader == "SafeLoader":
-        monkeypatch.delattr(yaml, "CSafeLoader")
+def test_a_yaml_spec_with_a_lone_surrogate_is_refused_by_either_loader(yaml_loader):
+    """libyaml refuses the escape itself (we say where); PyYAML's pure-Python loader decodes
+    it, and the spec check names the field."""
+    line = EXAMPLE_YAML_TEXT.splitlines().index("sdkVersion: kfp-2.17.0") + 1
     for text in (EXAMPLE_YAML_TEXT.replace("sdkVersion: kfp-2.17.0", 'sdkVersion: "kfp\\ud800"'),
                  EXAMPLE_YAML_TEXT.replace("sdkVersion: kfp-2.17.0", 'sdkVersion: kfp\n"\\udc00": 1')):
         error = rejected(text)
-        assert "is not a compiled KFP pipeline spec" in error.message and "Unicode" in error.message
+        assert "is not a compiled KFP pipeline spec: " in error.message
+        if yaml_loader == "libyaml":
+            assert f"YAML parsing stopped at line {line}" in error.message or f"line {line + 1}" in error.message
+        else:
+            assert "is not valid Unicode text" in error.message
 
 
 def test_deep_nesting_is_rejected():
