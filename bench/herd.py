@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import requests
-
 from vertex_cron.local.function_runner import FunctionProcess
 
 from .coldstart import BenchError

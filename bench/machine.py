@@ -6,7 +6,7 @@ import os
 import platform
 import subprocess
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -36,7 +36,7 @@ def describe_machine(*, before: Machine | None = None) -> Machine:
     if before is not None:
         return replace(before, load_after=load)
     return Machine(
-        date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         nproc=len(os.sched_getaffinity(0)),
         cpu=_cpu_model(),
         python=platform.python_version(),

@@ -9,11 +9,10 @@ from pathlib import Path
 from types import TracebackType
 
 import requests
-
 from vertex_cron import spec_file
 from vertex_cron.local.emulator import Emulator
-from vertex_cron.models import SpecObject, spec_prefix
 from vertex_cron.local.storage import StorageEmulator
+from vertex_cron.models import SpecObject, spec_prefix
 
 REPO = Path(__file__).resolve().parents[1]
 # kfp 2's default output format; the deployer uploads it as canonical JSON.

@@ -12,7 +12,7 @@ tests pass one with tight polling.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from . import desired as desired_state
 from . import function_source, planner, validation
@@ -66,7 +66,7 @@ def apply(
     cloud = cloud or GoogleCloud(settings)
     observed = observe(cloud, wanted)
     wanted = planner.with_invokers(wanted, observed)
-    plan = planner.plan(wanted, observed, now=now or datetime.now(timezone.utc))
+    plan = planner.plan(wanted, observed, now=now or datetime.now(UTC))
     if not dry_run:
         execute(plan, wanted, observed, cloud, progress or Progress())
     return plan
@@ -135,7 +135,7 @@ def delete(
         location=location(settings.project, settings.region),
         purge=purge,
     )
-    missing = next((name for name, job in zip(names, jobs) if job not in managed), None)
+    missing = next((name for name, job in zip(names, jobs, strict=True) if job not in managed), None)
     if missing and all(change.kind is Kind.JOB for change in plan.changes):
         raise _no_such_schedule(settings, missing)
     if not dry_run:

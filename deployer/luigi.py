@@ -36,7 +36,6 @@ from typing import Any
 
 import luigi
 from luigi.freezing import recursively_unfreeze
-
 from vertex_cron_trigger.errors import SpecNotFound, TriggerError, UpstreamUnavailable
 from vertex_cron_trigger.google_rest import GoogleRest
 from vertex_cron_trigger.parameters import coerce_parameters
@@ -259,7 +258,7 @@ class VertexPipelineTask(luigi.Task):
 def _steps_done(job: Mapping[str, Any], spec: PipelineSpec) -> tuple[int, int] | None:
     """(finished, all) tasks of the pipeline's root DAG from the job's task details; None
     until Vertex AI reports task details (it does once the DAG starts)."""
-    steps = set(((spec.pipeline_spec["root"].get("dag") or {}).get("tasks") or {}))
+    steps = set((spec.pipeline_spec["root"].get("dag") or {}).get("tasks") or {})
     details = (job.get("jobDetail") or {}).get("taskDetails") or []
     if not steps or not details:
         return None

@@ -137,7 +137,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Left-aligned columns two spaces apart, as wide as their widest cell; no trailing spaces."""
     widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
     return "\n".join(
-        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in (header, *rows)
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in (header, *rows)
     )
 
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from vertex_cron_trigger.errors import BadRequest
 from vertex_cron_trigger.parameters import coerce_parameters
 from vertex_cron_trigger.placeholders import has_placeholders, render_parameters
-from vertex_cron_trigger.spec_uri import gcs_directory_problem
 from vertex_cron_trigger.spec import MAX_SPEC_BYTES, PipelineSpec, load_document, parse_spec
+from vertex_cron_trigger.spec_uri import gcs_directory_problem
 
 from .errors import ValidationError
 from .models import SPEC_PREFIX, SpecObject
@@ -26,7 +26,7 @@ from .models import SPEC_PREFIX, SpecObject
 SPEC_LIMIT_BYTES = min(10 * 1024 * 1024, MAX_SPEC_BYTES)
 # Placeholders are checked by rendering them for this firing: with two-digit fields and
 # milliseconds, every strftime directive yields its widest form.
-SAMPLE_LOGICAL_TIME = datetime(2024, 12, 31, 23, 59, 59, 999000, tzinfo=timezone.utc)
+SAMPLE_LOGICAL_TIME = datetime(2024, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
 
 
 def load(path: Path, *, prefix: str = SPEC_PREFIX) -> tuple[SpecObject, PipelineSpec]:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import luigi
-
 from vertex_cron.luigi import VertexPipelineTask
 
 SPEC = Path(__file__).resolve().parent / "pipeline.yaml"

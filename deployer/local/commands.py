@@ -12,7 +12,6 @@ from pathlib import Path
 from types import FrameType
 
 import click
-
 from vertex_cron.local.scheduler import Delivery, format_schedule_time, short_name
 
 

@@ -17,7 +17,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
-
 from vertex_cron import api, config, desired, render
 from vertex_cron.errors import VertexCronError
 from vertex_cron.local.scheduler import Delivery, format_schedule_time
@@ -126,7 +125,7 @@ def _answer(delivery: Delivery) -> dict[str, Any]:
 
 
 def _deliveries_table(answers: list[dict[str, Any]]) -> str:
-    rows = [(ordinal, str(a["status"]), a.get("outcome", "?"), a.get("message", "")) for ordinal, a in zip(("1st", "2nd"), answers)]
+    rows = [(ordinal, str(a["status"]), a.get("outcome", "?"), a.get("message", "")) for ordinal, a in zip(("1st", "2nd"), answers, strict=False)]
     return render.table(("DELIVERY", "HTTP", "OUTCOME", "FUNCTION SAYS"), rows)
 
 

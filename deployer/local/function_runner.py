@@ -85,20 +85,19 @@ class FunctionProcess:
         # The extracted package must win over any installed copy of vertex_cron_trigger.
         environment |= {"PYTHONPATH": str(self.source_dir), "PYTHONUNBUFFERED": "1", **self.env}
         with self.stdout_path.open("wb") as stdout, self.stderr_path.open("wb") as stderr:
-            self._process = subprocess.Popen(
+            self._process = subprocess.Popen(  # noqa: S603 - an argv list of our own, no shell
                 command, cwd=self.source_dir, env=environment, stdout=stdout, stderr=stderr,
                 start_new_session=True,  # its own process group: stop() reaches gunicorn's workers
             )
-        self._wait_until_listening()
+        self._wait_until_listening(self._process)
         return self
 
-    def _wait_until_listening(self) -> None:
+    def _wait_until_listening(self, process: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
+            if process.poll() is not None:
                 raise FunctionProcessError(
-                    f"functions-framework exited with {self._process.returncode}: {self.stderr_path.read_text()[-2000:]}"
+                    f"functions-framework exited with {process.returncode}: {self.stderr_path.read_text()[-2000:]}"
                 )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):

@@ -42,7 +42,7 @@ def _new_key_and_cert(common_name: str) -> tuple[Any, bytes]:
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -66,7 +66,7 @@ class LocalIssuer:
 
     def _add_key(self) -> str:
         key, cert_pem = _new_key_and_cert(self._common_name)
-        kid = hashlib.sha1(cert_pem).hexdigest()
+        kid = hashlib.sha1(cert_pem, usedforsecurity=False).hexdigest()  # a key id, as Google's are
         self._keys[kid] = (key, cert_pem)
         return kid
 

@@ -19,8 +19,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
-import requests
 
+import requests
 from vertex_cron.local.emulator.scheduler import next_fire_time
 
 # Cloud Scheduler's documented retry_config defaults and HTTP attempt deadline.

@@ -26,7 +26,6 @@ from vertex_cron.local.provision import LOCAL_DEPLOYER_MEMBER, infra_service_acc
 from vertex_cron.local.scheduler import LocalScheduler, short_name
 from vertex_cron.local.storage import StorageEmulator
 
-
 PORTS_FILE = "ports.json"
 
 

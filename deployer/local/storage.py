@@ -288,8 +288,8 @@ def _make_handler_class() -> type:
             bucket, name = target
             obj = self._current(bucket, name)
             generation = _int_param(query, "generation")
-            if generation is not None and method in {"GET", "DELETE", "PATCH"}:
-                if obj is None or int(obj["generation"]) != generation:
+            if (generation is not None and method in {"GET", "DELETE", "PATCH"}
+                    and (obj is None or int(obj["generation"]) != generation)):
                     return 404, _gcs_error(404, f"No such object: {bucket}/{name}", reason="notFound")
             if conditions:
                 if obj is None and method in {"GET", "DELETE", "PATCH"}:

@@ -10,7 +10,7 @@ import functools
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from . import deadline
@@ -72,7 +72,7 @@ def trigger(request: Any) -> tuple[str, int, dict[str, str]]:
     except TriggerError as exc:
         result.outcome, result.status, result.severity, result.message = exc.outcome, exc.status, "ERROR", exc.message
         result.extra = {"field": exc.field} if exc.field else {}
-    except Exception as exc:  # noqa: BLE001 - the boundary: never a traceback in a response
+    except Exception as exc:
         result.outcome, result.status, result.severity = "failed", 500, "ERROR"
         result.message = f"internal error ({type(exc).__name__}: {exc})"
     return _finish(result, started)
@@ -96,7 +96,7 @@ def _handle(request: Any, result: _Result) -> None:
         request.headers.get(SCHEDULE_TIME_HEADER),
         cron=body.cron,
         time_zone=body.time_zone,
-        now=datetime.now(timezone.utc),
+        now=datetime.now(UTC),
     )
     result.logical_time = when
     uri = parse_spec_uri(body.spec_uri, allowed_bucket=config.spec_bucket)

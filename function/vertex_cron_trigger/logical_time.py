@@ -7,7 +7,7 @@ time <= now that the body's `cron` matches in its `time_zone`.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from . import unix_cron
 from .errors import BadRequest
@@ -46,11 +46,11 @@ def _latest_fire_time(cron: str, time_zone: str | None, now: datetime) -> dateti
     problem = unix_cron.syntax_problem(cron)
     if problem:  # croniter's own extensions (R, H) would make the job id random
         raise BadRequest(f"cron {cron!r} is not unix-cron as Cloud Scheduler takes it: {problem}", field="cron")
-    zone = ZoneInfo(time_zone) if time_zone else timezone.utc
+    zone = ZoneInfo(time_zone) if time_zone else UTC
     # get_prev is strictly before its base; one second past `now` makes it "<= now".
     base = now.astimezone(zone).replace(microsecond=0) + timedelta(seconds=1)
     try:
         previous = croniter(cron, base).get_prev(datetime)
     except (ValueError, KeyError) as exc:  # croniter's errors subclass ValueError
         raise BadRequest(f"cron {cron!r} is not a valid cron expression ({exc})", field="cron") from exc
-    return previous.astimezone(timezone.utc)
+    return previous.astimezone(UTC)

@@ -6,7 +6,7 @@ import copy
 import hashlib
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .spec import PipelineSpec
@@ -25,7 +25,7 @@ _KEY_HASH_CHARS = 16
 def job_id(schedule: str, logical_time: datetime) -> str:
     """`{schedule}-{YYYYMMDD}-{HHMMSS}[-{mmm}]` in UTC: one id per firing, so every retry
     and concurrent delivery of that firing collides on ALREADY_EXISTS instead of re-running."""
-    moment = logical_time.astimezone(timezone.utc)
+    moment = logical_time.astimezone(UTC)
     millis = moment.microsecond // 1000
     return f"{schedule}-{moment:%Y%m%d-%H%M%S}" + (f"-{millis:03d}" if millis else "")
 

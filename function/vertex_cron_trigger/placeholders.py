@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import BadRequest
@@ -79,7 +79,7 @@ def _strftime(moment: datetime, time_zone: str | None, fmt: str, field: str) -> 
 
 def _local(moment: datetime, time_zone: str | None) -> datetime:
     if not time_zone:
-        return moment.astimezone(timezone.utc)
+        return moment.astimezone(UTC)
     from zoneinfo import ZoneInfo
 
     return moment.astimezone(ZoneInfo(time_zone))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 # fromisoformat alone would also accept dates without a time or an offset.
 _RFC3339 = re.compile(
@@ -20,7 +20,7 @@ def parse_rfc3339(text: str) -> datetime:
         digits = re.match(r"[0-9]+", rest).group()  # type: ignore[union-attr]
         text = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits):]}"
     try:
-        parsed = datetime.fromisoformat(text.replace("z", "Z")).astimezone(timezone.utc)
+        parsed = datetime.fromisoformat(text.replace("z", "Z")).astimezone(UTC)
     except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
         raise ValueError(f"{text!r} is outside the years 1-9999 in UTC") from exc
     return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
@@ -28,6 +28,6 @@ def parse_rfc3339(text: str) -> datetime:
 
 def format_rfc3339(moment: datetime) -> str:
     """`2024-05-01T02:00:00Z`, or with `.123` when the time has milliseconds."""
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     millis = f".{moment.microsecond // 1000:03d}" if moment.microsecond // 1000 else ""
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + millis + "Z"

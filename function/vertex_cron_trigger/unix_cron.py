@@ -52,7 +52,7 @@ def syntax_problem(expr: str) -> str | None:
     parts = expr.split(" ") if expr else []
     if len(parts) != len(_FIELDS):
         return f"it has {len(parts)} fields, not 5"
-    for field, part in zip(_FIELDS, parts):
+    for field, part in zip(_FIELDS, parts, strict=True):
         problem = _field_problem(field, part)
         if problem:
             return f"{field.name} {part!r}: {problem}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from vertex_cron.config import Settings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,7 +7,6 @@ import json
 
 import pytest
 from click.testing import CliRunner
-
 from vertex_cron.cli import cli
 
 DEMO_ENV = {

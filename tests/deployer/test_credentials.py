@@ -7,7 +7,6 @@ import json
 
 import pytest
 from google.auth import impersonated_credentials
-
 from vertex_cron.errors import ConfigError
 from vertex_cron.gcp import GoogleCloud
 

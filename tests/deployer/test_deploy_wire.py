@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from vertex_cron.cli import cli
 
 PROJECT, REGION = "demo-project", "europe-west1"

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from vertex_cron import config, cronexpr, desired, function_source, schedules_file, validation
 from vertex_cron.errors import ConfigError, ValidationError
 from vertex_cron.models import ScheduleInput
@@ -108,8 +107,8 @@ def test_cron_that_never_fires_is_refused(expr):
 
 
 def test_fire_times_stay_inside_the_start_end_window_and_never_raise():
-    after = datetime(2024, 1, 1, 0, 0, tzinfo=timezone.utc)
-    start, end = datetime(2024, 3, 1, 3, 0, tzinfo=timezone.utc), datetime(2024, 3, 3, 3, 0, tzinfo=timezone.utc)
+    after = datetime(2024, 1, 1, 0, 0, tzinfo=UTC)
+    start, end = datetime(2024, 3, 1, 3, 0, tzinfo=UTC), datetime(2024, 3, 3, 3, 0, tzinfo=UTC)
     times = cronexpr.next_fire_times("0 3 * * *", "UTC", after, 3, start=start, end=end)
     assert [t.isoformat() for t in times] == ["2024-03-01T03:00:00+00:00", "2024-03-02T03:00:00+00:00"]
     assert cronexpr.next_fire_times("0 3 * * *", "UTC", after, 3, end=after) == []
@@ -117,7 +116,7 @@ def test_fire_times_stay_inside_the_start_end_window_and_never_raise():
 
 
 def test_cron_next_times_follow_the_time_zone():
-    after = datetime(2024, 1, 1, 0, 0, tzinfo=timezone.utc)
+    after = datetime(2024, 1, 1, 0, 0, tzinfo=UTC)
     times = cronexpr.next_fire_times("30 9 * * 1-5", "America/New_York", after, 2)
     assert [t.isoformat() for t in times] == ["2024-01-01T09:30:00-05:00", "2024-01-02T09:30:00-05:00"]
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from vertex_cron import desired, function_source, planner
 from vertex_cron.models import (
     Action,
@@ -20,9 +19,8 @@ from vertex_cron.models import (
     StoredSpec,
 )
 
-
 _SPEC = Path(__file__).resolve().parents[2] / "examples" / "pipeline.json"
-NOW = datetime(2024, 3, 30, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 3, 30, 12, 0, tzinfo=UTC)
 URL = "https://vertex-cron-trigger-abc-ew.a.run.app"
 SERVICE = "projects/demo-project/locations/europe-west1/services/vertex-cron-trigger"
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from croniter import croniter
-
 from vertex_cron.cli import cli
 from vertex_cron.local.stack import LocalStack
 

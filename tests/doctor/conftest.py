@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from doctor_project import DEPLOYER, PROJECT, REGION, SA
-
 from vertex_cron.cli import cli
 from vertex_cron.local.provision import iam_resource, infra_state, write
 from vertex_cron.permissions import GRANTS, Scope

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from doctor_project import PROJECT, REGION, SA, member
-
 from vertex_cron.permissions import Scope
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pipeline.json"

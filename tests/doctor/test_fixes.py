@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 from doctor_project import DEPLOYER, PROJECT, REGION, SA, member
-
 from vertex_cron import desired, doctor
 from vertex_cron.config import Settings
 from vertex_cron.errors import DeployError, NotFound, PermissionDenied, Unavailable

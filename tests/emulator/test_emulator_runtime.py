@@ -14,7 +14,6 @@ import requests
 from google.api_core import exceptions as gexc
 from google.api_core.future import polling
 from google.cloud import functions_v2, scheduler_v1
-
 from vertex_cron.local.emulator import Emulator
 from vertex_cron.local.emulator.clients import make_emulator_client
 
@@ -48,7 +47,7 @@ def test_fault_status_times_then_normal(emulator):
 
 def test_fault_statuses_are_google_shaped_through_real_client(emulator, emulator_client):
     client = emulator_client(scheduler_v1.CloudSchedulerClient)
-    for status, exc_type, name in [(429, gexc.TooManyRequests, "RESOURCE_EXHAUSTED"), (403, gexc.Forbidden, "PERMISSION_DENIED"), (409, gexc.Conflict, "ABORTED")]:
+    for status, exc_type, _name in [(429, gexc.TooManyRequests, "RESOURCE_EXHAUSTED"), (403, gexc.Forbidden, "PERMISSION_DENIED"), (409, gexc.Conflict, "ABORTED")]:
         emulator.faults.add(method="POST", path="/jobs", status=status)
         with pytest.raises(exc_type):
             client.create_job(parent=PARENT, job=scheduler_v1.Job(name=JOB["name"], schedule="* * * * *", http_target={"uri": "https://x"}))

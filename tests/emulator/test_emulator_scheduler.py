@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -74,7 +74,7 @@ def test_lifecycle_with_real_client(client, emulator):
 
 def test_record_attempt_and_snapshot(emulator):
     assert post(emulator, make_job()).status_code == 200
-    when = datetime(2030, 1, 1, 1, 0, 5, tzinfo=timezone.utc)
+    when = datetime(2030, 1, 1, 1, 0, 5, tzinfo=UTC)
     emulator.record_scheduler_attempt(NAME, when, 503)
     [job] = emulator.scheduler_jobs()
     assert job["lastAttemptTime"].startswith("2030-01-01T01:00:05")

@@ -10,7 +10,6 @@ import requests
 from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
-
 from vertex_cron.local.storage import StorageEmulator
 
 

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from trigger_wire import EXAMPLES, FUNCTION_DIR, PROJECT, REGION, WORKLOAD_SA, upload
-
 from vertex_cron.local.function_runner import FunctionProcess
 
 

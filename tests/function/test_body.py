@@ -1,10 +1,9 @@
 """The body the deployer writes: every mistake is a 400 naming the field."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-
 from vertex_cron_trigger.body import MAX_BODY_BYTES, parse_body
 from vertex_cron_trigger.errors import BadRequest
 
@@ -33,8 +32,8 @@ def test_all_fields_are_parsed_to_their_types():
         max_concurrent_runs=2, start_time="2024-01-01T00:00:00Z", end_time="2024-02-01T00:00:00+01:00",
         enable_caching=False,
     )
-    assert body.start_time == datetime(2024, 1, 1, tzinfo=timezone.utc)
-    assert body.end_time == datetime(2024, 1, 31, 23, tzinfo=timezone.utc)
+    assert body.start_time == datetime(2024, 1, 1, tzinfo=UTC)
+    assert body.end_time == datetime(2024, 1, 31, 23, tzinfo=UTC)
     assert body.max_concurrent_runs == 2 and body.enable_caching is False and body.time_zone == "Europe/Paris"
 
 

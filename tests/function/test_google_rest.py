@@ -7,7 +7,6 @@ import json
 
 import pytest
 import requests
-
 from vertex_cron_trigger.errors import UpstreamRejected, UpstreamUnavailable
 from vertex_cron_trigger.google_rest import GoogleRest
 from vertex_cron_trigger.settings import Settings

@@ -1,31 +1,30 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-
 from vertex_cron_trigger.errors import BadRequest
 from vertex_cron_trigger.logical_time import logical_time
 
-NOW = datetime(2024, 5, 1, 2, 0, 0, 500_000, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 1, 2, 0, 0, 500_000, tzinfo=UTC)
 
 
 def test_scheduler_header_wins_and_keeps_milliseconds():
     assert logical_time("2024-04-30T02:00:00.1234Z", cron="* * * * *", time_zone=None, now=NOW) == datetime(
-        2024, 4, 30, 2, 0, 0, 123_000, tzinfo=timezone.utc
+        2024, 4, 30, 2, 0, 0, 123_000, tzinfo=UTC
     )
 
 
 def test_without_header_the_latest_fire_time_at_or_before_now():
-    assert logical_time(None, cron="0 2 * * *", time_zone=None, now=NOW) == datetime(2024, 5, 1, 2, tzinfo=timezone.utc)
+    assert logical_time(None, cron="0 2 * * *", time_zone=None, now=NOW) == datetime(2024, 5, 1, 2, tzinfo=UTC)
     earlier = NOW.replace(hour=1, minute=59)
     assert logical_time(None, cron="0 2 * * *", time_zone=None, now=earlier) == datetime(
-        2024, 4, 30, 2, tzinfo=timezone.utc
+        2024, 4, 30, 2, tzinfo=UTC
     )
 
 
 def test_cron_is_read_in_its_time_zone():
     # 02:00 in Paris (CEST, UTC+2) is 00:00 UTC.
     assert logical_time(None, cron="0 2 * * *", time_zone="Europe/Paris", now=NOW) == datetime(
-        2024, 5, 1, 0, tzinfo=timezone.utc
+        2024, 5, 1, 0, tzinfo=UTC
     )
 
 

@@ -2,7 +2,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from vertex_cron_trigger.errors import BadRequest
 from vertex_cron_trigger.parameters import coerce_parameters
 from vertex_cron_trigger.spec import parse_spec

@@ -1,13 +1,13 @@
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from vertex_cron_trigger.pipeline_job import build_pipeline_job, job_id
 from vertex_cron_trigger.spec import parse_spec
 
 SPEC = parse_spec((Path(__file__).resolve().parents[2] / "examples" / "pipeline.json").read_bytes(), source="p")
-WHEN = datetime(2024, 5, 1, 2, 0, tzinfo=timezone.utc)
+WHEN = datetime(2024, 5, 1, 2, 0, tzinfo=UTC)
 LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 
 

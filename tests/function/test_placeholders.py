@@ -1,11 +1,10 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-
 from vertex_cron_trigger.errors import BadRequest
 from vertex_cron_trigger.placeholders import render
 
-WHEN = datetime(2024, 5, 1, 23, 30, tzinfo=timezone.utc)
+WHEN = datetime(2024, 5, 1, 23, 30, tzinfo=UTC)
 
 
 def fill(value, time_zone=None):

@@ -4,7 +4,6 @@ as the function reads them, and nothing of the function's entry-point guards is 
 from __future__ import annotations
 
 import pytest
-
 from vertex_cron_trigger.errors import ConfigError, Forbidden
 from vertex_cron_trigger.settings import Settings
 from vertex_cron_trigger.spec_uri import parse_spec_uri

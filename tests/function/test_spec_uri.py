@@ -1,5 +1,4 @@
 import pytest
-
 from vertex_cron_trigger.errors import BadRequest, Forbidden
 from vertex_cron_trigger.spec_uri import SpecUri, parse_spec_uri
 

@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-
 from trigger_wire import FIRING, INVOKER, PARENT, WORKLOAD_SA, body_for, delete, fire, jobs_of
 
 

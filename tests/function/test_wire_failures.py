@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
 from trigger_wire import EXAMPLES, INVOKER, body_for, fire, jobs_of, upload
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import hcl2
 import pytest
 from hcl2 import SerializationOptions
-
 from vertex_cron.permissions import Scope
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from vertex_cron.permissions import (
     GRANTS,
     PIPELINE_ROOT_PREFIX,

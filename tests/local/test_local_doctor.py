@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-
 from vertex_cron.cli import cli
 from vertex_cron.local.provision import LOCAL_DEPLOYER_MEMBER, infra_state, write
 from vertex_cron.local.stack import LocalStack

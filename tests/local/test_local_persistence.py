@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import requests
 from click.testing import CliRunner
-
 from vertex_cron import api, config
 from vertex_cron.cli import cli
 from vertex_cron.local.stack import LocalStack
@@ -52,6 +51,5 @@ def test_deleting_the_last_schedule_stops_its_function_and_a_restart_does_not_re
         with pytest.raises(requests.ConnectionError):
             requests.post(function_url, json={}, timeout=5)
 
-    with LocalStack(state_dir=tmp_path):
-        with pytest.raises(requests.ConnectionError):
-            requests.post(function_url, json={}, timeout=5)
+    with LocalStack(state_dir=tmp_path), pytest.raises(requests.ConnectionError):
+        requests.post(function_url, json={}, timeout=5)

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from google.auth import jwt
-
 from vertex_cron.local.oidc import LocalIssuer
 from vertex_cron.local.scheduler import LocalScheduler, backoff_intervals
 

@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-
 from vertex_cron import api, config
 from vertex_cron.local.stack import LocalStack
 from vertex_cron.models import ScheduleInput

@@ -13,7 +13,6 @@ import luigi.worker
 import pytest
 import requests
 from luigi_support import EXAMPLES, PROJECT, REGION, WORKLOAD_SA
-
 from vertex_cron.luigi import VertexPipelineTask
 from vertex_cron_trigger.pipeline_job import keyed_job_id
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 from reliability_stack import EXAMPLES, SPEC_OBJECT, FaultFront, function_env, shipped_function, upload
-
 from vertex_cron.local.function_runner import FunctionProcess
 
 
@@ -83,7 +82,6 @@ def in_process_function(emulator, storage_emulator, spec_bucket, shipped_source,
     """`in_process_function(**env_overrides)`: a Flask test client of functions-framework's
     app for the shipped main.py in this process (fresh settings and caches)."""
     import functions_framework
-
     from vertex_cron_trigger import handler, settings
 
     def build(**overrides: str) -> Any:
@@ -106,7 +104,6 @@ def guarded_stack(_proto_types, oidc_issuer, storage_emulator, shipped_source) -
     from types import SimpleNamespace
 
     from reliability_stack import INVOKER
-
     from vertex_cron.local.emulator import Emulator
 
     emulator = Emulator()

@@ -180,7 +180,7 @@ _NOT_COPIED_BACK = {"content-length", "connection", "transfer-encoding", "conten
 class _FrontHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _any(self) -> None:

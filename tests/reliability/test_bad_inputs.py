@@ -12,7 +12,6 @@ import pytest
 import requests
 from click.testing import CliRunner
 from reliability_stack import EXAMPLES, FIRING, PARENT, body_for, scheduler_headers, upload
-
 from vertex_cron.cli import cli
 
 ALIAS_BOMB = b"a: &a [x, x, x, x, x, x, x, x, x]\n" + b"".join(

@@ -8,7 +8,6 @@ import json
 import pytest
 from click.testing import CliRunner
 from reliability_stack import EXAMPLES, storage_bucket
-
 from vertex_cron.cli import cli
 
 PROJECT, REGION = "deploy-project", "europe-west1"

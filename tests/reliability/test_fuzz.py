@@ -10,13 +10,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reliability_stack import EXAMPLES, FIRING, INVOKER, body_for, scheduler_headers, upload
-
 from vertex_cron_trigger.body import parse_body
 from vertex_cron_trigger.errors import TriggerError
 from vertex_cron_trigger.logical_time import logical_time
@@ -43,7 +42,7 @@ field_values = st.one_of(
                      "0001-01-01T00:00:00+01:00", "{{schedule_time:%Y}}", "nightly\n"]),
 )
 bodies = st.dictionaries(st.sampled_from(FIELDS), field_values, max_size=len(FIELDS))
-timestamps = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(timezone.utc))
+timestamps = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC))
 zones = st.none() | st.sampled_from(["UTC", "Asia/Tokyo", "America/St_Johns", "Pacific/Kiritimati", "Etc/GMT+12"])
 placeholder_text = st.lists(
     st.sampled_from(["{{", "}}", "schedule", "schedule_time", ":", "%", "%Y", "%-d", "%Q", "%%", "\x00", "\ud800",
@@ -134,7 +133,7 @@ def test_spec_uri_parsing_answers_every_string_with_a_uri_or_a_4xx(uri):
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=40) | timestamps.map(lambda t: t.isoformat()), st.none() | st.text(max_size=30), zones)
 def test_logical_time_answers_every_header_and_cron_with_a_time_or_a_4xx(header, cron, zone):
-    now = datetime(2024, 5, 1, 2, 30, tzinfo=timezone.utc)
+    now = datetime(2024, 5, 1, 2, 30, tzinfo=UTC)
     _survives(lambda: logical_time(header, cron=cron, time_zone=zone, now=now))
 
 
@@ -159,7 +158,7 @@ def _sendable_if_accepted(data: bytes) -> None:
     except TriggerError as exc:
         assert 400 <= exc.status < 500, exc.message
         return
-    job = build_pipeline_job(spec=spec, schedule="nightly", logical_time=datetime(2024, 5, 1, 2, tzinfo=timezone.utc),
+    job = build_pipeline_job(spec=spec, schedule="nightly", logical_time=datetime(2024, 5, 1, 2, tzinfo=UTC),
                              parameter_values=values, pipeline_root=root or "gs://b/root",
                              service_account="sa@p.iam.gserviceaccount.com", enable_caching=True)
     # What `requests` does with json= (a TypeError/ValueError fails the test), and the UTF-8

@@ -8,9 +8,9 @@ See server.py for the HTTP/control surface, faults.py for fault rules, and the s
 modules (vertex.py, scheduler.py, functions.py) for what each API does.
 """
 
+from .clients import make_emulator_client
 from .common import ApiError
 from .faults import FaultInjector, FaultRule
-from .clients import make_emulator_client
 from .server import CERTS_PATH, Emulator
 
 __all__ = ["ApiError", "CERTS_PATH", "Emulator", "FaultInjector", "FaultRule", "make_emulator_client"]

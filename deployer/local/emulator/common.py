@@ -8,7 +8,7 @@ import functools
 import hashlib
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 # A collection parent in every emulated API's resource names.
@@ -110,7 +110,7 @@ def not_found(message: str) -> ApiError:
 
 
 def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_rfc3339(value: str) -> float:
@@ -123,7 +123,7 @@ def parse_rfc3339(value: str) -> float:
         text = m.group(1) + m.group(2)[:7] + m.group(3)
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 
@@ -131,7 +131,7 @@ def to_epoch(value: Any) -> float:
     """datetime | RFC3339 string | epoch seconds -> epoch seconds."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value.timestamp()
     if isinstance(value, str):
         return parse_rfc3339(value)

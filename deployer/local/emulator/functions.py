@@ -34,7 +34,8 @@ import re
 import threading
 import uuid
 import zipfile
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .common import (
     LOCATION_PARENT,

@@ -30,11 +30,12 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .background_server import BackgroundHTTPServer
@@ -397,7 +398,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 
     def _read_body(self) -> bytes:
@@ -419,7 +420,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         parts = urlsplit(self.path)
         body = self._read_body()
-        host = self.headers.get("Host") or "%s:%s" % self.server.server_address[:2]
+        host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
         req = Request(
             method=method,
             path=unquote(parts.path),
@@ -437,7 +438,8 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
-        assert isinstance(result, Response)
+        if not isinstance(result, Response):
+            raise TypeError(f"a route returned {type(result).__name__}, not a Response")
         self.send_response(result.status)
         for key, value in result.headers.items():
             self.send_header(key, value)
