@@ -37,7 +37,9 @@ class ColdStart:
     stderr: str  # the server's stderr: network-guard lines, import profiles
 
 
-def measure(subject: Subject, cloud: LocalCloud, *, schedule: str, extra_env: dict[str, str] | None = None) -> ColdStart:
+def measure(
+    subject: Subject, cloud: LocalCloud, *, schedule: str, extra_env: dict[str, str] | None = None
+) -> ColdStart:
     env = cloud.function_env(PYTHONPATH=f"{subject.source_dir}:{NETGUARD_DIR}", **(extra_env or {}))
     process = FunctionProcess(subject.source_dir, env)
     body = cloud.trigger_body(schedule)

@@ -37,7 +37,7 @@ def self_times_us(stderr: str) -> dict[str, int]:
     for line in stderr.splitlines():
         if not line.startswith(_LINE_PREFIX):
             continue
-        fields = line[len(_LINE_PREFIX):].split("|")
+        fields = line[len(_LINE_PREFIX) :].split("|")
         if len(fields) != 3 or not fields[0].strip().isdigit():
             continue  # the header line
         times[fields[2].strip()] = times.get(fields[2].strip(), 0) + int(fields[0])

@@ -60,7 +60,9 @@ def _cpu_model() -> str:
 
 def _commit() -> str:
     try:
-        result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
+        result = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10
+        )
     except OSError:
         return "unknown"
     return result.stdout.strip() or "unknown"

@@ -35,7 +35,10 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
 
 
 def _ms(summary: Summary) -> tuple[str, str]:
-    return f"{summary.median * 1000:.0f} ms", f"{summary.low * 1000:.0f}–{summary.high * 1000:.0f} ms (±{summary.spread / 2:.0%})"
+    return (
+        f"{summary.median * 1000:.0f} ms",
+        f"{summary.low * 1000:.0f}–{summary.high * 1000:.0f} ms (±{summary.spread / 2:.0%})",
+    )
 
 
 def _header(results: Results) -> str:
@@ -46,14 +49,17 @@ def _header(results: Results) -> str:
         "# vertex-cron benchmark results\n\n"
         f"{mode}, {machine.date}, commit `{machine.commit}`. Every figure below comes from this "
         "one run, measured side by side; read the ratios, not the absolute times.\n\n"
-        + _table(["machine", ""], [
-            ["cores (nproc)", str(machine.nproc)],
-            ["CPU", machine.cpu],
-            ["system", machine.system],
-            ["Python", machine.python],
-            ["load average 1/5/15 min, start → end", f"{machine.load_before} → {machine.load_after}"],
-            ["packages", packages],
-        ])
+        + _table(
+            ["machine", ""],
+            [
+                ["cores (nproc)", str(machine.nproc)],
+                ["CPU", machine.cpu],
+                ["system", machine.system],
+                ["Python", machine.python],
+                ["load average 1/5/15 min, start → end", f"{machine.load_before} → {machine.load_after}"],
+                ["packages", packages],
+            ],
+        )
     )
 
 
@@ -62,7 +68,8 @@ def _targets(results: Results, figures: list[SubjectFigures]) -> str:
     failures = invariant_failures(results)
     checks = "All invariants held" if not failures else "**Invariants failed:** " + "; ".join(failures)
     return (
-        "## Targets\n\n" + _table(["target", "measured", "", "margin"], rows)
+        "## Targets\n\n"
+        + _table(["target", "measured", "", "margin"], rows)
         + f"\n{checks} (exact job count, no failed delivery, no function rebuild on redeploy, "
         f"{len(results.network_blocked)} connections outside 127.0.0.1).\n"
     )
@@ -75,9 +82,19 @@ def _cold_starts(results: Results, figures: list[SubjectFigures]) -> str:
     for figure in figures:
         median, spread = _ms(figure.cold_seconds)
         speedup = f"{reference.cold_seconds.median / figure.cold_seconds.median:.2f}×" if reference else "–"
-        rows.append([figure.title, median, spread, f"{figure.cold_vs_floor:.2f}×", f"{figure.paired_vs_floor:.2f}×", speedup,
-                     f"{figure.listening_seconds.median * 1000:.0f} ms", f"{figure.first_trigger_seconds.median * 1000:.0f} ms",
-                     str(figure.cold_seconds.n)])
+        rows.append(
+            [
+                figure.title,
+                median,
+                spread,
+                f"{figure.cold_vs_floor:.2f}×",
+                f"{figure.paired_vs_floor:.2f}×",
+                speedup,
+                f"{figure.listening_seconds.median * 1000:.0f} ms",
+                f"{figure.first_trigger_seconds.median * 1000:.0f} ms",
+                str(figure.cold_seconds.n),
+            ]
+        )
     return (
         "## 1. Cold start to the first created PipelineJob\n\n"
         "From spawning `functions-framework` to the first 2xx of a real trigger (spec read from the Cloud "
@@ -86,13 +103,34 @@ def _cold_starts(results: Results, figures: list[SubjectFigures]) -> str:
         "Paired × floor is the median of the ratios within each round, which a slow phase on the machine "
         "cannot skew. The last two columns are the medians of the two parts of each run: until the port accepts (main.py imported, gunicorn "
         "up), then the first trigger itself (lazy imports, sessions, the Storage read, the Vertex AI create).\n\n"
-        + _table(["function", "median", "min–max", "× floor", "paired × floor", "reference ÷ this", "until listening", "first trigger", "runs"], rows)
+        + _table(
+            [
+                "function",
+                "median",
+                "min–max",
+                "× floor",
+                "paired × floor",
+                "reference ÷ this",
+                "until listening",
+                "first trigger",
+                "runs",
+            ],
+            rows,
+        )
     )
 
 
 def _memory(figures: list[SubjectFigures]) -> str:
-    rows = [[f.title, f"{f.master_mib.median:.1f} MiB", f"{f.worker_mib.median:.1f} MiB",
-             f"{f.worker_mib.low:.1f}–{f.worker_mib.high:.1f} MiB", f"{f.worker_vs_floor:.2f}×"] for f in figures]
+    rows = [
+        [
+            f.title,
+            f"{f.master_mib.median:.1f} MiB",
+            f"{f.worker_mib.median:.1f} MiB",
+            f"{f.worker_mib.low:.1f}–{f.worker_mib.high:.1f} MiB",
+            f"{f.worker_vs_floor:.2f}×",
+        ]
+        for f in figures
+    ]
     return (
         "## 2. Peak RSS of the serving processes\n\n"
         "VmHWM from /proc/PID/status right after the first trigger answered (the worker is forked from the "
@@ -128,22 +166,54 @@ def _herd(results: Results) -> str:
         f"One warm vertex-cron instance (functions-framework defaults: 1 worker, {results.machine.nproc * 4} threads), "
         f"{herd.deliveries} deliveries from 32 concurrent clients, shuffled so a retry may overtake its first delivery. "
         "Latency is the function's own `duration_ms` log field (it includes the emulators' time on this same machine).\n\n"
-        + _table(["schedules", "deliveries", "jobs created", "duplicate runs", "outcomes", "errors", "p50", "p99", "wall"], [[
-            str(herd.schedules), str(herd.deliveries), str(herd.jobs_created), str(herd.duplicate_runs), outcomes,
-            str(herd.errors), f"{herd.p50_ms:.0f} ms", f"{herd.p99_ms:.0f} ms", f"{herd.wall_seconds:.1f} s",
-        ]])
+        + _table(
+            ["schedules", "deliveries", "jobs created", "duplicate runs", "outcomes", "errors", "p50", "p99", "wall"],
+            [
+                [
+                    str(herd.schedules),
+                    str(herd.deliveries),
+                    str(herd.jobs_created),
+                    str(herd.duplicate_runs),
+                    outcomes,
+                    str(herd.errors),
+                    f"{herd.p50_ms:.0f} ms",
+                    f"{herd.p99_ms:.0f} ms",
+                    f"{herd.wall_seconds:.1f} s",
+                ]
+            ],
+        )
     )
 
 
 def _deploy(results: Results) -> str:
-    rows = [[step.name, str(step.schedules), str(step.api_calls), str(step.mutating_calls), str(step.storage_calls),
-             "yes" if step.function_touched else "no", f"{step.seconds:.2f} s"] for step in results.deploy_steps]
+    rows = [
+        [
+            step.name,
+            str(step.schedules),
+            str(step.api_calls),
+            str(step.mutating_calls),
+            str(step.storage_calls),
+            "yes" if step.function_touched else "no",
+            f"{step.seconds:.2f} s",
+        ]
+        for step in results.deploy_steps
+    ]
     return (
         "## 4. Deploy\n\n"
         "The real deployer (`vertex_cron.api.apply`) against the emulators, every control-plane call delayed "
         "50 ms; the emulated function build takes 0.3 s (a real Cloud Build takes minutes, once per source change).\n\n"
-        + _table(["step", "schedules", "control-plane calls", "mutating (all APIs)", "storage calls",
-                  "function written", "wall time"], rows)
+        + _table(
+            [
+                "step",
+                "schedules",
+                "control-plane calls",
+                "mutating (all APIs)",
+                "storage calls",
+                "function written",
+                "wall time",
+            ],
+            rows,
+        )
     )
 
 
@@ -156,15 +226,18 @@ def _zip(results: Results) -> str:
 
 
 def _method(results: Results) -> str:
-    skipped = "" if results.config.include_reference else (
-        " This smoke run skipped the SDK reference, so its ratios are not comparable.")
+    skipped = (
+        ""
+        if results.config.include_reference
+        else (" This smoke run skipped the SDK reference, so its ratios are not comparable.")
+    )
     return (
         "## How these were measured\n\n"
         "- One local cloud for all: the project's Vertex AI emulator and gcp-storage-emulator, in the bench "
         "process; each function is a fresh `functions-framework` process (FunctionProcess) with the same "
         "environment and the same Cloud Scheduler-shaped request (the spec as the deployer uploads it: canonical JSON, pinned `#generation`).\n"
         "- The SDK reference imports `google.cloud.aiplatform` at module level, as the recipe does, and calls "
-        "`aiplatform.init(api_endpoint=<emulator>, api_transport=\"rest\", credentials=AnonymousCredentials())` "
+        '`aiplatform.init(api_endpoint=<emulator>, api_transport="rest", credentials=AnonymousCredentials())` '
         "then `PipelineJob(...).submit(service_account=...)`. Each request names a fresh, absent pipeline-root "
         "bucket: for an existing one the SDK asks the real Resource Manager who owns it.\n"
         "- No function starts with cached bytecode for its own source (fresh copies, PYTHONDONTWRITEBYTECODE=1), "

@@ -33,10 +33,14 @@ class BenchConfig:
 
 
 # 11 interleaved rounds: on 2 shared cores a single start varies by ±50 ms or more.
-FULL = BenchConfig(cold_runs=11, warmup_rounds=1, herd_schedules=300, deploy_schedules=20, include_reference=True, chart=True)
+FULL = BenchConfig(
+    cold_runs=11, warmup_rounds=1, herd_schedules=300, deploy_schedules=20, include_reference=True, chart=True
+)
 # `make test` runs this: structure and invariants, not timings. The SDK reference is
 # skipped (its ~2-6 s cold start is most of a run) and so is the chart (matplotlib).
-SMOKE = BenchConfig(cold_runs=1, warmup_rounds=0, herd_schedules=10, deploy_schedules=2, include_reference=False, chart=False)
+SMOKE = BenchConfig(
+    cold_runs=1, warmup_rounds=0, herd_schedules=10, deploy_schedules=2, include_reference=False, chart=False
+)
 
 
 @dataclass
@@ -73,29 +77,39 @@ def run(config: BenchConfig, *, say: Callable[[str], None] = print) -> Results:
     return results
 
 
-def _cold_starts(config: BenchConfig, subjects: list[Subject], cloud: LocalCloud, results: Results, say: Callable[[str], None]) -> None:
+def _cold_starts(
+    config: BenchConfig, subjects: list[Subject], cloud: LocalCloud, results: Results, say: Callable[[str], None]
+) -> None:
     rounds = config.warmup_rounds + config.cold_runs
     for round_index in range(rounds):
         warmup = round_index < config.warmup_rounds
         for subject in subjects:
             sample = coldstart.measure(subject, cloud, schedule=f"{subject.key}-{round_index}")
             _check_network(sample.stderr, results)
-            say(f"cold start {'(warm-up) ' if warmup else ''}{subject.key}: {sample.seconds:.3f} s, "
-                f"worker {sample.rss.worker_kib / 1024:.1f} MiB")
+            say(
+                f"cold start {'(warm-up) ' if warmup else ''}{subject.key}: {sample.seconds:.3f} s, "
+                f"worker {sample.rss.worker_kib / 1024:.1f} MiB"
+            )
             if not warmup:
                 results.cold_starts.append(sample)
 
 
-def _import_profiles(subjects: list[Subject], floor: Subject, cloud: LocalCloud, results: Results, say: Callable[[str], None]) -> None:
+def _import_profiles(
+    subjects: list[Subject], floor: Subject, cloud: LocalCloud, results: Results, say: Callable[[str], None]
+) -> None:
     say("import profiles (-X importtime)")
     profiled = {
-        subject.key: coldstart.measure(subject, cloud, schedule=f"profile-{subject.key}", extra_env=importprofile.PROFILE_ENV)
+        subject.key: coldstart.measure(
+            subject, cloud, schedule=f"profile-{subject.key}", extra_env=importprofile.PROFILE_ENV
+        )
         for subject in subjects
     }
     for subject in subjects:
         _check_network(profiled[subject.key].stderr, results)
         if subject != floor:
-            results.import_profiles.append(importprofile.compare(subject.key, profiled[subject.key].stderr, profiled[floor.key].stderr))
+            results.import_profiles.append(
+                importprofile.compare(subject.key, profiled[subject.key].stderr, profiled[floor.key].stderr)
+            )
 
 
 def _check_network(stderr: str, results: Results) -> None:

@@ -47,16 +47,21 @@ def subject_figures(results: Results) -> list[SubjectFigures]:
     for subject in results.subjects:
         cold, master, worker = _summaries(results, subject.key)
         runs = results.cold_of(subject.key)
-        figures.append(SubjectFigures(
-            subject.key, subject.title, cold,
-            summarize([run.listening_seconds for run in runs]),
-            summarize([run.seconds - run.listening_seconds for run in runs]),
-            master, worker,
-            cold.median / floor[0].median,
-            statistics.median(run.seconds / base.seconds for run, base in zip(runs, floor_runs, strict=True)),
-            worker.median / floor[2].median,
-            [run.seconds for run in runs],
-        ))
+        figures.append(
+            SubjectFigures(
+                subject.key,
+                subject.title,
+                cold,
+                summarize([run.listening_seconds for run in runs]),
+                summarize([run.seconds - run.listening_seconds for run in runs]),
+                master,
+                worker,
+                cold.median / floor[0].median,
+                statistics.median(run.seconds / base.seconds for run, base in zip(runs, floor_runs, strict=True)),
+                worker.median / floor[2].median,
+                [run.seconds for run in runs],
+            )
+        )
     return figures
 
 
@@ -72,30 +77,65 @@ def _summaries(results: Results, key: str) -> tuple[Summary, Summary, Summary]:
 def targets(results: Results, figures: list[SubjectFigures]) -> list[Target]:
     by_key = {figure.key: figure for figure in figures}
     ours, floor, reference = by_key["vertex-cron"], by_key["floor"], by_key.get("sdk")
-    found = [_at_most(f"cold start ≤ {COLD_VS_FLOOR_MAX}× the floor", ours.cold_vs_floor, COLD_VS_FLOOR_MAX,
-                      floor.cold_seconds.median * 1000, "ms")]
+    found = [
+        _at_most(
+            f"cold start ≤ {COLD_VS_FLOOR_MAX}× the floor",
+            ours.cold_vs_floor,
+            COLD_VS_FLOOR_MAX,
+            floor.cold_seconds.median * 1000,
+            "ms",
+        )
+    ]
     if reference is None:
-        found.append(Target(f"cold start ≥ {SPEEDUP_VS_REFERENCE_MIN:g}× faster than the SDK reference",
-                            "not measured", None, "the smoke run skips the reference"))
+        found.append(
+            Target(
+                f"cold start ≥ {SPEEDUP_VS_REFERENCE_MIN:g}× faster than the SDK reference",
+                "not measured",
+                None,
+                "the smoke run skips the reference",
+            )
+        )
     else:
         speedup = reference.cold_seconds.median / ours.cold_seconds.median
         allowed_ms = reference.cold_seconds.median / SPEEDUP_VS_REFERENCE_MIN * 1000
         over_ms = ours.cold_seconds.median * 1000 - allowed_ms
-        found.append(Target(
-            f"cold start ≥ {SPEEDUP_VS_REFERENCE_MIN:g}× faster than the SDK reference", f"{speedup:.2f}×",
-            speedup >= SPEEDUP_VS_REFERENCE_MIN,
-            f"{-over_ms:.0f} ms to spare" if over_ms <= 0 else
-            f"missed by {SPEEDUP_VS_REFERENCE_MIN - speedup:.2f}×: needs ≤ {allowed_ms:.0f} ms, is {allowed_ms + over_ms:.0f} ms",
-        ))
-    found.append(_at_most(f"worker peak RSS ≤ {WORKER_RSS_VS_FLOOR_MAX}× the floor", ours.worker_vs_floor,
-                          WORKER_RSS_VS_FLOOR_MAX, floor.worker_mib.median, "MiB"))
+        found.append(
+            Target(
+                f"cold start ≥ {SPEEDUP_VS_REFERENCE_MIN:g}× faster than the SDK reference",
+                f"{speedup:.2f}×",
+                speedup >= SPEEDUP_VS_REFERENCE_MIN,
+                f"{-over_ms:.0f} ms to spare"
+                if over_ms <= 0
+                else f"missed by {SPEEDUP_VS_REFERENCE_MIN - speedup:.2f}×: needs ≤ {allowed_ms:.0f} ms, is {allowed_ms + over_ms:.0f} ms",
+            )
+        )
+    found.append(
+        _at_most(
+            f"worker peak RSS ≤ {WORKER_RSS_VS_FLOOR_MAX}× the floor",
+            ours.worker_vs_floor,
+            WORKER_RSS_VS_FLOOR_MAX,
+            floor.worker_mib.median,
+            "MiB",
+        )
+    )
     assert results.herd is not None
-    found.append(Target("zero duplicate runs (herd)", f"{results.herd.jobs_created} jobs for {results.herd.schedules} schedules",
-                        results.herd.duplicate_runs == 0 and results.herd.jobs_created == results.herd.schedules,
-                        f"{results.herd.duplicate_runs} duplicates"))
+    found.append(
+        Target(
+            "zero duplicate runs (herd)",
+            f"{results.herd.jobs_created} jobs for {results.herd.schedules} schedules",
+            results.herd.duplicate_runs == 0 and results.herd.jobs_created == results.herd.schedules,
+            f"{results.herd.duplicate_runs} duplicates",
+        )
+    )
     noop = _noop(results)
-    found.append(Target("no-op redeploy makes 0 mutating calls", f"{noop.mutating_calls} mutating calls",
-                        noop.mutating_calls == 0, f"{noop.api_calls} read calls"))
+    found.append(
+        Target(
+            "no-op redeploy makes 0 mutating calls",
+            f"{noop.mutating_calls} mutating calls",
+            noop.mutating_calls == 0,
+            f"{noop.api_calls} read calls",
+        )
+    )
     return found
 
 

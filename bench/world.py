@@ -40,7 +40,9 @@ class LocalCloud:
         self.spec_uri = f"gs://{SPEC_BUCKET}/{spec_object.object_name}#{self._upload(spec_object)}"
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         self.storage.stop()
         self.vertex.stop()
 
@@ -76,12 +78,14 @@ class LocalCloud:
     def trigger_body(self, schedule: str) -> bytes:
         """What Cloud Scheduler posts. The pipeline root is a fresh, absent bucket: the SDK
         reference checks an existing one with Resource Manager (a real Google call)."""
-        return json.dumps({
-            "schedule": schedule,
-            "spec_uri": self.spec_uri,
-            "parameter_values": {"run_date": "{{schedule_time:%Y-%m-%d}}"},
-            "pipeline_root": f"gs://bench-root-{uuid.uuid4().hex[:20]}/pipeline-root",
-        }).encode()
+        return json.dumps(
+            {
+                "schedule": schedule,
+                "spec_uri": self.spec_uri,
+                "parameter_values": {"run_date": "{{schedule_time:%Y-%m-%d}}"},
+                "pipeline_root": f"gs://bench-root-{uuid.uuid4().hex[:20]}/pipeline-root",
+            }
+        ).encode()
 
     def job_names(self, prefix: str) -> list[str]:
         return [job["name"] for job in self.vertex.pipeline_jobs() if job["name"].rsplit("/", 1)[-1].startswith(prefix)]

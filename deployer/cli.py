@@ -30,9 +30,15 @@ _SETTING_FLAGS = (
     ("--workload-sa", "Service account pipeline runs get."),
     ("--function-sa", "Service account the trigger function runs as."),
     ("--scheduler-sa", "Service account Cloud Scheduler calls the function as (the function's invoker)."),
-    ("--build-sa", "Service account the function's Cloud Build runs as (required unless --allow-default-service-account)."),
+    (
+        "--build-sa",
+        "Service account the function's Cloud Build runs as (required unless --allow-default-service-account).",
+    ),
     ("--function-name", f"Name of the shared function [default: {config.DEFAULT_FUNCTION_NAME}]."),
-    ("--impersonate-service-account", "Act as this service account (Application Default Credentials must be allowed to)."),
+    (
+        "--impersonate-service-account",
+        "Act as this service account (Application Default Credentials must be allowed to).",
+    ),
 )
 
 
@@ -72,9 +78,7 @@ class _SettingSources:
     flags: dict[str, Any]
     config_path: Path | None
 
-    def resolve(
-        self, file_defaults: Mapping[str, Any] | None = None, defaults_source: str = ""
-    ) -> config.Settings:
+    def resolve(self, file_defaults: Mapping[str, Any] | None = None, defaults_source: str = "") -> config.Settings:
         """flags > environment > schedules-file `defaults` > vertex-cron.toml"""
         file_values = config.load_file_values(self.config_path, cwd=Path.cwd())
         toml = str(self.config_path or config.PROJECT_FILE)
@@ -99,14 +103,33 @@ def _setting_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
     options = [click.option(flag, default=None, help=help_text) for flag, help_text in _SETTING_FLAGS]
     options += [
-        click.option("--max-instances", type=int, default=None,
-                     help=f"Upper bound on function instances [default: {config.DEFAULT_MAX_INSTANCES}]."),
-        click.option("--allow-default-service-account", is_flag=True, default=None,
-                     help="Accept a Compute Engine / App Engine default service account as an identity."),
-        click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                     help=f"Settings file [default: ./{config.PROJECT_FILE} if present]."),
-        click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-                     help="Output format."),
+        click.option(
+            "--max-instances",
+            type=int,
+            default=None,
+            help=f"Upper bound on function instances [default: {config.DEFAULT_MAX_INSTANCES}].",
+        ),
+        click.option(
+            "--allow-default-service-account",
+            is_flag=True,
+            default=None,
+            help="Accept a Compute Engine / App Engine default service account as an identity.",
+        ),
+        click.option(
+            "--config",
+            "config_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help=f"Settings file [default: ./{config.PROJECT_FILE} if present].",
+        ),
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            show_default=True,
+            help="Output format.",
+        ),
     ]
     for option in reversed(options):
         wrapper = option(wrapper)
@@ -132,8 +155,13 @@ def cli(ctx: click.Context) -> None:
 
 @cli.command()
 @click.argument("name")
-@click.option("--spec", "spec_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Compiled KFP pipeline (JSON or YAML).")
+@click.option(
+    "--spec",
+    "spec_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Compiled KFP pipeline (JSON or YAML).",
+)
 @click.option("--cron", required=True, help="Unix-cron expression, e.g. '0 3 * * *'.")
 @click.option("--time-zone", default="UTC", show_default=True, help="IANA time zone of the cron expression.")
 @click.option("--param", "params", multiple=True, metavar="K=V", help="Pipeline parameter (repeatable).")
@@ -144,7 +172,9 @@ def cli(ctx: click.Context) -> None:
 @click.option("--enable-caching/--disable-caching", default=None, help="Override the pipeline's caching.")
 @_dry_run
 @_setting_options
-def deploy(sources: _SettingSources, fmt: str, dry_run: bool, name: str, params: tuple[str, ...], **schedule: Any) -> None:
+def deploy(
+    sources: _SettingSources, fmt: str, dry_run: bool, name: str, params: tuple[str, ...], **schedule: Any
+) -> None:
     """Create or update schedule NAME (uploads the spec, deploys the function when needed)."""
     wanted = ScheduleInput(name=name, parameters=_parse_params(params), **schedule)
     plan = api.deploy(sources.resolve(), wanted, dry_run=dry_run, progress=_progress())
@@ -152,8 +182,14 @@ def deploy(sources: _SettingSources, fmt: str, dry_run: bool, name: str, params:
 
 
 @cli.command("apply")
-@click.option("-f", "--file", "path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Schedules file (YAML).")
+@click.option(
+    "-f",
+    "--file",
+    "path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Schedules file (YAML).",
+)
 @click.option("--prune", is_flag=True, help="Delete managed schedules that are not in the file.")
 @_dry_run
 @_setting_options
@@ -173,8 +209,7 @@ def apply_command(sources: _SettingSources, fmt: str, path: Path, prune: bool, d
     """
     loaded = schedules_file.load(path)
     settings = sources.resolve(loaded.settings, defaults_source=f"{path}: defaults")
-    plan = api.apply(settings, loaded.schedules, prune=prune, dry_run=dry_run,
-                     progress=_progress())
+    plan = api.apply(settings, loaded.schedules, prune=prune, dry_run=dry_run, progress=_progress())
     click.echo(render.plan(plan, fmt, applied=not dry_run))
 
 
@@ -205,15 +240,18 @@ def _job_command(action: Callable[..., Any], summary: str) -> click.Command:
 
 cli.add_command(_job_command(api.pause, "Pause schedule NAME (no firings until resumed)."))
 cli.add_command(_job_command(api.resume, "Resume schedule NAME."))
-cli.add_command(_job_command(
-    api.run, "Fire schedule NAME now (a forced run gets its own PipelineJob; firings are unaffected)."
-))
+cli.add_command(
+    _job_command(api.run, "Fire schedule NAME now (a forced run gets its own PipelineJob; firings are unaffected).")
+)
 
 
 @cli.command()
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
-@click.option("--purge", is_flag=True,
-              help="Also delete this region's spec objects (uploaded by vertex-cron) that no remaining schedule uses.")
+@click.option(
+    "--purge",
+    is_flag=True,
+    help="Also delete this region's spec objects (uploaded by vertex-cron) that no remaining schedule uses.",
+)
 @_dry_run
 @_setting_options
 def delete(sources: _SettingSources, fmt: str, names: tuple[str, ...], purge: bool, dry_run: bool) -> None:
@@ -224,8 +262,13 @@ def delete(sources: _SettingSources, fmt: str, names: tuple[str, ...], purge: bo
 
 @cli.command()
 @click.argument("name")
-@click.option("--limit", type=click.IntRange(1, 100), default=api.DEFAULT_HISTORY, show_default=True,
-              help="How many runs to show (1-100), newest first.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100),
+    default=api.DEFAULT_HISTORY,
+    show_default=True,
+    help="How many runs to show (1-100), newest first.",
+)
 @_setting_options
 def history(sources: _SettingSources, fmt: str, name: str, limit: int) -> None:
     """Recent pipeline runs of schedule NAME, newest first, with console links."""

@@ -81,7 +81,9 @@ def check_identities(settings: Settings) -> None:
             role, getattr(settings, name), allow_default=settings.allow_default_service_account
         )
     if settings.build_sa:
-        validation.check_service_account("build SA", settings.build_sa, allow_default=settings.allow_default_service_account)
+        validation.check_service_account(
+            "build SA", settings.build_sa, allow_default=settings.allow_default_service_account
+        )
     elif not settings.allow_default_service_account:
         # Without build_config.service_account, Cloud Build runs as the project's default
         # build identity (the Compute Engine default SA in current projects): Editor-wide.
@@ -91,9 +93,7 @@ def check_identities(settings: Settings) -> None:
             "build_sa output of infra/, or pass --allow-default-service-account",
         )
     if settings.impersonate_service_account:
-        validation.check_service_account(
-            "impersonated SA", settings.impersonate_service_account, allow_default=False
-        )
+        validation.check_service_account("impersonated SA", settings.impersonate_service_account, allow_default=False)
 
 
 def build(
@@ -209,7 +209,7 @@ def job_name(project: str, region: str, schedule: str) -> str:
 def schedule_of(job: str) -> str | None:
     """The schedule name of a managed job's full name, None for a job vertex-cron does not manage."""
     short = job.rsplit("/", 1)[-1]
-    return short[len(JOB_PREFIX):] if short.startswith(JOB_PREFIX) else None
+    return short[len(JOB_PREFIX) :] if short.startswith(JOB_PREFIX) else None
 
 
 def function_environment(settings: Settings) -> dict[str, str | None]:

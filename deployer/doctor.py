@@ -52,9 +52,18 @@ from .permissions import (
 from .validation import check_service_account
 
 # identity -> the settings field naming its service account
-IDENTITY_SETTING = {"function": "function_sa", "scheduler": "scheduler_sa", "workload": "workload_sa", "build": "build_sa"}
-SA_SCOPE_IDENTITY = {Scope.FUNCTION_SA: "function", Scope.SCHEDULER_SA: "scheduler",
-                     Scope.WORKLOAD_SA: "workload", Scope.BUILD_SA: "build"}
+IDENTITY_SETTING = {
+    "function": "function_sa",
+    "scheduler": "scheduler_sa",
+    "workload": "workload_sa",
+    "build": "build_sa",
+}
+SA_SCOPE_IDENTITY = {
+    Scope.FUNCTION_SA: "function",
+    Scope.SCHEDULER_SA: "scheduler",
+    Scope.WORKLOAD_SA: "workload",
+    Scope.BUILD_SA: "build",
+}
 BASIC_ROLES = ("roles/owner", "roles/editor")
 # Shown in fixes for the caller, whose own member name doctor cannot know.
 DEPLOYER_MEMBER = "DEPLOYER"
@@ -79,8 +88,13 @@ class Item:
     fix: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"section": self.section, "check": self.check, "status": self.status.value,
-                "detail": self.detail, "fix": list(self.fix)}
+        return {
+            "section": self.section,
+            "check": self.check,
+            "status": self.status.value,
+            "detail": self.detail,
+            "fix": list(self.fix),
+        }
 
 
 @dataclass(frozen=True)
@@ -106,8 +120,9 @@ class Report:
             lines.extend(f"      {label}: {line}" for line in item.fix)
         lines.append(f"\n{len(self.items)} checks, {len(self.failed)} failed")
         if any(DEPLOYER_MEMBER in line for item in self.failed for line in item.fix):
-            lines.append(f"{DEPLOYER_MEMBER} = you: user:EMAIL, group:EMAIL or serviceAccount:EMAIL "
-                         "(infra's deployer_member)")
+            lines.append(
+                f"{DEPLOYER_MEMBER} = you: user:EMAIL, group:EMAIL or serviceAccount:EMAIL (infra's deployer_member)"
+            )
         return "\n".join(lines)
 
 
@@ -142,23 +157,41 @@ class _Doctor:
             if api in enabled:
                 yield Item(section, f"{api} enabled", Status.OK)
             else:
-                yield Item(section, f"{api} enabled", Status.FAIL, f"disabled; needed because {why}",
-                           (f"gcloud services enable {api} --project={project}",
-                            "terraform: google_project_service.required (infra/apis.tf)"))
+                yield Item(
+                    section,
+                    f"{api} enabled",
+                    Status.FAIL,
+                    f"disabled; needed because {why}",
+                    (
+                        f"gcloud services enable {api} --project={project}",
+                        "terraform: google_project_service.required (infra/apis.tf)",
+                    ),
+                )
 
     def _identities(self) -> Iterator[Item]:
         section = "Service accounts"
         allow_default = self.settings.allow_default_service_account
         for identity, email in self._configured():
             if email is None:  # only build_sa may be unset (run() requires the others)
-                default = ("not set: Cloud Build runs as the project's default build service account "
-                           "(usually the Compute Engine default, with broad grants)")
+                default = (
+                    "not set: Cloud Build runs as the project's default build service account "
+                    "(usually the Compute Engine default, with broad grants)"
+                )
                 if allow_default:
-                    yield Item(section, f"{identity} SA", Status.NOTE, f"{default}; accepted by "
-                               "--allow-default-service-account")
+                    yield Item(
+                        section,
+                        f"{identity} SA",
+                        Status.NOTE,
+                        f"{default}; accepted by --allow-default-service-account",
+                    )
                 else:
-                    yield Item(section, f"{identity} SA", Status.FAIL, f"{default}; "
-                               "--allow-default-service-account would accept that", _use_infra_sa(identity))
+                    yield Item(
+                        section,
+                        f"{identity} SA",
+                        Status.FAIL,
+                        f"{default}; --allow-default-service-account would accept that",
+                        _use_infra_sa(identity),
+                    )
                 continue
             try:
                 check_service_account(f"{identity} SA", email, allow_default=allow_default)
@@ -170,50 +203,80 @@ class _Doctor:
             except DeployError as exc:
                 yield self._call_failed(section, f"{identity} SA {email}", exc, Scope.PROJECT)
                 continue
-            yield Item(section, f"{identity} SA {email} exists", Status.OK if exists else Status.FAIL,
-                       "" if exists else "no such service account",
-                       () if exists else (
-                           f"gcloud iam service-accounts create {email.split('@')[0]} --project={self.settings.project}",
-                           f'terraform: google_service_account.vertex_cron["{identity}"] (infra/service_accounts.tf)'))
+            yield Item(
+                section,
+                f"{identity} SA {email} exists",
+                Status.OK if exists else Status.FAIL,
+                "" if exists else "no such service account",
+                ()
+                if exists
+                else (
+                    f"gcloud iam service-accounts create {email.split('@')[0]} --project={self.settings.project}",
+                    f'terraform: google_service_account.vertex_cron["{identity}"] (infra/service_accounts.tf)',
+                ),
+            )
 
     def _caller(self) -> Iterator[Item]:
         section = "Your permissions (testIamPermissions, as the caller)"
         project, bucket = self.settings.project, self.settings.bucket
-        yield from self._tested(section, f"on project {project}", Scope.PROJECT,
-                                lambda wanted: self.cloud.caller_project_permissions(wanted))
+        yield from self._tested(
+            section,
+            f"on project {project}",
+            Scope.PROJECT,
+            lambda wanted: self.cloud.caller_project_permissions(wanted),
+        )
         yield from self._bucket_tested(section, bucket)
         for scope, identity in SA_SCOPE_IDENTITY.items():
             email = getattr(self.settings, IDENTITY_SETTING[identity])
             if names("deployer", scope) and email:
-                yield from self._tested(section, f"act as the {identity} SA", scope,
-                                        lambda wanted, e=email: self.cloud.caller_service_account_permissions(e, wanted))
+                yield from self._tested(
+                    section,
+                    f"act as the {identity} SA",
+                    scope,
+                    lambda wanted, e=email: self.cloud.caller_service_account_permissions(e, wanted),
+                )
 
     def _bucket_tested(self, section: str, bucket: str) -> Iterator[Item]:
         on_bucket, on_specs = names("deployer", Scope.BUCKET), names("deployer", Scope.SPEC_PREFIX)
         try:
             held = self.cloud.caller_bucket_permissions(bucket, on_bucket | on_specs)
         except NotFound:
-            yield Item(section, f"gs://{bucket} exists", Status.FAIL, "no such bucket",
-                       ("terraform: google_storage_bucket.artifacts (infra/bucket.tf)",))
+            yield Item(
+                section,
+                f"gs://{bucket} exists",
+                Status.FAIL,
+                "no such bucket",
+                ("terraform: google_storage_bucket.artifacts (infra/bucket.tf)",),
+            )
             return
         except DeployError as exc:
             yield self._call_failed(section, f"on gs://{bucket}", exc, Scope.BUCKET)
             return
         missing = on_bucket - held
-        yield Item(section, f"on gs://{bucket}", Status.FAIL if missing else Status.OK,
-                   f"missing {_sorted(missing)}" if missing else "",
-                   self._grant_fix("deployer", Scope.BUCKET, DEPLOYER_MEMBER) if missing else ())
+        yield Item(
+            section,
+            f"on gs://{bucket}",
+            Status.FAIL if missing else Status.OK,
+            f"missing {_sorted(missing)}" if missing else "",
+            self._grant_fix("deployer", Scope.BUCKET, DEPLOYER_MEMBER) if missing else (),
+        )
         unconfirmed = on_specs - held
         where = f"on gs://{bucket}/{SPEC_PREFIX}"
         if unconfirmed:
-            yield Item(section, where, Status.NOTE,
-                       f"{_sorted(unconfirmed)} not confirmed: testIamPermissions cannot evaluate "
-                       "grants conditioned on an object prefix (infra grants them that way)",
-                       (f"terraform: {grant('deployer', Scope.SPEC_PREFIX).terraform} (infra/iam.tf)",))
+            yield Item(
+                section,
+                where,
+                Status.NOTE,
+                f"{_sorted(unconfirmed)} not confirmed: testIamPermissions cannot evaluate "
+                "grants conditioned on an object prefix (infra grants them that way)",
+                (f"terraform: {grant('deployer', Scope.SPEC_PREFIX).terraform} (infra/iam.tf)",),
+            )
         else:
             yield Item(section, where, Status.OK)
 
-    def _tested(self, section: str, check: str, scope: Scope, test: Callable[[frozenset[str]], frozenset[str]]) -> Iterator[Item]:
+    def _tested(
+        self, section: str, check: str, scope: Scope, test: Callable[[frozenset[str]], frozenset[str]]
+    ) -> Iterator[Item]:
         wanted = names("deployer", scope)
         try:
             missing = wanted - test(wanted)
@@ -224,8 +287,13 @@ class _Doctor:
                 yield self._call_failed(section, check, exc, scope)
             return
         if missing:
-            yield Item(section, check, Status.FAIL, f"missing {_sorted(missing)}",
-                       self._grant_fix("deployer", scope, DEPLOYER_MEMBER))
+            yield Item(
+                section,
+                check,
+                Status.FAIL,
+                f"missing {_sorted(missing)}",
+                self._grant_fix("deployer", scope, DEPLOYER_MEMBER),
+            )
         else:
             yield Item(section, check, Status.OK)
 
@@ -244,10 +312,16 @@ class _Doctor:
                 continue
             excess = sorted({b.role for b in project_bindings if b.role in BASIC_ROLES})
             for role in excess:
-                yield Item(section, f"no basic role on project {self.settings.project}", Status.FAIL,
-                           f"holds {role}: far more than vertex-cron needs",
-                           (f"gcloud projects remove-iam-policy-binding {self.settings.project} "
-                            f"--member={member} --role={role}",))
+                yield Item(
+                    section,
+                    f"no basic role on project {self.settings.project}",
+                    Status.FAIL,
+                    f"holds {role}: far more than vertex-cron needs",
+                    (
+                        f"gcloud projects remove-iam-policy-binding {self.settings.project} "
+                        f"--member={member} --role={role}",
+                    ),
+                )
             if not excess:
                 yield Item(section, "no basic role (owner/editor) on the project", Status.OK)
         yield from self._scheduler_agent(policies)
@@ -260,23 +334,44 @@ class _Doctor:
         except _Unreadable as exc:
             yield self._call_failed(section, check, exc.error, exc.scope)
             return
-        if any(b.role == SCHEDULER_AGENT_ROLE and any(m.endswith(f"@{SCHEDULER_AGENT_DOMAIN}") for m in b.members)
-               for b in bindings):
+        if any(
+            b.role == SCHEDULER_AGENT_ROLE and any(m.endswith(f"@{SCHEDULER_AGENT_DOMAIN}") for m in b.members)
+            for b in bindings
+        ):
             yield Item(section, check, Status.OK)
             return
         number = f"$(gcloud projects describe {project} --format='value(projectNumber)')"
-        yield Item(section, check, Status.FAIL, "no such binding: every firing would fail to get its token",
-                   (f"gcloud beta services identity create --service=cloudscheduler.googleapis.com --project={project}",
-                    f"gcloud projects add-iam-policy-binding {project} "
-                    f"--member=serviceAccount:{scheduler_agent(number)} --role={SCHEDULER_AGENT_ROLE}"))
+        yield Item(
+            section,
+            check,
+            Status.FAIL,
+            "no such binding: every firing would fail to get its token",
+            (
+                f"gcloud beta services identity create --service=cloudscheduler.googleapis.com --project={project}",
+                f"gcloud projects add-iam-policy-binding {project} "
+                f"--member=serviceAccount:{scheduler_agent(number)} --role={SCHEDULER_AGENT_ROLE}",
+            ),
+        )
 
-    def _scope_item(self, section: str, identity: str, scope: Scope, member: str,
-                    policies: _Policies, project_bindings: list[Binding]) -> Item:
+    def _scope_item(
+        self,
+        section: str,
+        identity: str,
+        scope: Scope,
+        member: str,
+        policies: _Policies,
+        project_bindings: list[Binding],
+    ) -> Item:
         check = _describe(scope, self.settings)
         needed = names(identity, scope)
         if scope is Scope.BUILD_REPOSITORY:
-            return Item(section, check, Status.NOTE, "not checked (the repository's IAM policy is not read)",
-                        (f"terraform: {grant(identity, scope).terraform} (infra/build.tf, infra/iam.tf)",))
+            return Item(
+                section,
+                check,
+                Status.NOTE,
+                "not checked (the repository's IAM policy is not read)",
+                (f"terraform: {grant(identity, scope).terraform} (infra/build.tf, infra/iam.tf)",),
+            )
         unconditional = [b for b in project_bindings if b.condition is None]
         if scope is Scope.PROJECT:
             bindings = unconditional
@@ -298,11 +393,11 @@ class _Doctor:
         conditional = {b.condition: self._role(b.role) & needed for b in bindings if b.condition}
         missing = needed - held - frozenset().union(*conditional.values())
         if missing:
-            return Item(section, check, Status.FAIL, f"missing {_sorted(missing)}",
-                        self._grant_fix(identity, scope, member))
+            return Item(
+                section, check, Status.FAIL, f"missing {_sorted(missing)}", self._grant_fix(identity, scope, member)
+            )
         used = sorted(title for title, perms in conditional.items() if perms - held)
-        return Item(section, check, Status.OK,
-                    f"conditional (not evaluated): {', '.join(used)}" if used else "")
+        return Item(section, check, Status.OK, f"conditional (not evaluated): {', '.join(used)}" if used else "")
 
     def _function(self) -> Iterator[Item]:
         section, settings = "Deployed function", self.settings
@@ -313,20 +408,32 @@ class _Doctor:
             yield self._call_failed(section, settings.function_name, exc, Scope.PROJECT)
             return
         if function is None:
-            yield Item(section, settings.function_name, Status.NOTE,
-                       "not deployed yet: the first `vertex-cron deploy` creates it")
+            yield Item(
+                section,
+                settings.function_name,
+                Status.NOTE,
+                "not deployed yet: the first `vertex-cron deploy` creates it",
+            )
             return
         redeploy = ("vertex-cron deploy NAME ... (any schedule) converges the function on the settings",)
         runs_as = function.fields.get("service_config.service_account_email")
-        yield Item(section, f"runs as the function SA {settings.function_sa}",
-                   Status.OK if runs_as == settings.function_sa else Status.FAIL,
-                   "" if runs_as == settings.function_sa else f"runs as {runs_as}",
-                   () if runs_as == settings.function_sa else redeploy)
+        yield Item(
+            section,
+            f"runs as the function SA {settings.function_sa}",
+            Status.OK if runs_as == settings.function_sa else Status.FAIL,
+            "" if runs_as == settings.function_sa else f"runs as {runs_as}",
+            () if runs_as == settings.function_sa else redeploy,
+        )
         wanted = desired_state.function_environment(settings)
         actual = function.fields.get("service_config.environment_variables") or {}
         differing = sorted(k for k, v in wanted.items() if not _environment_matches(k, v, actual.get(k)))
-        yield Item(section, "environment matches the settings", Status.FAIL if differing else Status.OK,
-                   f"differs: {', '.join(differing)}" if differing else "", redeploy if differing else ())
+        yield Item(
+            section,
+            "environment matches the settings",
+            Status.FAIL if differing else Status.OK,
+            f"differs: {', '.join(differing)}" if differing else "",
+            redeploy if differing else (),
+        )
         yield from self._invokers(section, function.service)
 
     def _invokers(self, section: str, service: str | None) -> Iterator[Item]:
@@ -342,19 +449,30 @@ class _Doctor:
         short = service.rsplit("/", 1)[-1]
         run_flags = f"--region={settings.region} --project={settings.project}"
         public = sorted(members & PUBLIC_MEMBERS)
-        yield Item(section, "not public (no allUsers/allAuthenticatedUsers invoker)",
-                   Status.FAIL if public else Status.OK,
-                   f"{_sorted(public)} may invoke it" if public else "",
-                   tuple(f"gcloud run services remove-iam-policy-binding {short} {run_flags} "
-                         f"--member={m} --role={INVOKER_ROLE}" for m in public))
+        yield Item(
+            section,
+            "not public (no allUsers/allAuthenticatedUsers invoker)",
+            Status.FAIL if public else Status.OK,
+            f"{_sorted(public)} may invoke it" if public else "",
+            tuple(
+                f"gcloud run services remove-iam-policy-binding {short} {run_flags} --member={m} --role={INVOKER_ROLE}"
+                for m in public
+            ),
+        )
         scheduler = f"serviceAccount:{settings.scheduler_sa}"
-        yield Item(section, f"scheduler SA may invoke it ({INVOKER_ROLE})",
-                   Status.OK if scheduler in members else Status.FAIL,
-                   "" if scheduler in members else "Scheduler's calls would be refused (403)",
-                   () if scheduler in members else (
-                       f"gcloud run services add-iam-policy-binding {short} {run_flags} "
-                       f"--member={scheduler} --role={INVOKER_ROLE}",
-                       "or re-run `vertex-cron deploy`, which grants it"))
+        yield Item(
+            section,
+            f"scheduler SA may invoke it ({INVOKER_ROLE})",
+            Status.OK if scheduler in members else Status.FAIL,
+            "" if scheduler in members else "Scheduler's calls would be refused (403)",
+            ()
+            if scheduler in members
+            else (
+                f"gcloud run services add-iam-policy-binding {short} {run_flags} "
+                f"--member={scheduler} --role={INVOKER_ROLE}",
+                "or re-run `vertex-cron deploy`, which grants it",
+            ),
+        )
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -380,8 +498,10 @@ class _Doctor:
         elif isinstance(exc, PermissionDenied):
             fix = self._grant_fix("deployer", scope, DEPLOYER_MEMBER)
         else:  # Google refused the request itself: a setting names something that is not there
-            fix = ("check project, region and bucket in vertex-cron.toml (or their --flags / VERTEX_CRON_* "
-                   "variables) against `terraform output`, then re-run vertex-cron doctor",)
+            fix = (
+                "check project, region and bucket in vertex-cron.toml (or their --flags / VERTEX_CRON_* "
+                "variables) against `terraform output`, then re-run vertex-cron doctor",
+            )
         return Item(section, check, Status.FAIL, f"could not check: {exc.reason}", fix)
 
     def _grant_fix(self, identity: str, scope: Scope, member: str) -> tuple[str, ...]:
@@ -392,12 +512,16 @@ class _Doctor:
             Scope.PROJECT: f"gcloud projects add-iam-policy-binding {s.project} {role}",
             Scope.BUCKET: f"gcloud storage buckets add-iam-policy-binding gs://{s.bucket} {role}",
             Scope.BUILD_REPOSITORY: f"gcloud artifacts repositories add-iam-policy-binding gcf-artifacts "
-                                    f"--location={s.region} --project={s.project} {role}",
+            f"--location={s.region} --project={s.project} {role}",
         }.get(scope)
         if scope in _OBJECT_PREFIX:
-            condition = _prefix_condition(s.bucket, _OBJECT_PREFIX[scope], listing="storage.objects.list" in role_permissions(g.role))
-            command = (f"gcloud storage buckets add-iam-policy-binding gs://{s.bucket} {role} "
-                       f"--condition='^;^title={scope.value};expression={condition}'")
+            condition = _prefix_condition(
+                s.bucket, _OBJECT_PREFIX[scope], listing="storage.objects.list" in role_permissions(g.role)
+            )
+            command = (
+                f"gcloud storage buckets add-iam-policy-binding gs://{s.bucket} {role} "
+                f"--condition='^;^title={scope.value};expression={condition}'"
+            )
         elif scope in SA_SCOPE_IDENTITY:
             target = getattr(s, IDENTITY_SETTING[SA_SCOPE_IDENTITY[scope]])
             command = f"gcloud iam service-accounts add-iam-policy-binding {target} --project={s.project} {role}"
@@ -464,8 +588,10 @@ def _describe(scope: Scope, settings: Settings) -> str:
 
 
 def _use_infra_sa(identity: str) -> tuple[str, ...]:
-    return (f"set {IDENTITY_SETTING[identity]} to vertex-cron's own (`terraform output -raw {identity}_sa`)",
-            f'terraform: google_service_account.vertex_cron["{identity}"] (infra/service_accounts.tf)')
+    return (
+        f"set {IDENTITY_SETTING[identity]} to vertex-cron's own (`terraform output -raw {identity}_sa`)",
+        f'terraform: google_service_account.vertex_cron["{identity}"] (infra/service_accounts.tf)',
+    )
 
 
 def _sorted(values: Iterable[str]) -> str:

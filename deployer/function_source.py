@@ -41,8 +41,7 @@ def locate() -> Path:
             return candidate
     raise ConfigError(
         "cannot find the trigger function's source",
-        details=f"looked in {package_dir.parent / 'function'} and {package_dir / '_function'}; "
-        "reinstall vertex-cron",
+        details=f"looked in {package_dir.parent / 'function'} and {package_dir / '_function'}; reinstall vertex-cron",
     )
 
 

@@ -40,9 +40,7 @@ from .models import (
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 # Map-valued fields: leaves when flattening (their keys are data, not field names).
-_MAP_FIELDS = frozenset(
-    {"labels", "http_target.headers", "http_target.body", "service_config.environment_variables"}
-)
+_MAP_FIELDS = frozenset({"labels", "http_target.headers", "http_target.body", "service_config.environment_variables"})
 _IAM_ATTEMPTS = 5
 
 Tick = Callable[[float], None]  # called with the seconds elapsed while an operation runs
@@ -201,9 +199,7 @@ class GoogleCloud:
         parent, _, function_id = desired.name.rpartition("/functions/")
         with _calling(f"deploy function {function_id}"):
             if mask is None:
-                operation = self._functions.create_function(
-                    parent=parent, function=function, function_id=function_id
-                )
+                operation = self._functions.create_function(parent=parent, function=function, function_id=function_id)
             else:
                 operation = self._functions.update_function(
                     function=function, update_mask=field_mask_pb2.FieldMask(paths=mask)
@@ -303,9 +299,7 @@ class GoogleCloud:
         from google.protobuf import field_mask_pb2
 
         with _calling(f"update Scheduler job {name}"):
-            self._scheduler.update_job(
-                job=_job_message(name, fields), update_mask=field_mask_pb2.FieldMask(paths=mask)
-            )
+            self._scheduler.update_job(job=_job_message(name, fields), update_mask=field_mask_pb2.FieldMask(paths=mask))
 
     def pause_job(self, name: str) -> ObservedJob:
         with _calling(f"pause Scheduler job {name}"):
@@ -418,8 +412,10 @@ class GoogleCloud:
         request = {"resource": f"projects/{self._settings.project}", "options": {"requested_policy_version": 3}}
         with _calling(f"read the IAM policy of project {self._settings.project}"):
             policy = self._projects.get_iam_policy(request=request)
-        return [Binding(b.role, frozenset(b.members), b.condition.title or b.condition.expression or None)
-                for b in policy.bindings]
+        return [
+            Binding(b.role, frozenset(b.members), b.condition.title or b.condition.expression or None)
+            for b in policy.bindings
+        ]
 
     def service_account_bindings(self, email: str) -> list[Binding]:
         path = f"projects/-/serviceAccounts/{email}:getIamPolicy"
@@ -435,8 +431,11 @@ class GoogleCloud:
 
 def _binding(document: Mapping[str, Any]) -> Binding:
     condition = document.get("condition") or {}
-    return Binding(document["role"], frozenset(document.get("members", ())),
-                   condition.get("title") or condition.get("expression") or None)
+    return Binding(
+        document["role"],
+        frozenset(document.get("members", ())),
+        condition.get("title") or condition.get("expression") or None,
+    )
 
 
 class _Call:
@@ -466,9 +465,7 @@ def _calling(what: str, *, missing_ok: bool = False) -> Iterator[_Call]:
         requests.ConnectionError,
         requests.Timeout,
     ) as exc:
-        raise errors.Unavailable(
-            f"{what}: Google Cloud is unavailable; re-running is safe", details=str(exc)
-        ) from exc
+        raise errors.Unavailable(f"{what}: Google Cloud is unavailable; re-running is safe", details=str(exc)) from exc
     except gexc.GoogleAPICallError as exc:
         raise errors.DeployError(f"{what}: {exc.message or exc}", details=str(exc)) from exc
     except GoogleAuthError as exc:
@@ -498,9 +495,7 @@ def _nest(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _message_fields(message: Any) -> dict[str, Any]:
-    text = type(message).to_json(
-        message, preserving_proto_field_name=True, use_integers_for_enums=False, indent=None
-    )
+    text = type(message).to_json(message, preserving_proto_field_name=True, use_integers_for_enums=False, indent=None)
     return _flatten(json.loads(text))
 
 

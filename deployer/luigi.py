@@ -90,20 +90,35 @@ class VertexPipelineTask(luigi.Task):
     Luigi parameters, or pass `parameter_values` directly.
     """
 
-    spec = luigi.Parameter(description="compiled KFP pipeline (JSON or YAML): a local path or gs://BUCKET/OBJECT[#GENERATION]")
+    spec = luigi.Parameter(
+        description="compiled KFP pipeline (JSON or YAML): a local path or gs://BUCKET/OBJECT[#GENERATION]"
+    )
     parameter_values = luigi.DictParameter(default={}, description="pipeline parameters, typed by the spec")
     pipeline_root = luigi.OptionalParameter(default=None, description="gs:// output directory; default: the spec's")
     enable_caching = luigi.OptionalBoolParameter(default=None, description="override KFP step caching for every step")
     output_uri = luigi.OptionalParameter(
-        default=None, significant=False,
+        default=None,
+        significant=False,
         description="where the run record (JSON) goes: a local path or gs://; default PIPELINE_ROOT/vertex-cron-luigi/JOB_ID.json",
     )
-    project = luigi.OptionalParameter(default=None, significant=False, description="default: VERTEX_CRON_PROJECT, GOOGLE_CLOUD_PROJECT, vertex-cron.toml")
-    region = luigi.OptionalParameter(default=None, significant=False, description="default: VERTEX_CRON_REGION, vertex-cron.toml")
-    workload_sa = luigi.OptionalParameter(default=None, significant=False, description="the run's service account; default: VERTEX_CRON_WORKLOAD_SA, vertex-cron.toml")
+    project = luigi.OptionalParameter(
+        default=None,
+        significant=False,
+        description="default: VERTEX_CRON_PROJECT, GOOGLE_CLOUD_PROJECT, vertex-cron.toml",
+    )
+    region = luigi.OptionalParameter(
+        default=None, significant=False, description="default: VERTEX_CRON_REGION, vertex-cron.toml"
+    )
+    workload_sa = luigi.OptionalParameter(
+        default=None,
+        significant=False,
+        description="the run's service account; default: VERTEX_CRON_WORKLOAD_SA, vertex-cron.toml",
+    )
     poll_initial_seconds = luigi.FloatParameter(default=5.0, significant=False, description="first wait between polls")
     poll_max_seconds = luigi.FloatParameter(default=60.0, significant=False, description="longest wait between polls")
-    poll_backoff = luigi.FloatParameter(default=1.5, significant=False, description="each wait is this times the last, up to the longest")
+    poll_backoff = luigi.FloatParameter(
+        default=1.5, significant=False, description="each wait is this times the last, up to the longest"
+    )
 
     def pipeline_parameters(self) -> Mapping[str, Any]:
         """The run's parameter values; override to derive them from other parameters."""
@@ -154,8 +169,12 @@ class VertexPipelineTask(luigi.Task):
             resolved.require("project", "region", "workload_sa")
         except VertexCronError as exc:
             raise VertexPipelineError(f"{self.task_id}: {exc.reason}", details=exc.details) from exc
-        return Settings.for_submitter(os.environ, project=str(resolved.project), region=str(resolved.region),
-                                      workload_sa=str(resolved.workload_sa))
+        return Settings.for_submitter(
+            os.environ,
+            project=str(resolved.project),
+            region=str(resolved.region),
+            workload_sa=str(resolved.workload_sa),
+        )
 
     @cached_property
     def _rest(self) -> GoogleRest:
@@ -213,7 +232,9 @@ class VertexPipelineTask(luigi.Task):
             if existing.get("state") not in ENDED_UNSUCCESSFULLY:
                 logger.info("attached to PipelineJob %s (%s)", name, existing.get("state"))
                 return name
-        raise VertexPipelineError(f"{self.task_id}: its last {MAX_RUNS_PER_TASK} PipelineJobs all failed; not submitting another")
+        raise VertexPipelineError(
+            f"{self.task_id}: its last {MAX_RUNS_PER_TASK} PipelineJobs all failed; not submitting another"
+        )
 
     # -- waiting ---------------------------------------------------------------------
 
@@ -311,8 +332,11 @@ class GcsTarget(luigi.Target):
         if mode == "w":
             # Not application/json: gcp-storage-emulator parses such media uploads as JSON
             # and stores the wrong bytes; GCS itself does not care.
-            return _UploadOnClose(lambda text: self._rest().upload_object(
-                self._bucket, self._name, text.encode(), content_type="text/plain; charset=utf-8"))
+            return _UploadOnClose(
+                lambda text: self._rest().upload_object(
+                    self._bucket, self._name, text.encode(), content_type="text/plain; charset=utf-8"
+                )
+            )
         raise ValueError(f"mode must be 'r' or 'w', got {mode!r}")
 
 

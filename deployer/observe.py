@@ -7,9 +7,7 @@ from .models import Desired, Observed
 
 
 def observe(cloud: GoogleCloud, desired: Desired) -> Observed:
-    generations = {
-        spec.object_name: cloud.spec_generation(desired.bucket, spec.object_name) for spec in desired.specs
-    }
+    generations = {spec.object_name: cloud.spec_generation(desired.bucket, spec.object_name) for spec in desired.specs}
     function = cloud.get_function(desired.function.name)
     members = cloud.invoker_members(function.service) if function and function.service else None
     # One list call: the wanted jobs, and every other managed job of the region (prune

@@ -206,10 +206,14 @@ GRANTS: tuple[Grant, ...] = (
     Grant("function", Scope.SPEC_PREFIX, "object_reader", "google_storage_bucket_iam_member.function_specs"),
     Grant("function", Scope.WORKLOAD_SA, "act_as", "google_service_account_iam_member.function_acts_as_workload"),
     Grant("workload", Scope.PROJECT, "log_writer", "google_project_iam_member.workload_logs"),
-    Grant("workload", Scope.PIPELINE_ROOT, "pipeline_root_user", "google_storage_bucket_iam_member.workload_pipeline_root"),
+    Grant(
+        "workload", Scope.PIPELINE_ROOT, "pipeline_root_user", "google_storage_bucket_iam_member.workload_pipeline_root"
+    ),
     Grant("build", Scope.PROJECT, "log_writer", "google_project_iam_member.build_logs"),
     Grant("build", Scope.FUNCTION_SOURCES, "object_reader", "google_project_iam_member.build_function_sources"),
-    Grant("build", Scope.BUILD_REPOSITORY, "image_pusher", "google_artifact_registry_repository_iam_member.build_images"),
+    Grant(
+        "build", Scope.BUILD_REPOSITORY, "image_pusher", "google_artifact_registry_repository_iam_member.build_images"
+    ),
 )
 
 

@@ -128,7 +128,9 @@ def next_runs(desired: Desired, now: datetime, count: int = 3) -> Iterable[NextR
     """The next firings the function will act on: those inside the job's start/end window
     (firings outside it are skipped), so possibly none."""
     for job in desired.jobs:
-        window = {key: parse_rfc3339(job.body[f"{key}_time"]) for key in ("start", "end") if job.body.get(f"{key}_time")}
+        window = {
+            key: parse_rfc3339(job.body[f"{key}_time"]) for key in ("start", "end") if job.body.get(f"{key}_time")
+        }
         times = cronexpr.next_fire_times(job.cron, job.time_zone, now, count, **window)
         yield NextRuns(job.schedule, job.time_zone, tuple(times))
 

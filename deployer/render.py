@@ -21,9 +21,7 @@ def plan(result: Plan, fmt: str, *, applied: bool) -> str:
             {
                 "applied": applied,
                 "changes": [_change_dict(c) for c in result.changes],
-                "next_runs": {
-                    n.schedule: [t.isoformat() for t in n.times] for n in result.next_runs
-                },
+                "next_runs": {n.schedule: [t.isoformat() for t in n.times] for n in result.next_runs},
             }
         )
     counts = {a: sum(c.action is a for c in result.changes) for a in Action}
@@ -33,7 +31,9 @@ def plan(result: Plan, fmt: str, *, applied: bool) -> str:
         title, summary = ("Up to date" if applied else "Plan (dry run)"), "nothing to change"
     lines = [f"{title}: {summary}"]
     for change in result.changes:
-        lines.append(f"  {_SYMBOL[change.action]} {change.kind.value:<9} {_display_name(change)}  ({change.action.value})")
+        lines.append(
+            f"  {_SYMBOL[change.action]} {change.kind.value:<9} {_display_name(change)}  ({change.action.value})"
+        )
         if change.action is Action.UPDATE:
             lines.extend(f"      {d.field}: {_diff_text(d.old, d.new)}" for d in change.diffs)
     if result.next_runs:
@@ -137,7 +137,8 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Left-aligned columns two spaces apart, as wide as their widest cell; no trailing spaces."""
     widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
     return "\n".join(
-        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in (header, *rows)
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
     )
 
 

@@ -61,9 +61,7 @@ def _as_json(document: Any) -> bytes:
         raise BadRequest(f"the spec has a value JSON cannot hold ({exc}); quote it") from exc
 
 
-def typed_parameters(
-    schedule: str, spec: PipelineSpec, values: Mapping[str, Any], *, time_zone: str
-) -> dict[str, Any]:
+def typed_parameters(schedule: str, spec: PipelineSpec, values: Mapping[str, Any], *, time_zone: str) -> dict[str, Any]:
     """The values as the Scheduler body carries them, checked as the function will check them
     at fire time (rendered for SAMPLE_LOGICAL_TIME, then typed). Values with placeholders stay
     text for the function to render; the others are sent typed."""

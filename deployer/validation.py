@@ -42,7 +42,10 @@ _GOOGLE_LOOKALIKE = re.compile(r"g[o0]{2}g[l1]e")
 
 def check_project(project: str, *, source: str) -> str:
     return _matching(
-        project, _PROJECT, what="project ID", source=source,
+        project,
+        _PROJECT,
+        what="project ID",
+        source=source,
         details="a project ID has 6-30 characters: a lowercase letter first, then lowercase letters, "
         "digits or '-', not ending in '-' (or the legacy form example.com:my-project); "
         "use the ID, not the project's display name or number",
@@ -51,7 +54,10 @@ def check_project(project: str, *, source: str) -> str:
 
 def check_region(region: str, *, source: str) -> str:
     return _matching(
-        region, _REGION, what="region", source=source,
+        region,
+        _REGION,
+        what="region",
+        source=source,
         details="expected a Google Cloud region such as us-central1 or europe-west1 (not a zone "
         "like europe-west1-b, not a multi-region like EU)",
     )
@@ -59,7 +65,10 @@ def check_region(region: str, *, source: str) -> str:
 
 def check_function_name(name: str, *, source: str) -> str:
     return _matching(
-        name, _FUNCTION_NAME, what="function name", source=source,
+        name,
+        _FUNCTION_NAME,
+        what="function name",
+        source=source,
         details="a Cloud Functions (2nd gen) name has 4-63 characters: a lowercase letter first, "
         "then lowercase letters, digits or '-', not ending in '-'",
     )

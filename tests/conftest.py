@@ -88,7 +88,9 @@ def spec_bucket(storage_emulator: StorageEmulator) -> str:
 
 
 @pytest.fixture
-def emulator_env(emulator: Emulator, storage_emulator: StorageEmulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def emulator_env(
+    emulator: Emulator, storage_emulator: StorageEmulator, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
     """Point code under test at the emulators through the documented variables."""
     env = {"VERTEX_CRON_EMULATOR_HOST": emulator.url, "STORAGE_EMULATOR_HOST": storage_emulator.url}
     for key, value in env.items():

@@ -37,7 +37,13 @@ def _canonical(name: str) -> str:
 def test_every_function_requirement_is_pinned_with_a_hash():
     requirements = _requirements()
     assert {_canonical(name) for name, _, _ in requirements} >= {
-        "functions-framework", "google-auth", "requests", "urllib3", "croniter", "pyyaml", "tzdata",
+        "functions-framework",
+        "google-auth",
+        "requests",
+        "urllib3",
+        "croniter",
+        "pyyaml",
+        "tzdata",
     }
     unhashed = [name for name, _, hashes in requirements if not hashes]
     assert unhashed == [], f"pinned without --hash: {unhashed}"

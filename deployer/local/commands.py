@@ -46,14 +46,18 @@ def up(state_dir: Path | None, time_scale: float, fire_now: bool) -> None:
 
     stop_requested = threading.Event()
     try:
-        with _stop_on_signals(stop_requested), \
-                LocalStack(state_dir=state_dir, time_scale=time_scale, fire_new_jobs_now=fire_now) as stack:
+        with (
+            _stop_on_signals(stop_requested),
+            LocalStack(state_dir=state_dir, time_scale=time_scale, fire_new_jobs_now=fire_now) as stack,
+        ):
             stack.scheduler.on_delivery = _print_delivery
             click.echo("vertex-cron local stack is up. In a second terminal run:\n")
             for name, value in stack.settings_env().items():
                 click.echo(f"  export {name}={shlex.quote(value)}")
-            click.echo("\nthen e.g.: vertex-cron deploy nightly --spec examples/pipeline.yaml --cron '*/5 * * * *' "
-                       "--param run_date='{{schedule_time:%Y-%m-%d}}'")
+            click.echo(
+                "\nthen e.g.: vertex-cron deploy nightly --spec examples/pipeline.yaml --cron '*/5 * * * *' "
+                "--param run_date='{{schedule_time:%Y-%m-%d}}'"
+            )
             click.echo("Scheduler firings are printed below. Ctrl-C stops everything.\n")
             stop_requested.wait()
     except LocalStackError as exc:

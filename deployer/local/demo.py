@@ -61,21 +61,29 @@ def run_demo(echo: Echo, *, spec_path: Path = DEMO_SPEC) -> None:
 def _scenario(echo: Echo, stack: LocalStack, spec_path: Path) -> None:
     settings = config.resolve({}, {**stack.settings_env(), config.POLL_SECONDS_ENV: POLL_SECONDS})
     _step(echo, 1, "Local stack up (emulated Vertex AI, Cloud Scheduler, Functions v2, Run v2; Cloud Storage)")
-    _indent(echo, f"control plane  {stack.emulator.url}\nCloud Storage  {stack.storage.url}\nbucket         gs://{stack.bucket}")
+    _indent(
+        echo,
+        f"control plane  {stack.emulator.url}\nCloud Storage  {stack.storage.url}\nbucket         gs://{stack.bucket}",
+    )
 
     _step(echo, 2, f"Deploy schedule {SCHEDULE!r} with the deployer API (what `vertex-cron deploy` runs)")
     params = " ".join(f"--param {name}='{value}'" for name, value in PARAMETERS.items())
-    _indent(echo, f"$ vertex-cron deploy {SCHEDULE} --spec {spec_path} --cron '{CRON}' --time-zone {TIME_ZONE} {params}")
-    plan = api.deploy(
-        settings, ScheduleInput(SCHEDULE, spec_path, CRON, time_zone=TIME_ZONE, parameters=PARAMETERS)
+    _indent(
+        echo, f"$ vertex-cron deploy {SCHEDULE} --spec {spec_path} --cron '{CRON}' --time-zone {TIME_ZONE} {params}"
     )
+    plan = api.deploy(settings, ScheduleInput(SCHEDULE, spec_path, CRON, time_zone=TIME_ZONE, parameters=PARAMETERS))
     _indent(echo, render.plan(plan, "text", applied=True))
 
     job_name = desired.job_name(stack.project, stack.region, SCHEDULE)
     firing = _next_firing(datetime.now(UTC))
     local_firing = firing.astimezone(ZoneInfo(TIME_ZONE))
-    _step(echo, 3, f"Cloud Scheduler delivers the firing of {local_firing:%Y-%m-%d %H:%M} {TIME_ZONE} (now, not at 03:00)")
-    _indent(echo, f"POST with X-CloudScheduler-ScheduleTime: {format_schedule_time(firing)} and an OIDC token for {stack.scheduler_sa}")
+    _step(
+        echo, 3, f"Cloud Scheduler delivers the firing of {local_firing:%Y-%m-%d %H:%M} {TIME_ZONE} (now, not at 03:00)"
+    )
+    _indent(
+        echo,
+        f"POST with X-CloudScheduler-ScheduleTime: {format_schedule_time(firing)} and an OIDC token for {stack.scheduler_sa}",
+    )
     first = stack.scheduler.deliver(job_name, firing)
     _step(echo, 4, "Cloud Scheduler delivers the SAME firing again (it delivers at least once)")
     second = stack.scheduler.deliver(job_name, firing)
@@ -125,7 +133,10 @@ def _answer(delivery: Delivery) -> dict[str, Any]:
 
 
 def _deliveries_table(answers: list[dict[str, Any]]) -> str:
-    rows = [(ordinal, str(a["status"]), a.get("outcome", "?"), a.get("message", "")) for ordinal, a in zip(("1st", "2nd"), answers, strict=False)]
+    rows = [
+        (ordinal, str(a["status"]), a.get("outcome", "?"), a.get("message", ""))
+        for ordinal, a in zip(("1st", "2nd"), answers, strict=False)
+    ]
     return render.table(("DELIVERY", "HTTP", "OUTCOME", "FUNCTION SAYS"), rows)
 
 
@@ -147,7 +158,9 @@ def _wire_number(value: Any) -> Any:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def _check(answers: list[dict[str, Any]], jobs: list[dict[str, Any]], remaining: list[str], workload_sa: str, run_date: str) -> None:
+def _check(
+    answers: list[dict[str, Any]], jobs: list[dict[str, Any]], remaining: list[str], workload_sa: str, run_date: str
+) -> None:
     first, second = answers
     if first["status"] != 200 or first.get("outcome") != "created":
         raise DemoFailed(f"the first delivery should create the PipelineJob; the function answered {first}")
@@ -157,7 +170,9 @@ def _check(answers: list[dict[str, Any]], jobs: list[dict[str, Any]], remaining:
         raise DemoFailed(f"expected exactly one PipelineJob, Vertex AI has {len(jobs)}")
     [job] = jobs
     if job.get("serviceAccount") != workload_sa:
-        raise DemoFailed(f"the PipelineJob runs as {job.get('serviceAccount')!r}, not the workload identity {workload_sa}")
+        raise DemoFailed(
+            f"the PipelineJob runs as {job.get('serviceAccount')!r}, not the workload identity {workload_sa}"
+        )
     values = job.get("runtimeConfig", {}).get("parameterValues", {})
     if values.get("run_date") != run_date:
         raise DemoFailed(f"run_date should be the firing's date {run_date}, got {values.get('run_date')!r}")

@@ -79,14 +79,27 @@ class FunctionProcess:
         if not (self.source_dir / "main.py").is_file():
             raise FunctionProcessError(f"{self.source_dir} has no main.py")
         executable = Path(sys.executable).parent / "functions-framework"
-        command = [str(executable), "--source", "main.py", "--target", TARGET,
-                   "--host", "127.0.0.1", "--port", str(self.port)]
+        command = [
+            str(executable),
+            "--source",
+            "main.py",
+            "--target",
+            TARGET,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         environment = {k: v for k, v in os.environ.items() if not k.startswith(_CONFIG_PREFIXES)}
         # The extracted package must win over any installed copy of vertex_cron_trigger.
         environment |= {"PYTHONPATH": str(self.source_dir), "PYTHONUNBUFFERED": "1", **self.env}
         with self.stdout_path.open("wb") as stdout, self.stderr_path.open("wb") as stderr:
             self._process = subprocess.Popen(  # noqa: S603 - an argv list of our own, no shell
-                command, cwd=self.source_dir, env=environment, stdout=stdout, stderr=stderr,
+                command,
+                cwd=self.source_dir,
+                env=environment,
+                stdout=stdout,
+                stderr=stderr,
                 start_new_session=True,  # its own process group: stop() reaches gunicorn's workers
             )
         self._wait_until_listening(self._process)
@@ -105,7 +118,9 @@ class FunctionProcess:
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise FunctionProcessError(f"functions-framework did not listen on port {self.port} within {START_TIMEOUT_SECONDS}s")
+        raise FunctionProcessError(
+            f"functions-framework did not listen on port {self.port} within {START_TIMEOUT_SECONDS}s"
+        )
 
     def log_lines(self) -> list[dict[str, Any]]:
         """The structured JSON lines the function wrote to stdout so far."""
@@ -132,5 +147,7 @@ class FunctionProcess:
     def __enter__(self) -> FunctionProcess:
         return self.start()
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         self.stop()

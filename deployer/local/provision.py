@@ -95,7 +95,9 @@ def infra_state(
         resource = iam_resource(grant.scope, project=project, bucket=bucket, service_accounts=service_accounts)
         if resource is None:
             continue
-        member = deployer_member if grant.identity == "deployer" else f"serviceAccount:{service_accounts[grant.identity]}"
+        member = (
+            deployer_member if grant.identity == "deployer" else f"serviceAccount:{service_accounts[grant.identity]}"
+        )
         binding: dict[str, Any] = {"role": _role_name(project, grant), "members": [member]}
         condition = _condition(grant, project=project, region=region, bucket=bucket)
         if condition is not None:
@@ -145,8 +147,13 @@ def provision_project(
     deployer_member: str,
 ) -> None:
     """Make the emulated `project` look as it does after `terraform apply` of infra/."""
-    state = infra_state(project=project, region=region, bucket=bucket,
-                        service_accounts=service_accounts, deployer_member=deployer_member)
+    state = infra_state(
+        project=project,
+        region=region,
+        bucket=bucket,
+        service_accounts=service_accounts,
+        deployer_member=deployer_member,
+    )
     write(state, emulator, storage)
 
 
@@ -171,7 +178,9 @@ def _condition(grant: Grant, *, project: str, region: str, bucket: str) -> dict[
 def _merge(bindings: list[dict[str, Any]], binding: dict[str, Any]) -> None:
     """Add `binding`; a role bound twice under the same condition is one binding with both
     members, as IAM stores the iam_member resources of iam.tf."""
-    same = next((b for b in bindings if b["role"] == binding["role"] and b.get("condition") == binding.get("condition")), None)
+    same = next(
+        (b for b in bindings if b["role"] == binding["role"] and b.get("condition") == binding.get("condition")), None
+    )
     if same is None:
         bindings.append(binding)
     elif binding["members"][0] not in same["members"]:

@@ -79,7 +79,9 @@ class LocalStack:
         return self
 
     def _start(self) -> None:
-        work_dir = self._state_dir or Path(self._cleanup.enter_context(tempfile.TemporaryDirectory(prefix="vertex-cron-local-")))
+        work_dir = self._state_dir or Path(
+            self._cleanup.enter_context(tempfile.TemporaryDirectory(prefix="vertex-cron-local-"))
+        )
         self._functions_dir = work_dir / "functions"
         self._functions_dir.mkdir(parents=True, exist_ok=True)
 
@@ -100,10 +102,18 @@ class LocalStack:
         self.storage.create_bucket(self.bucket)
         # The project as `terraform apply` of infra/ leaves it (APIs, identities, roles,
         # grants), so `vertex-cron doctor` passes; again on a restart, which converges.
-        provision_project(self.emulator, self.storage, project=self.project, region=self.region,
-                          bucket=self.bucket, service_accounts=self.service_accounts,
-                          deployer_member=LOCAL_DEPLOYER_MEMBER)
-        (work_dir / PORTS_FILE).write_text(json.dumps({"emulator": self.emulator.port, "storage": urlsplit(self.storage.url).port}))
+        provision_project(
+            self.emulator,
+            self.storage,
+            project=self.project,
+            region=self.region,
+            bucket=self.bucket,
+            service_accounts=self.service_accounts,
+            deployer_member=LOCAL_DEPLOYER_MEMBER,
+        )
+        (work_dir / PORTS_FILE).write_text(
+            json.dumps({"emulator": self.emulator.port, "storage": urlsplit(self.storage.url).port})
+        )
 
         self._cleanup.callback(self._stop_functions)
         self._relaunch_persisted_functions()

@@ -69,7 +69,11 @@ _OBJECT_SUFFIXES = ("/acl", "/compose", "/restore")
 
 
 def _gcs_error(code: int, message: str, *, reason: str | None = None, location: str | None = None) -> bytes:
-    err: dict[str, Any] = {"message": message, "domain": "global", "reason": reason or _REASONS.get(code, "backendError")}
+    err: dict[str, Any] = {
+        "message": message,
+        "domain": "global",
+        "reason": reason or _REASONS.get(code, "backendError"),
+    }
     if location:
         err["locationType"] = "header"
         err["location"] = location
@@ -220,10 +224,18 @@ def _make_handler_class() -> type:
             bindings = self.wrapper.bucket_policies.get(bucket, [])
             version = _int_param(query, "optionsRequestedPolicyVersion") or 1
             if version < 3 and any("condition" in b for b in bindings):
-                return 400, _gcs_error(400, "Cannot get legacy ACLs for a bucket that has uniform bucket-level access "
-                                       "enabled or conditional role bindings; request policy version 3.")
-            policy = {"kind": "storage#policy", "resourceId": f"projects/_/buckets/{bucket}",
-                      "version": 3 if version >= 3 else 1, "bindings": bindings, "etag": "CAE="}
+                return 400, _gcs_error(
+                    400,
+                    "Cannot get legacy ACLs for a bucket that has uniform bucket-level access "
+                    "enabled or conditional role bindings; request policy version 3.",
+                )
+            policy = {
+                "kind": "storage#policy",
+                "resourceId": f"projects/_/buckets/{bucket}",
+                "version": 3 if version >= 3 else 1,
+                "bindings": bindings,
+                "etag": "CAE=",
+            }
             return 200, json.dumps(policy).encode()
 
         @staticmethod
@@ -239,7 +251,9 @@ def _make_handler_class() -> type:
             except NotFound:
                 return None
 
-        def _evaluate(self, conditions: dict[str, int], obj: dict[str, Any] | None, *, read: bool) -> tuple[int, bytes] | None:
+        def _evaluate(
+            self, conditions: dict[str, int], obj: dict[str, Any] | None, *, read: bool
+        ) -> tuple[int, bytes] | None:
             gen = int(obj["generation"]) if obj else None
             metagen = int(obj.get("metageneration", 1)) if obj else None
             failed_match = failed_not_match = None
@@ -251,7 +265,11 @@ def _make_handler_class() -> type:
                 failed_match = failed_match or "If-Metageneration-Match"
             if "ifGenerationNotMatch" in conditions and obj is not None and gen == conditions["ifGenerationNotMatch"]:
                 failed_not_match = "If-None-Match"
-            if "ifMetagenerationNotMatch" in conditions and obj is not None and metagen == conditions["ifMetagenerationNotMatch"]:
+            if (
+                "ifMetagenerationNotMatch" in conditions
+                and obj is not None
+                and metagen == conditions["ifMetagenerationNotMatch"]
+            ):
                 failed_not_match = failed_not_match or "If-Metageneration-None-Match"
             if failed_match:
                 return 412, _gcs_error(412, _PRECONDITION_MESSAGE, reason="conditionNotMet", location=failed_match)
@@ -288,9 +306,12 @@ def _make_handler_class() -> type:
             bucket, name = target
             obj = self._current(bucket, name)
             generation = _int_param(query, "generation")
-            if (generation is not None and method in {"GET", "DELETE", "PATCH"}
-                    and (obj is None or int(obj["generation"]) != generation)):
-                    return 404, _gcs_error(404, f"No such object: {bucket}/{name}", reason="notFound")
+            if (
+                generation is not None
+                and method in {"GET", "DELETE", "PATCH"}
+                and (obj is None or int(obj["generation"]) != generation)
+            ):
+                return 404, _gcs_error(404, f"No such object: {bucket}/{name}", reason="notFound")
             if conditions:
                 if obj is None and method in {"GET", "DELETE", "PATCH"}:
                     return 404, _gcs_error(404, f"No such object: {bucket}/{name}", reason="notFound")

@@ -51,9 +51,7 @@ def parse_body(raw: bytes) -> TriggerBody:
         raise BadRequest(f"body must be a JSON object, got {strict_json.type_name(data)}", field="body")
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown:
-        raise BadRequest(
-            f"unknown field {unknown[0]!r}; expected only: {', '.join(_FIELDS)}", field=unknown[0]
-        )
+        raise BadRequest(f"unknown field {unknown[0]!r}; expected only: {', '.join(_FIELDS)}", field=unknown[0])
     for required in ("schedule", "spec_uri"):
         if data.get(required) is None:
             raise BadRequest(f"field {required!r} is required", field=required)
@@ -66,9 +64,7 @@ def parse_body(raw: bytes) -> TriggerBody:
 
 def _schedule(name: str, value: Any) -> str:
     if not isinstance(value, str) or not SCHEDULE_NAME_RE.fullmatch(value):
-        raise BadRequest(
-            f"{name} must be a string matching {SCHEDULE_NAME_RE.pattern}, got {value!r:.80}", field=name
-        )
+        raise BadRequest(f"{name} must be a string matching {SCHEDULE_NAME_RE.pattern}, got {value!r:.80}", field=name)
     return value
 
 

@@ -67,9 +67,7 @@ class GoogleRest:
     def create_pipeline_job(self, job_id: str, job: Mapping[str, Any]) -> bool:
         """True when created, False when it already existed (ALREADY_EXISTS is success)."""
         url = f"{self.vertex_base}/v1/{self._settings.parent}/pipelineJobs"
-        response = self._call(
-            "vertex", "POST", url, params={"pipelineJobId": job_id}, json=job, timeout=VERTEX_TIMEOUT
-        )
+        response = self._call("vertex", "POST", url, params={"pipelineJobId": job_id}, json=job, timeout=VERTEX_TIMEOUT)
         action = "creating PipelineJob " + job_id
         if response.status_code == 409:
             status, message = _google_error(response)
@@ -99,7 +97,10 @@ class GoogleRest:
         from .pipeline_job import SCHEDULE_LABEL
 
         states = " OR ".join(f'state="{state}"' for state in ACTIVE_STATES)
-        params = {"filter": f'labels.{SCHEDULE_LABEL}="{schedule}" AND ({states})', "pageSize": min(limit + 1, LIST_PAGE_SIZE)}
+        params = {
+            "filter": f'labels.{SCHEDULE_LABEL}="{schedule}" AND ({states})',
+            "pageSize": min(limit + 1, LIST_PAGE_SIZE),
+        }
         url = f"{self.vertex_base}/v1/{self._settings.parent}/pipelineJobs"
         count = 0
         action = f"listing the runs of schedule {schedule}"
@@ -215,8 +216,12 @@ class GoogleRest:
         import requests
         from google.auth import exceptions as auth_exceptions
 
-        url_errors = (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                      requests.exceptions.InvalidSchema, requests.exceptions.URLRequired)
+        url_errors = (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.URLRequired,
+        )
         path = url.split("?")[0]  # the query may hold a filter or a page token
         where = f"{method} {path}"
         timeout = _within_deadline(timeout, where)
@@ -248,8 +253,9 @@ class GoogleRest:
             while size < limit:
                 left = deadline.remaining()
                 if left is not None and left <= 0:
-                    raise UpstreamUnavailable(f"{action}: stopped after {size} bytes, {deadline.describe()}; "
-                                              "retry later")
+                    raise UpstreamUnavailable(
+                        f"{action}: stopped after {size} bytes, {deadline.describe()}; retry later"
+                    )
                 chunk = response.raw.read1(min(64 * 1024, limit - size), decode_content=True)
                 if not chunk:
                     break
@@ -272,6 +278,7 @@ class GoogleRest:
         if api == "plain" or emulated[api]:
             return requests.Session()
         return _authorized_session()
+
 
 def _raise_common(action: str, http_status: int, google_status: str | None, message: str) -> None:
     error: Callable[[str], TriggerError] = (
@@ -342,6 +349,10 @@ def _json_object(response: Any, action: str) -> dict[str, Any]:
 
 def _generation(response: Any, action: str) -> int:
     generation = _json_object(response, action).get("generation")
-    if isinstance(generation, bool) or not isinstance(generation, (int, str)) or not _GENERATION.fullmatch(str(generation)):
+    if (
+        isinstance(generation, bool)
+        or not isinstance(generation, (int, str))
+        or not _GENERATION.fullmatch(str(generation))
+    ):
         raise UpstreamUnavailable(f"{action}: the answer has no generation number")
     return int(generation)

@@ -105,8 +105,9 @@ def _handle(request: Any, result: _Result) -> None:
     if _outside_window(body, when, result):
         return
     spec = rt.specs.load(uri)
-    rendered = render_parameters(body.parameter_values, schedule=body.schedule, logical_time=when,
-                                 time_zone=body.time_zone)
+    rendered = render_parameters(
+        body.parameter_values, schedule=body.schedule, logical_time=when, time_zone=body.time_zone
+    )
     values = {**spec.preset_values, **rendered}
     pipeline_root = body.pipeline_root or spec.default_pipeline_root
     if not pipeline_root:
@@ -127,8 +128,13 @@ def _handle(request: Any, result: _Result) -> None:
     if body.max_concurrent_runs is not None:
         active = rt.rest.count_active_runs(body.schedule, excluding=the_id, limit=body.max_concurrent_runs)
         if active >= body.max_concurrent_runs:
-            _succeed(result, "skipped", "WARNING", f"skipped: {active} runs of {body.schedule} are still "
-                     f"queued or running (max_concurrent_runs={body.max_concurrent_runs})")
+            _succeed(
+                result,
+                "skipped",
+                "WARNING",
+                f"skipped: {active} runs of {body.schedule} are still "
+                f"queued or running (max_concurrent_runs={body.max_concurrent_runs})",
+            )
             return
     created = rt.rest.create_pipeline_job(the_id, job)
     if created:
@@ -162,19 +168,26 @@ def _finish(result: _Result, started: float) -> tuple[str, int, dict[str, str]]:
     succeeded = result.status == 200
     # A skipped or rejected firing made no job; a failed one may have (a create cut off).
     job = result.job if result.outcome in ("created", "duplicate", "failed") else None
-    emit(RequestLog(
-        severity=result.severity,
-        message=result.message,
-        outcome=result.outcome,
-        status=result.status,
-        schedule=result.schedule,
-        logical_time=logical,
-        job=job,
-        duration_ms=round((time.monotonic() - started) * 1000, 1),
-    ))
+    emit(
+        RequestLog(
+            severity=result.severity,
+            message=result.message,
+            outcome=result.outcome,
+            status=result.status,
+            schedule=result.schedule,
+            logical_time=logical,
+            job=job,
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+    )
     payload: dict[str, Any] = {"outcome": result.outcome, "message": result.message}
     if succeeded:
-        payload |= {"schedule": result.schedule, "logical_time": logical, "job": result.job,
-                    "duplicate": result.outcome == "duplicate", "skipped": result.outcome == "skipped"}
+        payload |= {
+            "schedule": result.schedule,
+            "logical_time": logical,
+            "job": result.job,
+            "duplicate": result.outcome == "duplicate",
+            "skipped": result.outcome == "skipped",
+        }
     payload |= result.extra
     return json.dumps(payload), result.status, JSON_HEADERS

@@ -26,8 +26,11 @@ def logical_time(header: str | None, *, cron: str | None, time_zone: str | None,
         if not FIRST_YEAR <= when.year <= LAST_YEAR:
             # Before 1000 the year loses digits in job ids and RFC 3339 times; Scheduler never
             # fires before 1970.
-            raise BadRequest(f"header {SCHEDULE_TIME_HEADER}: {header.strip()!r:.40} is outside the years "
-                             f"{FIRST_YEAR}-{LAST_YEAR} (UTC)", field=SCHEDULE_TIME_HEADER)
+            raise BadRequest(
+                f"header {SCHEDULE_TIME_HEADER}: {header.strip()!r:.40} is outside the years "
+                f"{FIRST_YEAR}-{LAST_YEAR} (UTC)",
+                field=SCHEDULE_TIME_HEADER,
+            )
         return when
     if not cron:
         raise BadRequest(

@@ -120,6 +120,7 @@ def _claims(payload: Mapping[str, Any]) -> _Claims:
     `aud` is one string (Google ID tokens carry exactly one audience). `email_verified` is
     JSON `true`; the string "true" is accepted too, since some Google token paths emit it.
     """
+
     def text(name: str) -> str:
         value = payload.get(name)
         if not isinstance(value, str):
@@ -133,8 +134,14 @@ def _claims(payload: Mapping[str, Any]) -> _Claims:
         return value
 
     verified = payload.get("email_verified")
-    return _Claims(iss=text("iss"), aud=text("aud"), exp=seconds("exp"), iat=seconds("iat"), email=text("email"),
-                   email_verified=verified is True or verified == "true")
+    return _Claims(
+        iss=text("iss"),
+        aud=text("aud"),
+        exp=seconds("exp"),
+        iat=seconds("iat"),
+        email=text("email"),
+        email_verified=verified is True or verified == "true",
+    )
 
 
 def _check_claims(claims: _Claims, policy: TokenPolicy, now: float) -> str:

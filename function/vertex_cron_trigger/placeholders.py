@@ -31,8 +31,11 @@ def render_parameters(
 ) -> dict[str, Any]:
     """Every string value rendered (errors name `parameter_values.NAME`); others as they are."""
     return {
-        name: render(value, schedule=schedule, logical_time=logical_time, time_zone=time_zone,
-                     field=f"parameter_values.{name}") if isinstance(value, str) else value
+        name: render(
+            value, schedule=schedule, logical_time=logical_time, time_zone=time_zone, field=f"parameter_values.{name}"
+        )
+        if isinstance(value, str)
+        else value
         for name, value in values.items()
     }
 
@@ -69,8 +72,11 @@ def _strftime(moment: datetime, time_zone: str | None, fmt: str, field: str) -> 
     unknown = next((code for code in codes if len(code) < 2 or code[1] not in _PORTABLE_CODES), None)
     if unknown or not set(codes) - {"%%"}:
         why = f"{unknown!r} is not a strftime code" if unknown else "it has no strftime code"
-        raise BadRequest(f"{field}: cannot render {{{{schedule_time:{fmt!r:.40}}}}}: {why} (the codes are "
-                         f"{' '.join('%' + code for code in _PORTABLE_CODES)})", field=field)
+        raise BadRequest(
+            f"{field}: cannot render {{{{schedule_time:{fmt!r:.40}}}}}: {why} (the codes are "
+            f"{' '.join('%' + code for code in _PORTABLE_CODES)})",
+            field=field,
+        )
     try:
         return _local(moment, time_zone).strftime(fmt)
     except (ValueError, OverflowError) as exc:  # unencodable format; a zone past year 9999

@@ -95,8 +95,10 @@ def _csv_list(name: str, value: str | None) -> list[str]:
         return []
     items = [item.strip() for item in value.split(",") if item.strip()]
     if not items:
-        raise ConfigError(f"environment variable {name} is set to {value!r:.40} but names nothing; "
-                          "give comma-separated values or leave it unset")
+        raise ConfigError(
+            f"environment variable {name} is set to {value!r:.40} but names nothing; "
+            "give comma-separated values or leave it unset"
+        )
     return items
 
 
@@ -109,8 +111,10 @@ def _allowed_invokers(value: str | None) -> frozenset[str]:
     emails = _csv_list("VERTEX_CRON_ALLOWED_INVOKERS", value)
     malformed = [email for email in emails if not _EMAIL_RE.fullmatch(email)]
     if malformed:
-        raise ConfigError(f"environment variable VERTEX_CRON_ALLOWED_INVOKERS: {malformed[0]!r:.100} is not an "
-                          "email address (expected comma-separated service account emails)")
+        raise ConfigError(
+            f"environment variable VERTEX_CRON_ALLOWED_INVOKERS: {malformed[0]!r:.100} is not an "
+            "email address (expected comma-separated service account emails)"
+        )
     return frozenset(email.lower() for email in emails)
 
 

@@ -35,9 +35,7 @@ MAX_YAML_NODES = 100_000
 # Vertex AI parses the spec into protobuf Structs, whose nesting it limits too.
 MAX_SPEC_DEPTH = 64
 _JSON_SCALARS = (str, int, float, bool, type(None))
-PARAMETER_TYPES = frozenset(
-    {"NUMBER_INTEGER", "NUMBER_DOUBLE", "BOOLEAN", "STRING", "LIST", "STRUCT"}
-)
+PARAMETER_TYPES = frozenset({"NUMBER_INTEGER", "NUMBER_DOUBLE", "BOOLEAN", "STRING", "LIST", "STRUCT"})
 
 
 @dataclass(frozen=True)
@@ -135,8 +133,10 @@ def _check_yaml_events(yaml: Any, data: bytes, loader: Any, source: str) -> None
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent, yaml.ScalarEvent)):
             nodes += 1
             if nodes > MAX_YAML_NODES:
-                raise _not_a_spec(source, f"it has too many nodes for YAML (more than {MAX_YAML_NODES}; "
-                                  "kfp specs have a few thousand)")
+                raise _not_a_spec(
+                    source,
+                    f"it has too many nodes for YAML (more than {MAX_YAML_NODES}; kfp specs have a few thousand)",
+                )
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > MAX_SPEC_DEPTH:
@@ -145,8 +145,10 @@ def _check_yaml_events(yaml: Any, data: bytes, loader: Any, source: str) -> None
             depth -= 1
         elif isinstance(event, yaml.AliasEvent):
             raise _not_a_spec(
-                source, f"it uses a YAML alias (*{str(event.anchor)[:40]}); kfp never writes one, and aliases "
-                "can expand a small file to too many nodes")
+                source,
+                f"it uses a YAML alias (*{str(event.anchor)[:40]}); kfp never writes one, and aliases "
+                "can expand a small file to too many nodes",
+            )
 
 
 def _check_tree(document: Any, source: str) -> None:
@@ -177,8 +179,9 @@ def _check_tree(document: Any, source: str) -> None:
         items, is_mapping, depth, path = stack[-1]
         for key, value in items:
             if is_mapping and not isinstance(key, str):
-                raise _not_a_spec(source, f"the key {key!r:.60} at {_path(path)} is {_yaml_kind(key)}, "
-                                  "not a string (quote it)")
+                raise _not_a_spec(
+                    source, f"the key {key!r:.60} at {_path(path)} is {_yaml_kind(key)}, not a string (quote it)"
+                )
             visit(value, depth, (path, key))
             if stack[-1][0] is not items:
                 break  # descend into the container just opened; this iterator resumes after it
@@ -224,9 +227,7 @@ def _from_pipeline_job(document: Mapping[str, Any], data: bytes, source: str) ->
     return _from_ir(document["pipelineSpec"], data, source, runtime_config=runtime_config)
 
 
-def _from_ir(
-    ir: Mapping[str, Any], data: bytes, source: str, *, runtime_config: Mapping[str, Any]
-) -> PipelineSpec:
+def _from_ir(ir: Mapping[str, Any], data: bytes, source: str, *, runtime_config: Mapping[str, Any]) -> PipelineSpec:
     if "apiVersion" in ir and "kind" in ir:
         raise _not_a_spec(source, "it looks like a KFP v1 / Argo workflow; compile it with kfp 2.x")
     root = ir.get("root")
@@ -249,8 +250,10 @@ def _from_ir(
 def _pipeline_root(ir: Mapping[str, Any], runtime_config: Mapping[str, Any], source: str) -> str | None:
     """The run's default gcsOutputDirectory. Both places are checked when set: a spec
     carrying a bad root is a bad spec, even when the body overrides it."""
-    candidates = [("runtimeConfig.gcsOutputDirectory", runtime_config.get("gcsOutputDirectory")),
-                  ("defaultPipelineRoot", ir.get("defaultPipelineRoot"))]
+    candidates = [
+        ("runtimeConfig.gcsOutputDirectory", runtime_config.get("gcsOutputDirectory")),
+        ("defaultPipelineRoot", ir.get("defaultPipelineRoot")),
+    ]
     for name, value in candidates:
         problem = None if value in (None, "") else gcs_directory_problem(value)
         if problem:
@@ -270,8 +273,9 @@ def _typed_presets(
         definition = parameters.get(name)
         if definition is None:
             known = ", ".join(sorted(parameters)) or "none"
-            raise BadRequest(f"{where}: pipeline {pipeline!r} has no such parameter (it has: {known})",
-                             field="spec_uri")
+            raise BadRequest(
+                f"{where}: pipeline {pipeline!r} has no such parameter (it has: {known})", field="spec_uri"
+            )
         typed[name] = convert_value(definition.type, value, label=where, field="spec_uri")
     return typed
 

@@ -30,7 +30,7 @@ def parse_spec_uri(uri: str, *, allowed_bucket: str | None = None) -> SpecUri:
     """400 for a malformed URI; 403 when it points outside `allowed_bucket`."""
     if not uri.startswith("gs://"):
         raise BadRequest(f"spec_uri must start with gs://, got {uri!r:.200}", field=_FIELD)
-    location, hash_sign, generation = uri[len("gs://"):].partition("#")
+    location, hash_sign, generation = uri[len("gs://") :].partition("#")
     bucket, _, name = location.partition("/")
     if not _BUCKET_RE.fullmatch(bucket):
         raise BadRequest(f"spec_uri has an invalid bucket name {bucket!r:.100}", field=_FIELD)
@@ -46,8 +46,10 @@ def parse_spec_uri(uri: str, *, allowed_bucket: str | None = None) -> SpecUri:
     if hash_sign and not _GENERATION_RE.fullmatch(generation):
         raise BadRequest(f"spec_uri generation after '#' must be 1-19 digits, got {generation!r:.40}", field=_FIELD)
     if hash_sign and int(generation) > INT64_MAX:
-        raise BadRequest(f"spec_uri generation {generation} is larger than {INT64_MAX}, the largest "
-                         "Cloud Storage generation", field=_FIELD)
+        raise BadRequest(
+            f"spec_uri generation {generation} is larger than {INT64_MAX}, the largest Cloud Storage generation",
+            field=_FIELD,
+        )
     if allowed_bucket is not None and bucket != allowed_bucket:
         raise Forbidden(
             f"spec_uri bucket {bucket!r} is not the spec bucket {allowed_bucket!r}; "
@@ -64,7 +66,7 @@ def gcs_directory_problem(value: Any) -> str | None:
         return f"must be a gs://BUCKET/PATH string, got {type(value).__name__}"
     if not value.startswith("gs://"):
         return f"must be a gs://BUCKET/PATH URI, got {value!r:.100}"
-    bucket, _, _ = value[len("gs://"):].partition("/")
+    bucket, _, _ = value[len("gs://") :].partition("/")
     if not _BUCKET_RE.fullmatch(bucket):
         return f"must be a gs://BUCKET/PATH URI with a valid bucket name, got {value!r:.100}"
     if len(value) > _MAX_DIRECTORY_CHARS:

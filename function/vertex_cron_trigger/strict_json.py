@@ -23,8 +23,10 @@ class NotUnicode(ValueError):
     def __init__(self, path: tuple[str | int, ...], where: str = "") -> None:
         self.path = path
         located = ": ".join(part for part in (where, dotted(path)) if part) or "the value"
-        super().__init__(f"{located} is not valid Unicode text (it holds a lone UTF-16 surrogate, "
-                         "as the escapes \\ud800-\\udfff give when not in a pair)")
+        super().__init__(
+            f"{located} is not valid Unicode text (it holds a lone UTF-16 surrogate, "
+            "as the escapes \\ud800-\\udfff give when not in a pair)"
+        )
 
 
 def loads(text: str | bytes) -> Any:

@@ -18,7 +18,7 @@ def parse_rfc3339(text: str) -> datetime:
     head, dot, rest = text.partition(".")
     if dot:  # Scheduler may send more digits than Python's parser takes.
         digits = re.match(r"[0-9]+", rest).group()  # type: ignore[union-attr]
-        text = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits):]}"
+        text = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits) :]}"
     try:
         parsed = datetime.fromisoformat(text.replace("z", "Z")).astimezone(UTC)
     except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC

@@ -15,7 +15,10 @@ SMOKE_TIMEOUT_SECONDS = 120
 def test_the_smoke_benchmark_runs_and_its_invariants_hold(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=SMOKE_TIMEOUT_SECONDS,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=SMOKE_TIMEOUT_SECONDS,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
@@ -34,6 +37,13 @@ def test_the_smoke_benchmark_runs_and_its_invariants_hold(tmp_path):
     assert results["zip"]["bytes"] > 0
     assert results["network_blocked"] == [] and results["invariant_failures"] == []
     report = (tmp_path / "RESULTS.md").read_text()
-    for heading in ("## Targets", "## 1. Cold start", "## 2. Peak RSS", "## 3. Herd", "## 4. Deploy", "## 5. Function source"):
+    for heading in (
+        "## Targets",
+        "## 1. Cold start",
+        "## 2. Peak RSS",
+        "## 3. Herd",
+        "## 4. Deploy",
+        "## 5. Function source",
+    ):
         assert heading in report
     assert not (tmp_path / "results.png").exists()

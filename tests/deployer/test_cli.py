@@ -42,8 +42,11 @@ def _deploy_args(spec, *extra):
 @pytest.mark.parametrize(
     ("extra", "env", "reason"),
     [
-        ((), {"VERTEX_CRON_WORKLOAD_SA": "123456789-compute@developer.gserviceaccount.com"},
-         "refusing the default service account 123456789-compute@developer.gserviceaccount.com as the workload SA"),
+        (
+            (),
+            {"VERTEX_CRON_WORKLOAD_SA": "123456789-compute@developer.gserviceaccount.com"},
+            "refusing the default service account 123456789-compute@developer.gserviceaccount.com as the workload SA",
+        ),
         (("--scheduler-sa", "scheduler@example.com"), {}, "malformed scheduler SA email"),
         (("--time-zone", "Mars/Olympus"), {}, "unknown time zone 'Mars/Olympus'"),
         (("--cron", "0 3 * *"), {}, "invalid cron expression"),
@@ -52,11 +55,19 @@ def _deploy_args(spec, *extra):
         (("--cron", "0 3 * * 1#2"), {}, "invalid cron expression '0 3 * * 1#2'"),
         (("--time-zone", "localtime"), {}, "unknown time zone 'localtime'"),
         (("--time-zone", "right/UTC"), {}, "unknown time zone 'right/UTC'"),
-        (("--param", "nope=1"), {}, "schedule nightly: parameter nope: pipeline 'nightly-training' has no such parameter"),
+        (
+            ("--param", "nope=1"),
+            {},
+            "schedule nightly: parameter nope: pipeline 'nightly-training' has no such parameter",
+        ),
         (("--param", "sample_rows=lots"), {}, "sample_rows must be an integer"),
         ((), {"VERTEX_CRON_REGION": ""}, "missing region: pass --region"),
         ((), {"VERTEX_CRON_BUILD_SA": ""}, "no build SA: the function would be built as the project's default"),
-        (("--build-sa", ""), {"VERTEX_CRON_BUILD_SA": ""}, "no build SA: the function would be built as the project's default"),
+        (
+            ("--build-sa", ""),
+            {"VERTEX_CRON_BUILD_SA": ""},
+            "no build SA: the function would be built as the project's default",
+        ),
         (("--param", "run_date=y"), {}, "--param run_date given twice"),
     ],
 )
@@ -92,14 +103,19 @@ def test_default_service_account_is_accepted_when_explicitly_allowed_in_a_dry_ru
     assert emulator.mutating_calls() == 0
 
 
-def test_dry_run_on_an_empty_project_plans_everything_and_changes_nothing(run_cli, emulator, example_json, storage_emulator, spec_bucket):
+def test_dry_run_on_an_empty_project_plans_everything_and_changes_nothing(
+    run_cli, emulator, example_json, storage_emulator, spec_bucket
+):
     result = run_cli(*_deploy_args(example_json, "--dry-run", "--format", "json"))
 
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
     assert plan["applied"] is False
     assert [(c["kind"], c["action"]) for c in plan["changes"]] == [
-        ("spec", "create"), ("function", "create"), ("invoker", "create"), ("job", "create"),
+        ("spec", "create"),
+        ("function", "create"),
+        ("invoker", "create"),
+        ("job", "create"),
     ]
     assert len(plan["next_runs"]["nightly"]) == 3
     assert emulator.mutating_calls() == 0
@@ -107,8 +123,11 @@ def test_dry_run_on_an_empty_project_plans_everything_and_changes_nothing(run_cl
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    client = storage.Client(project="demo-project", credentials=AnonymousCredentials(),
-                            client_options={"api_endpoint": storage_emulator.url})
+    client = storage.Client(
+        project="demo-project",
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": storage_emulator.url},
+    )
     assert list(client.list_blobs(spec_bucket)) == []
 
 
@@ -120,8 +139,11 @@ def test_history_lists_the_schedules_pipeline_runs_newest_first_with_console_lin
     pipelines = emulator_client(aiplatform_v1.PipelineServiceClient)
     parent = "projects/demo-project/locations/europe-west1"
     spec = json.loads(example_json.read_text())
-    for job_id, schedule in (("nightly-20240101-030000", "nightly"), ("other-20240101-030000", "other"),
-                             ("nightly-20240102-030000", "nightly")):
+    for job_id, schedule in (
+        ("nightly-20240101-030000", "nightly"),
+        ("other-20240101-030000", "other"),
+        ("nightly-20240102-030000", "nightly"),
+    ):
         pipelines.create_pipeline_job(
             parent=parent,
             pipeline_job_id=job_id,
@@ -131,7 +153,7 @@ def test_history_lists_the_schedules_pipeline_runs_newest_first_with_console_lin
                 "runtime_config": {"gcs_output_directory": "gs://b/root", "parameter_values": {"run_date": "x"}},
             },
         )
-        emulator.clock = (lambda t: (lambda: t))(emulator.clock() + 5)
+        emulator.clock = (lambda t: lambda: t)(emulator.clock() + 5)
 
     text = run_cli("history", "nightly")
     data = run_cli("history", "nightly", "--format", "json")
@@ -150,6 +172,7 @@ def test_history_lists_the_schedules_pipeline_runs_newest_first_with_console_lin
 
 # -- settings that end up in resource names: checked locally, whichever source they come from --
 
+
 @pytest.mark.parametrize(
     ("args", "env", "reason"),
     [
@@ -160,7 +183,11 @@ def test_history_lists_the_schedules_pipeline_runs_newest_first_with_console_lin
         (("--project", "123456789012"), {}, "invalid project ID '123456789012'"),  # a number, not the ID
         (("--region", "europe-west1-b"), {}, "invalid region 'europe-west1-b' (from --region)"),
         ((), {"VERTEX_CRON_REGION": "EU"}, "invalid region 'EU' (from VERTEX_CRON_REGION)"),
-        (("--bucket", "gs://my-bucket"), {}, "invalid bucket name 'gs://my-bucket' (from --bucket): give the bucket's name only"),
+        (
+            ("--bucket", "gs://my-bucket"),
+            {},
+            "invalid bucket name 'gs://my-bucket' (from --bucket): give the bucket's name only",
+        ),
         (("--bucket", "My_Bucket"), {}, "invalid bucket name 'My_Bucket'"),
         (("--bucket", "ab"), {}, "invalid bucket name 'ab' (from --bucket): wrong length"),
         (("--bucket", "goog-specs"), {}, "invalid bucket name 'goog-specs'"),
@@ -168,7 +195,11 @@ def test_history_lists_the_schedules_pipeline_runs_newest_first_with_console_lin
         (("--function-name", "Trigger"), {}, "invalid function name 'Trigger' (from --function-name)"),
         (("--function-name", "trigger-"), {}, "invalid function name 'trigger-'"),
         (("--function-name", "t" * 64), {}, "invalid function name"),
-        ((), {"VERTEX_CRON_FUNCTION_NAME": "my_trigger"}, "invalid function name 'my_trigger' (from VERTEX_CRON_FUNCTION_NAME)"),
+        (
+            (),
+            {"VERTEX_CRON_FUNCTION_NAME": "my_trigger"},
+            "invalid function name 'my_trigger' (from VERTEX_CRON_FUNCTION_NAME)",
+        ),
     ],
 )
 def test_malformed_project_region_bucket_or_function_name_is_refused_before_any_call(
@@ -189,7 +220,9 @@ def test_settings_files_are_named_as_the_source_of_a_malformed_value(run_cli, em
         del run_cli.env[name]
     (tmp_path / "vertex-cron.toml").write_text('project = "demo-project"\nregion = "europe west1"\n')
     toml = run_cli(*_deploy_args(example_json))
-    assert toml.exit_code == 2 and toml.stderr.startswith("error: invalid region 'europe west1' (from vertex-cron.toml)")
+    assert toml.exit_code == 2 and toml.stderr.startswith(
+        "error: invalid region 'europe west1' (from vertex-cron.toml)"
+    )
 
     (tmp_path / "vertex-cron.toml").write_text('region = "europe-west1"\n')
     (tmp_path / "pipeline.json").write_bytes(example_json.read_bytes())
@@ -211,19 +244,28 @@ def test_a_legacy_domain_scoped_project_id_is_accepted(run_cli, emulator):
 @pytest.mark.parametrize(
     ("schedules", "reason"),
     [
-        ("defaults: {parameters: [run_date]}\nschedules:\n  - {name: nightly, spec: pipeline.json, cron: '0 3 * * *'}\n",
-         "schedules.yaml: defaults: `parameters` must be a mapping of parameter names to values, got a list"),
-        ("schedules:\n  - {name: nightly, spec: pipeline.json, cron: '0 3 * * *', parameters: [run_date, x]}\n",
-         "schedules.yaml: schedules[0] (schedule nightly): `parameters` must be a mapping of parameter names to "
-         "values, got a list"),
-        ("schedules:\n  - {name: nightly, spec: pipeline.json, cron: '0 3 * * *', pipeline_root: [gs://b/r]}\n",
-         "schedules.yaml: schedules[0] (schedule nightly): `pipeline_root` must be a string (a gs:// URI), got a list"),
-        ("defaults: {max_instances: 2.5}\nschedules:\n  - {name: nightly, spec: pipeline.json, cron: '0 3 * * *'}\n",
-         "max instances (from schedules.yaml: defaults) must be an integer, got 2.5"),
+        (
+            "defaults: {parameters: [run_date]}\nschedules:\n  - {name: nightly, spec: pipeline.json, cron: '0 3 * * *'}\n",
+            "schedules.yaml: defaults: `parameters` must be a mapping of parameter names to values, got a list",
+        ),
+        (
+            "schedules:\n  - {name: nightly, spec: pipeline.json, cron: '0 3 * * *', parameters: [run_date, x]}\n",
+            "schedules.yaml: schedules[0] (schedule nightly): `parameters` must be a mapping of parameter names to "
+            "values, got a list",
+        ),
+        (
+            "schedules:\n  - {name: nightly, spec: pipeline.json, cron: '0 3 * * *', pipeline_root: [gs://b/r]}\n",
+            "schedules.yaml: schedules[0] (schedule nightly): `pipeline_root` must be a string (a gs:// URI), got a list",
+        ),
+        (
+            "defaults: {max_instances: 2.5}\nschedules:\n  - {name: nightly, spec: pipeline.json, cron: '0 3 * * *'}\n",
+            "max instances (from schedules.yaml: defaults) must be an integer, got 2.5",
+        ),
     ],
 )
-def test_a_schedules_file_value_of_the_wrong_type_is_a_usage_error(run_cli, emulator, example_json, tmp_path,
-                                                                 schedules, reason):
+def test_a_schedules_file_value_of_the_wrong_type_is_a_usage_error(
+    run_cli, emulator, example_json, tmp_path, schedules, reason
+):
     (tmp_path / "pipeline.json").write_bytes(example_json.read_bytes())
     (tmp_path / "schedules.yaml").write_text(schedules)
 
@@ -235,12 +277,25 @@ def test_a_schedules_file_value_of_the_wrong_type_is_a_usage_error(run_cli, emul
 
 
 def test_dry_run_next_runs_are_only_the_firings_inside_the_start_end_window(run_cli, emulator, example_json):
-    window = run_cli(*_deploy_args(example_json, "--dry-run", "--format", "json",
-                                   "--start-time", "2030-01-01T00:00:00Z", "--end-time", "2030-01-02T12:00:00Z"))
+    window = run_cli(
+        *_deploy_args(
+            example_json,
+            "--dry-run",
+            "--format",
+            "json",
+            "--start-time",
+            "2030-01-01T00:00:00Z",
+            "--end-time",
+            "2030-01-02T12:00:00Z",
+        )
+    )
     ended = run_cli(*_deploy_args(example_json, "--dry-run", "--end-time", "2020-01-01T00:00:00Z"))
 
     assert window.exit_code == 0 and ended.exit_code == 0, window.output + ended.output
-    assert json.loads(window.stdout)["next_runs"]["nightly"] == ["2030-01-01T03:00:00+00:00", "2030-01-02T03:00:00+00:00"]
+    assert json.loads(window.stdout)["next_runs"]["nightly"] == [
+        "2030-01-01T03:00:00+00:00",
+        "2030-01-02T03:00:00+00:00",
+    ]
     assert "  nightly: none: no firing left before the schedule's end time" in ended.stdout.splitlines()
     assert emulator.mutating_calls() == 0
 

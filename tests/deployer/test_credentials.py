@@ -17,8 +17,11 @@ TARGET = "vertex-cron-deployer@demo-project.iam.gserviceaccount.com"
 def user_adc(tmp_path, monkeypatch):
     """What `gcloud auth application-default login` leaves (a made-up refresh token)."""
     adc = tmp_path / "adc.json"
-    adc.write_text(json.dumps({"type": "authorized_user", "client_id": "id", "client_secret": "secret",
-                               "refresh_token": "made-up"}))
+    adc.write_text(
+        json.dumps(
+            {"type": "authorized_user", "client_id": "id", "client_secret": "secret", "refresh_token": "made-up"}
+        )
+    )
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
     for name in ("VERTEX_CRON_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"):
         monkeypatch.delenv(name, raising=False)

@@ -63,8 +63,20 @@ def clients(emulator_client, storage_emulator, spec_bucket):
 
 
 def deploy(run_cli, spec, *extra, name="nightly", expect=0):
-    return run_cli("deploy", name, "--spec", str(spec), "--cron", "0 3 * * *", "--time-zone", "Europe/Paris",
-                   "--param", "run_date={{schedule_time:%Y-%m-%d}}", *extra, expect=expect)
+    return run_cli(
+        "deploy",
+        name,
+        "--spec",
+        str(spec),
+        "--cron",
+        "0 3 * * *",
+        "--time-zone",
+        "Europe/Paris",
+        "--param",
+        "run_date={{schedule_time:%Y-%m-%d}}",
+        *extra,
+        expect=expect,
+    )
 
 
 def writes(emulator):
@@ -127,8 +139,10 @@ def test_a_failure_half_way_then_a_rerun_converges_without_duplicates(run_cli, e
     failed = deploy(run_cli, example_json, expect=1)
 
     # Progress lines come first; the error block starts with the one-line reason.
-    error = failed.stderr[failed.stderr.index("error: "):].splitlines()
-    assert error[0].startswith("error: create Scheduler job projects/demo-project/locations/europe-west1/jobs/vertex-cron-nightly")
+    error = failed.stderr[failed.stderr.index("error: ") :].splitlines()
+    assert error[0].startswith(
+        "error: create Scheduler job projects/demo-project/locations/europe-west1/jobs/vertex-cron-nightly"
+    )
     assert "re-running is safe" in error[0]
     assert "Traceback" not in failed.output
     assert clients.jobs() == {}
@@ -203,8 +217,12 @@ def test_apply_prune_converges_on_the_file(run_cli, emulator, clients, example_j
     )
 
     dry = run_cli("apply", "-f", "schedules.yaml", "--prune", "--dry-run", "--format", "json")
-    assert {(c["name"].rsplit("/", 1)[-1], c["action"]) for c in json.loads(dry.stdout)["changes"] if c["kind"] == "job"} == {
-        ("vertex-cron-nightly", "create"), ("vertex-cron-hourly", "create"), ("vertex-cron-legacy", "delete"),
+    assert {
+        (c["name"].rsplit("/", 1)[-1], c["action"]) for c in json.loads(dry.stdout)["changes"] if c["kind"] == "job"
+    } == {
+        ("vertex-cron-nightly", "create"),
+        ("vertex-cron-hourly", "create"),
+        ("vertex-cron-legacy", "delete"),
     }
     assert sorted(clients.jobs()) == ["vertex-cron-legacy"]
 
@@ -228,7 +246,9 @@ def test_an_etag_conflict_on_the_invoker_policy_is_retried(run_cli, emulator, cl
     assert [list(b.members) for b in policy.bindings] == [[f"serviceAccount:{SCHEDULER_SA}"]]
 
 
-def test_a_changed_function_setting_patches_the_function_without_uploading_source(run_cli, emulator, clients, example_json):
+def test_a_changed_function_setting_patches_the_function_without_uploading_source(
+    run_cli, emulator, clients, example_json
+):
     deploy(run_cli, example_json)
     emulator.clear_calls()
 
@@ -282,8 +302,10 @@ def test_rotating_the_scheduler_sa_keeps_only_the_invokers_jobs_still_use(run_cl
 
     deploy(run_cli, example_json, "--scheduler-sa", NEW_SCHEDULER_SA)
 
-    assert _invoker_policy(clients)[1] == {"roles/run.invoker": sorted([old, new]),
-                                           "roles/run.viewer": ["user:viewer@example.com"]}
+    assert _invoker_policy(clients)[1] == {
+        "roles/run.invoker": sorted([old, new]),
+        "roles/run.viewer": ["user:viewer@example.com"],
+    }
     jobs = clients.jobs()
     assert jobs["vertex-cron-nightly"].http_target.oidc_token.service_account_email == NEW_SCHEDULER_SA
     assert jobs["vertex-cron-hourly"].http_target.oidc_token.service_account_email == SCHEDULER_SA
@@ -309,8 +331,11 @@ def test_purge_deletes_only_this_regions_specs_from_a_bucket_regions_share(run_c
     clients.bucket.blob(f"vertex-cron/specs/{PROJECT}/{REGION}/by-hand.json").upload_from_string(b"{}")
     clients.bucket.blob(f"vertex-cron/specs/{'0' * 64}.json").upload_from_string(b"{}")
     ours, theirs = (
-        next(b.name for b in clients.bucket.client.list_blobs(spec_bucket, prefix=f"vertex-cron/specs/{PROJECT}/{r}/")
-             if b.metadata)
+        next(
+            b.name
+            for b in clients.bucket.client.list_blobs(spec_bucket, prefix=f"vertex-cron/specs/{PROJECT}/{r}/")
+            if b.metadata
+        )
         for r in (REGION, other_region)
     )
     assert ours != theirs  # same spec, one object per region
@@ -321,13 +346,16 @@ def test_purge_deletes_only_this_regions_specs_from_a_bucket_regions_share(run_c
     run_cli("delete", "nightly", "--purge")
 
     left = sorted(b.name for b in clients.bucket.client.list_blobs(spec_bucket))
-    assert left == sorted([theirs, f"vertex-cron/specs/{PROJECT}/{REGION}/by-hand.json", f"vertex-cron/specs/{'0' * 64}.json"])
+    assert left == sorted(
+        [theirs, f"vertex-cron/specs/{PROJECT}/{REGION}/by-hand.json", f"vertex-cron/specs/{'0' * 64}.json"]
+    )
     other_job = clients.scheduler.get_job(name=f"projects/{PROJECT}/locations/{other_region}/jobs/vertex-cron-nightly")
     assert json.loads(other_job.http_target.body)["spec_uri"].startswith(f"gs://{spec_bucket}/{theirs}#")
 
 
-def test_a_delete_that_failed_on_the_function_can_be_rerun_and_removes_it(run_cli, emulator, clients, example_json,
-                                                                            spec_bucket):
+def test_a_delete_that_failed_on_the_function_can_be_rerun_and_removes_it(
+    run_cli, emulator, clients, example_json, spec_bucket
+):
     deploy(run_cli, example_json)
     emulator.faults.add(method="DELETE", path=rf"/v2/{FUNCTION}", status=500, times=1)
 
@@ -361,10 +389,15 @@ def test_a_name_given_twice_is_deleted_once_and_a_typo_deletes_nothing(run_cli, 
 def test_pause_resume_run_and_describe_leave_a_job_vertex_cron_did_not_create_alone(run_cli, emulator, clients):
     from google.cloud import scheduler_v1
 
-    clients.scheduler.create_job(parent=PARENT, job=scheduler_v1.Job(
-        name=f"{PARENT}/jobs/vertex-cron-theirs", schedule="0 3 * * *", time_zone="UTC",
-        http_target=scheduler_v1.HttpTarget(uri="https://example.com/hook"),
-    ))
+    clients.scheduler.create_job(
+        parent=PARENT,
+        job=scheduler_v1.Job(
+            name=f"{PARENT}/jobs/vertex-cron-theirs",
+            schedule="0 3 * * *",
+            time_zone="UTC",
+            http_target=scheduler_v1.HttpTarget(uri="https://example.com/hook"),
+        ),
+    )
     emulator.clear_calls()
 
     for command in ("pause", "resume", "run", "describe"):

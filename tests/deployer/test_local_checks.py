@@ -22,8 +22,11 @@ def test_flags_beat_environment_beats_files():
 
 
 def test_vertex_cron_project_wins_over_the_generic_project_variables():
-    env = {"CLOUDSDK_CORE_PROJECT": "gcloud-project", "GOOGLE_CLOUD_PROJECT": "google-project",
-           "VERTEX_CRON_PROJECT": "our-project"}
+    env = {
+        "CLOUDSDK_CORE_PROJECT": "gcloud-project",
+        "GOOGLE_CLOUD_PROJECT": "google-project",
+        "VERTEX_CRON_PROJECT": "our-project",
+    }
     assert config.resolve({}, env).project == "our-project"
     assert config.resolve({}, {"CLOUDSDK_CORE_PROJECT": "gcloud-project"}).project == "gcloud-project"
 
@@ -42,7 +45,9 @@ def test_project_file_is_read_and_typos_are_refused(tmp_path: Path):
 def test_a_max_instances_that_is_not_an_integer_is_refused_naming_the_file(tmp_path: Path, toml):
     (tmp_path / "vertex-cron.toml").write_text(toml + "\n")
     with pytest.raises(ConfigError, match=r"^max instances \(from vertex-cron.toml\) must be an integer"):
-        config.resolve({}, {}, config.load_file_values(None, cwd=tmp_path), file_sources={"max_instances": "vertex-cron.toml"})
+        config.resolve(
+            {}, {}, config.load_file_values(None, cwd=tmp_path), file_sources={"max_instances": "vertex-cron.toml"}
+        )
 
 
 def test_a_blank_flag_counts_as_not_given():
@@ -80,22 +85,49 @@ def test_schedule_names_outside_the_pattern_are_refused(name):
         validation.check_schedule_name(name)
 
 
-@pytest.mark.parametrize("expr", [
-    "0 3 * *", "0 3 * * * *", "61 * * * *", "every day", "0 3 * * MON-FOO", "@daily",
-    # croniter extensions Cloud Scheduler refuses
-    "R 3 * * *", "0 3 L * *", "0 3 * * 1#2", "0 3 * * L5", "0 3 ? * *", "H 3 * * *",
-    # out of bounds, backwards, zero or dangling steps
-    "0 24 * * *", "0 3 0 * *", "0 3 * 13 *", "0 3 * * 8", "0 3 5-2 * *", "*/0 * * * *", "5/15 * * * *",
-])
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "0 3 * *",
+        "0 3 * * * *",
+        "61 * * * *",
+        "every day",
+        "0 3 * * MON-FOO",
+        "@daily",
+        # croniter extensions Cloud Scheduler refuses
+        "R 3 * * *",
+        "0 3 L * *",
+        "0 3 * * 1#2",
+        "0 3 * * L5",
+        "0 3 ? * *",
+        "H 3 * * *",
+        # out of bounds, backwards, zero or dangling steps
+        "0 24 * * *",
+        "0 3 0 * *",
+        "0 3 * 13 *",
+        "0 3 * * 8",
+        "0 3 5-2 * *",
+        "*/0 * * * *",
+        "5/15 * * * *",
+    ],
+)
 def test_cron_outside_cloud_schedulers_unix_cron_is_refused(expr):
     with pytest.raises(ValidationError, match="invalid cron"):
         cronexpr.check_cron(expr)
 
 
-@pytest.mark.parametrize("expr", [
-    "0 3 * * *", "*/15 0-23/2 1,15 * *", "0 3 * jan-Jun mon-FRI", "0 3 * * 7", "0 3 * * 0-7", "0 3 29 FEB *",
-    "0 3 31 2 MON",  # day of month OR day of week: every Monday of February
-])
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "0 3 * * *",
+        "*/15 0-23/2 1,15 * *",
+        "0 3 * jan-Jun mon-FRI",
+        "0 3 * * 7",
+        "0 3 * * 0-7",
+        "0 3 29 FEB *",
+        "0 3 31 2 MON",  # day of month OR day of week: every Monday of February
+    ],
+)
 def test_standard_unix_cron_is_accepted(expr):
     assert cronexpr.check_cron(f"  {expr} ") == expr
 
@@ -121,11 +153,21 @@ def test_cron_next_times_follow_the_time_zone():
     assert [t.isoformat() for t in times] == ["2024-01-01T09:30:00-05:00", "2024-01-02T09:30:00-05:00"]
 
 
-@pytest.mark.parametrize("tz", [
-    "Mars/Olympus", "../etc/passwd", "", "utc+2",
-    # tz database files that are no IANA zone name
-    "localtime", "posixrules", "Factory", "right/UTC", "posix/Europe/Paris",
-])
+@pytest.mark.parametrize(
+    "tz",
+    [
+        "Mars/Olympus",
+        "../etc/passwd",
+        "",
+        "utc+2",
+        # tz database files that are no IANA zone name
+        "localtime",
+        "posixrules",
+        "Factory",
+        "right/UTC",
+        "posix/Europe/Paris",
+    ],
+)
 def test_unknown_time_zones_are_refused(tz):
     with pytest.raises(ValidationError, match="unknown time zone"):
         validation.check_time_zone(tz)
@@ -156,7 +198,8 @@ def test_spec_object_name_carries_the_content_sha256(make_settings, example_json
     digest = hashlib.sha256(example_json.read_bytes()).hexdigest()
     assert wanted.specs[0].object_name == f"vertex-cron/specs/demo-project/europe-west1/{digest}.json"
     assert wanted.specs[0].metadata == {
-        "managed-by": "vertex-cron", "vertex-cron-location": "projects/demo-project/locations/europe-west1",
+        "managed-by": "vertex-cron",
+        "vertex-cron-location": "projects/demo-project/locations/europe-west1",
     }
 
 
@@ -258,12 +301,18 @@ def test_schedules_file_typos_are_refused(tmp_path):
         ("spec: [p.json]", "(schedule a): `spec` must be a string (a path relative to this file), got a list"),
         ("cron: 5", "(schedule a): `cron` must be a string (quote it), got an integer"),
         ("time_zone: {zone: UTC}", "(schedule a): `time_zone` must be a string, got a mapping"),
-        ("parameters: [run_date]", "(schedule a): `parameters` must be a mapping of parameter names to values, got a list"),
+        (
+            "parameters: [run_date]",
+            "(schedule a): `parameters` must be a mapping of parameter names to values, got a list",
+        ),
         ("parameters: {1: x}", "(schedule a): `parameters` names must be strings, got an integer 1"),
         ("max_concurrent_runs: two", "(schedule a): `max_concurrent_runs` must be an integer, got a string"),
         ("max_concurrent_runs: true", "(schedule a): `max_concurrent_runs` must be an integer, got a boolean (true)"),
         ("enable_caching: 'no'", "(schedule a): `enable_caching` must be true or false, got a string"),
-        ("start_time: 2025-01-01", "(schedule a): `start_time` must be an RFC 3339 time, got a date/time (2025-01-01) (quote it)"),
+        (
+            "start_time: 2025-01-01",
+            "(schedule a): `start_time` must be an RFC 3339 time, got a date/time (2025-01-01) (quote it)",
+        ),
         ("end_time: [2025]", "(schedule a): `end_time` must be an RFC 3339 time, got a list"),
     ],
 )
@@ -281,13 +330,18 @@ def test_schedules_file_values_of_the_wrong_type_name_the_schedule_and_key(tmp_p
     assert err.value.exit_code == 2
 
 
-@pytest.mark.parametrize(("default", "message"), [
-    ("time_zone: [UTC]", "`time_zone` must be a string, got a list"),
-    ("parameters: run_date", "`parameters` must be a mapping of parameter names to values, got a string"),
-    ("enable_caching: 1", "`enable_caching` must be true or false, got an integer"),
-])
+@pytest.mark.parametrize(
+    ("default", "message"),
+    [
+        ("time_zone: [UTC]", "`time_zone` must be a string, got a list"),
+        ("parameters: run_date", "`parameters` must be a mapping of parameter names to values, got a string"),
+        ("enable_caching: 1", "`enable_caching` must be true or false, got an integer"),
+    ],
+)
 def test_schedules_file_defaults_of_the_wrong_type_are_refused(tmp_path, default, message):
-    (tmp_path / "s.yaml").write_text(f"defaults:\n  {default}\nschedules:\n  - {{name: a, spec: p.json, cron: '* * * * *'}}\n")
+    (tmp_path / "s.yaml").write_text(
+        f"defaults:\n  {default}\nschedules:\n  - {{name: a, spec: p.json, cron: '* * * * *'}}\n"
+    )
     with pytest.raises(ConfigError) as err:
         schedules_file.load(tmp_path / "s.yaml")
     assert err.value.reason == f"{tmp_path / 's.yaml'}: defaults: {message}"
@@ -304,23 +358,50 @@ def test_schedules_file_empty_values_mean_not_given_and_unquoted_timestamps_are_
     assert schedule.start_time == "2025-01-01T00:00:00Z"
 
 
-@pytest.mark.parametrize(("setting", "value"), [
-    ("project", "demo-project"), ("project", "a12345"), ("project", "p" * 30), ("project", "example.com:my-project"),
-    ("region", "us-central1"), ("region", "europe-west10"), ("region", "northamerica-northeast1"),
-    ("bucket", "my-bucket"), ("bucket", "a_b"), ("bucket", "specs.example.com"), ("bucket", "b" * 63),
-    ("function_name", "vertex-cron-trigger"), ("function_name", "fn01"), ("function_name", "f" * 63),
-])
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("project", "demo-project"),
+        ("project", "a12345"),
+        ("project", "p" * 30),
+        ("project", "example.com:my-project"),
+        ("region", "us-central1"),
+        ("region", "europe-west10"),
+        ("region", "northamerica-northeast1"),
+        ("bucket", "my-bucket"),
+        ("bucket", "a_b"),
+        ("bucket", "specs.example.com"),
+        ("bucket", "b" * 63),
+        ("function_name", "vertex-cron-trigger"),
+        ("function_name", "fn01"),
+        ("function_name", "f" * 63),
+    ],
+)
 def test_well_formed_settings_pass(setting, value):
     assert getattr(config.resolve({setting: value}, {}), setting) == value
 
 
-@pytest.mark.parametrize(("setting", "value"), [
-    ("project", "p" * 31), ("project", "my_project"), ("project", "example.com:1project"), ("project", ":my-project"),
-    ("region", "us-central"), ("region", "us-central1-a"), ("region", "global"),
-    ("bucket", "-bucket"), ("bucket", "bucket-"), ("bucket", "b" * 64), ("bucket", "my-google-bucket"),
-    ("bucket", "my..bucket"), ("bucket", "gs://b/path"),
-    ("function_name", "fn"), ("function_name", "1fn-name"), ("function_name", "fn.name"),
-])
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("project", "p" * 31),
+        ("project", "my_project"),
+        ("project", "example.com:1project"),
+        ("project", ":my-project"),
+        ("region", "us-central"),
+        ("region", "us-central1-a"),
+        ("region", "global"),
+        ("bucket", "-bucket"),
+        ("bucket", "bucket-"),
+        ("bucket", "b" * 64),
+        ("bucket", "my-google-bucket"),
+        ("bucket", "my..bucket"),
+        ("bucket", "gs://b/path"),
+        ("function_name", "fn"),
+        ("function_name", "1fn-name"),
+        ("function_name", "fn.name"),
+    ],
+)
 def test_malformed_settings_are_config_errors_naming_the_source(setting, value):
     with pytest.raises(ConfigError) as err:
         config.resolve({}, {}, {setting: value}, file_sources={setting: "here.toml"})
@@ -347,11 +428,14 @@ def test_an_unset_build_sa_is_refused_unless_default_accounts_are_allowed(make_s
         desired.build(make_settings(build_sa=None), [schedule], source=function_source.build())
     assert "--build-sa" in refused.value.details and "--allow-default-service-account" in refused.value.details
 
-    allowed = desired.build(make_settings(build_sa=None, allow_default_service_account=True), [schedule],
-                            source=function_source.build())
+    allowed = desired.build(
+        make_settings(build_sa=None, allow_default_service_account=True), [schedule], source=function_source.build()
+    )
     assert "build_config.service_account" not in allowed.function.fields
     built_as = desired.build(make_settings(), [schedule], source=function_source.build()).function.fields
-    assert built_as["build_config.service_account"].endswith("/serviceAccounts/vc-build@demo-project.iam.gserviceaccount.com")
+    assert built_as["build_config.service_account"].endswith(
+        "/serviceAccounts/vc-build@demo-project.iam.gserviceaccount.com"
+    )
 
 
 def test_the_function_answers_before_its_platform_timeout_and_scheduler_waits_for_it():

@@ -124,8 +124,12 @@ def test_a_stale_contract_variable_is_removed(make_desired):
     observed = _converged(wanted)
     env = {**observed.function.fields["service_config.environment_variables"], "VERTEX_CRON_AUDIENCE": "x"}
     fields = {**observed.function.fields, "service_config.environment_variables": env}
-    observed = Observed(observed.spec_generations, ObservedFunction(observed.function.name, fields, URL, SERVICE),
-                        observed.invoker_members, observed.jobs)
+    observed = Observed(
+        observed.spec_generations,
+        ObservedFunction(observed.function.name, fields, URL, SERVICE),
+        observed.invoker_members,
+        observed.jobs,
+    )
 
     (change,) = planner.plan(wanted, observed, now=NOW).mutations
     assert [(d.field, d.new) for d in change.diffs] == [
@@ -137,8 +141,12 @@ def test_new_source_means_a_build(make_desired):
     wanted = make_desired()
     observed = _converged(wanted)
     fields = {**observed.function.fields, "build_config.source": "0" * 32}
-    observed = Observed(observed.spec_generations, ObservedFunction(observed.function.name, fields, URL, SERVICE),
-                        observed.invoker_members, observed.jobs)
+    observed = Observed(
+        observed.spec_generations,
+        ObservedFunction(observed.function.name, fields, URL, SERVICE),
+        observed.invoker_members,
+        observed.jobs,
+    )
 
     (change,) = planner.plan(wanted, observed, now=NOW).mutations
     assert planner.needs_build(change)
@@ -148,15 +156,20 @@ def test_new_source_means_a_build(make_desired):
 def test_a_changed_parameter_updates_the_job_body_only(make_desired):
     before = make_desired()
     after = make_desired(
-        ScheduleInput("nightly", _SPEC, "0 3 * * *", "Europe/Paris", {"run_date": "{{schedule_time}}", "sample_rows": "5"}),
+        ScheduleInput(
+            "nightly", _SPEC, "0 3 * * *", "Europe/Paris", {"run_date": "{{schedule_time}}", "sample_rows": "5"}
+        ),
     )
 
     (change,) = planner.plan(after, _converged(before), now=NOW).mutations
 
     assert change.kind is Kind.JOB and change.action is Action.UPDATE
     assert [(d.field, d.old, d.new) for d in change.diffs] == [
-        ("http_target.body.parameter_values", {"run_date": "{{schedule_time}}"},
-         {"run_date": "{{schedule_time}}", "sample_rows": 5}),
+        (
+            "http_target.body.parameter_values",
+            {"run_date": "{{schedule_time}}"},
+            {"run_date": "{{schedule_time}}", "sample_rows": 5},
+        ),
     ]
     assert planner.update_mask(change) == ["http_target"]
 
@@ -164,8 +177,9 @@ def test_a_changed_parameter_updates_the_job_body_only(make_desired):
 def test_a_public_invoker_is_removed_and_the_scheduler_sa_kept(make_desired):
     wanted = make_desired()
     observed = _converged(wanted)
-    observed = Observed(observed.spec_generations, observed.function,
-                        observed.invoker_members | {"allUsers"}, observed.jobs)
+    observed = Observed(
+        observed.spec_generations, observed.function, observed.invoker_members | {"allUsers"}, observed.jobs
+    )
 
     (change,) = planner.plan(wanted, observed, now=NOW).mutations
 
@@ -178,8 +192,12 @@ def test_prune_deletes_only_managed_jobs_missing_from_the_file(make_desired):
     observed = _converged(wanted)
     gone = desired.job_name("demo-project", "europe-west1", "weekly")
     foreign = "projects/demo-project/locations/europe-west1/jobs/someone-elses"
-    observed = Observed(observed.spec_generations, observed.function, observed.invoker_members,
-                        {**observed.jobs, gone: ObservedJob(gone, {}), foreign: ObservedJob(foreign, {})})
+    observed = Observed(
+        observed.spec_generations,
+        observed.function,
+        observed.invoker_members,
+        {**observed.jobs, gone: ObservedJob(gone, {}), foreign: ObservedJob(foreign, {})},
+    )
 
     plan = planner.plan(wanted, observed, now=NOW)
 
@@ -219,14 +237,18 @@ def test_delete_takes_the_function_with_the_last_schedule_and_purges_unreference
 
     jobs = {"j/one": job("j/one", spec_a), "j/two": job("j/two", spec_b)}
 
-    one = planner.plan_delete(["j/one"], jobs, function=function, spec_objects=[_ours(spec_a), _ours(spec_b)],
-                              location=HERE, purge=True)
+    one = planner.plan_delete(
+        ["j/one"], jobs, function=function, spec_objects=[_ours(spec_a), _ours(spec_b)], location=HERE, purge=True
+    )
     assert [(c.kind, c.name) for c in one.changes] == [(Kind.JOB, "j/one"), (Kind.SPEC, spec_a)]
 
-    both = planner.plan_delete(["j/one", "j/two"], jobs, function=function, spec_objects=[_ours(spec_a)],
-                               location=HERE, purge=False)
+    both = planner.plan_delete(
+        ["j/one", "j/two"], jobs, function=function, spec_objects=[_ours(spec_a)], location=HERE, purge=False
+    )
     assert [(c.kind, c.name) for c in both.changes] == [
-        (Kind.JOB, "j/one"), (Kind.JOB, "j/two"), (Kind.FUNCTION, function.name),
+        (Kind.JOB, "j/one"),
+        (Kind.JOB, "j/two"),
+        (Kind.FUNCTION, function.name),
     ]
 
 
@@ -235,12 +257,15 @@ def test_purge_deletes_only_objects_vertex_cron_uploaded_for_this_location():
         _ours("vertex-cron/specs/p/r/ours.json"),
         _stored("vertex-cron/specs/p/r/by-hand.json"),  # no metadata: not ours to delete
         _stored("vertex-cron/specs/p/r/other-tool.json", **{"managed-by": "terraform"}),
-        _stored("vertex-cron/specs/p/r/elsewhere.json",  # metadata of another region
-                **{"managed-by": "vertex-cron", "vertex-cron-location": "projects/p/locations/s"}),
+        _stored(
+            "vertex-cron/specs/p/r/elsewhere.json",  # metadata of another region
+            **{"managed-by": "vertex-cron", "vertex-cron-location": "projects/p/locations/s"},
+        ),
     ]
 
-    plan = planner.plan_delete(["j/one"], {"j/one": ObservedJob("j/one", {})}, function=None,
-                               spec_objects=objects, location=HERE, purge=True)
+    plan = planner.plan_delete(
+        ["j/one"], {"j/one": ObservedJob("j/one", {})}, function=None, spec_objects=objects, location=HERE, purge=True
+    )
 
     assert [c.name for c in plan.changes if c.kind is Kind.SPEC] == ["vertex-cron/specs/p/r/ours.json"]
 
@@ -255,9 +280,12 @@ def _other_job(name, *, email, url=URL):
 
 
 def _with_jobs(observed, *jobs, members=None):
-    return Observed(observed.spec_generations, observed.function,
-                    frozenset(members) if members is not None else observed.invoker_members,
-                    {**observed.jobs, **dict(jobs)})
+    return Observed(
+        observed.spec_generations,
+        observed.function,
+        frozenset(members) if members is not None else observed.invoker_members,
+        {**observed.jobs, **dict(jobs)},
+    )
 
 
 def test_the_invokers_are_exactly_the_scheduler_sas_of_the_jobs_that_call_the_function(make_desired):

@@ -36,8 +36,17 @@ def vertex_cron(stack: LocalStack, *args: str) -> Result:
 
 
 def test_run_after_a_scheduled_firing_creates_a_second_pipeline_job(stack: LocalStack, wait_until):
-    vertex_cron(stack, "deploy", "nightly", "--spec", str(SPEC), "--cron", CRON,
-                "--param", "run_date={{schedule_time:%Y-%m-%d}}")
+    vertex_cron(
+        stack,
+        "deploy",
+        "nightly",
+        "--spec",
+        str(SPEC),
+        "--cron",
+        CRON,
+        "--param",
+        "run_date={{schedule_time:%Y-%m-%d}}",
+    )
     (job,) = [job for job in stack.emulator.scheduler_jobs() if job["name"].endswith("/vertex-cron-nightly")]
     # The schedule's latest firing, delivered the way Cloud Scheduler does. It is also what
     # the function would fall back to for a request without a schedule time, so a forced

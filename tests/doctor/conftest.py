@@ -33,22 +33,32 @@ def setup_project(emulator, storage_emulator, spec_bucket) -> Callable[..., None
         caller_lacks: Iterable[tuple[Scope, str]] = (),
     ) -> None:
         missing = set(missing_grants)
-        state = infra_state(project=PROJECT, region=REGION, bucket=spec_bucket, service_accounts=SA,
-                            deployer_member=DEPLOYER,
-                            grants=[g for g in GRANTS if (g.identity, g.scope) not in missing])
+        state = infra_state(
+            project=PROJECT,
+            region=REGION,
+            bucket=spec_bucket,
+            service_accounts=SA,
+            deployer_member=DEPLOYER,
+            grants=[g for g in GRANTS if (g.identity, g.scope) not in missing],
+        )
         lacks: dict[str | None, set[str]] = {}
         for scope, permission in caller_lacks:
             resource = iam_resource(scope, project=PROJECT, bucket=spec_bucket, service_accounts=SA)
             lacks.setdefault(resource, set()).add(permission)
         project = f"projects/{PROJECT}"
-        write(replace(
-            state,
-            apis=state.apis - set(disabled_apis),
-            service_accounts=state.service_accounts - {SA[identity] for identity in missing_sas},
-            policies={**state.policies, project: (*state.policies.get(project, ()), *extra_project_bindings)},
-            caller_permissions={resource: held - lacks.get(resource, set())
-                                for resource, held in state.caller_permissions.items()},
-        ), emulator, storage_emulator)
+        write(
+            replace(
+                state,
+                apis=state.apis - set(disabled_apis),
+                service_accounts=state.service_accounts - {SA[identity] for identity in missing_sas},
+                policies={**state.policies, project: (*state.policies.get(project, ()), *extra_project_bindings)},
+                caller_permissions={
+                    resource: held - lacks.get(resource, set()) for resource, held in state.caller_permissions.items()
+                },
+            ),
+            emulator,
+            storage_emulator,
+        )
 
     return build
 

@@ -32,11 +32,12 @@ def test_a_project_set_up_like_infra_passes_and_says_what_it_could_not_evaluate(
     assert "✗" not in result.stdout
     assert "  ✓ run.googleapis.com enabled" in result.stdout
     assert f"  ✓ workload SA {SA['workload']} exists" in result.stdout
-    assert (f"  – on gs://{spec_bucket}/vertex-cron/specs/: storage.objects.create, storage.objects.delete, "
-            "storage.objects.get, storage.objects.list not confirmed: testIamPermissions cannot evaluate "
-            "grants conditioned on an object prefix (infra grants them that way)") in result.stdout
-    assert (f"  ✓ on gs://{spec_bucket}/vertex-cron/specs/: conditional (not evaluated): spec-prefix"
-            in result.stdout)
+    assert (
+        f"  – on gs://{spec_bucket}/vertex-cron/specs/: storage.objects.create, storage.objects.delete, "
+        "storage.objects.get, storage.objects.list not confirmed: testIamPermissions cannot evaluate "
+        "grants conditioned on an object prefix (infra grants them that way)"
+    ) in result.stdout
+    assert f"  ✓ on gs://{spec_bucket}/vertex-cron/specs/: conditional (not evaluated): spec-prefix" in result.stdout
     assert "  – vertex-cron-trigger: not deployed yet: the first `vertex-cron deploy` creates it" in result.stdout
 
 
@@ -53,8 +54,10 @@ def test_json_lists_every_check_with_its_status(setup_project, doctor_cli):
         "check": "cloudscheduler.googleapis.com enabled",
         "status": "fail",
         "detail": "disabled; needed because the schedules are Cloud Scheduler jobs",
-        "fix": ["gcloud services enable cloudscheduler.googleapis.com --project=demo-project",
-                "terraform: google_project_service.required (infra/apis.tf)"],
+        "fix": [
+            "gcloud services enable cloudscheduler.googleapis.com --project=demo-project",
+            "terraform: google_project_service.required (infra/apis.tf)",
+        ],
     }
     assert result.stderr.strip().startswith("error: 1 of ")
 
@@ -121,8 +124,8 @@ def test_a_missing_prefix_grant_names_its_condition(setup_project, doctor_cli, s
         f"      fix: gcloud storage buckets add-iam-policy-binding gs://{spec_bucket} --member={member('workload')} "
         "--role=projects/demo-project/roles/vertexCron_pipeline_root_user "
         f"--condition='^;^title=pipeline-root;expression=resource.name.startsWith(\"projects/_/buckets/{spec_bucket}"
-        f"/objects/{prefix}\") || api.getAttribute(\"storage.googleapis.com/objectListPrefix\", \"\")"
-        f".startsWith(\"{prefix}\")'",
+        f'/objects/{prefix}") || api.getAttribute("storage.googleapis.com/objectListPrefix", "")'
+        f'.startsWith("{prefix}")\'',
         "      fix: terraform: google_storage_bucket_iam_member.workload_pipeline_root (infra/iam.tf)",
     ]
 
@@ -167,8 +170,10 @@ def test_an_unset_build_sa_fails_unless_the_default_build_sa_is_allowed(setup_pr
         '      fix: terraform: google_service_account.vertex_cron["build"] (infra/service_accounts.tf)',
     ]
     assert allowed.exit_code == 0, allowed.output
-    assert ("  – build SA: not set: Cloud Build runs as the project's default build service account (usually the "
-            "Compute Engine default, with broad grants); accepted by --allow-default-service-account") in allowed.stdout
+    assert (
+        "  – build SA: not set: Cloud Build runs as the project's default build service account (usually the "
+        "Compute Engine default, with broad grants); accepted by --allow-default-service-account"
+    ) in allowed.stdout
 
 
 def test_a_basic_role_is_excess(setup_project, doctor_cli):
@@ -185,9 +190,15 @@ def test_a_basic_role_is_excess(setup_project, doctor_cli):
 
 def test_an_unreadable_policy_is_a_failure_not_a_traceback(setup_project, doctor_cli, emulator):
     setup_project()
-    rule = emulator.faults.add_json({"method": "POST", "path": f"/v3/projects/{PROJECT}:getIamPolicy", "status": 403,
-                                     "message": "Permission 'resourcemanager.projects.getIamPolicy' denied",
-                                     "times": 10})
+    rule = emulator.faults.add_json(
+        {
+            "method": "POST",
+            "path": f"/v3/projects/{PROJECT}:getIamPolicy",
+            "status": 403,
+            "message": "Permission 'resourcemanager.projects.getIamPolicy' denied",
+            "times": 10,
+        }
+    )
     result = doctor_cli("doctor")
 
     assert result.exit_code == 1
@@ -208,8 +219,9 @@ def deployed(setup_project, doctor_cli):
     assert result.exit_code == 0, result.output
 
 
-def test_a_deployed_function_runs_as_the_function_sa_and_only_the_scheduler_may_invoke_it(deployed, doctor_cli,
-                                                                                             monkeypatch):
+def test_a_deployed_function_runs_as_the_function_sa_and_only_the_scheduler_may_invoke_it(
+    deployed, doctor_cli, monkeypatch
+):
     from vertex_cron import function_source
 
     def no_zip() -> None:
@@ -250,8 +262,11 @@ def test_a_public_function_and_a_changed_setting(deployed, doctor_cli, emulator_
 def test_the_emulator_is_strict_about_the_new_apis(emulator):
     import requests
 
-    typo = requests.post(f"{emulator.url}/v3/projects/{PROJECT}:testIamPermissions",
-                         json={"permission": ["run.services.get"]}, timeout=10)
+    typo = requests.post(
+        f"{emulator.url}/v3/projects/{PROJECT}:testIamPermissions",
+        json={"permission": ["run.services.get"]},
+        timeout=10,
+    )
     assert typo.status_code == 400 and typo.json()["error"]["status"] == "INVALID_ARGUMENT"
     filtered = requests.get(f"{emulator.url}/v1/projects/{PROJECT}/services", params={"filter": "state:ON"}, timeout=10)
     assert filtered.status_code == 400

@@ -25,23 +25,35 @@ from vertex_cron.models import Binding, ObservedFunction
 from vertex_cron.permissions import GRANTS, REQUIRED_APIS, SCHEDULER_AGENT_ROLE
 
 BUCKET = "demo-project-vertex-cron"
-SETTINGS = Settings(project=PROJECT, region=REGION, bucket=BUCKET, function_sa=SA["function"],
-                    scheduler_sa=SA["scheduler"], workload_sa=SA["workload"], build_sa=SA["build"])
+SETTINGS = Settings(
+    project=PROJECT,
+    region=REGION,
+    bucket=BUCKET,
+    function_sa=SA["function"],
+    scheduler_sa=SA["scheduler"],
+    workload_sa=SA["workload"],
+    build_sa=SA["build"],
+)
 SERVICE = f"projects/{PROJECT}/locations/{REGION}/services/vertex-cron-trigger"
 _BUCKET_RESOURCE = f"projects/_/buckets/{BUCKET}"
 
 
 def provisioned(**kwargs: Any) -> InfraState:
-    return infra_state(project=PROJECT, region=REGION, bucket=BUCKET, service_accounts=SA,
-                       deployer_member=DEPLOYER, **kwargs)
+    return infra_state(
+        project=PROJECT, region=REGION, bucket=BUCKET, service_accounts=SA, deployer_member=DEPLOYER, **kwargs
+    )
 
 
 def deployed_function(settings: Settings = SETTINGS, **fields: Any) -> ObservedFunction:
     return ObservedFunction(
         name=desired.function_name(PROJECT, REGION, settings.function_name),
-        fields={"service_config.service_account_email": settings.function_sa,
-                "service_config.environment_variables": desired.function_environment(settings), **fields},
-        uri="https://vertex-cron-trigger.example", service=SERVICE,
+        fields={
+            "service_config.service_account_email": settings.function_sa,
+            "service_config.environment_variables": desired.function_environment(settings),
+            **fields,
+        },
+        uri="https://vertex-cron-trigger.example",
+        service=SERVICE,
     )
 
 
@@ -69,8 +81,10 @@ class FakeCloud:
         return self.state.caller_permissions.get(resource, frozenset()) & frozenset(wanted)
 
     def _bindings(self, resource: str) -> list[Binding]:
-        return [Binding(b["role"], frozenset(b["members"]), (b.get("condition") or {}).get("title"))
-                for b in self.state.policies.get(resource, ())]
+        return [
+            Binding(b["role"], frozenset(b["members"]), (b.get("condition") or {}).get("title"))
+            for b in self.state.policies.get(resource, ())
+        ]
 
     def enabled_services(self) -> frozenset[str]:
         return self._answer("enabled_services", self.state.apis)
@@ -111,10 +125,18 @@ class FakeCloud:
 READS = [name for name, value in vars(FakeCloud).items() if not name.startswith("_") and callable(value)]
 
 
-def without(state: InfraState, resource: str, *, roles: Iterable[str] = (), permissions: Iterable[str] = ()) -> InfraState:
+def without(
+    state: InfraState, resource: str, *, roles: Iterable[str] = (), permissions: Iterable[str] = ()
+) -> InfraState:
     """`state` with `roles` unbound on `resource`, and the caller holding less there."""
-    policies = {**state.policies, resource: tuple(b for b in state.policies.get(resource, ()) if b["role"] not in roles)}
-    caller = {**state.caller_permissions, resource: state.caller_permissions.get(resource, frozenset()) - set(permissions)}
+    policies = {
+        **state.policies,
+        resource: tuple(b for b in state.policies.get(resource, ()) if b["role"] not in roles),
+    }
+    caller = {
+        **state.caller_permissions,
+        resource: state.caller_permissions.get(resource, frozenset()) - set(permissions),
+    }
     return replace(state, policies=policies, caller_permissions=caller)
 
 
@@ -124,36 +146,72 @@ def with_binding(state: InfraState, resource: str, binding: dict[str, Any]) -> I
 
 # name -> (cloud, settings): a project broken in one way
 SCENARIOS: dict[str, Callable[[], tuple[FakeCloud, Settings]]] = {
-    "a disabled API": lambda: (FakeCloud(replace(provisioned(), apis=provisioned().apis - {REQUIRED_APIS[0][0]})), SETTINGS),
+    "a disabled API": lambda: (
+        FakeCloud(replace(provisioned(), apis=provisioned().apis - {REQUIRED_APIS[0][0]})),
+        SETTINGS,
+    ),
     "a missing service account": lambda: (
-        FakeCloud(replace(provisioned(), service_accounts=provisioned().service_accounts - {SA["scheduler"]})), SETTINGS),
+        FakeCloud(replace(provisioned(), service_accounts=provisioned().service_accounts - {SA["scheduler"]})),
+        SETTINGS,
+    ),
     "a default service account": lambda: (
-        FakeCloud(provisioned()), replace(SETTINGS, workload_sa="123456789012-compute@developer.gserviceaccount.com")),
-    "a malformed service account": lambda: (FakeCloud(provisioned()), replace(SETTINGS, function_sa="function@nowhere")),
+        FakeCloud(provisioned()),
+        replace(SETTINGS, workload_sa="123456789012-compute@developer.gserviceaccount.com"),
+    ),
+    "a malformed service account": lambda: (
+        FakeCloud(provisioned()),
+        replace(SETTINGS, function_sa="function@nowhere"),
+    ),
     "no build service account": lambda: (FakeCloud(provisioned()), replace(SETTINGS, build_sa=None)),
-    "a missing bucket": lambda: (FakeCloud(provisioned(), fail={"caller_bucket_permissions": NotFound("gs://b: not found")}),
-                                 SETTINGS),
+    "a missing bucket": lambda: (
+        FakeCloud(provisioned(), fail={"caller_bucket_permissions": NotFound("gs://b: not found")}),
+        SETTINGS,
+    ),
     "the caller lacks a bucket permission": lambda: (
-        FakeCloud(without(provisioned(), _BUCKET_RESOURCE, permissions={"storage.buckets.getIamPolicy"})), SETTINGS),
+        FakeCloud(without(provisioned(), _BUCKET_RESOURCE, permissions={"storage.buckets.getIamPolicy"})),
+        SETTINGS,
+    ),
     "the caller lacks a project permission": lambda: (
-        FakeCloud(without(provisioned(), f"projects/{PROJECT}", permissions={"cloudscheduler.jobs.create"})), SETTINGS),
+        FakeCloud(without(provisioned(), f"projects/{PROJECT}", permissions={"cloudscheduler.jobs.create"})),
+        SETTINGS,
+    ),
     "a basic role": lambda: (
-        FakeCloud(with_binding(provisioned(), f"projects/{PROJECT}", {"role": "roles/owner", "members": [member("workload")]})),
-        SETTINGS),
+        FakeCloud(
+            with_binding(provisioned(), f"projects/{PROJECT}", {"role": "roles/owner", "members": [member("workload")]})
+        ),
+        SETTINGS,
+    ),
     "no Scheduler service agent": lambda: (
-        FakeCloud(without(provisioned(), f"projects/{PROJECT}", roles={SCHEDULER_AGENT_ROLE})), SETTINGS),
+        FakeCloud(without(provisioned(), f"projects/{PROJECT}", roles={SCHEDULER_AGENT_ROLE})),
+        SETTINGS,
+    ),
     "the function runs as another SA": lambda: (
-        FakeCloud(provisioned(), function=deployed_function(
-            **{"service_config.service_account_email": f"other@{PROJECT}.iam.gserviceaccount.com"})), SETTINGS),
+        FakeCloud(
+            provisioned(),
+            function=deployed_function(
+                **{"service_config.service_account_email": f"other@{PROJECT}.iam.gserviceaccount.com"}
+            ),
+        ),
+        SETTINGS,
+    ),
     "the function's environment differs": lambda: (
-        FakeCloud(provisioned(), function=deployed_function(replace(SETTINGS, bucket="another-bucket"))), SETTINGS),
+        FakeCloud(provisioned(), function=deployed_function(replace(SETTINGS, bucket="another-bucket"))),
+        SETTINGS,
+    ),
     "a public function": lambda: (
         FakeCloud(provisioned(), function=deployed_function(), invokers=frozenset({"allUsers", member("scheduler")})),
-        SETTINGS),
+        SETTINGS,
+    ),
     "the scheduler SA may not invoke": lambda: (
-        FakeCloud(provisioned(), function=deployed_function(), invokers=frozenset()), SETTINGS),
-    **{f"no grant {g.identity} on {g.scope.value}": (lambda g=g: (
-        FakeCloud(provisioned(grants=[other for other in GRANTS if other != g])), SETTINGS)) for g in GRANTS},
+        FakeCloud(provisioned(), function=deployed_function(), invokers=frozenset()),
+        SETTINGS,
+    ),
+    **{
+        f"no grant {g.identity} on {g.scope.value}": (
+            lambda g=g: (FakeCloud(provisioned(grants=[other for other in GRANTS if other != g])), SETTINGS)
+        )
+        for g in GRANTS
+    },
 }
 
 # kind -> what gcp.py raises for it
@@ -166,8 +224,10 @@ ERRORS: dict[str, Callable[[], DeployError]] = {
 }
 for _read in READS:
     for _kind, _error in ERRORS.items():
-        SCENARIOS[f"{_read} {_kind}"] = (lambda r=_read, e=_error: (
-            FakeCloud(provisioned(), function=deployed_function(), fail={r: e()}), SETTINGS))
+        SCENARIOS[f"{_read} {_kind}"] = lambda r=_read, e=_error: (
+            FakeCloud(provisioned(), function=deployed_function(), fail={r: e()}),
+            SETTINGS,
+        )
 
 
 @dataclass(frozen=True)
@@ -216,20 +276,30 @@ def test_every_failure_prints_its_fix(walked, scenario):
     assert all(item.fix for item in report.failed)
 
 
-@pytest.mark.parametrize("error, fix", [
-    ("refused", ["gcloud storage buckets add-iam-policy-binding gs://demo-project-vertex-cron --member=DEPLOYER "
-                 "--role=projects/demo-project/roles/vertexCron_bucket_iam_reader",
-                 "terraform: google_storage_bucket_iam_member.deployer_bucket_iam (infra/iam.tf)"]),
-    ("unauthenticated", ["gcloud auth application-default login"]),
-    ("transient", ["re-run `vertex-cron doctor`: the failure was transient (doctor only reads)"]),
-])
+@pytest.mark.parametrize(
+    "error, fix",
+    [
+        (
+            "refused",
+            [
+                "gcloud storage buckets add-iam-policy-binding gs://demo-project-vertex-cron --member=DEPLOYER "
+                "--role=projects/demo-project/roles/vertexCron_bucket_iam_reader",
+                "terraform: google_storage_bucket_iam_member.deployer_bucket_iam (infra/iam.tf)",
+            ],
+        ),
+        ("unauthenticated", ["gcloud auth application-default login"]),
+        ("transient", ["re-run `vertex-cron doctor`: the failure was transient (doctor only reads)"]),
+    ],
+)
 def test_a_failed_read_names_the_grant_that_allows_it(error, fix):
     report = run_doctor(FakeCloud(provisioned(), fail={"bucket_bindings": ERRORS[error]()}), SETTINGS)
 
     failed = {(item.section, item.check): list(item.fix) for item in report.failed}
     # the function and workload SAs have bucket grants; scheduler and build have none there
-    assert failed == {(f"{identity} SA grants (read from IAM policies)", "IAM policies readable"): fix
-                      for identity in ("function", "workload")}
+    assert failed == {
+        (f"{identity} SA grants (read from IAM policies)", "IAM policies readable"): fix
+        for identity in ("function", "workload")
+    }
 
 
 def test_a_default_sa_is_accepted_when_allowed_as_deploy_accepts_it():
@@ -243,11 +313,21 @@ def test_a_default_sa_is_accepted_when_allowed_as_deploy_accepts_it():
 
 def test_every_place_doctor_makes_a_failure_is_walked(walked):
     tree = ast.parse(Path(doctor.__file__).read_text())
-    sites = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and (
-        (isinstance(node.func, ast.Name) and node.func.id == "Item"
-         and any(isinstance(n, ast.Attribute) and n.attr == "FAIL" for n in ast.walk(node)))
-        or (isinstance(node.func, ast.Attribute) and node.func.attr == "_call_failed"))]
+    sites = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and (
+            (
+                isinstance(node.func, ast.Name)
+                and node.func.id == "Item"
+                and any(isinstance(n, ast.Attribute) and n.attr == "FAIL" for n in ast.walk(node))
+            )
+            or (isinstance(node.func, ast.Attribute) and node.func.attr == "_call_failed")
+        )
+    ]
     assert sites
-    unwalked = [node.lineno for node in sites
-                if not any(node.lineno <= line <= node.end_lineno for line in walked.fail_lines)]
+    unwalked = [
+        node.lineno for node in sites if not any(node.lineno <= line <= node.end_lineno for line in walked.fail_lines)
+    ]
     assert not unwalked, f"doctor.py makes a ✗ at line(s) {unwalked} that no scenario here reaches"

@@ -20,7 +20,9 @@ FAST = polling.DEFAULT_POLLING.with_delay(initial=0.05, maximum=0.1).with_timeou
 def make_zip(files=None):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        for name, text in (files or {"main.py": "def trigger(request):\n    return 'ok'\n", "requirements.txt": ""}).items():
+        for name, text in (
+            files or {"main.py": "def trigger(request):\n    return 'ok'\n", "requirements.txt": ""}
+        ).items():
             zf.writestr(name, text)
     return buf.getvalue()
 
@@ -37,7 +39,11 @@ def rclient(emulator_client):
 
 def upload(fclient, data):
     up = fclient.generate_upload_url(request={"parent": PARENT})
-    r = requests.put(up.upload_url, data=data, headers={"Content-Type": "application/zip", "x-goog-content-length-range": "0,104857600"})
+    r = requests.put(
+        up.upload_url,
+        data=data,
+        headers={"Content-Type": "application/zip", "x-goog-content-length-range": "0,104857600"},
+    )
     assert r.status_code == 200
     return up.storage_source
 
@@ -51,7 +57,11 @@ def function(source, **service):
 
 
 def deploy(fclient, data=None, **service):
-    op = fclient.create_function(parent=PARENT, function=function(upload(fclient, data or make_zip()), **service), function_id="vertex-cron-trigger")
+    op = fclient.create_function(
+        parent=PARENT,
+        function=function(upload(fclient, data or make_zip()), **service),
+        function_id="vertex-cron-trigger",
+    )
     return op
 
 
@@ -80,13 +90,17 @@ def test_create_operation_hook_and_service(fclient, rclient, emulator):
 
 def test_default_uri_is_realistic(fclient):
     fn = deploy(fclient).result(polling=FAST)
-    assert fn.service_config.uri.startswith("https://vertex-cron-trigger-") and fn.service_config.uri.endswith("-uc.a.run.app")
+    assert fn.service_config.uri.startswith("https://vertex-cron-trigger-") and fn.service_config.uri.endswith(
+        "-uc.a.run.app"
+    )
 
 
 def test_patch_with_mask_busy_and_delete(fclient, rclient, emulator):
     deploy(fclient).result(polling=FAST)
     op = fclient.update_function(
-        function=functions_v2.Function(name=FN, service_config={"environment_variables": {"A": "2"}}, description="ignored"),
+        function=functions_v2.Function(
+            name=FN, service_config={"environment_variables": {"A": "2"}}, description="ignored"
+        ),
         update_mask={"paths": ["service_config.environment_variables"]},
     )
     with pytest.raises(gexc.Conflict):  # ABORTED: an operation is in progress
@@ -112,14 +126,27 @@ def test_build_failure_fails_operation(fclient):
 def test_strictness_and_source_checks(fclient, emulator):
     url = f"{emulator.url}/v2/{PARENT}/functions"
     source = upload(fclient, make_zip())
-    good = {"buildConfig": {"runtime": "python312", "entryPoint": "trigger", "source": {"storageSource": {"bucket": source.bucket, "object": source.object_}}}}
+    good = {
+        "buildConfig": {
+            "runtime": "python312",
+            "entryPoint": "trigger",
+            "source": {"storageSource": {"bucket": source.bucket, "object": source.object_}},
+        }
+    }
     r = requests.post(url, params={"functionId": "f1"}, json={**good, "serviceConfig": {"bogus": 1}})
     assert r.status_code == 400 and "bogus" in r.json()["error"]["message"]
     r = requests.post(url, params={"functionId": "Bad_Id"}, json=good)
     assert r.status_code == 400
-    missing = {"buildConfig": {**good["buildConfig"], "source": {"storageSource": {"bucket": source.bucket, "object": "nope.zip"}}}}
+    missing = {
+        "buildConfig": {
+            **good["buildConfig"],
+            "source": {"storageSource": {"bucket": source.bucket, "object": "nope.zip"}},
+        }
+    }
     assert requests.post(url, params={"functionId": "f2"}, json=missing).status_code == 400
-    r = requests.post(url, params={"functionId": "f3"}, json={**good, "serviceConfig": {"environmentVariables": {"K_SERVICE": "x"}}})
+    r = requests.post(
+        url, params={"functionId": "f3"}, json={**good, "serviceConfig": {"environmentVariables": {"K_SERVICE": "x"}}}
+    )
     assert r.status_code == 400 and "reserved" in r.json()["error"]["message"]
     r = requests.post(url, params={"functionId": "f4"}, json={**good, "environment": 2})  # enum as int
     assert r.status_code == 200 and r.json()["metadata"]["verb"] == "create"
@@ -128,7 +155,14 @@ def test_strictness_and_source_checks(fclient, emulator):
 def test_upload_url_needs_zip_content_type_and_signature(fclient):
     up = fclient.generate_upload_url(request={"parent": PARENT})
     assert requests.put(up.upload_url, data=b"x", headers={"Content-Type": "text/plain"}).status_code == 403
-    assert requests.put(up.upload_url.split("&Signature=")[0] + "&Signature=x", data=b"x", headers={"Content-Type": "application/zip"}).status_code == 403
+    assert (
+        requests.put(
+            up.upload_url.split("&Signature=")[0] + "&Signature=x",
+            data=b"x",
+            headers={"Content-Type": "application/zip"},
+        ).status_code
+        == 403
+    )
 
 
 def test_run_iam_policy_etag(fclient, rclient):
@@ -141,9 +175,13 @@ def test_run_iam_policy_etag(fclient, rclient):
     with pytest.raises(gexc.Conflict) as info:  # stale etag -> ABORTED
         rclient.set_iam_policy(request={"resource": SVC, "policy": policy})
     assert "concurrent" in info.value.message
-    assert list(rclient.get_iam_policy(request={"resource": SVC}).bindings[0].members) == ["serviceAccount:sched@demo-project.iam.gserviceaccount.com"]
+    assert list(rclient.get_iam_policy(request={"resource": SVC}).bindings[0].members) == [
+        "serviceAccount:sched@demo-project.iam.gserviceaccount.com"
+    ]
     bad = rclient.get_iam_policy(request={"resource": SVC})
-    bad.bindings.add(role="roles/cloudfunctions.invoker", members=["serviceAccount:sched@demo-project.iam.gserviceaccount.com"])
+    bad.bindings.add(
+        role="roles/cloudfunctions.invoker", members=["serviceAccount:sched@demo-project.iam.gserviceaccount.com"]
+    )
     with pytest.raises(gexc.BadRequest):
         rclient.set_iam_policy(request={"resource": SVC, "policy": bad})
     bad = rclient.get_iam_policy(request={"resource": SVC})

@@ -22,7 +22,10 @@ JOB = {
     "name": f"{PARENT}/jobs/vertex-cron-nightly",
     "schedule": "0 2 * * *",
     "timeZone": "UTC",
-    "httpTarget": {"uri": "https://fn.example", "oidcToken": {"serviceAccountEmail": "s@demo-project.iam.gserviceaccount.com"}},
+    "httpTarget": {
+        "uri": "https://fn.example",
+        "oidcToken": {"serviceAccountEmail": "s@demo-project.iam.gserviceaccount.com"},
+    },
 }
 PIPELINE = {
     "pipelineSpec": {"pipelineInfo": {"name": "demo"}, "root": {"dag": {}}},
@@ -47,10 +50,17 @@ def test_fault_status_times_then_normal(emulator):
 
 def test_fault_statuses_are_google_shaped_through_real_client(emulator, emulator_client):
     client = emulator_client(scheduler_v1.CloudSchedulerClient)
-    for status, exc_type, _name in [(429, gexc.TooManyRequests, "RESOURCE_EXHAUSTED"), (403, gexc.Forbidden, "PERMISSION_DENIED"), (409, gexc.Conflict, "ABORTED")]:
+    for status, exc_type, _name in [
+        (429, gexc.TooManyRequests, "RESOURCE_EXHAUSTED"),
+        (403, gexc.Forbidden, "PERMISSION_DENIED"),
+        (409, gexc.Conflict, "ABORTED"),
+    ]:
         emulator.faults.add(method="POST", path="/jobs", status=status)
         with pytest.raises(exc_type):
-            client.create_job(parent=PARENT, job=scheduler_v1.Job(name=JOB["name"], schedule="* * * * *", http_target={"uri": "https://x"}))
+            client.create_job(
+                parent=PARENT,
+                job=scheduler_v1.Job(name=JOB["name"], schedule="* * * * *", http_target={"uri": "https://x"}),
+            )
         assert emulator.calls[-1][2] == status
     r = requests.post(jobs_url(emulator), json=JOB)
     assert r.status_code == 200
@@ -107,7 +117,13 @@ def test_persistence_across_restart(tmp_path, emulator_client):
         fclient = make_emulator_client(functions_v2.FunctionServiceClient, first)
         up = fclient.generate_upload_url(request={"parent": PARENT})
         requests.put(up.upload_url, data=_zip(), headers={"Content-Type": "application/zip"})
-        fn = functions_v2.Function(build_config={"runtime": "python312", "entry_point": "trigger", "source": {"storage_source": up.storage_source}})
+        fn = functions_v2.Function(
+            build_config={
+                "runtime": "python312",
+                "entry_point": "trigger",
+                "source": {"storage_source": up.storage_source},
+            }
+        )
         deployed = fclient.create_function(parent=PARENT, function=fn, function_id="trigger").result(polling=FAST)
         first.record_scheduler_attempt(JOB["name"], "2030-01-01T02:00:00Z", 200)
         port = first.port
@@ -130,7 +146,13 @@ def test_in_flight_operation_survives_restart(tmp_path):
         fclient = make_emulator_client(functions_v2.FunctionServiceClient, first)
         up = fclient.generate_upload_url(request={"parent": PARENT})
         requests.put(up.upload_url, data=_zip(), headers={"Content-Type": "application/zip"})
-        fn = functions_v2.Function(build_config={"runtime": "python312", "entry_point": "trigger", "source": {"storage_source": up.storage_source}})
+        fn = functions_v2.Function(
+            build_config={
+                "runtime": "python312",
+                "entry_point": "trigger",
+                "source": {"storage_source": up.storage_source},
+            }
+        )
         op_name = fclient.create_function(parent=PARENT, function=fn, function_id="trigger").operation.name
     with Emulator(state_dir=tmp_path, function_deploy_seconds=0) as second:
         assert requests.get(f"{second.url}/v2/{op_name}").json()["done"] is False  # due time was fixed at creation
@@ -142,7 +164,16 @@ def test_in_flight_operation_survives_restart(tmp_path):
 def test_entry_point_runs_and_serves(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vertex_cron.local.emulator", "--state-dir", str(tmp_path), "--oidc", "--bucket", "specs"],
+        [
+            sys.executable,
+            "-m",
+            "vertex_cron.local.emulator",
+            "--state-dir",
+            str(tmp_path),
+            "--oidc",
+            "--bucket",
+            "specs",
+        ],
         stdout=subprocess.PIPE,
         text=True,
         env=env,

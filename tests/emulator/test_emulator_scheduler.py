@@ -16,7 +16,10 @@ TARGET = {
     "httpMethod": "POST",
     "headers": {"Content-Type": "application/json"},
     "body": "eyJzY2hlZHVsZSI6Im5pZ2h0bHkifQ==",
-    "oidcToken": {"serviceAccountEmail": "sched@demo-project.iam.gserviceaccount.com", "audience": "https://vertex-cron-trigger-abc-uc.a.run.app"},
+    "oidcToken": {
+        "serviceAccountEmail": "sched@demo-project.iam.gserviceaccount.com",
+        "audience": "https://vertex-cron-trigger-abc-uc.a.run.app",
+    },
 }
 
 
@@ -42,7 +45,11 @@ def test_lifecycle_with_real_client(client, emulator):
         name=NAME,
         schedule="0 2 * * *",
         time_zone="Europe/Paris",
-        http_target={"uri": TARGET["uri"], "body": b"{}", "oidc_token": {"service_account_email": "sched@demo-project.iam.gserviceaccount.com"}},
+        http_target={
+            "uri": TARGET["uri"],
+            "body": b"{}",
+            "oidc_token": {"service_account_email": "sched@demo-project.iam.gserviceaccount.com"},
+        },
     )
     created = client.create_job(parent=PARENT, job=job)
     assert created.state == scheduler_v1.Job.State.ENABLED
@@ -134,7 +141,11 @@ def test_enum_as_int_accepted(emulator):
 def test_patch_raw_masks(emulator):
     post(emulator, make_job())
     url = f"{emulator.url}/v1/{NAME}"
-    r = requests.patch(url, params={"updateMask": "httpTarget.uri,time_zone"}, json={"httpTarget": {"uri": "https://new.example"}, "timeZone": "UTC"})
+    r = requests.patch(
+        url,
+        params={"updateMask": "httpTarget.uri,time_zone"},
+        json={"httpTarget": {"uri": "https://new.example"}, "timeZone": "UTC"},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["httpTarget"]["uri"] == "https://new.example"
@@ -142,4 +153,11 @@ def test_patch_raw_masks(emulator):
     assert body["timeZone"] == "UTC"
     assert requests.patch(url, params={"updateMask": "bogus"}, json={}).status_code == 400
     assert requests.patch(url, params={"updateMask": "schedule"}, json={"schedule": "nope"}).status_code == 400
-    assert requests.patch(f"{emulator.url}/v1/{PARENT}/jobs/missing", params={"updateMask": "schedule"}, json={"schedule": "* * * * *"}).status_code == 404
+    assert (
+        requests.patch(
+            f"{emulator.url}/v1/{PARENT}/jobs/missing",
+            params={"updateMask": "schedule"},
+            json={"schedule": "* * * * *"},
+        ).status_code
+        == 404
+    )

@@ -36,7 +36,9 @@ def body(**overrides):
 
 
 def create(emulator, job_id, **overrides):
-    return requests.post(f"{emulator.url}/v1/{PARENT}/pipelineJobs", params={"pipelineJobId": job_id}, json=body(**overrides))
+    return requests.post(
+        f"{emulator.url}/v1/{PARENT}/pipelineJobs", params={"pipelineJobId": job_id}, json=body(**overrides)
+    )
 
 
 @pytest.fixture
@@ -71,7 +73,9 @@ def test_create_get_list_cancel_with_real_client(client, emulator):
 
 
 def test_duplicate_id_is_already_exists(client):
-    job = aiplatform_v1.PipelineJob(pipeline_spec=SPEC, runtime_config={"gcs_output_directory": "gs://b/r", "parameter_values": {"run_date": "x"}})
+    job = aiplatform_v1.PipelineJob(
+        pipeline_spec=SPEC, runtime_config={"gcs_output_directory": "gs://b/r", "parameter_values": {"run_date": "x"}}
+    )
     client.create_pipeline_job(parent=PARENT, pipeline_job=job, pipeline_job_id="dup")
     with pytest.raises(gexc.Conflict) as info:
         client.create_pipeline_job(parent=PARENT, pipeline_job=job, pipeline_job_id="dup")
@@ -117,8 +121,16 @@ def test_alt_json_enum_encoding_query_accepted_unknown_query_rejected(emulator):
         ("ok2", {"runtimeConfig": {"parameterValues": {"run_date": "x"}}}, "gcs_output_directory"),
         ("ok3", {"labels": {"Upper": "x"}}, "label key"),
         ("ok4", {"labels": {"k": "UPPER"}}, "label value"),
-        ("ok5", {"runtimeConfig": {"gcsOutputDirectory": "gs://b/r", "parameterValues": {"run_date": "x", "nope": 1}}}, "nope"),
-        ("ok6", {"runtimeConfig": {"gcsOutputDirectory": "gs://b/r", "parameterValues": {"run_date": "x", "rows": "ten"}}}, "rows"),
+        (
+            "ok5",
+            {"runtimeConfig": {"gcsOutputDirectory": "gs://b/r", "parameterValues": {"run_date": "x", "nope": 1}}},
+            "nope",
+        ),
+        (
+            "ok6",
+            {"runtimeConfig": {"gcsOutputDirectory": "gs://b/r", "parameterValues": {"run_date": "x", "rows": "ten"}}},
+            "rows",
+        ),
         ("ok7", {"runtimeConfig": {"gcsOutputDirectory": "gs://b/r"}}, "run_date"),
     ],
 )
@@ -197,7 +209,9 @@ def test_list_filter_subset(emulator):
     url = f"{emulator.url}/v1/{PARENT}/pipelineJobs"
     q = lambda f: _names(requests.get(url, params={"filter": f}))  # noqa: E731
     assert q('labels.vertex-cron-schedule="nightly"') == ["n1", "n2"]
-    assert q('labels.vertex-cron-schedule="nightly" AND (state="PIPELINE_STATE_PENDING" OR state="PIPELINE_STATE_RUNNING")') == ["n1", "n2"]
+    assert q(
+        'labels.vertex-cron-schedule="nightly" AND (state="PIPELINE_STATE_PENDING" OR state="PIPELINE_STATE_RUNNING")'
+    ) == ["n1", "n2"]
     assert q("state=PIPELINE_STATE_RUNNING") == ["n2"]
     assert q('state="PIPELINE_STATE_SUCCEEDED" OR display_name="special"') == ["h1", "n2"]
     assert q('NOT labels.vertex-cron-schedule="nightly"') == ["h1"]
@@ -215,9 +229,14 @@ def test_list_order_and_paging(client, emulator):
     url = f"{emulator.url}/v1/{PARENT}/pipelineJobs"
     r = requests.get(url, params={"orderBy": "create_time desc", "pageSize": 2}).json()
     assert [j["name"][-2:] for j in r["pipelineJobs"]] == ["p4", "p3"]
-    r2 = requests.get(url, params={"orderBy": "create_time desc", "pageSize": 2, "pageToken": r["nextPageToken"]}).json()
+    r2 = requests.get(
+        url, params={"orderBy": "create_time desc", "pageSize": 2, "pageToken": r["nextPageToken"]}
+    ).json()
     assert [j["name"][-2:] for j in r2["pipelineJobs"]] == ["p2", "p1"]
     assert requests.get(url, params={"pageToken": "garbage"}).status_code == 400
     assert requests.get(url, params={"orderBy": "bogus"}).status_code == 400
-    asc = [j.name[-2:] for j in client.list_pipeline_jobs(request={"parent": PARENT, "order_by": "create_time", "page_size": 2})]
+    asc = [
+        j.name[-2:]
+        for j in client.list_pipeline_jobs(request={"parent": PARENT, "order_by": "create_time", "page_size": 2})
+    ]
     assert asc == ["p0", "p1", "p2", "p3", "p4"]

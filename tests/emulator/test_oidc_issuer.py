@@ -68,7 +68,9 @@ def test_wrong_key_and_wrong_audience_fail(emulator, oidc_issuer):
 
 
 def test_wrong_issuer_and_dropped_claims_are_visible(oidc_issuer):
-    token = oidc_issuer.mint(audience=AUD, email=SA, issuer="https://evil.example", extra_claims={"email": None, "x": 1})
+    token = oidc_issuer.mint(
+        audience=AUD, email=SA, issuer="https://evil.example", extra_claims={"email": None, "x": 1}
+    )
     claims = gjwt.decode(token, certs=oidc_issuer.certs_document(), audience=AUD)
     assert claims["iss"] == "https://evil.example" and "email" not in claims and claims["x"] == 1
 

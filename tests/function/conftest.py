@@ -36,7 +36,6 @@ def start_function(emulator, storage_emulator, spec_bucket) -> Iterator[Callable
         process.stop()
 
 
-
 @pytest.fixture
 def spec(storage_emulator, spec_bucket) -> dict:
     """The example pipeline (KFP YAML) uploaded to the spec bucket."""

@@ -28,8 +28,13 @@ def test_minimal_body_has_defaults():
 
 def test_all_fields_are_parsed_to_their_types():
     body = parse(
-        parameter_values={"a": 1}, pipeline_root="gs://bkt/root", cron="0 2 * * *", time_zone="Europe/Paris",
-        max_concurrent_runs=2, start_time="2024-01-01T00:00:00Z", end_time="2024-02-01T00:00:00+01:00",
+        parameter_values={"a": 1},
+        pipeline_root="gs://bkt/root",
+        cron="0 2 * * *",
+        time_zone="Europe/Paris",
+        max_concurrent_runs=2,
+        start_time="2024-01-01T00:00:00Z",
+        end_time="2024-02-01T00:00:00+01:00",
         enable_caching=False,
     )
     assert body.start_time == datetime(2024, 1, 1, tzinfo=UTC)
@@ -74,9 +79,7 @@ def test_bad_fields_are_named(fields, field, words):
     assert error.field == field and words in error.message and error.status == 400
 
 
-@pytest.mark.parametrize(
-    "raw", [b"not json", b"[1, 2]", b'"text"', b"\xff\xfe", b'{"schedule": NaN}', b"[" * 100_000]
-)
+@pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b'"text"', b"\xff\xfe", b'{"schedule": NaN}', b"[" * 100_000])
 def test_non_objects_are_rejected(raw):
     assert rejected_field(raw).field == "body"
 
@@ -96,10 +99,16 @@ def test_pipeline_roots_that_are_gcs_uris_are_accepted(root):
     ("raw", "field", "where"),
     [
         (b'{"schedule": "nightly", "spec_uri": "gs://bucket/\\ud800"}', "spec_uri", "spec_uri"),
-        (b'{"schedule": "nightly", "spec_uri": "gs://b/p", "parameter_values": {"run_date": "x\\udc00"}}',
-         "parameter_values", "parameter_values.run_date"),
-        (b'{"schedule": "nightly", "spec_uri": "gs://b/p", "parameter_values": {"items": [1, "\\uDBFF"]}}',
-         "parameter_values", "parameter_values.items[1]"),
+        (
+            b'{"schedule": "nightly", "spec_uri": "gs://b/p", "parameter_values": {"run_date": "x\\udc00"}}',
+            "parameter_values",
+            "parameter_values.run_date",
+        ),
+        (
+            b'{"schedule": "nightly", "spec_uri": "gs://b/p", "parameter_values": {"items": [1, "\\uDBFF"]}}',
+            "parameter_values",
+            "parameter_values.items[1]",
+        ),
         (b'{"schedule": "nightly", "spec_uri": "gs://b/p", "cron": "\xed\xa0\x80"}', "cron", "cron"),  # encoded
     ],
 )

@@ -12,9 +12,16 @@ from vertex_cron_trigger.google_rest import GoogleRest
 from vertex_cron_trigger.settings import Settings
 
 SETTINGS = Settings(
-    project="p", region="us-central1", workload_sa="w@p.iam.gserviceaccount.com", spec_bucket="specs",
-    allowed_invokers=frozenset(), audiences=(), certs_url="http://certs.test/oauth2/v1/certs",
-    vertex_emulator="http://vertex.test", storage_emulator="http://storage.test", on_cloud_run=False,
+    project="p",
+    region="us-central1",
+    workload_sa="w@p.iam.gserviceaccount.com",
+    spec_bucket="specs",
+    allowed_invokers=frozenset(),
+    audiences=(),
+    certs_url="http://certs.test/oauth2/v1/certs",
+    vertex_emulator="http://vertex.test",
+    storage_emulator="http://storage.test",
+    on_cloud_run=False,
 )
 JOB = {"displayName": "x"}
 
@@ -176,7 +183,8 @@ def test_a_body_that_breaks_off_while_reading_an_error_is_transient():
 
     with pytest.raises(SpecNotFound):
         rest_answering(BrokenBody(404, requests.exceptions.ChunkedEncodingError("x"))).download_object(
-            "specs", "o.json", generation=1, max_bytes=10)
+            "specs", "o.json", generation=1, max_bytes=10
+        )
     # ...and an unreadable 409 on create is never a duplicate.
     with pytest.raises(UpstreamUnavailable):
         rest_answering(BrokenBody(409, requests.exceptions.ContentDecodingError("x"))).create_pipeline_job("j", JOB)
@@ -202,8 +210,11 @@ def test_a_garbled_success_body_is_transient_not_a_crash(call, answer):
 
 @pytest.mark.parametrize(
     "failure",
-    [requests.exceptions.MissingSchema("no scheme"), requests.exceptions.InvalidSchema("ftp"),
-     requests.exceptions.InvalidURL("bad host")],
+    [
+        requests.exceptions.MissingSchema("no scheme"),
+        requests.exceptions.InvalidSchema("ftp"),
+        requests.exceptions.InvalidURL("bad host"),
+    ],
     ids=lambda exc: type(exc).__name__,
 )
 def test_a_url_requests_refuses_is_a_configuration_error_not_an_outage(failure):
@@ -215,7 +226,9 @@ def test_a_url_requests_refuses_is_a_configuration_error_not_an_outage(failure):
 
 
 def test_certs_max_age_is_capped_and_certs_must_be_text():
-    certs, max_age = rest_answering(response(200, {"k": "PEM"}, {"Cache-Control": "public, max-age=" + "9" * 400})).fetch_certs()
+    certs, max_age = rest_answering(
+        response(200, {"k": "PEM"}, {"Cache-Control": "public, max-age=" + "9" * 400})
+    ).fetch_certs()
     assert certs == {"k": "PEM"} and max_age == 24 * 3600
     assert rest_answering(response(200, {"k": "PEM"}, {"Cache-Control": "max-age=600"})).fetch_certs()[1] == 600
     with pytest.raises(UpstreamUnavailable):
@@ -225,8 +238,9 @@ def test_certs_max_age_is_capped_and_certs_must_be_text():
 def test_a_large_max_concurrent_runs_is_counted_page_by_page():
     """Vertex AI's pageSize is a small int32; the count follows nextPageToken instead."""
     page = [{"name": f"projects/p/locations/us-central1/pipelineJobs/run-{i}"} for i in range(100)]
-    rest = rest_answering(response(200, {"pipelineJobs": page, "nextPageToken": "t2"}),
-                          response(200, {"pipelineJobs": page[:30]}))
+    rest = rest_answering(
+        response(200, {"pipelineJobs": page, "nextPageToken": "t2"}), response(200, {"pipelineJobs": page[:30]})
+    )
 
     assert rest.count_active_runs("s", excluding="j", limit=1000) == 130
     sent = rest._sessions["vertex"].params

@@ -12,8 +12,9 @@ NOT_AT_IMPORT = ("requests", "google.auth", "yaml", "croniter")
 
 def test_importing_main_loads_no_client_library_nor_http_stack():
     script = "import json, sys, main; print(json.dumps(sorted(sys.modules)))"
-    output = subprocess.run([sys.executable, "-c", script], cwd=FUNCTION_DIR, check=True,
-                            capture_output=True, text=True).stdout
+    output = subprocess.run(
+        [sys.executable, "-c", script], cwd=FUNCTION_DIR, check=True, capture_output=True, text=True
+    ).stdout
     loaded = json.loads(output)
     offenders = [m for m in loaded if m.startswith(NEVER + NOT_AT_IMPORT)]
     assert offenders == []

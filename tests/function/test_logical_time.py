@@ -16,9 +16,7 @@ def test_scheduler_header_wins_and_keeps_milliseconds():
 def test_without_header_the_latest_fire_time_at_or_before_now():
     assert logical_time(None, cron="0 2 * * *", time_zone=None, now=NOW) == datetime(2024, 5, 1, 2, tzinfo=UTC)
     earlier = NOW.replace(hour=1, minute=59)
-    assert logical_time(None, cron="0 2 * * *", time_zone=None, now=earlier) == datetime(
-        2024, 4, 30, 2, tzinfo=UTC
-    )
+    assert logical_time(None, cron="0 2 * * *", time_zone=None, now=earlier) == datetime(2024, 4, 30, 2, tzinfo=UTC)
 
 
 def test_cron_is_read_in_its_time_zone():

@@ -24,12 +24,18 @@ def _key_and_cert():
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test")])
     now = datetime.now(UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(1).not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
         .sign(key, hashes.SHA256())
     )
-    pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
+    pem_key = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     return pem_key, cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
@@ -39,8 +45,16 @@ OTHER_KEY, _ = _key_and_cert()
 
 def claims(**overrides):
     now = int(time.time())
-    return {"iss": "https://accounts.google.com", "aud": AUDIENCE, "email": INVOKER, "email_verified": True,
-            "iat": now, "exp": now + 3600, "sub": "1", **overrides}
+    return {
+        "iss": "https://accounts.google.com",
+        "aud": AUDIENCE,
+        "email": INVOKER,
+        "email_verified": True,
+        "iat": now,
+        "exp": now + 3600,
+        "sub": "1",
+        **overrides,
+    }
 
 
 def mint(private_key=PRIVATE_KEY, kid="k1", **overrides):
@@ -144,8 +158,13 @@ def test_missing_bearer_is_unauthenticated(value):
 
 
 def _unsigned(header: dict | str, payload: dict | str, signature: str = "c2ln") -> str:
-    encode = lambda part: base64.urlsafe_b64encode(  # noqa: E731
-        (part if isinstance(part, str) else json.dumps(part)).encode()).rstrip(b"=").decode()
+    encode = lambda part: (
+        base64.urlsafe_b64encode(  # noqa: E731
+            (part if isinstance(part, str) else json.dumps(part)).encode()
+        )
+        .rstrip(b"=")
+        .decode()
+    )
     return f"{encode(header)}.{encode(payload)}.{signature}"
 
 

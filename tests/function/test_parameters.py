@@ -25,7 +25,8 @@ def test_strings_are_accepted_when_they_parse_as_the_type():
     values = coerce_parameters(SPEC, {"run_date": "d", "sample_rows": "42", "dry_run": "true", "learning_rate": "0.5"})
     assert values == {"run_date": "d", "sample_rows": 42, "dry_run": True, "learning_rate": 0.5}
     assert coerce_parameters(STRUCTURED, {"items": "[1, 2]", "config": {"k": "v"}}) == {
-        "items": [1, 2], "config": {"k": "v"}
+        "items": [1, 2],
+        "config": {"k": "v"},
     }
 
 
@@ -48,8 +49,9 @@ def test_wrong_values_name_the_parameter(values, name, words):
     assert caught.value.field == f"parameter_values.{name}" and words in caught.value.message
 
 
-@pytest.mark.parametrize(("name", "value"), [("run_date", "2024\udced"), ("items", ["\ud800"]),
-                                             ("config", {"k": {"\udfff": 1}})])
+@pytest.mark.parametrize(
+    ("name", "value"), [("run_date", "2024\udced"), ("items", ["\ud800"]), ("config", {"k": {"\udfff": 1}})]
+)
 def test_values_that_are_not_unicode_text_are_refused(name, value):
     """What a --param with undecodable bytes (click's surrogateescape) or a YAML escape gives."""
     spec = SPEC if name == "run_date" else STRUCTURED
@@ -81,8 +83,12 @@ def nested_struct(depth: int) -> dict:
 def test_list_and_struct_values_nest_at_most_32_levels():
     within = {"items": nested_list(32), "config": nested_struct(32)}
     assert coerce_parameters(STRUCTURED, within) == within
-    for name, value in (("items", nested_list(33)), ("config", nested_struct(33)),
-                        ("items", json.dumps(nested_list(33))), ("config", json.dumps(nested_struct(33)))):
+    for name, value in (
+        ("items", nested_list(33)),
+        ("config", nested_struct(33)),
+        ("items", json.dumps(nested_list(33))),
+        ("config", json.dumps(nested_struct(33))),
+    ):
         with pytest.raises(BadRequest) as caught:
             coerce_parameters(STRUCTURED, {name: value})
         assert caught.value.field == f"parameter_values.{name}" and "32 levels" in caught.value.message

@@ -19,8 +19,14 @@ def test_job_id_is_per_firing_and_valid_for_vertex():
 
 
 def build(**overrides):
-    arguments = dict(spec=SPEC, schedule="nightly", logical_time=WHEN, parameter_values={"run_date": "d"},
-                     pipeline_root="gs://b/root", service_account="wl@p.iam.gserviceaccount.com")
+    arguments = dict(
+        spec=SPEC,
+        schedule="nightly",
+        logical_time=WHEN,
+        parameter_values={"run_date": "d"},
+        pipeline_root="gs://b/root",
+        service_account="wl@p.iam.gserviceaccount.com",
+    )
     return build_pipeline_job(**{**arguments, **overrides})
 
 
@@ -38,7 +44,8 @@ def test_enable_caching_rewrites_every_task_without_touching_the_cached_spec():
     job = build(enable_caching=False)
     tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
     assert {name: task["cachingOptions"] for name, task in tasks.items()} == {
-        "extract": {"enableCache": False}, "train": {"enableCache": False}
+        "extract": {"enableCache": False},
+        "train": {"enableCache": False},
     }
     assert SPEC.pipeline_spec["root"]["dag"]["tasks"]["extract"]["cachingOptions"] == {"enableCache": True}
     json.dumps(job)

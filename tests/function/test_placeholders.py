@@ -29,13 +29,16 @@ def test_malformed_placeholders_are_rejected(value):
     assert caught.value.field == "parameter_values.p"
 
 
-@pytest.mark.parametrize(("value", "words"), [
-    ("{{schedule_time:%Q}}", "'%Q' is not a strftime code"),
-    ("{{schedule_time:%-d}}", "'%-' is not a strftime code"),  # glibc-only: elsewhere it renders as text
-    ("{{schedule_time:%Y%}}", "'%' is not a strftime code"),
-    ("{{schedule_time:hello}}", "it has no strftime code"),
-    ("{{schedule_time:%%}}", "it has no strftime code"),
-])
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("{{schedule_time:%Q}}", "'%Q' is not a strftime code"),
+        ("{{schedule_time:%-d}}", "'%-' is not a strftime code"),  # glibc-only: elsewhere it renders as text
+        ("{{schedule_time:%Y%}}", "'%' is not a strftime code"),
+        ("{{schedule_time:hello}}", "it has no strftime code"),
+        ("{{schedule_time:%%}}", "it has no strftime code"),
+    ],
+)
 def test_a_format_without_known_strftime_codes_is_rejected_not_rendered_as_text(value, words):
     """Before, each rendered as the same literal text at every firing (a 200)."""
     with pytest.raises(BadRequest) as caught:
@@ -45,4 +48,5 @@ def test_a_format_without_known_strftime_codes_is_rejected_not_rendered_as_text(
 
 def test_every_portable_code_and_a_literal_percent_render():
     assert fill("{{schedule_time:%a %A %b %B %d %H %I %j %m %M %p %S %U %w %W %y %Y %z %G %u %V 100%%}}") == (
-        "Wed Wednesday May May 01 23 11 122 05 30 PM 00 17 3 18 24 2024 +0000 2024 3 18 100%")
+        "Wed Wednesday May May 01 23 11 122 05 30 PM 00 17 3 18 24 2024 +0000 2024 3 18 100%"
+    )

@@ -16,7 +16,10 @@ def submitter(**env: str) -> Settings:
 def test_a_submitter_reads_the_emulator_variables_like_the_function():
     settings = submitter(VERTEX_CRON_EMULATOR_HOST="http://127.0.0.1:8123/", STORAGE_EMULATOR_HOST="127.0.0.1:9023")
 
-    assert (settings.parent, settings.workload_sa) == ("projects/p/locations/us-central1", "w@p.iam.gserviceaccount.com")
+    assert (settings.parent, settings.workload_sa) == (
+        "projects/p/locations/us-central1",
+        "w@p.iam.gserviceaccount.com",
+    )
     assert (settings.vertex_emulator, settings.storage_emulator) == ("http://127.0.0.1:8123", "http://127.0.0.1:9023")
     assert (submitter().vertex_emulator, submitter().storage_emulator) == (None, None)
 
@@ -26,8 +29,12 @@ def test_a_submitter_s_settings_confine_specs_to_no_bucket_at_all():
         parse_spec_uri("gs://any-bucket/spec.yaml", allowed_bucket=submitter().spec_bucket)
 
 
-REQUIRED_ENV = {"VERTEX_CRON_PROJECT": "p", "VERTEX_CRON_REGION": "us-central1",
-                "VERTEX_CRON_WORKLOAD_SA": "w@p.iam.gserviceaccount.com", "VERTEX_CRON_SPEC_BUCKET": "specs"}
+REQUIRED_ENV = {
+    "VERTEX_CRON_PROJECT": "p",
+    "VERTEX_CRON_REGION": "us-central1",
+    "VERTEX_CRON_WORKLOAD_SA": "w@p.iam.gserviceaccount.com",
+    "VERTEX_CRON_SPEC_BUCKET": "specs",
+}
 
 
 def from_env(**env: str) -> Settings:
@@ -38,13 +45,27 @@ def test_allowed_invokers_unset_or_empty_means_no_token_check_and_emails_are_low
     assert from_env().allowed_invokers == frozenset()
     assert from_env(VERTEX_CRON_ALLOWED_INVOKERS="").allowed_invokers == frozenset()
     assert from_env(VERTEX_CRON_ALLOWED_INVOKERS=" A@p.iam.gserviceaccount.com ,b@example.com,").allowed_invokers == {
-        "a@p.iam.gserviceaccount.com", "b@example.com"}
+        "a@p.iam.gserviceaccount.com",
+        "b@example.com",
+    }
 
 
 @pytest.mark.parametrize(
     "value",
-    [" , ", ",", " ", ",,,", "\t,\n", "scheduler", "a@b", "@p.iam.gserviceaccount.com", "a b@p.example.com",
-     "ok@p.example.com, not-an-email", "a@@p.example.com", "serviceAccount:a@p.example.com"],
+    [
+        " , ",
+        ",",
+        " ",
+        ",,,",
+        "\t,\n",
+        "scheduler",
+        "a@b",
+        "@p.iam.gserviceaccount.com",
+        "a b@p.example.com",
+        "ok@p.example.com, not-an-email",
+        "a@@p.example.com",
+        "serviceAccount:a@p.example.com",
+    ],
 )
 def test_allowed_invokers_that_name_no_valid_email_are_a_configuration_error(value):
     with pytest.raises(ConfigError) as caught:
@@ -55,12 +76,16 @@ def test_allowed_invokers_that_name_no_valid_email_are_a_configuration_error(val
 def test_audience_of_only_separators_is_an_error_and_empty_means_the_request_url():
     assert from_env(VERTEX_CRON_AUDIENCE="").audiences == ()
     assert from_env(VERTEX_CRON_AUDIENCE="https://a.example, https://b.example").audiences == (
-        "https://a.example", "https://b.example")
+        "https://a.example",
+        "https://b.example",
+    )
     with pytest.raises(ConfigError, match="VERTEX_CRON_AUDIENCE"):
         from_env(VERTEX_CRON_AUDIENCE=" , ")
 
 
-@pytest.mark.parametrize("value", ["certs.example.com/oauth2/v1/certs", "ftp://x/certs", "https:// x/certs", "https://"])
+@pytest.mark.parametrize(
+    "value", ["certs.example.com/oauth2/v1/certs", "ftp://x/certs", "https:// x/certs", "https://"]
+)
 def test_certs_url_must_be_http_or_https(value):
     with pytest.raises(ConfigError, match="VERTEX_CRON_OIDC_CERTS_URL"):
         from_env(VERTEX_CRON_OIDC_CERTS_URL=value)

@@ -122,8 +122,10 @@ def test_a_yaml_spec_with_a_lone_surrogate_is_refused_by_either_loader(yaml_load
     """libyaml refuses the escape itself (we say where); PyYAML's pure-Python loader decodes
     it, and the spec check names the field."""
     line = EXAMPLE_YAML_TEXT.splitlines().index("sdkVersion: kfp-2.17.0") + 1
-    for text in (EXAMPLE_YAML_TEXT.replace("sdkVersion: kfp-2.17.0", 'sdkVersion: "kfp\\ud800"'),
-                 EXAMPLE_YAML_TEXT.replace("sdkVersion: kfp-2.17.0", 'sdkVersion: kfp\n"\\udc00": 1')):
+    for text in (
+        EXAMPLE_YAML_TEXT.replace("sdkVersion: kfp-2.17.0", 'sdkVersion: "kfp\\ud800"'),
+        EXAMPLE_YAML_TEXT.replace("sdkVersion: kfp-2.17.0", 'sdkVersion: kfp\n"\\udc00": 1'),
+    ):
         error = rejected(text)
         assert "is not a compiled KFP pipeline spec: " in error.message
         if yaml_loader == "libyaml":
@@ -190,8 +192,12 @@ def test_any_yaml_alias_is_refused_even_a_harmless_one():
     data = EXAMPLE_YAML.replace("sdkVersion: kfp-2.17.0", "sdkVersion: &v kfp-2.17.0\nsdkAgain: *v", 1)
     assert "alias" in rejected(data).message
     # Anchors alone expand nothing: they are allowed.
-    assert parse_spec(EXAMPLE_YAML.replace("sdkVersion: kfp-2.17.0", "sdkVersion: &v kfp-2.17.0", 1).encode(),
-                      source="a").name == "nightly-training"
+    assert (
+        parse_spec(
+            EXAMPLE_YAML.replace("sdkVersion: kfp-2.17.0", "sdkVersion: &v kfp-2.17.0", 1).encode(), source="a"
+        ).name
+        == "nightly-training"
+    )
 
 
 def test_an_alias_bomb_of_big_strings_is_refused_before_it_is_built():
@@ -210,11 +216,15 @@ def test_specs_nest_at_most_64_levels(form):
         # The value's list starts at level 6: the document, root, inputDefinitions, parameters, x.
         inner = depth - 5
         if form == "json":
-            return ('{"pipelineInfo": {"name": "p"}, "root": {"inputDefinitions": {"parameters": {"x": '
-                    '{"parameterType": "LIST", "defaultValue": ' + nested(inner) + "}}}}}")
+            return (
+                '{"pipelineInfo": {"name": "p"}, "root": {"inputDefinitions": {"parameters": {"x": '
+                '{"parameterType": "LIST", "defaultValue": ' + nested(inner) + "}}}}}"
+            )
         value = nested(inner) if form == "yaml-flow" else "\n          " + "- " * (inner - 1) + "[]"
-        return ("pipelineInfo: {name: p}\nroot:\n  inputDefinitions:\n    parameters:\n      x:\n"
-                "        parameterType: LIST\n        defaultValue: " + value + "\n")
+        return (
+            "pipelineInfo: {name: p}\nroot:\n  inputDefinitions:\n    parameters:\n      x:\n"
+            "        parameterType: LIST\n        defaultValue: " + value + "\n"
+        )
 
     assert parse_spec(spec_with(64).encode(), source="ok").name == "p"
     assert "nested too deeply" in rejected(spec_with(65)).message
@@ -222,8 +232,15 @@ def test_specs_nest_at_most_64_levels(form):
 
 @pytest.mark.parametrize(
     ("root", "words"),
-    [("/tmp/pipeline-root", "gs://"), ("gs://", "bucket"), ("gs://b/x", "bucket"), ("s3://bucket/x", "gs://"),
-     ("gs://bucket/a\u0000b", "control"), (5, "string"), (["gs://bucket/x"], "string")],
+    [
+        ("/tmp/pipeline-root", "gs://"),
+        ("gs://", "bucket"),
+        ("gs://b/x", "bucket"),
+        ("s3://bucket/x", "gs://"),
+        ("gs://bucket/a\u0000b", "control"),
+        (5, "string"),
+        (["gs://bucket/x"], "string"),
+    ],
 )
 def test_default_pipeline_root_must_be_a_gcs_uri(root, words):
     document = json.loads(EXAMPLE_JSON) | {"defaultPipelineRoot": root}
@@ -237,7 +254,8 @@ def test_default_pipeline_root_must_be_a_gcs_uri(root, words):
 def test_an_empty_runtime_root_falls_back_to_the_default_root():
     job = {"pipelineSpec": json.loads(EXAMPLE_JSON), "runtimeConfig": {"gcsOutputDirectory": ""}}
     assert parse_spec(json.dumps(job).encode(), source="j").default_pipeline_root == (
-        "gs://vertex-cron-demo-artifacts/pipeline-root")
+        "gs://vertex-cron-demo-artifacts/pipeline-root"
+    )
 
 
 def pipeline_job(**preset):

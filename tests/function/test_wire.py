@@ -14,7 +14,9 @@ from trigger_wire import FIRING, INVOKER, PARENT, WORKLOAD_SA, body_for, delete,
 
 def test_a_firing_creates_one_typed_pipeline_job(start_function, emulator, spec):
     function = start_function()
-    response = fire(function, body_for(spec, parameter_values={"run_date": "{{schedule_time:%Y-%m-%d}}", "sample_rows": "500"}))
+    response = fire(
+        function, body_for(spec, parameter_values={"run_date": "{{schedule_time:%Y-%m-%d}}", "sample_rows": "500"})
+    )
     assert response.status_code == 200, response.text
     assert response.json()["outcome"] == "created" and response.json()["duplicate"] is False
     name = f"{PARENT}/pipelineJobs/nightly-20240501-020000"
@@ -44,8 +46,10 @@ def test_a_different_logical_time_is_a_second_job(start_function, emulator, spec
     function = start_function()
     assert fire(function, body_for(spec)).json()["outcome"] == "created"
     assert fire(function, body_for(spec), schedule_time="2024-05-02T02:00:00Z").json()["outcome"] == "created"
-    assert sorted(jobs_of(emulator)) == [f"{PARENT}/pipelineJobs/nightly-20240501-020000",
-                                         f"{PARENT}/pipelineJobs/nightly-20240502-020000"]
+    assert sorted(jobs_of(emulator)) == [
+        f"{PARENT}/pipelineJobs/nightly-20240501-020000",
+        f"{PARENT}/pipelineJobs/nightly-20240502-020000",
+    ]
 
 
 def test_a_cached_pinned_spec_needs_no_second_read(start_function, emulator, storage_emulator, spec):
@@ -129,18 +133,23 @@ def test_transient_vertex_failure_is_503_then_the_retry_creates(start_function, 
     assert function.log_lines()[0]["severity"] == "ERROR"
 
 
-@pytest.mark.parametrize(("status", "message"), [
-    # What Vertex AI answers (python-aiplatform#1073): INVALID_ARGUMENT, not PERMISSION_DENIED.
-    (400, f"You do not have permission to act as service_account: {WORKLOAD_SA}. (or it may not exist)."),
-    (403, f"Permission 'iam.serviceAccounts.actAs' denied on service account {WORKLOAD_SA}"),
-])
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        # What Vertex AI answers (python-aiplatform#1073): INVALID_ARGUMENT, not PERMISSION_DENIED.
+        (400, f"You do not have permission to act as service_account: {WORKLOAD_SA}. (or it may not exist)."),
+        (403, f"Permission 'iam.serviceAccounts.actAs' denied on service account {WORKLOAD_SA}"),
+    ],
+)
 def test_a_missing_act_as_is_not_retried_and_says_what_to_grant(start_function, emulator, spec, status, message):
     function = start_function()
     emulator.faults.add(method="POST", path=".*/pipelineJobs$", status=status, message=message)
     response = fire(function, body_for(spec))
     assert response.status_code == 500
-    assert f"the function's service account cannot act as {WORKLOAD_SA}: grant it roles/iam.serviceAccountUser" in (
-        response.json()["message"])
+    assert (
+        f"the function's service account cannot act as {WORKLOAD_SA}: grant it roles/iam.serviceAccountUser"
+        in (response.json()["message"])
+    )
 
 
 def test_missing_configuration_is_a_json_500_naming_the_variable(start_function, spec):
@@ -163,7 +172,10 @@ def test_tokens_are_verified_when_invokers_are_restricted(start_function, emulat
     intruder = oidc_issuer.mint(audience=function.url, email="intruder@wire-project.iam.gserviceaccount.com")
     assert fire(function, body_for(spec)).status_code == 401
     assert fire(function, body_for(spec), token=_tamper(intruder, email=INVOKER)).status_code == 401
-    assert fire(function, body_for(spec), token=oidc_issuer.mint(audience="https://elsewhere", email=INVOKER)).status_code == 401
+    assert (
+        fire(function, body_for(spec), token=oidc_issuer.mint(audience="https://elsewhere", email=INVOKER)).status_code
+        == 401
+    )
     assert fire(function, body_for(spec), token=intruder).status_code == 403
     assert jobs_of(emulator) == {}
     # Stripped signatures are only Cloud Run's to send.

@@ -23,6 +23,7 @@ def assert_one_log_line_per_request(function, requests_made: int) -> list[dict]:
 
 # -- Vertex AI: a 409 is a duplicate only when it says ALREADY_EXISTS ---------------------
 
+
 def test_a_409_aborted_on_create_is_retried_not_taken_for_a_duplicate(start_function, emulator, spec):
     function = start_function()
     emulator.faults.add(method="POST", path=".*/pipelineJobs$", status=409, times=1)  # Google-shaped ABORTED
@@ -52,17 +53,22 @@ def test_every_5xx_but_501_is_retried(start_function, emulator, spec, status):
 
 # -- the certs URL: a body that breaks off or does not decode is an outage ----------------
 
+
 class _BrokenCerts(BaseHTTPRequestHandler):
     """/gzip: says gzip, is not. /chunked: a chunked body whose second chunk size is garbage."""
 
     def do_GET(self) -> None:
         if self.path.startswith("/gzip"):
             body = b"this is not gzip"
-            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
-                             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+            self.wfile.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+            )
         else:
-            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
-                             b"Connection: close\r\n\r\n5\r\n{\"k\":\r\nzz\r\n")
+            self.wfile.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+                b'Connection: close\r\n\r\n5\r\n{"k":\r\nzz\r\n'
+            )
         self.close_connection = True
 
     def log_message(self, *args: object) -> None:
@@ -90,6 +96,7 @@ def test_a_garbled_certs_response_is_a_503(start_function, emulator, oidc_issuer
 
 
 # -- tokens: malformed is 401, never 500 ---------------------------------------------------
+
 
 def _b64(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
@@ -138,6 +145,7 @@ def test_a_token_over_8kib_is_refused_before_the_function_runs(start_function, e
 
 # -- configuration ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("value", [" , ", "scheduler-sa"])
 def test_allowed_invokers_naming_no_email_is_a_configuration_error(start_function, emulator, spec, value):
     function = start_function(VERTEX_CRON_ALLOWED_INVOKERS=value)
@@ -150,12 +158,17 @@ def test_allowed_invokers_naming_no_email_is_a_configuration_error(start_functio
 
 # -- specs and bodies ---------------------------------------------------------------------
 
+
 def test_bad_specs_and_values_are_400s_naming_what_is_wrong(start_function, emulator, storage_emulator, spec):
     function = start_function()
     example_json = (EXAMPLES / "pipeline.json").read_text()
     example_yaml = (EXAMPLES / "pipeline.yaml").read_text()
-    job_document = json.dumps({"pipelineSpec": json.loads(example_json),
-                               "runtimeConfig": {"parameterValues": {"run_date": "d", "sample_rows": "many"}}})
+    job_document = json.dumps(
+        {
+            "pipelineSpec": json.loads(example_json),
+            "runtimeConfig": {"parameterValues": {"run_date": "d", "sample_rows": "many"}},
+        }
+    )
     list_spec = json.loads(example_json)
     list_spec["root"]["inputDefinitions"]["parameters"]["shapes"] = {"parameterType": "LIST", "isOptional": True}
     objects = {
@@ -166,8 +179,10 @@ def test_bad_specs_and_values_are_400s_naming_what_is_wrong(start_function, emul
         "job.json": job_document,
         "list.json": json.dumps(list_spec),
     }
-    generations = {name: upload(storage_emulator.url, spec["bucket"], f"bad/{name}", data.encode())
-                   for name, data in objects.items()}
+    generations = {
+        name: upload(storage_emulator.url, spec["bucket"], f"bad/{name}", data.encode())
+        for name, data in objects.items()
+    }
     uri = f"gs://{spec['bucket']}/bad/"
     deep: list = []
     for _ in range(32):
@@ -177,12 +192,18 @@ def test_bad_specs_and_values_are_400s_naming_what_is_wrong(start_function, emul
         ({"spec_uri": uri + "date.yaml"}, "spec_uri", "YAML timestamp"),
         ({"spec_uri": uri + "alias.yaml"}, "spec_uri", "alias"),
         ({"spec_uri": uri + "root.json"}, "spec_uri", "defaultPipelineRoot"),
-        ({"spec_uri": uri + "job.json", "parameter_values": {}}, "spec_uri",
-         "runtimeConfig.parameterValues.sample_rows must be an integer"),
+        (
+            {"spec_uri": uri + "job.json", "parameter_values": {}},
+            "spec_uri",
+            "runtimeConfig.parameterValues.sample_rows must be an integer",
+        ),
         ({"spec_uri": f"{uri}nan.json#{2**63}"}, "spec_uri", "generation"),
         ({"pipeline_root": "gs://"}, "pipeline_root", "pipeline_root must be"),
-        ({"spec_uri": uri + "list.json", "parameter_values": {"run_date": "d", "shapes": deep}},
-         "parameter_values.shapes", "32 levels"),
+        (
+            {"spec_uri": uri + "list.json", "parameter_values": {"run_date": "d", "shapes": deep}},
+            "parameter_values.shapes",
+            "32 levels",
+        ),
     ]
     for fields, field, words in cases:
         response = fire(function, body_for(spec, **fields))

@@ -36,7 +36,9 @@ def delete(storage_url: str, bucket: str, name: str) -> None:
     response.raise_for_status()
 
 
-def fire(function: Any, body: Any, *, schedule_time: str | None = FIRING, token: str | None = None) -> requests.Response:
+def fire(
+    function: Any, body: Any, *, schedule_time: str | None = FIRING, token: str | None = None
+) -> requests.Response:
     """POST as Cloud Scheduler does; `body` is JSON-encoded unless it is already bytes."""
     headers = {"Content-Type": "application/octet-stream"}  # Cloud Scheduler's default
     if schedule_time:
@@ -48,8 +50,12 @@ def fire(function: Any, body: Any, *, schedule_time: str | None = FIRING, token:
 
 
 def body_for(spec: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    return {"schedule": "nightly", "spec_uri": spec["uri"], "parameter_values": {"run_date": "{{schedule_time:%Y-%m-%d}}"},
-            **fields}
+    return {
+        "schedule": "nightly",
+        "spec_uri": spec["uri"],
+        "parameter_values": {"run_date": "{{schedule_time:%Y-%m-%d}}"},
+        **fields,
+    }
 
 
 def jobs_of(emulator: Any) -> dict[str, dict[str, Any]]:

@@ -17,7 +17,7 @@ INFRA = Path(__file__).resolve().parents[2] / "infra"
 _CUSTOM_ROLE = re.compile(r'google_project_iam_custom_role\.vertex_cron\["(\w+)"\]\.id')
 _SA_MEMBER = re.compile(r'^\$\{google_service_account\.vertex_cron\["(\w+)"\]\.member\}$')
 _SA_NAME = re.compile(r'google_service_account\.vertex_cron\[(?:"(\w+)"|each\.key)\]\.name')
-_TOSET_LITERAL = re.compile(r'^\$\{toset\(\[(.*)\]\)\}$')
+_TOSET_LITERAL = re.compile(r"^\$\{toset\(\[(.*)\]\)\}$")
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,7 @@ class Grant:
 
 class Module:
     def __init__(self, directory: Path) -> None:
-        options = SerializationOptions(
-            strip_string_quotes=True, with_comments=False, explicit_blocks=False
-        )
+        options = SerializationOptions(strip_string_quotes=True, with_comments=False, explicit_blocks=False)
         self.directory = directory
         self.blocks: dict[str, list] = {}
         for path in sorted(directory.glob("*.tf")):
@@ -44,23 +42,34 @@ class Module:
                     self.blocks.setdefault(kind, []).extend(entries)
 
     def resources(self, kind: str) -> dict[str, dict]:
-        return {name: body for entry in self.blocks.get("resource", []) for k, named in entry.items()
-                if k == kind for name, body in named.items()}
+        return {
+            name: body
+            for entry in self.blocks.get("resource", [])
+            for k, named in entry.items()
+            if k == kind
+            for name, body in named.items()
+        }
 
     def named(self, kind: str) -> dict[str, dict]:
         """Top-level `variable`/`output` blocks by name; `locals` merged into one dict."""
         return {name: body for entry in self.blocks.get(kind, []) for name, body in entry.items()}
 
     def custom_roles(self) -> dict[str, frozenset[str]]:
-        return {key: frozenset(role["permissions"])
-                for key, role in self.named("locals")["custom_roles"].items()}
+        return {key: frozenset(role["permissions"]) for key, role in self.named("locals")["custom_roles"].items()}
 
     def grants(self) -> list[Grant]:
-        kinds = ("google_project_iam_member", "google_storage_bucket_iam_member",
-                 "google_artifact_registry_repository_iam_member",
-                 "google_service_account_iam_member")
-        return [grant for kind in kinds for name, body in self.resources(kind).items()
-                for grant in _grants(kind, name, body)]
+        kinds = (
+            "google_project_iam_member",
+            "google_storage_bucket_iam_member",
+            "google_artifact_registry_repository_iam_member",
+            "google_service_account_iam_member",
+        )
+        return [
+            grant
+            for kind in kinds
+            for name, body in self.resources(kind).items()
+            for grant in _grants(kind, name, body)
+        ]
 
 
 def _grants(kind: str, name: str, body: dict) -> list[Grant]:
@@ -73,8 +82,10 @@ def _grants(kind: str, name: str, body: dict) -> list[Grant]:
         sa = _SA_NAME.search(body["service_account_id"])
         if sa.group(1):
             return [Grant(f"{kind}.{name}", identity, Scope(f"{sa.group(1)}-sa"), role, expression)]
-        return [Grant(f'{kind}.{name}["{t}"]', identity, Scope(f"{t}-sa"), role, expression)
-                for t in _each_keys(body["for_each"])]
+        return [
+            Grant(f'{kind}.{name}["{t}"]', identity, Scope(f"{t}-sa"), role, expression)
+            for t in _each_keys(body["for_each"])
+        ]
     if kind == "google_artifact_registry_repository_iam_member":
         scope = Scope.BUILD_REPOSITORY
     elif condition:

@@ -16,8 +16,7 @@ def test_bucket_is_never_public(module):
 def test_bucket_keeps_versions_and_expires_old_ones(module):
     b = bucket(module)
     assert b["versioning"][0]["enabled"] is True
-    noncurrent = [r for r in b["lifecycle_rule"]
-                  if "days_since_noncurrent_time" in r["condition"][0]]
+    noncurrent = [r for r in b["lifecycle_rule"] if "days_since_noncurrent_time" in r["condition"][0]]
     assert [r["action"][0]["type"] for r in noncurrent] == ["Delete"]
 
 

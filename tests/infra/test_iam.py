@@ -16,8 +16,11 @@ from vertex_cron.permissions import (
 _ACT_AS = "iam.serviceAccounts.actAs"
 # Permissions that let a holder act as, or mint credentials for, a service account.
 _IMPERSONATION = {
-    _ACT_AS, "iam.serviceAccounts.getAccessToken", "iam.serviceAccounts.getOpenIdToken",
-    "iam.serviceAccounts.implicitDelegation", "iam.serviceAccounts.signBlob",
+    _ACT_AS,
+    "iam.serviceAccounts.getAccessToken",
+    "iam.serviceAccounts.getOpenIdToken",
+    "iam.serviceAccounts.implicitDelegation",
+    "iam.serviceAccounts.signBlob",
     "iam.serviceAccounts.signJwt",
 }
 _SA_SCOPES = {Scope.FUNCTION_SA, Scope.SCHEDULER_SA, Scope.WORKLOAD_SA, Scope.BUILD_SA}
@@ -60,8 +63,13 @@ def test_no_predefined_role_is_granted_except_the_validated_workload_extras(modu
 
 def test_workload_extra_roles_refuse_basic_roles_and_impersonation(module):
     (validation,) = module.named("variable")["workload_extra_roles"]["validation"]
-    for role in ("roles/owner", "roles/editor", "roles/viewer",
-                 "roles/iam.serviceAccountUser", "roles/iam.serviceAccountTokenCreator"):
+    for role in (
+        "roles/owner",
+        "roles/editor",
+        "roles/viewer",
+        "roles/iam.serviceAccountUser",
+        "roles/iam.serviceAccountTokenCreator",
+    ):
         assert f'"{role}"' in validation["condition"]
 
 
@@ -74,15 +82,13 @@ def test_no_identity_can_impersonate_project_wide(module):
 
 def test_function_acts_as_the_workload_sa_only(module):
     roles = module.custom_roles()
-    scopes = {g.scope for g in module.grants()
-              if g.identity == "function" and _ACT_AS in roles.get(g.role, ())}
+    scopes = {g.scope for g in module.grants() if g.identity == "function" and _ACT_AS in roles.get(g.role, ())}
     assert scopes == {Scope.WORKLOAD_SA}
 
 
 def test_deployer_acts_as_only_the_identities_it_deploys_with(module):
     roles = module.custom_roles()
-    scopes = {g.scope for g in module.grants()
-              if g.identity == "deployer" and _ACT_AS in roles.get(g.role, ())}
+    scopes = {g.scope for g in module.grants() if g.identity == "deployer" and _ACT_AS in roles.get(g.role, ())}
     assert scopes == {Scope.FUNCTION_SA, Scope.SCHEDULER_SA, Scope.BUILD_SA}
 
 
@@ -110,8 +116,7 @@ def test_unconditioned_bucket_grants_read_only_the_bucket_policy(module):
 
 
 def test_bucket_grants_are_confined_to_their_prefix(module):
-    prefixes = {Scope.SPEC_PREFIX: "${local.spec_prefix}",
-                Scope.PIPELINE_ROOT: "${local.pipeline_root_prefix}"}
+    prefixes = {Scope.SPEC_PREFIX: "${local.spec_prefix}", Scope.PIPELINE_ROOT: "${local.pipeline_root_prefix}"}
     for grant in module.grants():
         if grant.address.startswith("google_storage_bucket_iam_member.") and grant.scope is not Scope.BUCKET:
             assert grant.scope in prefixes, grant.address
@@ -119,13 +124,15 @@ def test_bucket_grants_are_confined_to_their_prefix(module):
             assert grant.condition.startswith(expected), grant.address
 
 
-@pytest.mark.parametrize("scope, prefix", [(Scope.PIPELINE_ROOT, "pipeline_root_prefix"),
-                                           (Scope.SPEC_PREFIX, "spec_prefix")])
+@pytest.mark.parametrize(
+    "scope, prefix", [(Scope.PIPELINE_ROOT, "pipeline_root_prefix"), (Scope.SPEC_PREFIX, "spec_prefix")]
+)
 def test_listing_is_confined_to_the_prefix(module, scope, prefix):
     for grant in module.grants():
         if grant.scope is scope and "storage.objects.list" in module.custom_roles()[grant.role]:
-            assert ('api.getAttribute("storage.googleapis.com/objectListPrefix", "")'
-                    f'.startsWith("${{local.{prefix}}}")') in grant.condition, grant.address
+            assert (
+                f'api.getAttribute("storage.googleapis.com/objectListPrefix", "").startsWith("${{local.{prefix}}}")'
+            ) in grant.condition, grant.address
 
 
 def test_purge_can_list_and_delete_specs_and_nothing_else():

@@ -12,9 +12,15 @@ CONFIG_KEYS = {"project", "region", "bucket", "workload_sa", "function_sa", "sch
 # The google provider's resources that take `labels`, and those that do not (IAM members,
 # service accounts, custom roles, enabled APIs): a new kind of resource must join one.
 LABELED = {"google_storage_bucket", "google_artifact_registry_repository"}
-UNLABELED = {"google_project_service", "google_service_account", "google_project_iam_custom_role",
-             "google_project_iam_member", "google_storage_bucket_iam_member",
-             "google_service_account_iam_member", "google_artifact_registry_repository_iam_member"}
+UNLABELED = {
+    "google_project_service",
+    "google_service_account",
+    "google_project_iam_custom_role",
+    "google_project_iam_member",
+    "google_storage_bucket_iam_member",
+    "google_service_account_iam_member",
+    "google_artifact_registry_repository_iam_member",
+}
 
 
 def test_infra_enables_exactly_the_apis_doctor_checks_and_never_disables_them(module):
@@ -34,16 +40,19 @@ def test_vertex_cron_toml_output_is_toml_with_each_output_value(module):
     heredoc = outputs["vertex_cron_toml"]["value"]
     body = heredoc.removeprefix("<<-EOT\n").removesuffix("EOT").rstrip()
     # Terraform fills ${...} in; stand each one in by its own text (escaped) to parse it.
-    config = tomllib.loads(re.sub(r'\$\{((?:[^}"]|"\w+")*)\}',
-                                  lambda m: m.group(1).replace('"', "'"), body))
+    config = tomllib.loads(re.sub(r'\$\{((?:[^}"]|"\w+")*)\}', lambda m: m.group(1).replace('"', "'"), body))
     assert set(config) == CONFIG_KEYS
     for key in CONFIG_KEYS:
         assert "${" + config[key].replace("'", '"') + "}" == outputs[key]["value"], key
 
 
 def test_every_checkov_skip_says_why(module):
-    skips = [line.strip() for path in module.directory.glob("*.tf") for line in path.read_text().splitlines()
-             if "checkov:skip" in line]
+    skips = [
+        line.strip()
+        for path in module.directory.glob("*.tf")
+        for line in path.read_text().splitlines()
+        if "checkov:skip" in line
+    ]
     assert skips
     for skip in skips:
         assert re.fullmatch(r"#checkov:skip=CKV2?_GCP_\d+:\S.{20,}", skip), skip

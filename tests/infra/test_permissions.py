@@ -31,8 +31,10 @@ def test_service_accounts_are_only_ever_acted_as_one_by_one():
 
 
 def test_importing_it_loads_nothing_outside_the_standard_library():
-    code = ("import sys; before = set(sys.modules); import vertex_cron.permissions; "
-            "print(' '.join(sorted(set(sys.modules) - before)))")
+    code = (
+        "import sys; before = set(sys.modules); import vertex_cron.permissions; "
+        "print(' '.join(sorted(set(sys.modules) - before)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = {name.split(".")[0] for name in out.stdout.split()}
     assert loaded - sys.stdlib_module_names == {"vertex_cron"}

@@ -46,23 +46,36 @@ def test_doctor_passes_in_the_local_stack_before_and_after_a_deploy(stack: Local
     assert f"✓ build SA {stack.build_sa} exists" in checks(before)
     assert "– vertex-cron-trigger: not deployed yet: the first `vertex-cron deploy` creates it" in checks(before)
 
-    deployed = vertex_cron(stack, "deploy", "nightly", "--spec", str(SPEC), "--cron", "0 3 * * *",
-                           "--param", "run_date=x")
+    deployed = vertex_cron(
+        stack, "deploy", "nightly", "--spec", str(SPEC), "--cron", "0 3 * * *", "--param", "run_date=x"
+    )
     assert deployed.exit_code == 0, deployed.output
     after = vertex_cron(stack, "doctor")
 
     assert after.exit_code == 0, after.output
     assert all(line[0] in "✓–" for line in checks(after)), after.output
-    assert {f"✓ runs as the function SA {stack.function_sa}", "✓ environment matches the settings",
-            "✓ not public (no allUsers/allAuthenticatedUsers invoker)",
-            "✓ scheduler SA may invoke it (roles/run.invoker)"} <= set(checks(after))
+    assert {
+        f"✓ runs as the function SA {stack.function_sa}",
+        "✓ environment matches the settings",
+        "✓ not public (no allUsers/allAuthenticatedUsers invoker)",
+        "✓ scheduler SA may invoke it (roles/run.invoker)",
+    } <= set(checks(after))
 
 
 def test_doctor_in_the_local_stack_names_a_removed_grant_and_its_fix(stack: LocalStack):
     removed = grant("function", Scope.PROJECT)
-    write(infra_state(project=stack.project, region=stack.region, bucket=stack.bucket,
-                      service_accounts=stack.service_accounts, deployer_member=LOCAL_DEPLOYER_MEMBER,
-                      grants=[g for g in GRANTS if g != removed]), stack.emulator, stack.storage)
+    write(
+        infra_state(
+            project=stack.project,
+            region=stack.region,
+            bucket=stack.bucket,
+            service_accounts=stack.service_accounts,
+            deployer_member=LOCAL_DEPLOYER_MEMBER,
+            grants=[g for g in GRANTS if g != removed],
+        ),
+        stack.emulator,
+        stack.storage,
+    )
     result = vertex_cron(stack, "doctor")
 
     assert result.exit_code == 1

@@ -60,7 +60,9 @@ def http_job(short_name: str, uri: str, **overrides: Any) -> dict[str, Any]:
 
 
 def schedule_time(received: Any) -> datetime:
-    return datetime.strptime(received.headers["X-CloudScheduler-ScheduleTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return datetime.strptime(received.headers["X-CloudScheduler-ScheduleTime"], "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=UTC
+    )
 
 
 @pytest.fixture
@@ -83,7 +85,9 @@ def start_scheduler(job_list: JobList, oidc_issuer: LocalIssuer) -> Iterator[Any
         scheduler.stop()
 
 
-def test_fires_at_the_cron_times_of_the_job_time_zone_with_compressed_time(job_list, target, start_scheduler, wait_until):
+def test_fires_at_the_cron_times_of_the_job_time_zone_with_compressed_time(
+    job_list, target, start_scheduler, wait_until
+):
     # Hourly at minute 0 in India (UTC+05:30) is hh:30 UTC; 3600x makes it one per second.
     job_list.jobs.append(http_job("vertex-cron-hourly", target.url, schedule="0 * * * *", timeZone="Asia/Kolkata"))
     start_scheduler(time_scale=3600)

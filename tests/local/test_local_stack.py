@@ -59,7 +59,11 @@ def clean_env() -> dict[str, str]:
 
 def exports(terminal: Terminal) -> dict[str, str]:
     terminal.wait_for("Ctrl-C stops everything")
-    pairs = [line.strip().removeprefix("export ").split("=", 1) for line in terminal.lines if line.strip().startswith("export ")]
+    pairs = [
+        line.strip().removeprefix("export ").split("=", 1)
+        for line in terminal.lines
+        if line.strip().startswith("export ")
+    ]
     return {name: value.strip("'") for name, value in pairs}
 
 
@@ -82,8 +86,15 @@ def test_local_up_serves_the_cli_in_a_second_terminal_and_ctrl_c_stops_everythin
         second_terminal = {**clean_env(), **exports(up), "VERTEX_CRON_POLL_SECONDS": "0.1"}
 
         deployed = run_cli(
-            "deploy", "nightly", "--spec", str(SPEC), "--cron", "0 3 * * *",
-            "--param", "run_date={{schedule_time:%Y-%m-%d}}", env=second_terminal,
+            "deploy",
+            "nightly",
+            "--spec",
+            str(SPEC),
+            "--cron",
+            "0 3 * * *",
+            "--param",
+            "run_date={{schedule_time:%Y-%m-%d}}",
+            env=second_terminal,
         )
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
         fired = up.wait_for("fired vertex-cron-nightly")
@@ -108,14 +119,23 @@ def ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-@pytest.mark.parametrize("signum, background", [
-    (signal.SIGINT, False),
-    (signal.SIGINT, True),  # `vertex-cron local up &` in a script: started with SIGINT ignored
-    (signal.SIGTERM, False),
-], ids=["SIGINT", "SIGINT-background", "SIGTERM"])
+@pytest.mark.parametrize(
+    "signum, background",
+    [
+        (signal.SIGINT, False),
+        (signal.SIGINT, True),  # `vertex-cron local up &` in a script: started with SIGINT ignored
+        (signal.SIGTERM, False),
+    ],
+    ids=["SIGINT", "SIGINT-background", "SIGTERM"],
+)
 def test_local_up_stops_cleanly_on_a_signal_and_frees_its_ports(signum, background, wait_until):
-    up = Terminal(VERTEX_CRON, "local", "up", env={**clean_env(), "PYTHONUNBUFFERED": "1"},
-                  preexec_fn=ignore_sigint if background else None)
+    up = Terminal(
+        VERTEX_CRON,
+        "local",
+        "up",
+        env={**clean_env(), "PYTHONUNBUFFERED": "1"},
+        preexec_fn=ignore_sigint if background else None,
+    )
     try:
         addresses = exports(up)
         up.process.send_signal(signum)

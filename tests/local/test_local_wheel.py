@@ -27,13 +27,37 @@ def test_a_non_editable_install_of_the_wheel_runs_the_local_demo(tmp_path):
     # Built and installed with the locked versions (the build backend's pin, and the tested
     # environment's versions as constraints), never whatever the index serves today.
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    run(python, "-m", "pip", "install", "--quiet", *pyproject["tool"]["uv"]["build-constraint-dependencies"], cwd=tmp_path)
-    run(python, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-        "--wheel-dir", tmp_path / "dist", REPO, cwd=tmp_path)
+    run(
+        python,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        *pyproject["tool"]["uv"]["build-constraint-dependencies"],
+        cwd=tmp_path,
+    )
+    run(
+        python,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "--quiet",
+        "--wheel-dir",
+        tmp_path / "dist",
+        REPO,
+        cwd=tmp_path,
+    )
     [wheel] = (tmp_path / "dist").glob("vertex_cron-*.whl")
     tested = tmp_path / "tested-versions.txt"
-    tested.write_text("".join(f"{d.metadata['Name']}=={d.version}\n" for d in metadata.distributions()
-                              if d.metadata["Name"] != "vertex-cron"))
+    tested.write_text(
+        "".join(
+            f"{d.metadata['Name']}=={d.version}\n"
+            for d in metadata.distributions()
+            if d.metadata["Name"] != "vertex-cron"
+        )
+    )
     run(python, "-m", "pip", "install", "--quiet", "-c", tested, f"{wheel}[local]", cwd=tmp_path)
     # Only the example spec comes from the checkout; everything else from the install.
     workdir = tmp_path / "work"

@@ -24,4 +24,3 @@ def dag(tmp_path: Path, emulator_env: dict[str, str]) -> Iterator[Dag]:
     runner = Dag(tmp_path, env)
     yield runner
     runner.stop_all()
-

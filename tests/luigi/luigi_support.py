@@ -24,16 +24,38 @@ class Dag:
         self._running: list[subprocess.Popen[str]] = []
 
     def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "luigi", "--module", "luigi_dag", *args, "--local-scheduler",
-                "--workdir", str(self.workdir), *FAST_POLLING]
+        return [
+            sys.executable,
+            "-m",
+            "luigi",
+            "--module",
+            "luigi_dag",
+            *args,
+            "--local-scheduler",
+            "--workdir",
+            str(self.workdir),
+            *FAST_POLLING,
+        ]
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.command(*args), cwd=self.workdir, env=self.env, capture_output=True,
-                              text=True, timeout=DEADLINE_SECONDS)
+        return subprocess.run(
+            self.command(*args),
+            cwd=self.workdir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE_SECONDS,
+        )
 
     def start(self, *args: str) -> subprocess.Popen[str]:
-        process = subprocess.Popen(self.command(*args), cwd=self.workdir, env=self.env, text=True,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            self.command(*args),
+            cwd=self.workdir,
+            env=self.env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         self._running.append(process)
         return process
 

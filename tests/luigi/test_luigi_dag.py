@@ -25,7 +25,10 @@ def test_dag_runs_one_pipeline_job_as_the_workload_identity_with_typed_parameter
     assert job["state"] == "PIPELINE_STATE_SUCCEEDED"
     assert job["serviceAccount"] == WORKLOAD_SA
     assert job["runtimeConfig"]["parameterValues"] == {
-        "run_date": DATE, "sample_rows": 500, "learning_rate": 0.2, "dry_run": False,
+        "run_date": DATE,
+        "sample_rows": 500,
+        "learning_rate": 0.2,
+        "dry_run": False,
     }
     assert job["labels"]["managed-by"] == "vertex-cron"
     assert job["labels"]["vertex-cron-luigi-task"] == "trainmodel"
@@ -101,8 +104,10 @@ def test_rerunning_after_a_failed_run_submits_the_next_run_of_the_sequence(dag, 
 def test_interrupting_the_worker_cancels_the_pipeline_job(dag, emulator, wait_until, signum):
     emulator.pipeline_running_seconds = float("inf")
     worker = dag.start("Publish", "--date", DATE)
-    wait_until(lambda: [j for j in emulator.pipeline_jobs() if j["state"] == "PIPELINE_STATE_RUNNING"],
-               "the PipelineJob to run")
+    wait_until(
+        lambda: [j for j in emulator.pipeline_jobs() if j["state"] == "PIPELINE_STATE_RUNNING"],
+        "the PipelineJob to run",
+    )
 
     worker.send_signal(signum)
     output = worker.communicate(timeout=60)[0]

@@ -21,22 +21,30 @@ FAST = {"poll_initial_seconds": 0.05, "poll_max_seconds": 0.2}
 
 @pytest.fixture
 def vertex_env(emulator_env, monkeypatch, tmp_path):
-    for name, value in {"VERTEX_CRON_PROJECT": PROJECT, "VERTEX_CRON_REGION": REGION,
-                        "VERTEX_CRON_WORKLOAD_SA": WORKLOAD_SA}.items():
+    for name, value in {
+        "VERTEX_CRON_PROJECT": PROJECT,
+        "VERTEX_CRON_REGION": REGION,
+        "VERTEX_CRON_WORKLOAD_SA": WORKLOAD_SA,
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)  # no vertex-cron.toml from the checkout
     return emulator_env
 
 
 def upload(storage_url: str, bucket: str, name: str, data: bytes) -> None:
-    response = requests.post(f"{storage_url}/upload/storage/v1/b/{bucket}/o",
-                             params={"uploadType": "media", "name": name}, data=data, timeout=30)
+    response = requests.post(
+        f"{storage_url}/upload/storage/v1/b/{bucket}/o",
+        params={"uploadType": "media", "name": name},
+        data=data,
+        timeout=30,
+    )
     response.raise_for_status()
 
 
 def read_object(storage_url: str, bucket: str, name: str) -> bytes:
-    response = requests.get(f"{storage_url}/storage/v1/b/{bucket}/o/{name.replace('/', '%2F')}",
-                            params={"alt": "media"}, timeout=30)
+    response = requests.get(
+        f"{storage_url}/storage/v1/b/{bucket}/o/{name.replace('/', '%2F')}", params={"alt": "media"}, timeout=30
+    )
     response.raise_for_status()
     return response.content
 
@@ -52,12 +60,17 @@ def failure_of(task: VertexPipelineTask) -> BaseException:
 
 
 def example_task(tmp_path, **parameter_values: str) -> VertexPipelineTask:
-    return VertexPipelineTask(spec=str(EXAMPLES / "pipeline.yaml"), output_uri=str(tmp_path / "run.json"),
-                              parameter_values=parameter_values, **FAST)
+    return VertexPipelineTask(
+        spec=str(EXAMPLES / "pipeline.yaml"),
+        output_uri=str(tmp_path / "run.json"),
+        parameter_values=parameter_values,
+        **FAST,
+    )
 
 
 def test_spec_and_run_record_in_cloud_storage_with_command_line_strings_typed(
-        vertex_env, emulator, storage_emulator, spec_bucket):
+    vertex_env, emulator, storage_emulator, spec_bucket
+):
     upload(storage_emulator.url, spec_bucket, "specs/training.yaml", (EXAMPLES / "pipeline.yaml").read_bytes())
     task = VertexPipelineTask(
         spec=f"gs://{spec_bucket}/specs/training.yaml",
@@ -71,7 +84,11 @@ def test_spec_and_run_record_in_cloud_storage_with_command_line_strings_typed(
 
     [job] = emulator.pipeline_jobs()
     assert job["runtimeConfig"]["parameterValues"] == {
-        "run_date": "2024-05-01", "sample_rows": 250, "learning_rate": 0.5, "dry_run": True}
+        "run_date": "2024-05-01",
+        "sample_rows": 250,
+        "learning_rate": 0.5,
+        "dry_run": True,
+    }
     assert job["name"].endswith("/pipelineJobs/" + task.job_id)
     record_path = f"root/vertex-cron-luigi/{task.job_id}.json"
     record = json.loads(read_object(storage_emulator.url, spec_bucket, record_path))
@@ -89,11 +106,13 @@ def test_a_wrong_parameter_fails_the_task_naming_it_and_creates_no_job(vertex_en
 
 
 def test_a_placeholder_is_refused_because_a_luigi_task_has_no_firing_and_no_job_is_created(
-        vertex_env, emulator, tmp_path):
+    vertex_env, emulator, tmp_path
+):
     error = failure_of(example_task(tmp_path, run_date="{{schedule_time:%Y-%m-%d}}"))
 
-    assert ("parameter_values.run_date is '{{schedule_time:%Y-%m-%d}}': {{...}} placeholders are for schedules"
-            in str(error))
+    assert "parameter_values.run_date is '{{schedule_time:%Y-%m-%d}}': {{...}} placeholders are for schedules" in str(
+        error
+    )
     assert "from a Luigi parameter" in str(error)
     assert emulator.pipeline_jobs() == []
 
@@ -111,7 +130,8 @@ def test_missing_project_names_where_it_may_come_from(vertex_env, monkeypatch, e
 
 
 def test_a_permission_error_names_the_task_s_credentials_not_the_function_s_service_account(
-        vertex_env, emulator, tmp_path):
+    vertex_env, emulator, tmp_path
+):
     emulator.faults.add(method="GET", path="/pipelineJobs/", status=403, message="permission denied")
 
     error = failure_of(example_task(tmp_path, run_date="2024-05-01"))
@@ -121,7 +141,8 @@ def test_a_permission_error_names_the_task_s_credentials_not_the_function_s_serv
 
 
 def test_progress_is_shown_in_the_scheduler_while_waiting_and_polling_survives_a_503(
-        vertex_env, emulator, tmp_path, wait_until):
+    vertex_env, emulator, tmp_path, wait_until
+):
     emulator.pipeline_running_seconds = float("inf")
     task = example_task(tmp_path, run_date="2024-05-01")
     scheduler = luigi.scheduler.Scheduler()
@@ -136,9 +157,12 @@ def test_progress_is_shown_in_the_scheduler_while_waiting_and_polling_survives_a
             return scheduler.get_task_status_message(task.task_id)["statusMessage"] or ""
 
         message = wait_until(lambda: "RUNNING" in status() and status(), "a RUNNING status message")
-        assert re.match(rf"PipelineJob {task.job_id}: RUNNING\n"
-                        rf"https://console.cloud.google.com/vertex-ai/locations/{REGION}/pipelines/runs/"
-                        rf"{task.job_id}\?project={PROJECT}$", message)
+        assert re.match(
+            rf"PipelineJob {task.job_id}: RUNNING\n"
+            rf"https://console.cloud.google.com/vertex-ai/locations/{REGION}/pipelines/runs/"
+            rf"{task.job_id}\?project={PROJECT}$",
+            message,
+        )
         emulator.set_pipeline_job_state(task.job_id, "SUCCEEDED")
         running.join(timeout=60)
     assert outage.hits == 2
@@ -147,12 +171,15 @@ def test_progress_is_shown_in_the_scheduler_while_waiting_and_polling_survives_a
     assert json.loads((tmp_path / "run.json").read_text())["state"] == "PIPELINE_STATE_SUCCEEDED"
 
 
-@pytest.mark.parametrize("task_id", [
-    "TrainModel_2024_05_01_False__951c835b22",
-    "X" * 500,
-    "___",
-    "Ünïcødé task (with) spaces & symbols",
-])
+@pytest.mark.parametrize(
+    "task_id",
+    [
+        "TrainModel_2024_05_01_False__951c835b22",
+        "X" * 500,
+        "___",
+        "Ünïcødé task (with) spaces & symbols",
+    ],
+)
 def test_job_ids_from_task_ids_are_valid_for_vertex_and_stable(task_id):
     the_id = keyed_job_id(task_id)
 

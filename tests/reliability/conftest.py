@@ -116,7 +116,10 @@ def guarded_stack(_proto_types, oidc_issuer, storage_emulator, shipped_source) -
     function = FunctionProcess(shipped_source, env).start()
     try:
         yield SimpleNamespace(
-            emulator=emulator, storage=storage_emulator, bucket=bucket, function=function,
+            emulator=emulator,
+            storage=storage_emulator,
+            bucket=bucket,
+            function=function,
             spec_uri=f"gs://{bucket}/{SPEC_OBJECT}",
             token=lambda: oidc_issuer.mint(audience=function.url, email=INVOKER),
         )

@@ -48,8 +48,9 @@ def storage_bucket(storage_url: str, bucket: str) -> Any:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    client = storage.Client(project=PROJECT, credentials=AnonymousCredentials(),
-                            client_options={"api_endpoint": storage_url})
+    client = storage.Client(
+        project=PROJECT, credentials=AnonymousCredentials(), client_options={"api_endpoint": storage_url}
+    )
     return client.bucket(bucket)
 
 
@@ -73,8 +74,12 @@ def shipped_function(destination: Path) -> Path:
 
 
 def body_for(spec_uri: str, **fields: Any) -> dict[str, Any]:
-    return {"schedule": "nightly", "spec_uri": spec_uri,
-            "parameter_values": {"run_date": "{{schedule_time:%Y-%m-%d}}"}, **fields}
+    return {
+        "schedule": "nightly",
+        "spec_uri": spec_uri,
+        "parameter_values": {"run_date": "{{schedule_time:%Y-%m-%d}}"},
+        **fields,
+    }
 
 
 def scheduler_headers(*, schedule_time: str | None = FIRING, token: str | None = None) -> dict[str, str]:
@@ -94,7 +99,6 @@ def fire(url: str, body: Mapping[str, Any] | bytes, **header_args: Any) -> reque
 
 def job_names(emulator: Any) -> list[str]:
     return sorted(job["name"] for job in emulator.pipeline_jobs())
-
 
 
 # -- a front that breaks answers ------------------------------------------------------------
@@ -173,8 +177,15 @@ class FaultFront:
 
 
 _HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "accept-encoding", "keep-alive"}
-_NOT_COPIED_BACK = {"content-length", "connection", "transfer-encoding", "content-encoding", "date", "server",
-                    "keep-alive"}
+_NOT_COPIED_BACK = {
+    "content-length",
+    "connection",
+    "transfer-encoding",
+    "content-encoding",
+    "date",
+    "server",
+    "keep-alive",
+}
 
 
 class _FrontHandler(BaseHTTPRequestHandler):
@@ -189,12 +200,14 @@ class _FrontHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         rule = front.take(self.command, unquote(urlsplit(self.path).path))
         if rule is not None and rule.kind == "answer":
-            self._reply(rule.status, {"Content-Type": "application/json; charset=UTF-8"},
-                        json.dumps(rule.payload).encode())
+            self._reply(
+                rule.status, {"Content-Type": "application/json; charset=UTF-8"}, json.dumps(rule.payload).encode()
+            )
             return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-        upstream = requests.request(self.command, front.upstream + self.path, data=body, headers=headers,
-                                    timeout=60, allow_redirects=False)
+        upstream = requests.request(
+            self.command, front.upstream + self.path, data=body, headers=headers, timeout=60, allow_redirects=False
+        )
         copied = {k: v for k, v in upstream.headers.items() if k.lower() not in _NOT_COPIED_BACK}
         if rule is None:
             self._reply(upstream.status_code, copied, upstream.content)
@@ -220,7 +233,7 @@ class _FrontHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         try:
             for index in range(len(content)):
-                self.wfile.write(content[index:index + 1])
+                self.wfile.write(content[index : index + 1])
                 self.wfile.flush()
                 time.sleep(TRICKLE_SECONDS)
         except OSError:  # the client gave up: what a trickle is for

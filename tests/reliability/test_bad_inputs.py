@@ -37,7 +37,8 @@ def example_json(change) -> bytes:
 
 def _learning_rate_default(value):
     return lambda document: document["root"]["inputDefinitions"]["parameters"]["learning_rate"].update(
-        defaultValue=value)
+        defaultValue=value
+    )
 
 
 def _with_parameters(**definitions):
@@ -46,8 +47,14 @@ def _with_parameters(**definitions):
 
 # Aliases of one big string: ~4 KiB of YAML that expands to a 10 MB PipelineJob with only
 # ~2,600 nodes (under the node budget that stops the classic bomb).
-BIG_STRING_BOMB = EXAMPLE_YAML + b"x-padding:\n  s: &s " + b"x" * 4000 + b"\n  l: &l [" + b", ".join([b"*s"] * 50) + (
-    b"]\n  ll: [" + b", ".join([b"*l"] * 50) + b"]\n")
+BIG_STRING_BOMB = (
+    EXAMPLE_YAML
+    + b"x-padding:\n  s: &s "
+    + b"x" * 4000
+    + b"\n  l: &l ["
+    + b", ".join([b"*s"] * 50)
+    + (b"]\n  ll: [" + b", ".join([b"*l"] * 50) + b"]\n")
+)
 SPEC_FILES = {  # bad compiled pipelines, for the function (uploaded) and the CLI (--spec)
     "truncated-yaml": EXAMPLE_YAML[: len(EXAMPLE_YAML) // 3] + b"\n  - [unclosed",
     "yaml-alias-bomb": ALIAS_BOMB,
@@ -57,7 +64,7 @@ SPEC_FILES = {  # bad compiled pipelines, for the function (uploaded) and the CL
     "deep-json-nesting": b'{"root": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
     "input-definitions-list": b'{"pipelineInfo": {"name": "p"}, "root": {"inputDefinitions": [1]}}',  # regression
     "unknown-parameter-type": b'{"pipelineInfo": {"name": "p"}, "root": {"inputDefinitions": '
-                              b'{"parameters": {"x": {"parameterType": "BLOB"}}}}}',
+    b'{"parameters": {"x": {"parameterType": "BLOB"}}}}}',
     "empty-object": b"{}",
     "argo-workflow": b"apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nroot: {}\npipelineInfo: {name: p}\n",
     "binary": bytes(range(256)) * 4,
@@ -66,17 +73,18 @@ SPEC_FILES = {  # bad compiled pipelines, for the function (uploaded) and the CL
     # Each used to be accepted, then the create failed to serialise (a 500 at every firing).
     "json-nan": example_json(_learning_rate_default(float("nan"))),
     "json-infinity": example_json(_learning_rate_default(float("inf"))),
-    "json-number-overflowing": example_json(_learning_rate_default(1.0)).replace(b'"defaultValue": 1.0',
-                                                                                 b'"defaultValue": 1e400'),
+    "json-number-overflowing": example_json(_learning_rate_default(1.0)).replace(
+        b'"defaultValue": 1.0', b'"defaultValue": 1e400'
+    ),
     "yaml-nan": example_yaml(b"defaultValue: 0.01", b"defaultValue: .nan"),
     "yaml-infinity": example_yaml(b"defaultValue: 0.01", b"defaultValue: -.inf"),
     "yaml-date": example_yaml(b"sdkVersion: kfp-2.17.0", b"sdkVersion: 2024-05-01"),
     "yaml-binary": example_yaml(b"sdkVersion: kfp-2.17.0", b"sdkVersion: !!binary a2ZwLTIuMTcuMA=="),
     # kfp never writes anchors or aliases: even a harmless one is refused, and the bomb of
     # big strings (few nodes, many megabytes) with it.
-    "yaml-anchor-and-alias": example_yaml(b"cachingOptions:\n          enableCache: true", b"cachingOptions: &caching\n"
-                                          b"          enableCache: true").replace(
-        b"cachingOptions:\n          enableCache: true", b"cachingOptions: *caching", 1),
+    "yaml-anchor-and-alias": example_yaml(
+        b"cachingOptions:\n          enableCache: true", b"cachingOptions: &caching\n          enableCache: true"
+    ).replace(b"cachingOptions:\n          enableCache: true", b"cachingOptions: *caching", 1),
     "yaml-alias-bomb-of-big-strings": BIG_STRING_BOMB,
     # regression: no alias, just 2 million nodes under the size limit; building them took
     # 750 MiB (the function has 256) before the node count refused them.
@@ -85,22 +93,44 @@ SPEC_FILES = {  # bad compiled pipelines, for the function (uploaded) and the CL
 }
 # What the function and the CLI must say about each spec file.
 SPEC_FILE_WORDS = {
-    "truncated-yaml": "neither JSON nor YAML", "yaml-alias-bomb": "too many nodes",
-    "ten-megabytes": "bytes", "yaml-two-million-nodes": "too many nodes",
+    "truncated-yaml": "neither JSON nor YAML",
+    "yaml-alias-bomb": "too many nodes",
+    "ten-megabytes": "bytes",
+    "yaml-two-million-nodes": "too many nodes",
     "json-lone-surrogate": "sdkVersion is not valid Unicode",
-    "deep-flow-nesting": "nested too deeply", "deep-block-nesting": "nested too deeply",
-    "deep-json-nesting": "nested too deeply", "input-definitions-list": "inputDefinitions",
-    "unknown-parameter-type": "BLOB", "empty-object": "pipelineInfo.name", "argo-workflow": "Argo",
-    "binary": "not a compiled KFP pipeline spec", "top-level-list": "not a mapping",
-    **{name: "not a compiled KFP pipeline spec" for name in (
-        "json-nan", "json-infinity", "json-number-overflowing", "yaml-nan", "yaml-infinity", "yaml-date",
-        "yaml-binary", "yaml-anchor-and-alias", "yaml-alias-bomb-of-big-strings")},
+    "deep-flow-nesting": "nested too deeply",
+    "deep-block-nesting": "nested too deeply",
+    "deep-json-nesting": "nested too deeply",
+    "input-definitions-list": "inputDefinitions",
+    "unknown-parameter-type": "BLOB",
+    "empty-object": "pipelineInfo.name",
+    "argo-workflow": "Argo",
+    "binary": "not a compiled KFP pipeline spec",
+    "top-level-list": "not a mapping",
+    **{
+        name: "not a compiled KFP pipeline spec"
+        for name in (
+            "json-nan",
+            "json-infinity",
+            "json-number-overflowing",
+            "yaml-nan",
+            "yaml-infinity",
+            "yaml-date",
+            "yaml-binary",
+            "yaml-anchor-and-alias",
+            "yaml-alias-bomb-of-big-strings",
+        )
+    },
 }
 # Specs only the function is given (uploaded to the spec bucket as they are).
 FUNCTION_SPEC_FILES = {
     "default-root-not-gs": example_json(lambda document: document.update(defaultPipelineRoot="/tmp/pipeline-root")),
-    "list-and-struct": example_json(_with_parameters(
-        shapes={"parameterType": "LIST", "isOptional": True}, options={"parameterType": "STRUCT", "isOptional": True})),
+    "list-and-struct": example_json(
+        _with_parameters(
+            shapes={"parameterType": "LIST", "isOptional": True},
+            options={"parameterType": "STRUCT", "isOptional": True},
+        )
+    ),
 }
 INT64_MAX = 2**63 - 1
 
@@ -117,7 +147,6 @@ def nested_struct(depth: int):
     for _ in range(depth - 1):
         value = {"a": value}
     return value
-
 
 
 def bad_body(**fields):
@@ -145,74 +174,193 @@ FUNCTION_CASES = [
     ("spec-uri-traversal", bad_body(spec_uri="gs://BUCKET/specs/../secrets.json"), {}, 400, "'..'"),
     ("spec-uri-empty-segment", bad_body(spec_uri="gs://BUCKET//nightly.yaml"), {}, 400, "empty"),
     ("spec-uri-other-bucket", bad_body(spec_uri="gs://someone-elses-bucket/p.yaml"), {}, 403, "not the spec bucket"),
-    ("spec-uri-generation-superscript", bad_body(spec_uri="gs://BUCKET/specs/nightly.yaml#²"), {}, 400,
-     "1-19 digits"),  # regression
-    ("spec-uri-generation-mismatch", bad_body(spec_uri="gs://BUCKET/specs/nightly.yaml#1"), {}, 400,
-     "does not exist"),
+    (
+        "spec-uri-generation-superscript",
+        bad_body(spec_uri="gs://BUCKET/specs/nightly.yaml#²"),
+        {},
+        400,
+        "1-19 digits",
+    ),  # regression
+    ("spec-uri-generation-mismatch", bad_body(spec_uri="gs://BUCKET/specs/nightly.yaml#1"), {}, 400, "does not exist"),
     ("spec-object-missing", bad_body(spec_uri="gs://BUCKET/specs/absent.yaml"), {}, 400, "does not exist"),
     ("parameters-not-object", bad_body(parameter_values=["run_date"]), {}, 400, "parameter_values must be"),
     ("parameter-unknown", bad_body(parameter_values={"run_date": "d", "rows": 1}), {}, 400, "no such parameter"),
     ("parameter-required-missing", bad_body(parameter_values={}), {}, 400, "run_date is required"),
-    ("parameter-wrong-type", bad_body(parameter_values={"run_date": "d", "sample_rows": "many"}), {}, 400,
-     "sample_rows must be an integer"),
-    ("parameter-fraction-for-int", bad_body(parameter_values={"run_date": "d", "sample_rows": 1.5}), {}, 400,
-     "sample_rows must be an integer"),
-    ("parameter-overflowing-number", b'{"schedule": "nightly", "spec_uri": "gs://BUCKET/specs/nightly.yaml", '
-     b'"parameter_values": {"run_date": "d", "learning_rate": 1e400}}', {}, 400, "too large"),  # regression
-    ("placeholder-unknown", bad_body(parameter_values={"run_date": "{{schedule_date}}"}), {}, 400,
-     "unknown placeholder"),
+    (
+        "parameter-wrong-type",
+        bad_body(parameter_values={"run_date": "d", "sample_rows": "many"}),
+        {},
+        400,
+        "sample_rows must be an integer",
+    ),
+    (
+        "parameter-fraction-for-int",
+        bad_body(parameter_values={"run_date": "d", "sample_rows": 1.5}),
+        {},
+        400,
+        "sample_rows must be an integer",
+    ),
+    (
+        "parameter-overflowing-number",
+        b'{"schedule": "nightly", "spec_uri": "gs://BUCKET/specs/nightly.yaml", '
+        b'"parameter_values": {"run_date": "d", "learning_rate": 1e400}}',
+        {},
+        400,
+        "too large",
+    ),  # regression
+    (
+        "placeholder-unknown",
+        bad_body(parameter_values={"run_date": "{{schedule_date}}"}),
+        {},
+        400,
+        "unknown placeholder",
+    ),
     ("placeholder-unclosed", bad_body(parameter_values={"run_date": "{{schedule_time"}), {}, 400, "unclosed"),
-    ("placeholder-unknown-strftime-code", bad_body(parameter_values={"run_date": "{{schedule_time:%Q}}"}), {}, 400,
-     "'%Q' is not a strftime code"),  # regression: rendered as the text %Q
-    ("placeholder-no-strftime-code", bad_body(parameter_values={"run_date": "{{schedule_time:hello}}"}), {}, 400,
-     "no strftime code"),  # regression: rendered as the text hello
-    ("placeholder-unencodable-format", bad_body(parameter_values={"run_date": "{{schedule_time:\ud800}}"}), {}, 400,
-     "parameter_values.run_date is not valid Unicode"),  # regression
+    (
+        "placeholder-unknown-strftime-code",
+        bad_body(parameter_values={"run_date": "{{schedule_time:%Q}}"}),
+        {},
+        400,
+        "'%Q' is not a strftime code",
+    ),  # regression: rendered as the text %Q
+    (
+        "placeholder-no-strftime-code",
+        bad_body(parameter_values={"run_date": "{{schedule_time:hello}}"}),
+        {},
+        400,
+        "no strftime code",
+    ),  # regression: rendered as the text hello
+    (
+        "placeholder-unencodable-format",
+        bad_body(parameter_values={"run_date": "{{schedule_time:\ud800}}"}),
+        {},
+        400,
+        "parameter_values.run_date is not valid Unicode",
+    ),  # regression
     # A lone surrogate is JSON syntax but not text: it made quote() fail (500), or reached
     # Vertex AI, whose 400 was answered as a 500. Regressions, all three.
-    ("spec-uri-lone-surrogate", bad_body(spec_uri="gs://BUCKET/specs/\ud800.yaml"), {}, 400,
-     "spec_uri is not valid Unicode"),
-    ("parameter-lone-surrogate", bad_body(parameter_values={"run_date": "2024\udc00"}), {}, 400,
-     "parameter_values.run_date is not valid Unicode"),
-    ("parameter-key-lone-surrogate", b'{"schedule": "nightly", "spec_uri": "gs://BUCKET/specs/nightly.yaml", '
-     b'"parameter_values": {"\\ud800": "d"}}', {}, 400, "is not valid Unicode"),
+    (
+        "spec-uri-lone-surrogate",
+        bad_body(spec_uri="gs://BUCKET/specs/\ud800.yaml"),
+        {},
+        400,
+        "spec_uri is not valid Unicode",
+    ),
+    (
+        "parameter-lone-surrogate",
+        bad_body(parameter_values={"run_date": "2024\udc00"}),
+        {},
+        400,
+        "parameter_values.run_date is not valid Unicode",
+    ),
+    (
+        "parameter-key-lone-surrogate",
+        b'{"schedule": "nightly", "spec_uri": "gs://BUCKET/specs/nightly.yaml", "parameter_values": {"\\ud800": "d"}}',
+        {},
+        400,
+        "is not valid Unicode",
+    ),
     ("time-zone-unknown", bad_body(time_zone="Mars/Olympus"), {}, 400, "IANA time zone"),
     ("time-zone-path", bad_body(time_zone="../../etc/passwd"), {}, 400, "IANA time zone"),
     ("max-concurrent-runs-zero", bad_body(max_concurrent_runs=0), {}, 400, "integer from 1 to 1000"),
     ("max-concurrent-runs-over-int32", bad_body(max_concurrent_runs=2**31), {}, 400, "integer from 1 to 1000"),
     ("time-zone-host-localtime", bad_body(time_zone="localtime"), {}, 400, "IANA time zone"),
     ("enable-caching-string", bad_body(enable_caching="yes"), {}, 400, "true or false"),
-    ("end-before-start", bad_body(start_time="2024-06-01T00:00:00Z", end_time="2024-05-01T00:00:00Z"), {}, 400,
-     "end_time must be later"),
-    ("start-time-before-year-one", bad_body(start_time="0001-01-01T00:00:00+01:00"), {}, 400,
-     "years 1-9999"),  # regression
+    (
+        "end-before-start",
+        bad_body(start_time="2024-06-01T00:00:00Z", end_time="2024-05-01T00:00:00Z"),
+        {},
+        400,
+        "end_time must be later",
+    ),
+    (
+        "start-time-before-year-one",
+        bad_body(start_time="0001-01-01T00:00:00+01:00"),
+        {},
+        400,
+        "years 1-9999",
+    ),  # regression
     ("pipeline-root-not-gs", bad_body(pipeline_root="/tmp/root"), {}, 400, "pipeline_root must be"),
     ("schedule-time-garbage", bad_body(), {"schedule_time": "yesterday"}, 400, "X-CloudScheduler-ScheduleTime"),
     ("schedule-time-date-only", bad_body(), {"schedule_time": "2024-05-01"}, 400, "RFC 3339"),
-    ("schedule-time-overflow", bad_body(), {"schedule_time": "0001-01-01T00:00:00+01:00"}, 400,
-     "years 1-9999"),  # regression
-    ("schedule-time-year-one", bad_body(), {"schedule_time": "0001-01-01T00:00:00Z"}, 400,
-     "years 1970-9999"),  # regression: job id nightly-10101-000000
+    (
+        "schedule-time-overflow",
+        bad_body(),
+        {"schedule_time": "0001-01-01T00:00:00+01:00"},
+        400,
+        "years 1-9999",
+    ),  # regression
+    (
+        "schedule-time-year-one",
+        bad_body(),
+        {"schedule_time": "0001-01-01T00:00:00Z"},
+        400,
+        "years 1970-9999",
+    ),  # regression: job id nightly-10101-000000
     ("no-schedule-time-no-cron", bad_body(), {"schedule_time": None}, 400, "cannot tell which firing"),
-    ("no-schedule-time-bad-cron", bad_body(cron="61 * * * *"), {"schedule_time": None}, 400,
-     "minute '61': '61' is outside 0-59"),
-    ("no-schedule-time-random-cron", bad_body(cron="R 2 * * *"), {"schedule_time": None}, 400,
-     "not unix-cron as Cloud Scheduler takes it"),
-    ("spec-uri-generation-over-int64", bad_body(spec_uri=f"gs://BUCKET/specs/nightly.yaml#{INT64_MAX + 1}"), {},
-     400, "generation"),
-    ("spec-uri-generation-max-digits", bad_body(spec_uri="gs://BUCKET/specs/nightly.yaml#9999999999999999999"), {},
-     400, "generation"),
-    ("spec-default-root-not-gs", bad_body(spec_uri="gs://BUCKET/bad/default-root-not-gs"), {}, 400,
-     "defaultPipelineRoot"),
-    ("parameter-list-nested-33-deep", bad_body(spec_uri="gs://BUCKET/bad/list-and-struct",
-                                               parameter_values={"run_date": "d", "shapes": nested_list(33)}), {},
-     400, "parameter_values.shapes"),
-    ("parameter-struct-nested-33-deep", bad_body(spec_uri="gs://BUCKET/bad/list-and-struct",
-                                                 parameter_values={"run_date": "d", "options": nested_struct(33)}),
-     {}, 400, "parameter_values.options"),
-    ("parameter-list-as-text-nested-33-deep", bad_body(
-        spec_uri="gs://BUCKET/bad/list-and-struct",
-        parameter_values={"run_date": "d", "shapes": json.dumps(nested_list(33))}), {}, 400, "parameter_values.shapes"),
+    (
+        "no-schedule-time-bad-cron",
+        bad_body(cron="61 * * * *"),
+        {"schedule_time": None},
+        400,
+        "minute '61': '61' is outside 0-59",
+    ),
+    (
+        "no-schedule-time-random-cron",
+        bad_body(cron="R 2 * * *"),
+        {"schedule_time": None},
+        400,
+        "not unix-cron as Cloud Scheduler takes it",
+    ),
+    (
+        "spec-uri-generation-over-int64",
+        bad_body(spec_uri=f"gs://BUCKET/specs/nightly.yaml#{INT64_MAX + 1}"),
+        {},
+        400,
+        "generation",
+    ),
+    (
+        "spec-uri-generation-max-digits",
+        bad_body(spec_uri="gs://BUCKET/specs/nightly.yaml#9999999999999999999"),
+        {},
+        400,
+        "generation",
+    ),
+    (
+        "spec-default-root-not-gs",
+        bad_body(spec_uri="gs://BUCKET/bad/default-root-not-gs"),
+        {},
+        400,
+        "defaultPipelineRoot",
+    ),
+    (
+        "parameter-list-nested-33-deep",
+        bad_body(
+            spec_uri="gs://BUCKET/bad/list-and-struct", parameter_values={"run_date": "d", "shapes": nested_list(33)}
+        ),
+        {},
+        400,
+        "parameter_values.shapes",
+    ),
+    (
+        "parameter-struct-nested-33-deep",
+        bad_body(
+            spec_uri="gs://BUCKET/bad/list-and-struct", parameter_values={"run_date": "d", "options": nested_struct(33)}
+        ),
+        {},
+        400,
+        "parameter_values.options",
+    ),
+    (
+        "parameter-list-as-text-nested-33-deep",
+        bad_body(
+            spec_uri="gs://BUCKET/bad/list-and-struct",
+            parameter_values={"run_date": "d", "shapes": json.dumps(nested_list(33))},
+        ),
+        {},
+        400,
+        "parameter_values.shapes",
+    ),
 ] + [
     (f"spec-{name}", bad_body(spec_uri=f"gs://BUCKET/bad/{name}"), {}, 400, SPEC_FILE_WORDS[name])
     for name in SPEC_FILES
@@ -226,18 +374,28 @@ def function_stack(guarded_stack):
     return guarded_stack
 
 
-@pytest.mark.parametrize(("body", "headers", "status", "words"), [case[1:] for case in FUNCTION_CASES],
-                         ids=[case[0] for case in FUNCTION_CASES])
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "words"),
+    [case[1:] for case in FUNCTION_CASES],
+    ids=[case[0] for case in FUNCTION_CASES],
+)
 def test_the_function_refuses_a_bad_request_clearly_and_changes_nothing(function_stack, body, headers, status, words):
     stack = function_stack
-    data = body.replace(b"BUCKET", stack.bucket.encode()) if isinstance(body, bytes) else (
-        json.dumps(body).replace("BUCKET", stack.bucket).encode())
+    data = (
+        body.replace(b"BUCKET", stack.bucket.encode())
+        if isinstance(body, bytes)
+        else (json.dumps(body).replace("BUCKET", stack.bucket).encode())
+    )
     stack.emulator.clear_calls()
     jobs_before = stack.emulator.pipeline_jobs()
     lines_before = len(stack.function.log_lines())
 
-    response = requests.post(stack.function.url, data=data, timeout=60,
-                             headers=scheduler_headers(token=stack.token(), **{"schedule_time": FIRING, **headers}))
+    response = requests.post(
+        stack.function.url,
+        data=data,
+        timeout=60,
+        headers=scheduler_headers(token=stack.token(), **{"schedule_time": FIRING, **headers}),
+    )
 
     assert response.status_code == status, response.text
     assert response.headers["Content-Type"] == "application/json"
@@ -254,11 +412,13 @@ def test_list_and_struct_parameters_nested_up_to_32_deep_are_sent(function_stack
     """The control for the 33-deep cases: the same spec and parameters, within the limit."""
     stack = function_stack
     values = {"run_date": "d", "shapes": nested_list(depth), "options": nested_struct(depth)}
-    body = bad_body(schedule=f"nested-{depth}", spec_uri=f"gs://{stack.bucket}/bad/list-and-struct",
-                    parameter_values=values)
+    body = bad_body(
+        schedule=f"nested-{depth}", spec_uri=f"gs://{stack.bucket}/bad/list-and-struct", parameter_values=values
+    )
 
-    response = requests.post(stack.function.url, data=json.dumps(body), timeout=60,
-                             headers=scheduler_headers(token=stack.token()))
+    response = requests.post(
+        stack.function.url, data=json.dumps(body), timeout=60, headers=scheduler_headers(token=stack.token())
+    )
 
     assert (response.status_code, response.json()["outcome"]) == (200, "created"), response.text
     [job] = [j for j in stack.emulator.pipeline_jobs() if j["name"] == response.json()["job"]]
@@ -296,8 +456,11 @@ CLI_CASES = [
     ("name-unicode", {"name": "nïghtly"}, "invalid schedule name"),
     ("name-trailing-newline", {"name": "nightly\n"}, "invalid schedule name"),  # regression
     ("workload-sa-not-email", {"--workload-sa": "not-an-email"}, "malformed workload SA email"),
-    ("workload-sa-compute-default", {"--workload-sa": "123-compute@developer.gserviceaccount.com"},
-     "default service account"),
+    (
+        "workload-sa-compute-default",
+        {"--workload-sa": "123-compute@developer.gserviceaccount.com"},
+        "default service account",
+    ),
     ("scheduler-sa-other-domain", {"--scheduler-sa": "someone@example.com"}, "malformed scheduler SA email"),
     ("param-no-equals", {"--param": "run_date"}, "expected K=V"),
     ("param-unknown", {"--param": "rows=5"}, "has no such parameter"),
@@ -310,8 +473,9 @@ CLI_CASES = [
 
 
 @pytest.mark.parametrize(("replaced", "words"), [case[1:] for case in CLI_CASES], ids=[case[0] for case in CLI_CASES])
-def test_deploy_refuses_bad_arguments_before_any_call(emulator, emulator_env, storage_emulator, spec_bucket,
-                                                      tmp_path, monkeypatch, replaced, words):
+def test_deploy_refuses_bad_arguments_before_any_call(
+    emulator, emulator_env, storage_emulator, spec_bucket, tmp_path, monkeypatch, replaced, words
+):
     monkeypatch.chdir(tmp_path)
     for name, data in SPEC_FILES.items():
         if replaced.get("--spec") == name:
@@ -329,23 +493,44 @@ def test_deploy_refuses_bad_arguments_before_any_call(emulator, emulator_env, st
     assert [path for _, path in storage_emulator.calls if spec_bucket in path] == []
 
 
-def test_a_placeholder_for_a_number_deploys_and_each_firing_types_it(function_stack, emulator_env, tmp_path, monkeypatch):
+def test_a_placeholder_for_a_number_deploys_and_each_firing_types_it(
+    function_stack, emulator_env, tmp_path, monkeypatch
+):
     """The suspect from the issue: `--param sample_rows='{{schedule_time:%Y}}'` for an int."""
     stack = function_stack
     monkeypatch.chdir(tmp_path)
-    env = {**CLI_ENV, "VERTEX_CRON_PROJECT": "rel-project", "VERTEX_CRON_BUCKET": stack.bucket,
-           "VERTEX_CRON_EMULATOR_HOST": stack.emulator.url, "STORAGE_EMULATOR_HOST": stack.storage.url,
-           "VERTEX_CRON_POLL_SECONDS": "0.02"}
-    argv = ["deploy", "monthly", "--spec", str(EXAMPLES / "pipeline.json"), "--cron", "0 3 1 * *",
-            "--param", "run_date={{schedule_time:%Y-%m-%d}}", "--param", "sample_rows={{schedule_time:%m}}"]
+    env = {
+        **CLI_ENV,
+        "VERTEX_CRON_PROJECT": "rel-project",
+        "VERTEX_CRON_BUCKET": stack.bucket,
+        "VERTEX_CRON_EMULATOR_HOST": stack.emulator.url,
+        "STORAGE_EMULATOR_HOST": stack.storage.url,
+        "VERTEX_CRON_POLL_SECONDS": "0.02",
+    }
+    argv = [
+        "deploy",
+        "monthly",
+        "--spec",
+        str(EXAMPLES / "pipeline.json"),
+        "--cron",
+        "0 3 1 * *",
+        "--param",
+        "run_date={{schedule_time:%Y-%m-%d}}",
+        "--param",
+        "sample_rows={{schedule_time:%m}}",
+    ]
     deployed = CliRunner().invoke(cli, argv, env=env, catch_exceptions=False)
     assert deployed.exit_code == 0, deployed.output
     [job] = stack.emulator.scheduler_jobs()
     body = base64.b64decode(job["httpTarget"]["body"])
     assert json.loads(body)["parameter_values"]["sample_rows"] == "{{schedule_time:%m}}"
 
-    fired = requests.post(stack.function.url, data=body, timeout=60,
-                          headers=scheduler_headers(token=stack.token(), schedule_time="2024-05-01T03:00:00Z"))
+    fired = requests.post(
+        stack.function.url,
+        data=body,
+        timeout=60,
+        headers=scheduler_headers(token=stack.token(), schedule_time="2024-05-01T03:00:00Z"),
+    )
 
     assert fired.status_code == 200, fired.text
     [run] = [j for j in stack.emulator.pipeline_jobs() if j["name"] == f"{PARENT}/pipelineJobs/monthly-20240501-030000"]

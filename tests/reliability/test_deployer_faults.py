@@ -32,8 +32,12 @@ STEP_FAULTS = [
     ("iam-read-503", "control", {"method": "GET", "path": r":getIamPolicy$"}, "roles/run.invoker"),
     ("iam-write-503", "control", {"method": "POST", "path": r":setIamPolicy$"}, "roles/run.invoker"),
     ("scheduler-create-503", "control", {"method": "POST", "path": r"/jobs$"}, "create Scheduler job"),
-    ("scheduler-reset", "control", {"method": "POST", "path": r"/jobs$", "reset_connection": True},
-     "create Scheduler job"),
+    (
+        "scheduler-reset",
+        "control",
+        {"method": "POST", "path": r"/jobs$", "reset_connection": True},
+        "create Scheduler job",
+    ),
 ]
 
 
@@ -49,8 +53,16 @@ def run_cli(emulator_env, spec_bucket, tmp_path, monkeypatch):
 
 
 def deploy(run_cli):
-    return run_cli("deploy", "nightly", "--spec", str(EXAMPLES / "pipeline.json"), "--cron", "0 3 * * *",
-                   "--param", "run_date={{schedule_time:%Y-%m-%d}}")
+    return run_cli(
+        "deploy",
+        "nightly",
+        "--spec",
+        str(EXAMPLES / "pipeline.json"),
+        "--cron",
+        "0 3 * * *",
+        "--param",
+        "run_date={{schedule_time:%Y-%m-%d}}",
+    )
 
 
 def resources(emulator, storage_emulator, bucket):
@@ -83,13 +95,14 @@ ABSORBED_FAULTS = [
 
 def assert_failed_clearly(result, says):
     assert result.exit_code == 1, result.output
-    error = result.stderr[result.stderr.index("error: "):].splitlines()[0]
+    error = result.stderr[result.stderr.index("error: ") :].splitlines()[0]
     assert says in error, error
     assert "Traceback" not in result.output
 
 
-@pytest.mark.parametrize(("where", "rule", "says"), [case[1:] for case in STEP_FAULTS],
-                         ids=[case[0] for case in STEP_FAULTS])
+@pytest.mark.parametrize(
+    ("where", "rule", "says"), [case[1:] for case in STEP_FAULTS], ids=[case[0] for case in STEP_FAULTS]
+)
 def test_a_fault_at_any_step_fails_clearly_and_a_rerun_converges(
     run_cli, emulator, storage_emulator, spec_bucket, where, rule, says
 ):
@@ -104,8 +117,9 @@ def test_a_fault_at_any_step_fails_clearly_and_a_rerun_converges(
     assert emulator.mutating_calls() == before
 
 
-@pytest.mark.parametrize(("where", "rule"), [case[1:] for case in ABSORBED_FAULTS],
-                         ids=[case[0] for case in ABSORBED_FAULTS])
+@pytest.mark.parametrize(
+    ("where", "rule"), [case[1:] for case in ABSORBED_FAULTS], ids=[case[0] for case in ABSORBED_FAULTS]
+)
 def test_a_fault_the_client_retries_is_absorbed_without_duplicates(
     run_cli, emulator, storage_emulator, spec_bucket, where, rule
 ):
@@ -151,12 +165,26 @@ def test_an_iam_etag_conflict_is_reread_and_retried_within_one_deploy(run_cli, e
 def test_apply_of_two_schedules_interrupted_at_the_second_job_converges(
     run_cli, emulator, storage_emulator, spec_bucket, tmp_path
 ):
-    (tmp_path / "schedules.yaml").write_text(json.dumps({"schedules": [
-        {"name": "nightly", "spec": str(EXAMPLES / "pipeline.json"), "cron": "0 3 * * *",
-         "parameters": {"run_date": "{{schedule_time}}"}},
-        {"name": "hourly", "spec": str(EXAMPLES / "pipeline.yaml"), "cron": "0 * * * *",
-         "parameters": {"run_date": "{{schedule_time}}"}},
-    ]}))
+    (tmp_path / "schedules.yaml").write_text(
+        json.dumps(
+            {
+                "schedules": [
+                    {
+                        "name": "nightly",
+                        "spec": str(EXAMPLES / "pipeline.json"),
+                        "cron": "0 3 * * *",
+                        "parameters": {"run_date": "{{schedule_time}}"},
+                    },
+                    {
+                        "name": "hourly",
+                        "spec": str(EXAMPLES / "pipeline.yaml"),
+                        "cron": "0 * * * *",
+                        "parameters": {"run_date": "{{schedule_time}}"},
+                    },
+                ]
+            }
+        )
+    )
     emulator.faults.add(method="POST", path=r"/jobs$", status=None, times=1)  # the first job create passes,
     emulator.faults.add(method="POST", path=r"/jobs$", status=503, times=1)  # the second one fails
 
@@ -165,4 +193,6 @@ def test_apply_of_two_schedules_interrupted_at_the_second_job_converges(
 
     assert run_cli("apply", "-f", "schedules.yaml").exit_code == 0
     assert sorted(job["name"] for job in emulator.scheduler_jobs()) == [
-        f"{PARENT}/jobs/vertex-cron-hourly", f"{PARENT}/jobs/vertex-cron-nightly"]
+        f"{PARENT}/jobs/vertex-cron-hourly",
+        f"{PARENT}/jobs/vertex-cron-nightly",
+    ]

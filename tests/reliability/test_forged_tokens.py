@@ -56,32 +56,76 @@ def _with_claims(token: str, **claims) -> str:
 FORGERIES = [
     ("no-token", lambda issuer, url: None, 401, "missing"),
     ("not-a-jwt", lambda issuer, url: "not-a-jwt", 401, "not a JWT"),
-    ("wrong-audience", lambda issuer, url: issuer.mint(audience="https://elsewhere.run.app", email=INVOKER), 401,
-     "audience"),
-    ("wrong-issuer", lambda issuer, url: issuer.mint(audience=url, email=INVOKER, issuer="https://evil.example"), 401,
-     "issuer"),
-    ("expired", lambda issuer, url: issuer.mint(audience=url, email=INVOKER, issued_at=time.time() - 7200,
-                                                lifetime_seconds=3600), 401, "expired"),
-    ("issued-in-the-future", lambda issuer, url: issuer.mint(audience=url, email=INVOKER,
-                                                             issued_at=time.time() + 3600), 401, "Token used too early"),
-    ("wrong-key", lambda issuer, url: issuer.mint(audience=url, email=INVOKER, signing_key=issuer.new_private_key()),
-     401, "signature"),
+    (
+        "wrong-audience",
+        lambda issuer, url: issuer.mint(audience="https://elsewhere.run.app", email=INVOKER),
+        401,
+        "audience",
+    ),
+    (
+        "wrong-issuer",
+        lambda issuer, url: issuer.mint(audience=url, email=INVOKER, issuer="https://evil.example"),
+        401,
+        "issuer",
+    ),
+    (
+        "expired",
+        lambda issuer, url: issuer.mint(
+            audience=url, email=INVOKER, issued_at=time.time() - 7200, lifetime_seconds=3600
+        ),
+        401,
+        "expired",
+    ),
+    (
+        "issued-in-the-future",
+        lambda issuer, url: issuer.mint(audience=url, email=INVOKER, issued_at=time.time() + 3600),
+        401,
+        "Token used too early",
+    ),
+    (
+        "wrong-key",
+        lambda issuer, url: issuer.mint(audience=url, email=INVOKER, signing_key=issuer.new_private_key()),
+        401,
+        "signature",
+    ),
     ("alg-none", lambda issuer, url: issuer.mint(audience=url, email=INVOKER, algorithm="none"), 401, "RS256"),
-    ("hs256-public-cert-as-secret", lambda issuer, url: issuer.mint(audience=url, email=INVOKER, algorithm="HS256"),
-     401, "RS256"),
-    ("email-not-allowed", lambda issuer, url: issuer.mint(audience=url, email=INTRUDER), 403,
-     "not an allowed invoker"),
-    ("email-unverified", lambda issuer, url: issuer.mint(audience=url, email=INVOKER, email_verified=False), 401,
-     "not verified"),
-    ("email-swapped-in-payload", lambda issuer, url: _with_claims(issuer.mint(audience=url, email=INTRUDER),
-                                                                  email=INVOKER), 401, "signature"),
-    ("signature-stripped-off-cloud-run", lambda issuer, url: issuer.mint(audience=url, email=INVOKER).rsplit(".", 1)[0]
-     + ".SIGNATURE_REMOVED_BY_GOOGLE", 401, "only Cloud Run"),
-    ("unknown-kid", lambda issuer, url: issuer.mint(audience=url, email=INVOKER, kid="rotated-away"), 401,
-     "rotated-away"),
-    ("kid-not-a-string", lambda issuer, url: _with_header(issuer.mint(audience=url, email=INVOKER),
-                                                          {"alg": "RS256", "kid": ["a"]}), 401,
-     "kid must be a string"),  # regression: was a 500
+    (
+        "hs256-public-cert-as-secret",
+        lambda issuer, url: issuer.mint(audience=url, email=INVOKER, algorithm="HS256"),
+        401,
+        "RS256",
+    ),
+    ("email-not-allowed", lambda issuer, url: issuer.mint(audience=url, email=INTRUDER), 403, "not an allowed invoker"),
+    (
+        "email-unverified",
+        lambda issuer, url: issuer.mint(audience=url, email=INVOKER, email_verified=False),
+        401,
+        "not verified",
+    ),
+    (
+        "email-swapped-in-payload",
+        lambda issuer, url: _with_claims(issuer.mint(audience=url, email=INTRUDER), email=INVOKER),
+        401,
+        "signature",
+    ),
+    (
+        "signature-stripped-off-cloud-run",
+        lambda issuer, url: issuer.mint(audience=url, email=INVOKER).rsplit(".", 1)[0] + ".SIGNATURE_REMOVED_BY_GOOGLE",
+        401,
+        "only Cloud Run",
+    ),
+    (
+        "unknown-kid",
+        lambda issuer, url: issuer.mint(audience=url, email=INVOKER, kid="rotated-away"),
+        401,
+        "rotated-away",
+    ),
+    (
+        "kid-not-a-string",
+        lambda issuer, url: _with_header(issuer.mint(audience=url, email=INVOKER), {"alg": "RS256", "kid": ["a"]}),
+        401,
+        "kid must be a string",
+    ),  # regression: was a 500
     ("lowercase-scheme-without-token", lambda issuer, url: "", 401, "missing"),
     # Claims of the wrong JSON type, in a correctly signed token (some were 500s): malformed
     # tokens (401), not identities to weigh (403).
@@ -91,25 +135,48 @@ FORGERIES = [
     ("exp-a-string", lambda issuer, url: _mint(issuer, url, exp=str(int(time.time()) + 3600)), 401, "exp"),
     ("iat-missing", lambda issuer, url: _mint(issuer, url, iat=None), 401, "iat"),
     ("email-verified-missing", lambda issuer, url: _mint(issuer, url, email_verified=None), 401, "not verified"),
-    ("email-verified-the-string-false", lambda issuer, url: _mint(issuer, url, email_verified="false"), 401,
-     "not verified"),
+    (
+        "email-verified-the-string-false",
+        lambda issuer, url: _mint(issuer, url, email_verified="false"),
+        401,
+        "not verified",
+    ),
     ("email-verified-a-number", lambda issuer, url: _mint(issuer, url, email_verified=1), 401, "not verified"),
     ("email-missing", lambda issuer, url: _mint(issuer, url, email=None), 401, "claim email"),
     ("email-a-list", lambda issuer, url: _mint(issuer, url, email=[INVOKER]), 401, "claim email"),
-    ("email-unlisted-lookalike", lambda issuer, url: _mint(issuer, url, email=INVOKER + ".evil.example"), 403,
-     "not an allowed invoker"),
+    (
+        "email-unlisted-lookalike",
+        lambda issuer, url: _mint(issuer, url, email=INVOKER + ".evil.example"),
+        403,
+        "not an allowed invoker",
+    ),
     # Malformed shapes (regressions: 500s).
-    ("header-nested-3000-deep", lambda issuer, url: _with_raw_header(
-        issuer.mint(audience=url, email=INVOKER), '{"alg": "RS256", "kid": ' + DEEP), 401, "header"),
-    ("payload-nested-3000-deep", lambda issuer, url: _with_raw_payload(
-        issuer.mint(audience=url, email=INVOKER), '{"iss": ' + DEEP), 401, "token"),
-    ("header-not-an-object", lambda issuer, url: _with_header(issuer.mint(audience=url, email=INVOKER), ["RS256"]),
-     401, "header"),
+    (
+        "header-nested-3000-deep",
+        lambda issuer, url: _with_raw_header(
+            issuer.mint(audience=url, email=INVOKER), '{"alg": "RS256", "kid": ' + DEEP
+        ),
+        401,
+        "header",
+    ),
+    (
+        "payload-nested-3000-deep",
+        lambda issuer, url: _with_raw_payload(issuer.mint(audience=url, email=INVOKER), '{"iss": ' + DEEP),
+        401,
+        "token",
+    ),
+    (
+        "header-not-an-object",
+        lambda issuer, url: _with_header(issuer.mint(audience=url, email=INVOKER), ["RS256"]),
+        401,
+        "header",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("forge", "status", "words"), [case[1:] for case in FORGERIES],
-                         ids=[case[0] for case in FORGERIES])
+@pytest.mark.parametrize(
+    ("forge", "status", "words"), [case[1:] for case in FORGERIES], ids=[case[0] for case in FORGERIES]
+)
 def test_a_forged_token_is_refused_and_creates_nothing(guarded_stack, oidc_issuer, forge, status, words):
     stack = guarded_stack
     stack.emulator.clear_calls()
@@ -133,8 +200,12 @@ def test_a_forged_token_is_refused_and_creates_nothing(guarded_stack, oidc_issue
 def test_the_allowed_invoker_gets_through(guarded_stack):
     """The control: the same stack accepts the one allowed identity's valid token."""
     stack = guarded_stack
-    response = requests.post(stack.function.url, data=json.dumps(body_for(stack.spec_uri, schedule="control")),
-                             headers=scheduler_headers(token=stack.token()), timeout=60)
+    response = requests.post(
+        stack.function.url,
+        data=json.dumps(body_for(stack.spec_uri, schedule="control")),
+        headers=scheduler_headers(token=stack.token()),
+        timeout=60,
+    )
     assert response.status_code == 200 and response.json()["outcome"] == "created"
 
 
@@ -172,8 +243,12 @@ def test_under_gunicorn_a_header_over_8190_bytes_never_reaches_the_function(guar
     lines_before = len(stack.function.log_lines())
     token = _padded(oidc_issuer, stack.function.url, 20_000)
 
-    response = requests.post(stack.function.url, data=json.dumps(body_for(stack.spec_uri, schedule="padded")),
-                             headers=scheduler_headers(token=token), timeout=60)
+    response = requests.post(
+        stack.function.url,
+        data=json.dumps(body_for(stack.spec_uri, schedule="padded")),
+        headers=scheduler_headers(token=token),
+        timeout=60,
+    )
 
     assert response.status_code == 431
     assert stack.emulator.pipeline_jobs() == jobs_before and stack.emulator.calls == []

@@ -25,28 +25,57 @@ from vertex_cron_trigger.placeholders import render
 from vertex_cron_trigger.spec import parse_spec
 from vertex_cron_trigger.spec_uri import parse_spec_uri
 
-FIELDS = ["schedule", "spec_uri", "parameter_values", "pipeline_root", "cron", "time_zone", "max_concurrent_runs",
-          "start_time", "end_time", "enable_caching"]
+FIELDS = [
+    "schedule",
+    "spec_uri",
+    "parameter_values",
+    "pipeline_root",
+    "cron",
+    "time_zone",
+    "max_concurrent_runs",
+    "start_time",
+    "end_time",
+    "enable_caching",
+]
 # Any code point, lone surrogates included: JSON's "\ud800" escape decodes to one, and a
 # lone surrogate is not text (st.text() leaves them out by default).
 any_character = st.characters(exclude_categories=())
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(any_character),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(any_character, max_size=8), children,
-                                                                      max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(any_character),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(any_character, max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 field_values = st.one_of(
     json_values,
-    st.sampled_from(["nightly", "gs://b/o", "gs://b/o#12", "UTC", "Europe/Paris", "0 3 * * *", "2024-05-01T02:00:00Z",
-                     "0001-01-01T00:00:00+01:00", "{{schedule_time:%Y}}", "nightly\n"]),
+    st.sampled_from(
+        [
+            "nightly",
+            "gs://b/o",
+            "gs://b/o#12",
+            "UTC",
+            "Europe/Paris",
+            "0 3 * * *",
+            "2024-05-01T02:00:00Z",
+            "0001-01-01T00:00:00+01:00",
+            "{{schedule_time:%Y}}",
+            "nightly\n",
+        ]
+    ),
 )
 bodies = st.dictionaries(st.sampled_from(FIELDS), field_values, max_size=len(FIELDS))
 timestamps = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC))
 zones = st.none() | st.sampled_from(["UTC", "Asia/Tokyo", "America/St_Johns", "Pacific/Kiritimati", "Etc/GMT+12"])
 placeholder_text = st.lists(
-    st.sampled_from(["{{", "}}", "schedule", "schedule_time", ":", "%", "%Y", "%-d", "%Q", "%%", "\x00", "\ud800",
-                     "é", " ", "x"]) | st.text(max_size=3),
+    st.sampled_from(
+        ["{{", "}}", "schedule", "schedule_time", ":", "%", "%Y", "%-d", "%Q", "%%", "\x00", "\ud800", "é", " ", "x"]
+    )
+    | st.text(max_size=3),
     max_size=12,
 ).map("".join)
 
@@ -57,16 +86,42 @@ EXAMPLE_YAML = (EXAMPLES / "pipeline.yaml").read_text()
 EXAMPLE_JSON = json.loads((EXAMPLES / "pipeline.json").read_text())
 # YAML a hand-edited or foreign spec may hold; the safe loader turns several into values JSON
 # has no form for (float nan/inf, date, datetime, bytes, set), or into shared nodes (aliases).
-YAML_SCALARS = [".nan", ".NaN", ".inf", "-.inf", "1e400", "2024-05-01", "2024-05-01T02:00:00Z", "!!binary aGk=",
-                "!!set {a, b}", "!!omap [a: 1]", "&anchor 0.5", "*anchor", "0x1F", "0o17", "~", "yes", "null", "''",
-                "[]", "{}",
-                "!!python/name:os.system", "!!float 1", "12345678901234567890123", "\"\\u0000\"", "0.01",
-                "gs://bucket/root", "/tmp/root", "s3://bucket/root"]
+YAML_SCALARS = [
+    ".nan",
+    ".NaN",
+    ".inf",
+    "-.inf",
+    "1e400",
+    "2024-05-01",
+    "2024-05-01T02:00:00Z",
+    "!!binary aGk=",
+    "!!set {a, b}",
+    "!!omap [a: 1]",
+    "&anchor 0.5",
+    "*anchor",
+    "0x1F",
+    "0o17",
+    "~",
+    "yes",
+    "null",
+    "''",
+    "[]",
+    "{}",
+    "!!python/name:os.system",
+    "!!float 1",
+    "12345678901234567890123",
+    '"\\u0000"',
+    "0.01",
+    "gs://bucket/root",
+    "/tmp/root",
+    "s3://bucket/root",
+]
 yaml_scalars = st.sampled_from(YAML_SCALARS) | st.text(max_size=12).map(json.dumps)
 spec_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(any_character, max_size=8),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(any_character, max_size=6), children,
-                                                                      max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(any_character, max_size=6), children, max_size=3)
+    ),
     max_leaves=8,
 )
 
@@ -74,8 +129,12 @@ spec_values = st.recursive(
 @st.composite
 def yaml_specs(draw) -> bytes:
     text = EXAMPLE_YAML
-    for old in ("defaultValue: 0.01", "sdkVersion: kfp-2.17.0",
-                "defaultPipelineRoot: gs://vertex-cron-demo-artifacts/pipeline-root", "enableCache: true"):
+    for old in (
+        "defaultValue: 0.01",
+        "sdkVersion: kfp-2.17.0",
+        "defaultPipelineRoot: gs://vertex-cron-demo-artifacts/pipeline-root",
+        "enableCache: true",
+    ):
         if draw(st.booleans()):
             key = old.split(":")[0]
             text = text.replace(old, f"{key}: {draw(yaml_scalars)}", 1)
@@ -91,11 +150,14 @@ def json_specs(draw) -> bytes:
     if draw(st.booleans()):
         document["sdkVersion"] = draw(spec_values)
     if draw(st.booleans()):
-        document["defaultPipelineRoot"] = draw(st.sampled_from(["gs://b/root", "/tmp/root", "", "gs:/b"])
-                                               | st.text(max_size=10) | spec_values)
+        document["defaultPipelineRoot"] = draw(
+            st.sampled_from(["gs://b/root", "/tmp/root", "", "gs:/b"]) | st.text(max_size=10) | spec_values
+        )
     if draw(st.booleans()):  # a whole PipelineJob document: its parameterValues are sent as they are
-        document = {"pipelineSpec": document, "runtimeConfig": {
-            "parameterValues": {"run_date": "d", "learning_rate": draw(spec_values)}}}
+        document = {
+            "pipelineSpec": document,
+            "runtimeConfig": {"parameterValues": {"run_date": "d", "learning_rate": draw(spec_values)}},
+        }
     return json.dumps(document).encode()  # allow_nan: NaN and Infinity tokens included
 
 
@@ -140,8 +202,11 @@ def test_logical_time_answers_every_header_and_cron_with_a_time_or_a_4xx(header,
 @settings(max_examples=150, deadline=None)
 @given(json_values | st.binary(max_size=256))
 def test_spec_parsing_answers_every_document_with_a_spec_or_a_4xx(document):
-    data = document if isinstance(document, bytes) else json.dumps(
-        {"pipelineInfo": {"name": "p"}, "root": document, "components": document}).encode()
+    data = (
+        document
+        if isinstance(document, bytes)
+        else json.dumps({"pipelineInfo": {"name": "p"}, "root": document, "components": document}).encode()
+    )
     _survives(lambda: parse_spec(data, source="gs://b/o"))
 
 
@@ -158,9 +223,15 @@ def _sendable_if_accepted(data: bytes) -> None:
     except TriggerError as exc:
         assert 400 <= exc.status < 500, exc.message
         return
-    job = build_pipeline_job(spec=spec, schedule="nightly", logical_time=datetime(2024, 5, 1, 2, tzinfo=UTC),
-                             parameter_values=values, pipeline_root=root or "gs://b/root",
-                             service_account="sa@p.iam.gserviceaccount.com", enable_caching=True)
+    job = build_pipeline_job(
+        spec=spec,
+        schedule="nightly",
+        logical_time=datetime(2024, 5, 1, 2, tzinfo=UTC),
+        parameter_values=values,
+        pipeline_root=root or "gs://b/root",
+        service_account="sa@p.iam.gserviceaccount.com",
+        enable_caching=True,
+    )
     # What `requests` does with json= (a TypeError/ValueError fails the test), and the UTF-8
     # Vertex AI reads: a lone surrogate would be sent as an escape and refused there.
     json.dumps(job, allow_nan=False, ensure_ascii=False).encode("utf-8")
@@ -190,24 +261,32 @@ def tokens(draw):
     if kind == "none":
         return kind, lambda issuer: None
     if kind == "noise":
-        text = draw(st.text(alphabet=st.characters(codec="ascii", exclude_categories=["Cc"]), max_size=60)
-                    | st.lists(st.text(alphabet="abcXYZ019-_=", max_size=20), min_size=3, max_size=3).map(".".join))
+        text = draw(
+            st.text(alphabet=st.characters(codec="ascii", exclude_categories=["Cc"]), max_size=60)
+            | st.lists(st.text(alphabet="abcXYZ019-_=", max_size=20), min_size=3, max_size=3).map(".".join)
+        )
         return kind, lambda issuer: text
     if kind == "good":
         return kind, lambda issuer: issuer.mint(audience=AUDIENCE, email=INVOKER)
     if kind == "claims":
-        claims = draw(st.dictionaries(st.sampled_from(CLAIMS), spec_values.filter(lambda v: v is not None)
-                                      | st.none(), min_size=1, max_size=3))
+        claims = draw(
+            st.dictionaries(
+                st.sampled_from(CLAIMS), spec_values.filter(lambda v: v is not None) | st.none(), min_size=1, max_size=3
+            )
+        )
         return kind, lambda issuer: issuer.mint(audience=AUDIENCE, email=INVOKER, extra_claims=claims)
-    header = draw(st.dictionaries(st.sampled_from(["alg", "kid", "typ", "crit"]), spec_values, max_size=3)
-                  | st.sampled_from(['{"alg": "RS256", "kid": ' + "[" * 2000, "[]", "null", "{", '{"alg": NaN}']))
+    header = draw(
+        st.dictionaries(st.sampled_from(["alg", "kid", "typ", "crit"]), spec_values, max_size=3)
+        | st.sampled_from(['{"alg": "RS256", "kid": ' + "[" * 2000, "[]", "null", "{", '{"alg": NaN}'])
+    )
     raw = header.encode() if isinstance(header, str) else json.dumps(header).encode()
     return kind, lambda issuer: ".".join([_b64(raw), *issuer.mint(audience=AUDIENCE, email=INVOKER).split(".")[1:]])
 
 
 # Mostly well-formed firings at many times (a new job id each, so the create is really sent).
-firings = (timestamps.map(lambda t: t.isoformat().replace("+00:00", "Z"))
-           | st.sampled_from([FIRING, None, "2024-05-01", "9999-12-31T23:59:59-01:00"]))
+firings = timestamps.map(lambda t: t.isoformat().replace("+00:00", "Z")) | st.sampled_from(
+    [FIRING, None, "2024-05-01", "9999-12-31T23:59:59-01:00"]
+)
 
 
 @pytest.fixture
@@ -226,8 +305,9 @@ def test_the_handler_never_answers_500_whatever_the_body_spec_or_token(
     body = {**body_for(f"gs://{bucket}/{name}"), **fields}
     kind, mint = token
 
-    response = test_client.post("/", data=json.dumps(body),
-                                headers=scheduler_headers(schedule_time=schedule_time, token=mint(oidc_issuer)))
+    response = test_client.post(
+        "/", data=json.dumps(body), headers=scheduler_headers(schedule_time=schedule_time, token=mint(oidc_issuer))
+    )
 
     assert response.status_code in (200, 400, 401, 403), response.get_json()
     assert response.is_json and response.get_json()["message"]

@@ -18,8 +18,12 @@ FAULTS = [
     ("vertex-429", "control", {"method": "POST", "path": VERTEX_CREATE, "status": 429}, "HTTP 429"),
     ("vertex-500", "control", {"method": "POST", "path": VERTEX_CREATE, "status": 500}, "HTTP 500"),
     ("vertex-503", "control", {"method": "POST", "path": VERTEX_CREATE, "status": 503}, "HTTP 503"),
-    ("vertex-connection-reset", "control", {"method": "POST", "path": VERTEX_CREATE, "reset_connection": True},
-     "ConnectionError"),
+    (
+        "vertex-connection-reset",
+        "control",
+        {"method": "POST", "path": VERTEX_CREATE, "reset_connection": True},
+        "ConnectionError",
+    ),
     # Unusual 5xx (HTTP version not supported, insufficient storage, network authentication
     # required): still Google's side, still worth a retry.
     ("vertex-505", "control", {"method": "POST", "path": VERTEX_CREATE, "status": 505}, "HTTP 505"),
@@ -27,11 +31,19 @@ FAULTS = [
     ("vertex-511", "control", {"method": "POST", "path": VERTEX_CREATE, "status": 511}, "HTTP 511"),
     ("storage-metadata-500", "storage", {"method": "GET", "path": OBJECT_READ, "status": 500}, "HTTP 500"),
     ("storage-metadata-503", "storage", {"method": "GET", "path": OBJECT_READ, "status": 503}, "HTTP 503"),
-    ("storage-read-connection-reset", "storage", {"method": "GET", "path": OBJECT_READ, "reset_connection": True},
-     "ConnectionError"),
+    (
+        "storage-read-connection-reset",
+        "storage",
+        {"method": "GET", "path": OBJECT_READ, "reset_connection": True},
+        "ConnectionError",
+    ),
     ("certs-503", "control", {"method": "GET", "path": CERTS, "status": 503}, "OIDC certs"),
-    ("certs-connection-reset", "control", {"method": "GET", "path": CERTS, "reset_connection": True},
-     "ConnectionError"),
+    (
+        "certs-connection-reset",
+        "control",
+        {"method": "GET", "path": CERTS, "reset_connection": True},
+        "ConnectionError",
+    ),
 ]
 
 
@@ -89,8 +101,9 @@ def test_a_vertex_timeout_whose_create_landed_is_a_503_and_the_retry_is_a_duplic
     assert job_names(emulator) == [JOB]
 
 
-def test_a_storage_timeout_is_a_503_and_the_retry_creates(in_process_function, emulator, storage_emulator, spec_uri,
-                                                          monkeypatch):
+def test_a_storage_timeout_is_a_503_and_the_retry_creates(
+    in_process_function, emulator, storage_emulator, spec_uri, monkeypatch
+):
     from vertex_cron_trigger import google_rest
 
     monkeypatch.setattr(google_rest, "STORAGE_TIMEOUT", (5.0, 0.5))
@@ -144,8 +157,13 @@ def test_a_409_aborted_is_a_503_not_a_duplicate_and_the_retry_creates_once(start
     """409 is two things in Google APIs: ALREADY_EXISTS (the firing already ran) and ABORTED
     (a concurrency conflict: nothing was created, try again). Only the first is a duplicate.
     The emulator's 409 fault answers `"status": "ABORTED"` (common.HTTP_STATUS_NAME)."""
-    emulator.faults.add(method="POST", path=VERTEX_CREATE, status=409, times=1,
-                        message="The operation was aborted due to a concurrent modification.")
+    emulator.faults.add(
+        method="POST",
+        path=VERTEX_CREATE,
+        status=409,
+        times=1,
+        message="The operation was aborted due to a concurrent modification.",
+    )
     function = start_function()
 
     failed = _one_failed_then_created_then_duplicate(function, emulator, spec_uri, says="409")
@@ -166,8 +184,9 @@ def test_a_409_without_a_google_status_is_a_503_not_a_duplicate(start_function, 
     assert len(front.broken) == 1
 
 
-def test_a_create_reply_cut_mid_body_is_a_503_and_the_retry_is_the_duplicate(start_function, emulator, fault_front,
-                                                                             spec_uri):
+def test_a_create_reply_cut_mid_body_is_a_503_and_the_retry_is_the_duplicate(
+    start_function, emulator, fault_front, spec_uri
+):
     """The create reached Vertex AI and landed; its reply broke off halfway (ChunkedEncodingError).
     The function cannot know the job exists: 503, and Scheduler's retry answers duplicate."""
     front = fault_front(emulator.url)
@@ -201,12 +220,16 @@ DOWNLOAD_FAULTS = [
 
 
 def _object_gets(storage_emulator, bucket):
-    return [path for method, path in storage_emulator.calls if method == "GET" and path.endswith(
-        f"/b/{bucket}/o/{SPEC_OBJECT}")]
+    return [
+        path
+        for method, path in storage_emulator.calls
+        if method == "GET" and path.endswith(f"/b/{bucket}/o/{SPEC_OBJECT}")
+    ]
 
 
-@pytest.mark.parametrize(("rule", "says"), [case[1:] for case in DOWNLOAD_FAULTS],
-                         ids=[case[0] for case in DOWNLOAD_FAULTS])
+@pytest.mark.parametrize(
+    ("rule", "says"), [case[1:] for case in DOWNLOAD_FAULTS], ids=[case[0] for case in DOWNLOAD_FAULTS]
+)
 def test_a_failed_spec_download_is_a_503_and_the_retry_creates_the_job_once(
     start_function, emulator, storage_emulator, spec_bucket, pinned_spec_uri, rule, says
 ):
@@ -223,8 +246,9 @@ def test_a_failed_spec_download_is_a_503_and_the_retry_creates_the_job_once(
         assert f"reading {pinned_spec_uri}:" in failed.json()["message"]
 
 
-def test_a_spec_download_cut_mid_body_is_a_503_and_the_retry_creates(start_function, emulator, storage_emulator,
-                                                                    fault_front, pinned_spec_uri):
+def test_a_spec_download_cut_mid_body_is_a_503_and_the_retry_creates(
+    start_function, emulator, storage_emulator, fault_front, pinned_spec_uri
+):
     front = fault_front(storage_emulator.url)
     front.cut("GET", OBJECT_READ)
     function = start_function(STORAGE_EMULATOR_HOST=front.url)
@@ -266,8 +290,9 @@ def test_a_slow_spec_download_still_creates_the_job(start_function, emulator, st
     assert slow.hits == 1 and job_names(emulator) == [JOB]
 
 
-def test_a_spec_download_timeout_is_a_503_and_the_retry_creates(in_process_function, emulator, storage_emulator,
-                                                                pinned_spec_uri, monkeypatch):
+def test_a_spec_download_timeout_is_a_503_and_the_retry_creates(
+    in_process_function, emulator, storage_emulator, pinned_spec_uri, monkeypatch
+):
     from vertex_cron_trigger import google_rest
 
     monkeypatch.setattr(google_rest, "STORAGE_TIMEOUT", (5.0, 0.5))

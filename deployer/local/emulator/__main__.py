@@ -36,11 +36,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--function-deploy-seconds", type=float, default=0.3)
     parser.add_argument("--storage-port", type=int, default=0, help="Cloud Storage emulator port (0 = any)")
     parser.add_argument("--no-storage", action="store_true", help="do not start the Cloud Storage emulator")
-    parser.add_argument("--bucket", action="append", default=[], help="create this bucket in the storage emulator (repeatable)")
-    parser.add_argument("--oidc", action="store_true", help="serve a fresh local OIDC issuer's certs at /oauth2/v1/certs")
+    parser.add_argument(
+        "--bucket", action="append", default=[], help="create this bucket in the storage emulator (repeatable)"
+    )
+    parser.add_argument(
+        "--oidc", action="store_true", help="serve a fresh local OIDC issuer's certs at /oauth2/v1/certs"
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s"
+    )
 
     emulator = Emulator(
         state_dir=args.state_dir,

@@ -31,7 +31,10 @@ class BackgroundHTTPServer(ThreadingHTTPServer):
 
     def start(self, name: str) -> None:
         self._thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.02}, name=f"{name}:{self.server_address[1]}", daemon=True
+            target=self.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name=f"{name}:{self.server_address[1]}",
+            daemon=True,
         )
         self._thread.start()
 

@@ -320,13 +320,15 @@ def apply_update_mask(current: dict[str, Any], patch: dict[str, Any], paths: lis
     return result
 
 
-def page(items: list[Any], query: dict[str, list[str]], *, key: str, default_size: int = 100, salt: str = "") -> tuple[list[Any], str | None]:
+def page(
+    items: list[Any], query: dict[str, list[str]], *, key: str, default_size: int = 100, salt: str = ""
+) -> tuple[list[Any], str | None]:
     """Offset pagination with an opaque token bound to the query (AIP-158)."""
     size_text = (query.get("pageSize") or query.get("page_size") or ["0"])[0]
     try:
         size = int(size_text or 0)
     except ValueError:
-        raise invalid(f'Invalid value at \'page_size\' (TYPE_INT32), "{size_text}"') from None
+        raise invalid(f"Invalid value at 'page_size' (TYPE_INT32), \"{size_text}\"") from None
     if size < 0:
         raise invalid("page_size must not be negative.")
     if size == 0:

@@ -56,7 +56,12 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 
-_TIME_FIELDS = {"create_time": "createTime", "update_time": "updateTime", "start_time": "startTime", "end_time": "endTime"}
+_TIME_FIELDS = {
+    "create_time": "createTime",
+    "update_time": "updateTime",
+    "start_time": "startTime",
+    "end_time": "endTime",
+}
 
 
 @dataclass
@@ -72,7 +77,7 @@ def _tokenize(text: str) -> list[_Tok]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise invalid(f"Invalid filter: unexpected character at position {pos}: {text[pos:pos + 10]!r}")
+            raise invalid(f"Invalid filter: unexpected character at position {pos}: {text[pos : pos + 10]!r}")
         pos = m.end()
         kind = m.lastgroup or ""
         value = m.group(kind)
@@ -117,7 +122,9 @@ class _Parser:
 
     def and_expr(self) -> Predicate:
         parts = [self.term()]
-        while (tok := self.peek()) is not None and tok.kind != "rparen" and not (tok.kind == "word" and tok.text == "OR"):
+        while (
+            (tok := self.peek()) is not None and tok.kind != "rparen" and not (tok.kind == "word" and tok.text == "OR")
+        ):
             if tok.kind == "word" and tok.text == "AND":
                 self.next()
             parts.append(self.term())
@@ -210,7 +217,9 @@ def _compile(field: str, op: str, value: str) -> Predicate:
     if field == "display_name":
         return lambda job: _compare(job.get("displayName", ""), op, value)
     if field == "name":
-        return lambda job: _compare(job.get("name", ""), op, value) or _compare(job.get("name", "").rsplit("/", 1)[-1], op, value)
+        return lambda job: (
+            _compare(job.get("name", ""), op, value) or _compare(job.get("name", "").rsplit("/", 1)[-1], op, value)
+        )
     if field == "pipeline_name":
         return lambda job: _compare(((job.get("pipelineSpec") or {}).get("pipelineInfo") or {}).get("name"), op, value)
     if field in _TIME_FIELDS:

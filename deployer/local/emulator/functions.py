@@ -99,10 +99,28 @@ class FunctionsMixin:
         fn = rf"(?P<name>{LOCATION_PARENT}/functions/[^/:]+)"
         svc = rf"(?P<name>{LOCATION_PARENT}/services/[^/:]+)"
         return [
-            ("POST", rf"/v2/(?P<parent>{LOCATION_PARENT})/functions:generateUploadUrl", self._fn_upload_url, set(), "GenerateUploadUrlRequest"),
-            ("PUT", r"/(?P<bucket>gcf-v2-uploads-[a-z0-9-]+)/(?P<obj>[A-Za-z0-9-]+\.zip)", self._fn_upload_put, {"GoogleAccessId", "Expires", "Signature"}, None),
+            (
+                "POST",
+                rf"/v2/(?P<parent>{LOCATION_PARENT})/functions:generateUploadUrl",
+                self._fn_upload_url,
+                set(),
+                "GenerateUploadUrlRequest",
+            ),
+            (
+                "PUT",
+                r"/(?P<bucket>gcf-v2-uploads-[a-z0-9-]+)/(?P<obj>[A-Za-z0-9-]+\.zip)",
+                self._fn_upload_put,
+                {"GoogleAccessId", "Expires", "Signature"},
+                None,
+            ),
             ("POST", rf"/v2/(?P<parent>{LOCATION_PARENT})/functions", self._fn_create, {"functionId"}, None),
-            ("GET", rf"/v2/(?P<parent>{LOCATION_PARENT})/functions", self._fn_list, {"pageSize", "pageToken", "filter", "orderBy"}, None),
+            (
+                "GET",
+                rf"/v2/(?P<parent>{LOCATION_PARENT})/functions",
+                self._fn_list,
+                {"pageSize", "pageToken", "filter", "orderBy"},
+                None,
+            ),
             ("GET", rf"/v2/{fn}", self._fn_get, set(), None),
             ("PATCH", rf"/v2/{fn}", self._fn_patch, {"updateMask"}, None),
             ("DELETE", rf"/v2/{fn}", self._fn_delete, set(), None),
@@ -161,13 +179,29 @@ class FunctionsMixin:
             slot = self._state.get("uploadSlots", {}).get(key)
         signature = (req.query.get("Signature") or [""])[0]
         if slot is None or slot["signature"] != signature:
-            return Response(403, b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>SignatureDoesNotMatch</Code></Error>", {"Content-Type": "application/xml"})
+            return Response(
+                403,
+                b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>SignatureDoesNotMatch</Code></Error>",
+                {"Content-Type": "application/xml"},
+            )
         if slot["expires"] < self.now():
-            return Response(400, b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>ExpiredToken</Code></Error>", {"Content-Type": "application/xml"})
+            return Response(
+                400,
+                b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>ExpiredToken</Code></Error>",
+                {"Content-Type": "application/xml"},
+            )
         if (req.headers.get("content-type") or "").split(";")[0].strip() != "application/zip":
-            return Response(403, b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>SignatureDoesNotMatch</Code><Message>Content-Type must be application/zip</Message></Error>", {"Content-Type": "application/xml"})
+            return Response(
+                403,
+                b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>SignatureDoesNotMatch</Code><Message>Content-Type must be application/zip</Message></Error>",
+                {"Content-Type": "application/xml"},
+            )
         if len(req.body) > 100 * 1024 * 1024:
-            return Response(400, b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>EntityTooLarge</Code></Error>", {"Content-Type": "application/xml"})
+            return Response(
+                400,
+                b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>EntityTooLarge</Code></Error>",
+                {"Content-Type": "application/xml"},
+            )
         with self._lock:
             self._state["uploads"][key] = b64(req.body)
             self._touch()
@@ -196,7 +230,9 @@ class FunctionsMixin:
         if storage is not None:
             key = f"{storage.get('bucket', '')}/{storage.get('object', '')}"
             if key not in self._state["uploads"]:
-                raise invalid(f"build_config.source.storage_source: object gs://{key} not found; upload it to the URL from generateUploadUrl first.")
+                raise invalid(
+                    f"build_config.source.storage_source: object gs://{key} not found; upload it to the URL from generateUploadUrl first."
+                )
         service = fn.get("serviceConfig") or {}
         sa = service.get("serviceAccountEmail")
         if sa is not None and not is_email(sa):
@@ -207,7 +243,7 @@ class FunctionsMixin:
         timeout = service.get("timeoutSeconds")
         if timeout is not None and not 1 <= int(timeout) <= 3600:
             raise invalid("service_config.timeout_seconds must be between 1 and 3600.")
-        for key in (service.get("environmentVariables") or {}):
+        for key in service.get("environmentVariables") or {}:
             if key in _RESERVED_ENV or key.startswith("X_GOOGLE_") or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
                 raise invalid(f'Environment variable name "{key}" is reserved or invalid.')
         validate_labels(fn.get("labels"))
@@ -215,9 +251,13 @@ class FunctionsMixin:
     def _fn_busy(self, name: str) -> None:
         for rec in self._state["operations"].values():
             if rec["meta"].get("function") == name and not rec["op"].get("done"):
-                raise ApiError("ABORTED", f"An operation on function {name} is already in progress: {rec['op']['name']}.")
+                raise ApiError(
+                    "ABORTED", f"An operation on function {name} is already in progress: {rec['op']['name']}."
+                )
 
-    def _fn_new_operation(self, parent: str, verb: str, target: str, request_resource: dict[str, Any] | None, meta: dict[str, Any]) -> dict[str, Any]:
+    def _fn_new_operation(
+        self, parent: str, verb: str, target: str, request_resource: dict[str, Any] | None, meta: dict[str, Any]
+    ) -> dict[str, Any]:
         now = self.now()
         op_name = f"{parent}/operations/operation-{int(now * 1000)}-{uuid.uuid4().hex[:12]}"
         metadata: dict[str, Any] = {
@@ -227,12 +267,17 @@ class FunctionsMixin:
             "verb": verb,
             "cancelRequested": False,
             "apiVersion": "v2",
-            "operationType": {"create": "CREATE_FUNCTION", "update": "UPDATE_FUNCTION", "delete": "DELETE_FUNCTION"}[verb],
+            "operationType": {"create": "CREATE_FUNCTION", "update": "UPDATE_FUNCTION", "delete": "DELETE_FUNCTION"}[
+                verb
+            ],
         }
         if request_resource is not None:
             metadata["requestResource"] = {"@type": _FUNCTION_TYPE, **request_resource}
         op = {"name": op_name, "metadata": metadata, "done": False}
-        self._state["operations"][op_name] = {"op": op, "meta": {**meta, "due": now + self.function_deploy_seconds, "function": target, "verb": verb}}
+        self._state["operations"][op_name] = {
+            "op": op,
+            "meta": {**meta, "due": now + self.function_deploy_seconds, "function": target, "verb": verb},
+        }
         self._touch()
         return deep(op)
 
@@ -240,7 +285,9 @@ class FunctionsMixin:
         fn = parse_body(req.body, "Function")
         function_id = (req.query.get("functionId") or [""])[0]
         if not FUNCTION_ID_RE.fullmatch(function_id):
-            raise invalid(f'Invalid function_id "{function_id}": lowercase letters, digits and hyphens, starting with a letter, at most 63 characters.')
+            raise invalid(
+                f'Invalid function_id "{function_id}": lowercase letters, digits and hyphens, starting with a letter, at most 63 characters.'
+            )
         name = f"{parent}/functions/{function_id}"
         if fn.get("name") and fn["name"] != name:
             raise invalid(f'Function name "{fn["name"]}" does not match parent and function_id ({name}).')
@@ -249,7 +296,10 @@ class FunctionsMixin:
         with self._lock:
             self._fn_validate(fn)
             if name in self._state["functions"]:
-                raise ApiError("ALREADY_EXISTS", f"Function {function_id} in region {parent.split('/')[3]} in project {parent.split('/')[1]} already exists")
+                raise ApiError(
+                    "ALREADY_EXISTS",
+                    f"Function {function_id} in region {parent.split('/')[3]} in project {parent.split('/')[1]} already exists",
+                )
             fn["name"] = name
             fn.setdefault("environment", "GEN_2")
             now = rfc3339(self.now())
@@ -336,7 +386,11 @@ class FunctionsMixin:
         """Complete every due operation; hooks run outside the lock."""
         now = self.now()
         with self._lock:
-            due = [rec for rec in self._state["operations"].values() if not rec["op"].get("done") and not rec["meta"].get("completing") and now >= rec["meta"]["due"]]
+            due = [
+                rec
+                for rec in self._state["operations"].values()
+                if not rec["op"].get("done") and not rec["meta"].get("completing") and now >= rec["meta"]["due"]
+            ]
             for rec in due:
                 rec["meta"]["completing"] = True
             work = [(rec, deep(rec["meta"].get("pending")), self._fn_zip_for(rec)) for rec in due]
@@ -399,7 +453,9 @@ class FunctionsMixin:
         build = fn.setdefault("buildConfig", {})
         build["build"] = f"projects/{number}/locations/{region}/builds/{uuid.uuid4()}"
         build.setdefault("dockerRegistry", "ARTIFACT_REGISTRY")
-        build.setdefault("serviceAccount", f"projects/{project}/serviceAccounts/{number}-compute@developer.gserviceaccount.com")
+        build.setdefault(
+            "serviceAccount", f"projects/{project}/serviceAccounts/{number}-compute@developer.gserviceaccount.com"
+        )
         storage = (build.get("source") or {}).get("storageSource")
         if storage is not None:
             storage.setdefault("generation", str(int(self.now() * 1_000_000)))
@@ -423,7 +479,9 @@ class FunctionsMixin:
         fn.setdefault("environment", "GEN_2")
         return fn
 
-    def _fn_finish_deploy(self, rec: dict[str, Any], function: dict[str, Any], url: str | None, error: str | None) -> None:
+    def _fn_finish_deploy(
+        self, rec: dict[str, Any], function: dict[str, Any], url: str | None, error: str | None
+    ) -> None:
         op, meta = rec["op"], rec["meta"]
         name = meta["function"]
         now = self.now()
@@ -486,9 +544,11 @@ class FunctionsMixin:
             "updateTime": now,
             "creator": f"service-{project_number(project)}@gcf-admin-robot.iam.gserviceaccount.com",
             "lastModifier": f"service-{project_number(project)}@gcf-admin-robot.iam.gserviceaccount.com",
-            "ingress": {"ALLOW_ALL": "INGRESS_TRAFFIC_ALL", "ALLOW_INTERNAL_ONLY": "INGRESS_TRAFFIC_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB": "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"}.get(
-                svc_cfg.get("ingressSettings", "ALLOW_ALL"), "INGRESS_TRAFFIC_ALL"
-            ),
+            "ingress": {
+                "ALLOW_ALL": "INGRESS_TRAFFIC_ALL",
+                "ALLOW_INTERNAL_ONLY": "INGRESS_TRAFFIC_INTERNAL_ONLY",
+                "ALLOW_INTERNAL_AND_GCLB": "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+            }.get(svc_cfg.get("ingressSettings", "ALLOW_ALL"), "INGRESS_TRAFFIC_ALL"),
             "launchStage": "GA",
             "template": {
                 "revision": svc_cfg["revision"],
@@ -498,8 +558,16 @@ class FunctionsMixin:
                 "containers": [
                     {
                         "image": f"{name.split('/')[3]}-docker.pkg.dev/{project}/gcf-artifacts/{name.rsplit('/', 1)[-1]}:version_{generation}",
-                        "env": [{"name": k, "value": v} for k, v in sorted((svc_cfg.get("environmentVariables") or {}).items())],
-                        "resources": {"limits": {"cpu": svc_cfg.get("availableCpu", "0.1666"), "memory": svc_cfg.get("availableMemory", "256M")}},
+                        "env": [
+                            {"name": k, "value": v}
+                            for k, v in sorted((svc_cfg.get("environmentVariables") or {}).items())
+                        ],
+                        "resources": {
+                            "limits": {
+                                "cpu": svc_cfg.get("availableCpu", "0.1666"),
+                                "memory": svc_cfg.get("availableMemory", "256M"),
+                            }
+                        },
                     }
                 ],
             },
@@ -520,7 +588,9 @@ class FunctionsMixin:
         with self._lock:
             svc = self._state["services"].get(name)
             if svc is None:
-                raise not_found(f"Resource '{name.rsplit('/', 1)[-1]}' of kind 'SERVICE' in region '{name.split('/')[3]}' in project '{name.split('/')[1]}' does not exist.")
+                raise not_found(
+                    f"Resource '{name.rsplit('/', 1)[-1]}' of kind 'SERVICE' in region '{name.split('/')[3]}' in project '{name.split('/')[1]}' does not exist."
+                )
             return deep(svc)
 
     # -- IAM -------------------------------------------------------------------------------
@@ -554,7 +624,10 @@ class FunctionsMixin:
         conditions: dict[tuple[str, str], Any] = {}
         for binding in policy.get("bindings") or []:
             role = binding.get("role", "")
-            if not (re.fullmatch(r"roles/[A-Za-z0-9_.]+", role) or re.fullmatch(r"(projects|organizations)/[^/]+/roles/[A-Za-z0-9_.]+", role)):
+            if not (
+                re.fullmatch(r"roles/[A-Za-z0-9_.]+", role)
+                or re.fullmatch(r"(projects|organizations)/[^/]+/roles/[A-Za-z0-9_.]+", role)
+            ):
                 raise invalid(f"Role {role!r} is not a valid role name.")
             if role.startswith("roles/") and role not in _BASIC_ROLES and not role.startswith(f"roles/{kind}."):
                 raise invalid(f"Role {role} is not supported for this resource.")
@@ -580,7 +653,10 @@ class FunctionsMixin:
                 raise not_found(f"Resource {name} does not exist.")
             current = self._state["policies"].get(name, {"etag": "ACAB"})
             if policy.get("etag") and policy["etag"] != current["etag"]:
-                raise ApiError("ABORTED", "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff.")
+                raise ApiError(
+                    "ABORTED",
+                    "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff.",
+                )
             new: dict[str, Any] = {"etag": base64.b64encode(b"\x07" + os.urandom(7)).decode()}
             if bindings:
                 new["version"] = max(version, 1)
@@ -588,4 +664,3 @@ class FunctionsMixin:
             self._state["policies"][name] = canonical(new, "Policy")
             self._touch()
             return deep(self._state["policies"][name])
-

@@ -56,7 +56,13 @@ class IamMixin:
         return [
             ("GET", rf"/v1/{_SA}", self._sa_get, set(), None),
             ("POST", rf"/v1/{_SA}:getIamPolicy", self._sa_get_iam_policy, {"options"}, "GetIamPolicyRequest"),
-            ("POST", rf"/v1/{_SA}:testIamPermissions", self._sa_test_iam_permissions, set(), "TestIamPermissionsRequest"),
+            (
+                "POST",
+                rf"/v1/{_SA}:testIamPermissions",
+                self._sa_test_iam_permissions,
+                set(),
+                "TestIamPermissionsRequest",
+            ),
             ("GET", r"/v1/(?P<name>roles/[^/:]+)", self._role_get, {"view"}, None),
             ("GET", r"/v1/(?P<name>projects/[^/:]+/roles/[^/:]+)", self._role_get, {"view"}, None),
         ]
@@ -143,5 +149,10 @@ class IamMixin:
             permissions = _builtin_roles().get(name)
         if permissions is None:
             raise ApiError("NOT_FOUND", f"The role named {name} was not found.")
-        return {"name": name, "title": name.rsplit("/", 1)[-1], "includedPermissions": list(permissions),
-                "stage": "GA", "etag": short_hash(name, *permissions)}
+        return {
+            "name": name,
+            "title": name.rsplit("/", 1)[-1],
+            "includedPermissions": list(permissions),
+            "stage": "GA",
+            "etag": short_hash(name, *permissions),
+        }

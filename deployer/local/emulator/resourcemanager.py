@@ -21,7 +21,13 @@ class ResourceManagerMixin:
         project = r"/v3/(?P<resource>projects/[^/:]+)"
         return [
             ("POST", rf"{project}:getIamPolicy", self._project_get_iam_policy, set(), "GetIamPolicyRequest"),
-            ("POST", rf"{project}:testIamPermissions", self._project_test_iam_permissions, set(), "TestIamPermissionsRequest"),
+            (
+                "POST",
+                rf"{project}:testIamPermissions",
+                self._project_test_iam_permissions,
+                set(),
+                "TestIamPermissionsRequest",
+            ),
         ]
 
     def _project_get_iam_policy(self, req: Request, resource: str) -> Any:

@@ -47,9 +47,23 @@ log = logging.getLogger(__name__)
 _JOB_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+/jobs/[A-Za-z0-9_-]{1,500}$")
 _ENGLISH = re.compile(r"^every\s+(\d+)\s+(minutes?|mins?|hours?)(\s+.*)?$", re.IGNORECASE)
 _DURATION = re.compile(r"^(\d+(\.\d+)?)s$")
-_RETRY_DEFAULTS = {"maxRetryDuration": "0s", "minBackoffDuration": "5s", "maxBackoffDuration": "3600s", "maxDoublings": 5}
+_RETRY_DEFAULTS = {
+    "maxRetryDuration": "0s",
+    "minBackoffDuration": "5s",
+    "maxBackoffDuration": "3600s",
+    "maxDoublings": 5,
+}
 _OUTPUT_ONLY = ("userUpdateTime", "state", "status", "scheduleTime", "lastAttemptTime")
-_MUTABLE = {"description", "schedule", "timeZone", "httpTarget", "pubsubTarget", "appEngineHttpTarget", "retryConfig", "attemptDeadline"}
+_MUTABLE = {
+    "description",
+    "schedule",
+    "timeZone",
+    "httpTarget",
+    "pubsubTarget",
+    "appEngineHttpTarget",
+    "retryConfig",
+    "attemptDeadline",
+}
 _TARGETS = ("httpTarget", "pubsubTarget", "appEngineHttpTarget")
 
 
@@ -94,7 +108,13 @@ class SchedulerMixin:
         name = rf"(?P<name>{LOCATION_PARENT}/jobs/[^/:]+)"
         return [
             ("POST", rf"/v1/(?P<parent>{LOCATION_PARENT})/jobs", self._sj_create, set(), None),
-            ("GET", rf"/v1/(?P<parent>{LOCATION_PARENT})/jobs", self._sj_list, {"pageSize", "pageToken", "filter"}, None),
+            (
+                "GET",
+                rf"/v1/(?P<parent>{LOCATION_PARENT})/jobs",
+                self._sj_list,
+                {"pageSize", "pageToken", "filter"},
+                None,
+            ),
             ("GET", rf"/v1/{name}", self._sj_get, set(), None),
             ("PATCH", rf"/v1/{name}", self._sj_patch, {"updateMask"}, None),
             ("DELETE", rf"/v1/{name}", self._sj_delete, set(), None),
@@ -328,5 +348,3 @@ class SchedulerMixin:
             except Exception:
                 log.exception("on_scheduler_run hook failed for %s", name)
         return job
-
-

@@ -82,7 +82,11 @@ class Response:
 
 
 def _json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(status, json.dumps(payload, indent=None).encode(), {"Content-Type": "application/json; charset=UTF-8", **(headers or {})})
+    return Response(
+        status,
+        json.dumps(payload, indent=None).encode(),
+        {"Content-Type": "application/json; charset=UTF-8", **(headers or {})},
+    )
 
 
 def _empty_state() -> dict[str, Any]:
@@ -203,7 +207,9 @@ class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin, IamMixin, ResourceMa
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     # -- state ---------------------------------------------------------------------------
@@ -295,7 +301,9 @@ class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin, IamMixin, ResourceMa
                 status = status_name_for_http(rule.status)
                 message = rule.message or f"Injected fault: {status}."
                 self._log_call(req.method, req.path, rule.status)
-                return _json_response(rule.status, {"error": {"code": rule.status, "message": message, "status": status}})
+                return _json_response(
+                    rule.status, {"error": {"code": rule.status, "message": message, "status": status}}
+                )
         response = self._route(req)
         self._log_call(req.method, req.path, response.status)
         if self._dirty:
@@ -311,7 +319,11 @@ class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin, IamMixin, ResourceMa
                 m = regex.fullmatch(req.path)
                 if m is None or method != req.method:
                     continue
-                unknown = [k for k in req.query if k not in allowed and k not in _SYSTEM_PARAMS and not self._nested_param_ok(k, allowed)]
+                unknown = [
+                    k
+                    for k in req.query
+                    if k not in allowed and k not in _SYSTEM_PARAMS and not self._nested_param_ok(k, allowed)
+                ]
                 if unknown:
                     raise ApiError(
                         "INVALID_ARGUMENT",
@@ -326,12 +338,16 @@ class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin, IamMixin, ResourceMa
                 if isinstance(result, Response):
                     return result
                 return _json_response(200, result)
-            raise ApiError("NOT_FOUND", f"The requested URL {req.path} (method {req.method}) was not found on this server.")
+            raise ApiError(
+                "NOT_FOUND", f"The requested URL {req.path} (method {req.method}) was not found on this server."
+            )
         except ApiError as exc:
             return _json_response(exc.http_status, exc.body())
         except Exception as exc:  # a bug in the emulator: still answer Google-shaped
             log.exception("emulator error on %s %s", req.method, req.path)
-            return _json_response(500, {"error": {"code": 500, "message": f"Emulator internal error: {exc!r}", "status": "INTERNAL"}})
+            return _json_response(
+                500, {"error": {"code": 500, "message": f"Emulator internal error: {exc!r}", "status": "INTERNAL"}}
+            )
 
     @staticmethod
     def _nested_param_ok(key: str, allowed: set[str]) -> bool:

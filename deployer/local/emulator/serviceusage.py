@@ -66,8 +66,7 @@ class ServiceUsageMixin:
             raise invalid(f"Invalid filter: {text!r}; supported: state:ENABLED, state:DISABLED.")
         with self._lock:
             names = sorted(set(_catalogue()) | set(self._state["enabledServices"].get(project, [])))
-        services = [s for s in (self._service(project, n) for n in names)
-                    if _FILTERS[text] in (None, s["state"])]
+        services = [s for s in (self._service(project, n) for n in names) if _FILTERS[text] in (None, s["state"])]
         chunk, token = page(services, req.query, key=f"services|{project}|{text}", default_size=50)
         return {"services": chunk, **({"nextPageToken": token} if token else {})}
 

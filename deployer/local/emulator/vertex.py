@@ -67,10 +67,22 @@ class VertexMixin:
     def _vertex_routes(self) -> list[tuple[str, str, Any, set[str], str | None]]:
         return [
             ("POST", rf"/v1/(?P<parent>{LOCATION_PARENT})/pipelineJobs", self._pj_create, {"pipelineJobId"}, None),
-            ("GET", rf"/v1/(?P<parent>{LOCATION_PARENT})/pipelineJobs", self._pj_list, {"filter", "pageSize", "pageToken", "orderBy", "readMask"}, None),
+            (
+                "GET",
+                rf"/v1/(?P<parent>{LOCATION_PARENT})/pipelineJobs",
+                self._pj_list,
+                {"filter", "pageSize", "pageToken", "orderBy", "readMask"},
+                None,
+            ),
             ("GET", rf"/v1/(?P<name>{LOCATION_PARENT}/pipelineJobs/[^/:]+)", self._pj_get, set(), None),
             ("DELETE", rf"/v1/(?P<name>{LOCATION_PARENT}/pipelineJobs/[^/:]+)", self._pj_delete, set(), None),
-            ("POST", rf"/v1/(?P<name>{LOCATION_PARENT}/pipelineJobs/[^/:]+):cancel", self._pj_cancel, set(), "CancelPipelineJobRequest"),
+            (
+                "POST",
+                rf"/v1/(?P<name>{LOCATION_PARENT}/pipelineJobs/[^/:]+):cancel",
+                self._pj_cancel,
+                set(),
+                "CancelPipelineJobRequest",
+            ),
         ]
 
     # -- test controls -------------------------------------------------------------------
@@ -82,7 +94,9 @@ class VertexMixin:
             self._touch()
         self._save()
 
-    def set_pipeline_job_state(self, name_or_id: str, state: str, *, error_message: str | None = None) -> dict[str, Any]:
+    def set_pipeline_job_state(
+        self, name_or_id: str, state: str, *, error_message: str | None = None
+    ) -> dict[str, Any]:
         """Force a job into `state` (e.g. "PIPELINE_STATE_RUNNING") and freeze it there."""
         if not state.startswith("PIPELINE_STATE_"):
             state = "PIPELINE_STATE_" + state.upper()
@@ -199,7 +213,9 @@ class VertexMixin:
                 raise invalid(f"The pipeline parameter {key} is not found in the pipeline job input definitions.")
             ptype = (definitions[key] or {}).get("parameterType")
             allowed = _PARAM_TYPES.get(ptype or "")
-            ok = allowed is None or (isinstance(value, allowed) and not (bool not in allowed and isinstance(value, bool)))
+            ok = allowed is None or (
+                isinstance(value, allowed) and not (bool not in allowed and isinstance(value, bool))
+            )
             if ok and ptype == "NUMBER_INTEGER" and isinstance(value, float) and not value.is_integer():
                 ok = False
             if not ok:
@@ -218,15 +234,25 @@ class VertexMixin:
         now = self.now()
         if job_id:
             if not JOB_ID_RE.fullmatch(job_id):
-                raise invalid(
-                    f'Invalid pipeline_job_id "{job_id}": must match [a-z0-9][a-z0-9-]{{0,127}}.'
-                )
+                raise invalid(f'Invalid pipeline_job_id "{job_id}": must match [a-z0-9][a-z0-9-]{{0,127}}.')
         else:
-            base = re.sub(r"[^a-z0-9-]", "-", job["pipelineSpec"]["pipelineInfo"]["name"].lower()).strip("-") or "pipeline"
+            base = (
+                re.sub(r"[^a-z0-9-]", "-", job["pipelineSpec"]["pipelineInfo"]["name"].lower()).strip("-") or "pipeline"
+            )
             job_id = f"{base[:100]}-{time.strftime('%Y%m%d%H%M%S', time.gmtime(now))}"
         name = f"{parent}/pipelineJobs/{job_id}"
         # Output-only fields are ignored on input, like the real API.
-        for key in ("name", "createTime", "startTime", "endTime", "updateTime", "state", "jobDetail", "error", "scheduleName"):
+        for key in (
+            "name",
+            "createTime",
+            "startTime",
+            "endTime",
+            "updateTime",
+            "state",
+            "jobDetail",
+            "error",
+            "scheduleName",
+        ):
             job.pop(key, None)
         with self._lock:
             if name in self._state["pipelineJobs"]:
@@ -254,7 +280,9 @@ class VertexMixin:
         order_by = (req.query.get("orderBy") or [""])[0]
         predicate = compile_filter(flt)
         with self._lock:
-            jobs = [self._pj_view(rec) for name, rec in self._state["pipelineJobs"].items() if name.startswith(parent + "/")]
+            jobs = [
+                self._pj_view(rec) for name, rec in self._state["pipelineJobs"].items() if name.startswith(parent + "/")
+            ]
             selected = [deep(j) for j in jobs if predicate(j)]
         ordered = sort_jobs(selected, order_by or None)
         chunk, token = page(ordered, req.query, key=parent, salt=f"{flt}|{order_by}")
@@ -289,7 +317,9 @@ class VertexMixin:
                 raise not_found(f'The PipelineJob "{name}" does not exist.')
             job = self._pj_view(rec)
             if job["state"] not in TERMINAL_STATES:
-                raise ApiError("FAILED_PRECONDITION", f'PipelineJob "{name}" is not in a terminal state; cancel it first.')
+                raise ApiError(
+                    "FAILED_PRECONDITION", f'PipelineJob "{name}" is not in a terminal state; cancel it first.'
+                )
             del self._state["pipelineJobs"][name]
             self._touch()
         return {
