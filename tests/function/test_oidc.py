@@ -158,13 +158,10 @@ def test_missing_bearer_is_unauthenticated(value):
 
 
 def _unsigned(header: dict | str, payload: dict | str, signature: str = "c2ln") -> str:
-    encode = lambda part: (
-        base64.urlsafe_b64encode(  # noqa: E731
-            (part if isinstance(part, str) else json.dumps(part)).encode()
-        )
-        .rstrip(b"=")
-        .decode()
-    )
+    def encode(part: dict | str) -> str:
+        text = part if isinstance(part, str) else json.dumps(part)
+        return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
     return f"{encode(header)}.{encode(payload)}.{signature}"
 
 
