@@ -41,7 +41,9 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	mkdir -p .mypy-path && ln -sfn ../deployer .mypy-path/vertex_cron && ln -sfn ../function/vertex_cron_trigger .mypy-path/vertex_cron_trigger
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy function/main.py
 	$(UV) lock --check --quiet
 	$(EXPORT_FUNCTION) --quiet | cat mk/function-requirements-header.txt - | diff -u function/requirements.txt - \
 	  || { echo "function/requirements.txt is not uv.lock's: run make lock"; exit 1; }

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,15 +45,18 @@ _SETTING_FLAGS = (
 class _Cli(click.Group):
     """Turns every failure into `error: <reason>` + details and an exit code."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(  # type: ignore[override]  # click overloads main on the literal value of standalone_mode
+        self, args: Sequence[str] | None = None, *, standalone_mode: bool = True, **kwargs: Any
+    ) -> Any:
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, standalone_mode=False, **kwargs)
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = super().main(args, standalone_mode=False, **kwargs)
         except click.exceptions.Abort:
             _fail("aborted", "", 1)
         except click.ClickException as exc:
-            hint = f"Try '{exc.ctx.command_path} --help'." if getattr(exc, "ctx", None) else ""
+            ctx: click.Context | None = getattr(exc, "ctx", None)  # set on usage errors only
+            hint = f"Try '{ctx.command_path} --help'." if ctx else ""
             _fail(exc.format_message(), hint, exc.exit_code)
         except VertexCronError as exc:
             _fail(exc.reason, exc.details, exc.exit_code)
@@ -101,7 +104,9 @@ def _setting_options(command: Callable[..., Any]) -> Callable[..., Any]:
         kwargs["sources"] = _SettingSources(flags, kwargs.pop("config_path"))
         return command(*args, **kwargs)
 
-    options = [click.option(flag, default=None, help=help_text) for flag, help_text in _SETTING_FLAGS]
+    options: list[Callable[[Any], Any]] = [
+        click.option(flag, default=None, help=help_text) for flag, help_text in _SETTING_FLAGS
+    ]
     options += [
         click.option(
             "--max-instances",
@@ -140,7 +145,7 @@ _dry_run = click.option("--dry-run", is_flag=True, help="Print the plan; change 
 
 
 def _progress() -> ConsoleProgress:
-    stream = click.get_text_stream("stderr")
+    stream = sys.stderr
     return ConsoleProgress(stream, live=stream.isatty())
 
 

@@ -44,7 +44,7 @@ def next_fire_times(
     checked expression: a schedule with no firing left gives fewer times, or none."""
     if start and start > after:
         after = start - timedelta(microseconds=1)  # a firing exactly at `start` counts
-    times = []
+    times: list[datetime] = []
     for moment in _firings(expr, after.astimezone(ZoneInfo(time_zone))):
         if len(times) == count or (end and moment >= end):
             break

@@ -98,7 +98,7 @@ class GoogleCloud:
 
     @cached_property
     def _storage(self) -> Any:
-        from google.cloud import storage
+        import google.cloud.storage as storage
 
         if self._settings.storage_emulator_host:
             from google.auth.credentials import AnonymousCredentials

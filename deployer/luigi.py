@@ -93,7 +93,9 @@ class VertexPipelineTask(luigi.Task):
     spec = luigi.Parameter(
         description="compiled KFP pipeline (JSON or YAML): a local path or gs://BUCKET/OBJECT[#GENERATION]"
     )
-    parameter_values = luigi.DictParameter(default={}, description="pipeline parameters, typed by the spec")
+    parameter_values: luigi.DictParameter = luigi.DictParameter(
+        default={}, description="pipeline parameters, typed by the spec"
+    )
     pipeline_root = luigi.OptionalParameter(default=None, description="gs:// output directory; default: the spec's")
     enable_caching = luigi.OptionalBoolParameter(default=None, description="override KFP step caching for every step")
     output_uri = luigi.OptionalParameter(
@@ -129,7 +131,7 @@ class VertexPipelineTask(luigi.Task):
         """The first run's id; later runs (after a failure) append -2, -3, ..."""
         return keyed_job_id(self.task_id)
 
-    def output(self) -> luigi.Target:
+    def output(self) -> GcsTarget | luigi.LocalTarget:
         uri = self.output_uri
         if not uri and self.pipeline_root:
             uri = f"{self.pipeline_root.rstrip('/')}/vertex-cron-luigi/{self.job_id}.json"
@@ -260,11 +262,11 @@ class VertexPipelineTask(luigi.Task):
         the_id = str(job["name"]).rsplit("/", 1)[-1]
         link = CONSOLE_URL.format(region=self._settings.region, id=the_id, project=self._settings.project)
         progress = f", {steps[0]}/{steps[1]} steps done" if steps else ""
-        self.set_status_message(f"PipelineJob {the_id}: {state}{progress}\n{link}")
+        self.set_status_message(f"PipelineJob {the_id}: {state}{progress}\n{link}")  # type: ignore[misc]  # set by the worker at run time
         if state == "SUCCEEDED":
-            self.set_progress_percentage(100)
+            self.set_progress_percentage(100)  # type: ignore[misc]  # set by the worker at run time
         elif steps:
-            self.set_progress_percentage(100 * steps[0] // steps[1])
+            self.set_progress_percentage(100 * steps[0] // steps[1])  # type: ignore[misc]  # set by the worker at run time
 
     def _cancel(self, name: str) -> None:
         try:
@@ -273,7 +275,7 @@ class VertexPipelineTask(luigi.Task):
             logger.error("could not cancel PipelineJob %s: %s", name, exc.message)
             return
         logger.warning("interrupted: asked Vertex AI to cancel PipelineJob %s", name)
-        self.set_status_message(f"interrupted: cancelled PipelineJob {name}")
+        self.set_status_message(f"interrupted: cancelled PipelineJob {name}")  # type: ignore[misc]  # set by the worker at run time
 
 
 def _steps_done(job: Mapping[str, Any], spec: PipelineSpec) -> tuple[int, int] | None:

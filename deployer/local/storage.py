@@ -33,6 +33,7 @@ preconditions of unfinished resumable uploads) is not kept.
 
 from __future__ import annotations
 
+import email.policy
 import io
 import json
 import logging
@@ -43,7 +44,7 @@ import threading
 from email.parser import BytesParser
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from vertex_cron.local.emulator.background_server import BackgroundHTTPServer
@@ -113,13 +114,14 @@ def _int_param(query: dict[str, list[str]], name: str) -> int | None:
     return int(values[0])
 
 
-def _make_handler_class() -> type:
+def _make_handler_class() -> Any:
     from gcp_storage_emulator.server import RequestHandler
 
     class _Handler(RequestHandler):
         """The package's handler, behind faults, preconditions and generation checks."""
 
         wrapper: StorageEmulator
+        rfile: BinaryIO  # http.server's, which the untyped base class hides from mypy
 
         def do_GET(self) -> None:
             self._wrapped("GET", super().do_GET)
@@ -329,8 +331,10 @@ def _make_handler_class() -> type:
             content_type = self.headers.get("Content-Type") or ""
             try:
                 if content_type.startswith("multipart/"):
-                    msg = BytesParser().parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
-                    meta = json.loads(msg.get_payload()[0].get_payload())
+                    head = b"Content-Type: " + content_type.encode() + b"\r\n\r\n"
+                    msg = BytesParser(policy=email.policy.default).parsebytes(head + body)
+                    metadata_part = next(msg.iter_parts())  # multipart/related: metadata, then media
+                    meta = json.loads(metadata_part.get_content())
                     return meta.get("name")
                 if content_type.startswith("application/json") and body:
                     return json.loads(body).get("name")

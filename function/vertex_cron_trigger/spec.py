@@ -168,7 +168,8 @@ def _check_tree(document: Any, source: str) -> None:
             if depth + 1 > MAX_SPEC_DEPTH:
                 raise _not_a_spec(source, f"it is nested too deeply (more than {MAX_SPEC_DEPTH} levels)")
             is_mapping = isinstance(node, dict)
-            stack.append((iter(node.items() if is_mapping else enumerate(node)), is_mapping, depth + 1, path))
+            items = iter(node.items()) if isinstance(node, dict) else enumerate(node)
+            stack.append((items, is_mapping, depth + 1, path))
         elif isinstance(node, float) and not math.isfinite(node):
             raise _not_a_spec(source, f"{_path(path)} is {node}, which JSON cannot hold")
         elif not isinstance(node, _JSON_SCALARS):

@@ -83,8 +83,9 @@ def _field_problem(field: _Field, part: str) -> str | None:
         first, last, step = match["first"], match["last"], match["step"]
         if step is not None and (step == "0" or (first is not None and last is None)):
             return f"{item!r}: a step needs * or a range before it and must be at least 1"
-        bounds = [field.value(token) for token in (first, last) if token is not None]
-        if None in bounds:
+        values = [field.value(token) for token in (first, last) if token is not None]
+        bounds = [value for value in values if value is not None]
+        if len(bounds) < len(values):
             allowed = f"{field.low}-{field.high}" + (f" or {field.names[0]}-{field.names[-1]}" if field.names else "")
             return f"{item!r} is outside {allowed}"
         if len(bounds) == 2 and bounds[0] > bounds[1]:

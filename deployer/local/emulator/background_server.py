@@ -27,7 +27,7 @@ class BackgroundHTTPServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host if isinstance(host, str) else host.decode()}:{port}"
 
     def start(self, name: str) -> None:
         self._thread = threading.Thread(

@@ -118,7 +118,7 @@ class _Parser:
             parts.append(self.and_expr())
         if len(parts) == 1:
             return parts[0]
-        return lambda job, ps=tuple(parts): any(p(job) for p in ps)
+        return lambda job: any(part(job) for part in parts)
 
     def and_expr(self) -> Predicate:
         parts = [self.term()]
@@ -130,7 +130,7 @@ class _Parser:
             parts.append(self.term())
         if len(parts) == 1:
             return parts[0]
-        return lambda job, ps=tuple(parts): all(p(job) for p in ps)
+        return lambda job: all(part(job) for part in parts)
 
     def term(self) -> Predicate:
         tok = self.next()
@@ -265,8 +265,11 @@ def sort_jobs(jobs: list[dict[str, Any]], order_by: str | None) -> list[dict[str
         clauses.append((_ORDER_FIELDS[field], len(words) == 2 and words[1].lower() == "desc"))
     result = sorted(jobs, key=lambda j: j.get("name", ""))
     for key, desc in reversed(clauses):
-        if key.endswith("Time"):
-            result.sort(key=lambda j, k=key: parse_rfc3339(j[k]) if j.get(k) else float("-inf"), reverse=desc)
-        else:
-            result.sort(key=lambda j, k=key: j.get(k, ""), reverse=desc)
+        result.sort(key=_sort_key(key), reverse=desc)
     return result
+
+
+def _sort_key(field: str) -> Callable[[dict[str, Any]], Any]:
+    if field.endswith("Time"):  # unset times sort first, as the earliest
+        return lambda job: parse_rfc3339(job[field]) if job.get(field) else float("-inf")
+    return lambda job: job.get(field, "")

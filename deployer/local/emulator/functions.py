@@ -644,10 +644,10 @@ class FunctionsMixin:
         for key in sorted(merged):
             if not merged[key]:
                 continue
-            binding: dict[str, Any] = {"role": key[0], "members": sorted(merged[key])}
+            stored: dict[str, Any] = {"role": key[0], "members": sorted(merged[key])}
             if conditions[key] is not None:
-                binding["condition"] = conditions[key]
-            bindings.append(binding)
+                stored["condition"] = conditions[key]
+            bindings.append(stored)
         with self._lock:
             if not self._iam_resource_exists(name):
                 raise not_found(f"Resource {name} does not exist.")

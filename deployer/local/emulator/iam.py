@@ -52,6 +52,9 @@ class IamMixin:
     _lock: Any
     caller_permissions: dict[str, set[str]]
 
+    def _touch(self) -> None:
+        raise NotImplementedError
+
     def _iam_routes(self) -> list[tuple[str, str, Any, set[str], str | None]]:
         return [
             ("GET", rf"/v1/{_SA}", self._sa_get, set(), None),

@@ -93,7 +93,7 @@ def next_fire_time(schedule: str, time_zone: str, after: float) -> float | None:
 class SchedulerMixin:
     _lock: threading.RLock
     _state: dict[str, Any]
-    on_scheduler_run: Callable[[dict[str, Any]], None] | None
+    on_scheduler_run: Callable[[dict[str, Any]], object] | None
 
     def now(self) -> float:
         raise NotImplementedError

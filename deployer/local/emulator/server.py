@@ -122,7 +122,7 @@ class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin, IamMixin, ResourceMa
       `serviceConfig.uri` and `url`. Raising makes the operation fail (build error).
     - `on_function_deleted(function: dict) -> None`: called (outside the emulator lock) when
       a delete operation completes, before it reports done. Exceptions are logged.
-    - `on_scheduler_run(job: dict) -> None`: called synchronously by `jobs:run` before the
+    - `on_scheduler_run(job: dict) -> object` (its result is ignored): called synchronously by `jobs:run` before the
       response is sent (make it quick, or hand off to a thread). Exceptions are logged.
     - `oidc_issuer`: a LocalIssuer whose certs GET /oauth2/v1/certs serves.
     """
@@ -153,7 +153,7 @@ class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin, IamMixin, ResourceMa
         self.certs_max_age_seconds = 300
         self.on_function_deployed: Callable[[dict[str, Any], bytes], str] | None = None
         self.on_function_deleted: Callable[[dict[str, Any]], None] | None = None
-        self.on_scheduler_run: Callable[[dict[str, Any]], None] | None = None
+        self.on_scheduler_run: Callable[[dict[str, Any]], object] | None = None
         self.caller_permissions: dict[str, set[str]] = {}  # testIamPermissions answers (iam.py)
         self._host = host
         self._port = port
