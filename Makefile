@@ -31,8 +31,10 @@ $(STAMP): uv.lock pyproject.toml $(UV)
 	$(UV) sync --locked --all-extras --python $(PYTHON) --quiet
 	touch $(STAMP)
 
+# Four workers on two cores: most of the suite waits on servers and subprocesses starting.
+# --dist loadfile keeps each file's module-scoped stacks in one worker.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 4 --dist loadfile
 
 # The edit loop: unit tests and the function's wire tests (no deploys, no wheels, no stacks).
 test-fast: $(STAMP)
