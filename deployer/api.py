@@ -11,13 +11,18 @@ tests pass one with tight polling.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
+from vertex_cron_trigger.timefmt import format_rfc3339
+
+from . import backfill as backfills
 from . import desired as desired_state
 from . import function_source, planner, validation
 from .config import Settings
-from .errors import NotFound
+from .errors import NotFound, Unavailable
 from .executor import delete as delete_one
 from .executor import execute
 from .gcp import GoogleCloud
@@ -153,6 +158,84 @@ def history(
     settings.require("project", "region")
     validation.check_schedule_name(name)
     return (cloud or GoogleCloud(settings)).pipeline_runs(name, limit=limit)
+
+
+def backfill(
+    settings: Settings,
+    name: str,
+    *,
+    start: datetime,
+    end: datetime,
+    max_runs: int = backfills.DEFAULT_MAX_RUNS,
+    dry_run: bool = False,
+    cloud: GoogleCloud | None = None,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+    retry_seconds: float = 5.0,
+) -> backfills.BackfillReport:
+    """Request the run of every fire time of schedule NAME in [start, end): delivered to its
+    function as Cloud Scheduler delivers a firing (see backfill.py), one at a time, so a time
+    that already ran is reported as existing and never runs twice. Transient failures (429,
+    5xx, no answer) are retried a few times; what still fails is reported, and re-running the
+    same backfill finishes it."""
+    cloud = cloud or GoogleCloud(settings)
+    job = _managed_job(settings, name, cloud)
+    body = job.fields.get("http_target.body")
+    if not isinstance(body, dict):
+        raise NotFound(f"schedule {name!r} has no vertex-cron body", details="redeploy it with `vertex-cron deploy`")
+    firings = backfills.firings(name, body, start=start, end=end, max_runs=max_runs, now=now or datetime.now(UTC))
+    report = backfills.BackfillReport(name, str(body["time_zone"]), firings)
+    if dry_run:
+        return report
+    progress = progress or Progress()
+    target = _Target(cloud, job.fields, desired_state.encode_body(body))
+    delivered = []
+    for number, firing in enumerate(firings, start=1):
+        progress.step(f"backfill {name}: {number}/{len(firings)} {format_rfc3339(firing.logical_time)}")
+        delivered.append(target.deliver(firing, retry_seconds=retry_seconds))
+    progress.finish()
+    return backfills.BackfillReport(name, report.time_zone, firings, tuple(delivered))
+
+
+class _Target:
+    """The function a job fires at, reached as that job's OIDC identity (a token minted
+    once and renewed well before Google's one-hour lifetime)."""
+
+    _TOKEN_SECONDS = 30 * 60
+    _ATTEMPTS = 4
+
+    def __init__(self, cloud: GoogleCloud, fields: Mapping[str, Any], body: bytes) -> None:
+        self._cloud, self._body = cloud, body
+        self._url = str(fields.get("http_target.uri"))
+        self._email = str(fields.get("http_target.oidc_token.service_account_email"))
+        # Cloud Scheduler's audience: the configured one, else the target URI.
+        self._audience = str(fields.get("http_target.oidc_token.audience") or self._url)
+        self._token, self._minted = "", -float(self._TOKEN_SECONDS)
+
+    def deliver(self, firing: backfills.Firing, *, retry_seconds: float) -> backfills.Delivered:
+        answer: tuple[str, str] = ("failed", "not delivered")
+        for attempt in range(self._ATTEMPTS):
+            if attempt:
+                time.sleep(retry_seconds * 2 ** (attempt - 1))
+            if time.monotonic() - self._minted > self._TOKEN_SECONDS:
+                self._token, self._minted = self._cloud.id_token(self._email, self._audience), time.monotonic()
+            try:
+                status, document = self._cloud.deliver_firing(
+                    self._url, self._body, format_rfc3339(firing.logical_time), self._token
+                )
+            except Unavailable as exc:
+                answer = ("failed", f"{exc.reason} ({exc.details})")
+                continue
+            answer = backfills.outcome(status, document)
+            if status == 401:
+                self._minted = -float(self._TOKEN_SECONDS)  # a fresh token for the next attempt
+            if status not in _TRANSIENT_STATUSES:
+                break
+        return backfills.Delivered(firing, *answer)
+
+
+# What Cloud Scheduler retries too: the function answers 503 for transient upstream failures.
+_TRANSIENT_STATUSES = frozenset({401, 408, 429, 500, 502, 503, 504})
 
 
 def _job_action(settings: Settings, name: str, action: str, cloud: GoogleCloud | None) -> ScheduleStatus:

@@ -13,12 +13,15 @@ import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
+from vertex_cron_trigger.timefmt import parse_rfc3339
 
 from . import __version__, api, config, render, schedules_file
+from . import backfill as backfills
 from .errors import VertexCronError
 from .models import ScheduleInput
 from .progress import ConsoleProgress
@@ -278,6 +281,51 @@ def delete(sources: _SettingSources, fmt: str, names: tuple[str, ...], purge: bo
 def history(sources: _SettingSources, fmt: str, name: str, limit: int) -> None:
     """Recent pipeline runs of schedule NAME, newest first, with console links."""
     click.echo(render.runs(api.history(sources.resolve(), name, limit=limit), fmt))
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--from", "start", required=True, metavar="RFC3339", help="First fire time to cover (inclusive).")
+@click.option("--to", "end", required=True, metavar="RFC3339", help="End of the range (exclusive); not in the future.")
+@click.option(
+    "--max-runs",
+    type=click.IntRange(1, backfills.MAX_RUNS),
+    default=backfills.DEFAULT_MAX_RUNS,
+    show_default=True,
+    help=f"Refuse a range with more fire times than this (1-{backfills.MAX_RUNS}).",
+)
+@_dry_run
+@_setting_options
+def backfill(sources: _SettingSources, fmt: str, name: str, start: str, end: str, max_runs: int, dry_run: bool) -> None:
+    """Request the runs of schedule NAME's fire times in [--from, --to): the runs those firings
+    have or would have had (same ids), each delivered to the function as Scheduler does. A
+    time that already ran is reported as existing; re-running finishes an interrupted backfill."""
+    report = api.backfill(
+        sources.resolve(),
+        name,
+        start=_rfc3339_option("--from", start),
+        end=_rfc3339_option("--to", end),
+        max_runs=max_runs,
+        dry_run=dry_run,
+        progress=_progress(),
+    )
+    click.echo(render.backfill(report, fmt))
+    failed = report.counts()["failed"]
+    if failed:
+        _fail(
+            f"{failed} of {len(report.firings)} fire times failed",
+            "re-run the same backfill to finish them: runs that exist are not created again",
+            1,
+        )
+
+
+def _rfc3339_option(flag: str, value: str) -> datetime:
+    try:
+        return parse_rfc3339(value)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{value!r} is not an RFC 3339 time like 2026-11-01T00:00:00Z", param_hint=flag
+        ) from exc
 
 
 @cli.command()

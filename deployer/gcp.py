@@ -23,7 +23,7 @@ from typing import Any
 
 from . import errors
 from .config import Settings
-from .desired import encode_body, schedule_of
+from .desired import TIMEOUT_SECONDS, encode_body, schedule_of
 from .models import (
     INVOKER_ROLE,
     JOB_DESCRIPTION,
@@ -42,6 +42,8 @@ CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 # Map-valued fields: leaves when flattening (their keys are data, not field names).
 _MAP_FIELDS = frozenset({"labels", "http_target.headers", "http_target.body", "service_config.environment_variables"})
 _IAM_ATTEMPTS = 5
+# As long as Cloud Scheduler waits for an attempt: the function's timeout plus a cold start.
+_FUNCTION_TIMEOUT_SECONDS = TIMEOUT_SECONDS + 60
 
 Tick = Callable[[float], None]  # called with the seconds elapsed while an operation runs
 
@@ -427,6 +429,41 @@ class GoogleCloud:
         with _calling(f"read the IAM policy of gs://{bucket}"):
             policy = self._storage.bucket(bucket).get_iam_policy(requested_policy_version=3)
         return [_binding(b) for b in policy.bindings]
+
+    # -- Delivering a firing as Cloud Scheduler does (backfill) ---------------------------------
+
+    def id_token(self, email: str, audience: str) -> str:
+        """An ID token of service account `email` for `audience`, minted by IAM Credentials
+        (the caller needs iam.serviceAccounts.getOpenIdToken on that account)."""
+        from google.api_core.exceptions import from_http_response
+
+        base = self._settings.emulator_host or "https://iamcredentials.googleapis.com"
+        url = f"{base}/v1/projects/-/serviceAccounts/{email}:generateIdToken"
+        with _calling(f"mint an ID token of {email}"):
+            response = self._iam_session.post(url, json={"audience": audience, "includeEmail": True}, timeout=60)
+            if response.status_code >= 400:
+                raise from_http_response(response)
+            return str(response.json()["token"])
+
+    def deliver_firing(self, url: str, body: bytes, schedule_time: str, token: str) -> tuple[int, dict[str, Any]]:
+        """POST a firing to the trigger function the way Cloud Scheduler does: the job's body,
+        its schedule time header and a Bearer ID token. Returns the status and JSON answer;
+        a transport failure raises Unavailable."""
+        import requests
+
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/octet-stream",
+            "User-Agent": "vertex-cron-backfill",
+            "X-CloudScheduler-ScheduleTime": schedule_time,
+        }
+        with _calling(f"deliver the firing of {schedule_time} to {url}"):
+            response = requests.post(url, data=body, headers=headers, timeout=_FUNCTION_TIMEOUT_SECONDS)
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = {}
+        return response.status_code, answer if isinstance(answer, dict) else {}
 
 
 def _binding(document: Mapping[str, Any]) -> Binding:

@@ -6,7 +6,11 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from vertex_cron_trigger.timefmt import format_rfc3339
+
+from .backfill import BackfillReport
 from .models import Action, Change, Kind, PipelineRun, Plan, ScheduleStatus
 
 _SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.UNCHANGED: "=", Action.DELETE: "-"}
@@ -83,6 +87,46 @@ def runs(result: Sequence[PipelineRun], fmt: str) -> str:
     header = ("RUN", "STATE", "STARTED", "DURATION", "LINK")
     rows = [(r.name, r.state, _when(r.start_time or r.create_time), _duration(r), r.console_url) for r in result]
     return table(header, rows)
+
+
+def backfill(report: BackfillReport, fmt: str) -> str:
+    """Each fire time with its PipelineJob id and, once delivered, what became of it."""
+    outcomes = {result.firing: result for result in report.delivered}
+    if fmt == "json":
+        return _json(
+            {
+                "schedule": report.schedule,
+                "dry_run": not report.delivered,
+                "firings": [
+                    {
+                        "logical_time": format_rfc3339(firing.logical_time),
+                        "job": firing.job_id,
+                        **(
+                            {"outcome": outcomes[firing].outcome, "message": outcomes[firing].message}
+                            if firing in outcomes
+                            else {}
+                        ),
+                    }
+                    for firing in report.firings
+                ],
+                **({"counts": report.counts()} if report.delivered else {}),
+            }
+        )
+    zone = ZoneInfo(report.time_zone)
+    header = ("FIRE TIME", "RUN", "OUTCOME") if report.delivered else ("FIRE TIME", "RUN")
+    rows = [
+        (_when(firing.logical_time.astimezone(zone)), firing.job_id)
+        + ((outcomes[firing].outcome,) if report.delivered else ())
+        for firing in report.firings
+    ]
+    lines = [table(header, rows)]
+    failures = [result for result in report.delivered if result.outcome in ("failed", "skipped")]
+    lines.extend(f"{result.firing.job_id}: {result.message}" for result in failures)
+    if report.delivered:
+        lines.append(", ".join(f"{count} {outcome}" for outcome, count in report.counts().items()))
+    else:
+        lines.append(f"Dry run: {len(report.firings)} fire times; nothing was requested.")
+    return "\n".join(lines)
 
 
 def _change_dict(change: Change) -> dict[str, Any]:

@@ -5,6 +5,8 @@ Like the real API (iam.googleapis.com/v1):
 - `POST /v1/projects/P/serviceAccounts/EMAIL:getIamPolicy` (`options.requestedPolicyVersion`
   in the query, empty body) and `:testIamPermissions` (TestIamPermissionsRequest body).
 - `GET  /v1/roles/ROLE` and `GET /v1/projects/P/roles/ROLE`: a role with `includedPermissions`.
+- `POST /v1/projects/-/serviceAccounts/EMAIL:generateIdToken` (IAM Credentials, same path on
+  iamcredentials.googleapis.com): an ID token of EMAIL from the emulator's local issuer.
 
 State tests set up directly (no HTTP): `add_service_account(project, email)`,
 `put_role(name, permissions)`, `set_policy(resource, bindings)` (also for projects), and
@@ -19,6 +21,7 @@ every permission vertex-cron lists; editor cannot set IAM), `roles/viewer`,
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 
 _SA = r"projects/(?P<project>[^/:]+)/serviceAccounts/(?P<email>[^/:]+)"
 _MAX_TESTED_PERMISSIONS = 100  # the real APIs refuse larger testIamPermissions requests
+_GENERATE_ID_TOKEN_FIELDS = frozenset({"audience", "delegates", "includeEmail", "organizationNumberIncluded"})
 _PERMISSION_RE = re.compile(r"^[a-z][a-zA-Z0-9]*\.[a-zA-Z0-9]+\.[a-zA-Z0-9]+$")
 
 
@@ -51,6 +55,7 @@ class IamMixin:
     _state: dict[str, Any]
     _lock: Any
     caller_permissions: dict[str, set[str]]
+    oidc_issuer: Any
 
     def _touch(self) -> None:
         raise NotImplementedError
@@ -66,6 +71,7 @@ class IamMixin:
                 set(),
                 "TestIamPermissionsRequest",
             ),
+            ("POST", rf"/v1/{_SA}:generateIdToken", self._sa_generate_id_token, set(), None),
             ("GET", r"/v1/(?P<name>roles/[^/:]+)", self._role_get, {"view"}, None),
             ("GET", r"/v1/(?P<name>projects/[^/:]+/roles/[^/:]+)", self._role_get, {"view"}, None),
         ]
@@ -145,6 +151,27 @@ class IamMixin:
         account = self._account(project, email)
         return self._caller_holds(account["name"], req.body)
 
+    def _sa_generate_id_token(self, req: Request, project: str, email: str) -> Any:
+        """IAM Credentials' generateIdToken (iamcredentials.googleapis.com, same path): the
+        name's project must be `-`; the body is a GenerateIdTokenRequest (iamcredentials v1
+        Discovery document). The token is the local issuer's, so the function accepts it."""
+        if project != "-":
+            raise invalid("The project in the service account's name must be the wildcard '-'.")
+        self._account(project, email)
+        request = _json_object(req.body)
+        unknown = sorted(set(request) - _GENERATE_ID_TOKEN_FIELDS)
+        if unknown:
+            raise invalid(f'Invalid JSON payload received. Unknown name "{unknown[0]}": Cannot find field.')
+        audience = request.get("audience")
+        if not isinstance(audience, str) or not audience:
+            raise invalid("Required field audience is missing.")
+        if self.oidc_issuer is None:
+            raise not_found("No OIDC issuer is configured on this emulator.")
+        # Without includeEmail Google's token has no email claims; this one has an empty
+        # email, which the function refuses the same way.
+        included = request.get("includeEmail") is True
+        return {"token": self.oidc_issuer.mint(audience=audience, email=email if included else "")}
+
     def _role_get(self, req: Request, name: str) -> Any:
         with self._lock:
             permissions = self._state["roles"].get(name)
@@ -159,3 +186,13 @@ class IamMixin:
             "stage": "GA",
             "etag": short_hash(name, *permissions),
         }
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(body or b"{}")
+    except ValueError:
+        raise invalid("Invalid JSON payload received.") from None
+    if not isinstance(document, dict):
+        raise invalid("Invalid JSON payload received. Expected a JSON object.")
+    return document
