@@ -21,6 +21,7 @@ from vertex_cron_trigger.timefmt import format_rfc3339
 from . import backfill as backfills
 from . import desired as desired_state
 from . import function_source, planner, validation
+from . import status as schedule_health
 from .config import Settings
 from .errors import NotFound, Unavailable
 from .executor import delete as delete_one
@@ -236,6 +237,36 @@ class _Target:
 
 # What Cloud Scheduler retries too: the function answers 503 for transient upstream failures.
 _TRANSIENT_STATUSES = frozenset({401, 408, 429, 500, 502, 503, 504})
+
+
+def status(
+    settings: Settings,
+    names: Sequence[str] = (),
+    *,
+    count: int = schedule_health.DEFAULT_FIRINGS,
+    cloud: GoogleCloud | None = None,
+    now: datetime | None = None,
+) -> list[schedule_health.Health]:
+    """Each managed schedule's (or each named one's) state, next run and last `count` fire
+    times with what became of them (status.py says how fire times meet runs)."""
+    settings.require("project", "region")
+    cloud = cloud or GoogleCloud(settings)
+    jobs = {
+        schedule: job
+        for name, job in cloud.managed_jobs().items()
+        if (schedule := desired_state.schedule_of(name)) is not None
+    }
+    for name in names:
+        if validation.check_schedule_name(name) not in jobs:
+            raise _no_such_schedule(settings, name)
+    wanted = sorted(set(names) or set(jobs))
+    moment = now or datetime.now(UTC)
+    # Enough runs to cover the fire times plus forced runs and retries of a busy schedule.
+    limit = min(100, 4 * count)
+    return [
+        schedule_health.health(name, jobs[name], cloud.pipeline_runs(name, limit=limit), count=count, now=moment)
+        for name in wanted
+    ]
 
 
 def _job_action(settings: Settings, name: str, action: str, cloud: GoogleCloud | None) -> ScheduleStatus:

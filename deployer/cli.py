@@ -22,6 +22,7 @@ from vertex_cron_trigger.timefmt import parse_rfc3339
 
 from . import __version__, api, config, render, schedules_file
 from . import backfill as backfills
+from . import status as schedule_health
 from .errors import VertexCronError
 from .models import ScheduleInput
 from .progress import ConsoleProgress
@@ -281,6 +282,21 @@ def delete(sources: _SettingSources, fmt: str, names: tuple[str, ...], purge: bo
 def history(sources: _SettingSources, fmt: str, name: str, limit: int) -> None:
     """Recent pipeline runs of schedule NAME, newest first, with console links."""
     click.echo(render.runs(api.history(sources.resolve(), name, limit=limit), fmt))
+
+
+@cli.command()
+@click.argument("names", nargs=-1, metavar="[NAME...]")
+@click.option(
+    "--last",
+    type=click.IntRange(1, schedule_health.MAX_FIRINGS),
+    default=schedule_health.DEFAULT_FIRINGS,
+    show_default=True,
+    help=f"How many recent fire times to show (1-{schedule_health.MAX_FIRINGS}).",
+)
+@_setting_options
+def status(sources: _SettingSources, fmt: str, names: tuple[str, ...], last: int) -> None:
+    """Each schedule's state, next run and recent firings at a glance (✓ ✗ ▸ ·)."""
+    click.echo(render.health(api.status(sources.resolve(), names, count=last), fmt))
 
 
 @cli.command()

@@ -52,10 +52,21 @@ def next_fire_times(
     return times
 
 
-def _firings(expr: str, start: datetime) -> Iterator[datetime]:
+def previous_fire_times(expr: str, time_zone: str, before: datetime, count: int) -> list[datetime]:
+    """Up to `count` firings strictly before `before`, newest first, in the schedule's zone."""
+    times: list[datetime] = []
+    for moment in _firings(expr, before.astimezone(ZoneInfo(time_zone)), backwards=True):
+        if len(times) == count:
+            break
+        times.append(moment)
+    return times
+
+
+def _firings(expr: str, start: datetime, *, backwards: bool = False) -> Iterator[datetime]:
     it = croniter(expr, start)
+    step = it.get_prev if backwards else it.get_next
     while True:
         try:
-            yield it.get_next(datetime)
+            yield step(datetime)
         except CroniterBadDateError:  # croniter found no date within its search horizon
             return

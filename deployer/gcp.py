@@ -344,6 +344,7 @@ class GoogleCloud:
             create_time=_time(job, "create_time"),
             start_time=_time(job, "start_time"),
             end_time=_time(job, "end_time"),
+            error=(job.error.message or None) if "error" in job else None,
             console_url=(
                 f"https://console.cloud.google.com/vertex-ai/locations/{self._settings.region}"
                 f"/pipelines/runs/{run_id}?project={self._settings.project}"

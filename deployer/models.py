@@ -215,6 +215,7 @@ class PipelineRun:
     start_time: datetime | None
     end_time: datetime | None
     console_url: str
+    error: str | None = None  # Vertex AI's error message of a failed run
 
 
 @dataclass(frozen=True)

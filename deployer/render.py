@@ -12,6 +12,7 @@ from vertex_cron_trigger.timefmt import format_rfc3339
 
 from .backfill import BackfillReport
 from .models import Action, Change, Kind, PipelineRun, Plan, ScheduleStatus
+from .status import Health
 
 _SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.UNCHANGED: "=", Action.DELETE: "-"}
 _MAX_VALUE_CHARS = 120
@@ -127,6 +128,42 @@ def backfill(report: BackfillReport, fmt: str) -> str:
     else:
         lines.append(f"Dry run: {len(report.firings)} fire times; nothing was requested.")
     return "\n".join(lines)
+
+
+def health(schedules: Sequence[Health], fmt: str) -> str:
+    """One line per schedule: state, next run, the recent firings as a strip, failures."""
+    if fmt == "json":
+        return _json([_health_dict(h) for h in schedules])
+    if not schedules:
+        return "No schedules managed by vertex-cron here."
+    width = max(len(h.firings) for h in schedules)
+    header = ("SCHEDULE", "STATE", "NEXT RUN", f"LAST {width}".ljust(width), "FAILING", "LAST ERROR")
+    rows = [
+        (
+            h.schedule,
+            h.state,
+            _when(h.next_run.astimezone(ZoneInfo(h.time_zone))) if h.next_run and h.state == "ENABLED" else "-",
+            h.strip or "-",
+            str(h.consecutive_failures),
+            _short(f"{h.last_error.name}: {h.last_error.error or h.last_error.state}") if h.last_error else "-",
+        )
+        for h in schedules
+    ]
+    legend = "oldest to newest: ✓ succeeded  ✗ failed or cancelled  ▸ running  · no run (missed or skipped)"
+    return f"{table(header, rows)}\n{legend}"
+
+
+def _health_dict(h: Health) -> dict[str, Any]:
+    return {
+        "schedule": h.schedule,
+        "state": h.state,
+        "next_run": format_rfc3339(h.next_run) if h.next_run else None,
+        "firings": [
+            {"logical_time": format_rfc3339(f.logical_time), "job": f.job_id, "state": f.state} for f in h.firings
+        ],
+        "consecutive_failures": h.consecutive_failures,
+        "last_error": {"job": h.last_error.name, "message": h.last_error.error} if h.last_error else None,
+    }
 
 
 def _change_dict(change: Change) -> dict[str, Any]:
