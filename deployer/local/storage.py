@@ -17,6 +17,9 @@ thin wrapper that makes it behave like GCS where vertex-cron depends on it:
   conditional ones need `optionsRequestedPolicyVersion=3`, as in GCS) and
   `GET /b/BUCKET/iam/testPermissions?permissions=..` answers from
   `storage.caller_permissions[BUCKET]` (what the anonymous caller holds); the package has neither.
+- Google's schema. Every JSON-API request is checked against the storage.v1 Discovery
+  document (emulator/discovery.py): what it does not allow is answered 400 `invalid`, and
+  every departure is kept in `storage.violations` (also in GET /_emulator/calls).
 - Faults. `storage.faults` is the same `FaultInjector` as the control-plane emulator's:
   the next N matching requests get a GCS-shaped error, or a delay ("slow reads"), or a
   reset connection. Also over HTTP: POST /_emulator/faults (JSON rule), DELETE clears.
@@ -48,6 +51,7 @@ from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from vertex_cron.local.emulator.background_server import BackgroundHTTPServer
+from vertex_cron.local.emulator.discovery import Violation, refusal, validator
 from vertex_cron.local.emulator.faults import FaultInjector
 
 log = logging.getLogger(__name__)
@@ -194,6 +198,12 @@ def _make_handler_class() -> Any:
                 if rule.status is not None:
                     self._send(rule.status, _gcs_error(rule.status, rule.message or f"Injected fault ({rule.status})."))
                     return
+            found = validator().check(method, path, query, body, self.headers.get("Content-Type") or "")
+            wrapper._record(found)
+            message = refusal(found)
+            if message is not None:
+                self._send(400, _gcs_error(400, message))
+                return
             with wrapper._lock:
                 try:
                     verdict = self._bucket_iam(method, path, query) or self._check(method, path, query, body)
@@ -360,7 +370,8 @@ def _make_handler_class() -> Any:
             elif what == "calls" and method == "GET":
                 with wrapper._lock:
                     calls = [{"method": m, "path": p} for m, p in wrapper.calls]
-                self._send(200, json.dumps({"calls": calls}).encode())
+                    violations = [v.to_json() for v in wrapper.violations]
+                self._send(200, json.dumps({"calls": calls, "violations": violations}).encode())
             else:
                 self._send(404, _gcs_error(404, f"Unknown control endpoint {method} {path}"))
 
@@ -390,6 +401,8 @@ class StorageEmulator:
         self.faults = FaultInjector()
         #: (method, path) of every request that reached the storage API
         self.calls: list[tuple[str, str]] = []
+        #: how those requests departed from the storage.v1 Discovery document
+        self.violations: list[Violation] = []
         self._lock = threading.RLock()
         self._resumable_conditions: dict[str, dict[str, int]] = {}
         #: bucket -> IAM bindings, and bucket -> permissions the caller holds (see the docstring)
@@ -409,6 +422,7 @@ class StorageEmulator:
             return
         from gcp_storage_emulator.storage import Storage
 
+        validator()  # load the Discovery documents before the first request
         if self._data_dir is None:
             self._storage = Storage(use_memory_fs=True, project_number=self._project_number)
         else:
@@ -433,6 +447,11 @@ class StorageEmulator:
     def _log_call(self, method: str, path: str) -> None:
         with self._lock:
             self.calls.append((method, path))
+
+    def _record(self, violations: list[Violation]) -> None:
+        if violations:
+            with self._lock:
+                self.violations.extend(violations)
 
     # -- direct access (no HTTP) ---------------------------------------------------------
 

@@ -4,7 +4,9 @@ One `Emulator` serves every Google control-plane API vertex-cron uses, on one po
 the real REST paths and JSON (see the service mixins). Control endpoints (never counted
 as API calls, never subject to faults or latency):
 
-    GET  /_emulator/calls    -> {"calls": [{"method", "path", "status"}...], "mutating": N}
+    GET  /_emulator/calls    -> {"calls": [{"method", "path", "status"}...], "mutating": N,
+                                 "violations": [...]}: departures from Google's Discovery
+                                 documents (discovery.py); the refused ones were answered 400
     POST /_emulator/reset    -> clears state, call log and faults
     POST /_emulator/faults   -> adds a fault rule (JSON as in faults.py); DELETE clears them
     GET  /_emulator/faults   -> the rules
@@ -40,6 +42,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from .background_server import BackgroundHTTPServer
 from .common import ApiError, deep, message_types, status_name_for_http
+from .discovery import Violation, refusal, validator
 from .faults import FaultInjector
 from .functions import FunctionsMixin
 from .iam import IamMixin
@@ -149,6 +152,7 @@ class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin, IamMixin, ResourceMa
         self.clock = clock
         self.faults = FaultInjector()
         self.calls: list[tuple[str, str, int]] = []
+        self.violations: list[Violation] = []  # every request is checked against Google's Discovery documents
         self.oidc_issuer: Any = None
         self.certs_max_age_seconds = 300
         self.on_function_deployed: Callable[[dict[str, Any], bytes], str] | None = None
@@ -191,6 +195,7 @@ class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin, IamMixin, ResourceMa
         if self._server is not None:
             return
         message_types()  # import the proto types before the first request
+        validator()  # and load the Discovery documents
         self._load()
         self._server = _Server((self._host, self._port), _Handler)
         self._server.emulator = self
@@ -260,8 +265,7 @@ class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin, IamMixin, ResourceMa
         with self._lock:
             self._state = _empty_state()
             self._touch()
-        with self._calls_lock:
-            self.calls.clear()
+        self.clear_calls()
         self.faults.clear()
         self._save()
 
@@ -275,6 +279,7 @@ class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin, IamMixin, ResourceMa
     def clear_calls(self) -> None:
         with self._calls_lock:
             self.calls.clear()
+            self.violations.clear()
 
     def _log_call(self, method: str, path: str, status: int) -> None:
         with self._calls_lock:
@@ -330,6 +335,7 @@ class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin, IamMixin, ResourceMa
                         f'Invalid JSON payload received. Unknown name "{unknown[0]}": Cannot bind query parameter. '
                         f"Field '{unknown[0]}' could not be found in request message.",
                     )
+                self._check_discovery(req, handler)
                 if body_type is not None:
                     from .common import parse_body
 
@@ -348,6 +354,20 @@ class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin, IamMixin, ResourceMa
             return _json_response(
                 500, {"error": {"code": 500, "message": f"Emulator internal error: {exc!r}", "status": "INTERNAL"}}
             )
+
+    def _check_discovery(self, req: Request, handler: Any) -> None:
+        """Record how the request departs from Google's Discovery documents; refuse what Google would."""
+        # Not Google API methods, so no document describes them: Google's OAuth2 signing keys
+        # and the signed Cloud Storage URL that generateUploadUrl hands out.
+        if handler in (self._certs, self._fn_upload_put):
+            return
+        found = validator().check(req.method, req.path, req.query, req.body, req.headers.get("content-type", ""))
+        if found:
+            with self._calls_lock:
+                self.violations.extend(found)
+        message = refusal(found)
+        if message is not None:
+            raise ApiError("INVALID_ARGUMENT", message)
 
     @staticmethod
     def _nested_param_ok(key: str, allowed: set[str]) -> bool:
@@ -369,7 +389,8 @@ class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin, IamMixin, ResourceMa
         if what == "calls" and req.method == "GET":
             with self._calls_lock:
                 calls = [{"method": m, "path": p, "status": s} for m, p, s in self.calls]
-            return _json_response(200, {"calls": calls, "mutating": self.mutating_calls()})
+                violations = [v.to_json() for v in self.violations]
+            return _json_response(200, {"calls": calls, "mutating": self.mutating_calls(), "violations": violations})
         if what == "calls" and req.method == "DELETE":
             self.clear_calls()
             return _json_response(200, {})
