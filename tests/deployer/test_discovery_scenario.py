@@ -1,13 +1,16 @@
 """A user's whole session on the local stack, every request checked against Google's
 Discovery documents: deploy, redeploy with changes, pause, resume, run, history,
-delete --purge, doctor, apply --prune, and the function's firings. The emulators check each
+delete --purge, doctor, apply --prune, the function's firings and the example Luigi DAG. The emulators check each
 request as it arrives (emulator/discovery.py); the session must leave zero violations,
 including those Google would silently ignore (output-only fields)."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,6 +101,19 @@ def test_a_full_session_sends_only_what_googles_discovery_documents_allow(
 
     vertex_cron(stack, "delete", "hourly-smoke", "nightly-training", "--purge")
     assert stack.emulator.scheduler_jobs() == []
+
+    # The Luigi task: the example DAG, run the way its docstring says.
+    luigi_env = {**os.environ, **stack.settings_env(), "PYTHONPATH": str(EXAMPLES)}
+    dag = subprocess.run(
+        [sys.executable, "-m", "luigi", "--module", "luigi_dag", "Publish", "--date", "2024-05-01"]
+        + ["--local-scheduler", "--workdir", str(tmp_path / "luigi"), "--TrainModel-poll-initial-seconds", "0.05"],
+        cwd=tmp_path,
+        env=luigi_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dag.returncode == 0 and ":)" in dag.stdout + dag.stderr, dag.stdout + dag.stderr
 
     control_plane = stack.emulator.violations
     storage = stack.storage.violations

@@ -57,6 +57,7 @@ def test_requests_as_the_documents_describe_them_pass():
     assert check("POST", f"/v1/{JOB}:pause", {}) == []
     assert check("POST", f"/v2/{PARENT}/functions", FUNCTION_BODY, functionId="vertex-cron-trigger") == []
     assert check("GET", f"/v1/{PARENT}/pipelineJobs", None, filter='labels.schedule="x"', pageSize="20") == []
+    assert check("GET", "/v1/projects/example.com:p/locations/us-central1/jobs") == []  # a domain-scoped project
 
 
 @pytest.mark.parametrize(
@@ -155,3 +156,31 @@ def test_the_storage_emulator_refuses_unknown_object_metadata(storage_emulator, 
     assert [v.where for v in storage_emulator.violations[before:]] == ["body.colour"]
     missing = requests.get(f"{storage_emulator.url}/storage/v1/b/{spec_bucket}/o/specs%2Fa.json")
     assert missing.status_code == 404
+
+
+def _enum_pairs():
+    from google.cloud import functions_v2, scheduler_v1
+
+    return [
+        ("cloudscheduler.v1", "HttpTarget", "httpMethod", scheduler_v1.HttpMethod),
+        ("cloudfunctions.v2", "Function", "environment", functions_v2.Environment),
+        ("cloudfunctions.v2", "ServiceConfig", "ingressSettings", functions_v2.ServiceConfig.IngressSettings),
+        ("cloudfunctions.v2", "ServiceConfig", "securityLevel", functions_v2.ServiceConfig.SecurityLevel),
+        (
+            "cloudfunctions.v2",
+            "ServiceConfig",
+            "vpcConnectorEgressSettings",
+            functions_v2.ServiceConfig.VpcConnectorEgressSettings,
+        ),
+    ]
+
+
+def test_an_enum_number_is_its_index_in_the_discovery_list_for_the_enums_we_send():
+    """Numeric enums are checked by their index in Discovery's list; that holds where the
+    proto numbers the values 0..n-1 in declaration order, as for every enum vertex-cron sends."""
+    from vertex_cron.local.emulator.discovery import document
+
+    for name, schema, field, proto_enum in _enum_pairs():
+        listed = document(name)["schemas"][schema]["properties"][field]["enum"]
+        by_number = [member.name for member in sorted(proto_enum, key=int)]
+        assert listed == by_number and [int(m) for m in proto_enum] == list(range(len(listed))), (schema, field)

@@ -107,11 +107,12 @@ class _Method:
 
     @property
     def schemas(self) -> Mapping[str, Any]:
-        return _document(self.document)["schemas"]
+        return document(self.document)["schemas"]
 
 
 @functools.cache
-def _document(name: str) -> dict[str, Any]:
+def document(name: str) -> dict[str, Any]:
+    """The Discovery document `name` (e.g. "cloudscheduler.v1") as google-api-python-client ships it."""
     text = files("googleapiclient").joinpath("discovery_cache", "documents", f"{name}.json").read_text("utf-8")
     doc: dict[str, Any] = json.loads(text)
     return doc
@@ -123,28 +124,34 @@ def _walk_methods(resource: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
         yield from _walk_methods(child)
 
 
-def _template(path: str, variable: str) -> tuple[re.Pattern[str], int]:
-    """A Discovery path template as a regex over the request path, each {x} matching `variable`."""
+def _template(path: str, *, last_is_resource_id: bool) -> tuple[re.Pattern[str], int]:
+    """A Discovery path template as a regex over the request path, each {x} one path segment.
+
+    A template that ends in a variable ends in a resource ID, which never holds the ":" that
+    starts a custom method (AIP-136), so `jobs/x:explode` is no `jobs/{jobsId}`. Earlier
+    segments may hold one (a domain-scoped project `example.com:p`), and so may the older
+    APIs' last variable (a Cloud Storage object name): `last_is_resource_id` says which.
+    """
     parts = re.split(r"\{\+?[^}]+\}", path)
-    pattern = variable.join(re.escape(part) for part in parts)
+    variables = ["[^/]+"] * (len(parts) - 1)
+    if variables and last_is_resource_id and parts[-1] == "":
+        variables[-1] = "[^/:]+"
+    pattern = re.escape(parts[0]) + "".join(v + re.escape(p) for v, p in zip(variables, parts[1:], strict=True))
     return re.compile(pattern), sum(len(part) for part in parts)
 
 
 def _methods_of(name: str) -> list[_Method]:
-    doc = _document(name)
+    doc = document(name)
     service_path = "/" + doc.get("servicePath", "")
     methods = []
     for spec in _walk_methods(doc):
-        # flatPath variables are resource IDs, which never hold the ":" of a custom method
-        # (AIP-136); the older APIs' path variables (a Cloud Storage object name) may.
-        variable = "[^/:]+" if "flatPath" in spec else "[^/]+"
         paths = [service_path + spec.get("flatPath", spec["path"])]
         upload = spec.get("mediaUpload", {}).get("protocols", {})
         paths += [protocol["path"] for protocol in upload.values()]
         if spec.get("useMediaDownloadService"):
             paths.append("/download" + service_path + spec["path"])
         for path in paths:
-            regex, specificity = _template(path, variable)
+            regex, specificity = _template(path, last_is_resource_id="flatPath" in spec)
             methods.append(
                 _Method(
                     document=name,
