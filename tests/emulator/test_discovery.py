@@ -58,6 +58,7 @@ def test_requests_as_the_documents_describe_them_pass():
     assert check("POST", f"/v2/{PARENT}/functions", FUNCTION_BODY, functionId="vertex-cron-trigger") == []
     assert check("GET", f"/v1/{PARENT}/pipelineJobs", None, filter='labels.schedule="x"', pageSize="20") == []
     assert check("GET", "/v1/projects/example.com:p/locations/us-central1/jobs") == []  # a domain-scoped project
+    assert check("PUT", "/upload/storage/v1/b/bk/o", None, uploadType="resumable", upload_id="s1") == []  # a chunk
 
 
 @pytest.mark.parametrize(

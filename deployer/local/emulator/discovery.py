@@ -46,14 +46,16 @@ DOCUMENTS = (
 # in the query string, with or without the "$" prefix where the table lists both.
 _SYSTEM_PARAMETERS = frozenset(
     {
-        "access_token", "$alt", "alt", "$.xgafv", "$callback", "callback", "$ct", "$fields", "fields",
-        "$httpMethod", "$key", "key", "$prettyPrint", "prettyPrint", "$quotaUser", "quotaUser",
-        "$userProject", "$outputDefaults", "$unique", "$requestReason",
+        "access_token", "oauth_token", "$alt", "alt", "$.xgafv", "$apiFormat", "$callback", "callback", "$ct",
+        "$fields", "fields", "$httpMethod", "$key", "$prettyPrint", "$quotaUser", "$userProject",
     }
 )  # fmt: skip
 # The generated REST clients ask for JSON with enums as numbers
 # (google/api_core/rest_helpers.py and each client's _compat.py: "$alt" = "json;enum-encoding=int").
-_ALT_VALUES = frozenset({"json", "json;enum-encoding=int", "media", "proto"})
+_ALT_VALUES = frozenset({"json", "json;enum-encoding=int", "media", "proto", "sse"})
+# A resumable upload's session URI is the upload path plus `upload_id`; its chunks are PUT there
+# (https://cloud.google.com/storage/docs/performing-resumable-uploads).
+_UPLOAD_SESSION = "upload_id"
 
 # google.protobuf.Duration in JSON (https://protobuf.dev/programming-guides/json/): seconds with
 # up to nine fractional digits and the suffix "s".
@@ -208,7 +210,10 @@ class DiscoveryValidator:
         matches = [m for m in self._methods if m.template.fullmatch(path)]
         if not matches:
             return [Violation(method, path, "path", "no method of the Discovery documents has this path")]
-        same_method = [m for m in matches if m.http_method == method]
+        session = _UPLOAD_SESSION in query
+        same_method = [
+            m for m in matches if m.http_method == method or (session and m.media_upload and method == "PUT")
+        ]
         if not same_method:
             allowed = ", ".join(sorted({m.http_method for m in matches}))
             return [Violation(method, path, "method", f"this path takes {allowed} in the Discovery documents")]
@@ -255,7 +260,7 @@ class _Check:
                     if value not in _ALT_VALUES:
                         self._add(where, f'"{value}" is not a response format Google APIs accept')
                 continue
-            if name in _SYSTEM_PARAMETERS:
+            if name in _SYSTEM_PARAMETERS or (name == _UPLOAD_SESSION and self.method.media_upload):
                 continue
             spec = params.get(name)
             if spec is None or spec.get("location") != "query":
@@ -332,7 +337,7 @@ class _Check:
     def _upload_body(self, query: Mapping[str, list[str]], body: bytes, content_type: str) -> None:
         """Media uploads: only multipart and resumable initiations carry JSON metadata."""
         upload_type = (query.get("uploadType") or [""])[0]
-        if "upload_id" in query or upload_type == "media":
+        if _UPLOAD_SESSION in query or upload_type == "media":
             return
         if upload_type == "multipart":
             metadata = _first_part(content_type, body)
