@@ -104,6 +104,12 @@ def test_update_mask_paths_must_name_fields_of_the_resource():
     (violation,) = check("PATCH", f"/v1/{JOB}", JOB_BODY, updateMask="schedule,httpTarget.bogus")
     assert violation.where == "query.updateMask" and "httpTarget.bogus" in violation.problem and violation.refused
     assert check("PATCH", f"/v2/{PARENT}/functions/f", FUNCTION_BODY, updateMask="labels.team") == []  # a map key
+    assert check("PATCH", f"/v1/{JOB}", JOB_BODY, updateMask="time_zone,http_target.uri") == []  # proto names
+
+
+def test_body_fields_must_use_the_documents_json_names():
+    (violation,) = check("POST", f"/v1/{PARENT}/jobs", job_with(time_zone="UTC"))
+    assert violation.where == "body.time_zone" and violation.refused
 
 
 def test_output_only_fields_are_recorded_but_not_refused():

@@ -30,6 +30,8 @@ from email.parser import BytesParser
 from importlib.resources import files
 from typing import Any
 
+from .common import camel
+
 # The documents of every API the emulators serve, by Discovery name.
 DOCUMENTS = (
     "aiplatform.v1",
@@ -311,7 +313,7 @@ class _Check:
         for index, segment in enumerate(segments):
             node = self._resolve(node)
             props = node.get("properties") or {}
-            prop = props.get(segment) or props.get(_camel(segment))
+            prop = props.get(segment) or props.get(camel(segment))
             if prop is None:
                 if node.get("additionalProperties") is not None and index == len(segments) - 1:
                     return  # a map key (AIP-161)
@@ -462,10 +464,6 @@ def _first_part(content_type: str, body: bytes) -> bytes | None:
 def _enum_index(text: str, values: list[str]) -> bool:
     """`enum-encoding=int`: an enum sent as its number. Discovery lists the values in proto order from 0."""
     return text.isdigit() and int(text) < len(values)
-
-
-def _camel(name: str) -> str:
-    return re.sub(r"_([a-z0-9])", lambda m: m.group(1).upper(), name)
 
 
 def _is_base64(text: str) -> bool:
