@@ -1,6 +1,7 @@
 """A user's whole session on the local stack, every request checked against Google's
-Discovery documents: deploy, redeploy with changes, pause, resume, run, history,
-delete --purge, doctor, apply --prune, the function's firings and the example Luigi DAG. The emulators check each
+Discovery documents: deploy, redeploy with changes, pause, resume, run, history, status,
+backfill, delete --purge, doctor, apply --prune, the function's firings and the example
+Luigi DAG. The emulators check each
 request as it arrives (emulator/discovery.py); the session must leave zero violations,
 including those Google would silently ignore (output-only fields)."""
 
@@ -12,7 +13,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,17 @@ def test_a_full_session_sends_only_what_googles_discovery_documents_allow(
         return runs if len(runs) >= 2 else None
 
     wait_until(two_runs, "the scheduled and the forced PipelineJob")
+    vertex_cron(stack, "status", "nightly")
+    week_ago, hour_ago = datetime.now(UTC) - timedelta(days=7), datetime.now(UTC) - timedelta(hours=1)
+    vertex_cron(
+        stack,
+        "backfill",
+        "nightly",
+        "--from",
+        f"{week_ago:%Y-%m-%dT%H:%M:%SZ}",
+        "--to",
+        f"{hour_ago:%Y-%m-%dT%H:%M:%SZ}",
+    )
     vertex_cron(stack, "doctor")
 
     # apply --prune: the example file's two schedules replace `nightly`.

@@ -39,6 +39,7 @@ DOCUMENTS = (
     "cloudresourcemanager.v3",
     "cloudscheduler.v1",
     "iam.v1",
+    "iamcredentials.v1",
     "run.v2",
     "serviceusage.v1",
     "storage.v1",
