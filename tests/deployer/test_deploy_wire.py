@@ -99,9 +99,10 @@ def test_first_deploy_wires_scheduler_to_the_function_and_a_second_makes_no_muta
     assert function.service_config.available_memory == "256M"
 
     job = clients.jobs()["vertex-cron-nightly"]
-    assert job.http_target.uri == url
+    assert job.http_target.uri == f"{url}/"  # as Cloud Scheduler stores it
     assert job.http_target.oidc_token.service_account_email == SCHEDULER_SA
-    assert job.http_target.oidc_token.audience == url
+    # One explicit audience on both sides, not Scheduler's default (the stored URI).
+    assert job.http_target.oidc_token.audience == url == env["VERTEX_CRON_AUDIENCE"]
     assert job.description == "managed-by=vertex-cron"
     assert job.attempt_deadline.total_seconds() == 240 >= function.service_config.timeout_seconds
     body = json.loads(job.http_target.body)
