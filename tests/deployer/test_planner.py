@@ -421,3 +421,16 @@ def test_a_function_that_lost_its_audience_gets_it_back_with_no_build(make_desir
 
     assert [(d.field, d.new) for d in change.diffs] == [(f"{ENV}.VERTEX_CRON_AUDIENCE", URL)]
     assert not planner.needs_build(change)
+
+
+def test_a_function_whose_build_failed_is_rebuilt_then_given_its_url_as_audience(make_desired):
+    wanted = make_desired()
+    converged = _converged(wanted)
+    failed = ObservedFunction(wanted.function.name, {**converged.function.fields, "state": "FAILED"}, "", "")
+    observed = Observed(converged.spec_generations, failed, None, converged.jobs)
+
+    rebuild, audience = _by_kind(planner.plan(wanted, observed, now=NOW), Kind.FUNCTION)
+
+    assert planner.needs_build(rebuild)
+    assert f"{ENV}.VERTEX_CRON_AUDIENCE" not in [d.field for d in rebuild.diffs]  # kept until the URL is known
+    assert [(d.field, d.new) for d in audience.diffs] == [(f"{ENV}.VERTEX_CRON_AUDIENCE", Pending("function URL"))]
