@@ -64,6 +64,8 @@ RETRY = {
 # own timeout plus a minute for a cold start, so Scheduler never gives up on an attempt the
 # function is still completing (a retry would be a duplicate, but a needless one).
 ATTEMPT_DEADLINE = f"{TIMEOUT_SECONDS + 60}s"
+# The function's accepted token audiences (ARCHITECTURE "The function's contract").
+AUDIENCE_VARIABLE = "VERTEX_CRON_AUDIENCE"
 # The widest generation GCS can return (int64), for sizing the body before the upload.
 _WIDEST_GENERATION = "9" * 19
 
@@ -134,6 +136,22 @@ def build(
 
 def invoker_member(email: str) -> str:
     return f"serviceAccount:{email}"
+
+
+def with_audience(function: DesiredFunction, url: str | Pending) -> DesiredFunction:
+    """`function` that accepts ID tokens whose audience is its URL `url`, the audience every
+    job's OIDC token carries (job_fields): one explicit value on both sides, so neither
+    depends on Scheduler's default audience (the job's URI, which it stores in its own form).
+    Before the function serves, its URL is Pending and the variable is left out: it is
+    created without it and given it right after (planner.plan)."""
+    fields = dict(function.fields)
+    environment = dict(fields["service_config.environment_variables"])
+    if isinstance(url, Pending):
+        environment.pop(AUDIENCE_VARIABLE, None)
+    else:
+        environment[AUDIENCE_VARIABLE] = url
+    fields["service_config.environment_variables"] = environment
+    return dataclasses.replace(function, fields=fields)
 
 
 def with_invokers(desired: Desired, emails: Iterable[str]) -> Desired:

@@ -2,17 +2,19 @@
 
 Only changes that are not `unchanged` cause calls, so an unchanged plan makes no mutating
 call. Values the plan could not know (a new spec generation, a new function's URL) are
-taken from the steps that produce them. Every step is idempotent, so after a failure half
-way a re-run converges.
+taken from the steps that produce them: a function created without its URL as its
+audience gets it from the plan's second function change. Every step is idempotent, so
+after a failure half way a re-run converges.
 """
 
 from __future__ import annotations
 
+from . import desired as desired_state
 from .desired import job_fields
 from .errors import DeployError
 from .gcp import GoogleCloud
 from .models import Action, Change, Desired, Kind, Observed, ObservedFunction, Plan
-from .planner import needs_build, update_mask
+from .planner import function_url, needs_build, update_mask
 from .progress import Progress
 
 
@@ -31,7 +33,8 @@ def execute(plan: Plan, desired: Desired, observed: Observed, cloud: GoogleCloud
             build = needs_build(change)
             progress.step(f"{_verb(change)} function {_short(change.name)}{' (building)' if build else ''}")
             mask = None if change.action is Action.CREATE else update_mask(change)
-            function = cloud.deploy_function(desired.function, mask=mask, build=build, tick=progress.tick)
+            wanted = desired_state.with_audience(desired.function, function_url(function))
+            function = cloud.deploy_function(wanted, mask=mask, build=build, tick=progress.tick)
         elif change.kind is Kind.INVOKER:
             service = _require_service(function)
             members = ", ".join(desired.invoker_members)

@@ -14,6 +14,15 @@ roles are left alone. So after the scheduler SA is rotated, the old one keeps in
 for the jobs not yet redeployed, and goes with the last of them (a job rewritten by the
 same apply switches to the new SA moments after the invoker update; a firing in between
 is refused and retried by Scheduler). `with_invokers` computes that set.
+
+Comparisons are made in the servers' normal form (normal_form.py): what vertex-cron would
+send and what it reads back are both normalized, field by field, before they are compared,
+so a field the server stores in its own way is not a change.
+
+The function's audience. Every job's OIDC token carries the function's URL as its audience,
+and the function's VERTEX_CRON_AUDIENCE names that same URL. A function that does not
+serve yet has no URL: it is created (or rebuilt) without the variable, then updated with
+it as a second function change, before any job is written.
 """
 
 from __future__ import annotations
@@ -24,9 +33,9 @@ from typing import Any
 
 from vertex_cron_trigger.timefmt import parse_rfc3339
 
-from . import cronexpr
+from . import cronexpr, normal_form
 from . import desired as desired_state
-from .desired import job_fields, schedule_of
+from .desired import AUDIENCE_VARIABLE, job_fields, schedule_of
 from .models import (
     INVOKER_ROLE,
     MANAGED_BY,
@@ -46,8 +55,8 @@ from .models import (
     StoredSpec,
 )
 
-# Maps the service adds its own entries to (Cloud Functions adds LOG_EXECUTION_ID, Scheduler
-# may add headers): only the keys vertex-cron sets count, plus stale VERTEX_CRON_* variables.
+# Maps others may add entries to (by hand, or a server's own entries normal_form does not
+# know of): only the keys vertex-cron sets count, plus stale VERTEX_CRON_* variables.
 _OPEN_MAPS = frozenset({"labels", "http_target.headers", "service_config.environment_variables"})
 _OWNED_PREFIX = "VERTEX_CRON_"
 OIDC_EMAIL = "http_target.oidc_token.service_account_email"
@@ -73,9 +82,9 @@ def plan(desired: Desired, observed: Observed, *, now: datetime) -> Plan:
         Change(Kind.SPEC, spec.object_name, _exists(observed.spec_generations.get(spec.object_name)))
         for spec in desired.specs
     ]
-    changes.append(_function_change(desired, observed.function))
+    url = function_url(observed.function)
+    changes.extend(_function_changes(desired, observed.function, url))
     changes.append(_invoker_change(desired, observed.invoker_members))
-    url: str | Pending = observed.function.uri if observed.function else Pending("function URL")
     for job in desired.jobs:
         generation = observed.spec_generations.get(job.spec_object)
         spec_uri = job.body["spec_uri"] + f"#{generation}" if generation else Pending("spec generation")
@@ -135,6 +144,11 @@ def next_runs(desired: Desired, now: datetime, count: int = 3) -> Iterable[NextR
         yield NextRuns(job.schedule, job.time_zone, tuple(times))
 
 
+def function_url(function: ObservedFunction | None) -> str | Pending:
+    """The URL the function serves at: the jobs' target and their tokens' audience."""
+    return function.uri if function and function.uri else Pending("function URL")
+
+
 def update_mask(change: Change) -> list[str]:
     """Top-level fields of what differs; the update sends each of them whole."""
     return sorted({diff.field.split(".", 1)[0] for diff in change.diffs})
@@ -148,14 +162,34 @@ def _exists(generation: int | None) -> Action:
     return Action.CREATE if generation is None else Action.UNCHANGED
 
 
-def _function_change(desired: Desired, function: ObservedFunction | None) -> Change:
-    change = _upsert(Kind.FUNCTION, desired.function.name, desired.function.fields, function)
+def _function_changes(desired: Desired, function: ObservedFunction | None, url: str | Pending) -> list[Change]:
+    """The function's change, then, while it has no URL, the update that gives it its audience."""
+    wanted = desired_state.with_audience(desired.function, url).fields
+    if isinstance(url, Pending) and function is not None:
+        wanted = _keeping_audience(wanted, function)  # not known yet: set by the second change
+    changes = [_function_change(desired, wanted, function)]
+    if isinstance(url, Pending):
+        audience = f"service_config.environment_variables.{AUDIENCE_VARIABLE}"
+        changes.append(Change(Kind.FUNCTION, desired.function.name, Action.UPDATE, (FieldChange(audience, None, url),)))
+    return changes
+
+
+def _keeping_audience(wanted: Mapping[str, Any], function: ObservedFunction) -> dict[str, Any]:
+    environment = "service_config.environment_variables"
+    current = (function.fields.get(environment) or {}).get(AUDIENCE_VARIABLE)
+    if current is None:
+        return dict(wanted)
+    return {**wanted, environment: {**wanted[environment], AUDIENCE_VARIABLE: current}}
+
+
+def _function_change(desired: Desired, wanted: Mapping[str, Any], function: ObservedFunction | None) -> Change:
+    change = _upsert(Kind.FUNCTION, desired.function.name, wanted, function)
     if function is None or function.fields.get("state") != "FAILED" or needs_build(change):
         return change
     # A failed build leaves the function holding the wanted settings but serving nothing
     # (no Cloud Run service): only building its source again repairs it.
     source = "build_config.source"
-    rebuild = FieldChange(source, f"{function.fields.get(source)} (build failed)", desired.function.fields[source])
+    rebuild = FieldChange(source, f"{function.fields.get(source)} (build failed)", wanted[source])
     return Change(Kind.FUNCTION, change.name, Action.UPDATE, (*change.diffs, rebuild))
 
 
@@ -166,7 +200,7 @@ def _invoker_change(desired: Desired, members: frozenset[str] | None) -> Change:
     name = desired.function.name
     if members is None:
         return Change(Kind.INVOKER, name, Action.CREATE, (FieldChange(INVOKER_ROLE, None, wanted),))
-    if set(members) == set(wanted):
+    if {normal_form.member(m) for m in members} == {normal_form.member(m) for m in wanted}:
         return Change(Kind.INVOKER, name, Action.UNCHANGED)
     return Change(Kind.INVOKER, name, Action.UPDATE, (FieldChange(INVOKER_ROLE, sorted(members), wanted),))
 
@@ -181,29 +215,39 @@ def _upsert(
 
 
 def _diff(wanted: Mapping[str, Any], observed: Mapping[str, Any]) -> Iterable[FieldChange]:
+    """The fields whose wanted value differs from the observed one in the server's normal
+    form; a change shows both values as they are."""
     for field, value in wanted.items():
         current = observed.get(field)
         if isinstance(value, Mapping):
             yield from _diff_map(field, value, current if isinstance(current, Mapping) else {})
-        elif isinstance(value, Pending) or value != current:
+        elif isinstance(value, Pending) or _normal(field, value) != _normal(field, current):
             yield FieldChange(field, current, value)
 
 
 def _diff_map(field: str, wanted: Mapping[str, Any], observed: Mapping[str, Any]) -> Iterable[FieldChange]:
-    keys = set(wanted)
+    normal_wanted, normal_observed = _normal(field, wanted), _normal(field, observed)
+    keys = set(normal_wanted)
     if field in _OPEN_MAPS:
-        keys |= {key for key in observed if key.startswith(_OWNED_PREFIX)}
+        keys |= {key for key in normal_observed if key.startswith(_OWNED_PREFIX)}
     else:
-        keys |= set(observed)
+        keys |= set(normal_observed)
     for key in sorted(keys):
-        value, current = wanted.get(key), observed.get(key)
-        if isinstance(value, Pending) or value != current:
-            yield FieldChange(f"{field}.{key}", current, value)
+        value = wanted.get(key)
+        if isinstance(value, Pending) or normal_wanted.get(key) != normal_observed.get(key):
+            yield FieldChange(f"{field}.{key}", observed.get(key), value)
+
+
+def _normal(field: str, value: Any) -> Any:
+    return normal_form.normalize(field, value)
 
 
 def _calls(job: ObservedJob, function: ObservedFunction | None) -> bool:
     """Whether `job` fires at `function` (a function not yet serving has no URL to match)."""
-    return bool(function and function.uri) and job.fields.get("http_target.uri") == function.uri
+    if function is None or not function.uri:
+        return False
+    uri = "http_target.uri"
+    return _normal(uri, job.fields.get(uri)) == _normal(uri, function.uri)
 
 
 def _purgeable(spec: StoredSpec, location: str) -> bool:

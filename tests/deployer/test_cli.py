@@ -114,6 +114,7 @@ def test_dry_run_on_an_empty_project_plans_everything_and_changes_nothing(
     assert [(c["kind"], c["action"]) for c in plan["changes"]] == [
         ("spec", "create"),
         ("function", "create"),
+        ("function", "update"),  # its URL as its audience, once it has one
         ("invoker", "create"),
         ("job", "create"),
     ]

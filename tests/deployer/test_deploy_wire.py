@@ -99,9 +99,10 @@ def test_first_deploy_wires_scheduler_to_the_function_and_a_second_makes_no_muta
     assert function.service_config.available_memory == "256M"
 
     job = clients.jobs()["vertex-cron-nightly"]
-    assert job.http_target.uri == url
+    assert job.http_target.uri == f"{url}/"  # as Cloud Scheduler stores it
     assert job.http_target.oidc_token.service_account_email == SCHEDULER_SA
-    assert job.http_target.oidc_token.audience == url
+    # One explicit audience on both sides, not Scheduler's default (the stored URI).
+    assert job.http_target.oidc_token.audience == url == env["VERTEX_CRON_AUDIENCE"]
     assert job.description == "managed-by=vertex-cron"
     assert job.attempt_deadline.total_seconds() == 240 >= function.service_config.timeout_seconds
     body = json.loads(job.http_target.body)
@@ -408,3 +409,90 @@ def test_pause_resume_run_and_describe_leave_a_job_vertex_cron_did_not_create_al
         ), command
     assert writes(emulator) == []
     assert clients.jobs()["vertex-cron-theirs"].state == scheduler_v1.Job.State.ENABLED
+
+
+# -- against servers that store fields in their own normal form (docs/fidelity.md) ----------
+
+
+def test_a_no_op_apply_of_50_schedules_makes_no_mutating_call(run_cli, emulator, clients, example_json, tmp_path):
+    (tmp_path / "pipeline.json").write_bytes(example_json.read_bytes())
+    entries = "".join(
+        f"  - {{name: s{n:02d}, spec: pipeline.json, cron: '{n} 3 * * *', time_zone: Europe/Paris,"
+        f" parameters: {{run_date: '{{{{schedule_time:%Y-%m-%d}}}}', sample_rows: {n}}}}}\n"
+        for n in range(50)
+    )
+    (tmp_path / "schedules.yaml").write_text(f"schedules:\n{entries}")
+    run_cli("apply", "-f", "schedules.yaml")
+    assert len(clients.jobs()) == 50
+    assert all(job.http_target.uri.endswith(".run.app/") for job in clients.jobs().values())  # stored with a /
+    emulator.clear_calls()
+
+    again = run_cli("apply", "-f", "schedules.yaml")
+
+    assert emulator.mutating_calls() == 0
+    assert again.stdout.startswith("Up to date: nothing to change")
+
+
+def test_deleting_one_of_two_schedules_keeps_the_function_the_other_calls(run_cli, emulator, clients, example_json):
+    deploy(run_cli, example_json)
+    deploy(run_cli, example_json, name="weekly")
+    service, before = _invoker_policy(clients)
+
+    result = run_cli("delete", "nightly", "--format", "json")
+
+    assert [(c["kind"], c["action"]) for c in json.loads(result.stdout)["changes"]] == [("job", "delete")]
+    assert list(clients.jobs()) == ["vertex-cron-weekly"]
+    assert [f.name for f in clients.functions.list_functions(parent=PARENT)] == [FUNCTION]
+    assert _invoker_policy(clients) == (service, before)
+
+
+def test_a_first_deploy_uploads_the_source_once_then_gives_the_function_its_url_as_audience(
+    run_cli, emulator, clients, example_json
+):
+    deploy(run_cli, example_json)
+
+    function_writes = [m for m, p in writes(emulator) if "/functions" in p or "gcf-v2-uploads" in p]
+    # generateUploadUrl, the zip, create; then, its URL known, the environment update.
+    assert function_writes == ["POST", "PUT", "POST", "PATCH"]
+    function = clients.functions.get_function(name=FUNCTION)
+    job = clients.jobs()["vertex-cron-nightly"]
+    assert function.service_config.environment_variables["VERTEX_CRON_AUDIENCE"] == job.http_target.oidc_token.audience
+    assert function.service_config.uri == job.http_target.oidc_token.audience
+
+
+@pytest.fixture
+def local_stack(tmp_path, monkeypatch):
+    from vertex_cron.local.stack import LocalStack
+
+    monkeypatch.chdir(tmp_path)  # no vertex-cron.toml of this checkout applies
+    for name in ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT", "VERTEX_CRON_PROJECT", "VERTEX_CRON_BUILD_SA"):
+        monkeypatch.delenv(name, raising=False)
+    # Retry backoffs pass 60 times faster; the jobs fire once a year, so only when delivered.
+    with LocalStack(time_scale=60) as stack:
+        yield stack
+
+
+def test_after_a_scheduler_sa_rotation_jobs_still_on_the_old_sa_keep_firing(local_stack, example_json):
+    from datetime import UTC, datetime
+
+    stack = local_stack
+    serve = stack.emulator.on_function_deployed
+    # A URL of Cloud Run's form, with an empty path (the local runner's ends in "/").
+    stack.emulator.on_function_deployed = lambda function, source: serve(function, source).rstrip("/")
+    new_sa = f"vc-scheduler-2@{stack.project}.iam.gserviceaccount.com"
+    env = {**stack.settings_env(), "VERTEX_CRON_POLL_SECONDS": "0.05"}
+
+    def vertex_cron(*args):
+        result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+
+    for name in ("nightly", "weekly"):
+        vertex_cron("deploy", name, "--spec", str(example_json), "--cron", "0 3 1 1 *", "--param", "run_date=x")
+    vertex_cron("deploy", "weekly", "--spec", str(example_json), "--cron", "0 3 1 1 *", "--param", "run_date=x",
+                "--scheduler-sa", new_sa)  # fmt: skip
+
+    for name, email in (("nightly", stack.scheduler_sa), ("weekly", new_sa)):
+        (job,) = [j for j in stack.emulator.scheduler_jobs() if j["name"].endswith(f"/vertex-cron-{name}")]
+        assert job["httpTarget"]["oidcToken"]["serviceAccountEmail"] == email
+        firing = stack.scheduler.deliver(job["name"], datetime(2026, 1, 1, 3, tzinfo=UTC))
+        assert [a.status_code for a in firing.attempts] == [200], (name, firing.final.body)

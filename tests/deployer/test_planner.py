@@ -22,6 +22,7 @@ from vertex_cron.models import (
 _SPEC = Path(__file__).resolve().parents[2] / "examples" / "pipeline.json"
 NOW = datetime(2024, 3, 30, 12, 0, tzinfo=UTC)
 URL = "https://vertex-cron-trigger-abc-ew.a.run.app"
+ENV = "service_config.environment_variables"
 SERVICE = "projects/demo-project/locations/europe-west1/services/vertex-cron-trigger"
 
 
@@ -43,7 +44,7 @@ def make_desired(make_settings, source):
 
 def _converged(wanted, *, generation=7):
     """What the cloud holds right after `wanted` was applied."""
-    function = ObservedFunction(wanted.function.name, dict(wanted.function.fields), URL, SERVICE)
+    function = ObservedFunction(wanted.function.name, desired.with_audience(wanted.function, URL).fields, URL, SERVICE)
     jobs = {
         job.name: ObservedJob(
             job.name, desired.job_fields(job, spec_uri=f"{job.body['spec_uri']}#{generation}", url=URL)
@@ -71,13 +72,19 @@ def test_nothing_exists_so_everything_is_created_with_values_known_later_marked_
     assert [(c.kind, c.action) for c in plan.changes] == [
         (Kind.SPEC, Action.CREATE),
         (Kind.FUNCTION, Action.CREATE),
+        (Kind.FUNCTION, Action.UPDATE),  # its URL as its audience, once it has one
         (Kind.INVOKER, Action.CREATE),
         (Kind.JOB, Action.CREATE),
     ]
     job_fields = dict((d.field, d.new) for d in _by_kind(plan, Kind.JOB)[0].diffs)
     assert job_fields["http_target.uri"] == Pending("function URL")
+    assert job_fields["http_target.oidc_token.audience"] == Pending("function URL")
     assert job_fields["http_target.body"]["spec_uri"] == Pending("spec generation")
-    assert planner.needs_build(_by_kind(plan, Kind.FUNCTION)[0])
+    create, audience = _by_kind(plan, Kind.FUNCTION)
+    assert planner.needs_build(create)
+    assert "VERTEX_CRON_AUDIENCE" not in dict((d.field, d.new) for d in create.diffs)[ENV]
+    assert [(d.field, d.new) for d in audience.diffs] == [(f"{ENV}.VERTEX_CRON_AUDIENCE", Pending("function URL"))]
+    assert planner.update_mask(audience) == ["service_config"] and not planner.needs_build(audience)
 
 
 def test_a_converged_cloud_plans_no_mutation(make_desired):
@@ -122,7 +129,7 @@ def test_a_changed_setting_updates_only_that_field_without_a_build(make_desired)
 def test_a_stale_contract_variable_is_removed(make_desired):
     wanted = make_desired()
     observed = _converged(wanted)
-    env = {**observed.function.fields["service_config.environment_variables"], "VERTEX_CRON_AUDIENCE": "x"}
+    env = {**observed.function.fields["service_config.environment_variables"], "VERTEX_CRON_RETIRED": "x"}
     fields = {**observed.function.fields, "service_config.environment_variables": env}
     observed = Observed(
         observed.spec_generations,
@@ -133,7 +140,7 @@ def test_a_stale_contract_variable_is_removed(make_desired):
 
     (change,) = planner.plan(wanted, observed, now=NOW).mutations
     assert [(d.field, d.new) for d in change.diffs] == [
-        ("service_config.environment_variables.VERTEX_CRON_AUDIENCE", None)
+        ("service_config.environment_variables.VERTEX_CRON_RETIRED", None)
     ]
 
 
@@ -339,10 +346,91 @@ def test_jobs_that_apply_prune_deletes_do_not_keep_their_sa_an_invoker(make_desi
 def test_the_planned_function_sets_its_timeout_and_memory(make_desired):
     empty = Observed({}, None, None, {})
     plan = planner.plan(make_desired(), empty, now=NOW)
-    (function,) = _by_kind(plan, Kind.FUNCTION)
+    function, _ = _by_kind(plan, Kind.FUNCTION)
     fields = {d.field: d.new for d in function.diffs}
     assert fields["service_config.timeout_seconds"] == desired.TIMEOUT_SECONDS == 180
     assert fields["service_config.available_memory"] == "256M"
     (job,) = _by_kind(plan, Kind.JOB)
     deadline = {d.field: d.new for d in job.diffs}["attempt_deadline"]
     assert int(deadline.removesuffix("s")) >= desired.TIMEOUT_SECONDS
+
+
+def _as_a_normalizing_server_stores(observed):
+    """`observed` as Cloud Scheduler, Cloud Functions and IAM return it (docs/fidelity.md):
+    "/" after an empty URI path, Scheduler's own headers, LOG_EXECUTION_ID, a Duration
+    printed with fractional digits."""
+    jobs = {}
+    for name, job in observed.jobs.items():
+        fields = dict(job.fields)
+        fields["http_target.uri"] += "/"
+        fields["http_target.headers"] = {
+            **fields.get("http_target.headers", {}),
+            "User-Agent": "Google-Cloud-Scheduler",
+            "X-Google-Trace": "1",
+        }
+        if "retry_config.min_backoff_duration" in fields:
+            fields["retry_config.min_backoff_duration"] = "30.000s"
+        jobs[name] = ObservedJob(name, fields)
+    function_fields = {
+        **observed.function.fields,
+        ENV: {**observed.function.fields[ENV], "LOG_EXECUTION_ID": "true"},
+    }
+    return Observed(
+        observed.spec_generations,
+        ObservedFunction(observed.function.name, function_fields, URL, SERVICE),
+        observed.invoker_members,
+        jobs,
+    )
+
+
+def test_what_a_normalizing_server_reads_back_is_no_change(make_desired):
+    wanted = make_desired()
+    observed = _as_a_normalizing_server_stores(_converged(wanted))
+
+    plan = planner.plan(planner.with_invokers(wanted, observed), observed, now=NOW)
+
+    assert plan.mutations == ()
+
+
+def test_a_job_whose_stored_uri_gained_a_slash_still_calls_the_function(make_desired):
+    wanted = make_desired()
+    observed = _as_a_normalizing_server_stores(
+        _with_jobs(_converged(wanted), _other_job("hourly", email=OLD_SCHEDULER))
+    )
+
+    kept = planner.plan_delete([wanted.jobs[0].name], observed.jobs, function=observed.function)
+    assert [c.kind for c in kept.changes] == [Kind.JOB]  # hourly still calls the function
+    assert planner.with_invokers(wanted, observed).invoker_members == (
+        f"serviceAccount:{OLD_SCHEDULER}",
+        f"serviceAccount:{SCHEDULER}",
+    )
+
+
+def test_a_function_that_lost_its_audience_gets_it_back_with_no_build(make_desired):
+    wanted = make_desired()
+    observed = _converged(wanted)
+    env = {k: v for k, v in observed.function.fields[ENV].items() if k != "VERTEX_CRON_AUDIENCE"}
+    observed = Observed(
+        observed.spec_generations,
+        ObservedFunction(observed.function.name, {**observed.function.fields, ENV: env}, URL, SERVICE),
+        observed.invoker_members,
+        observed.jobs,
+    )
+
+    (change,) = planner.plan(wanted, observed, now=NOW).mutations
+
+    assert [(d.field, d.new) for d in change.diffs] == [(f"{ENV}.VERTEX_CRON_AUDIENCE", URL)]
+    assert not planner.needs_build(change)
+
+
+def test_a_function_whose_build_failed_is_rebuilt_then_given_its_url_as_audience(make_desired):
+    wanted = make_desired()
+    converged = _converged(wanted)
+    failed = ObservedFunction(wanted.function.name, {**converged.function.fields, "state": "FAILED"}, "", "")
+    observed = Observed(converged.spec_generations, failed, None, converged.jobs)
+
+    rebuild, audience = _by_kind(planner.plan(wanted, observed, now=NOW), Kind.FUNCTION)
+
+    assert planner.needs_build(rebuild)
+    assert f"{ENV}.VERTEX_CRON_AUDIENCE" not in [d.field for d in rebuild.diffs]  # kept until the URL is known
+    assert [(d.field, d.new) for d in audience.diffs] == [(f"{ENV}.VERTEX_CRON_AUDIENCE", Pending("function URL"))]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 
 import pytest
@@ -203,3 +204,30 @@ def test_mutating_calls_count(fclient, emulator):
     assert emulator.mutating_calls() == 0
     calls = requests.get(emulator.url + "/_emulator/calls").json()
     assert calls["mutating"] == 0 and calls["calls"][0]["method"] == "GET"
+
+
+def test_a_deployed_function_is_read_back_with_the_servers_defaults(fclient, rclient):
+    fn = deploy(fclient, environment_variables={"VERTEX_CRON_PROJECT": "demo-project"}).result(polling=FAST)
+
+    assert fn.service_config.environment_variables["LOG_EXECUTION_ID"] == "true"
+    assert fn.service_config.timeout_seconds == 60 and fn.service_config.available_memory == "256M"
+    assert fn.build_config.source.storage_source.generation  # the generation built
+    service = rclient.get_service(name=SVC)
+    # Both URL forms: the deterministic https://SERVICE-PROJECT_NUMBER.REGION.run.app and the uri.
+    (deterministic,) = [u for u in service.urls if u != service.uri]
+    assert re.fullmatch(r"https://vertex-cron-trigger-\d{12}\.us-central1\.run\.app", deterministic)
+    assert service.uri in service.urls
+
+
+def test_iam_stores_member_emails_in_lower_case(fclient, rclient):
+    deploy(fclient).result(polling=FAST)
+    policy = rclient.get_iam_policy(request={"resource": SVC})
+    policy.bindings.add(role="roles/run.invoker", members=["serviceAccount:Sched@Demo-Project.iam.gserviceaccount.com"])
+    policy.bindings.add(role="roles/run.viewer", members=["allUsers"])
+
+    stored = rclient.set_iam_policy(request={"resource": SVC, "policy": policy})
+
+    assert {b.role: list(b.members) for b in stored.bindings} == {
+        "roles/run.invoker": ["serviceAccount:sched@demo-project.iam.gserviceaccount.com"],
+        "roles/run.viewer": ["allUsers"],
+    }

@@ -148,7 +148,7 @@ def test_patch_raw_masks(emulator):
     )
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["httpTarget"]["uri"] == "https://new.example"
+    assert body["httpTarget"]["uri"] == "https://new.example/"  # stored in Scheduler's normal form
     assert body["httpTarget"]["oidcToken"] == TARGET["oidcToken"]
     assert body["timeZone"] == "UTC"
     assert requests.patch(url, params={"updateMask": "bogus"}, json={}).status_code == 400
@@ -161,3 +161,37 @@ def test_patch_raw_masks(emulator):
         ).status_code
         == 404
     )
+
+
+def test_an_http_target_is_stored_in_schedulers_normal_form(emulator):
+    target = {
+        "uri": "https://fn-abc-uc.a.run.app?x=1",
+        "body": TARGET["body"],
+        "headers": {"user-agent": "mine", "X-Custom": "kept"},
+        "oidcToken": {"serviceAccountEmail": "sched@demo-project.iam.gserviceaccount.com"},
+    }
+    r = post(emulator, make_job(httpTarget=target))
+    assert r.status_code == 200, r.text
+
+    stored = requests.get(f"{emulator.url}/v1/{NAME}").json()["httpTarget"]
+    assert stored["uri"] == "https://fn-abc-uc.a.run.app/?x=1"
+    assert stored["headers"] == {
+        "User-Agent": "Google-Cloud-Scheduler",  # replaces the caller's
+        "Content-Type": "application/octet-stream",  # a body without a Content-Type
+        "X-Custom": "kept",
+    }
+    assert stored["oidcToken"]["audience"] == stored["uri"]  # no audience: the URI
+
+
+def test_an_explicit_audience_and_content_type_are_kept_as_sent(emulator):
+    post(emulator, make_job())
+    stored = requests.get(f"{emulator.url}/v1/{NAME}").json()["httpTarget"]
+    assert stored["oidcToken"]["audience"] == TARGET["oidcToken"]["audience"]  # no slash added
+    assert stored["headers"]["Content-Type"] == "application/json"
+
+
+def test_an_oauth_token_without_scope_gets_cloud_platform(emulator):
+    target = {"uri": "https://example.com/x", "oauthToken": {"serviceAccountEmail": "s@p.iam.gserviceaccount.com"}}
+    stored = post(emulator, make_job(httpTarget=target)).json()["httpTarget"]
+    assert stored["oauthToken"]["scope"] == "https://www.googleapis.com/auth/cloud-platform"
+    assert stored["uri"] == "https://example.com/x" and "Content-Type" not in stored["headers"]

@@ -240,3 +240,14 @@ def test_list_order_and_paging(client, emulator):
         for j in client.list_pipeline_jobs(request={"parent": PARENT, "order_by": "create_time", "page_size": 2})
     ]
     assert asc == ["p0", "p1", "p2", "p3", "p4"]
+
+
+def test_a_created_job_carries_the_servers_billing_label_and_default_service_account(emulator):
+    labels = {"managed-by": "vertex-cron", "vertex-ai-pipelines-run-billing-id": "mine"}
+    job = create(emulator, "with-defaults", labels=labels).json()
+
+    assert job["labels"]["managed-by"] == "vertex-cron"
+    assert job["labels"]["vertex-ai-pipelines-run-billing-id"] not in ("", "mine")  # reserved: the server's
+    assert job["serviceAccount"].endswith("-compute@developer.gserviceaccount.com")
+    explicit = create(emulator, "explicit-sa", serviceAccount="vc-workload@demo-project.iam.gserviceaccount.com")
+    assert explicit.json()["serviceAccount"] == "vc-workload@demo-project.iam.gserviceaccount.com"

@@ -21,7 +21,8 @@ Functions v2, like the real API:
 IAM (Run v2 services and Functions v2 functions): getIamPolicy / setIamPolicy with etag
 concurrency control (a stale etag is 409 ABORTED; no etag overwrites), member and role
 validation (a role of another product, e.g. roles/cloudfunctions.invoker on a Run
-service, is 400), bindings normalised (sorted, de-duplicated, empty ones dropped).
+service, is 400), bindings normalised (sorted, de-duplicated, empty ones dropped, member
+emails in lower case). A Run service's `urls` lists its deterministic URL and its `uri`.
 """
 
 from __future__ import annotations
@@ -80,6 +81,26 @@ _FN_OUTPUT_ONLY = ("state", "updateTime", "createTime", "url", "stateMessages", 
 _FN_MUTABLE = {"description", "buildConfig", "serviceConfig", "eventTrigger", "labels", "kmsKeyName", "environment"}
 _FUNCTIONS_OPERATION_METADATA = "type.googleapis.com/google.cloud.functions.v2.OperationMetadata"
 _FUNCTION_TYPE = "type.googleapis.com/google.cloud.functions.v2.Function"
+
+
+def _service_urls(service: str, uri: str) -> list[str]:
+    """Every URL a Cloud Run service answers at: its deterministic
+    https://SERVICE-PROJECT_NUMBER.REGION.run.app when that DNS label fits in 63 characters,
+    and its hash-based one (`uri`)."""
+    _, project, _, region, _, service_id = service.split("/")
+    label = f"{service_id}-{project_number(project)}"
+    deterministic = [f"https://{label}.{region}.run.app"] if len(label) <= 63 else []
+    return [*deterministic, uri]
+
+
+def _member_normal_form(member: str) -> str:
+    """IAM ignores the case of a member's email or domain and stores it in lower case;
+    allUsers, allAuthenticatedUsers and principal identifiers are case-sensitive."""
+    prefix = "deleted:" if member.startswith("deleted:") else ""
+    kind, separator, value = member[len(prefix) :].partition(":")
+    if not separator or kind.startswith("principal"):
+        return member
+    return f"{prefix}{kind}:{value.lower()}"
 
 
 class FunctionsMixin:
@@ -578,7 +599,7 @@ class FunctionsMixin:
             "latestCreatedRevision": revision,
             "trafficStatuses": [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}],
             "uri": svc_cfg["uri"],
-            "urls": [svc_cfg["uri"]],
+            "urls": _service_urls(name, svc_cfg["uri"]),
             "etag": f'"{short_hash(name, str(generation), length=12)}"',
         }
         self._state["services"][name] = canonical(service, "Service")
@@ -634,6 +655,7 @@ class FunctionsMixin:
             for member in binding.get("members") or []:
                 if not _MEMBER_RE.fullmatch(member):
                     raise invalid(f"Invalid member {member!r} in binding for {role}.")
+            binding["members"] = [_member_normal_form(member) for member in binding.get("members") or []]
             if binding.get("condition") is not None and version < 3:
                 raise invalid("Conditional role bindings require policy version 3.")
             cond = binding.get("condition")

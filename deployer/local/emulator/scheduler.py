@@ -7,6 +7,12 @@ exactly one target, HTTP targets need an http(s) `uri`. The server fills `state`
 `userUpdateTime`, `scheduleTime` (next firing in the job's zone), `httpMethod` (POST),
 `attemptDeadline` (180s) and the `retryConfig` defaults.
 
+It stores an HTTP target in its own normal form, as the real API returns it (sources in
+docs/fidelity.md, "Cloud Scheduler"): a `uri` with an empty path gets "/", `headers` gain
+`User-Agent: Google-Cloud-Scheduler` and, for a body without one, `Content-Type:
+application/octet-stream`; an `oidcToken` without `audience` gets the URI, an
+`oauthToken` without `scope` gets cloud-platform.
+
 `:run` calls `on_scheduler_run(job)` synchronously (the local scheduler hands off to its
 own thread). `record_scheduler_attempt()` is how the local scheduler reports a delivery.
 """
@@ -20,6 +26,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .common import (
@@ -53,6 +60,9 @@ _RETRY_DEFAULTS = {
     "maxBackoffDuration": "3600s",
     "maxDoublings": 5,
 }
+_USER_AGENT = "Google-Cloud-Scheduler"
+_DEFAULT_CONTENT_TYPE = "application/octet-stream"
+_DEFAULT_OAUTH_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 _OUTPUT_ONLY = ("userUpdateTime", "state", "status", "scheduleTime", "lastAttemptTime")
 _MUTABLE = {
     "description",
@@ -74,6 +84,23 @@ def _duration(value: str | None, what: str) -> float | None:
     if not m:
         raise invalid(f"Invalid duration for {what}: {value!r}.")
     return float(m.group(1))
+
+
+def _http_target_normal_form(target: dict[str, Any]) -> None:
+    """Store an HttpTarget as Cloud Scheduler does (see the module docstring)."""
+    parts = urlsplit(target["uri"])
+    if not parts.path:
+        target["uri"] = urlunsplit(parts._replace(path="/"))
+    headers = target.setdefault("headers", {})
+    for name in [name for name in headers if name.lower() == "user-agent"]:
+        del headers[name]
+    headers["User-Agent"] = _USER_AGENT
+    if target.get("body") and not any(name.lower() == "content-type" for name in headers):
+        headers["Content-Type"] = _DEFAULT_CONTENT_TYPE
+    if "oidcToken" in target:
+        target["oidcToken"].setdefault("audience", target["uri"])
+    if "oauthToken" in target:
+        target["oauthToken"].setdefault("scope", _DEFAULT_OAUTH_SCOPE)
 
 
 def next_fire_time(schedule: str, time_zone: str, after: float) -> float | None:
@@ -222,6 +249,7 @@ class SchedulerMixin:
         job.setdefault("timeZone", "Etc/UTC")
         if "httpTarget" in job:
             job["httpTarget"].setdefault("httpMethod", "POST")
+            _http_target_normal_form(job["httpTarget"])
         retry = job.setdefault("retryConfig", {})
         for key, value in _RETRY_DEFAULTS.items():
             retry.setdefault(key, value)

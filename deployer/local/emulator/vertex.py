@@ -5,6 +5,11 @@ read (no background thread): `pipeline_pending_seconds` after creation the job s
 `pipeline_running_seconds` later it ends. `fail_pipeline_jobs(regex, message)` makes jobs
 whose id matches end FAILED instead; `set_pipeline_job_state()` forces a state. A terminal
 state, once observed, is frozen into the stored job.
+
+A created job is stored as the real API returns it (docs/fidelity.md, "Vertex AI
+PipelineJobs"): output-only fields sent are ignored, the reserved
+`vertex-ai-pipelines-run-billing-id` label is the server's (a caller's value is replaced),
+and a job without `serviceAccount` runs as the Compute Engine default service account.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from .common import (
     not_found,
     page,
     parse_body,
+    project_number,
     rfc3339,
     validate_labels,
 )
@@ -261,8 +267,12 @@ class VertexMixin:
             job.setdefault("displayName", job_id)
             job["createTime"] = job["updateTime"] = rfc3339(now)
             job["state"] = "PIPELINE_STATE_PENDING"
-            labels = job.setdefault("labels", {})
-            labels.setdefault(BILLING_LABEL, str(int(now * 1_000_000) % 10**19))
+            # Reserved for Vertex AI Pipelines: "user set value will get overrided" (labels, REST reference).
+            job.setdefault("labels", {})[BILLING_LABEL] = str(int(now * 1_000_000) % 10**19)
+            # "If not specified, the Compute Engine default service account" (serviceAccount).
+            job.setdefault(
+                "serviceAccount", f"{project_number(parent.split('/')[1])}-compute@developer.gserviceaccount.com"
+            )
             rec = {"job": job, "meta": {"created": now}}
             self._state["pipelineJobs"][name] = rec
             self._touch()
