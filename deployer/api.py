@@ -11,24 +11,28 @@ tests pass one with tight polling.
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from vertex_cron_trigger.pipeline_job import job_id
 from vertex_cron_trigger.timefmt import format_rfc3339
 
 from . import backfill as backfills
+from . import cronexpr, function_source, planner, validation
 from . import desired as desired_state
-from . import function_source, planner, validation
 from . import status as schedule_health
 from .config import Settings
-from .errors import NotFound, Unavailable
+from .errors import NotFound, RunFailed, Unavailable
 from .executor import delete as delete_one
 from .executor import execute
 from .gcp import GoogleCloud
 from .models import (
     JOB_DESCRIPTION,
+    ForcedRun,
     Kind,
     ObservedJob,
     PipelineRun,
@@ -42,6 +46,14 @@ from .observe import observe
 from .progress import Progress
 
 DEFAULT_HISTORY = 10
+FOLLOW_POLL_SECONDS = 5.0
+# How long `follow` waits for a forced firing's PipelineJob to appear: Scheduler's first
+# attempt (240 s deadline) and its retries (30 s, 60 s, 120 s backoff) fit in it.
+FOLLOW_APPEAR_SECONDS = 30 * 60
+# This machine's clock and Scheduler's differ; a forced run stamped up to this long before
+# the request was sent is still taken for it.
+_CLOCK_SKEW = timedelta(minutes=1)
+FINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 
 
 def deploy(
@@ -92,17 +104,76 @@ def describe(settings: Settings, name: str, *, cloud: GoogleCloud | None = None)
 
 
 def pause(settings: Settings, name: str, *, cloud: GoogleCloud | None = None) -> ScheduleStatus:
-    return _job_action(settings, name, "pause_job", cloud)
+    return ScheduleStatus(name, _job_action(settings, name, "pause_job", cloud or GoogleCloud(settings)))
 
 
 def resume(settings: Settings, name: str, *, cloud: GoogleCloud | None = None) -> ScheduleStatus:
-    return _job_action(settings, name, "resume_job", cloud)
+    return ScheduleStatus(name, _job_action(settings, name, "resume_job", cloud or GoogleCloud(settings)))
 
 
-def run(settings: Settings, name: str, *, cloud: GoogleCloud | None = None) -> ScheduleStatus:
-    """Fire now. Scheduler sends the execution time, with milliseconds, as the logical time,
-    so a forced run gets its own PipelineJob id and is never deduplicated against a firing."""
-    return _job_action(settings, name, "run_job", cloud)
+def run(settings: Settings, name: str, *, cloud: GoogleCloud | None = None) -> ForcedRun:
+    """Fire now. Scheduler sends the moment it executes the job, with milliseconds, as the
+    logical time, so a forced run gets its own PipelineJob id and is never deduplicated
+    against a firing. That moment is Scheduler's, so the id is only expected here (the one
+    for the time of the request); `follow` finds the real one."""
+    cloud = cloud or GoogleCloud(settings)
+    requested = datetime.now(UTC)
+    job = _job_action(settings, name, "run_job", cloud)
+    return ForcedRun(
+        schedule=name,
+        scheduler_job=job.name,
+        cron=job.fields.get("schedule") or "",
+        time_zone=job.fields.get("time_zone") or "UTC",
+        requested_at=requested,
+        expected_job_id=job_id(name, requested),
+    )
+
+
+def follow(
+    settings: Settings,
+    forced: ForcedRun,
+    *,
+    cloud: GoogleCloud | None = None,
+    progress: Progress | None = None,
+    poll_seconds: float | None = None,
+    appear_seconds: float = FOLLOW_APPEAR_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ForcedRun:
+    """Wait for the forced run's PipelineJob and until it ends; RunFailed unless it SUCCEEDED.
+
+    The forced run is the schedule's PipelineJob whose logical time (in its id) is not before
+    the request (less clock skew) and is no firing of the cron: scheduled firings fall on
+    whole minutes the cron matches, a forced one at the millisecond Scheduler executed it."""
+    cloud = cloud or GoogleCloud(settings)
+    poll_seconds = poll_seconds or settings.poll_seconds or FOLLOW_POLL_SECONDS
+    progress = progress or Progress()
+    progress.step(f"waiting for the PipelineJob of the forced run of {forced.schedule}")
+    waited, state, found = 0.0, "", None
+    while found is None or found.state not in FINAL_STATES:
+        for candidate in cloud.pipeline_runs(forced.schedule, limit=DEFAULT_HISTORY):
+            if _is_forced_run(forced, candidate.name):
+                found = candidate
+        if found is not None and found.state != state:
+            state = found.state
+            progress.step(f"PipelineJob {found.name}: {state}")
+        if found is None and waited >= appear_seconds:
+            progress.finish()
+            raise RunFailed(
+                f"no PipelineJob of the forced run of {forced.schedule} appeared within {appear_seconds / 60:.0f} min",
+                details=f"`vertex-cron describe {forced.schedule}` shows the Scheduler job's last attempt and its status",
+            )
+        if found is None or found.state not in FINAL_STATES:
+            sleep(poll_seconds)
+            waited += poll_seconds
+            progress.tick(waited)
+    progress.finish()
+    result = replace(forced, pipeline_run=found, logical_time=_logical_time(forced.schedule, found.name))
+    if found.state != "SUCCEEDED":
+        raise RunFailed(
+            f"PipelineJob {found.name} of the forced run of {forced.schedule} ended {found.state}",
+            details=f"its error and logs: {found.console_url}",
+        )
+    return result
 
 
 def delete(
@@ -155,10 +226,15 @@ def delete(
 def history(
     settings: Settings, name: str, *, limit: int = DEFAULT_HISTORY, cloud: GoogleCloud | None = None
 ) -> list[PipelineRun]:
-    """The schedule's most recent PipelineJobs, newest first."""
+    """The schedule's most recent PipelineJobs, newest first. A deleted schedule's runs are
+    still its history; a name with neither runs nor a schedule is NotFound, like `describe`."""
     settings.require("project", "region")
     validation.check_schedule_name(name)
-    return (cloud or GoogleCloud(settings)).pipeline_runs(name, limit=limit)
+    cloud = cloud or GoogleCloud(settings)
+    runs = cloud.pipeline_runs(name, limit=limit)
+    if not runs:
+        _managed_job(settings, name, cloud)
+    return runs
 
 
 def backfill(
@@ -269,13 +345,33 @@ def status(
     ]
 
 
-def _job_action(settings: Settings, name: str, action: str, cloud: GoogleCloud | None) -> ScheduleStatus:
-    cloud = cloud or GoogleCloud(settings)
+def _job_action(settings: Settings, name: str, action: str, cloud: GoogleCloud) -> ObservedJob:
     job = _managed_job(settings, name, cloud)
     try:
-        return ScheduleStatus(name, getattr(cloud, action)(job.name))
+        return getattr(cloud, action)(job.name)  # type: ignore[no-any-return]
     except NotFound as exc:  # deleted meanwhile
         raise _no_such_schedule(settings, name) from exc
+
+
+_FORCED_ID_TIME = re.compile(r"([0-9]{8}-[0-9]{6})(?:-([0-9]{3}))?")
+
+
+def _logical_time(schedule: str, run_id: str) -> datetime | None:
+    """The logical time a job id of this schedule was made from (pipeline_job.job_id)."""
+    match = _FORCED_ID_TIME.fullmatch(run_id.removeprefix(f"{schedule}-"))
+    if not run_id.startswith(f"{schedule}-") or not match:
+        return None
+    moment = datetime.strptime(match[1], "%Y%m%d-%H%M%S").replace(tzinfo=UTC)
+    return moment + timedelta(milliseconds=int(match[2] or 0))
+
+
+def _is_forced_run(forced: ForcedRun, run_id: str) -> bool:
+    moment = _logical_time(forced.schedule, run_id)
+    return (
+        moment is not None
+        and moment >= forced.requested_at - _CLOCK_SKEW
+        and not cronexpr.is_fire_time(forced.cron, forced.time_zone, moment)
+    )
 
 
 def _managed_job(settings: Settings, name: str, cloud: GoogleCloud) -> ObservedJob:

@@ -46,8 +46,29 @@ _SETTING_FLAGS = (
 )
 
 
+class _Command(click.Command):
+    """Help lists the command's own options first, then the deployment settings every
+    command shares in their own section, so what is particular to a command stands out."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        own, shared = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx) if isinstance(param, click.Option) else None
+            if record:
+                (shared if param.name in _SHARED_SETTINGS else own).append(record)
+        for title, records in (
+            ("Options", own),
+            ("Settings (flags > environment > a schedules file's defaults > vertex-cron.toml)", shared),
+        ):
+            if records:
+                with formatter.section(title):
+                    formatter.write_dl(records)
+
+
 class _Cli(click.Group):
     """Turns every failure into `error: <reason>` + details and an exit code."""
+
+    command_class = _Command
 
     def main(  # type: ignore[override]  # click overloads main on the literal value of standalone_mode
         self, args: Sequence[str] | None = None, *, standalone_mode: bool = True, **kwargs: Any
@@ -97,6 +118,7 @@ class _SettingSources:
 
 _FLAG_NAMES = [flag[2:].replace("-", "_") for flag, _ in _SETTING_FLAGS]
 _FLAG_NAMES += ["max_instances", "allow_default_service_account"]
+_SHARED_SETTINGS = frozenset([*_FLAG_NAMES, "config_path"])
 
 
 def _setting_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -177,7 +199,7 @@ def cli(ctx: click.Context) -> None:
 @click.option("--pipeline-root", default=None, help="gs:// root for run artifacts [default: the spec's].")
 @click.option("--max-concurrent-runs", type=int, default=None, help="Skip a firing while this many runs are active.")
 @click.option("--start-time", default=None, help="RFC3339 time before which firings are skipped.")
-@click.option("--end-time", default=None, help="RFC3339 time after which firings are skipped.")
+@click.option("--end-time", default=None, help="RFC3339 time at or after which firings are skipped.")
 @click.option("--enable-caching/--disable-caching", default=None, help="Override the pipeline's caching.")
 @_dry_run
 @_setting_options
@@ -226,7 +248,9 @@ def apply_command(sources: _SettingSources, fmt: str, path: Path, prune: bool, d
 @_setting_options
 def list_command(sources: _SettingSources, fmt: str) -> None:
     """Managed schedules: cron, time zone, state, next run, last attempt."""
-    click.echo(render.schedules(api.list_schedules(sources.resolve()), fmt))
+    settings = sources.resolve()
+    statuses = api.list_schedules(settings)
+    click.echo(render.schedules(statuses, fmt, where=f"project {settings.project}, region {settings.region}"))
 
 
 @cli.command()
@@ -237,21 +261,39 @@ def describe(sources: _SettingSources, fmt: str, name: str) -> None:
     click.echo(render.schedule(api.describe(sources.resolve(), name), fmt))
 
 
-def _job_command(action: Callable[..., Any], summary: str) -> click.Command:
+def _state_command(action: Callable[..., Any], done: str, summary: str) -> click.Command:
     @click.argument("name")
     @_setting_options
     def command(sources: _SettingSources, fmt: str, name: str) -> None:
-        click.echo(render.schedule(action(sources.resolve(), name), fmt))
+        click.echo(render.state_change(action(sources.resolve(), name), fmt, done=done))
 
     command.__doc__ = summary
-    return click.command(action.__name__)(command)
+    return click.command(action.__name__, cls=_Command)(command)
 
 
-cli.add_command(_job_command(api.pause, "Pause schedule NAME (no firings until resumed)."))
-cli.add_command(_job_command(api.resume, "Resume schedule NAME."))
-cli.add_command(
-    _job_command(api.run, "Fire schedule NAME now (a forced run gets its own PipelineJob; firings are unaffected).")
+cli.add_command(_state_command(api.pause, "paused", "Pause schedule NAME (no firings until resumed)."))
+cli.add_command(_state_command(api.resume, "resumed", "Resume schedule NAME (missed firings are not caught up)."))
+
+
+@cli.command("run")
+@click.argument("name")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Follow the forced run's PipelineJob until it ends; exit 1 unless it SUCCEEDED.",
 )
+@_setting_options
+def run_command(sources: _SettingSources, fmt: str, name: str, wait: bool) -> None:
+    """Fire schedule NAME now: a forced run with its own PipelineJob (scheduled firings are unaffected).
+
+    Prints the firing, the PipelineJob id it gets (exact only once it runs: Cloud Scheduler
+    stamps it with the millisecond it executes) and how to follow it."""
+    settings = sources.resolve()
+    forced = api.run(settings, name)
+    if wait:
+        click.echo(render.forced_run(forced, "text"), err=True)  # what was asked, while waiting
+        forced = api.follow(settings, forced, progress=_progress())
+    click.echo(render.forced_run(forced, fmt))
 
 
 @cli.command()
@@ -281,7 +323,7 @@ def delete(sources: _SettingSources, fmt: str, names: tuple[str, ...], purge: bo
 @_setting_options
 def history(sources: _SettingSources, fmt: str, name: str, limit: int) -> None:
     """Recent pipeline runs of schedule NAME, newest first, with console links."""
-    click.echo(render.runs(api.history(sources.resolve(), name, limit=limit), fmt))
+    click.echo(render.runs(api.history(sources.resolve(), name, limit=limit), fmt, schedule=name))
 
 
 @cli.command()

@@ -62,6 +62,13 @@ def previous_fire_times(expr: str, time_zone: str, before: datetime, count: int)
     return times
 
 
+def is_fire_time(expr: str, time_zone: str, moment: datetime) -> bool:
+    """Whether `moment` is one of the expression's firings (whole minutes the cron matches)."""
+    if moment.second or moment.microsecond:
+        return False
+    return bool(croniter.match(expr, moment.astimezone(ZoneInfo(time_zone))))
+
+
 def _firings(expr: str, start: datetime, *, backwards: bool = False) -> Iterator[datetime]:
     it = croniter(expr, start)
     step = it.get_prev if backwards else it.get_next

@@ -9,6 +9,8 @@
     │   ├── PermissionDenied         the caller's identity lacks a permission (401/403)
     │   ├── Unavailable              a transient failure (429, 5xx, timeouts): re-running is safe
     │   └── OperationFailed          a long-running operation (function build) finished with an error
+    ├── RunFailed                    exit 1: the run `vertex-cron run --wait` followed ended FAILED or
+    │                                CANCELLED, or never appeared
     └── VertexPipelineError          (luigi.py) the Luigi task could not submit or follow its PipelineJob
         ├── PipelineRunFailed        (luigi.py) the run ended FAILED/CANCELLED; carries the job
         └── PipelineInterrupted      (luigi.py) SIGTERM while waiting; the job was asked to cancel
@@ -68,3 +70,7 @@ class Unavailable(DeployError):
 
 class OperationFailed(DeployError):
     """A long-running operation finished with an error."""
+
+
+class RunFailed(VertexCronError):
+    """A pipeline run the command waited for did not succeed."""

@@ -226,3 +226,19 @@ class Binding:
     role: str
     members: frozenset[str]
     condition: str | None
+
+
+@dataclass(frozen=True)
+class ForcedRun:
+    """What `run` started. Cloud Scheduler stamps a forced firing with the moment it executes
+    it (milliseconds included), so until the PipelineJob exists its id is only approximate:
+    `expected_job_id` is the id for `requested_at`; `pipeline_run` is set once it is found."""
+
+    schedule: str
+    scheduler_job: str
+    cron: str
+    time_zone: str
+    requested_at: datetime
+    expected_job_id: str
+    pipeline_run: PipelineRun | None = None
+    logical_time: datetime | None = None

@@ -1,17 +1,22 @@
-"""Command results as text tables or stable JSON (`--format json`). No I/O here."""
+"""Command results as text tables or stable JSON (`--format json`). No I/O here.
+
+Times: for people `2026-12-06 03:00:00 CET`, in the schedule's time zone where there is one
+(a cron's firings are meant in it), else UTC; in JSON RFC 3339 in UTC (`2026-12-06T02:00:00Z`),
+the form the function and Scheduler use.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from vertex_cron_trigger.timefmt import format_rfc3339
 
 from .backfill import BackfillReport
-from .models import Action, Change, Kind, PipelineRun, Plan, ScheduleStatus
+from .models import Action, Change, ForcedRun, Kind, PipelineRun, Plan, ScheduleStatus
 from .status import Health
 
 _SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.UNCHANGED: "=", Action.DELETE: "-"}
@@ -26,7 +31,7 @@ def plan(result: Plan, fmt: str, *, applied: bool) -> str:
             {
                 "applied": applied,
                 "changes": [_change_dict(c) for c in result.changes],
-                "next_runs": {n.schedule: [t.isoformat() for t in n.times] for n in result.next_runs},
+                "next_runs": {n.schedule: [format_rfc3339(t) for t in n.times] for n in result.next_runs},
             }
         )
     counts = {a: sum(c.action is a for c in result.changes) for a in Action}
@@ -44,16 +49,17 @@ def plan(result: Plan, fmt: str, *, applied: bool) -> str:
     if result.next_runs:
         lines.append("Next runs:")
         for runs in result.next_runs:
-            times = ", ".join(t.strftime("%Y-%m-%d %H:%M %Z") for t in runs.times) or _NO_RUNS_LEFT
+            times = ", ".join(_when(t, _zone_named(runs.time_zone)) for t in runs.times) or _NO_RUNS_LEFT
             lines.append(f"  {runs.schedule}: {times}")
     return "\n".join(lines)
 
 
-def schedules(statuses: Sequence[ScheduleStatus], fmt: str) -> str:
+def schedules(statuses: Sequence[ScheduleStatus], fmt: str, *, where: str) -> str:
+    """`where` is the project/region listed, named when there is nothing to show."""
     if fmt == "json":
         return _json([_status_dict(s) for s in statuses])
     if not statuses:
-        return "No schedules managed by vertex-cron here."
+        return f"No schedules managed by vertex-cron in {where}."
     header = ("NAME", "CRON", "TIME ZONE", "STATE", "NEXT RUN", "LAST ATTEMPT")
     rows = [
         (
@@ -61,8 +67,8 @@ def schedules(statuses: Sequence[ScheduleStatus], fmt: str) -> str:
             s.job.fields.get("schedule", ""),
             s.job.fields.get("time_zone", ""),
             s.job.state,
-            _when(s.job.next_run),
-            f"{_when(s.job.last_attempt)} {s.job.last_status}" if s.job.last_attempt else "never",
+            _when(s.job.next_run, _zone(s)),
+            f"{_when(s.job.last_attempt, _zone(s))} {s.job.last_status}" if s.job.last_attempt else "never",
         )
         for s in statuses
     ]
@@ -74,19 +80,53 @@ def schedule(status: ScheduleStatus, fmt: str) -> str:
     if fmt == "json":
         return _json(data)
     body = data.pop("body")
+    data.update(
+        next_run=_when(status.job.next_run, _zone(status)), last_attempt=_when(status.job.last_attempt, _zone(status))
+    )
     lines = [f"{key.replace('_', ' ')}: {value if value is not None else '-'}" for key, value in data.items()]
     lines.append("body:")
     lines.extend(f"  {line}" for line in json.dumps(body, indent=2, sort_keys=True).splitlines())
     return "\n".join(lines)
 
 
-def runs(result: Sequence[PipelineRun], fmt: str) -> str:
+def state_change(status: ScheduleStatus, fmt: str, *, done: str) -> str:
+    """pause/resume: one line saying what happened (`done`: "paused", "resumed")."""
+    if fmt == "json":
+        return _json(_status_dict(status))
+    next_run = f"; next run {_when(status.job.next_run, _zone(status))}" if status.job.state == "ENABLED" else ""
+    return f"Schedule {status.name} {done} (Scheduler job {status.job.name.rsplit('/', 1)[-1]} is {status.job.state}){next_run}."
+
+
+def forced_run(run: ForcedRun, fmt: str) -> str:
+    """What `run` started: the firing, the logical time and job id it gets, how to follow it."""
+    if fmt == "json":
+        return _json(_forced_run_dict(run))
+    job = run.scheduler_job.rsplit("/", 1)[-1]
+    lines = [
+        f"Fired schedule {run.schedule} now (Cloud Scheduler runs job {job} at {_when(run.requested_at, _zone_named(run.time_zone))})."
+    ]
+    if run.pipeline_run is None:
+        lines += [
+            "Its logical time is the moment Cloud Scheduler executes it, with milliseconds, so its PipelineJob id",
+            f"is known only once it runs: about {run.expected_job_id}, i.e. {run.schedule}-YYYYMMDD-HHMMSS-mmm (UTC).",
+            f"Follow it: vertex-cron history {run.schedule}   (or fire with `vertex-cron run {run.schedule} --wait`)",
+        ]
+    else:
+        found = run.pipeline_run
+        lines.append(
+            f"PipelineJob {found.name} {found.state}, logical time {_when(run.logical_time, _zone_named(run.time_zone))}, "
+            f"took {_duration(found)}: {found.console_url}"
+        )
+    return "\n".join(lines)
+
+
+def runs(result: Sequence[PipelineRun], fmt: str, *, schedule: str | None = None) -> str:
     if fmt == "json":
         return _json([_run_dict(r) for r in result])
     if not result:
-        return "No pipeline runs yet."
+        return f"No pipeline runs of schedule {schedule} yet." if schedule else "No pipeline runs yet."
     header = ("RUN", "STATE", "STARTED", "DURATION", "LINK")
-    rows = [(r.name, r.state, _when(r.start_time or r.create_time), _duration(r), r.console_url) for r in result]
+    rows = [(r.name, r.state, _when(r.start_time or r.create_time, UTC), _duration(r), r.console_url) for r in result]
     return table(header, rows)
 
 
@@ -116,8 +156,7 @@ def backfill(report: BackfillReport, fmt: str) -> str:
     zone = ZoneInfo(report.time_zone)
     header = ("FIRE TIME", "RUN", "OUTCOME") if report.delivered else ("FIRE TIME", "RUN")
     rows = [
-        (_when(firing.logical_time.astimezone(zone)), firing.job_id)
-        + ((outcomes[firing].outcome,) if report.delivered else ())
+        (_when(firing.logical_time, zone), firing.job_id) + ((outcomes[firing].outcome,) if report.delivered else ())
         for firing in report.firings
     ]
     lines = [table(header, rows)]
@@ -142,7 +181,7 @@ def health(schedules: Sequence[Health], fmt: str) -> str:
         (
             h.schedule,
             h.state,
-            _when(h.next_run.astimezone(ZoneInfo(h.time_zone))) if h.next_run and h.state == "ENABLED" else "-",
+            _when(h.next_run, _zone_named(h.time_zone)) if h.next_run and h.state == "ENABLED" else "-",
             h.strip or "-",
             str(h.consecutive_failures),
             _short(f"{h.last_error.name}: {h.last_error.error or h.last_error.state}") if h.last_error else "-",
@@ -195,6 +234,20 @@ def _status_dict(status: ScheduleStatus) -> dict[str, Any]:
     }
 
 
+def _forced_run_dict(run: ForcedRun) -> dict[str, Any]:
+    return {
+        "schedule": run.schedule,
+        "scheduler_job": run.scheduler_job,
+        "requested_at": format_rfc3339(run.requested_at),
+        # Exact only once the run exists: Scheduler stamps the firing when it executes it.
+        "job_id": run.pipeline_run.name if run.pipeline_run else None,
+        "expected_job_id": run.expected_job_id,
+        "logical_time": _iso(run.logical_time),
+        "run": _run_dict(run.pipeline_run) if run.pipeline_run else None,
+        "follow": f"vertex-cron history {run.schedule}",
+    }
+
+
 def _run_dict(run: PipelineRun) -> dict[str, Any]:
     return {
         "name": run.name,
@@ -237,12 +290,25 @@ def _duration(run: PipelineRun) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m{secs:02d}s" if minutes >= 60 else f"{minutes}m{secs:02d}s"
 
 
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip() if moment else "-"
+def _zone(status: ScheduleStatus) -> tzinfo:
+    return _zone_named(status.job.fields.get("time_zone"))
+
+
+def _zone_named(name: str | None) -> tzinfo:
+    """A schedule's time zone (its firings are meant in it); UTC when it names none we know."""
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ValueError, KeyError):  # not an IANA name (a job edited by hand): UTC is still right
+        return UTC
+
+
+def _when(moment: datetime | None, zone: tzinfo) -> str:
+    """For people: `2026-12-06 03:00:00 CET`."""
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z") if moment else "-"
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
+    return format_rfc3339(moment) if moment else None
 
 
 def _diff_text(old: Any, new: Any) -> str:

@@ -4,6 +4,7 @@ refusals, dry runs and the read commands."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -294,8 +295,8 @@ def test_dry_run_next_runs_are_only_the_firings_inside_the_start_end_window(run_
 
     assert window.exit_code == 0 and ended.exit_code == 0, window.output + ended.output
     assert json.loads(window.stdout)["next_runs"]["nightly"] == [
-        "2030-01-01T03:00:00+00:00",
-        "2030-01-02T03:00:00+00:00",
+        "2030-01-01T03:00:00Z",
+        "2030-01-02T03:00:00Z",
     ]
     assert "  nightly: none: no firing left before the schedule's end time" in ended.stdout.splitlines()
     assert emulator.mutating_calls() == 0
@@ -305,3 +306,74 @@ def test_bare_vertex_cron_prints_the_help_and_exits_0():
     result = CliRunner().invoke(cli, [])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("Usage: ") and "deploy" in result.stdout and result.stderr == ""
+
+
+# -- the small answers: one line for a state change, the same "no such schedule" everywhere --
+
+
+def test_history_of_a_name_with_no_schedule_and_no_runs_fails_like_describe(run_cli, emulator):
+    history = run_cli("history", "nope")
+    describe = run_cli("describe", "nope")
+
+    assert history.exit_code == describe.exit_code == 1, history.output + describe.output
+    assert history.stderr.splitlines()[0] == describe.stderr.splitlines()[0]
+    assert history.stderr.startswith("error: no schedule named 'nope' in demo-project/europe-west1")
+
+
+def test_list_on_an_empty_region_names_the_project_and_region(run_cli, emulator):
+    result = run_cli("list")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "No schedules managed by vertex-cron in project demo-project, region europe-west1."
+
+
+def _deploy_paris(run_cli, spec):
+    result = run_cli(*_deploy_args(spec, "--time-zone", "Europe/Paris"))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_pause_and_resume_confirm_in_one_line_and_history_of_a_schedule_without_runs_is_not_an_error(
+    run_cli, emulator, example_json
+):
+    _deploy_paris(run_cli, example_json)
+
+    paused = run_cli("pause", "nightly")
+    resumed = run_cli("resume", "nightly")
+    history = run_cli("history", "nightly")
+
+    assert paused.exit_code == resumed.exit_code == history.exit_code == 0, paused.output + resumed.output
+    assert paused.stdout.splitlines() == ["Schedule nightly paused (Scheduler job vertex-cron-nightly is PAUSED)."]
+    (line,) = resumed.stdout.splitlines()
+    assert line.startswith("Schedule nightly resumed (Scheduler job vertex-cron-nightly is ENABLED); next run ")
+    assert line.endswith((" 03:00:00 CET.", " 03:00:00 CEST."))
+    assert history.stdout.strip() == "No pipeline runs of schedule nightly yet."
+
+
+def test_times_read_the_same_in_deploy_list_and_describe_and_are_rfc3339_in_json(run_cli, emulator, example_json):
+    deployed = _deploy_paris(run_cli, example_json)
+    listed = run_cli("list")
+    described = run_cli("describe", "nightly")
+    as_json = json.loads(run_cli("describe", "nightly", "--format", "json").stdout)
+
+    human = re.compile(r"20[0-9]{2}-[0-9]{2}-[0-9]{2} 03:00:00 CES?T")
+    first_planned = human.search(deployed.stdout.split("Next runs:")[1])
+    assert first_planned, deployed.stdout
+    assert first_planned.group() in listed.stdout.splitlines()[1]
+    assert f"next run: {first_planned.group()}" in described.stdout.splitlines()
+    assert re.fullmatch(r"20[0-9]{2}-[0-9]{2}-[0-9]{2}T0[12]:00:00Z", as_json["next_run"])
+
+
+@pytest.mark.parametrize("command", ["deploy", "apply", "list", "describe", "pause", "run", "delete", "history"])
+def test_help_shows_the_command_s_own_options_before_the_shared_settings(command):
+    result = CliRunner().invoke(cli, [command, "--help"])
+
+    assert result.exit_code == 0, result.output
+    own, _, settings = result.stdout.partition("\nSettings (")
+    assert "--format" in own and "--project" not in own
+    assert "--project" in settings and "--config" in settings and "--format" not in settings
+
+
+def test_end_time_help_says_at_or_after_as_the_readme_does():
+    help_text = " ".join(CliRunner().invoke(cli, ["deploy", "--help"]).stdout.split())
+    assert "at or after which firings are skipped" in help_text

@@ -5,6 +5,7 @@ uploaded zip, and the function creates a PipelineJob in (emulated) Vertex AI."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,14 +29,14 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStac
         yield local
 
 
-def vertex_cron(stack: LocalStack, *args: str) -> Result:
+def vertex_cron(stack: LocalStack, *args: str, exit_code: int = 0) -> Result:
     env = {**stack.settings_env(), "VERTEX_CRON_POLL_SECONDS": "0.05"}
     result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == exit_code, result.output
     return result
 
 
-def test_run_after_a_scheduled_firing_creates_a_second_pipeline_job(stack: LocalStack, wait_until):
+def deploy_nightly(stack: LocalStack) -> None:
     vertex_cron(
         stack,
         "deploy",
@@ -47,6 +48,10 @@ def test_run_after_a_scheduled_firing_creates_a_second_pipeline_job(stack: Local
         "--param",
         "run_date={{schedule_time:%Y-%m-%d}}",
     )
+
+
+def test_run_after_a_scheduled_firing_creates_a_second_pipeline_job(stack: LocalStack, wait_until):
+    deploy_nightly(stack)
     (job,) = [job for job in stack.emulator.scheduler_jobs() if job["name"].endswith("/vertex-cron-nightly")]
     # The schedule's latest firing, delivered the way Cloud Scheduler does. It is also what
     # the function would fall back to for a request without a schedule time, so a forced
@@ -55,7 +60,7 @@ def test_run_after_a_scheduled_firing_creates_a_second_pipeline_job(stack: Local
     firing = stack.scheduler.deliver(job["name"], scheduled)
     assert firing.succeeded and json.loads(firing.final.body)["outcome"] == "created", firing.final.body
 
-    vertex_cron(stack, "run", "nightly")
+    fired = json.loads(vertex_cron(stack, "run", "nightly", "--format", "json").stdout)
 
     def two_runs() -> list[dict] | None:
         runs = json.loads(vertex_cron(stack, "history", "nightly", "--format", "json").stdout)
@@ -67,3 +72,39 @@ def test_run_after_a_scheduled_firing_creates_a_second_pipeline_job(stack: Local
     assert scheduled_id in ids and len(set(ids)) == len(ids) == 2, ids
     (forced_id,) = set(ids) - {scheduled_id}
     assert forced_id.startswith("nightly-") and forced_id != scheduled_id
+
+    # What `run` said it started: not the previous attempt, but this firing and how to find it.
+    assert fired["job_id"] is None and fired["follow"] == "vertex-cron history nightly"
+    requested = datetime.fromisoformat(fired["requested_at"])
+    assert fired["expected_job_id"] == f"nightly-{requested:%Y%m%d-%H%M%S}" + (
+        f"-{requested.microsecond // 1000:03d}" if requested.microsecond // 1000 else ""
+    )
+    forced_time = datetime.strptime(forced_id[: len("nightly-20240101-030000")], "nightly-%Y%m%d-%H%M%S")
+    assert forced_time.replace(tzinfo=UTC) >= requested.replace(microsecond=0)
+
+
+def test_run_wait_follows_the_forced_run_to_success(stack: LocalStack):
+    deploy_nightly(stack)
+
+    result = vertex_cron(stack, "run", "nightly", "--wait", "--format", "json")
+
+    fired = json.loads(result.stdout)
+    assert fired["run"]["state"] == "SUCCEEDED"
+    assert fired["job_id"] == fired["run"]["name"] and fired["job_id"].startswith("nightly-")
+    assert fired["job_id"] == "nightly-" + fired["logical_time"].replace("-", "").replace(":", "").replace(
+        "T", "-"
+    ).replace(".", "-").removesuffix("Z")
+    assert [run["name"] for run in json.loads(vertex_cron(stack, "history", "nightly", "--format", "json").stdout)] == [
+        fired["job_id"]
+    ]
+
+
+def test_run_wait_exits_1_naming_the_job_when_the_forced_run_fails(stack: LocalStack):
+    deploy_nightly(stack)
+    stack.emulator.fail_pipeline_jobs("^nightly-", "train step OOMKilled")
+
+    result = vertex_cron(stack, "run", "nightly", "--wait", exit_code=1)
+
+    (failed,) = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert re.fullmatch(r"error: PipelineJob nightly-[0-9-]+ of the forced run of nightly ended FAILED", failed)
+    assert "console.cloud.google.com" in result.stderr
