@@ -26,6 +26,7 @@ failed, the grant that allows it (or re-running, when the failure was transient)
 
 from __future__ import annotations
 
+import difflib
 import enum
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -203,18 +204,38 @@ class _Doctor:
             except DeployError as exc:
                 yield self._call_failed(section, f"{identity} SA {email}", exc, Scope.PROJECT)
                 continue
+            if exists:
+                yield Item(section, f"{identity} SA {email} exists", Status.OK)
+                continue
+            meant = self._existing_lookalike(email)
             yield Item(
                 section,
                 f"{identity} SA {email} exists",
-                Status.OK if exists else Status.FAIL,
-                "" if exists else "no such service account",
-                ()
-                if exists
+                Status.FAIL,
+                f"does not exist; did you mean {meant}?" if meant else "no such service account",
+                (f"set {IDENTITY_SETTING[identity]} to {meant}",)
+                if meant
                 else (
                     f"gcloud iam service-accounts create {email.split('@')[0]} --project={self.settings.project}",
                     f'terraform: google_service_account.vertex_cron["{identity}"] (infra/service_accounts.tf)',
                 ),
             )
+
+    def _existing_lookalike(self, email: str) -> str | None:
+        """An existing account one typo away from `email`: infra's account names (and the other
+        configured SAs) in the same domain, close in spelling. A misspelt setting must be fixed,
+        not created; doctor checks candidates with the `get` it already uses, never lists."""
+        account, _, domain = email.partition("@")
+        configured = [getattr(self.settings, setting) or "" for setting in IDENTITY_SETTING.values()]
+        known = {f"vertex-cron-{identity}" for identity in IDENTITY_SETTING}
+        known |= {other.partition("@")[0] for other in configured if other.endswith(f"@{domain}")}
+        for candidate in difflib.get_close_matches(account, sorted(known - {account}), n=3, cutoff=0.8):
+            try:
+                if self.cloud.service_account_exists(f"{candidate}@{domain}"):
+                    return f"{candidate}@{domain}"
+            except DeployError:  # cannot tell: fall back to "no such service account"
+                return None
+        return None
 
     def _caller(self) -> Iterator[Item]:
         section = "Your permissions (testIamPermissions, as the caller)"

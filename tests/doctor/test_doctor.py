@@ -87,6 +87,19 @@ def test_a_missing_service_account(setup_project, doctor_cli):
     ]
 
 
+def test_a_misspelt_service_account_is_pointed_at_the_existing_one_not_created(setup_project, doctor_cli):
+    setup_project()
+    misspelt = SA["workload"].replace("vertex-cron-workload", "vertex-cron-wrkload")
+    result = doctor_cli("doctor", VERTEX_CRON_WORKLOAD_SA=misspelt)
+
+    assert result.exit_code == 1
+    assert failures(result)[:2] == [
+        f"  ✗ workload SA {misspelt} exists: does not exist; did you mean {SA['workload']}?",
+        f"      fix: set workload_sa to {SA['workload']}",
+    ]
+    assert "service-accounts create" not in result.stdout
+
+
 def test_a_missing_binding_of_the_function_sa(setup_project, doctor_cli):
     setup_project(missing_grants=[("function", Scope.PROJECT)])
     result = doctor_cli("doctor")
