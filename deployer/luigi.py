@@ -6,13 +6,18 @@ waits for it, and records the finished run as JSON in its output target.
 
 Identity of a run. The job id is derived from the Luigi task id (`keyed_job_id`: a readable
 prefix plus a hash), so a worker that dies and a Luigi retry of a task whose run is still
-queued, running or done attach to that run instead of starting another. Only when the run
-ended FAILED or CANCELLED does running the task again submit a new one, under the next id
+queued or running attach to that run instead of starting another. A run that has ended, or
+is being cancelled, is never attached to: Luigi runs a task only when its output is missing,
+so a run that SUCCEEDED but whose record is gone (deleted to recompute, as Luigi users do)
+gets a new run, and so does one that FAILED or was CANCELLED. The new run takes the next id
 of the same deterministic sequence (`ID`, `ID-2`, `ID-3`, ...), so concurrent workers still
-agree on one run.
+agree on one run. The lookup and the create are retried on transient errors (429, 5xx,
+timeouts) with the same id, so a create whose answer was lost is attached to, not repeated.
 
 Interruption. Ctrl-C (KeyboardInterrupt) or SIGTERM (Luigi's worker timeout, a stopped
-container) while waiting cancels the PipelineJob before the task stops.
+container) while waiting cancels the PipelineJob before the task stops; so does the death of
+the Luigi worker process that forked this task (`--workers N`), so an orphaned task process
+never goes on polling or writes a record nobody will read.
 
 Errors: VertexCronError -> VertexPipelineError (could not submit or wait; the reason names
 the setting, spec, parameter or upstream failure) -> PipelineRunFailed (the run ended
@@ -21,9 +26,12 @@ FAILED/CANCELLED; carries the job's error) and PipelineInterrupted (SIGTERM whil
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
+import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import threading
@@ -32,7 +40,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import luigi
 from luigi.freezing import recursively_unfreeze
@@ -51,13 +59,22 @@ from .errors import VertexCronError
 
 # Luigi configures this logger for its command line; its own contrib modules log here too.
 logger = logging.getLogger("luigi-interface")
+_T = TypeVar("_T")
 
 SUCCEEDED = "PIPELINE_STATE_SUCCEEDED"
 ENDED_UNSUCCESSFULLY = frozenset({"PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"})
 TERMINAL_STATES = ENDED_UNSUCCESSFULLY | {SUCCEEDED}
+# A run in these states is not the task's run any more: a new attempt submits the next id.
+# CANCELLING means an earlier attempt was interrupted and asked to stop it; it may still end
+# SUCCEEDED, FAILED or CANCELLED (PipelineState in the aiplatform v1 protos), and a task that
+# followed it would most likely fail, so the attempt starts the next run instead.
+NOT_ATTACHABLE = TERMINAL_STATES | {"PIPELINE_STATE_CANCELLING"}
 _TASK_DONE_STATES = frozenset({"SUCCEEDED", "SKIPPED", "FAILED", "CANCELLED", "NOT_TRIGGERED"})
-# A task whose run keeps failing gets a new run per attempt; past this, someone must look.
+# Each attempt of a task whose output is missing may take the next id; past this, someone must look.
 MAX_RUNS_PER_TASK = 100
+# Submission (the lookup and the create) is retried this often on a transient error, waiting
+# the task's poll delays in between; the same job id each time, so a lost answer is harmless.
+SUBMIT_ATTEMPTS = 5
 MAX_RECORD_BYTES = 1024 * 1024
 # Who the runtime's permission errors tell users to grant roles to: the task runs with
 # the worker's application default credentials, not the function's service account.
@@ -132,14 +149,31 @@ class VertexPipelineTask(luigi.Task):
         return keyed_job_id(self.task_id)
 
     def output(self) -> GcsTarget | luigi.LocalTarget:
-        uri = self.output_uri
-        if not uri and self.pipeline_root:
-            uri = f"{self.pipeline_root.rstrip('/')}/vertex-cron-luigi/{self.job_id}.json"
+        uri = self._record_uri()
         if not uri:
-            raise VertexPipelineError(f"{self.task_id}: set output_uri or pipeline_root (where the run record goes)")
+            raise VertexPipelineError(
+                f"{self.task_id}: set output_uri or pipeline_root (where the run record goes), or override output()"
+            )
         return GcsTarget(uri, lambda: self._rest) if uri.startswith("gs://") else luigi.LocalTarget(uri)
 
+    def complete(self) -> bool:
+        """An output that cannot be named (no output_uri or pipeline_root, a bad gs:// URI) is
+        not complete, so Luigi runs the task and run() fails it with the reason: a task failure,
+        which `--retcode-task-failed` sees (an error in complete() would only be a scheduling
+        error, exit code 0 by default)."""
+        try:
+            return bool(super().complete())
+        except VertexPipelineError:
+            return False
+
+    def on_failure(self, exception: BaseException) -> str:
+        """What Luigi reports for a failed task: our errors are complete one-line reasons."""
+        if isinstance(exception, VertexCronError):
+            return f"{exception.reason}\n{exception.details}".strip()
+        return str(super().on_failure(exception))
+
     def run(self) -> None:
+        self.output()  # refuses an output it cannot name, before any job exists
         try:
             spec = self._load_spec()
             body = self._job_body(spec)
@@ -156,7 +190,16 @@ class VertexPipelineTask(luigi.Task):
             with self.output().open("w") as out:
                 json.dump(record, out, indent=2)
         except TriggerError as exc:
-            raise VertexPipelineError(exc.message) from exc
+            # The message is the whole story; the chain would only repeat it (a parameter error
+            # came under the runtime's own ValueError/JSONDecodeError tracebacks).
+            raise VertexPipelineError(exc.message) from None
+
+    def _record_uri(self) -> str | None:
+        if self.output_uri:
+            return str(self.output_uri)
+        if self.pipeline_root:
+            return f"{self.pipeline_root.rstrip('/')}/vertex-cron-luigi/{self.job_id}.json"
+        return None
 
     # -- submission ------------------------------------------------------------------
 
@@ -220,29 +263,46 @@ class VertexPipelineTask(luigi.Task):
         return values
 
     def _submit_or_attach(self, body: Mapping[str, Any]) -> str:
-        """The resource name of the run this task follows: its newest run unless that one
-        ended FAILED/CANCELLED, else a new one. ALREADY_EXISTS from a concurrent worker is
-        the same run, so it is attached to as well."""
+        """The resource name of the run this task follows: the first id of its sequence that is
+        free (a new run) or queued/running (attached to). ALREADY_EXISTS from a concurrent
+        worker is the same run, so it is attached to as well."""
         for attempt in range(1, MAX_RUNS_PER_TASK + 1):
             the_id = self.job_id if attempt == 1 else f"{self.job_id}-{attempt}"
             name = f"{self._settings.parent}/pipelineJobs/{the_id}"
-            existing = self._rest.get_pipeline_job(name)
+            existing = self._transient_retried(functools.partial(self._rest.get_pipeline_job, name))
             if existing is None:
-                created = self._rest.create_pipeline_job(the_id, body)
+                created = self._transient_retried(functools.partial(self._rest.create_pipeline_job, the_id, body))
                 logger.info("%s PipelineJob %s", "created" if created else "attached to", name)
                 return name
-            if existing.get("state") not in ENDED_UNSUCCESSFULLY:
+            if existing.get("state") not in NOT_ATTACHABLE:
                 logger.info("attached to PipelineJob %s (%s)", name, existing.get("state"))
                 return name
+            logger.info("PipelineJob %s is %s: not this attempt's run", name, existing.get("state"))
         raise VertexPipelineError(
-            f"{self.task_id}: its last {MAX_RUNS_PER_TASK} PipelineJobs all failed; not submitting another"
+            f"{self.task_id}: already has {MAX_RUNS_PER_TASK} PipelineJobs ({self.job_id} to "
+            f"{self.job_id}-{MAX_RUNS_PER_TASK}); not submitting another"
         )
+
+    def _transient_retried(self, call: Callable[[], _T]) -> _T:
+        """`call`, again after the poll delays while it fails transiently, SUBMIT_ATTEMPTS times at most."""
+        delay = self.poll_initial_seconds
+        for _ in range(SUBMIT_ATTEMPTS - 1):
+            try:
+                return call()
+            except UpstreamUnavailable as exc:
+                logger.warning("%s; trying again in %.1f s", exc.message, delay)
+            time.sleep(delay)
+            delay = min(delay * self.poll_backoff, self.poll_max_seconds)
+        return call()
 
     # -- waiting ---------------------------------------------------------------------
 
     def _wait(self, name: str, spec: PipelineSpec) -> dict[str, Any]:
         delay = self.poll_initial_seconds
+        worker = multiprocessing.parent_process()  # the Luigi worker, when it forked this task (--workers N)
         while True:
+            if worker is not None and not worker.is_alive():
+                raise PipelineInterrupted("the Luigi worker process that started this task has died")
             try:
                 job = self._rest.get_pipeline_job(name)
             except UpstreamUnavailable as exc:
@@ -253,7 +313,10 @@ class VertexPipelineTask(luigi.Task):
                 self._report(job, spec)
                 if job.get("state") in TERMINAL_STATES:
                     return job
-            time.sleep(delay)
+            if worker is None:
+                time.sleep(delay)
+            else:  # sleeps `delay`, but wakes at once when the worker dies
+                multiprocessing.connection.wait([worker.sentinel], timeout=delay)
             delay = min(delay * self.poll_backoff, self.poll_max_seconds)
 
     def _report(self, job: Mapping[str, Any], spec: PipelineSpec) -> None:

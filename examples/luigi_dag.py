@@ -2,13 +2,17 @@
 
     PrepareData (local CSV)  ->  TrainModel (examples/pipeline.yaml on Vertex AI)  ->  Publish
 
-Run it against the local stack (or real Google Cloud with VERTEX_CRON_PROJECT/REGION/WORKLOAD_SA):
+Run it from the checkout against the local stack: `vertex-cron local up` stays in the
+foreground (Ctrl-C stops it), so start it in one terminal and paste the `export` lines it
+prints into a second one, then run there (or against real Google Cloud, with
+VERTEX_CRON_PROJECT, VERTEX_CRON_REGION and VERTEX_CRON_WORKLOAD_SA set):
 
-    eval "$(vertex-cron local up)"
     PYTHONPATH=examples python -m luigi --module luigi_dag Publish --date 2024-05-01 --local-scheduler
 
-Running it again does nothing (every output exists); if the worker dies while the pipeline
-runs, running it again attaches to that same PipelineJob instead of starting another.
+(`vertex-cron` and `python` are those of the checkout's .venv/bin: `source .venv/bin/activate`.)
+Outputs go to ./luigi-out (`--workdir DIR` elsewhere). Running it again does nothing (every
+output exists); if the worker dies while the pipeline runs, running it again attaches to
+that same PipelineJob instead of starting another; delete an output to recompute it.
 """
 
 from __future__ import annotations

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 
 import pytest
-from luigi_support import WORKLOAD_SA
+from luigi_support import DEADLINE_SECONDS, EXAMPLES, WORKLOAD_SA
 
 DATE = "2024-05-01"
 CREATE = ("POST", "/v1/projects/luigi-project/locations/us-central1/pipelineJobs")
@@ -116,3 +118,72 @@ def test_interrupting_the_worker_cancels_the_pipeline_job(dag, emulator, wait_un
     assert job["state"] == "PIPELINE_STATE_CANCELLED", output
     assert f"cancel PipelineJob {job['name']}" in output
     assert not (dag.workdir / f"vertex-run-{DATE}.json").exists()
+
+
+def test_deleting_the_record_to_recompute_submits_a_new_run(dag, emulator):
+    assert dag.run("Publish", "--date", DATE).returncode == 0
+    for output in (f"vertex-run-{DATE}.json", f"published-{DATE}.txt"):
+        (dag.workdir / output).unlink()
+
+    again = dag.run("Publish", "--date", DATE)
+
+    assert again.returncode == 0, again.stderr
+    first, second = emulator.pipeline_jobs()
+    assert second["name"] == first["name"] + "-2"
+    assert (first["state"], second["state"]) == ("PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_SUCCEEDED")
+    assert json.loads((dag.workdir / f"vertex-run-{DATE}.json").read_text())["name"] == second["name"]
+
+
+def test_killing_a_multi_worker_luigi_process_cancels_the_run_of_its_orphaned_task_process(dag, emulator, wait_until):
+    emulator.pipeline_running_seconds = float("inf")
+    worker = dag.start("Publish", "--date", DATE, "--workers", "2")
+    wait_until(
+        lambda: [j for j in emulator.pipeline_jobs() if j["state"] == "PIPELINE_STATE_RUNNING"],
+        "the PipelineJob to run",
+    )
+
+    worker.terminate()  # `kill PID` of the luigi command; its task process is a child of it
+    worker.communicate(timeout=DEADLINE_SECONDS)
+
+    (job,) = wait_until(
+        lambda: [j for j in emulator.pipeline_jobs() if j["state"] == "PIPELINE_STATE_CANCELLED"],
+        "the orphaned task process to cancel the PipelineJob",
+    )
+    assert not (dag.workdir / f"vertex-run-{DATE}.json").exists()
+
+
+def _vertex_pipeline_task(dag, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m luigi --module vertex_cron.luigi VertexPipelineTask ...`, the README's form."""
+    command = [sys.executable, "-m", "luigi", "--module", "vertex_cron.luigi", "VertexPipelineTask"]
+    command += ["--local-scheduler", "--spec", str(EXAMPLES / "pipeline.yaml"), *args]
+    return subprocess.run(
+        command, cwd=dag.workdir, env=dag.env, capture_output=True, text=True, timeout=DEADLINE_SECONDS
+    )
+
+
+def test_a_parameter_error_is_one_short_traceback_ending_in_the_reason(dag, emulator):
+    result = _vertex_pipeline_task(
+        dag,
+        "--output-uri",
+        str(dag.workdir / "run.json"),
+        "--parameter-values",
+        '{"run_date": "2024-05-01", "sample_rows": "lots"}',
+        "--retcode-task-failed",
+        "1",
+    )
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("Traceback") == 1, result.stderr
+    assert "JSONDecodeError" not in result.stderr and "direct cause" not in result.stderr
+    assert "parameter_values.sample_rows must be an integer" in result.stderr
+    assert emulator.pipeline_jobs() == []
+
+
+def test_no_pipeline_root_and_no_output_uri_fails_the_task_so_the_exit_code_says_so(dag, emulator):
+    result = _vertex_pipeline_task(
+        dag, "--parameter-values", '{"run_date": "2024-05-01"}', "--retcode-task-failed", "1"
+    )
+
+    assert result.returncode == 1, result.stderr
+    assert "set output_uri or pipeline_root (where the run record goes)" in result.stderr
+    assert emulator.pipeline_jobs() == []

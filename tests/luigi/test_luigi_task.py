@@ -140,6 +140,50 @@ def test_a_permission_error_names_the_task_s_credentials_not_the_function_s_serv
     assert "function" not in str(error)
 
 
+def test_transient_errors_on_the_lookup_and_the_create_are_retried_with_the_same_job_id(vertex_env, emulator, tmp_path):
+    task = example_task(tmp_path, run_date="2024-05-01")
+    lookup = emulator.faults.add(method="GET", path="/pipelineJobs/", status=429, times=2)
+    create = emulator.faults.add(method="POST", path="/pipelineJobs$", status=503, times=2)
+
+    assert luigi.build([task], local_scheduler=True)
+
+    assert lookup.hits == 2 and create.hits == 2
+    (job,) = emulator.pipeline_jobs()
+    assert job["name"].endswith(f"/pipelineJobs/{task.job_id}")
+    assert json.loads((tmp_path / "run.json").read_text())["name"] == job["name"]
+
+
+def test_a_retry_while_the_last_run_is_cancelling_submits_the_next_run(vertex_env, emulator, tmp_path):
+    emulator.pipeline_running_seconds = float("inf")
+    task = example_task(tmp_path, run_date="2024-05-01")
+    parent = f"projects/{PROJECT}/locations/{REGION}"
+    requests.post(  # the first run, as an interrupted attempt left it: being cancelled
+        f"{vertex_env['VERTEX_CRON_EMULATOR_HOST']}/v1/{parent}/pipelineJobs",
+        params={"pipelineJobId": task.job_id},
+        json=task._job_body(task._load_spec()),
+        timeout=30,
+    ).raise_for_status()
+    emulator.set_pipeline_job_state(task.job_id, "CANCELLING")
+    emulator.pipeline_running_seconds = 0.2
+
+    assert luigi.build([task], local_scheduler=True)
+
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["name"] == f"{parent}/pipelineJobs/{task.job_id}-2"
+    assert record["state"] == "PIPELINE_STATE_SUCCEEDED"
+
+
+def test_without_a_place_for_the_record_the_task_fails_instead_of_erroring_while_scheduling(
+    vertex_env, emulator, tmp_path
+):
+    task = VertexPipelineTask(spec=str(EXAMPLES / "pipeline.yaml"), parameter_values={"run_date": "x"}, **FAST)
+
+    error = failure_of(task)
+
+    assert "set output_uri or pipeline_root (where the run record goes)" in str(error)
+    assert emulator.pipeline_jobs() == []
+
+
 def test_progress_is_shown_in_the_scheduler_while_waiting_and_polling_survives_a_503(
     vertex_env, emulator, tmp_path, wait_until
 ):
