@@ -6,6 +6,7 @@ import contextlib
 import json
 import shlex
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +53,9 @@ def up(state_dir: Path | None, time_scale: float, fire_now: bool) -> None:
         ):
             stack.scheduler.on_delivery = _print_delivery
             click.echo("vertex-cron local stack is up. In a second terminal run:\n")
+            activate = Path(sys.executable).parent / "activate"
+            if activate.is_file():  # installed in a virtualenv: its commands are not on PATH by themselves
+                click.echo(f"  source {shlex.quote(str(activate))}")
             for name, value in stack.settings_env().items():
                 click.echo(f"  export {name}={shlex.quote(value)}")
             click.echo(

@@ -104,6 +104,8 @@ def test_local_up_serves_the_cli_in_a_second_terminal_and_ctrl_c_stops_everythin
         up.process.send_signal(signal.SIGINT)
         returncode = up.process.wait(timeout=120)
 
+    # the second terminal is told how to find the commands (they live in the virtualenv's bin)
+    assert f"source {Path(VERTEX_CRON).parent / 'activate'}" in [line.strip() for line in up.lines]
     assert "HTTP 200" in fired and "created PipelineJob" in fired
     assert history.returncode == 0 and "nightly-" in history.stdout
     function_url = json.loads(described.stdout)["function_url"]
