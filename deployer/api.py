@@ -348,7 +348,8 @@ def status(
 def _job_action(settings: Settings, name: str, action: str, cloud: GoogleCloud) -> ObservedJob:
     job = _managed_job(settings, name, cloud)
     try:
-        return getattr(cloud, action)(job.name)  # type: ignore[no-any-return]
+        observed: ObservedJob = getattr(cloud, action)(job.name)
+        return observed
     except NotFound as exc:  # deleted meanwhile
         raise _no_such_schedule(settings, name) from exc
 
