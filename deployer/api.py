@@ -117,6 +117,8 @@ def run(settings: Settings, name: str, *, cloud: GoogleCloud | None = None) -> F
     against a firing. That moment is Scheduler's, so the id is only expected here (the one
     for the time of the request); `follow` finds the real one."""
     cloud = cloud or GoogleCloud(settings)
+    job = _managed_job(settings, name, cloud)
+    before = frozenset(r.name for r in cloud.pipeline_runs(name, limit=DEFAULT_HISTORY))
     requested = datetime.now(UTC)
     job = _job_action(settings, name, "run_job", cloud)
     return ForcedRun(
@@ -126,6 +128,7 @@ def run(settings: Settings, name: str, *, cloud: GoogleCloud | None = None) -> F
         time_zone=job.fields.get("time_zone") or "UTC",
         requested_at=requested,
         expected_job_id=job_id(name, requested),
+        runs_before=before,
     )
 
 
@@ -141,18 +144,23 @@ def follow(
 ) -> ForcedRun:
     """Wait for the forced run's PipelineJob and until it ends; RunFailed unless it SUCCEEDED.
 
-    The forced run is the schedule's PipelineJob whose logical time (in its id) is not before
-    the request (less clock skew) and is no firing of the cron: scheduled firings fall on
-    whole minutes the cron matches, a forced one at the millisecond Scheduler executed it."""
+    The forced run is a PipelineJob of the schedule that did not exist before the request,
+    whose logical time (in its id) is not before the request (less clock skew) and is no
+    firing of the cron (scheduled firings fall on whole minutes the cron matches, a forced one
+    at the millisecond Scheduler executed it); of several, the one nearest the request."""
     cloud = cloud or GoogleCloud(settings)
     poll_seconds = poll_seconds or settings.poll_seconds or FOLLOW_POLL_SECONDS
     progress = progress or Progress()
     progress.step(f"waiting for the PipelineJob of the forced run of {forced.schedule}")
     waited, state, found = 0.0, "", None
     while found is None or found.state not in FINAL_STATES:
-        for candidate in cloud.pipeline_runs(forced.schedule, limit=DEFAULT_HISTORY):
-            if _is_forced_run(forced, candidate.name):
-                found = candidate
+        candidates = [
+            (moment, run)
+            for run in cloud.pipeline_runs(forced.schedule, limit=DEFAULT_HISTORY)
+            if (moment := _forced_run_time(forced, run)) is not None
+        ]
+        if candidates:  # several forced runs close together: the one nearest the request is ours
+            found = min(candidates, key=lambda pair: abs(pair[0] - forced.requested_at))[1]
         if found is not None and found.state != state:
             state = found.state
             progress.step(f"PipelineJob {found.name}: {state}")
@@ -366,13 +374,17 @@ def _logical_time(schedule: str, run_id: str) -> datetime | None:
     return moment + timedelta(milliseconds=int(match[2] or 0))
 
 
-def _is_forced_run(forced: ForcedRun, run_id: str) -> bool:
-    moment = _logical_time(forced.schedule, run_id)
-    return (
-        moment is not None
-        and moment >= forced.requested_at - _CLOCK_SKEW
-        and not cronexpr.is_fire_time(forced.cron, forced.time_zone, moment)
-    )
+def _forced_run_time(forced: ForcedRun, run: PipelineRun) -> datetime | None:
+    """The run's logical time if it may be the forced run (see `follow`), else None."""
+    moment = _logical_time(forced.schedule, run.name)
+    if (
+        run.name in forced.runs_before
+        or moment is None
+        or moment < forced.requested_at - _CLOCK_SKEW
+        or cronexpr.is_fire_time(forced.cron, forced.time_zone, moment)
+    ):
+        return None
+    return moment
 
 
 def _managed_job(settings: Settings, name: str, cloud: GoogleCloud) -> ObservedJob:

@@ -242,3 +242,4 @@ class ForcedRun:
     expected_job_id: str
     pipeline_run: PipelineRun | None = None
     logical_time: datetime | None = None
+    runs_before: frozenset[str] = frozenset()  # the schedule's PipelineJobs before the request
