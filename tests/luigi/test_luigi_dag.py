@@ -19,6 +19,10 @@ def creations(emulator) -> list:
     return [call for call in emulator.calls if call[:2] == CREATE]
 
 
+def reads_of(emulator, job_name: str) -> list:
+    return [call for call in emulator.calls if call[:2] == ("GET", f"/v1/{job_name}")]
+
+
 def test_dag_runs_one_pipeline_job_as_the_workload_identity_with_typed_parameters(dag, emulator):
     result = dag.run("Publish", "--date", DATE, "--TrainModel-learning-rate", "0.2")
 
@@ -57,14 +61,19 @@ def test_a_retry_after_the_worker_died_attaches_to_the_running_job(dag, emulator
     first.kill()  # no chance to cancel: the run keeps going without its worker
     first.communicate()
     assert emulator.pipeline_jobs()[0]["state"] in ("PIPELINE_STATE_PENDING", "PIPELINE_STATE_RUNNING")
-    emulator.pipeline_running_seconds = 1.0
+    reads = len(reads_of(emulator, job["name"]))
 
-    retry = dag.run("Publish", "--date", DATE)
+    retry = dag.start("Publish", "--date", DATE)
+    # Still running when the retry looks it up (a run that ended by then is not attached to),
+    # then it ends while the retry waits.
+    wait_until(lambda: len(reads_of(emulator, job["name"])) > reads + 1, "the retry to look up and poll the job")
+    emulator.set_pipeline_job_state(job["name"], "SUCCEEDED")
+    output = retry.communicate(timeout=DEADLINE_SECONDS)[0]
 
-    assert retry.returncode == 0, retry.stderr
+    assert retry.returncode == 0, output
     assert [j["name"] for j in emulator.pipeline_jobs()] == [job["name"]]
     assert len(creations(emulator)) == 1
-    assert "attached to PipelineJob" in retry.stderr
+    assert "attached to PipelineJob" in output
 
 
 def test_two_workers_at_once_share_one_job(dag, emulator):
