@@ -33,7 +33,7 @@ class Scope(enum.Enum):
     """Where a permission is granted (and where doctor must test it)."""
 
     PROJECT = "project"
-    BUCKET = "bucket"  # the artifact bucket itself (its IAM policy), no object condition
+    BUCKET = "bucket"  # the artifact bucket itself (its metadata, its IAM policy), no object condition
     SPEC_PREFIX = "spec-prefix"  # artifact bucket objects under SPEC_PREFIX
     PIPELINE_ROOT = "pipeline-root"  # artifact bucket objects under PIPELINE_ROOT_PREFIX
     FUNCTION_SOURCES = "function-sources"  # bucket gcf-v2-sources-PROJECT_NUMBER-REGION
@@ -66,6 +66,7 @@ DEPLOYER: tuple[Permission, ...] = (
         ("cloudfunctions.functions.delete", "`vertex-cron delete`: remove the function with the last schedule"),
         ("cloudfunctions.functions.sourceCodeSet", "generateUploadUrl for the source zip"),
         ("cloudfunctions.operations.get", "wait for create/update/delete operations"),
+        ("run.services.get", "check that the function's Cloud Run service checks invoker IAM"),
         ("run.services.getIamPolicy", "read who may invoke the function's Cloud Run service"),
         ("run.services.setIamPolicy", "grant run.invoker on that service to the scheduler SA"),
         ("cloudscheduler.jobs.get", "inspect a schedule (`describe`, planning)"),
@@ -128,16 +129,27 @@ def scheduler_agent(project_number: str) -> str:
     return f"service-{project_number}@{SCHEDULER_AGENT_DOMAIN}"
 
 
-# The least a KFP pipeline of container steps needs; pipelines that start Vertex jobs
-# themselves (google-cloud-pipeline-components) need more: infra's workload_extra_roles.
+# What a pipeline run's own identity needs, whatever its steps do. Google's "Configure a
+# service account with granular permissions" (Vertex AI Pipelines, configure-project) names
+# the minimum: aiplatform.metadataStores.get, storage.buckets.get, storage.objects.create and
+# storage.objects.get, plus aiplatform.metadataStores.create for the first run in a project
+# (docs/fidelity.md, "Identities and IAM"). The rest is what KFP container steps do in the
+# pipeline root. Steps that call other Google APIs (google-cloud-pipeline-components starting
+# Vertex jobs, BigQuery, ...) need more: infra's workload_extra_roles.
 WORKLOAD: tuple[Permission, ...] = (
-    *_on(Scope.PROJECT, ("logging.logEntries.create", "pipeline steps write their logs")),
+    *_on(
+        Scope.PROJECT,
+        ("aiplatform.metadataStores.get", "every run records its lineage in the project's ML Metadata store"),
+        ("aiplatform.metadataStores.create", "the first run in a project creates that store"),
+        ("logging.logEntries.create", "pipeline steps write their logs"),
+    ),
+    *_on(Scope.BUCKET, ("storage.buckets.get", "the run checks the pipeline root's bucket before writing")),
     *_on(
         Scope.PIPELINE_ROOT,
-        ("storage.objects.get", "read input artifacts of earlier steps"),
-        ("storage.objects.list", "list artifact directories"),
-        ("storage.objects.create", "write output artifacts"),
-        ("storage.objects.delete", "overwrite outputs when a step is retried"),
+        ("storage.objects.get", "read the run's own and earlier steps' artifacts"),
+        ("storage.objects.create", "write the run's output artifacts"),
+        ("storage.objects.list", "steps list artifact directories"),
+        ("storage.objects.delete", "steps overwrite outputs when retried"),
     ),
 )
 
@@ -205,7 +217,8 @@ GRANTS: tuple[Grant, ...] = (
     Grant("function", Scope.PROJECT, "trigger", "google_project_iam_member.function"),
     Grant("function", Scope.SPEC_PREFIX, "object_reader", "google_storage_bucket_iam_member.function_specs"),
     Grant("function", Scope.WORKLOAD_SA, "act_as", "google_service_account_iam_member.function_acts_as_workload"),
-    Grant("workload", Scope.PROJECT, "log_writer", "google_project_iam_member.workload_logs"),
+    Grant("workload", Scope.PROJECT, "pipeline_runner", "google_project_iam_member.workload_runs"),
+    Grant("workload", Scope.BUCKET, "bucket_reader", "google_storage_bucket_iam_member.workload_bucket"),
     Grant(
         "workload", Scope.PIPELINE_ROOT, "pipeline_root_user", "google_storage_bucket_iam_member.workload_pipeline_root"
     ),

@@ -74,10 +74,26 @@ resource "google_service_account_iam_member" "function_acts_as_workload" {
 
 # --- workload ---------------------------------------------------------------------
 
-resource "google_project_iam_member" "workload_logs" {
+# What the run itself needs, as Google documents it for a pipeline's own service account:
+# the project's ML Metadata store (created by the first run) and logs.
+resource "google_project_iam_member" "workload_runs" {
   project = var.project_id
-  role    = google_project_iam_custom_role.vertex_cron["log_writer"].id
+  role    = google_project_iam_custom_role.vertex_cron["pipeline_runner"].id
   member  = google_service_account.vertex_cron["workload"].member
+}
+
+# Was the log writer grant alone; the same binding's place, so no apply gap.
+moved {
+  from = google_project_iam_member.workload_logs
+  to   = google_project_iam_member.workload_runs
+}
+
+# storage.buckets.get on the bucket itself: a run reads the pipeline root's bucket before
+# writing, and a request on the bucket has no object name for the prefix condition below.
+resource "google_storage_bucket_iam_member" "workload_bucket" {
+  bucket = google_storage_bucket.artifacts.name
+  role   = google_project_iam_custom_role.vertex_cron["bucket_reader"].id
+  member = google_service_account.vertex_cron["workload"].member
 }
 
 resource "google_storage_bucket_iam_member" "workload_pipeline_root" {

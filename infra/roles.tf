@@ -12,6 +12,7 @@ locals {
         "cloudfunctions.functions.delete",
         "cloudfunctions.functions.sourceCodeSet",
         "cloudfunctions.operations.get",
+        "run.services.get",
         "run.services.getIamPolicy",
         "run.services.setIamPolicy",
         "cloudscheduler.jobs.get",
@@ -68,6 +69,20 @@ locals {
         "storage.objects.create",
         "storage.objects.delete",
       ]
+    }
+    # A pipeline run's own needs (Vertex AI Pipelines' documented minimum, see
+    # permissions.py): its ML Metadata store, created by the first run, and its steps' logs.
+    pipeline_runner = {
+      title = "vertex-cron pipeline runner"
+      permissions = [
+        "aiplatform.metadataStores.get",
+        "aiplatform.metadataStores.create",
+        "logging.logEntries.create",
+      ]
+    }
+    bucket_reader = {
+      title       = "vertex-cron bucket metadata reader"
+      permissions = ["storage.buckets.get"]
     }
     log_writer = {
       title       = "vertex-cron log writer"
