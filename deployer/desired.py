@@ -36,6 +36,7 @@ from .models import (
     location,
     spec_prefix,
 )
+from .permissions import PIPELINE_ROOT_PREFIX
 
 RUNTIME = "python312"
 ENTRY_POINT = "trigger"
@@ -178,7 +179,9 @@ def _schedule(settings: Settings, schedule: ScheduleInput) -> tuple[SpecObject, 
         "schedule": schedule.name,
         "spec_uri": f"gs://{settings.bucket}/{spec_object.object_name}",
         "parameter_values": spec_file.typed_parameters(schedule.name, spec, schedule.parameters, time_zone=time_zone),
-        "pipeline_root": spec_file.pipeline_root(schedule.name, spec, schedule.pipeline_root),
+        "pipeline_root": spec_file.check_pipeline_root(
+            schedule.name, schedule.pipeline_root or default_pipeline_root(settings, schedule.name)
+        ),
         "cron": cron,
         "time_zone": time_zone,
     }
@@ -195,6 +198,14 @@ def _schedule(settings: Settings, schedule: ScheduleInput) -> tuple[SpecObject, 
         time_zone=time_zone,
         scheduler_sa=settings.scheduler_sa,
     )
+
+
+def default_pipeline_root(settings: Settings, schedule: str) -> str:
+    """Where a schedule's runs keep their artifacts unless it names a root: the one place
+    infra/ lets the workload SA write, one folder per project, region and schedule (job ids
+    repeat across regions). Not the spec's defaultPipelineRoot: that names a bucket of
+    whoever compiled the pipeline, and a run that cannot write there fails at its first step."""
+    return f"gs://{settings.bucket}/{PIPELINE_ROOT_PREFIX}{settings.project}/{settings.region}/{schedule}"
 
 
 def _check_body(schedule: str, body: Mapping[str, Any]) -> None:

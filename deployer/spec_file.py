@@ -73,14 +73,8 @@ def typed_parameters(schedule: str, spec: PipelineSpec, values: Mapping[str, Any
     return {name: values[name] if has_placeholders(values[name]) else value for name, value in typed.items()}
 
 
-def pipeline_root(schedule: str, spec: PipelineSpec, given: str | None) -> str:
-    root = given or spec.default_pipeline_root
-    if not root:
-        raise ValidationError(
-            f"schedule {schedule}: no pipeline root",
-            details=f"pass --pipeline-root gs://BUCKET/PATH; pipeline {spec.name!r} has no defaultPipelineRoot",
-        )
-    # The function's own check: a root it would refuse must not reach a Scheduler job.
+def check_pipeline_root(schedule: str, root: str) -> str:
+    """`root` if the function would accept it: a root it would refuse must not reach a Scheduler job."""
     problem = gcs_directory_problem(root)
     if problem:
         raise ValidationError(f"schedule {schedule}: the pipeline root {problem}")

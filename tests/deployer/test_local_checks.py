@@ -187,7 +187,7 @@ def test_json_and_yaml_specs_of_one_pipeline_both_load(make_settings, example_js
     for spec in (example_json, example_yaml):
         wanted = _build(make_settings, spec, parameters={"run_date": "2024-01-01"})
         (job,) = wanted.jobs
-        assert job.body["pipeline_root"] == "gs://vertex-cron-demo-artifacts/pipeline-root"
+        assert job.body["pipeline_root"].startswith(f"gs://{make_settings().bucket}/")
         assert wanted.specs[0].object_name.startswith("vertex-cron/specs/")
 
 
@@ -221,13 +221,16 @@ def test_parameters_are_typed_for_the_body(make_settings, example_json):
     assert wanted.jobs[0].body["parameter_values"] == {"run_date": "x", "sample_rows": 5, "dry_run": True}
 
 
-def test_a_pipeline_root_is_required(make_settings, example_json, tmp_path):
-    spec = tmp_path / "no-root.json"
-    spec.write_text(example_json.read_text().replace('"defaultPipelineRoot"', '"unusedKey"'))
-    with pytest.raises(ValidationError, match="no pipeline root"):
-        _build(make_settings, spec, parameters={"run_date": "x"})
-    wanted = _build(make_settings, spec, parameters={"run_date": "x"}, pipeline_root="gs://my-bucket/root")
-    assert wanted.jobs[0].body["pipeline_root"] == "gs://my-bucket/root"
+def test_runs_write_where_infra_lets_the_workload_sa_write_unless_a_root_is_given(make_settings, example_json):
+    # The spec's defaultPipelineRoot (gs://vertex-cron-demo-artifacts/...) is not used.
+    settings = make_settings()
+    default = _build(make_settings, example_json, parameters={"run_date": "x"})
+    given = _build(make_settings, example_json, parameters={"run_date": "x"}, pipeline_root="gs://my-bucket/root")
+
+    assert default.jobs[0].body["pipeline_root"] == (
+        f"gs://{settings.bucket}/vertex-cron/pipeline-root/{settings.project}/{settings.region}/nightly"
+    )
+    assert given.jobs[0].body["pipeline_root"] == "gs://my-bucket/root"
 
 
 def test_an_oversized_spec_is_refused_before_reading(make_settings, tmp_path):
