@@ -17,8 +17,13 @@ What is checked, and how (only reads; permissions.py is the reference):
   as "conditional (not evaluated)". Basic roles (owner/editor) are flagged as excess.
   Group membership is not expanded: only grants to the service account itself count.
   Cloud Scheduler's service agent must still hold its role, or no OIDC token is minted.
+- Pipeline roots, per deployed schedule: the root's bucket exists and the workload SA may
+  work there (bucket metadata, objects under the root), read from the bucket's and the
+  project's IAM policies with their conditions evaluated for the whole root (conditions.py;
+  a condition beyond what it reads is a note, never a ✓).
 - The deployed function, when there is one: its runtime SA, its environment, and that its
-  Cloud Run service is invokable by the scheduler SA and by no public member.
+  Cloud Run service checks invoker IAM at all and is invokable by the scheduler SA and by
+  no public member.
 
 Every ✗ carries its fix: a gcloud command and/or the infra/ resource, or for a read that
 failed, the grant that allows it (or re-running, when the failure was transient).
@@ -32,6 +37,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from vertex_cron_trigger.spec_uri import gcs_directory_problem
+
+from . import conditions
 from . import desired as desired_state
 from .config import Settings
 from .errors import DeployError, NotFound, PermissionDenied, Unavailable, ValidationError
@@ -142,7 +150,9 @@ class _Doctor:
         yield from self._apis()
         yield from self._identities()
         yield from self._caller()
-        yield from self._grants()
+        policies = _Policies(self.cloud, self.settings.bucket)
+        yield from self._grants(policies)
+        yield from self._pipeline_roots(policies)
         yield from self._function()
 
     # -- sections ------------------------------------------------------------------------
@@ -318,8 +328,7 @@ class _Doctor:
         else:
             yield Item(section, check, Status.OK)
 
-    def _grants(self) -> Iterator[Item]:
-        policies = _Policies(self.cloud, self.settings.bucket)
+    def _grants(self, policies: _Policies) -> Iterator[Item]:
         for identity, email in self._configured():
             if email is None:
                 continue
@@ -420,6 +429,105 @@ class _Doctor:
         used = sorted(title for title, perms in conditional.items() if perms - held)
         return Item(section, check, Status.OK, f"conditional (not evaluated): {', '.join(used)}" if used else "")
 
+    def _pipeline_roots(self, policies: _Policies) -> Iterator[Item]:
+        section = "Pipeline roots (where each schedule's runs write, as the workload SA)"
+        try:
+            jobs = self.cloud.managed_jobs()
+        except DeployError as exc:
+            yield self._call_failed(section, "deployed schedules readable", exc, Scope.PROJECT)
+            return
+        if not jobs:
+            yield Item(section, "schedules", Status.NOTE, "none deployed yet: each deploy's root is checked here")
+            return
+        for name in sorted(jobs):
+            schedule = desired_state.schedule_of(name)
+            body = jobs[name].fields.get("http_target.body")
+            root = body.get("pipeline_root") if isinstance(body, dict) else None
+            if not isinstance(root, str) or gcs_directory_problem(root):
+                yield Item(
+                    section,
+                    f"{schedule}: pipeline root",
+                    Status.FAIL,
+                    "its Scheduler job carries no gs:// pipeline_root vertex-cron wrote",
+                    (f"vertex-cron deploy {schedule} ... (or `vertex-cron apply -f`) rewrites its job",),
+                )
+                continue
+            yield self._pipeline_root(section, f"{schedule}: {root}", root, policies)
+
+    def _pipeline_root(self, section: str, check: str, root: str, policies: _Policies) -> Item:
+        bucket, _, path = root.removeprefix("gs://").partition("/")
+        prefix = path.rstrip("/") + "/" if path.strip("/") else ""
+        member = f"serviceAccount:{self.settings.workload_sa}"
+        try:
+            bindings = [b for b in policies.project() + policies.bucket(bucket) if member in b.members]
+            permissions = {b: self._role(b.role) for b in bindings}
+        except _Unreadable as exc:
+            if isinstance(exc.error, NotFound) and exc.scope is Scope.BUCKET:
+                return Item(
+                    section,
+                    check,
+                    Status.FAIL,
+                    f"no such bucket gs://{bucket}: every run would fail at its first step",
+                    self._root_fixes(bucket, prefix, missing_bucket=True),
+                )
+            on_bucket = bucket if exc.scope is Scope.BUCKET else None
+            return self._call_failed(section, check, exc.error, exc.scope, bucket=on_bucket)
+        needed = names("workload", Scope.BUCKET) | names("workload", Scope.PIPELINE_ROOT)
+        unevaluated: dict[str, set[str]] = {}
+        granted: set[str] = set()
+        for binding, held in permissions.items():
+            for permission in needed & held:
+                if binding.expression is None:
+                    granted.add(permission)
+                    continue
+                try:
+                    kind = conditions.request_kind(permission)
+                    if conditions.holds(binding.expression, bucket=bucket, prefix=prefix, kind=kind):
+                        granted.add(permission)
+                except conditions.Unevaluable:
+                    unevaluated.setdefault(permission, set()).add(binding.condition or binding.expression)
+        missing = needed - granted - set(unevaluated)
+        if missing:
+            return Item(
+                section,
+                check,
+                Status.FAIL,
+                f"the workload SA lacks {_sorted(missing)} there: runs would fail to write",
+                self._root_fixes(bucket, prefix, missing_bucket=False, missing=frozenset(missing)),
+            )
+        if set(unevaluated) - granted:
+            titles = sorted({t for p, ts in unevaluated.items() if p not in granted for t in ts})
+            return Item(section, check, Status.NOTE, f"depends on conditions doctor cannot read: {', '.join(titles)}")
+        return Item(section, check, Status.OK)
+
+    def _root_fixes(
+        self, bucket: str, prefix: str, *, missing_bucket: bool, missing: frozenset[str] = frozenset()
+    ) -> tuple[str, ...]:
+        s = self.settings
+        default = f"gs://{s.bucket}/{PIPELINE_ROOT_PREFIX}{s.project}/{s.region}/NAME"
+        redeploy = f"or redeploy the schedule without --pipeline-root: its runs then write under {default}"
+        if missing_bucket:
+            return (
+                f"gcloud storage buckets create gs://{bucket} --location={s.region} --project={s.project}",
+                redeploy,
+            )
+        inside = bucket == s.bucket and prefix.startswith(PIPELINE_ROOT_PREFIX)
+        fixes: list[str] = []
+        member = f"serviceAccount:{s.workload_sa}"
+        for scope in (Scope.BUCKET, Scope.PIPELINE_ROOT):
+            if not missing & names("workload", scope):
+                continue
+            if inside:  # infra's own grant is what is missing
+                fixes.extend(self._grant_fix("workload", scope, member))
+                continue
+            role = f"--member={member} --role=projects/{s.project}/roles/{grant('workload', scope).role_id}"
+            command = f"gcloud storage buckets add-iam-policy-binding gs://{bucket} {role}"
+            if scope is Scope.PIPELINE_ROOT:
+                condition = _prefix_condition(bucket, prefix, listing=True)
+                command += f" --condition='^;^title={scope.value};expression={condition}'"
+            fixes.append(command)
+        return tuple(fixes) if inside else (*fixes, redeploy)
+
     def _function(self) -> Iterator[Item]:
         section, settings = "Deployed function", self.settings
         name = desired_state.function_name(settings.project, settings.region, settings.function_name)
@@ -462,13 +570,26 @@ class _Doctor:
         if not service:
             yield Item(section, "Cloud Run service", Status.NOTE, "not created yet (build still running?)")
             return
+        short = service.rsplit("/", 1)[-1]
+        run_flags = f"--region={settings.region} --project={settings.project}"
+        check = "Cloud Run checks who invokes it (invoker IAM check on)"
+        try:
+            disabled = self.cloud.invoker_iam_disabled(service)
+        except DeployError as exc:
+            yield self._call_failed(section, check, exc, Scope.PROJECT)
+        else:
+            yield Item(
+                section,
+                check,
+                Status.FAIL if disabled else Status.OK,
+                "disabled: anyone can send a token and start runs as the workload SA" if disabled else "",
+                (f"gcloud run services update {short} --invoker-iam-check {run_flags}",) if disabled else (),
+            )
         try:
             members = self.cloud.invoker_members(service)
         except DeployError as exc:
             yield self._call_failed(section, "invoker policy readable", exc, Scope.PROJECT)
             return
-        short = service.rsplit("/", 1)[-1]
-        run_flags = f"--region={settings.region} --project={settings.project}"
         public = sorted(members & PUBLIC_MEMBERS)
         yield Item(
             section,
@@ -509,15 +630,18 @@ class _Doctor:
                 raise _Unreadable(exc, Scope.PROJECT) from exc
         return self._roles[role]
 
-    def _call_failed(self, section: str, check: str, exc: DeployError, scope: Scope) -> Item:
+    def _call_failed(
+        self, section: str, check: str, exc: DeployError, scope: Scope, *, bucket: str | None = None
+    ) -> Item:
         """A read doctor needs failed. `scope` is where infra grants the deployer the
-        permission for it: the fix when it was refused."""
+        permission for it: the fix when it was refused (on `bucket`, for another bucket
+        than the artifact bucket)."""
         if isinstance(exc, Unavailable):
             fix: tuple[str, ...] = ("re-run `vertex-cron doctor`: the failure was transient (doctor only reads)",)
         elif isinstance(exc, PermissionDenied) and exc.reason.endswith("authentication failed"):
             fix = ("gcloud auth application-default login",)
         elif isinstance(exc, PermissionDenied):
-            fix = self._grant_fix("deployer", scope, DEPLOYER_MEMBER)
+            fix = self._grant_fix("deployer", scope, DEPLOYER_MEMBER, bucket=bucket)
         else:  # Google refused the request itself: a setting names something that is not there
             fix = (
                 "check project, region and bucket in vertex-cron.toml (or their --flags / VERTEX_CRON_* "
@@ -525,10 +649,12 @@ class _Doctor:
             )
         return Item(section, check, Status.FAIL, f"could not check: {exc.reason}", fix)
 
-    def _grant_fix(self, identity: str, scope: Scope, member: str) -> tuple[str, ...]:
+    def _grant_fix(self, identity: str, scope: Scope, member: str, *, bucket: str | None = None) -> tuple[str, ...]:
         g = grant(identity, scope)
         s = self.settings
         role = f"--member={member} --role=projects/{s.project}/roles/{g.role_id}"
+        if bucket not in (None, s.bucket):  # infra/ does not manage that bucket: gcloud only
+            return (f"gcloud storage buckets add-iam-policy-binding gs://{bucket} {role}",)
         command = {
             Scope.PROJECT: f"gcloud projects add-iam-policy-binding {s.project} {role}",
             Scope.BUCKET: f"gcloud storage buckets add-iam-policy-binding gs://{s.bucket} {role}",
@@ -580,8 +706,10 @@ class _Policies:
     def project(self) -> list[Binding]:
         return self._once("project", self._cloud.project_bindings)
 
-    def bucket(self) -> list[Binding]:
-        return self._once("bucket", lambda: self._cloud.bucket_bindings(self._bucket), Scope.BUCKET)
+    def bucket(self, name: str | None = None) -> list[Binding]:
+        """The bindings of bucket `name`, the artifact bucket by default."""
+        bucket = name or self._bucket
+        return self._once(f"gs://{bucket}", lambda: self._cloud.bucket_bindings(bucket), Scope.BUCKET)
 
     def service_account(self, email: str) -> list[Binding]:
         return self._once(email, lambda: self._cloud.service_account_bindings(email))

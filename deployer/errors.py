@@ -8,7 +8,9 @@
     │   ├── NotFound                 the named resource does not exist
     │   ├── PermissionDenied         the caller's identity lacks a permission (401/403)
     │   ├── Unavailable              a transient failure (429, 5xx, timeouts): re-running is safe
-    │   └── OperationFailed          a long-running operation (function build) finished with an error
+    │   ├── OperationFailed          a long-running operation (function build) finished with an error
+    │   └── InvokerCheckDisabled     the function's Cloud Run service does not check run.invoker (found
+    │                                by observe.py before any change, or after setting the invokers)
     ├── RunFailed                    exit 1: the run `vertex-cron run --wait` followed ended FAILED or
     │                                CANCELLED, or never appeared
     └── VertexPipelineError          (luigi.py) the Luigi task could not submit or follow its PipelineJob
@@ -70,6 +72,10 @@ class Unavailable(DeployError):
 
 class OperationFailed(DeployError):
     """A long-running operation finished with an error."""
+
+
+class InvokerCheckDisabled(DeployError):
+    """The function's Cloud Run service lets any caller in: Cloud Run does not check run.invoker."""
 
 
 class RunFailed(VertexCronError):

@@ -40,6 +40,7 @@ def execute(plan: Plan, desired: Desired, observed: Observed, cloud: GoogleCloud
             members = ", ".join(desired.invoker_members)
             progress.step(f"setting roles/run.invoker on {_short(service)} to exactly {members}")
             cloud.set_invokers(service, desired.invoker_members)
+            cloud.require_invoker_check(service)  # the invokers matter only while Cloud Run checks them
         elif change.kind is Kind.JOB:
             job = jobs[change.name]
             _require_service(function)

@@ -250,6 +250,24 @@ class GoogleCloud:
 
     # -- Cloud Run v2 IAM: who may invoke the function --------------------------------------
 
+    def invoker_iam_disabled(self, service: str) -> bool:
+        """Whether Cloud Run lets anyone call `service` without checking run.invoker
+        (run.v2 Service.invokerIamDisabled, e.g. after `--no-invoker-iam-check`)."""
+        with _calling(f"read Cloud Run service {service}"):
+            return bool(self._run.get_service(name=service).invoker_iam_disabled)
+
+    def require_invoker_check(self, service: str) -> None:
+        """Refuse a service Cloud Run lets anyone call. With the check off, Cloud Run passes
+        any token on with its signature removed, and the function cannot verify it then."""
+        if self.invoker_iam_disabled(service):
+            _, project, _, region, _, short = service.split("/")
+            raise errors.InvokerCheckDisabled(
+                f"Cloud Run does not check who may invoke {short} (invoker IAM check disabled): "
+                "anyone could start pipeline runs through it",
+                details="turn the check back on, then re-run: gcloud run services update "
+                f"{short} --invoker-iam-check --region={region} --project={project}",
+            )
+
     def invoker_members(self, service: str) -> frozenset[str]:
         with _calling(f"read the IAM policy of {service}"):
             policy = self._run.get_iam_policy(request={"resource": service})
@@ -267,11 +285,13 @@ class GoogleCloud:
                 if not _set_invokers(policy, wanted):
                     return
                 try:
-                    self._run.set_iam_policy(request={"resource": service, "policy": policy})
-                    return
+                    written = self._run.set_iam_policy(request={"resource": service, "policy": policy})
                 except Conflict:  # 409 ABORTED: the policy changed since it was read
                     if attempt == _IAM_ATTEMPTS:
                         raise
+                else:
+                    _verify_invokers(service, written, wanted)
+                    return
             time.sleep(min(self._poll_interval, 0.5) * attempt)
 
     # -- Cloud Scheduler --------------------------------------------------------------------
@@ -416,7 +436,12 @@ class GoogleCloud:
         with _calling(f"read the IAM policy of project {self._settings.project}"):
             policy = self._projects.get_iam_policy(request=request)
         return [
-            Binding(b.role, frozenset(b.members), b.condition.title or b.condition.expression or None)
+            Binding(
+                b.role,
+                frozenset(b.members),
+                b.condition.title or b.condition.expression or None,
+                b.condition.expression or None,
+            )
             for b in policy.bindings
         ]
 
@@ -473,6 +498,7 @@ def _binding(document: Mapping[str, Any]) -> Binding:
         document["role"],
         frozenset(document.get("members", ())),
         condition.get("title") or condition.get("expression") or None,
+        condition.get("expression") or None,
     )
 
 
@@ -597,6 +623,16 @@ def _time(message: Any, field: str) -> Any:
 
 def _role_members(policy: Any, role: str) -> list[str]:
     return [m for binding in policy.bindings if binding.role == role for m in binding.members]
+
+
+def _verify_invokers(service: str, policy: Any, wanted: frozenset[str]) -> None:
+    """The policy setIamPolicy answered with must hold exactly `wanted` as invokers."""
+    held = frozenset(_role_members(policy, INVOKER_ROLE))
+    if held != wanted:
+        raise errors.DeployError(
+            f"the IAM policy of {service} did not take: {INVOKER_ROLE} is held by {', '.join(sorted(held)) or 'nobody'}",
+            details="another change to the service's policy raced this one; re-run the deploy",
+        )
 
 
 def _set_invokers(policy: Any, wanted: frozenset[str]) -> bool:

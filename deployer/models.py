@@ -221,11 +221,12 @@ class PipelineRun:
 @dataclass(frozen=True)
 class Binding:
     """One IAM role binding, as doctor reads it; ``condition`` is its title (or expression),
-    None when unconditional."""
+    None when unconditional, and ``expression`` its CEL expression."""
 
     role: str
     members: frozenset[str]
     condition: str | None
+    expression: str | None = None
 
 
 @dataclass(frozen=True)

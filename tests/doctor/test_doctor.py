@@ -299,3 +299,57 @@ def test_a_scheduler_sa_rotation_in_progress_is_not_a_differing_environment(setu
     result = doctor_cli("doctor")
 
     assert "  ✓ environment matches the settings" in result.stdout, result.output
+
+
+def test_a_service_that_checks_no_invoker_is_flagged_by_doctor_and_refused_by_deploy(deployed, doctor_cli, emulator):
+    # What `gcloud run services update vertex-cron-trigger --no-invoker-iam-check` leaves.
+    emulator.set_invoker_iam_disabled(f"projects/{PROJECT}/locations/{REGION}/services/vertex-cron-trigger", True)
+    doctor = doctor_cli("doctor")
+    before = emulator.mutating_calls()  # doctor's reads include POSTs (testIamPermissions)
+    deploy = doctor_cli("deploy", "nightly", "--spec", str(EXAMPLE), "--cron", "0 4 * * *", "--param", "run_date=x")
+
+    fix = f"gcloud run services update vertex-cron-trigger --invoker-iam-check --region={REGION} --project={PROJECT}"
+    assert failures(doctor) == [
+        "  ✗ Cloud Run checks who invokes it (invoker IAM check on): disabled: anyone can send a token and start "
+        "runs as the workload SA",
+        f"      fix: {fix}",
+    ]
+    assert deploy.exit_code == 1
+    assert deploy.stderr.splitlines() == [
+        "error: Cloud Run does not check who may invoke vertex-cron-trigger (invoker IAM check disabled): anyone "
+        "could start pipeline runs through it",
+        f"turn the check back on, then re-run: {fix}",
+    ]
+    assert emulator.mutating_calls() == before, "the refused deploy changed nothing"
+
+    emulator.set_invoker_iam_disabled(f"projects/{PROJECT}/locations/{REGION}/services/vertex-cron-trigger", False)
+    assert doctor_cli("doctor").exit_code == 0
+
+
+def test_a_pipeline_root_granted_by_a_predefined_role_on_its_bucket_passes(
+    setup_project, doctor_cli, emulator, storage_emulator
+):
+    """Google's setup for a pipeline bucket (roles/storage.objectUser on the bucket) lacks
+    storage.buckets.get, which the documented minimum includes; with a bucket reader too it passes."""
+    setup_project()
+    storage_emulator.create_bucket("team-artifacts")
+    emulator.put_role(
+        "roles/storage.objectUser",
+        ["storage.objects.create", "storage.objects.delete", "storage.objects.get", "storage.objects.list"],
+    )
+    workload = member("workload")
+    storage_emulator.bucket_policies["team-artifacts"] = [{"role": "roles/storage.objectUser", "members": [workload]}]
+    spec_args = ("--spec", str(EXAMPLE), "--cron", "0 3 * * *", "--param", "run_date=x")
+    assert doctor_cli("deploy", "nightly", *spec_args, "--pipeline-root", "gs://team-artifacts/runs").exit_code == 0
+
+    lacking = doctor_cli("doctor")
+    storage_emulator.bucket_policies["team-artifacts"].append(
+        {"role": f"projects/{PROJECT}/roles/vertexCron_bucket_reader", "members": [workload]}
+    )
+    granted = doctor_cli("doctor")
+
+    assert failures(lacking)[0] == (
+        "  ✗ nightly: gs://team-artifacts/runs: the workload SA lacks storage.buckets.get there: runs would fail to write"
+    )
+    assert granted.exit_code == 0, granted.output
+    assert "  ✓ nightly: gs://team-artifacts/runs" in granted.stdout

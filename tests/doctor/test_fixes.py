@@ -21,7 +21,7 @@ from vertex_cron import desired, doctor
 from vertex_cron.config import Settings
 from vertex_cron.errors import DeployError, NotFound, PermissionDenied, Unavailable
 from vertex_cron.local.provision import InfraState, infra_state
-from vertex_cron.models import Binding, ObservedFunction
+from vertex_cron.models import Binding, ObservedFunction, ObservedJob
 from vertex_cron.permissions import GRANTS, REQUIRED_APIS, SCHEDULER_AGENT_ROLE
 
 BUCKET = "demo-project-vertex-cron"
@@ -36,6 +36,17 @@ SETTINGS = Settings(
 )
 SERVICE = f"projects/{PROJECT}/locations/{REGION}/services/vertex-cron-trigger"
 _BUCKET_RESOURCE = f"projects/_/buckets/{BUCKET}"
+DEFAULT_ROOT = desired.default_pipeline_root(SETTINGS, "nightly")
+
+
+def scheduled(**roots: Any) -> dict[str, ObservedJob]:
+    """Managed Scheduler jobs, schedule -> the pipeline_root in its body."""
+    return {
+        desired.job_name(PROJECT, REGION, name): ObservedJob(
+            desired.job_name(PROJECT, REGION, name), {"http_target.body": {"pipeline_root": root}}
+        )
+        for name, root in roots.items()
+    }
 
 
 def provisioned(**kwargs: Any) -> InfraState:
@@ -65,6 +76,9 @@ class FakeCloud:
     state: InfraState
     function: ObservedFunction | None = None
     invokers: frozenset[str] = frozenset({f"serviceAccount:{SA['scheduler']}"})
+    invoker_check_off: bool = False
+    jobs: Mapping[str, ObservedJob] = field(default_factory=lambda: scheduled(nightly=DEFAULT_ROOT))
+    refused_buckets: frozenset[str] | set[str] = frozenset()  # whose IAM policy the caller may not read
     fail: Mapping[str, DeployError] = field(default_factory=dict)
 
     def _answer(self, method: str, value: Any) -> Any:
@@ -81,8 +95,15 @@ class FakeCloud:
         return self.state.caller_permissions.get(resource, frozenset()) & frozenset(wanted)
 
     def _bindings(self, resource: str) -> list[Binding]:
+        if resource not in self.state.policies and resource.startswith("projects/_/buckets/"):
+            raise NotFound(f"read the IAM policy of gs://{resource.rsplit('/', 1)[-1]}: not found")
         return [
-            Binding(b["role"], frozenset(b["members"]), (b.get("condition") or {}).get("title"))
+            Binding(
+                b["role"],
+                frozenset(b["members"]),
+                (b.get("condition") or {}).get("title"),
+                (b.get("condition") or {}).get("expression"),
+            )
             for b in self.state.policies.get(resource, ())
         ]
 
@@ -109,6 +130,8 @@ class FakeCloud:
         return self._answer("project_bindings", self._bindings(f"projects/{PROJECT}"))
 
     def bucket_bindings(self, bucket: str) -> list[Binding]:
+        if bucket in self.refused_buckets:
+            raise PermissionDenied(f"read the IAM policy of gs://{bucket}: permission denied")
         return self._answer("bucket_bindings", self._bindings(f"projects/_/buckets/{bucket}"))
 
     def service_account_bindings(self, email: str) -> list[Binding]:
@@ -120,6 +143,12 @@ class FakeCloud:
 
     def invoker_members(self, service: str) -> frozenset[str]:
         return self._answer("invoker_members", self.invokers)
+
+    def invoker_iam_disabled(self, service: str) -> bool:
+        return self._answer("invoker_iam_disabled", self.invoker_check_off)
+
+    def managed_jobs(self) -> Mapping[str, ObservedJob]:
+        return self._answer("managed_jobs", self.jobs)
 
 
 READS = [name for name, value in vars(FakeCloud).items() if not name.startswith("_") and callable(value)]
@@ -204,6 +233,26 @@ SCENARIOS: dict[str, Callable[[], tuple[FakeCloud, Settings]]] = {
     ),
     "the scheduler SA may not invoke": lambda: (
         FakeCloud(provisioned(), function=deployed_function(), invokers=frozenset()),
+        SETTINGS,
+    ),
+    "the invoker IAM check is off": lambda: (
+        FakeCloud(provisioned(), function=deployed_function(), invoker_check_off=True),
+        SETTINGS,
+    ),
+    "a pipeline root outside the workload SA's grants": lambda: (
+        FakeCloud(provisioned(), jobs=scheduled(nightly=f"gs://{BUCKET}/elsewhere")),
+        SETTINGS,
+    ),
+    "a pipeline root in a bucket that does not exist": lambda: (
+        FakeCloud(provisioned(), jobs=scheduled(nightly="gs://no-such-bucket/root")),
+        SETTINGS,
+    ),
+    "a pipeline root in a bucket whose policy the caller may not read": lambda: (
+        FakeCloud(provisioned(), jobs=scheduled(nightly="gs://other-bucket/root"), refused_buckets={"other-bucket"}),
+        SETTINGS,
+    ),
+    "a job without a pipeline root": lambda: (
+        FakeCloud(provisioned(), jobs={desired.job_name(PROJECT, REGION, "x"): ObservedJob("x", {})}),
         SETTINGS,
     ),
     **{
@@ -295,10 +344,14 @@ def test_a_failed_read_names_the_grant_that_allows_it(error, fix):
     report = run_doctor(FakeCloud(provisioned(), fail={"bucket_bindings": ERRORS[error]()}), SETTINGS)
 
     failed = {(item.section, item.check): list(item.fix) for item in report.failed}
-    # the function and workload SAs have bucket grants; scheduler and build have none there
+    # the function and workload SAs have bucket grants; scheduler and build have none there;
+    # the schedule's pipeline root is in that bucket
     assert failed == {
-        (f"{identity} SA grants (read from IAM policies)", "IAM policies readable"): fix
-        for identity in ("function", "workload")
+        **{
+            (f"{identity} SA grants (read from IAM policies)", "IAM policies readable"): fix
+            for identity in ("function", "workload")
+        },
+        ("Pipeline roots (where each schedule's runs write, as the workload SA)", f"nightly: {DEFAULT_ROOT}"): fix,
     }
 
 
@@ -331,3 +384,20 @@ def test_every_place_doctor_makes_a_failure_is_walked(walked):
         node.lineno for node in sites if not any(node.lineno <= line <= node.end_lineno for line in walked.fail_lines)
     ]
     assert not unwalked, f"doctor.py makes a ✗ at line(s) {unwalked} that no scenario here reaches"
+
+
+def test_a_root_granted_only_under_a_condition_doctor_cannot_read_is_a_note_not_a_pass():
+    pipeline_root_grant = next(g for g in GRANTS if g.identity == "workload" and g.role == "pipeline_root_user")
+    state = with_binding(
+        provisioned(grants=[g for g in GRANTS if g != pipeline_root_grant]),
+        _BUCKET_RESOURCE,
+        {
+            "role": f"projects/{PROJECT}/roles/vertexCron_pipeline_root_user",
+            "members": [member("workload")],
+            "condition": {"title": "not-json", "expression": '!resource.name.endsWith(".json")'},
+        },
+    )
+    report = run_doctor(FakeCloud(state), SETTINGS)
+
+    (item,) = [i for i in report.items if i.check == f"nightly: {DEFAULT_ROOT}"]
+    assert (item.status, item.detail) == (doctor.Status.NOTE, "depends on conditions doctor cannot read: not-json")

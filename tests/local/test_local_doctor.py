@@ -88,3 +88,47 @@ def test_doctor_in_the_local_stack_names_a_removed_grant_and_its_fix(stack: Loca
         "      fix: terraform: google_project_iam_member.function (infra/iam.tf)",
     ]
     assert result.stderr.strip() == f"error: 1 of {len(checks(result))} checks failed"
+
+
+QUICKSTART_SPEC = Path(__file__).resolve().parents[2] / "examples" / "pipeline.json"
+
+
+def test_the_quickstart_gives_runs_the_workload_sa_can_write_and_doctor_flags_a_root_it_cannot(
+    stack: LocalStack, wait_until
+):
+    # README's quickstart, as written: no --pipeline-root. The spec's own defaultPipelineRoot
+    # (gs://vertex-cron-demo-artifacts/...) is a bucket this project does not have.
+    quickstart = ("--spec", str(QUICKSTART_SPEC), "--cron", "0 3 * * *", "--time-zone", "Europe/Paris")
+    deployed = vertex_cron(stack, "deploy", "nightly", *quickstart, "--param", "run_date={{schedule_time:%Y-%m-%d}}")
+    assert deployed.exit_code == 0, deployed.output
+    assert vertex_cron(stack, "run", "nightly").exit_code == 0
+
+    (job,) = wait_until(stack.emulator.pipeline_jobs, "the run `vertex-cron run nightly` starts")
+    root = job["runtimeConfig"]["gcsOutputDirectory"]
+    assert job["serviceAccount"] == stack.workload_sa
+    assert root == f"gs://{stack.bucket}/vertex-cron/pipeline-root/{stack.project}/{stack.region}/nightly"
+    healthy = vertex_cron(stack, "doctor")
+    assert healthy.exit_code == 0, healthy.output
+    assert f"✓ nightly: {root}" in checks(healthy)
+
+    elsewhere = "gs://vertex-cron-demo-artifacts/pipeline-root"
+    adhoc = vertex_cron(stack, "deploy", "adhoc", *quickstart, "--param", "run_date=x", "--pipeline-root", elsewhere)
+    assert adhoc.exit_code == 0, adhoc.output
+    stack.storage.create_bucket("vertex-cron-demo-artifacts")  # exists, but grants the workload SA nothing
+    broken = vertex_cron(stack, "doctor")
+
+    assert broken.exit_code == 1
+    failed = [line for line in broken.stdout.splitlines() if line.startswith("  ✗") or line.startswith("      fix:")]
+    assert failed == [
+        f"  ✗ adhoc: {elsewhere}: the workload SA lacks storage.buckets.get, storage.objects.create, "
+        "storage.objects.delete, storage.objects.get, storage.objects.list there: runs would fail to write",
+        "      fix: gcloud storage buckets add-iam-policy-binding gs://vertex-cron-demo-artifacts "
+        f"--member=serviceAccount:{stack.workload_sa} --role=projects/{stack.project}/roles/vertexCron_bucket_reader",
+        "      fix: gcloud storage buckets add-iam-policy-binding gs://vertex-cron-demo-artifacts "
+        f"--member=serviceAccount:{stack.workload_sa} "
+        f"--role=projects/{stack.project}/roles/vertexCron_pipeline_root_user --condition='^;^title=pipeline-root;"
+        'expression=resource.name.startsWith("projects/_/buckets/vertex-cron-demo-artifacts/objects/pipeline-root/")'
+        ' || api.getAttribute("storage.googleapis.com/objectListPrefix", "").startsWith("pipeline-root/")\'',
+        "      fix: or redeploy the schedule without --pipeline-root: its runs then write under "
+        f"gs://{stack.bucket}/vertex-cron/pipeline-root/{stack.project}/{stack.region}/NAME",
+    ]

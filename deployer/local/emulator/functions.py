@@ -15,6 +15,8 @@ Functions v2, like the real API:
   get it; `serviceConfig.service` is projects/P/locations/R/services/FUNCTION_ID, and that
   Run service now exists (GET, getIamPolicy, setIamPolicy). Server defaults are filled
   like the real API (timeoutSeconds 60, availableMemory 256M, LOG_EXECUTION_ID=true ...).
+  `set_invoker_iam_disabled(service, True)` stands for `--no-invoker-iam-check`: the service
+  then carries `invokerIamDisabled: true`, kept across redeploys of the function.
 - On completion of delete, `on_function_deleted(function)` runs before the operation is
   marked done, so a caller that sees `done` knows the function no longer serves.
 
@@ -169,6 +171,19 @@ class FunctionsMixin:
                 raise KeyError(name)
             key = self._fn_source_key(fn)
             return unb64(self._state["uploads"][key])
+
+    def set_invoker_iam_disabled(self, service: str, disabled: bool) -> None:
+        """What `gcloud run services update SERVICE --[no-]invoker-iam-check` leaves: run.v2
+        Service.invokerIamDisabled (omitted when false, as proto3 JSON omits defaults)."""
+        self._fn_advance()
+        with self._lock:
+            svc = self._state["services"].get(service)
+            if svc is None:
+                raise KeyError(service)
+            svc.pop("invokerIamDisabled", None)
+            if disabled:
+                svc["invokerIamDisabled"] = True
+            self._touch()
 
     def iam_policy(self, resource: str) -> dict[str, Any]:
         """The IAM policy of a Run service or function (as getIamPolicy returns it)."""
@@ -602,6 +617,9 @@ class FunctionsMixin:
             "urls": _service_urls(name, svc_cfg["uri"]),
             "etag": f'"{short_hash(name, str(generation), length=12)}"',
         }
+        if (existing or {}).get("invokerIamDisabled"):
+            # A service-level setting, not the revision template: a redeploy keeps it.
+            service["invokerIamDisabled"] = True
         self._state["services"][name] = canonical(service, "Service")
 
     def _svc_get(self, req: Request, name: str) -> Any:
