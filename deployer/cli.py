@@ -197,7 +197,11 @@ def cli(ctx: click.Context) -> None:
 @click.option("--cron", required=True, help="Unix-cron expression, e.g. '0 3 * * *'.")
 @click.option("--time-zone", default="UTC", show_default=True, help="IANA time zone of the cron expression.")
 @click.option("--param", "params", multiple=True, metavar="K=V", help="Pipeline parameter (repeatable).")
-@click.option("--pipeline-root", default=None, help="gs:// root for run artifacts [default: the spec's].")
+@click.option(
+    "--pipeline-root",
+    default=None,
+    help="gs:// root for run artifacts [default: gs://BUCKET/vertex-cron/pipeline-root/PROJECT/REGION/NAME].",
+)
 @click.option("--max-concurrent-runs", type=int, default=None, help="Skip a firing while this many runs are active.")
 @click.option("--start-time", default=None, help="RFC3339 time before which firings are skipped.")
 @click.option("--end-time", default=None, help="RFC3339 time at or after which firings are skipped.")
