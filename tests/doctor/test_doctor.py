@@ -353,3 +353,25 @@ def test_a_pipeline_root_granted_by_a_predefined_role_on_its_bucket_passes(
     )
     assert granted.exit_code == 0, granted.output
     assert "  ✓ nightly: gs://team-artifacts/runs" in granted.stdout
+
+
+def test_the_next_deploy_closes_a_public_function_that_doctor_flagged(deployed, doctor_cli, emulator_client):
+    from google.cloud import run_v2
+
+    run = emulator_client(run_v2.ServicesClient)
+    service = f"projects/{PROJECT}/locations/{REGION}/services/vertex-cron-trigger"
+    policy = run.get_iam_policy(request={"resource": service})
+    policy.bindings.add(role="roles/run.invoker", members=["allUsers", "allAuthenticatedUsers"])
+    run.set_iam_policy(request={"resource": service, "policy": policy})
+    flagged = doctor_cli("doctor")
+
+    redeployed = doctor_cli("deploy", "nightly", "--spec", str(EXAMPLE), "--cron", "0 3 * * *", "--param", "run_date=x")
+
+    assert (
+        "  ✗ not public (no allUsers/allAuthenticatedUsers invoker): allAuthenticatedUsers, allUsers may invoke it"
+        in (flagged.stdout)
+    )
+    assert redeployed.exit_code == 0, redeployed.output
+    invokers = {m for b in run.get_iam_policy(request={"resource": service}).bindings for m in b.members}
+    assert invokers == {f"serviceAccount:{SA['scheduler']}"}
+    assert doctor_cli("doctor").exit_code == 0
