@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
 
-from . import errors
+from . import errors, normal_form
 from .config import Settings
 from .desired import TIMEOUT_SECONDS, encode_body, schedule_of
 from .models import (
@@ -626,9 +626,10 @@ def _role_members(policy: Any, role: str) -> list[str]:
 
 
 def _verify_invokers(service: str, policy: Any, wanted: frozenset[str]) -> None:
-    """The policy setIamPolicy answered with must hold exactly `wanted` as invokers."""
+    """The policy setIamPolicy answered with must hold exactly `wanted` as invokers (as IAM
+    stores members: normal_form.member)."""
     held = frozenset(_role_members(policy, INVOKER_ROLE))
-    if held != wanted:
+    if {normal_form.member(m) for m in held} != {normal_form.member(m) for m in wanted}:
         raise errors.DeployError(
             f"the IAM policy of {service} did not take: {INVOKER_ROLE} is held by {', '.join(sorted(held)) or 'nobody'}",
             details="another change to the service's policy raced this one; re-run the deploy",
