@@ -96,7 +96,11 @@ DEPLOYER: tuple[Permission, ...] = (
         ("storage.objects.delete", "`delete --purge`: remove those spec objects"),
     ),
     *_on(Scope.FUNCTION_SA, (_ACT_AS, "deploy the function to run as the function SA")),
-    *_on(Scope.SCHEDULER_SA, (_ACT_AS, "create jobs whose OIDC token is the scheduler SA's")),
+    *_on(
+        Scope.SCHEDULER_SA,
+        (_ACT_AS, "create jobs whose OIDC token is the scheduler SA's"),
+        ("iam.serviceAccounts.getOpenIdToken", "`vertex-cron backfill`: deliver past firings as the scheduler SA"),
+    ),
     *_on(Scope.BUILD_SA, (_ACT_AS, "build the function as the build SA (--build-sa)")),
 )
 
@@ -184,6 +188,7 @@ REQUIRED_APIS: tuple[tuple[str, str], ...] = (
     ("cloudscheduler.googleapis.com", "the schedules are Cloud Scheduler jobs"),
     ("storage.googleapis.com", "specs and pipeline artifacts live in the bucket"),
     ("iam.googleapis.com", "service accounts, custom roles, actAs"),
+    ("iamcredentials.googleapis.com", "`vertex-cron backfill` mints the scheduler SA's ID token"),
     ("cloudresourcemanager.googleapis.com", "project IAM (Terraform) and `doctor`'s permission tests"),
     ("serviceusage.googleapis.com", "`doctor` lists the enabled APIs"),
 )
@@ -212,7 +217,12 @@ GRANTS: tuple[Grant, ...] = (
     Grant("deployer", Scope.BUCKET, "bucket_iam_reader", "google_storage_bucket_iam_member.deployer_bucket_iam"),
     Grant("deployer", Scope.SPEC_PREFIX, "spec_writer", "google_storage_bucket_iam_member.deployer_specs"),
     Grant("deployer", Scope.FUNCTION_SA, "act_as", 'google_service_account_iam_member.deployer_acts_as["function"]'),
-    Grant("deployer", Scope.SCHEDULER_SA, "act_as", 'google_service_account_iam_member.deployer_acts_as["scheduler"]'),
+    Grant(
+        "deployer",
+        Scope.SCHEDULER_SA,
+        "scheduler_caller",
+        "google_service_account_iam_member.deployer_calls_as_scheduler",
+    ),
     Grant("deployer", Scope.BUILD_SA, "act_as", 'google_service_account_iam_member.deployer_acts_as["build"]'),
     Grant("function", Scope.PROJECT, "trigger", "google_project_iam_member.function"),
     Grant("function", Scope.SPEC_PREFIX, "object_reader", "google_storage_bucket_iam_member.function_specs"),

@@ -1,8 +1,8 @@
 locals {
   # Every API vertex-cron calls, plus the two Terraform and `vertex-cron doctor` need:
   # cloudresourcemanager (project IAM policy, custom roles, testIamPermissions) and
-  # serviceusage (listing enabled APIs). iamcredentials is not needed: Cloud Scheduler
-  # mints its OIDC tokens internally and the function verifies them with public keys.
+  # serviceusage (listing enabled APIs). iamcredentials: `vertex-cron backfill` mints the
+  # scheduler SA's ID token there (Cloud Scheduler mints its own tokens internally).
   required_apis = toset([
     "aiplatform.googleapis.com",
     "cloudfunctions.googleapis.com",
@@ -12,6 +12,7 @@ locals {
     "cloudscheduler.googleapis.com",
     "storage.googleapis.com",
     "iam.googleapis.com",
+    "iamcredentials.googleapis.com",
     "cloudresourcemanager.googleapis.com",
     "serviceusage.googleapis.com",
   ])

@@ -36,9 +36,16 @@ resource "google_storage_bucket_iam_member" "deployer_bucket_iam" {
 
 # actAs on exactly the identities the deployer hands to Cloud Functions and Scheduler.
 resource "google_service_account_iam_member" "deployer_acts_as" {
-  for_each           = toset(["function", "scheduler", "build"])
+  for_each           = toset(["function", "build"])
   service_account_id = google_service_account.vertex_cron[each.key].name
   role               = google_project_iam_custom_role.vertex_cron["act_as"].id
+  member             = var.deployer_member
+}
+
+# The scheduler SA: actAs for the jobs' OIDC token, and its ID token for `vertex-cron backfill`.
+resource "google_service_account_iam_member" "deployer_calls_as_scheduler" {
+  service_account_id = google_service_account.vertex_cron["scheduler"].name
+  role               = google_project_iam_custom_role.vertex_cron["scheduler_caller"].id
   member             = var.deployer_member
 }
 

@@ -100,6 +100,15 @@ locals {
       title       = "vertex-cron act as one service account"
       permissions = ["iam.serviceAccounts.actAs"]
     }
+    # On the scheduler SA only: jobs call as it, and `vertex-cron backfill` delivers past
+    # firings as it, with an ID token minted through IAM Credentials.
+    scheduler_caller = {
+      title = "vertex-cron call as the scheduler service account"
+      permissions = [
+        "iam.serviceAccounts.actAs",
+        "iam.serviceAccounts.getOpenIdToken",
+      ]
+    }
   }
 }
 

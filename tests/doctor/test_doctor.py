@@ -151,8 +151,8 @@ def test_the_caller_cannot_act_as_the_scheduler_sa(setup_project, doctor_cli):
     assert failures(result) == [
         "  ✗ act as the scheduler SA: missing iam.serviceAccounts.actAs",
         f"      fix: gcloud iam service-accounts add-iam-policy-binding {SA['scheduler']} --project=demo-project "
-        "--member=DEPLOYER --role=projects/demo-project/roles/vertexCron_act_as",
-        '      fix: terraform: google_service_account_iam_member.deployer_acts_as["scheduler"] (infra/iam.tf)',
+        "--member=DEPLOYER --role=projects/demo-project/roles/vertexCron_scheduler_caller",
+        "      fix: terraform: google_service_account_iam_member.deployer_calls_as_scheduler (infra/iam.tf)",
     ]
     assert "DEPLOYER = you: user:EMAIL, group:EMAIL or serviceAccount:EMAIL" in result.stdout
 

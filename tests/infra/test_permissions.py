@@ -25,9 +25,11 @@ def test_no_permission_is_listed_twice_on_the_same_scope():
 
 
 def test_service_accounts_are_only_ever_acted_as_one_by_one():
+    """actAs (and minting an account's ID token) only ever on one account, never project-wide."""
+    per_account = {"iam.serviceAccounts.actAs", "iam.serviceAccounts.getOpenIdToken"}
     for permissions in REQUIRED.values():
         for p in permissions:
-            assert (p.scope in _SA_SCOPES) == (p.name == "iam.serviceAccounts.actAs"), p
+            assert (p.scope in _SA_SCOPES) == (p.name in per_account), p
 
 
 def test_importing_it_loads_nothing_outside_the_standard_library():
