@@ -25,7 +25,7 @@ from . import backfill as backfills
 from . import cronexpr, function_source, planner, validation
 from . import desired as desired_state
 from . import status as schedule_health
-from .config import Settings
+from .config import DEFAULT_BACKFILL_RUNS, DEFAULT_FIRINGS, DEFAULT_HISTORY, Settings
 from .errors import NotFound, RunFailed, Unavailable
 from .executor import delete as delete_one
 from .executor import execute
@@ -45,7 +45,6 @@ from .models import (
 from .observe import observe
 from .progress import Progress
 
-DEFAULT_HISTORY = 10
 FOLLOW_POLL_SECONDS = 5.0
 # How long `follow` waits for a forced firing's PipelineJob to appear: Scheduler's first
 # attempt (240 s deadline) and its retries (30 s, 60 s, 120 s backoff) fit in it.
@@ -251,7 +250,7 @@ def backfill(
     *,
     start: datetime,
     end: datetime,
-    max_runs: int = backfills.DEFAULT_MAX_RUNS,
+    max_runs: int = DEFAULT_BACKFILL_RUNS,
     dry_run: bool = False,
     cloud: GoogleCloud | None = None,
     progress: Progress | None = None,
@@ -327,7 +326,7 @@ def status(
     settings: Settings,
     names: Sequence[str] = (),
     *,
-    count: int = schedule_health.DEFAULT_FIRINGS,
+    count: int = DEFAULT_FIRINGS,
     cloud: GoogleCloud | None = None,
     now: datetime | None = None,
 ) -> list[schedule_health.Health]:

@@ -24,10 +24,9 @@ from vertex_cron_trigger.pipeline_job import job_id
 from vertex_cron_trigger.timefmt import parse_rfc3339
 
 from . import cronexpr
+from .config import MAX_BACKFILL_RUNS
 from .errors import ValidationError
 
-DEFAULT_MAX_RUNS = 100
-MAX_RUNS = 1000  # fire times one backfill may request; a longer range is several backfills
 OUTCOMES = ("created", "existing", "skipped", "failed")
 
 
@@ -62,8 +61,8 @@ def firings(
     """The schedule's fire times in [start, end), inside its own start_time/end_time window,
     each with the PipelineJob id its firing has. Raises ValidationError for a range that is
     reversed, in the future, has no fire time, or has more than `max_runs`."""
-    if not 1 <= max_runs <= MAX_RUNS:
-        raise ValidationError(f"--max-runs must be from 1 to {MAX_RUNS}, not {max_runs}")
+    if not 1 <= max_runs <= MAX_BACKFILL_RUNS:
+        raise ValidationError(f"--max-runs must be from 1 to {MAX_BACKFILL_RUNS}, not {max_runs}")
     if start >= end:
         raise ValidationError(f"the range is empty or reversed: --from {_text(start)} is not before --to {_text(end)}")
     if end > now:
@@ -86,7 +85,7 @@ def firings(
     if len(times) > max_runs:
         raise ValidationError(
             f"the range holds more than {max_runs} fire times of schedule {schedule}",
-            details=f"narrow --from/--to, or raise --max-runs (at most {MAX_RUNS})",
+            details=f"narrow --from/--to, or raise --max-runs (at most {MAX_BACKFILL_RUNS})",
         )
     return tuple(Firing(moment, job_id(schedule, moment)) for moment in times)
 

@@ -15,17 +15,21 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from vertex_cron_trigger.timefmt import parse_rfc3339
 
-from . import __version__, api, config, render, schedules_file
-from . import backfill as backfills
-from . import status as schedule_health
+from . import __version__, config
 from .errors import VertexCronError
-from .models import ScheduleInput
-from .progress import ConsoleProgress
+
+if TYPE_CHECKING:
+    from .progress import ConsoleProgress
+
+# Start-up is part of every command: `vertex-cron --version` must not pay for the Google
+# client libraries. Only click, the settings (whose defaults and limits the help shows) and
+# the error types load with this module; each command imports what it uses when it runs,
+# and the `local` group (the emulators) loads only when it is asked for.
 
 _SETTING_FLAGS = (
     ("--project", "Google Cloud project ID."),
@@ -66,10 +70,24 @@ class _Command(click.Command):
                     formatter.write_dl(records)
 
 
+_LOCAL_GROUP = "local"  # deployer/local/commands.py, loaded by _Cli.get_command
+
+
 class _Cli(click.Group):
-    """Turns every failure into `error: <reason>` + details and an exit code."""
+    """Turns every failure into `error: <reason>` + details and an exit code; loads the
+    `local` group on demand."""
 
     command_class = _Command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), _LOCAL_GROUP])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == _LOCAL_GROUP:
+            from .local.commands import local
+
+            return local
+        return super().get_command(ctx, cmd_name)
 
     def main(  # type: ignore[override]  # click overloads main on the literal value of standalone_mode
         self, args: Sequence[str] | None = None, *, standalone_mode: bool = True, **kwargs: Any
@@ -172,6 +190,8 @@ _dry_run = click.option("--dry-run", is_flag=True, help="Print the plan; change 
 
 
 def _progress() -> ConsoleProgress:
+    from .progress import ConsoleProgress
+
     stream = sys.stderr
     return ConsoleProgress(stream, live=stream.isatty())
 
@@ -212,6 +232,9 @@ def deploy(
     sources: _SettingSources, fmt: str, dry_run: bool, name: str, params: tuple[str, ...], **schedule: Any
 ) -> None:
     """Create or update schedule NAME (uploads the spec, deploys the function when needed)."""
+    from . import api, render
+    from .models import ScheduleInput
+
     wanted = ScheduleInput(name=name, parameters=_parse_params(params), **schedule)
     plan = api.deploy(sources.resolve(), wanted, dry_run=dry_run, progress=_progress())
     click.echo(render.plan(plan, fmt, applied=not dry_run))
@@ -243,6 +266,8 @@ def apply_command(sources: _SettingSources, fmt: str, path: Path, prune: bool, d
         cron: "0 3 * * *"
         parameters: {run_date: "{{schedule_time:%Y-%m-%d}}"}
     """
+    from . import api, render, schedules_file
+
     loaded = schedules_file.load(path)
     settings = sources.resolve(loaded.settings, defaults_source=f"{path}: defaults")
     plan = api.apply(settings, loaded.schedules, prune=prune, dry_run=dry_run, progress=_progress())
@@ -254,6 +279,8 @@ def apply_command(sources: _SettingSources, fmt: str, path: Path, prune: bool, d
 def list_command(sources: _SettingSources, fmt: str) -> None:
     """Managed schedules: cron, time zone, state, next run, last attempt."""
     settings = sources.resolve()
+    from . import api, render
+
     statuses = api.list_schedules(settings)
     click.echo(render.schedules(statuses, fmt, where=f"project {settings.project}, region {settings.region}"))
 
@@ -263,21 +290,27 @@ def list_command(sources: _SettingSources, fmt: str) -> None:
 @_setting_options
 def describe(sources: _SettingSources, fmt: str, name: str) -> None:
     """Everything about schedule NAME, including the body Scheduler sends."""
+    from . import api, render
+
     click.echo(render.schedule(api.describe(sources.resolve(), name), fmt))
 
 
-def _state_command(action: Callable[..., Any], done: str, summary: str) -> click.Command:
+def _state_command(action: str, done: str, summary: str) -> click.Command:
+    """`vertex-cron ACTION NAME`, calling api.ACTION (imported when the command runs)."""
+
     @click.argument("name")
     @_setting_options
     def command(sources: _SettingSources, fmt: str, name: str) -> None:
-        click.echo(render.state_change(action(sources.resolve(), name), fmt, done=done))
+        from . import api, render
+
+        click.echo(render.state_change(getattr(api, action)(sources.resolve(), name), fmt, done=done))
 
     command.__doc__ = summary
-    return click.command(action.__name__, cls=_Command)(command)
+    return click.command(action, cls=_Command)(command)
 
 
-cli.add_command(_state_command(api.pause, "paused", "Pause schedule NAME (no firings until resumed)."))
-cli.add_command(_state_command(api.resume, "resumed", "Resume schedule NAME (missed firings are not caught up)."))
+cli.add_command(_state_command("pause", "paused", "Pause schedule NAME (no firings until resumed)."))
+cli.add_command(_state_command("resume", "resumed", "Resume schedule NAME (missed firings are not caught up)."))
 
 
 @cli.command("run")
@@ -293,6 +326,8 @@ def run_command(sources: _SettingSources, fmt: str, name: str, wait: bool) -> No
 
     Prints the firing, the PipelineJob id it gets (exact only once it runs: Cloud Scheduler
     stamps it with the millisecond it executes) and how to follow it."""
+    from . import api, render
+
     settings = sources.resolve()
     forced = api.run(settings, name)
     if wait:
@@ -312,6 +347,8 @@ def run_command(sources: _SettingSources, fmt: str, name: str, wait: bool) -> No
 @_setting_options
 def delete(sources: _SettingSources, fmt: str, names: tuple[str, ...], purge: bool, dry_run: bool) -> None:
     """Delete schedules; the shared function goes with the last schedule that uses it."""
+    from . import api, render
+
     plan = api.delete(sources.resolve(), names, purge=purge, dry_run=dry_run, progress=_progress())
     click.echo(render.plan(plan, fmt, applied=not dry_run))
 
@@ -321,13 +358,15 @@ def delete(sources: _SettingSources, fmt: str, names: tuple[str, ...], purge: bo
 @click.option(
     "--limit",
     type=click.IntRange(1, 100),
-    default=api.DEFAULT_HISTORY,
+    default=config.DEFAULT_HISTORY,
     show_default=True,
     help="How many runs to show (1-100), newest first.",
 )
 @_setting_options
 def history(sources: _SettingSources, fmt: str, name: str, limit: int) -> None:
     """Recent pipeline runs of schedule NAME, newest first, with console links."""
+    from . import api, render
+
     click.echo(render.runs(api.history(sources.resolve(), name, limit=limit), fmt, schedule=name))
 
 
@@ -335,14 +374,16 @@ def history(sources: _SettingSources, fmt: str, name: str, limit: int) -> None:
 @click.argument("names", nargs=-1, metavar="[NAME...]")
 @click.option(
     "--last",
-    type=click.IntRange(1, schedule_health.MAX_FIRINGS),
-    default=schedule_health.DEFAULT_FIRINGS,
+    type=click.IntRange(1, config.MAX_FIRINGS),
+    default=config.DEFAULT_FIRINGS,
     show_default=True,
-    help=f"How many recent fire times to show (1-{schedule_health.MAX_FIRINGS}).",
+    help=f"How many recent fire times to show (1-{config.MAX_FIRINGS}).",
 )
 @_setting_options
 def status(sources: _SettingSources, fmt: str, names: tuple[str, ...], last: int) -> None:
     """Each schedule's state, next run and recent firings at a glance (✓ ✗ ▸ ·)."""
+    from . import api, render
+
     click.echo(render.health(api.status(sources.resolve(), names, count=last), fmt))
 
 
@@ -352,10 +393,10 @@ def status(sources: _SettingSources, fmt: str, names: tuple[str, ...], last: int
 @click.option("--to", "end", required=True, metavar="RFC3339", help="End of the range (exclusive); not in the future.")
 @click.option(
     "--max-runs",
-    type=click.IntRange(1, backfills.MAX_RUNS),
-    default=backfills.DEFAULT_MAX_RUNS,
+    type=click.IntRange(1, config.MAX_BACKFILL_RUNS),
+    default=config.DEFAULT_BACKFILL_RUNS,
     show_default=True,
-    help=f"Refuse a range with more fire times than this (1-{backfills.MAX_RUNS}).",
+    help=f"Refuse a range with more fire times than this (1-{config.MAX_BACKFILL_RUNS}).",
 )
 @_dry_run
 @_setting_options
@@ -363,6 +404,8 @@ def backfill(sources: _SettingSources, fmt: str, name: str, start: str, end: str
     """Request the runs of schedule NAME's fire times in [--from, --to): the runs those firings
     have or would have had (same ids), each delivered to the function as Scheduler does. A
     time that already ran is reported as existing; re-running finishes an interrupted backfill."""
+    from . import api, render
+
     report = api.backfill(
         sources.resolve(),
         name,
@@ -416,11 +459,4 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
     return values
 
 
-def _register_local() -> None:
-    from .local.commands import local
-
-    cli.add_command(local)
-
-
-_register_local()
 main = cli

@@ -18,6 +18,12 @@ from .errors import ConfigError
 PROJECT_FILE = "vertex-cron.toml"
 DEFAULT_FUNCTION_NAME = "vertex-cron-trigger"
 DEFAULT_MAX_INSTANCES = 10
+# The CLI's help shows these; kept here so that it need not import the modules that use them.
+DEFAULT_HISTORY = 10  # runs `vertex-cron history` shows
+DEFAULT_FIRINGS = 10  # fire times `vertex-cron status` shows
+MAX_FIRINGS = 50
+DEFAULT_BACKFILL_RUNS = 100  # `vertex-cron backfill --max-runs`
+MAX_BACKFILL_RUNS = 1000  # fire times one backfill may request; a longer range is several backfills
 EMULATOR_HOST_ENV = "VERTEX_CRON_EMULATOR_HOST"
 STORAGE_EMULATOR_HOST_ENV = "STORAGE_EMULATOR_HOST"
 POLL_SECONDS_ENV = "VERTEX_CRON_POLL_SECONDS"

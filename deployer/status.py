@@ -21,8 +21,6 @@ from vertex_cron_trigger.timefmt import parse_rfc3339
 from . import cronexpr
 from .models import ObservedJob, PipelineRun
 
-DEFAULT_FIRINGS = 10
-MAX_FIRINGS = 50
 # Scheduler's attempts of one firing (4 x 240 s deadline, 30/60/120 s backoff: desired.RETRY)
 # end within about 20 minutes; until then a fire time without its run is not yet missed.
 DELIVERY_WINDOW = timedelta(minutes=20)

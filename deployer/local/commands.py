@@ -11,9 +11,15 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
-from vertex_cron.local.scheduler import Delivery, format_schedule_time, short_name
+
+if TYPE_CHECKING:
+    from vertex_cron.local.scheduler import Delivery
+
+# `vertex-cron --help` loads this module to list the group: the stack, the emulators and
+# the scheduler load only when a command runs.
 
 
 @click.group("local")
@@ -105,6 +111,8 @@ def _stop_on_signals(stop_requested: threading.Event) -> Iterator[None]:
 
 
 def _print_delivery(delivery: Delivery) -> None:
+    from vertex_cron.local.scheduler import format_schedule_time, short_name
+
     final = delivery.final
     try:
         message = json.loads(final.body).get("message", final.body)
