@@ -1,6 +1,9 @@
 """Cold start: process start to the first 2xx of a real trigger, and the peak RSS after it.
 
 The clock starts just before functions-framework is spawned and stops at the first 2xx.
+The server runs in the subject's own virtualenv over its byte-compiled source (subjects.py);
+the network guard, an audit hook on every socket call, is left out of timed starts and
+loaded only for the untimed proof run (`guarded=True`).
 A probe connects every few milliseconds while FunctionProcess.start() waits in a thread
 (its own probe sleeps 50 ms, too coarse to time a ~1 s start), and the trigger is
 posted the moment the port accepts; the request then waits in the listen backlog.
@@ -38,18 +41,27 @@ class ColdStart:
 
 
 def measure(
-    subject: Subject, cloud: LocalCloud, *, schedule: str, extra_env: dict[str, str] | None = None
+    subject: Subject,
+    cloud: LocalCloud,
+    *,
+    schedule: str,
+    guarded: bool = False,
+    extra_env: dict[str, str] | None = None,
 ) -> ColdStart:
-    env = cloud.function_env(PYTHONPATH=f"{subject.source_dir}:{NETGUARD_DIR}", **(extra_env or {}))
-    process = FunctionProcess(subject.source_dir, env)
+    process = FunctionProcess(
+        subject.source_dir,
+        cloud.function_env(**function_paths(subject, guarded=guarded), **(extra_env or {})),
+        environment=subject.environment,
+    )
     body = cloud.trigger_body(schedule)
+    token = cloud.forwarded_token(process.url)
     with ThreadPoolExecutor(1, thread_name_prefix="bench-start") as starter:
         started = time.perf_counter()
         starting = starter.submit(process.start)
         try:
             _wait_for_port(process.port, starting, started + START_DEADLINE_SECONDS)
             listening = time.perf_counter() - started
-            response = fire(process.url, body, schedule_time=SCHEDULE_TIME)
+            response = fire(process.url, body, token=token, schedule_time=SCHEDULE_TIME)
             seconds = time.perf_counter() - started
             if not response.ok:
                 raise BenchError(f"{subject.title} answered {response.status_code}: {response.text[:300]}")
@@ -59,6 +71,11 @@ def measure(
             wait([starting])  # stop() must not race start() for the process handle
             process.stop()
     return ColdStart(subject.key, seconds, listening, rss, process.stderr_path.read_text())
+
+
+def function_paths(subject: Subject, *, guarded: bool) -> dict[str, str]:
+    """PYTHONPATH for a subject's server: its source, plus the network guard when guarded."""
+    return {"PYTHONPATH": f"{subject.source_dir}:{NETGUARD_DIR}" if guarded else str(subject.source_dir)}
 
 
 def _wait_for_port(port: int, starting: Future[FunctionProcess], deadline: float) -> None:

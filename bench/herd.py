@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import requests
 from vertex_cron.local.function_runner import FunctionProcess
 
-from .coldstart import BenchError
+from .coldstart import BenchError, function_paths
 from .stats import percentile
 from .subjects import Subject
-from .world import NETGUARD_DIR, LocalCloud, fire
+from .world import LocalCloud, fire
 
 DELIVERIES_PER_FIRING = 2
 CLIENT_THREADS = 32  # Scheduler's deliveries arrive at once; more threads only add GIL churn here
@@ -46,14 +46,15 @@ def run(subject: Subject, cloud: LocalCloud, *, schedules: int) -> Herd:
     deliveries = names * DELIVERIES_PER_FIRING
     random.Random(0).shuffle(deliveries)  # a retry may overtake its first delivery
     bodies = {name: cloud.trigger_body(name) for name in names}
-    env = cloud.function_env(PYTHONPATH=f"{subject.source_dir}:{NETGUARD_DIR}")
-    with FunctionProcess(subject.source_dir, env) as process:
-        warmup = fire(process.url, cloud.trigger_body("warmup"), schedule_time=WARMUP_TIME)
+    env = cloud.function_env(**function_paths(subject, guarded=False))  # latency is timed: no audit hook
+    with FunctionProcess(subject.source_dir, env, environment=subject.environment) as process:
+        token = cloud.forwarded_token(process.url)
+        warmup = fire(process.url, cloud.trigger_body("warmup"), token=token, schedule_time=WARMUP_TIME)
         if not warmup.ok:
             raise BenchError(f"herd warm-up answered {warmup.status_code}: {warmup.text[:300]}")
         started = time.perf_counter()
         with ThreadPoolExecutor(CLIENT_THREADS, thread_name_prefix="bench-herd") as pool:
-            answers = list(pool.map(lambda name: _deliver(process.url, bodies[name]), deliveries))
+            answers = list(pool.map(lambda name: _deliver(process.url, bodies[name], token), deliveries))
         wall = time.perf_counter() - started
         lines = [line for line in process.log_lines() if (line.get("schedule") or "").startswith(PREFIX)]
     durations = [float(line["duration_ms"]) for line in lines]
@@ -70,10 +71,10 @@ def run(subject: Subject, cloud: LocalCloud, *, schedules: int) -> Herd:
     )
 
 
-def _deliver(url: str, body: bytes) -> str:
+def _deliver(url: str, body: bytes, token: str) -> str:
     """The function's outcome, or "error" for a non-2xx answer or a failed request."""
     try:
-        response = fire(url, body, schedule_time=FIRING_TIME)
+        response = fire(url, body, token=token, schedule_time=FIRING_TIME)
     except requests.RequestException:
         return "error"
     return str(response.json().get("outcome")) if response.ok else "error"

@@ -3,6 +3,8 @@ with their margins, and the chart."""
 
 from __future__ import annotations
 
+from vertex_cron.desired import RUNTIME
+
 from .importprofile import ImportProfile
 from .run import Results
 from .stats import Summary
@@ -55,11 +57,21 @@ def _header(results: Results) -> str:
                 ["cores (nproc)", str(machine.nproc)],
                 ["CPU", machine.cpu],
                 ["system", machine.system],
-                ["Python", machine.python],
+                ["Python (bench, deployer)", machine.python],
+                ["Python (functions)", _function_python(results)],
                 ["load average 1/5/15 min, start → end", f"{machine.load_before} → {machine.load_after}"],
                 ["packages", packages],
             ],
         )
+    )
+
+
+def _function_python(results: Results) -> str:
+    if results.function_python_is_runtime:
+        return f"{results.function_python}, the deployed runtime's ({RUNTIME})"
+    return (
+        f"{results.function_python}: **not the deployed runtime's** ({RUNTIME}), which this machine lacks; "
+        "the ratios still compare like with like"
     )
 
 
@@ -97,8 +109,9 @@ def _cold_starts(results: Results, figures: list[SubjectFigures]) -> str:
         )
     return (
         "## 1. Cold start to the first created PipelineJob\n\n"
-        "From spawning `functions-framework` to the first 2xx of a real trigger (spec read from the Cloud "
-        "Storage emulator, PipelineJob created in the Vertex AI emulator; the floor answers 200 at once). "
+        "From spawning `functions-framework` (from the function's own virtualenv, over its byte-compiled source) "
+        "to the first 2xx of a real trigger carrying Cloud Scheduler's token as Cloud Run forwards it (spec read "
+        "from the Cloud Storage emulator, PipelineJob created in the Vertex AI emulator; the floor answers 200 at once). "
         f"{results.config.cold_runs} runs each, interleaved, after {results.config.warmup_rounds} discarded warm-up round(s). "
         "Paired × floor is the median of the ratios within each round, which a slow phase on the machine "
         "cannot skew. The last two columns are the medians of the two parts of each run: until the port accepts (main.py imported, gunicorn "
@@ -146,7 +159,7 @@ def _import_profiles(profiles: list[ImportProfile]) -> str:
         "## Where the start-up time goes\n\n"
         "`-X importtime` (PYTHONPROFILEIMPORTTIME=1) of one extra, untimed cold start per function, master and "
         "worker together, first trigger included; modules the floor also imports are left out. Self times, "
-        "inflated by the profiler.\n"
+        "inflated by the profiler. These runs also carry the network guard (see below).\n"
     ]
     for profile in profiles:
         rows = [[f"`{cost.package}`", str(cost.modules), f"{cost.self_ms:.0f} ms"] for cost in profile.top]
@@ -233,6 +246,16 @@ def _method(results: Results) -> str:
     )
     return (
         "## How these were measured\n\n"
+        "- Each function runs the way a Cloud Run instance of it starts: the deployer's zip (the floor's and the "
+        "reference's sources beside it), extracted, byte-compiled as the Cloud Functions build does "
+        "(`python -m compileall -f -q .`, functions-framework-python#242), served from a virtualenv holding only "
+        "its own `requirements.txt` (vertex-cron: the hash-pinned file the deployer uploads; the floor: "
+        "functions-framework; the reference: functions-framework and google-cloud-aiplatform, at uv.lock's "
+        "versions) on the deployed runtime's Python where this machine has it (see the machine table). The "
+        "environment is the deployer's (`VERTEX_CRON_ALLOWED_INVOKERS` set, `K_SERVICE` set) and every request "
+        "carries Cloud Scheduler's ID token with its signature replaced by `SIGNATURE_REMOVED_BY_GOOGLE`, as "
+        "Cloud Run forwards it. The virtualenvs are made once and cached (deployer/local/function_env.py), "
+        "before anything is timed.\n"
         "- One local cloud for all: the project's Vertex AI emulator and gcp-storage-emulator, in the bench "
         "process; each function is a fresh `functions-framework` process (FunctionProcess) with the same "
         "environment and the same Cloud Scheduler-shaped request (the spec as the deployer uploads it: canonical JSON, pinned `#generation`).\n"
@@ -240,10 +263,16 @@ def _method(results: Results) -> str:
         '`aiplatform.init(api_endpoint=<emulator>, api_transport="rest", credentials=AnonymousCredentials())` '
         "then `PipelineJob(...).submit(service_account=...)`. Each request names a fresh, absent pipeline-root "
         "bucket: for an existing one the SDK asks the real Resource Manager who owns it.\n"
-        "- No function starts with cached bytecode for its own source (fresh copies, PYTHONDONTWRITEBYTECODE=1), "
-        "as a new instance of a zip without .pyc files compiles it; installed packages keep the .pyc pip wrote.\n"
-        "- Every function process and the bench itself run under an audit hook (bench/netguard) that refuses and "
-        "counts any connection or DNS lookup outside 127.0.0.1.\n"
-        f"- Reproduce: `make bench` (a full run takes a few minutes); `python -m bench --smoke` is the quick "
-        f"check `make test` runs.{skipped}\n"
+        "- No timed process carries the network guard (an audit hook on every socket call would slow it). The "
+        "untimed, profiled start of each function does: bench/netguard refuses and counts any connection or DNS "
+        "lookup outside 127.0.0.1, and so does the bench process itself (the deployer's calls).\n"
+        "- Why earlier runs (up to commit 307593d) read 1.08× the floor: they served every function from the development "
+        "virtualenv, where `google-cloud-functions` (a deployer dependency) and functions-framework both install "
+        "`google/cloud/functions/`. The client library's `__init__.py` won, so functions-framework's own start-up "
+        "(`event_conversion` → `google.cloud.functions.context`) imported the whole functions_v1 client, about "
+        "230 ms added to the floor and to vertex-cron alike, which pushed every ratio toward 1. They "
+        "also compiled each source at start (no build step) and checked no token. Production installs only "
+        "`function/requirements.txt`, and so does this bench now.\n"
+        f"- Reproduce: `make bench` (a full run takes a few minutes, more the first time: the virtualenvs); "
+        f"`python -m bench --smoke` is the quick check `make test` runs.{skipped}\n"
     )

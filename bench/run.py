@@ -1,7 +1,9 @@
 """One benchmark run: every measurement, side by side, against one local cloud.
 
 Cold starts are interleaved (A, B, C, A, B, C, ...) after one discarded warm-up round, so
-a noisy neighbour on the machine slows every subject alike and the ratios hold.
+a noisy neighbour on the machine slows every subject alike and the ratios hold. Timed
+processes run without the network guard; one extra, untimed start of each subject runs
+with it (and with -X importtime) and is the proof that nothing left 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from .herd import Herd
 from .importprofile import ImportProfile
 from .machine import Machine, describe_machine
 from .netguard.sitecustomize import MARKER, blocked
-from .subjects import Subject, prepare
+from .subjects import Subject, prepare_subjects
 from .world import LocalCloud
 
 
@@ -50,6 +52,8 @@ class Results:
     subjects: list[Subject]
     zip_bytes: int
     zip_files: int
+    function_python: str  # the subjects' interpreter version
+    function_python_is_runtime: bool  # False: the deployed runtime's Python was not found here
     cold_starts: list[ColdStart] = field(default_factory=list)
     import_profiles: list[ImportProfile] = field(default_factory=list)
     herd: Herd | None = None
@@ -62,14 +66,22 @@ class Results:
 
 def run(config: BenchConfig, *, say: Callable[[str], None] = print) -> Results:
     with tempfile.TemporaryDirectory(prefix="vertex-cron-bench-") as workdir:
-        subjects = prepare(Path(workdir), include_reference=config.include_reference)
-        results = Results(config, describe_machine(), subjects.all(), subjects.zip_bytes, subjects.zip_files)
+        subjects = prepare_subjects(Path(workdir), include_reference=config.include_reference, say=say)
+        environment = subjects.vertex_cron.environment
+        results = Results(
+            config,
+            describe_machine(),
+            subjects.all(),
+            subjects.zip_bytes,
+            subjects.zip_files,
+            environment.python_version,
+            environment.matches_runtime,
+        )
         with LocalCloud() as cloud:
             _cold_starts(config, subjects.all(), cloud, results, say)
             _import_profiles(subjects.all(), subjects.floor, cloud, results, say)
             say(f"herd: {config.herd_schedules} schedules x {herd.DELIVERIES_PER_FIRING} deliveries")
             results.herd = herd.run(subjects.vertex_cron, cloud, schedules=config.herd_schedules)
-            _check_network(results.herd.stderr, results)
         say(f"deploy: 1 schedule, no-op, then {config.deploy_schedules} schedules")
         results.deploy_steps = deploy.run(schedules=config.deploy_schedules)
     results.network_blocked += blocked  # the bench process's own calls (the deployer's)
@@ -85,7 +97,6 @@ def _cold_starts(
         warmup = round_index < config.warmup_rounds
         for subject in subjects:
             sample = coldstart.measure(subject, cloud, schedule=f"{subject.key}-{round_index}")
-            _check_network(sample.stderr, results)
             say(
                 f"cold start {'(warm-up) ' if warmup else ''}{subject.key}: {sample.seconds:.3f} s, "
                 f"worker {sample.rss.worker_kib / 1024:.1f} MiB"
@@ -97,10 +108,10 @@ def _cold_starts(
 def _import_profiles(
     subjects: list[Subject], floor: Subject, cloud: LocalCloud, results: Results, say: Callable[[str], None]
 ) -> None:
-    say("import profiles (-X importtime)")
+    say("import profiles (-X importtime) under the network guard")
     profiled = {
         subject.key: coldstart.measure(
-            subject, cloud, schedule=f"profile-{subject.key}", extra_env=importprofile.PROFILE_ENV
+            subject, cloud, schedule=f"profile-{subject.key}", guarded=True, extra_env=importprofile.PROFILE_ENV
         )
         for subject in subjects
     }

@@ -11,8 +11,10 @@ from types import TracebackType
 import requests
 from vertex_cron import spec_file
 from vertex_cron.local.emulator import Emulator
+from vertex_cron.local.oidc import LocalIssuer
 from vertex_cron.local.storage import StorageEmulator
 from vertex_cron.models import SpecObject, spec_prefix
+from vertex_cron_trigger.oidc import STRIPPED_SIGNATURE
 
 REPO = Path(__file__).resolve().parents[1]
 # kfp 2's default output format; the deployer uploads it as canonical JSON.
@@ -20,6 +22,7 @@ SPEC_FILE = REPO / "examples" / "pipeline.yaml"
 PROJECT, REGION = "bench-project", "us-central1"
 SPEC_BUCKET = "bench-project-vertex-cron"
 WORKLOAD_SA = f"vertex-cron-workload@{PROJECT}.iam.gserviceaccount.com"
+SCHEDULER_SA = f"vertex-cron-scheduler@{PROJECT}.iam.gserviceaccount.com"
 NETGUARD_DIR = Path(__file__).resolve().parent / "netguard"
 REQUEST_TIMEOUT = (5.0, 120.0)
 
@@ -30,6 +33,7 @@ class LocalCloud:
     def __init__(self, *, latency_seconds: float = 0.0) -> None:
         self.vertex = Emulator(latency_seconds=latency_seconds)
         self.storage = StorageEmulator()
+        self.issuer = LocalIssuer()
         self.spec_uri = ""
 
     def __enter__(self) -> LocalCloud:
@@ -60,20 +64,28 @@ class LocalCloud:
         return int(response.json()["generation"])
 
     def function_env(self, **extra: str) -> dict[str, str]:
-        """The trigger's contract environment, pointed at the emulators. Every function
-        compiles its own source at each start, as a fresh Cloud Run instance of a zip with no
-        bytecode does (installed packages keep the .pyc pip wrote), whatever the caller's
-        PYTHONDONTWRITEBYTECODE."""
+        """The environment the deployer gives the trigger on Cloud Run, pointed at the
+        emulators: tokens are checked (VERTEX_CRON_ALLOWED_INVOKERS) and K_SERVICE says the
+        platform already verified their signature. Sources are byte-compiled beforehand, as
+        the build does; nothing more is written at start-up."""
         return {
             "PYTHONDONTWRITEBYTECODE": "1",
+            "K_SERVICE": "vertex-cron-trigger",
             "VERTEX_CRON_PROJECT": PROJECT,
             "VERTEX_CRON_REGION": REGION,
             "VERTEX_CRON_WORKLOAD_SA": WORKLOAD_SA,
             "VERTEX_CRON_SPEC_BUCKET": SPEC_BUCKET,
+            "VERTEX_CRON_ALLOWED_INVOKERS": SCHEDULER_SA,
             "VERTEX_CRON_EMULATOR_HOST": self.vertex.url,
             "STORAGE_EMULATOR_HOST": self.storage.url,
             **extra,
         }
+
+    def forwarded_token(self, url: str) -> str:
+        """Cloud Scheduler's ID token for the function at `url`, as Cloud Run forwards it:
+        the signature checked by the platform and replaced by STRIPPED_SIGNATURE."""
+        signed = self.issuer.mint(audience=url, email=SCHEDULER_SA)
+        return f"{signed.rsplit('.', 1)[0]}.{STRIPPED_SIGNATURE}"
 
     def trigger_body(self, schedule: str) -> bytes:
         """What Cloud Scheduler posts. The pipeline root is a fresh, absent bucket: the SDK
@@ -91,7 +103,11 @@ class LocalCloud:
         return [job["name"] for job in self.vertex.pipeline_jobs() if job["name"].rsplit("/", 1)[-1].startswith(prefix)]
 
 
-def fire(url: str, body: bytes, *, schedule_time: str) -> requests.Response:
+def fire(url: str, body: bytes, *, token: str, schedule_time: str) -> requests.Response:
     """One delivery, with Cloud Scheduler's headers."""
-    headers = {"Content-Type": "application/octet-stream", "X-CloudScheduler-ScheduleTime": schedule_time}
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/octet-stream",
+        "X-CloudScheduler-ScheduleTime": schedule_time,
+    }
     return requests.post(url, data=body, headers=headers, timeout=REQUEST_TIMEOUT)

@@ -1,8 +1,9 @@
 """Serve a trigger function's source with functions-framework in a subprocess.
 
 This is how the local stack, the wire tests and the benchmarks run "the zip the deployer
-would upload": extracted to a directory and served exactly as Cloud Functions would,
-`functions-framework --source main.py --target trigger`, from this virtualenv.
+would upload": extracted to a directory and served as Cloud Functions would,
+`functions-framework --source main.py --target trigger`, in a virtualenv holding only the
+source's requirements.txt (function_env.py), never in the deployer's own.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import zipfile
@@ -22,11 +22,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from .function_env import FunctionEnvironment, FunctionEnvironmentError, prepare
+
 TARGET = "trigger"
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
 # The parent's own configuration must not leak into the function: it gets only `env`.
 _CONFIG_PREFIXES = ("VERTEX_CRON_", "STORAGE_EMULATOR_HOST", "K_SERVICE", "GOOGLE_CLOUD_PROJECT")
+# Nor may the parent's virtualenv: the function's interpreter finds its own packages.
+_ENVIRONMENT_VARIABLES = ("VIRTUAL_ENV", "PYTHONHOME", "PYTHONPATH")
 
 
 class FunctionProcessError(Exception):
@@ -54,11 +58,22 @@ def free_port() -> int:
 
 
 class FunctionProcess:
-    """One functions-framework server on 127.0.0.1; a context manager."""
+    """One functions-framework server on 127.0.0.1; a context manager.
 
-    def __init__(self, source_dir: Path, env: Mapping[str, str], *, port: int | None = None) -> None:
+    `environment`: the virtualenv to serve from; by default the cached one for the
+    source's own requirements.txt (made on first use, which can take a while)."""
+
+    def __init__(
+        self,
+        source_dir: Path,
+        env: Mapping[str, str],
+        *,
+        port: int | None = None,
+        environment: FunctionEnvironment | None = None,
+    ) -> None:
         self.source_dir = Path(source_dir)
         self.env = dict(env)
+        self.environment = environment
         self.port = port or free_port()
         self._process: subprocess.Popen[bytes] | None = None
         self._output_dir = Path(tempfile.mkdtemp(prefix="vertex-cron-fn-output-"))
@@ -78,9 +93,13 @@ class FunctionProcess:
     def start(self) -> FunctionProcess:
         if not (self.source_dir / "main.py").is_file():
             raise FunctionProcessError(f"{self.source_dir} has no main.py")
-        executable = Path(sys.executable).parent / "functions-framework"
+        if self.environment is None:
+            try:
+                self.environment = prepare(self.source_dir / "requirements.txt")
+            except FunctionEnvironmentError as exc:
+                raise FunctionProcessError(str(exc)) from exc
         command = [
-            str(executable),
+            str(self.environment.functions_framework),
             "--source",
             "main.py",
             "--target",
@@ -90,8 +109,12 @@ class FunctionProcess:
             "--port",
             str(self.port),
         ]
-        environment = {k: v for k, v in os.environ.items() if not k.startswith(_CONFIG_PREFIXES)}
-        # The extracted package must win over any installed copy of vertex_cron_trigger.
+        environment = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(_CONFIG_PREFIXES) and k not in _ENVIRONMENT_VARIABLES
+        }
+        # The source directory comes first on the path, as the function's own directory does on Cloud Run.
         environment |= {"PYTHONPATH": str(self.source_dir), "PYTHONUNBUFFERED": "1", **self.env}
         with self.stdout_path.open("wb") as stdout, self.stderr_path.open("wb") as stderr:
             self._process = subprocess.Popen(  # noqa: S603 - an argv list of our own, no shell

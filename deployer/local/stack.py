@@ -3,8 +3,10 @@
 The deployer runs unchanged against it (see `settings_env()`): the control-plane
 emulator plays Vertex AI, Cloud Scheduler, Functions v2 and Run v2; the storage emulator
 plays Cloud Storage; every function the deployer uploads is served from exactly the
-uploaded zip by functions-framework; the local scheduler fires the jobs with ID tokens
-from the local issuer, which the function verifies against the emulator's certs URL.
+uploaded zip by functions-framework, byte-compiled and in a virtualenv of the zip's
+requirements.txt only, as Cloud Build leaves it (function_env.py); the local scheduler
+fires the jobs with ID tokens from the local issuer, which the function verifies against
+the emulator's certs URL.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from vertex_cron.local.oidc import LocalIssuer
 from vertex_cron.local.provision import LOCAL_DEPLOYER_MEMBER, infra_service_accounts, provision_project
 from vertex_cron.local.scheduler import LocalScheduler, short_name
 from vertex_cron.local.storage import StorageEmulator
+
+from .function_env import compile_source, prepare
 
 PORTS_FILE = "ports.json"
 
@@ -182,13 +186,17 @@ class LocalStack:
         source_dir = self._source_dir(function)
         shutil.rmtree(source_dir, ignore_errors=True)  # no file of an older deploy survives
         extract_zip(source_zip, source_dir)
+        # The build: the zip's own requirements in a virtualenv of their own (made once per
+        # requirements.txt, then cached), its source byte-compiled.
+        environment = prepare(source_dir / "requirements.txt")
+        compile_source(source_dir, environment)
         env = dict(function.get("serviceConfig", {}).get("environmentVariables", {}))
         env.update(
             VERTEX_CRON_EMULATOR_HOST=self.emulator.url,
             STORAGE_EMULATOR_HOST=self.storage.url,
             VERTEX_CRON_OIDC_CERTS_URL=self.emulator.url + CERTS_PATH,
         )
-        process = FunctionProcess(source_dir, env, port=port)
+        process = FunctionProcess(source_dir, env, port=port, environment=environment)
         self._functions[function["name"]] = process
         process.start()
         return process
