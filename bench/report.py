@@ -250,7 +250,7 @@ def _method(results: Results) -> str:
         "reference's sources beside it), extracted, byte-compiled as the Cloud Functions build does "
         "(`python -m compileall -f -q .`, functions-framework-python#242), served from a virtualenv holding only "
         "its own `requirements.txt` (vertex-cron: the hash-pinned file the deployer uploads; the floor: "
-        "functions-framework; the reference: functions-framework and google-cloud-aiplatform, at uv.lock's "
+        "functions-framework; the reference: functions-framework and google-cloud-aiplatform[pipelines], at uv.lock's "
         "versions) on the deployed runtime's Python where this machine has it (see the machine table). The "
         "environment is the deployer's (`VERTEX_CRON_ALLOWED_INVOKERS` set, `K_SERVICE` set) and every request "
         "carries Cloud Scheduler's ID token with its signature replaced by `SIGNATURE_REMOVED_BY_GOOGLE`, as "

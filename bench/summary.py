@@ -175,6 +175,7 @@ def as_json(results: Results) -> dict[str, Any]:
         "machine": asdict(results.machine),
         "config": asdict(results.config),
         "zip": {"bytes": results.zip_bytes, "files": results.zip_files},
+        "function_python": {"version": results.function_python, "is_runtime": results.function_python_is_runtime},
         "subjects": [asdict(figure) for figure in figures],
         "import_profiles": [asdict(profile) for profile in results.import_profiles],
         "herd": herd,
