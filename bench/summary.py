@@ -78,9 +78,10 @@ def targets(results: Results, figures: list[SubjectFigures]) -> list[Target]:
     by_key = {figure.key: figure for figure in figures}
     ours, floor, reference = by_key["vertex-cron"], by_key["floor"], by_key.get("sdk")
     found = [
+        # Judged on the worse of the two estimates: on shared cores either can flatter alone.
         _at_most(
-            f"cold start ≤ {COLD_VS_FLOOR_MAX}× the floor",
-            ours.cold_vs_floor,
+            f"cold start ≤ {COLD_VS_FLOOR_MAX}× the floor (median and paired)",
+            max(ours.cold_vs_floor, ours.paired_vs_floor),
             COLD_VS_FLOOR_MAX,
             floor.cold_seconds.median * 1000,
             "ms",
