@@ -93,7 +93,7 @@ def list_schedules(settings: Settings, *, cloud: GoogleCloud | None = None) -> l
     settings.require("project", "region")
     jobs = (cloud or GoogleCloud(settings)).managed_jobs()
     return sorted(
-        (ScheduleStatus(desired_state.schedule_of(name), job) for name, job in jobs.items()),
+        (ScheduleStatus(schedule, job) for name, job in jobs.items() if (schedule := desired_state.schedule_of(name))),
         key=lambda status: status.name,
     )
 
@@ -207,16 +207,20 @@ def delete(
     cloud = cloud or GoogleCloud(settings)
     managed = cloud.managed_jobs()
     function = cloud.get_function(
-        desired_state.function_name(settings.project, settings.region, settings.function_name)
+        desired_state.function_name(settings.value("project"), settings.value("region"), settings.function_name)
     )
     plan = planner.plan_delete(
         [job for job in jobs if job in managed],
         managed,
         function=function,
         spec_objects=(
-            cloud.spec_objects(settings.bucket, spec_prefix(settings.project, settings.region)) if purge else ()
+            cloud.spec_objects(
+                settings.value("bucket"), spec_prefix(settings.value("project"), settings.value("region"))
+            )
+            if purge
+            else ()
         ),
-        location=location(settings.project, settings.region),
+        location=location(settings.value("project"), settings.value("region")),
         purge=purge,
     )
     missing = next((name for name, job in zip(names, jobs, strict=True) if job not in managed), None)
@@ -225,7 +229,7 @@ def delete(
     if not dry_run:
         progress = progress or Progress()
         for change in plan.changes:
-            delete_one(change, cloud, settings.bucket, progress)
+            delete_one(change, cloud, settings.value("bucket"), progress)
         progress.finish()
     return plan
 
@@ -404,7 +408,9 @@ def _managed_job(settings: Settings, name: str, cloud: GoogleCloud) -> ObservedJ
 
 def _job_name(settings: Settings, name: str) -> str:
     settings.require("project", "region")
-    return desired_state.job_name(settings.project, settings.region, validation.check_schedule_name(name))
+    return desired_state.job_name(
+        settings.value("project"), settings.value("region"), validation.check_schedule_name(name)
+    )
 
 
 def _no_such_schedule(settings: Settings, name: str) -> NotFound:

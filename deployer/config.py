@@ -64,6 +64,11 @@ class Settings:
     storage_emulator_host: str | None = None
     poll_seconds: float | None = None  # how often long-running operations are polled
 
+    def value(self, name: str) -> str:
+        """A required setting's value, typed: what `require(name)` has checked is there."""
+        self.require(name)
+        return str(getattr(self, name))
+
     def require(self, *names: str) -> None:
         """Raise ConfigError naming the first missing setting and where it may come from.
 

@@ -117,21 +117,21 @@ def build(
         spec_object, job = _schedule(settings, schedule)
         specs.setdefault(spec_object.object_name, spec_object)
         jobs.append(job)
-    project, region = settings.project, settings.region
+    project, region = settings.value("project"), settings.value("region")
     return Desired(
         project=project,
         region=region,
-        bucket=settings.bucket,
+        bucket=settings.value("bucket"),
         function=DesiredFunction(
             name=function_name(project, region, settings.function_name),
             source=source,
             fields=function_fields(settings, source),
         ),
-        scheduler_sa=settings.scheduler_sa,
+        scheduler_sa=settings.value("scheduler_sa"),
         specs=tuple(specs.values()),
         jobs=tuple(jobs),
         prune=prune,
-        invoker_members=(invoker_member(settings.scheduler_sa),),
+        invoker_members=(invoker_member(settings.value("scheduler_sa")),),
     )
 
 
@@ -173,8 +173,12 @@ def with_invokers(desired: Desired, emails: Iterable[str]) -> Desired:
 def _schedule(settings: Settings, schedule: ScheduleInput) -> tuple[SpecObject, DesiredJob]:
     cron = cronexpr.check_cron(schedule.cron)
     time_zone = validation.check_time_zone(schedule.time_zone)
-    spec_object, spec = spec_file.load(schedule.spec_path, prefix=spec_prefix(settings.project, settings.region))
-    spec_object = dataclasses.replace(spec_object, metadata=spec_metadata(settings.project, settings.region))
+    spec_object, spec = spec_file.load(
+        schedule.spec_path, prefix=spec_prefix(settings.value("project"), settings.value("region"))
+    )
+    spec_object = dataclasses.replace(
+        spec_object, metadata=spec_metadata(settings.value("project"), settings.value("region"))
+    )
     body: dict[str, Any] = {
         "schedule": schedule.name,
         "spec_uri": f"gs://{settings.bucket}/{spec_object.object_name}",
@@ -190,13 +194,13 @@ def _schedule(settings: Settings, schedule: ScheduleInput) -> tuple[SpecObject, 
             body[policy] = getattr(schedule, policy)
     _check_body(schedule.name, body)
     return spec_object, DesiredJob(
-        name=job_name(settings.project, settings.region, schedule.name),
+        name=job_name(settings.value("project"), settings.value("region"), schedule.name),
         schedule=schedule.name,
         spec_object=spec_object.object_name,
         body=body,
         cron=cron,
         time_zone=time_zone,
-        scheduler_sa=settings.scheduler_sa,
+        scheduler_sa=settings.value("scheduler_sa"),
     )
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -150,7 +151,7 @@ class _Doctor:
         yield from self._apis()
         yield from self._identities()
         yield from self._caller()
-        policies = _Policies(self.cloud, self.settings.bucket)
+        policies = _Policies(self.cloud, self.settings.value("bucket"))
         yield from self._grants(policies)
         yield from self._pipeline_roots(policies)
         yield from self._function()
@@ -249,7 +250,7 @@ class _Doctor:
 
     def _caller(self) -> Iterator[Item]:
         section = "Your permissions (testIamPermissions, as the caller)"
-        project, bucket = self.settings.project, self.settings.bucket
+        project, bucket = self.settings.value("project"), self.settings.value("bucket")
         yield from self._tested(
             section,
             f"on project {project}",
@@ -264,7 +265,7 @@ class _Doctor:
                     section,
                     f"act as the {identity} SA",
                     scope,
-                    lambda wanted, e=email: self.cloud.caller_service_account_permissions(e, wanted),
+                    functools.partial(self.cloud.caller_service_account_permissions, email),
                 )
 
     def _bucket_tested(self, section: str, bucket: str) -> Iterator[Item]:
@@ -530,7 +531,7 @@ class _Doctor:
 
     def _function(self) -> Iterator[Item]:
         section, settings = "Deployed function", self.settings
-        name = desired_state.function_name(settings.project, settings.region, settings.function_name)
+        name = desired_state.function_name(settings.value("project"), settings.value("region"), settings.function_name)
         try:
             function = self.cloud.get_function(name)
         except DeployError as exc:
@@ -663,7 +664,7 @@ class _Doctor:
         }.get(scope)
         if scope in _OBJECT_PREFIX:
             condition = _prefix_condition(
-                s.bucket, _OBJECT_PREFIX[scope], listing="storage.objects.list" in role_permissions(g.role)
+                s.value("bucket"), _OBJECT_PREFIX[scope], listing="storage.objects.list" in role_permissions(g.role)
             )
             command = (
                 f"gcloud storage buckets add-iam-policy-binding gs://{s.bucket} {role} "

@@ -36,16 +36,16 @@ def execute(plan: Plan, desired: Desired, observed: Observed, cloud: GoogleCloud
             wanted = desired_state.with_audience(desired.function, function_url(function))
             function = cloud.deploy_function(wanted, mask=mask, build=build, tick=progress.tick)
         elif change.kind is Kind.INVOKER:
-            service = _require_service(function)
+            service, _ = _require_service(function)
             members = ", ".join(desired.invoker_members)
             progress.step(f"setting roles/run.invoker on {_short(service)} to exactly {members}")
             cloud.set_invokers(service, desired.invoker_members)
             cloud.require_invoker_check(service)  # the invokers matter only while Cloud Run checks them
         elif change.kind is Kind.JOB:
             job = jobs[change.name]
-            _require_service(function)
+            _, url = _require_service(function)
             spec_uri = f"{job.body['spec_uri']}#{generations[job.spec_object]}"
-            fields = job_fields(job, spec_uri=spec_uri, url=function.uri)
+            fields = job_fields(job, spec_uri=spec_uri, url=url)
             progress.step(f"{_verb(change)} Scheduler job {_short(change.name)}")
             if change.action is Action.CREATE:
                 cloud.create_job(change.name, fields)
@@ -65,13 +65,14 @@ def delete(change: Change, cloud: GoogleCloud, bucket: str, progress: Progress) 
         cloud.delete_function(change.name, tick=progress.tick)
 
 
-def _require_service(function: ObservedFunction | None) -> str:
+def _require_service(function: ObservedFunction | None) -> tuple[str, str]:
+    """The function's Cloud Run service and URL, which jobs and invokers need."""
     if function is None or not function.service or not function.uri:
         raise DeployError(
             "the trigger function has no Cloud Run service or URL yet",
             details="its deployment may have failed; see the function in the Cloud console and re-run",
         )
-    return function.service
+    return function.service, function.uri
 
 
 def _verb(change: Change) -> str:
