@@ -30,12 +30,19 @@ SPEC_PREFIX = "vertex-cron/specs/"
 # carrying both, with the location being its own.
 SPEC_MANAGED_BY_KEY = MANAGED_BY_LABEL
 SPEC_LOCATION_KEY = "vertex-cron-location"  # projects/P/locations/R whose schedules use it
+LEASE_PREFIX = "vertex-cron/leases/"  # one object per project+region while a run changes it (lease.py)
 INVOKER_ROLE = "roles/run.invoker"
 PUBLIC_MEMBERS = frozenset({"allUsers", "allAuthenticatedUsers"})  # never invokers of the function
 
 
 def location(project: str, region: str) -> str:
     return f"projects/{project}/locations/{region}"
+
+
+def lease_object(project: str, region: str) -> str:
+    """The lease of one project+region, next to (never under) its spec prefix, so
+    `delete --purge` never lists it."""
+    return f"{LEASE_PREFIX}{project}/{region}.json"
 
 
 def spec_prefix(project: str, region: str) -> str:
@@ -143,6 +150,12 @@ class ObservedFunction:
     fields: Mapping[str, Any]
     uri: str
     service: str  # the Cloud Run service: projects/P/locations/R/services/S
+
+    @property
+    def state(self) -> str | None:
+        """Function.state: ACTIVE, FAILED, DEPLOYING, DELETING, UNKNOWN ..."""
+        state = self.fields.get("state")
+        return state if isinstance(state, str) else None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ Functions v2, like the real API:
 - create / patch (updateMask) / delete return an Operation that is not done for
   `function_deploy_seconds`; it completes lazily when the operation, the function or the
   Run service is next read (or `functions()` is called). Meanwhile the function is
-  DEPLOYING / DELETING, and another create/patch/delete of it is 409 ABORTED.
+  DEPLOYING / DELETING, and another patch/delete of it is 409 ABORTED "unable to queue
+  the operation" (a create of it is 409 ALREADY_EXISTS, as for any existing function).
 - On completion of create/patch, the source zip is "built" (must be a zip; python
   runtimes need main.py) and `on_function_deployed(function, zip_bytes)` gives the URL
   (default: a realistic https://NAME-HASH-RC.a.run.app). `serviceConfig.uri` and `url`
@@ -285,11 +286,11 @@ class FunctionsMixin:
         validate_labels(fn.get("labels"))
 
     def _fn_busy(self, name: str) -> None:
+        """A second change while an operation on the function runs: Functions v2 answers
+        409 ABORTED "unable to queue the operation" (docs/fidelity.md, Long-running operations)."""
         for rec in self._state["operations"].values():
             if rec["meta"].get("function") == name and not rec["op"].get("done"):
-                raise ApiError(
-                    "ABORTED", f"An operation on function {name} is already in progress: {rec['op']['name']}."
-                )
+                raise ApiError("ABORTED", "unable to queue the operation")
 
     def _fn_new_operation(
         self, parent: str, verb: str, target: str, request_resource: dict[str, Any] | None, meta: dict[str, Any]

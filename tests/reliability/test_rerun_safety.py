@@ -1,0 +1,264 @@
+"""Re-running at any moment is safe: after an answer lost at each mutating step, while the
+change it asked for is still under way in Google Cloud, a prompt re-run waits for it and
+converges to exactly the desired state, nothing orphaned; a third run changes nothing.
+Two runs at once take turns through the lease, and a lease left by a dead run is taken over.
+
+Operations here last as long as each test sets (`emulator.function_deploy_seconds`), long
+enough that the re-run meets the function DEPLOYING or DELETING."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from reliability_stack import EXAMPLES, storage_bucket
+from test_deployer_faults import CONVERGED, ENV, assert_failed_clearly, deploy, resources
+from vertex_cron.cli import cli
+
+VERTEX_CRON = str(Path(sys.executable).parent / "vertex-cron")
+LEASE = "vertex-cron/leases/deploy-project/europe-west1.json"
+OPERATION_SECONDS = 1.0  # a build or delete that outlives the failed run, so the re-run meets it
+
+DEPLOY_ARGS = (
+    "deploy",
+    "nightly",
+    "--spec",
+    str(EXAMPLES / "pipeline.json"),
+    "--cron",
+    "0 3 * * *",
+    "--param",
+    "run_date={{schedule_time:%Y-%m-%d}}",
+)
+
+# (id, the request whose answer is lost); the request itself is served.
+LOST_ON_FIRST_DEPLOY = [
+    ("upload-url", {"method": "POST", "path": r":generateUploadUrl$"}),
+    ("source-upload", {"method": "PUT", "path": r"\.zip$"}),
+    ("function-create", {"method": "POST", "path": r"/functions$"}),
+    ("iam-write", {"method": "POST", "path": r":setIamPolicy$"}),
+    ("scheduler-create", {"method": "POST", "path": r"/jobs$"}),
+]
+
+
+@pytest.fixture
+def run_cli(emulator, emulator_env, spec_bucket, tmp_path, monkeypatch):
+    """`run_cli(*args, **env_overrides)`: the CLI in this process, against emulators whose
+    operations take OPERATION_SECONDS."""
+    emulator.function_deploy_seconds = OPERATION_SECONDS
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str, **env_overrides: str):
+        env = {**ENV, "VERTEX_CRON_BUCKET": spec_bucket, **emulator_env, **env_overrides}
+        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+    return run
+
+
+def storage_writes(storage_emulator, bucket: str) -> int:
+    return sum(1 for method, path in storage_emulator.calls if method != "GET" and f"/b/{bucket}/" in path)
+
+
+def assert_third_run_changes_nothing(run_cli, emulator, storage_emulator, bucket):
+    calls, writes = emulator.mutating_calls(), storage_writes(storage_emulator, bucket)
+    third = deploy(run_cli)
+    assert third.exit_code == 0 and third.stdout.startswith("Up to date: nothing to change"), third.output
+    assert emulator.mutating_calls() == calls
+    assert storage_writes(storage_emulator, bucket) == writes  # not even the lease
+
+
+def lease_exists(storage_emulator, bucket: str) -> bool:
+    return storage_bucket(storage_emulator.url, bucket).get_blob(LEASE) is not None
+
+
+@pytest.mark.parametrize("rule", [case[1] for case in LOST_ON_FIRST_DEPLOY], ids=[c[0] for c in LOST_ON_FIRST_DEPLOY])
+def test_an_answer_lost_at_any_deploy_step_then_a_prompt_rerun_converges(
+    run_cli, emulator, storage_emulator, spec_bucket, rule
+):
+    fault = emulator.faults.add(**rule, lose_answer=True, times=1)
+
+    assert_failed_clearly(deploy(run_cli), "re-running is safe")
+    assert fault.hits == 1
+
+    rerun = deploy(run_cli)  # at once: a function created by the first run is still DEPLOYING
+    assert rerun.exit_code == 0, rerun.output
+    assert resources(emulator, storage_emulator, spec_bucket) == CONVERGED
+    assert len([p for m, p, s in emulator.calls if m == "POST" and p.endswith("/functions")]) == 1
+    assert not lease_exists(storage_emulator, spec_bucket)
+    assert_third_run_changes_nothing(run_cli, emulator, storage_emulator, spec_bucket)
+
+
+def test_the_rerun_waits_for_the_build_the_lost_create_started(run_cli, emulator, storage_emulator, spec_bucket):
+    emulator.faults.add(method="POST", path=r"/functions$", lose_answer=True, times=1)
+    assert deploy(run_cli).exit_code == 1
+    assert [f["state"] for f in emulator.functions()] == ["DEPLOYING"]
+
+    rerun = deploy(run_cli)
+
+    assert rerun.exit_code == 0, rerun.output
+    assert "function vertex-cron-trigger is DEPLOYING" in rerun.stderr and "waiting for it" in rerun.stderr
+    assert "no Cloud Run service" not in rerun.output
+
+
+def test_a_lost_answer_to_a_function_update_then_a_prompt_rerun_converges(
+    run_cli, emulator, storage_emulator, spec_bucket
+):
+    assert deploy(run_cli).exit_code == 0
+    emulator.faults.add(method="PATCH", path=r"/functions/", lose_answer=True, times=1)
+    three_instances = {"VERTEX_CRON_MAX_INSTANCES": "3"}  # one function setting changes
+
+    assert_failed_clearly(run_cli(*DEPLOY_ARGS, **three_instances), "re-running is safe")
+
+    rerun = run_cli(*DEPLOY_ARGS, **three_instances)
+    assert rerun.exit_code == 0, rerun.output
+    assert "is DEPLOYING" in rerun.stderr
+    assert resources(emulator, storage_emulator, spec_bucket) == CONVERGED
+    assert emulator.functions()[0]["serviceConfig"]["maxInstanceCount"] == 3
+    assert len([p for m, p, s in emulator.calls if m == "PATCH" and "/functions/" in p]) == 1
+    calls = emulator.mutating_calls()
+    assert run_cli(*DEPLOY_ARGS, **three_instances).stdout.startswith("Up to date: nothing to change")
+    assert emulator.mutating_calls() == calls
+
+
+def test_a_lost_answer_to_a_job_update_then_a_prompt_rerun_converges(run_cli, emulator, storage_emulator, spec_bucket):
+    assert deploy(run_cli).exit_code == 0
+    emulator.faults.add(method="PATCH", path=r"/jobs/", lose_answer=True, times=1)
+    changed = (*DEPLOY_ARGS[:5], "0 4 * * *", *DEPLOY_ARGS[6:])
+
+    assert_failed_clearly(run_cli(*changed), "re-running is safe")
+
+    rerun = run_cli(*changed)
+    assert rerun.exit_code == 0 and rerun.stdout.startswith("Up to date"), rerun.output
+    assert [job["schedule"] for job in emulator.scheduler_jobs()] == ["0 4 * * *"]
+
+
+@pytest.mark.parametrize("lost", ["job", "function"])
+def test_a_lost_answer_to_a_delete_then_a_prompt_rerun_deletes_everything(
+    run_cli, emulator, storage_emulator, spec_bucket, lost
+):
+    assert deploy(run_cli).exit_code == 0
+    path = r"/jobs/vertex-cron-nightly$" if lost == "job" else r"/functions/vertex-cron-trigger$"
+    emulator.faults.add(method="DELETE", path=path, lose_answer=True, times=1)
+
+    assert_failed_clearly(run_cli("delete", "nightly"), "re-running is safe")
+
+    rerun = run_cli("delete", "nightly")  # the function may still be DELETING
+    assert rerun.exit_code == 0, rerun.output
+    assert emulator.functions() == [] and emulator.scheduler_jobs() == []
+    assert len([p for m, p, s in emulator.calls if m == "DELETE" and p.endswith("/functions/vertex-cron-trigger")]) == 1
+    calls = emulator.mutating_calls()
+    third = run_cli("delete", "nightly")
+    assert third.exit_code == 1 and "no schedule named 'nightly'" in third.stderr
+    assert emulator.mutating_calls() == calls
+
+
+def test_a_change_someone_else_started_meanwhile_is_explained(run_cli, emulator, storage_emulator, spec_bucket):
+    """Between this run's look and its update, another tool (not holding the lease) started
+    an operation on the function: Functions answers 409 ABORTED. The run cannot know what
+    that operation does, says so, and the re-run converges."""
+    assert deploy(run_cli).exit_code == 0
+    emulator.faults.add(method="PATCH", path=r"/functions/", status=409, message="unable to queue the operation")
+    four_instances = {"VERTEX_CRON_MAX_INSTANCES": "4"}
+
+    first = run_cli(*DEPLOY_ARGS, **four_instances)
+
+    assert_failed_clearly(first, "another change to it started after this run looked")
+    assert "re-running is safe" in first.stderr
+    assert run_cli(*DEPLOY_ARGS, **four_instances).exit_code == 0
+    assert emulator.functions()[0]["serviceConfig"]["maxInstanceCount"] == 4
+
+
+# -- the lease: runs take turns --------------------------------------------------------------
+
+
+def cli_env(emulator_env, spec_bucket) -> dict[str, str]:
+    return {**os.environ, **ENV, "VERTEX_CRON_BUCKET": spec_bucket, **emulator_env}
+
+
+def start_deploy(env: dict[str, str], cwd: Path, stderr: Path) -> subprocess.Popen[str]:
+    with stderr.open("w") as err:
+        return subprocess.Popen(
+            [VERTEX_CRON, *DEPLOY_ARGS], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=err, text=True
+        )
+
+
+def test_two_deploys_at_once_take_turns_and_both_succeed(
+    emulator, emulator_env, storage_emulator, spec_bucket, tmp_path, wait_until, run_cli
+):
+    """The second run starts while the first is building the function from nothing: it
+    waits for the first run's lease, then finds nothing left to do."""
+    emulator.function_deploy_seconds = 600.0  # until the test moves the emulator's clock on
+    env = cli_env(emulator_env, spec_bucket)
+    first = start_deploy(env, tmp_path, tmp_path / "first.err")
+    wait_until(lambda: emulator.functions(), "the first run's function create")
+    second = start_deploy(env, tmp_path, tmp_path / "second.err")
+    wait_until(
+        lambda: "waiting for another vertex-cron run to finish" in (tmp_path / "second.err").read_text(),
+        "the second run to wait for the first one's lease",
+    )
+
+    emulator.clock = lambda: time.time() + 600  # the build finishes
+    first_out, _ = first.communicate(timeout=300)
+    second_out, _ = second.communicate(timeout=300)
+
+    assert (first.returncode, second.returncode) == (0, 0), (tmp_path / "second.err").read_text()
+    assert second_out.startswith("Up to date: nothing to change"), second_out
+    assert resources(emulator, storage_emulator, spec_bucket) == CONVERGED
+    assert len([p for m, p, s in emulator.calls if m == "POST" and p.endswith("/functions")]) == 1
+    assert len([p for m, p, s in emulator.calls if m == "POST" and p.endswith("/jobs")]) == 1
+    assert not lease_exists(storage_emulator, spec_bucket)
+
+
+def test_a_run_killed_mid_build_leaves_a_lease_the_next_run_takes_over(
+    emulator, emulator_env, storage_emulator, spec_bucket, tmp_path, wait_until, run_cli
+):
+    emulator.function_deploy_seconds = 3.0
+    killed = start_deploy(cli_env(emulator_env, spec_bucket), tmp_path, tmp_path / "killed.err")
+    wait_until(lambda: emulator.functions(), "the killed run's function create")
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=60)
+    assert lease_exists(storage_emulator, spec_bucket)  # nobody released it
+
+    rerun = deploy(run_cli)
+
+    assert rerun.exit_code == 0, rerun.output
+    assert "taking over the lease of a run that is no longer running" in rerun.stderr
+    assert resources(emulator, storage_emulator, spec_bucket) == CONVERGED
+    assert not lease_exists(storage_emulator, spec_bucket)
+
+
+def test_a_lease_nobody_renews_is_taken_over_once_stale(run_cli, emulator, storage_emulator, spec_bucket):
+    """A run on another machine that died: its lease says how long it may go unrenewed."""
+    abandoned = {
+        "holder": "ci@build-7",
+        "host": f"not-{socket.gethostname()}",
+        "pid": 4242,
+        "command": "apply",
+        "started": "2026-01-01T00:00:00+00:00",
+        "stale_after_seconds": 0.5,
+        "token": "abandoned",
+    }
+    storage_bucket(storage_emulator.url, spec_bucket).blob(LEASE).upload_from_string(json.dumps(abandoned))
+
+    result = deploy(run_cli)
+
+    assert result.exit_code == 0, result.output
+    assert "waiting for another vertex-cron run to finish: ci@build-7" in result.stderr
+    assert "taking over the lease" in result.stderr
+    assert resources(emulator, storage_emulator, spec_bucket) == CONVERGED
+    assert not lease_exists(storage_emulator, spec_bucket)
+
+
+def test_an_unchanged_deploy_takes_no_lease_so_it_never_waits(run_cli, emulator, storage_emulator, spec_bucket):
+    assert deploy(run_cli).exit_code == 0
+    held = {"holder": "someone@elsewhere", "host": "elsewhere", "pid": 1, "stale_after_seconds": 3600, "token": "t"}
+    storage_bucket(storage_emulator.url, spec_bucket).blob(LEASE).upload_from_string(json.dumps(held))
+
+    assert_third_run_changes_nothing(run_cli, emulator, storage_emulator, spec_bucket)
