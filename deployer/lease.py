@@ -3,7 +3,7 @@
 `apply`, `deploy` and `delete` read what exists, plan, then change it. Two runs doing that
 at once would plan against the same picture and trip over each other's changes (the
 loser's create meets 409 ALREADY_EXISTS, or one run's invoker set drops the other's
-scheduler SA). So each run first creates `gs://BUCKET/vertex-cron/leases/PROJECT/REGION.json`
+scheduler SA). So each run first creates `gs://BUCKET/vertex-cron/specs/PROJECT/REGION.lease.json`
 with `ifGenerationMatch=0`: Cloud Storage lets exactly one such write succeed; the others
 get 412 Precondition Failed. A run that finds the lease held waits for it, showing who
 holds it, then takes it and looks at the cloud afresh. So two runs of the same file end

@@ -30,7 +30,6 @@ SPEC_PREFIX = "vertex-cron/specs/"
 # carrying both, with the location being its own.
 SPEC_MANAGED_BY_KEY = MANAGED_BY_LABEL
 SPEC_LOCATION_KEY = "vertex-cron-location"  # projects/P/locations/R whose schedules use it
-LEASE_PREFIX = "vertex-cron/leases/"  # one object per project+region while a run changes it (lease.py)
 INVOKER_ROLE = "roles/run.invoker"
 PUBLIC_MEMBERS = frozenset({"allUsers", "allAuthenticatedUsers"})  # never invokers of the function
 
@@ -40,9 +39,10 @@ def location(project: str, region: str) -> str:
 
 
 def lease_object(project: str, region: str) -> str:
-    """The lease of one project+region, next to (never under) its spec prefix, so
-    `delete --purge` never lists it."""
-    return f"{LEASE_PREFIX}{project}/{region}.json"
+    """The lease of one project+region (lease.py): under SPEC_PREFIX, where the deployer
+    may write (infra/iam.tf confines it there), but beside the location's spec folder, not
+    in it, so `delete --purge` never lists it."""
+    return f"{SPEC_PREFIX}{project}/{region}.lease.json"
 
 
 def spec_prefix(project: str, region: str) -> str:

@@ -24,7 +24,7 @@ from test_deployer_faults import CONVERGED, ENV, assert_failed_clearly, deploy, 
 from vertex_cron.cli import cli
 
 VERTEX_CRON = str(Path(sys.executable).parent / "vertex-cron")
-LEASE = "vertex-cron/leases/deploy-project/europe-west1.json"
+LEASE = "vertex-cron/specs/deploy-project/europe-west1.lease.json"
 OPERATION_SECONDS = 1.0  # a build or delete that outlives the failed run, so the re-run meets it
 
 DEPLOY_ARGS = (
