@@ -53,7 +53,8 @@ _CONCURRENT = {
     "ABORTED": "another change to it started after this run looked and is still running",
 }
 
-Tick = Callable[[float], None]  # called with the seconds elapsed while an operation runs
+# Called while an operation runs: the seconds elapsed, and what it is doing now ("" if not known).
+Tick = Callable[[float, str], None]
 
 
 class GoogleCloud:
@@ -302,7 +303,7 @@ class GoogleCloud:
                     f"function {name} is still {function.state} after {elapsed:.0f}s",
                     details="the operation continues in Google Cloud; re-running once it has finished is safe",
                 )
-            tick(elapsed)
+            tick(elapsed, "")  # the step already names the state
             time.sleep(self._poll_interval)
 
     def _wait(self, operation: Any, tick: Tick) -> Any:
@@ -314,7 +315,7 @@ class GoogleCloud:
                     f"operation {operation.operation.name} still running after {elapsed:.0f}s",
                     details="it continues in the background; re-run the command to pick up its result",
                 )
-            tick(elapsed)
+            tick(elapsed, _running_stage(operation))
             time.sleep(self._poll_interval)
         try:
             return operation.result()
@@ -617,6 +618,14 @@ def _calling(what: str, *, missing_ok: bool = False) -> Iterator[_Call]:
         raise errors.DeployError(f"{what}: {exc.message or exc}", details=str(exc)) from exc
     except GoogleAuthError as exc:
         raise errors.PermissionDenied(f"{what}: authentication failed", details=str(exc)) from exc
+
+
+def _running_stage(operation: Any) -> str:
+    """The stage a Functions operation reports in progress (OperationMetadata.stages), in words."""
+    for stage in getattr(operation.metadata, "stages", ()):
+        if stage.state.name == "IN_PROGRESS":
+            return f"{stage.name.name.lower()} stage" + (f": {stage.message}" if stage.message else "")
+    return ""
 
 
 def _google_status(exc: Any) -> str | None:

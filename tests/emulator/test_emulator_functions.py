@@ -135,8 +135,17 @@ def test_states_while_operations_run_and_a_second_change_is_refused(fclient, emu
         deploy(fclient)
     assert exists.value.response.json()["error"]["status"] == "ALREADY_EXISTS"
 
+    def stages():
+        answer = requests.get(f"{emulator.url}/v2/{create.operation.name}").json()
+        return [(s["name"], s["state"], s.get("message")) for s in answer["metadata"]["stages"]]
+
+    emulator.clock = lambda: now + 100
+    assert stages() == [("BUILD", "IN_PROGRESS", "Build in progress"), ("SERVICE", "NOT_STARTED", None)]
+    emulator.clock = lambda: now + 400
+    assert stages() == [("BUILD", "COMPLETE", None), ("SERVICE", "IN_PROGRESS", None)]
     emulator.clock = lambda: now + 601
     assert create.result(polling=FAST).state == functions_v2.Function.State.ACTIVE
+    assert stages() == [("BUILD", "COMPLETE", None), ("SERVICE", "COMPLETE", None)]
     delete = fclient.delete_function(name=FN)
     assert fclient.get_function(name=FN).state == functions_v2.Function.State.DELETING
     assert delete.metadata.operation_type == functions_v2.OperationType.DELETE_FUNCTION

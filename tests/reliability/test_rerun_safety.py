@@ -78,6 +78,14 @@ def lease_exists(storage_emulator, bucket: str) -> bool:
     return storage_bucket(storage_emulator.url, bucket).get_blob(LEASE) is not None
 
 
+def test_a_deploy_shows_which_stage_the_function_operation_is_in(run_cli):
+    result = deploy(run_cli)
+
+    assert result.exit_code == 0, result.output
+    assert "(building) (" in result.stderr and "build stage: Build in progress)" in result.stderr
+    assert "service stage)" in result.stderr
+
+
 @pytest.mark.parametrize("rule", [case[1] for case in LOST_ON_FIRST_DEPLOY], ids=[c[0] for c in LOST_ON_FIRST_DEPLOY])
 def test_an_answer_lost_at_any_deploy_step_then_a_prompt_rerun_converges(
     run_cli, emulator, storage_emulator, spec_bucket, rule
