@@ -19,7 +19,8 @@ lease behind. A waiter takes such a lease over:
   machines).
 Taking over is a delete conditioned on the stale generation, then the usual create, so
 two waiters cannot both win. A holder whose renewal finds another run's lease (it was
-frozen longer than that) raises LeaseLost when it releases.
+frozen longer than that), or that finds it replaced when it releases it, raises LeaseLost
+at the end of its run.
 
 Writes are retried by the client library; a retried write that meets 412 may have been
 our own (the answer to the first attempt was lost), so the lease carries a random token
@@ -74,8 +75,10 @@ def held(
     lease.acquire(progress)
     try:
         yield
-    finally:
-        lease.release()
+    except BaseException:
+        lease.release(report_loss=False)  # the body's own error is the one to show
+        raise
+    lease.release()
 
 
 class _Lease:
@@ -167,17 +170,23 @@ class _Lease:
             return
         self._lost = _describe(_parse(current[1])) if current is not None else "nobody (it was deleted)"
 
-    def release(self) -> None:
+    def release(self, *, report_loss: bool = True) -> None:
+        """Delete the lease if it is still ours; LeaseLost (when `report_loss`) if it is not."""
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join()
-        if self._lost:
+        if not self._lost and self._cloud.delete_if_generation(self._bucket, self._object, generation=self._generation):
+            return
+        if not self._lost:
+            current = self._cloud.read_object(self._bucket, self._object)
+            self._lost = _describe(_parse(current[1])) if current is not None else "a run that has finished since"
+        if report_loss:
             raise LeaseLost(
                 f"another run took over this run's lease {self._where} while it ran: {self._lost}",
-                details=f"this run did not renew it for {STALE_AFTER_SECONDS:.0f}s (frozen, or cut off from "
-                "Google Cloud); what it changed may have been changed again: re-run the command, it is safe",
+                details=f"this run's lease went {STALE_AFTER_SECONDS:.0f}s without renewal (the run was frozen, "
+                "or cut off from Google Cloud); what it changed may have been changed again since: re-run the "
+                "command, it is safe",
             )
-        self._cloud.delete_if_generation(self._bucket, self._object, generation=self._generation)
 
 
 def _parse(data: bytes) -> dict[str, Any]:

@@ -270,3 +270,21 @@ def test_an_unchanged_deploy_takes_no_lease_so_it_never_waits(run_cli, emulator,
     storage_bucket(storage_emulator.url, spec_bucket).blob(LEASE).upload_from_string(json.dumps(held))
 
     assert_third_run_changes_nothing(run_cli, emulator, storage_emulator, spec_bucket)
+
+
+def test_a_run_whose_lease_was_taken_over_meanwhile_says_so(
+    emulator, emulator_env, storage_emulator, spec_bucket, tmp_path, wait_until, run_cli
+):
+    emulator.function_deploy_seconds = 600.0  # until the test moves the emulator's clock on
+    run = start_deploy(cli_env(emulator_env, spec_bucket), tmp_path, tmp_path / "run.err")
+    wait_until(lambda: emulator.functions(), "the run's function create")
+    usurper = {"holder": "ci@build-9", "host": "elsewhere", "pid": 7, "command": "apply", "token": "usurper"}
+    storage_bucket(storage_emulator.url, spec_bucket).blob(LEASE).upload_from_string(json.dumps(usurper))
+
+    emulator.clock = lambda: time.time() + 600
+    run.communicate(timeout=300)
+
+    assert run.returncode == 1
+    error = (tmp_path / "run.err").read_text()
+    assert "error: another run took over this run's lease" in error and "ci@build-9" in error
+    assert lease_exists(storage_emulator, spec_bucket)  # the other run's lease is left alone
