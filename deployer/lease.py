@@ -76,7 +76,8 @@ def held(
     try:
         yield
     except BaseException:
-        lease.release(report_loss=False)  # the body's own error is the one to show
+        with suppress(DeployError):  # the body's own error is the one to show
+            lease.release(report_loss=False)
         raise
     lease.release()
 

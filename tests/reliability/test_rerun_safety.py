@@ -171,3 +171,22 @@ def test_a_change_someone_else_started_meanwhile_is_explained(run_cli, emulator,
     assert "re-running is safe" in first.stderr
     assert run_cli(*DEPLOY_ARGS, **four_instances).exit_code == 0
     assert emulator.functions()[0]["serviceConfig"]["maxInstanceCount"] == 4
+
+
+def test_lost_answers_to_the_lease_and_spec_writes_are_recognised_on_the_retry(
+    run_cli, emulator, storage_emulator, spec_bucket
+):
+    """Both writes are conditional (ifGenerationMatch=0), so the client library retries them;
+    the retry meets 412 for what the first attempt already wrote. The lease knows its own
+    token, the spec its own content-addressed name: the deploy goes on."""
+    uploads = storage_emulator.faults.add(
+        method="POST", path=rf"^/upload/storage/v1/b/{spec_bucket}/o$", lose_answer=True, times=2
+    )
+
+    result = deploy(run_cli)
+
+    assert result.exit_code == 0, result.output
+    assert "waiting for another vertex-cron run" not in result.stderr  # its own lease is no other run's
+    assert uploads.hits == 2  # the lease, then the spec
+    assert resources(emulator, storage_emulator, spec_bucket) == CONVERGED
+    assert not lease_exists(storage_emulator, spec_bucket)

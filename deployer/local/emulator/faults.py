@@ -10,8 +10,7 @@ is normal again:
 - `reset_connection`: the TCP connection is reset without any answer;
 - `lose_answer`: the request is served (its effect stands: a create creates, a delete
   starts deleting), then the connection is reset without the answer: a reply lost on its
-  way back, which the caller cannot tell from a request that never arrived. Honoured by
-  the control-plane emulator (server.py).
+  way back, which the caller cannot tell from a request that never arrived.
 
 `status` defaults to 503, except that a rule with only a delay, a reset or a lost answer
 and no explicit status means "delay / reset / lose only". `times=None` (or -1) means
