@@ -105,6 +105,29 @@ def test_the_rerun_waits_for_the_build_the_lost_create_started(run_cli, emulator
     assert "no Cloud Run service" not in rerun.output
 
 
+def test_a_build_the_rerun_waited_for_that_fails_is_rebuilt(run_cli, emulator, storage_emulator, spec_bucket):
+    """The lost create's build fails mid-way while the re-run waits for it: the re-run then
+    compares a FAILED function and builds it again."""
+    builds = []
+
+    def first_build_fails(function, source):
+        builds.append(function["name"])
+        if len(builds) == 1:
+            raise RuntimeError("Step #2 - build: pip install failed")
+        return None
+
+    emulator.on_function_deployed = first_build_fails
+    emulator.faults.add(method="POST", path=r"/functions$", lose_answer=True, times=1)
+    assert deploy(run_cli).exit_code == 1
+
+    rerun = deploy(run_cli)
+
+    assert rerun.exit_code == 0, rerun.output
+    assert "is DEPLOYING" in rerun.stderr and "updating function vertex-cron-trigger (building)" in rerun.stderr
+    assert len(builds) == 2
+    assert resources(emulator, storage_emulator, spec_bucket) == CONVERGED
+
+
 def test_a_lost_answer_to_a_function_update_then_a_prompt_rerun_converges(
     run_cli, emulator, storage_emulator, spec_bucket
 ):
