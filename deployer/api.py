@@ -8,11 +8,12 @@ Mutating functions take ``dry_run``: the plan is computed from read-only calls a
 without applying it. ``cloud`` defaults to a GoogleCloud for the settings (built lazily);
 tests pass one with tight polling.
 
-`apply`, `deploy` and `delete` hold the project+region's lease (lease.py) from before they
-look at the cloud until their last change, so concurrent runs take turns; `delete` without
-a bucket setting has no lease to take and runs without one. A function that an operation
-started before this run is still changing (DEPLOYING, DELETING) is waited for before it is
-compared or deleted.
+`apply` and `deploy` first look and plan without writing anything; only when there is
+something to change do they take the project+region's lease (lease.py), look again and
+apply, so concurrent runs take turns and an unchanged deploy writes nothing. `delete`
+holds the lease from its first look (without a bucket setting it has none to take). A
+function that an operation started before this run is still changing (DEPLOYING,
+DELETING) is waited for before it is compared or deleted.
 """
 
 from __future__ import annotations
