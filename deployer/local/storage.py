@@ -126,6 +126,7 @@ def _make_handler_class() -> Any:
         """The package's handler, behind faults, preconditions and generation checks."""
 
         wrapper: StorageEmulator
+        wfile: Any  # swapped for a buffer while a lost answer is served
         rfile: BinaryIO  # http.server's, which the untyped base class hides from mypy
 
         def do_GET(self) -> None:
