@@ -212,11 +212,13 @@ class GoogleCloud:
         from google.api_core.exceptions import NotFound, PreconditionFailed
 
         with _calling(f"read gs://{bucket}/{object_name}"):
-            blob = self._storage.bucket(bucket).get_blob(object_name)
-            if blob is None:
+            found = self._storage.bucket(bucket).get_blob(object_name)
+            if found is None:
                 return None
-            try:
-                return int(blob.generation), blob.download_as_bytes(if_generation_match=blob.generation)
+            generation = int(found.generation)
+            try:  # by name, not by the object's mediaLink: the same request whatever the server's link says
+                data = self._storage.bucket(bucket).blob(object_name).download_as_bytes(if_generation_match=generation)
+                return generation, data
             except (NotFound, PreconditionFailed):  # replaced or deleted since: read it again
                 return self.read_object(bucket, object_name)
 

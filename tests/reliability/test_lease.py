@@ -49,6 +49,7 @@ def test_two_deploys_at_once_take_turns_and_both_succeed(
         "the second run to wait for the first one's lease",
     )
 
+    emulator.function_deploy_seconds = 0.3  # what follows the create (its audience update) is quick
     emulator.clock = lambda: time.time() + 600  # the build finishes
     first_out, _ = first.communicate(timeout=300)
     second_out, _ = second.communicate(timeout=300)
@@ -118,6 +119,7 @@ def test_a_run_whose_lease_was_taken_over_meanwhile_says_so(
     usurper = {"holder": "ci@build-9", "host": "elsewhere", "pid": 7, "command": "apply", "token": "usurper"}
     storage_bucket(storage_emulator.url, spec_bucket).blob(LEASE).upload_from_string(json.dumps(usurper))
 
+    emulator.function_deploy_seconds = 0.3  # what follows the create (its audience update) is quick
     emulator.clock = lambda: time.time() + 600
     run.communicate(timeout=300)
 
