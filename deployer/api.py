@@ -7,6 +7,13 @@
 Mutating functions take ``dry_run``: the plan is computed from read-only calls and returned
 without applying it. ``cloud`` defaults to a GoogleCloud for the settings (built lazily);
 tests pass one with tight polling.
+
+`apply` and `deploy` first look and plan without writing anything; only when there is
+something to change do they take the project+region's lease (lease.py), look again and
+apply, so concurrent runs take turns and an unchanged deploy writes nothing. `delete`
+holds the lease from its first look (without a bucket setting it has none to take). A
+function that an operation started before this run is still changing (DEPLOYING,
+DELETING) is waited for before it is compared or deleted.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,18 +30,20 @@ from vertex_cron_trigger.pipeline_job import job_id
 from vertex_cron_trigger.timefmt import format_rfc3339
 
 from . import backfill as backfills
-from . import cronexpr, function_source, planner, validation
+from . import cronexpr, function_source, lease, planner, validation
 from . import desired as desired_state
 from . import status as schedule_health
 from .config import DEFAULT_BACKFILL_RUNS, DEFAULT_FIRINGS, DEFAULT_HISTORY, Settings
 from .errors import NotFound, RunFailed, Unavailable
 from .executor import delete as delete_one
-from .executor import execute
-from .gcp import GoogleCloud
+from .executor import execute, short_name
+from .gcp import BUSY_STATES, GoogleCloud
 from .models import (
     JOB_DESCRIPTION,
+    Desired,
     ForcedRun,
     Kind,
+    Observed,
     ObservedJob,
     PipelineRun,
     Plan,
@@ -79,14 +89,50 @@ def apply(
     now: datetime | None = None,
 ) -> Plan:
     """Converge the cloud on `schedules`; with `prune`, delete managed schedules not listed."""
-    wanted = desired_state.build(settings, schedules, source=function_source.build(), prune=prune)
+    built = desired_state.build(settings, schedules, source=function_source.build(), prune=prune)
     cloud = cloud or GoogleCloud(settings)
-    observed = observe(cloud, wanted)
-    wanted = planner.with_invokers(wanted, observed)
-    plan = planner.plan(wanted, observed, now=now or datetime.now(UTC))
-    if not dry_run:
-        execute(plan, wanted, observed, cloud, progress or Progress())
+    progress = progress or Progress()
+    now = now or datetime.now(UTC)
+    observed = observe(cloud, built)
+    wanted = planner.with_invokers(built, observed)
+    plan = planner.plan(wanted, observed, now=now)
+    if dry_run or not (plan.mutations or _busy(observed)):
+        return plan  # an unchanged deploy writes nothing, not even the lease
+    with _lease(cloud, settings, "apply", progress):
+        observed = _observe_settled(cloud, built, progress)  # afresh: another run may have just finished
+        wanted = planner.with_invokers(built, observed)
+        plan = planner.plan(wanted, observed, now=now)
+        execute(plan, wanted, observed, cloud, progress)
     return plan
+
+
+def _busy(observed: Observed) -> bool:
+    return observed.function is not None and observed.function.state in BUSY_STATES
+
+
+def _observe_settled(cloud: GoogleCloud, wanted: Desired, progress: Progress) -> Observed:
+    """What exists, once no operation runs on the function any more: a build or delete
+    started before this run (whose answer was lost, or by another tool) is waited for,
+    so the plan compares the function as it ends up, not as it is mid-way."""
+    observed = observe(cloud, wanted)
+    function = observed.function
+    if function is None or not _busy(observed):
+        return observed
+    progress.step(
+        f"function {short_name(function.name)} is {function.state}: an operation started before this run "
+        "is still running; waiting for it"
+    )
+    cloud.wait_for_function(function.name, tick=progress.tick)
+    return observe(cloud, wanted)
+
+
+def _lease(cloud: GoogleCloud, settings: Settings, command: str, progress: Progress) -> AbstractContextManager[None]:
+    bucket, project, region = settings.bucket, settings.project, settings.region
+    if not (bucket and project and region):
+        return nullcontext()
+    return lease.held(
+        cloud, bucket, project, region, command=command, progress=progress, poll_seconds=cloud.poll_interval
+    )
 
 
 def list_schedules(settings: Settings, *, cloud: GoogleCloud | None = None) -> list[ScheduleStatus]:
@@ -205,32 +251,33 @@ def delete(
     names = list(dict.fromkeys(names))
     jobs = [_job_name(settings, name) for name in names]
     cloud = cloud or GoogleCloud(settings)
-    managed = cloud.managed_jobs()
-    function = cloud.get_function(
-        desired_state.function_name(settings.value("project"), settings.value("region"), settings.function_name)
-    )
-    plan = planner.plan_delete(
-        [job for job in jobs if job in managed],
-        managed,
-        function=function,
-        spec_objects=(
-            cloud.spec_objects(
-                settings.value("bucket"), spec_prefix(settings.value("project"), settings.value("region"))
-            )
-            if purge
-            else ()
-        ),
-        location=location(settings.value("project"), settings.value("region")),
-        purge=purge,
-    )
-    missing = next((name for name, job in zip(names, jobs, strict=True) if job not in managed), None)
-    if missing and all(change.kind is Kind.JOB for change in plan.changes):
-        raise _no_such_schedule(settings, missing)
-    if not dry_run:
-        progress = progress or Progress()
-        for change in plan.changes:
-            delete_one(change, cloud, settings.value("bucket"), progress)
-        progress.finish()
+    progress = progress or Progress()
+    with nullcontext() if dry_run else _lease(cloud, settings, "delete", progress):
+        managed = cloud.managed_jobs()
+        function = cloud.get_function(
+            desired_state.function_name(settings.value("project"), settings.value("region"), settings.function_name)
+        )
+        plan = planner.plan_delete(
+            [job for job in jobs if job in managed],
+            managed,
+            function=function,
+            spec_objects=(
+                cloud.spec_objects(
+                    settings.value("bucket"), spec_prefix(settings.value("project"), settings.value("region"))
+                )
+                if purge
+                else ()
+            ),
+            location=location(settings.value("project"), settings.value("region")),
+            purge=purge,
+        )
+        missing = next((name for name, job in zip(names, jobs, strict=True) if job not in managed), None)
+        if missing and all(change.kind is Kind.JOB for change in plan.changes):
+            raise _no_such_schedule(settings, missing)
+        if not dry_run:
+            for change in plan.changes:
+                delete_one(change, cloud, settings.value("bucket"), progress)
+            progress.finish()
     return plan
 
 

@@ -9,8 +9,11 @@
     │   ├── PermissionDenied         the caller's identity lacks a permission (401/403)
     │   ├── Unavailable              a transient failure (429, 5xx, timeouts): re-running is safe
     │   ├── OperationFailed          a long-running operation (function build) finished with an error
-    │   └── InvokerCheckDisabled     the function's Cloud Run service does not check run.invoker (found
-    │                                by observe.py before any change, or after setting the invokers)
+    │   ├── InvokerCheckDisabled     the function's Cloud Run service does not check run.invoker (found
+    │   │                            by observe.py before any change, or after setting the invokers)
+    │   ├── ConcurrentChange         someone else changed the resource since this run looked (409
+    │   │                            ALREADY_EXISTS / ABORTED): re-running is safe
+    │   └── LeaseLost                another run took this run's lease over (see lease.py)
     ├── RunFailed                    exit 1: the run `vertex-cron run --wait` followed ended FAILED or
     │                                CANCELLED, or never appeared
     └── VertexPipelineError          (luigi.py) the Luigi task could not submit or follow its PipelineJob
@@ -80,3 +83,12 @@ class InvokerCheckDisabled(DeployError):
 
 class RunFailed(VertexCronError):
     """A pipeline run the command waited for did not succeed."""
+
+
+class ConcurrentChange(DeployError):
+    """Someone else created or is changing the resource since this run looked at it; the
+    re-run waits for any operation still running, compares again and converges."""
+
+
+class LeaseLost(DeployError):
+    """Another run took over this run's lease (it had not been renewed in time)."""

@@ -31,14 +31,14 @@ def execute(plan: Plan, desired: Desired, observed: Observed, cloud: GoogleCloud
             generations[change.name] = cloud.upload_spec(desired.bucket, specs[change.name])
         elif change.kind is Kind.FUNCTION:
             build = needs_build(change)
-            progress.step(f"{_verb(change)} function {_short(change.name)}{' (building)' if build else ''}")
+            progress.step(f"{_verb(change)} function {short_name(change.name)}{' (building)' if build else ''}")
             mask = None if change.action is Action.CREATE else update_mask(change)
             wanted = desired_state.with_audience(desired.function, function_url(function))
             function = cloud.deploy_function(wanted, mask=mask, build=build, tick=progress.tick)
         elif change.kind is Kind.INVOKER:
             service, _ = _require_service(function)
             members = ", ".join(desired.invoker_members)
-            progress.step(f"setting roles/run.invoker on {_short(service)} to exactly {members}")
+            progress.step(f"setting roles/run.invoker on {short_name(service)} to exactly {members}")
             cloud.set_invokers(service, desired.invoker_members)
             cloud.require_invoker_check(service)  # the invokers matter only while Cloud Run checks them
         elif change.kind is Kind.JOB:
@@ -46,7 +46,7 @@ def execute(plan: Plan, desired: Desired, observed: Observed, cloud: GoogleCloud
             _, url = _require_service(function)
             spec_uri = f"{job.body['spec_uri']}#{generations[job.spec_object]}"
             fields = job_fields(job, spec_uri=spec_uri, url=url)
-            progress.step(f"{_verb(change)} Scheduler job {_short(change.name)}")
+            progress.step(f"{_verb(change)} Scheduler job {short_name(change.name)}")
             if change.action is Action.CREATE:
                 cloud.create_job(change.name, fields)
             else:
@@ -56,21 +56,24 @@ def execute(plan: Plan, desired: Desired, observed: Observed, cloud: GoogleCloud
 
 def delete(change: Change, cloud: GoogleCloud, bucket: str, progress: Progress) -> None:
     """Apply one `delete` change; a resource already gone counts as deleted."""
-    progress.step(f"deleting {change.kind.value} {_short(change.name)}")
+    progress.step(f"deleting {change.kind.value} {short_name(change.name)}")
     if change.kind is Kind.JOB:
         cloud.delete_job(change.name)
     elif change.kind is Kind.SPEC:
         cloud.delete_spec(bucket, change.name)
-    elif change.kind is Kind.FUNCTION:
+    # A function: an operation already running on it (e.g. a delete whose answer was lost) ends first.
+    elif change.kind is Kind.FUNCTION and cloud.wait_for_function(change.name, tick=progress.tick) is not None:
         cloud.delete_function(change.name, tick=progress.tick)
 
 
 def _require_service(function: ObservedFunction | None) -> tuple[str, str]:
     """The function's Cloud Run service and URL, which jobs and invokers need."""
     if function is None or not function.service or not function.uri:
+        state = function.state if function else "missing"
         raise DeployError(
-            "the trigger function has no Cloud Run service or URL yet",
-            details="its deployment may have failed; see the function in the Cloud console and re-run",
+            f"the trigger function has no Cloud Run service or URL (its state is {state})",
+            details="its last deployment ended without a serving service; `gcloud functions describe` "
+            "shows its state messages. Re-running is safe",
         )
     return function.service, function.uri
 
@@ -79,5 +82,5 @@ def _verb(change: Change) -> str:
     return "creating" if change.action is Action.CREATE else "updating"
 
 
-def _short(name: str) -> str:
+def short_name(name: str) -> str:
     return name.rsplit("/", 1)[-1]

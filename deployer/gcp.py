@@ -44,8 +44,17 @@ _MAP_FIELDS = frozenset({"labels", "http_target.headers", "http_target.body", "s
 _IAM_ATTEMPTS = 5
 # As long as Cloud Scheduler waits for an attempt: the function's timeout plus a cold start.
 _FUNCTION_TIMEOUT_SECONDS = TIMEOUT_SECONDS + 60
+# Function.state while an operation runs on the function (cloudfunctions v2 Discovery
+# document; docs/fidelity.md, "Long-running operations and states").
+BUSY_STATES = frozenset({"DEPLOYING", "DELETING", "DETACHING"})
+# What a 409 means when a resource changed under this run (the Google status in its body).
+_CONCURRENT = {
+    "ALREADY_EXISTS": "it was created by someone else after this run looked",
+    "ABORTED": "another change to it started after this run looked and is still running",
+}
 
-Tick = Callable[[float], None]  # called with the seconds elapsed while an operation runs
+# Called while an operation runs: the seconds elapsed, and what it is doing now ("" if not known).
+Tick = Callable[[float, str], None]
 
 
 class GoogleCloud:
@@ -63,6 +72,11 @@ class GoogleCloud:
         self._poll_interval = poll_interval or settings.poll_seconds or 2.0
         self._operation_timeout = operation_timeout
         self._upload_timeout = upload_timeout
+
+    @property
+    def poll_interval(self) -> float:
+        """Seconds between two looks at something still under way."""
+        return self._poll_interval
 
     # -- clients, built on first use -------------------------------------------------------
 
@@ -177,6 +191,48 @@ class GoogleCloud:
         with _calling(f"delete gs://{bucket}/{object_name}", missing_ok=True):
             self._storage.bucket(bucket).blob(object_name).delete()
 
+    # -- Cloud Storage: conditional writes of one small object (lease.py) -------------------
+    # Each takes the generation it expects (0: the object must not exist); a write that
+    # finds another generation (412 Precondition Failed) returns None / False.
+
+    def write_if_generation(self, bucket: str, object_name: str, data: bytes, *, generation: int) -> int | None:
+        """Write the object if its live generation is `generation`; the new generation."""
+        from google.api_core.exceptions import PreconditionFailed
+
+        blob = self._storage.bucket(bucket).blob(object_name)
+        with _calling(f"write gs://{bucket}/{object_name}"):
+            try:
+                blob.upload_from_string(data, content_type="application/json", if_generation_match=generation)
+            except PreconditionFailed:
+                return None
+        return int(blob.generation)
+
+    def read_object(self, bucket: str, object_name: str) -> tuple[int, bytes] | None:
+        """The object's live generation and bytes; None when there is none."""
+        from google.api_core.exceptions import NotFound, PreconditionFailed
+
+        with _calling(f"read gs://{bucket}/{object_name}"):
+            found = self._storage.bucket(bucket).get_blob(object_name)
+            if found is None:
+                return None
+            generation = int(found.generation)
+            try:  # by name, not by the object's mediaLink: the same request whatever the server's link says
+                data = self._storage.bucket(bucket).blob(object_name).download_as_bytes(if_generation_match=generation)
+                return generation, data
+            except (NotFound, PreconditionFailed):  # replaced or deleted since: read it again
+                return self.read_object(bucket, object_name)
+
+    def delete_if_generation(self, bucket: str, object_name: str, *, generation: int) -> bool:
+        """Delete the object if its live generation is `generation` (or it is already gone)."""
+        from google.api_core.exceptions import PreconditionFailed
+
+        with _calling(f"delete gs://{bucket}/{object_name}", missing_ok=True):
+            try:
+                self._storage.bucket(bucket).blob(object_name).delete(if_generation_match=generation)
+            except PreconditionFailed:
+                return False
+        return True
+
     # -- Cloud Functions v2 -----------------------------------------------------------------
 
     def get_function(self, name: str) -> ObservedFunction | None:
@@ -225,12 +281,32 @@ class GoogleCloud:
             )
             reply.raise_for_status()
         except requests.RequestException as exc:
-            raise errors.Unavailable("uploading the function source failed", details=str(exc)) from exc
+            raise errors.Unavailable(
+                "uploading the function source failed; re-running is safe", details=str(exc)
+            ) from exc
         return json.loads(functions_v2.StorageSource.to_json(response.storage_source))
 
     def delete_function(self, name: str, *, tick: Tick) -> None:
         with _calling(f"delete function {name}", missing_ok=True):
             self._wait(self._functions.delete_function(name=name), tick)
+
+    def wait_for_function(self, name: str, *, tick: Tick) -> ObservedFunction | None:
+        """Poll the function until no operation runs on it (its state leaves BUSY_STATES);
+        None when it is gone. For operations this run did not start: their names are not
+        known here, the function's own state is."""
+        started = time.monotonic()
+        while True:
+            function = self.get_function(name)
+            if function is None or function.state not in BUSY_STATES:
+                return function
+            elapsed = time.monotonic() - started
+            if elapsed > self._operation_timeout:
+                raise errors.Unavailable(
+                    f"function {name} is still {function.state} after {elapsed:.0f}s",
+                    details="the operation continues in Google Cloud; re-running once it has finished is safe",
+                )
+            tick(elapsed, "")  # the step already names the state
+            time.sleep(self._poll_interval)
 
     def _wait(self, operation: Any, tick: Tick) -> Any:
         started = time.monotonic()
@@ -241,7 +317,7 @@ class GoogleCloud:
                     f"operation {operation.operation.name} still running after {elapsed:.0f}s",
                     details="it continues in the background; re-run the command to pick up its result",
                 )
-            tick(elapsed)
+            tick(elapsed, _running_stage(operation))
             time.sleep(self._poll_interval)
         try:
             return operation.result()
@@ -530,10 +606,44 @@ def _calling(what: str, *, missing_ok: bool = False) -> Iterator[_Call]:
         requests.Timeout,
     ) as exc:
         raise errors.Unavailable(f"{what}: Google Cloud is unavailable; re-running is safe", details=str(exc)) from exc
+    except gexc.Conflict as exc:
+        status = _google_status(exc)
+        if status not in _CONCURRENT:
+            raise errors.DeployError(f"{what}: {exc.message or exc}", details=str(exc)) from exc
+        raise errors.ConcurrentChange(
+            f"{what}: {_CONCURRENT[status]} (by another tool, or a run that does not hold the lease); "
+            "re-running is safe",
+            details="the re-run waits for any operation still running on it, then compares and converges "
+            f"(Google said: {exc.message})",
+        ) from exc
     except gexc.GoogleAPICallError as exc:
         raise errors.DeployError(f"{what}: {exc.message or exc}", details=str(exc)) from exc
     except GoogleAuthError as exc:
         raise errors.PermissionDenied(f"{what}: authentication failed", details=str(exc)) from exc
+
+
+def _running_stage(operation: Any) -> str:
+    """The stage a Functions operation reports in progress (OperationMetadata.stages), in words."""
+    for stage in getattr(operation.metadata, "stages", ()):
+        if stage.state.name == "IN_PROGRESS":
+            return f"{stage.name.name.lower()} stage" + (f": {stage.message}" if stage.message else "")
+    return ""
+
+
+def _google_status(exc: Any) -> str | None:
+    """The google.rpc.Code name a REST error carries in its body (409 is ALREADY_EXISTS or
+    ABORTED: the HTTP status alone does not say which)."""
+    from google.api_core import exceptions as gexc
+
+    if isinstance(exc, gexc.AlreadyExists):
+        return "ALREADY_EXISTS"
+    if isinstance(exc, gexc.Aborted):
+        return "ABORTED"
+    try:
+        status = exc.response.json()["error"]["status"]
+    except (AttributeError, TypeError, KeyError, ValueError):
+        return None
+    return status if isinstance(status, str) else None
 
 
 def _flatten(document: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -38,6 +38,13 @@ def location(project: str, region: str) -> str:
     return f"projects/{project}/locations/{region}"
 
 
+def lease_object(project: str, region: str) -> str:
+    """The lease of one project+region (lease.py): under SPEC_PREFIX, where the deployer
+    may write (infra/iam.tf confines it there), but beside the location's spec folder, not
+    in it, so `delete --purge` never lists it."""
+    return f"{SPEC_PREFIX}{project}/{region}.lease.json"
+
+
 def spec_prefix(project: str, region: str) -> str:
     """Where one project+region's specs go. The bucket may serve several regions (and
     projects); each writes and purges only under its own prefix, so a purge can never
@@ -143,6 +150,12 @@ class ObservedFunction:
     fields: Mapping[str, Any]
     uri: str
     service: str  # the Cloud Run service: projects/P/locations/R/services/S
+
+    @property
+    def state(self) -> str | None:
+        """Function.state: ACTIVE, FAILED, DEPLOYING, DELETING, UNKNOWN ..."""
+        state = self.fields.get("state")
+        return state if isinstance(state, str) else None
 
 
 @dataclass(frozen=True)

@@ -90,10 +90,10 @@ DEPLOYER: tuple[Permission, ...] = (
     *_on(Scope.BUCKET, ("storage.buckets.getIamPolicy", "`doctor`: read the identities' bucket grants")),
     *_on(
         Scope.SPEC_PREFIX,
-        ("storage.objects.get", "see whether a content-addressed spec is already uploaded"),
-        ("storage.objects.create", "upload a spec"),
+        ("storage.objects.get", "see whether a content-addressed spec is already uploaded; read who holds the lease"),
+        ("storage.objects.create", "upload a spec; take and renew the lease (one run at a time)"),
         ("storage.objects.list", "`delete --purge`: find spec objects no schedule references"),
-        ("storage.objects.delete", "`delete --purge`: remove those spec objects"),
+        ("storage.objects.delete", "`delete --purge`: remove those spec objects; release the lease"),
     ),
     *_on(Scope.FUNCTION_SA, (_ACT_AS, "deploy the function to run as the function SA")),
     *_on(

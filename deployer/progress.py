@@ -16,8 +16,9 @@ class Progress:
     def step(self, message: str) -> None:
         """A step starts (e.g. "deploying function vertex-cron-trigger (build)")."""
 
-    def tick(self, elapsed: float) -> None:
-        """The current step is still waiting on an operation, `elapsed` seconds in."""
+    def tick(self, elapsed: float, doing: str = "") -> None:
+        """The current step is still waiting, `elapsed` seconds in; `doing`: what the awaited
+        operation reports it is doing now (e.g. "build stage"), "" if nothing."""
 
     def finish(self) -> None:
         """All steps are done."""
@@ -30,20 +31,28 @@ class ConsoleProgress(Progress):
         self._message = ""
         self._next_plain = _PLAIN_EVERY_SECONDS
         self._status_shown = False
+        self._status_width = 0
+        self._doing = ""
 
     def step(self, message: str) -> None:
         self._end_status()
         self._message = message
         self._next_plain = _PLAIN_EVERY_SECONDS
+        self._doing = ""
         self._write(f"{message}\n")
 
-    def tick(self, elapsed: float) -> None:
+    def tick(self, elapsed: float, doing: str = "") -> None:
+        detail = f", {doing}" if doing else ""
         if self._live:
-            self._write(f"\r  ... {self._message}: {elapsed:4.0f}s elapsed")
+            # Padded: a shorter status must cover the end of a longer one it overwrites.
+            status = f"  ... {self._message}: {elapsed:4.0f}s elapsed{detail}"
+            self._write(f"\r{status.ljust(self._status_width)}")
+            self._status_width = len(status)
             self._status_shown = True
-        elif elapsed >= self._next_plain:
-            self._write(f"  still {self._message} ({elapsed:.0f}s)\n")
-            self._next_plain += _PLAIN_EVERY_SECONDS
+        elif elapsed >= self._next_plain or (doing and doing != self._doing):
+            self._write(f"  still {self._message} ({elapsed:.0f}s{detail})\n")
+            self._next_plain = max(self._next_plain, elapsed) + _PLAIN_EVERY_SECONDS
+        self._doing = doing
 
     def finish(self) -> None:
         self._end_status()
@@ -52,6 +61,7 @@ class ConsoleProgress(Progress):
         if self._status_shown:
             self._write("\n")
             self._status_shown = False
+            self._status_width = 0
 
     def _write(self, text: str) -> None:
         self._stream.write(text)

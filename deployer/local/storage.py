@@ -22,7 +22,8 @@ thin wrapper that makes it behave like GCS where vertex-cron depends on it:
   every departure is kept in `storage.violations` (also in GET /_emulator/calls).
 - Faults. `storage.faults` is the same `FaultInjector` as the control-plane emulator's:
   the next N matching requests get a GCS-shaped error, or a delay ("slow reads"), or a
-  reset connection. Also over HTTP: POST /_emulator/faults (JSON rule), DELETE clears.
+  reset connection, or are served with their answer lost (`lose_answer`). Also over HTTP:
+  POST /_emulator/faults (JSON rule), DELETE clears.
 
 Requests are served concurrently (a delayed request does not block others); only the
 package's handler runs under the lock.
@@ -125,6 +126,7 @@ def _make_handler_class() -> Any:
         """The package's handler, behind faults, preconditions and generation checks."""
 
         wrapper: StorageEmulator
+        wfile: Any  # swapped for a buffer while a lost answer is served
         rfile: BinaryIO  # http.server's, which the untyped base class hides from mypy
 
         def do_GET(self) -> None:
@@ -189,15 +191,30 @@ def _make_handler_class() -> Any:
                 if rule.delay_seconds > 0:
                     threading.Event().wait(rule.delay_seconds)
                 if rule.reset_connection:
-                    self.close_connection = True
-                    try:
-                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    except OSError:
-                        pass
+                    self._reset()
                     return
                 if rule.status is not None:
                     self._send(rule.status, _gcs_error(rule.status, rule.message or f"Injected fault ({rule.status})."))
                     return
+                if rule.lose_answer:  # served, then the answer goes nowhere and the connection is reset
+                    answer_to, self.wfile = self.wfile, io.BytesIO()
+                    try:
+                        self._serve(method, path, query, body, inner)
+                    finally:
+                        self.wfile = answer_to
+                        self._reset()
+                    return
+            self._serve(method, path, query, body, inner)
+
+        def _reset(self) -> None:
+            self.close_connection = True
+            try:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+
+        def _serve(self, method: str, path: str, query: dict[str, list[str]], body: bytes, inner: Any) -> None:
+            wrapper = self.wrapper
             found = validator().check(method, path, query, body, self.headers.get("Content-Type") or "")
             wrapper._record(found)
             message = refusal(found)

@@ -33,3 +33,24 @@ def test_a_log_gets_plain_lines_now_and_then():
         "  still creating function vertex-cron-trigger (building) (31s)",
         "creating Scheduler job vertex-cron-nightly",
     ]
+
+
+def test_what_the_operation_is_doing_shows_and_a_log_hears_of_each_new_stage():
+    live, log = io.StringIO(), io.StringIO()
+    for stream, is_live in ((live, True), (log, False)):
+        progress = ConsoleProgress(stream, live=is_live)
+        progress.step("creating function vertex-cron-trigger (building)")
+        for elapsed, doing in ((1.0, "build stage: Build in progress"), (3.0, "build stage: Build in progress")):
+            progress.tick(elapsed, doing)
+        progress.tick(40.0, "service stage")
+        progress.tick(41.0, "")
+        progress.finish()
+
+    assert "3s elapsed, build stage: Build in progress" in live.getvalue()
+    last_status = live.getvalue().rsplit("\r", 1)[1]
+    assert last_status.startswith("  ... creating function vertex-cron-trigger (building):   41s elapsed  ")
+    assert "service" not in last_status  # the longer status before it is overwritten with blanks
+    assert log.getvalue().splitlines()[1:] == [
+        "  still creating function vertex-cron-trigger (building) (1s, build stage: Build in progress)",
+        "  still creating function vertex-cron-trigger (building) (40s, service stage)",
+    ]

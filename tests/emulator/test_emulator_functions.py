@@ -116,6 +116,46 @@ def test_patch_with_mask_busy_and_delete(fclient, rclient, emulator):
         rclient.get_service(name=SVC)
 
 
+def test_states_while_operations_run_and_a_second_change_is_refused(fclient, emulator):
+    """An operation lasts `function_deploy_seconds`; meanwhile the function shows DEPLOYING
+    or DELETING, and another update or delete is 409 ABORTED, as Functions v2 answers."""
+    emulator.function_deploy_seconds = 600.0
+    now = emulator.clock()
+    create = deploy(fclient)
+    assert fclient.get_function(name=FN).state == functions_v2.Function.State.DEPLOYING
+    assert not create.done()
+    with pytest.raises(gexc.Conflict) as busy:
+        fclient.delete_function(name=FN)
+    assert busy.value.response.json()["error"] == {
+        "code": 409,
+        "message": "unable to queue the operation",
+        "status": "ABORTED",
+    }
+    with pytest.raises(gexc.Conflict) as exists:
+        deploy(fclient)
+    assert exists.value.response.json()["error"]["status"] == "ALREADY_EXISTS"
+
+    def stages():
+        answer = requests.get(f"{emulator.url}/v2/{create.operation.name}").json()
+        return [(s["name"], s["state"], s.get("message")) for s in answer["metadata"]["stages"]]
+
+    emulator.clock = lambda: now + 100
+    assert stages() == [("BUILD", "IN_PROGRESS", "Build in progress"), ("SERVICE", "NOT_STARTED", None)]
+    emulator.clock = lambda: now + 400
+    assert stages() == [("BUILD", "COMPLETE", None), ("SERVICE", "IN_PROGRESS", None)]
+    emulator.clock = lambda: now + 601
+    assert create.result(polling=FAST).state == functions_v2.Function.State.ACTIVE
+    assert stages() == [("BUILD", "COMPLETE", None), ("SERVICE", "COMPLETE", None)]
+    delete = fclient.delete_function(name=FN)
+    assert fclient.get_function(name=FN).state == functions_v2.Function.State.DELETING
+    assert delete.metadata.operation_type == functions_v2.OperationType.DELETE_FUNCTION
+
+    emulator.clock = lambda: now + 1202
+    delete.result(polling=FAST)
+    with pytest.raises(gexc.NotFound):
+        fclient.get_function(name=FN)
+
+
 def test_build_failure_fails_operation(fclient):
     op = deploy(fclient, data=make_zip({"other.py": ""}))
     with pytest.raises(gexc.GoogleAPICallError) as info:

@@ -82,6 +82,23 @@ def test_faults_over_http_delay_and_reset(emulator):
     assert len(listed) == 2 and all(f["hits"] == 1 for f in listed)
 
 
+def test_a_lost_answer_serves_the_request_then_resets_the_connection(emulator):
+    rule = requests.post(
+        emulator.url + "/_emulator/faults", json={"method": "POST", "path": "/jobs$", "lose_answer": True}
+    )
+    assert rule.status_code == 200 and rule.json()["lose_answer"] is True and rule.json()["status"] is None
+
+    with pytest.raises(requests.ConnectionError):
+        requests.post(jobs_url(emulator), json=JOB)
+
+    assert [job["name"] for job in emulator.scheduler_jobs()] == [JOB["name"]]  # the create happened
+    assert emulator.calls[-1] == ("POST", f"/v1/{PARENT}/jobs", 200) and emulator.mutating_calls() == 1
+    again = requests.post(jobs_url(emulator), json=JOB)  # what a blind retry meets
+    assert again.status_code == 409 and again.json()["error"]["status"] == "ALREADY_EXISTS"
+    with pytest.raises(ValueError):
+        emulator.faults.add(path="/jobs", lose_answer=True, status=503)
+
+
 def test_latency_applies_to_api_calls_only(oidc_issuer):
     with Emulator(latency_seconds=0.2) as emu:
         start = time.monotonic()

@@ -7,14 +7,18 @@ is normal again:
 - `status` set: the request gets an error with that HTTP status (Google-shaped JSON);
 - `delay_seconds` > 0: the answer is delayed (before the error, or before normal service
   when no status is given: "slow responses");
-- `reset_connection`: the TCP connection is reset without any answer.
+- `reset_connection`: the TCP connection is reset without any answer;
+- `lose_answer`: the request is served (its effect stands: a create creates, a delete
+  starts deleting), then the connection is reset without the answer: a reply lost on its
+  way back, which the caller cannot tell from a request that never arrived.
 
-`status` defaults to 503, except that a rule with only a delay or a reset and no explicit
-status means "delay / reset only". `times=None` (or -1) means forever, until cleared.
+`status` defaults to 503, except that a rule with only a delay, a reset or a lost answer
+and no explicit status means "delay / reset / lose only". `times=None` (or -1) means
+forever, until cleared.
 
 The same JSON object is accepted over HTTP (POST /_emulator/faults on either emulator):
 `{"method": "POST", "path": "pipelineJobs", "status": 503, "times": 1,
-"delay_seconds": 0.0, "reset_connection": false, "message": "optional text"}`.
+"delay_seconds": 0.0, "reset_connection": false, "lose_answer": false, "message": "optional text"}`.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 
 _UNSET: Any = object()
 
-_RULE_KEYS = {"method", "path", "status", "times", "delay_seconds", "reset_connection", "message"}
+_RULE_KEYS = {"method", "path", "status", "times", "delay_seconds", "reset_connection", "lose_answer", "message"}
 
 
 @dataclass
@@ -37,6 +41,7 @@ class FaultRule:
     times: int | None
     delay_seconds: float = 0.0
     reset_connection: bool = False
+    lose_answer: bool = False
     message: str | None = None
     #: how many matching requests this rule has spoiled so far
     hits: int = 0
@@ -66,6 +71,7 @@ class FaultRule:
             "times": self.times,
             "delay_seconds": self.delay_seconds,
             "reset_connection": self.reset_connection,
+            "lose_answer": self.lose_answer,
             "message": self.message,
             "hits": self.hits,
         }
@@ -86,10 +92,13 @@ class FaultInjector:
         times: int | None = 1,
         delay_seconds: float = 0.0,
         reset_connection: bool = False,
+        lose_answer: bool = False,
         message: str | None = None,
     ) -> FaultRule:
         if status is _UNSET:
-            status = None if (delay_seconds > 0 or reset_connection) else 503
+            status = None if (delay_seconds > 0 or reset_connection or lose_answer) else 503
+        if lose_answer and (status is not None or reset_connection):
+            raise ValueError("lose_answer serves the request: it takes no status and no reset_connection")
         if status is not None and not (400 <= int(status) <= 599):
             raise ValueError(f"fault status must be an HTTP error status (4xx/5xx), got {status!r}")
         if times is not None and times < 0:
@@ -105,6 +114,7 @@ class FaultInjector:
             times=times,
             delay_seconds=float(delay_seconds),
             reset_connection=bool(reset_connection),
+            lose_answer=bool(lose_answer),
             message=message,
         )
         with self._lock:

@@ -6,9 +6,11 @@ Functions v2, like the real API:
   that takes the zip by PUT with `Content-Type: application/zip` (anything else: 403),
   and `storageSource {bucket, object}` to put in `buildConfig.source`.
 - create / patch (updateMask) / delete return an Operation that is not done for
-  `function_deploy_seconds`; it completes lazily when the operation, the function or the
-  Run service is next read (or `functions()` is called). Meanwhile the function is
-  DEPLOYING / DELETING, and another create/patch/delete of it is 409 ABORTED.
+  `function_deploy_seconds` (create/patch report `stages`: BUILD, then SERVICE); it
+  completes lazily when the operation, the function or the Run service is next read (or
+  `functions()` is called). Meanwhile the function is
+  DEPLOYING / DELETING, and another patch/delete of it is 409 ABORTED "unable to queue
+  the operation" (a create of it is 409 ALREADY_EXISTS, as for any existing function).
 - On completion of create/patch, the source zip is "built" (must be a zip; python
   runtimes need main.py) and `on_function_deployed(function, zip_bytes)` gives the URL
   (default: a realistic https://NAME-HASH-RC.a.run.app). `serviceConfig.uri` and `url`
@@ -285,11 +287,11 @@ class FunctionsMixin:
         validate_labels(fn.get("labels"))
 
     def _fn_busy(self, name: str) -> None:
+        """A second change while an operation on the function runs: Functions v2 answers
+        409 ABORTED "unable to queue the operation" (docs/fidelity.md, Long-running operations)."""
         for rec in self._state["operations"].values():
             if rec["meta"].get("function") == name and not rec["op"].get("done"):
-                raise ApiError(
-                    "ABORTED", f"An operation on function {name} is already in progress: {rec['op']['name']}."
-                )
+                raise ApiError("ABORTED", "unable to queue the operation")
 
     def _fn_new_operation(
         self, parent: str, verb: str, target: str, request_resource: dict[str, Any] | None, meta: dict[str, Any]
@@ -309,10 +311,18 @@ class FunctionsMixin:
         }
         if request_resource is not None:
             metadata["requestResource"] = {"@type": _FUNCTION_TYPE, **request_resource}
+        if verb != "delete":
+            metadata["stages"] = _deploy_stages(0.0)
         op = {"name": op_name, "metadata": metadata, "done": False}
         self._state["operations"][op_name] = {
             "op": op,
-            "meta": {**meta, "due": now + self.function_deploy_seconds, "function": target, "verb": verb},
+            "meta": {
+                **meta,
+                "start": now,
+                "due": now + self.function_deploy_seconds,
+                "function": target,
+                "verb": verb,
+            },
         }
         self._touch()
         return deep(op)
@@ -414,7 +424,11 @@ class FunctionsMixin:
             rec = self._state["operations"].get(name)
             if rec is None:
                 raise not_found(f"Operation '{name}' was not found")
-            return deep(rec["op"])
+            op, meta = rec["op"], rec["meta"]
+            if not op.get("done") and "stages" in op["metadata"]:
+                span = max(meta["due"] - meta.get("start", meta["due"]), 1e-9)
+                op["metadata"]["stages"] = _deploy_stages((self.now() - meta.get("start", meta["due"])) / span)
+            return deep(op)
 
     # -- operation completion --------------------------------------------------------------
 
@@ -537,6 +551,8 @@ class FunctionsMixin:
         if url:
             function["serviceConfig"]["uri"] = url
             function["url"] = url
+        if "stages" in op["metadata"]:
+            op["metadata"]["stages"] = _deploy_stages(1.0)
         function["state"] = "ACTIVE"
         function["createTime"] = (current or {}).get("createTime", rfc3339(now))
         function["updateTime"] = rfc3339(now)
@@ -704,3 +720,20 @@ class FunctionsMixin:
             self._state["policies"][name] = canonical(new, "Policy")
             self._touch()
             return deep(self._state["policies"][name])
+
+
+def _deploy_stages(progress: float) -> list[dict[str, Any]]:
+    """`OperationMetadata.stages` of a create/update `progress` (0..1) of the way through:
+    the build in its first half, the Cloud Run service in its second (Stage names and
+    states: the v2 Discovery document; "Build in progress": a real operation's metadata,
+    docs/fidelity.md). The service stage's own messages are not known, so none is made up."""
+    if progress >= 1.0:
+        return [{"name": "BUILD", "state": "COMPLETE"}, {"name": "SERVICE", "state": "COMPLETE"}]
+    if progress >= 0.5:
+        return [{"name": "BUILD", "state": "COMPLETE"}, {"name": "SERVICE", "state": "IN_PROGRESS"}]
+    if progress > 0.0:
+        return [
+            {"name": "BUILD", "message": "Build in progress", "state": "IN_PROGRESS"},
+            {"name": "SERVICE", "state": "NOT_STARTED"},
+        ]
+    return [{"name": "BUILD", "state": "NOT_STARTED"}, {"name": "SERVICE", "state": "NOT_STARTED"}]

@@ -8,7 +8,9 @@ as API calls, never subject to faults or latency):
                                  "violations": [...]}: departures from Google's Discovery
                                  documents (discovery.py); the refused ones were answered 400
     POST /_emulator/reset    -> clears state, call log and faults
-    POST /_emulator/faults   -> adds a fault rule (JSON as in faults.py); DELETE clears them
+    POST /_emulator/faults   -> adds a fault rule (JSON as in faults.py); DELETE clears them.
+                                A `lose_answer` rule serves the request, then resets the
+                                connection: the change is made but its answer is lost
     GET  /_emulator/faults   -> the rules
     GET  /_emulator/health   -> {"ok": true}
     POST /_emulator/token    -> {"token": ...} an ID token from `oidc_issuer` for
@@ -311,12 +313,18 @@ class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin, IamMixin, ResourceMa
                 )
         response = self._route(req)
         self._log_call(req.method, req.path, response.status)
+        if rule is not None and rule.lose_answer:
+            self._save_if_dirty()
+            return _RESET
+        self._save_if_dirty()
+        return response
+
+    def _save_if_dirty(self) -> None:
         if self._dirty:
             try:
                 self._save()
             except OSError:
                 log.exception("could not save emulator state")
-        return response
 
     def _route(self, req: Request) -> Response:
         try:
