@@ -60,7 +60,7 @@ def run(*, schedules: int) -> list[DeployStep]:
 def _schedule(index: int) -> ScheduleInput:
     return ScheduleInput(
         name=f"bench-{index:02d}",
-        spec_path=SPEC_FILE,
+        spec=SPEC_FILE,
         cron=f"{index % 60} 3 * * *",
         time_zone="Europe/Paris",
         parameters={"run_date": "{{schedule_time:%Y-%m-%d}}"},

@@ -27,10 +27,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from vertex_cron_trigger.pipeline_job import job_id
+from vertex_cron_trigger.template_uri import TemplateUri
 from vertex_cron_trigger.timefmt import format_rfc3339
 
 from . import backfill as backfills
-from . import cronexpr, function_source, lease, planner, validation
+from . import cronexpr, function_source, lease, planner, spec_file, validation
 from . import desired as desired_state
 from . import status as schedule_health
 from .config import DEFAULT_BACKFILL_RUNS, DEFAULT_FIRINGS, DEFAULT_HISTORY, Settings
@@ -47,6 +48,7 @@ from .models import (
     ObservedJob,
     PipelineRun,
     Plan,
+    PublishedSpec,
     ScheduleInput,
     ScheduleStatus,
     location,
@@ -88,20 +90,25 @@ def apply(
     progress: Progress | None = None,
     now: datetime | None = None,
 ) -> Plan:
-    """Converge the cloud on `schedules`; with `prune`, delete managed schedules not listed."""
-    built = desired_state.build(settings, schedules, source=function_source.build(), prune=prune)
+    """Converge the cloud on `schedules`; with `prune`, delete managed schedules not listed.
+
+    A spec given as an Artifact Registry URI is read first, with the deployer's credentials:
+    a tag is resolved to its version here, once, and the schedule is pinned to that version."""
     cloud = cloud or GoogleCloud(settings)
+    published = _published(cloud, schedules)
+    built = desired_state.build(settings, schedules, source=function_source.build(), prune=prune, published=published)
+    resolved = tuple(p for p in published.values() if p.uri != p.pinned_uri)
     progress = progress or Progress()
     now = now or datetime.now(UTC)
     observed = observe(cloud, built)
     wanted = planner.with_invokers(built, observed)
-    plan = planner.plan(wanted, observed, now=now)
+    plan = replace(planner.plan(wanted, observed, now=now), resolved=resolved)
     if dry_run or not (plan.mutations or _busy(observed)):
         return plan  # an unchanged deploy writes nothing, not even the lease
     with _lease(cloud, settings, "apply", progress):
         observed = _observe_settled(cloud, built, progress)  # afresh: another run may have just finished
         wanted = planner.with_invokers(built, observed)
-        plan = planner.plan(wanted, observed, now=now)
+        plan = replace(planner.plan(wanted, observed, now=now), resolved=resolved)
         execute(plan, wanted, observed, cloud, progress)
     return plan
 
@@ -133,6 +140,13 @@ def _lease(cloud: GoogleCloud, settings: Settings, command: str, progress: Progr
     return lease.held(
         cloud, bucket, project, region, command=command, progress=progress, poll_seconds=cloud.poll_interval
     )
+
+
+def _published(cloud: GoogleCloud, schedules: Sequence[ScheduleInput]) -> dict[str, PublishedSpec]:
+    uris = {str(s.spec): s.spec for s in schedules if isinstance(s.spec, TemplateUri)}
+    return {
+        text: cloud.published_pipeline(uri, max_bytes=spec_file.SPEC_LIMIT_BYTES) for text, uri in sorted(uris.items())
+    }
 
 
 def list_schedules(settings: Settings, *, cloud: GoogleCloud | None = None) -> list[ScheduleStatus]:

@@ -209,10 +209,9 @@ def cli(ctx: click.Context) -> None:
 @click.argument("name")
 @click.option(
     "--spec",
-    "spec_path",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Compiled KFP pipeline (JSON or YAML).",
+    help="Compiled KFP pipeline: a JSON or YAML file, or an Artifact Registry URI "
+    "https://REGION-kfp.pkg.dev/PROJECT/REPO/PACKAGE/{TAG|sha256:DIGEST} (a tag is pinned at deploy).",
 )
 @click.option("--cron", required=True, help="Unix-cron expression, e.g. '0 3 * * *'.")
 @click.option("--time-zone", default="UTC", show_default=True, help="IANA time zone of the cron expression.")
@@ -232,10 +231,11 @@ def deploy(
     sources: _SettingSources, fmt: str, dry_run: bool, name: str, params: tuple[str, ...], **schedule: Any
 ) -> None:
     """Create or update schedule NAME (uploads the spec, deploys the function when needed)."""
-    from . import api, render
+    from . import api, render, spec_file
     from .models import ScheduleInput
 
-    wanted = ScheduleInput(name=name, parameters=_parse_params(params), **schedule)
+    spec = spec_file.source(schedule.pop("spec"))
+    wanted = ScheduleInput(name=name, spec=spec, parameters=_parse_params(params), **schedule)
     plan = api.deploy(sources.resolve(), wanted, dry_run=dry_run, progress=_progress())
     click.echo(render.plan(plan, fmt, applied=not dry_run))
 

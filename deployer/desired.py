@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from vertex_cron_trigger.body import parse_body
@@ -31,6 +32,7 @@ from .models import (
     DesiredFunction,
     DesiredJob,
     Pending,
+    PublishedSpec,
     ScheduleInput,
     SpecObject,
     location,
@@ -105,7 +107,10 @@ def build(
     *,
     source: FunctionSource,
     prune: bool = False,
+    published: Mapping[str, PublishedSpec] | None = None,
 ) -> Desired:
+    """`published`: the pipelines of the schedules whose spec is an Artifact Registry URI,
+    by that URI as given, read through the seam beforehand (api.apply)."""
     check_identities(settings)
     names = [validation.check_schedule_name(s.name) for s in schedules]
     duplicate = next((n for n in names if names.count(n) > 1), None)
@@ -114,7 +119,7 @@ def build(
     specs: dict[str, SpecObject] = {}
     jobs = []
     for schedule in schedules:
-        spec_object, job = _schedule(settings, schedule)
+        spec_object, job = _schedule(settings, schedule, published or {})
         specs.setdefault(spec_object.object_name, spec_object)
         jobs.append(job)
     project, region = settings.value("project"), settings.value("region")
@@ -170,15 +175,20 @@ def with_invokers(desired: Desired, emails: Iterable[str]) -> Desired:
     )
 
 
-def _schedule(settings: Settings, schedule: ScheduleInput) -> tuple[SpecObject, DesiredJob]:
+def _schedule(
+    settings: Settings, schedule: ScheduleInput, published: Mapping[str, PublishedSpec]
+) -> tuple[SpecObject, DesiredJob]:
     cron = cronexpr.check_cron(schedule.cron)
     time_zone = validation.check_time_zone(schedule.time_zone)
-    spec_object, spec = spec_file.load(
-        schedule.spec_path, prefix=spec_prefix(settings.value("project"), settings.value("region"))
-    )
-    spec_object = dataclasses.replace(
-        spec_object, metadata=spec_metadata(settings.value("project"), settings.value("region"))
-    )
+    project, region = settings.value("project"), settings.value("region")
+    prefix = spec_prefix(project, region)
+    template: PublishedSpec | None = None
+    if isinstance(schedule.spec, Path):
+        spec_object, spec = spec_file.load(schedule.spec, prefix=prefix)
+    else:
+        template = published[str(schedule.spec)]
+        spec_object, spec = spec_file.from_bytes(template.data, source=template.uri, prefix=prefix)
+    spec_object = dataclasses.replace(spec_object, metadata=spec_metadata(project, region))
     body: dict[str, Any] = {
         "schedule": schedule.name,
         "spec_uri": f"gs://{settings.bucket}/{spec_object.object_name}",
@@ -192,6 +202,8 @@ def _schedule(settings: Settings, schedule: ScheduleInput) -> tuple[SpecObject, 
     for policy in ("max_concurrent_runs", "start_time", "end_time", "enable_caching"):
         if getattr(schedule, policy) is not None:
             body[policy] = getattr(schedule, policy)
+    if template is not None:
+        body["template_uri"] = template.pinned_uri
     _check_body(schedule.name, body)
     return spec_object, DesiredJob(
         name=job_name(settings.value("project"), settings.value("region"), schedule.name),

@@ -1,5 +1,6 @@
 """THE seam to Google Cloud: Cloud Storage, Cloud Functions v2, Cloud Run v2 IAM, Cloud
-Scheduler and Vertex AI, through the google-cloud-* client libraries over REST.
+Scheduler and Vertex AI, through the google-cloud-* client libraries over REST; IAM v1 and
+Artifact Registry (no REST client library here) over an authorized session.
 
 Everything above this module deals in plain values (models.py); everything Google-shaped
 stays here. Clients are built on first use, never at import time. Credentials are explicit:
@@ -14,12 +15,15 @@ message's JSON form into one, `_nest` turns one back into JSON the message parse
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
+
+from vertex_cron_trigger.template_uri import TemplateUri
 
 from . import errors, normal_form
 from .config import Settings
@@ -34,6 +38,7 @@ from .models import (
     ObservedFunction,
     ObservedJob,
     PipelineRun,
+    PublishedSpec,
     SpecObject,
     StoredSpec,
 )
@@ -447,6 +452,44 @@ class GoogleCloud:
             ),
         )
 
+    # -- Artifact Registry: pipelines published to a KFP repository -------------------------
+    # The REST API for metadata, the repository's KFP host for the bytes: the calls
+    # kfp.registry.RegistryClient makes. Under VERTEX_CRON_EMULATOR_HOST the KFP host maps to
+    # {emulator}/LOCATION-kfp.pkg.dev/PROJECT/REPO/... (its host becomes the first path segment).
+
+    def published_pipeline(self, uri: TemplateUri, *, max_bytes: int) -> PublishedSpec:
+        """The version `uri` names now (a tag is resolved here, once) and its bytes."""
+        what = f"read {uri}"
+        with _calling(what):
+            repository = self._authorized("GET", f"{self._artifact_registry}/v1/{uri.repository_name}").json()
+        if repository.get("format") != "KFP":
+            raise errors.ValidationError(
+                f"{uri}: repository {uri.repository} is a {repository.get('format')} repository, not a KFP one"
+            )
+        if uri.is_pinned:
+            version = uri.reference
+        else:
+            tag_name = f"{uri.package_name}/tags/{uri.reference}"
+            with _calling(f"{what}: tag {uri.reference}"):
+                tag = self._authorized("GET", f"{self._artifact_registry}/v1/{tag_name}").json()
+            version = str(tag.get("version", "")).rpartition("/versions/")[2]
+        pinned = uri.pinned(version)
+        host = self._settings.emulator_host
+        url = f"{host}/{str(pinned).removeprefix('https://')}" if host else str(pinned)
+        with _calling(what):
+            response = self._authorized("GET", url, stream=True)
+            data = response.raw.read(max_bytes + 1, decode_content=True)
+        if len(data) > max_bytes:
+            raise errors.ValidationError(f"{uri}: the pipeline is over the {max_bytes}-byte limit")
+        # A version is named by the SHA-256 of its bytes: what arrived is what was pinned.
+        if f"sha256:{hashlib.sha256(data).hexdigest()}" != version:
+            raise errors.Unavailable(f"{uri}: the download does not match version {version}; re-running is safe")
+        return PublishedSpec(uri=str(uri), pinned_uri=str(pinned), data=data)
+
+    @property
+    def _artifact_registry(self) -> str:
+        return self._settings.emulator_host or "https://artifactregistry.googleapis.com"
+
     # -- doctor: who may do what (IAM, Resource Manager, Service Usage, bucket IAM) ---------
     # IAM v1 has no REST transport in google-cloud-iam, so it is called over an authorized
     # session with the same credentials; errors go through the same translation.
@@ -464,19 +507,23 @@ class GoogleCloud:
         return service_usage_v1.ServiceUsageClient(**self._client_kwargs())
 
     @cached_property
-    def _iam_session(self) -> Any:
+    def _session(self) -> Any:
         from google.auth.transport.requests import AuthorizedSession
 
         return AuthorizedSession(self._credentials)
 
-    def _iam(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _authorized(self, method: str, url: str, **kwargs: Any) -> Any:
+        """A call over the authorized session; an HTTP error raised as google.api_core's."""
         from google.api_core.exceptions import from_http_response
 
-        base = self._settings.emulator_host or "https://iam.googleapis.com"
-        response = self._iam_session.request(method, f"{base}/v1/{path}", timeout=60, **kwargs)
+        response = self._session.request(method, url, timeout=60, **kwargs)
         if response.status_code >= 400:
             raise from_http_response(response)
-        return response.json()
+        return response
+
+    def _iam(self, method: str, path: str, **kwargs: Any) -> Any:
+        base = self._settings.emulator_host or "https://iam.googleapis.com"
+        return self._authorized(method, f"{base}/v1/{path}", **kwargs).json()
 
     def enabled_services(self) -> frozenset[str]:
         request = {"parent": f"projects/{self._settings.project}", "filter": "state:ENABLED", "page_size": 200}

@@ -17,6 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from vertex_cron_trigger.template_uri import TemplateUri
+
 from .function_source import FunctionSource
 
 MANAGED_BY_LABEL = "managed-by"
@@ -78,10 +80,12 @@ class Pending:
 
 @dataclass(frozen=True)
 class ScheduleInput:
-    """One schedule as the user wrote it (flags or a schedules-file entry), not yet checked."""
+    """One schedule as the user wrote it (flags or a schedules-file entry), not yet checked.
+    `spec` is where the compiled pipeline comes from: a local file, or the Artifact Registry
+    URI it was published at (resolved through the seam before Desired is built)."""
 
     name: str
-    spec_path: Path
+    spec: Path | TemplateUri
     cron: str
     time_zone: str = "UTC"
     parameters: Mapping[str, Any] = field(default_factory=dict)
@@ -90,6 +94,20 @@ class ScheduleInput:
     start_time: str | None = None
     end_time: str | None = None
     enable_caching: bool | None = None
+
+
+@dataclass(frozen=True)
+class PublishedSpec:
+    """A pipeline read from Artifact Registry at deploy time: the URI as given (a tag or a
+    version), the same URI pinned to the version it named then, and that version's bytes."""
+
+    uri: str
+    pinned_uri: str
+    data: bytes
+
+    @property
+    def version(self) -> str:
+        return self.pinned_uri.rsplit("/", 1)[1]
 
 
 @dataclass(frozen=True)
@@ -202,6 +220,8 @@ class NextRuns:
 class Plan:
     changes: tuple[Change, ...]
     next_runs: tuple[NextRuns, ...] = ()
+    # Artifact Registry URIs given by tag, each with the version deploy pinned it to.
+    resolved: tuple[PublishedSpec, ...] = ()
 
     @property
     def mutations(self) -> tuple[Change, ...]:

@@ -32,6 +32,7 @@ def plan(result: Plan, fmt: str, *, applied: bool) -> str:
                 "applied": applied,
                 "changes": [_change_dict(c) for c in result.changes],
                 "next_runs": {n.schedule: [format_rfc3339(t) for t in n.times] for n in result.next_runs},
+                "resolved": {p.uri: p.version for p in result.resolved},
             }
         )
     counts = {a: sum(c.action is a for c in result.changes) for a in Action}
@@ -40,6 +41,9 @@ def plan(result: Plan, fmt: str, *, applied: bool) -> str:
     if not result.mutations:
         title, summary = ("Up to date" if applied else "Plan (dry run)"), "nothing to change"
     lines = [f"{title}: {summary}"]
+    if result.resolved:
+        lines.append("Pinned (a tag is read once, now; moving it later changes nothing until the next deploy):")
+        lines.extend(f"  {p.uri} -> {p.version}" for p in result.resolved)
     for change in result.changes:
         lines.append(
             f"  {_SYMBOL[change.action]} {change.kind.value:<9} {_display_name(change)}  ({change.action.value})"

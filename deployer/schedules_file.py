@@ -6,7 +6,7 @@
       time_zone: Europe/Paris
     schedules:
       - name: nightly-training     # ^[a-z][a-z0-9-]{0,49}$
-        spec: pipeline.json        # relative to this file
+        spec: pipeline.json        # relative to this file, or an Artifact Registry URI
         cron: "0 3 * * *"
         parameters: {run_date: "{{schedule_time:%Y-%m-%d}}"}
 
@@ -25,18 +25,19 @@ from typing import Any
 
 import yaml
 
+from . import spec_file
 from .config import check_file_values
-from .errors import ConfigError
+from .errors import ConfigError, ValidationError
 from .models import ScheduleInput
 
-_SCHEDULE_KEYS = {f.name for f in fields(ScheduleInput)} - {"spec_path"} | {"spec"}
+_SCHEDULE_KEYS = {f.name for f in fields(ScheduleInput)}
 _SCHEDULE_DEFAULTS = {"time_zone", "pipeline_root", "parameters", "max_concurrent_runs", "enable_caching"}
 # What each schedule key must hold, checked before defaults are merged in, so a wrong
 # type is a usage error naming the key rather than a crash further on. `None` (an empty
 # value) means "not given". YAML reads unquoted timestamps as datetimes; those are kept.
 _KINDS: dict[str, tuple[tuple[type, ...], str]] = {
     "name": ((str,), "a string"),
-    "spec": ((str,), "a string (a path relative to this file)"),
+    "spec": ((str,), "a string (a path relative to this file, or an Artifact Registry URI)"),
     "cron": ((str,), "a string (quote it)"),
     "time_zone": ((str,), "a string"),
     "pipeline_root": ((str,), "a string (a gs:// URI)"),
@@ -95,7 +96,10 @@ def _schedule(entry: Any, defaults: Mapping[str, Any], *, base: Path, where: str
     given = {key: value for key, value in entry.items() if value is not None}
     values = {**{k: v for k, v in defaults.items() if v is not None}, **given}
     values["parameters"] = {**(defaults.get("parameters") or {}), **(entry.get("parameters") or {})}
-    values["spec_path"] = base / values.pop("spec")
+    try:
+        values["spec"] = spec_file.source(values["spec"], base=base)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {exc.reason}", details=exc.details) from exc
     for moment in ("start_time", "end_time"):
         if isinstance(values.get(moment), datetime):  # YAML reads unquoted timestamps as datetimes
             values[moment] = values[moment].isoformat().replace("+00:00", "Z")

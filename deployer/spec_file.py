@@ -1,4 +1,5 @@
-"""A compiled pipeline file -> the content-addressed object to upload, checked locally.
+"""A compiled pipeline (a local file, or bytes read from Artifact Registry) -> the
+content-addressed object to upload, checked locally.
 
 Parsing and parameter typing are the trigger runtime's own (vertex_cron_trigger), so the
 deployer refuses exactly what the function would refuse, before anything is deployed.
@@ -18,6 +19,7 @@ from vertex_cron_trigger.parameters import coerce_parameters
 from vertex_cron_trigger.placeholders import has_placeholders, render_parameters
 from vertex_cron_trigger.spec import MAX_SPEC_BYTES, PipelineSpec, load_document, parse_spec
 from vertex_cron_trigger.spec_uri import gcs_directory_problem
+from vertex_cron_trigger.template_uri import FORMS, TemplateUri, parse_template_uri
 
 from .errors import ValidationError
 from .models import SPEC_PREFIX, SpecObject
@@ -29,6 +31,17 @@ SPEC_LIMIT_BYTES = min(10 * 1024 * 1024, MAX_SPEC_BYTES)
 SAMPLE_LOGICAL_TIME = datetime(2024, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
 
 
+def source(text: str, *, base: Path | None = None) -> Path | TemplateUri:
+    """Where `--spec` / a schedules file's `spec` points: an Artifact Registry KFP URI, or a
+    local file (relative to `base`)."""
+    if not text.startswith("https://"):
+        return base / text if base is not None else Path(text)
+    uri = parse_template_uri(text)
+    if uri is None:
+        raise ValidationError(f"spec {text!r} is not an Artifact Registry KFP URI", details=f"expected {FORMS}")
+    return uri
+
+
 def load(path: Path, *, prefix: str = SPEC_PREFIX) -> tuple[SpecObject, PipelineSpec]:
     """The object `<prefix><sha256 of the uploaded bytes>.json` and the parsed spec."""
     try:
@@ -38,13 +51,20 @@ def load(path: Path, *, prefix: str = SPEC_PREFIX) -> tuple[SpecObject, Pipeline
         data = path.read_bytes()
     except OSError as exc:
         raise ValidationError(f"cannot read spec {path}: {exc.strerror or exc}") from exc
+    return from_bytes(data, source=str(path), prefix=prefix)
+
+
+def from_bytes(data: bytes, *, source: str, prefix: str = SPEC_PREFIX) -> tuple[SpecObject, PipelineSpec]:
+    """`load` for a spec read from elsewhere (Artifact Registry); `source` names it in errors."""
+    if len(data) > SPEC_LIMIT_BYTES:
+        raise ValidationError(f"spec {source} is {len(data)} bytes, over the {SPEC_LIMIT_BYTES}-byte limit")
     try:
-        spec = parse_spec(data, source=str(path))
+        spec = parse_spec(data, source=source)
         if not data.lstrip().startswith(b"{"):
             # Uploaded as JSON so the function never imports or parses YAML on a cold start;
             # the converted bytes are checked again exactly as the function will read them.
-            data = _as_json(load_document(data, str(path)))
-            spec = parse_spec(data, source=str(path))
+            data = _as_json(load_document(data, source))
+            spec = parse_spec(data, source=source)
     except BadRequest as exc:
         raise ValidationError(exc.message) from exc
     sha256 = hashlib.sha256(data).hexdigest()

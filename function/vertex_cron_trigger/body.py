@@ -15,6 +15,7 @@ from typing import Any
 from . import strict_json
 from .errors import BadRequest
 from .spec_uri import gcs_directory_problem
+from .template_uri import parse_template_uri
 from .timefmt import parse_rfc3339
 
 MAX_BODY_BYTES = 64 * 1024
@@ -35,6 +36,7 @@ class TriggerBody:
     start_time: datetime | None = None
     end_time: datetime | None = None
     enable_caching: bool | None = None
+    template_uri: str | None = None  # where spec_uri's spec was published, pinned to its version
 
 
 def parse_body(raw: bytes) -> TriggerBody:
@@ -134,6 +136,18 @@ def _boolean(name: str, value: Any) -> bool:
     return value
 
 
+def _template_uri(name: str, value: Any) -> str:
+    """Only the pinned form: a tag would be resolved by Vertex AI at run time, to whatever it
+    points at then (or fail, python-aiplatform#2181), instead of to what was deployed."""
+    parsed = parse_template_uri(value) if isinstance(value, str) else None
+    if parsed is None or not parsed.is_pinned:
+        raise BadRequest(
+            f"{name} must be https://REGION-kfp.pkg.dev/PROJECT/REPO/PACKAGE/sha256:<64 hex digits>, got {value!r:.200}",
+            field=name,
+        )
+    return value
+
+
 _FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "schedule": _schedule,
     "spec_uri": _string("gs://"),
@@ -145,4 +159,5 @@ _FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "start_time": _timestamp,
     "end_time": _timestamp,
     "enable_caching": _boolean,
+    "template_uri": _template_uri,
 }

@@ -124,6 +124,7 @@ def _handle(request: Any, result: _Result) -> None:
         pipeline_root=pipeline_root,
         service_account=config.workload_sa,
         enable_caching=body.enable_caching,
+        template_uri=body.template_uri,
     )
     if body.max_concurrent_runs is not None:
         active = rt.rest.count_active_runs(body.schedule, excluding=the_id, limit=body.max_concurrent_runs)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .spec import PipelineSpec
+from .template_uri import VERSION_PREFIX
 from .timefmt import format_rfc3339
 
 MANAGED_BY_LABEL = "managed-by"
@@ -17,6 +18,9 @@ MANAGED_BY_VALUE = "vertex-cron"
 SCHEDULE_LABEL = "vertex-cron-schedule"
 SPEC_LABEL = "vertex-cron-spec"
 LUIGI_TASK_LABEL = "vertex-cron-luigi-task"
+# The first 16 hex digits of the Artifact Registry version a run's template was pinned to
+# (a label value holds at most 63 characters; templateMetadata.version has all 64).
+TEMPLATE_VERSION_LABEL = "vertex-cron-template-version"
 _NOT_ID_CHARS = re.compile(r"[^a-z0-9]+")
 _READABLE_CHARS = 48
 _KEY_HASH_CHARS = 16
@@ -56,16 +60,27 @@ def build_pipeline_job(
     pipeline_root: str,
     service_account: str,
     enable_caching: bool | None = None,
+    template_uri: str | None = None,
 ) -> dict[str, Any]:
-    return pipeline_job_body(
+    """`template_uri` (pinned, checked by body.py) links the run to the Artifact Registry
+    version its spec was published as. Sent next to the spec, as the aiplatform SDK's
+    PipelineJob does for a template from Artifact Registry, so Vertex AI fetches nothing."""
+    labels = {SCHEDULE_LABEL: schedule}
+    if template_uri:
+        version = template_uri.rsplit("/", 1)[1]
+        labels[TEMPLATE_VERSION_LABEL] = version.removeprefix(VERSION_PREFIX)[:16]
+    job = pipeline_job_body(
         spec=spec,
         display_name=f"{schedule} {format_rfc3339(logical_time)}",
-        labels={SCHEDULE_LABEL: schedule},
+        labels=labels,
         parameter_values=parameter_values,
         pipeline_root=pipeline_root,
         service_account=service_account,
         enable_caching=enable_caching,
     )
+    if template_uri:
+        job["templateUri"] = template_uri
+    return job
 
 
 def pipeline_job_body(

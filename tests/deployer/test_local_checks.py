@@ -179,7 +179,7 @@ def test_iana_time_zones_are_accepted(tz):
 
 
 def _build(make_settings, spec: Path, **schedule):
-    values = {"name": "nightly", "spec_path": spec, "cron": "0 3 * * *", **schedule}
+    values = {"name": "nightly", "spec": spec, "cron": "0 3 * * *", **schedule}
     return desired.build(make_settings(), [ScheduleInput(**values)], source=function_source.build())
 
 
@@ -287,7 +287,7 @@ def test_schedules_file_defaults_and_relative_specs(tmp_path, example_json):
     loaded = schedules_file.load(tmp_path / "schedules.yaml")
     assert loaded.settings == {"project": "p"}
     nightly, hourly = loaded.schedules
-    assert nightly.spec_path == tmp_path / "pipeline.json" and nightly.time_zone == "Europe/Paris"
+    assert nightly.spec == tmp_path / "pipeline.json" and nightly.time_zone == "Europe/Paris"
     assert hourly.time_zone == "UTC" and hourly.parameters == {"run_date": "x", "sample_rows": 2}
 
 
@@ -301,7 +301,7 @@ def test_schedules_file_typos_are_refused(tmp_path):
     ("entry", "message"),
     [
         ("name: 123", ": `name` must be a string, got an integer"),
-        ("spec: [p.json]", "(schedule a): `spec` must be a string (a path relative to this file), got a list"),
+        ("spec: [p.json]", "(schedule a): `spec` must be a string (a path relative to this file, or an Artifact Registry URI), got a list"),
         ("cron: 5", "(schedule a): `cron` must be a string (quote it), got an integer"),
         ("time_zone: {zone: UTC}", "(schedule a): `time_zone` must be a string, got a mapping"),
         (
@@ -426,7 +426,7 @@ def test_a_pipeline_root_the_function_would_refuse_is_refused_at_deploy(make_set
 
 
 def test_an_unset_build_sa_is_refused_unless_default_accounts_are_allowed(make_settings, example_json):
-    schedule = ScheduleInput(name="nightly", spec_path=example_json, cron="0 3 * * *", parameters={"run_date": "x"})
+    schedule = ScheduleInput(name="nightly", spec=example_json, cron="0 3 * * *", parameters={"run_date": "x"})
     with pytest.raises(ValidationError, match="no build SA") as refused:
         desired.build(make_settings(build_sa=None), [schedule], source=function_source.build())
     assert "--build-sa" in refused.value.details and "--allow-default-service-account" in refused.value.details

@@ -42,6 +42,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .artifactregistry import ArtifactRegistryMixin
 from .background_server import BackgroundHTTPServer
 from .common import ApiError, deep, message_types, status_name_for_http
 from .discovery import Violation, refusal, validator
@@ -108,12 +109,23 @@ def _empty_state() -> dict[str, Any]:
         "serviceAccounts": {},
         "roles": {},
         "enabledServices": {},
+        "artifactRegistry": {"repositories": {}, "packages": {}, "versions": {}, "tags": {}},
     }
 
 
-class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin, IamMixin, ResourceManagerMixin, ServiceUsageMixin):
-    """Vertex AI pipelineJobs, Cloud Scheduler, Functions v2 (+ upload, operations) and
-    Run v2 services/IAM over real REST paths on http://127.0.0.1:PORT; for `doctor` also IAM v1
+class Emulator(
+    VertexMixin,
+    SchedulerMixin,
+    FunctionsMixin,
+    IamMixin,
+    ResourceManagerMixin,
+    ServiceUsageMixin,
+    ArtifactRegistryMixin,
+):
+    """Vertex AI pipelineJobs, Cloud Scheduler, Functions v2 (+ upload, operations),
+    Run v2 services/IAM and Artifact Registry KFP repositories (artifactregistry.py, with the
+    `LOCATION-kfp.pkg.dev` host under its own path) over real REST paths on
+    http://127.0.0.1:PORT; for `doctor` also IAM v1
     service accounts/roles, Resource Manager project IAM and Service Usage (iam.py,
     resourcemanager.py, serviceusage.py; `caller_permissions` answers testIamPermissions).
 
@@ -177,6 +189,7 @@ class Emulator(VertexMixin, SchedulerMixin, FunctionsMixin, IamMixin, ResourceMa
                 *self._iam_routes(),
                 *self._resourcemanager_routes(),
                 *self._serviceusage_routes(),
+                *self._artifactregistry_routes(),
                 ("GET", re.escape(CERTS_PATH), self._certs, set(), None),
             )
         ]

@@ -18,6 +18,7 @@ import math
 import re
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .common import (
@@ -60,6 +61,7 @@ class VertexMixin:
     pipeline_pending_seconds: float
     pipeline_running_seconds: float
     pipeline_cancel_seconds: float
+    kfp_template_version: Callable[[str], str | None]  # artifactregistry.py
 
     def now(self) -> float:  # provided by Emulator
         raise NotImplementedError
@@ -258,8 +260,15 @@ class VertexMixin:
             "jobDetail",
             "error",
             "scheduleName",
+            "templateMetadata",
         ):
             job.pop(key, None)
+        if job.get("templateUri"):
+            # Output only, "always presented in output if template_uri is from supported
+            # template registry" (aiplatform v1 Discovery, PipelineTemplateMetadata.version).
+            version = self.kfp_template_version(job["templateUri"])
+            if version is not None:
+                job["templateMetadata"] = {"version": version}
         with self._lock:
             if name in self._state["pipelineJobs"]:
                 raise ApiError("ALREADY_EXISTS", f'PipelineJob "{name}" already exists.')
