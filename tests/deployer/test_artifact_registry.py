@@ -1,0 +1,193 @@
+"""Schedules of pipelines published to Artifact Registry, end to end on the local stack.
+
+Pipelines are published with kfp's own `RegistryClient` (its real upload, tag and metadata
+calls), pointed at the emulator by a kfp context file that maps the repository's URLs the
+way the deployer maps them (docs/fidelity.md, "Artifact Registry (KFP)")."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner, Result
+from croniter import croniter
+from kfp.registry import ApiAuth, RegistryClient
+from vertex_cron.cli import cli
+from vertex_cron.local.stack import LocalStack
+
+SPEC = Path(__file__).resolve().parents[2] / "examples" / "pipeline.yaml"
+CRON = "0 3 * * *"
+LOCATION = "us-central1"  # a repository's location need not be the schedules' region
+REPOSITORY = "pipelines"
+PACKAGE = "nightly-training"  # the example's pipelineInfo.name: the package kfp uploads to
+
+
+@pytest.fixture
+def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
+    monkeypatch.chdir(tmp_path)  # no vertex-cron.toml of this checkout applies
+    for name in ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT", "VERTEX_CRON_PROJECT", "VERTEX_CRON_BUILD_SA"):
+        monkeypatch.delenv(name, raising=False)
+    with LocalStack() as local:
+        yield local
+
+
+def create_repository(stack: LocalStack, repository: str = REPOSITORY, fmt: str = "KFP") -> None:
+    reply = requests.post(
+        f"{stack.emulator.url}/v1/projects/{stack.project}/locations/{LOCATION}/repositories",
+        params={"repositoryId": repository},
+        json={"format": fmt},
+        timeout=30,
+    )
+    assert reply.status_code == 200 and reply.json()["done"], reply.text
+
+
+@pytest.fixture
+def registry(stack: LocalStack, tmp_path: Path) -> RegistryClient:
+    """kfp's client for the KFP repository `pipelines`, every URL template on the emulator."""
+    create_repository(stack)
+    host = f"https://{LOCATION}-kfp.pkg.dev/{stack.project}/{REPOSITORY}"
+    kfp_host = f"{stack.emulator.url}/{LOCATION}-kfp.pkg.dev/{stack.project}/{REPOSITORY}"
+    api = f"{stack.emulator.url}/v1/projects/{stack.project}/locations/{LOCATION}/repositories/{REPOSITORY}"
+    package = f"{api}/packages/{{package_name}}"
+    context = {
+        "upload_url": kfp_host,
+        "download_version_url": f"{kfp_host}/{{package_name}}/{{version}}",
+        "download_tag_url": f"{kfp_host}/{{package_name}}/{{tag}}",
+        "get_package_url": package,
+        "list_packages_url": f"{api}/packages",
+        "get_version_url": f"{package}/versions/{{version}}",
+        "list_versions_url": f"{package}/versions",
+        "get_tag_url": f"{package}/tags/{{tag}}",
+        "list_tags_url": f"{package}/tags",
+        "create_tag_url": f"{package}/tags?tagId={{tag}}",
+        "update_tag_url": f"{package}/tags/{{tag}}?updateMask=version",
+        "delete_tag_url": f"{package}/tags/{{tag}}",
+    }
+    config = tmp_path / "kfp-context.json"
+    config.write_text(json.dumps(context))
+    return RegistryClient(host=host, auth=ApiAuth("local-token"), config_file=str(config))
+
+
+def vertex_cron(stack: LocalStack, *args: str, ok: bool = True) -> Result:
+    env = {**stack.settings_env(), "VERTEX_CRON_POLL_SECONDS": "0.05"}
+    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+def uri(stack: LocalStack, reference: str, *, repository: str = REPOSITORY, package: str = PACKAGE) -> str:
+    return f"https://{LOCATION}-kfp.pkg.dev/{stack.project}/{repository}/{package}/{reference}"
+
+
+def deploy(stack: LocalStack, spec: str, *extra: str, ok: bool = True) -> Result:
+    return vertex_cron(
+        stack, "deploy", "nightly", "--spec", spec, "--cron", CRON, "--param", "run_date=x", *extra, ok=ok
+    )
+
+
+def job_body(stack: LocalStack) -> dict:
+    (job,) = [job for job in stack.emulator.scheduler_jobs() if job["name"].endswith("/vertex-cron-nightly")]
+    return json.loads(base64.b64decode(job["httpTarget"]["body"]))
+
+
+def test_a_tag_is_pinned_at_deploy_and_moving_it_changes_nothing_until_the_next_deploy(
+    stack: LocalStack, registry: RegistryClient, tmp_path: Path
+):
+    package, first = registry.upload_pipeline(str(SPEC), tags=["prod"])
+    assert package == PACKAGE
+
+    dry = deploy(stack, uri(stack, "prod"), "--dry-run").output
+    assert f"{uri(stack, 'prod')} -> {first}" in dry
+    deploy(stack, uri(stack, "prod"))
+    assert job_body(stack)["template_uri"] == uri(stack, first)
+
+    # A new version, published and tagged prod: the schedule keeps running the first.
+    changed = tmp_path / "pipeline-v2.yaml"
+    changed.write_text(SPEC.read_text().replace("defaultValue: 0.01", "defaultValue: 0.02"))
+    _, second = registry.upload_pipeline(str(changed))
+    registry.update_tag(PACKAGE, second, "prod")
+    assert second != first
+    assert job_body(stack)["template_uri"] == uri(stack, first)
+
+    redeploy = deploy(stack, uri(stack, "prod"), "--dry-run").output
+    assert f"{uri(stack, 'prod')} -> {second}" in redeploy
+    assert "~ job" in redeploy and "http_target.body.template_uri: " in redeploy, redeploy
+    deploy(stack, uri(stack, "prod"))
+    body = job_body(stack)
+    assert body["template_uri"] == uri(stack, second)
+
+    (job,) = [job for job in stack.emulator.scheduler_jobs() if job["name"].endswith("/vertex-cron-nightly")]
+    firing = stack.scheduler.deliver(job["name"], croniter(CRON, datetime.now(UTC)).get_prev(datetime))
+    assert firing.succeeded and json.loads(firing.final.body)["outcome"] == "created", firing.final.body
+    (run,) = stack.emulator.pipeline_jobs()
+    assert run["templateUri"] == uri(stack, second)
+    assert run["templateMetadata"] == {"version": second}
+    assert run["labels"]["vertex-cron-template-version"] == second.removeprefix("sha256:")[:16]
+    parameters = run["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]
+    assert parameters["learning_rate"]["defaultValue"] == 0.02  # the second version's spec ran
+
+
+def test_a_version_uri_deploys_as_given(stack: LocalStack, registry: RegistryClient):
+    _, version = registry.upload_pipeline(str(SPEC))
+    result = deploy(stack, uri(stack, version))
+    assert " -> " not in result.output  # nothing to resolve
+    assert job_body(stack)["template_uri"] == uri(stack, version)
+
+
+def nothing_deployed(stack: LocalStack) -> bool:
+    return not stack.emulator.scheduler_jobs() and not stack.emulator.functions()
+
+
+def one_line_error(result: Result, uri: str, *, exit_code: int = 1) -> str:
+    """Exit 1 for what the cloud answered, 2 for a spec that is itself wrong (as for a file)."""
+    assert result.exit_code == exit_code, result.output
+    first = result.output.strip().splitlines()[0]
+    assert uri in first, result.output
+    return first
+
+
+def test_an_unknown_tag_or_version_is_a_one_line_error_and_nothing_is_deployed(
+    stack: LocalStack, registry: RegistryClient
+):
+    registry.upload_pipeline(str(SPEC), tags=["prod"])
+    for reference in ("staging", "sha256:" + "0" * 64):
+        line = one_line_error(deploy(stack, uri(stack, reference), ok=False), uri(stack, reference))
+        assert "not found" in line
+    assert nothing_deployed(stack)
+
+
+def test_a_repository_not_in_kfp_format_is_refused(stack: LocalStack, registry: RegistryClient):
+    create_repository(stack, "images", fmt="DOCKER")
+    given = uri(stack, "prod", repository="images")
+    line = one_line_error(deploy(stack, given, ok=False), given, exit_code=2)
+    assert "DOCKER" in line and "KFP" in line
+    assert nothing_deployed(stack)
+
+
+def test_a_package_that_is_not_a_pipeline_is_refused(stack: LocalStack, registry: RegistryClient, tmp_path: Path):
+    not_a_pipeline = tmp_path / "notes.yaml"
+    not_a_pipeline.write_text("pipelineInfo:\n  name: release-notes\nnotes: [a, b]\n")
+    package, _ = registry.upload_pipeline(str(not_a_pipeline), tags=["latest"])
+    given = uri(stack, "latest", package=package)
+    one_line_error(deploy(stack, given, ok=False), given, exit_code=2)
+    assert nothing_deployed(stack)
+
+
+def test_permission_denied_on_the_repository_is_refused(stack: LocalStack, registry: RegistryClient):
+    registry.upload_pipeline(str(SPEC), tags=["prod"])
+    stack.emulator.faults.add(path=f"/repositories/{REPOSITORY}$", status=403, times=10)
+    line = one_line_error(deploy(stack, uri(stack, "prod"), ok=False), uri(stack, "prod"))
+    assert "permission denied" in line
+    assert nothing_deployed(stack)
+
+
+def test_a_malformed_registry_uri_is_a_usage_error(stack: LocalStack):
+    result = deploy(stack, f"https://{LOCATION}-kfp.pkg.dev/{stack.project}/{REPOSITORY}/{PACKAGE}", ok=False)
+    assert result.exit_code == 2 and "Artifact Registry KFP URI" in result.output, result.output
+    assert nothing_deployed(stack)
