@@ -14,6 +14,10 @@ Fixtures (names other test modules rely on):
                       The plain helper `make_emulator_client(ClientClass, emulator)` (import it
                       from vertex_cron.local.emulator.clients) does the same for any Emulator.
 - `gapic_client_options` the `ClientOptions(api_endpoint=emulator.url)` for hand-built clients.
+- `kfp_registry`      a factory: `kfp_registry(emulator_url, project, location, repository)`
+                      creates that KFP repository and returns kfp's own `RegistryClient` for
+                      it, every URL it calls mapped onto the emulator (docs/fidelity.md,
+                      "Artifact Registry (KFP)").
 - `wait_until`        `wait_until(condition, what)` polls `condition` until it returns something
                       truthy and returns that value; fails naming `what` after a generous deadline.
 """
@@ -112,6 +116,47 @@ def emulator_client(emulator: Emulator) -> Callable[..., Any]:
 
     def build(client_class: type, **kwargs: Any) -> Any:
         return make_emulator_client(client_class, emulator, **kwargs)
+
+    return build
+
+
+@pytest.fixture
+def kfp_registry(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
+    """kfp's RegistryClient for a new KFP repository on an emulator. kfp takes the repository's
+    real host (`https://LOCATION-kfp.pkg.dev/PROJECT/REPO`) and a context file that overrides
+    each URL template it would call (kfp/registry/context/kfp_pkg_dev.json): the REST API's on
+    the emulator's /v1 paths, the KFP host's under `{emulator}/LOCATION-kfp.pkg.dev/...`."""
+    import json
+
+    import requests
+    from kfp.registry import ApiAuth, RegistryClient
+
+    def build(emulator_url: str, project: str, location: str, repository: str) -> RegistryClient:
+        api = f"{emulator_url}/v1/projects/{project}/locations/{location}/repositories"
+        reply = requests.post(api, params={"repositoryId": repository}, json={"format": "KFP"}, timeout=30)
+        assert reply.status_code == 200 and reply.json()["done"], reply.text
+        kfp_host = f"{emulator_url}/{location}-kfp.pkg.dev/{project}/{repository}"
+        package = f"{api}/{repository}/packages/{{package_name}}"
+        context = {
+            "upload_url": kfp_host,
+            "download_version_url": f"{kfp_host}/{{package_name}}/{{version}}",
+            "download_tag_url": f"{kfp_host}/{{package_name}}/{{tag}}",
+            "get_package_url": package,
+            "list_packages_url": f"{api}/{repository}/packages",
+            "delete_package_url": package,
+            "get_version_url": f"{package}/versions/{{version}}",
+            "list_versions_url": f"{package}/versions",
+            "delete_version_url": f"{package}/versions/{{version}}",
+            "get_tag_url": f"{package}/tags/{{tag}}",
+            "list_tags_url": f"{package}/tags",
+            "create_tag_url": f"{package}/tags?tagId={{tag}}",
+            "update_tag_url": f"{package}/tags/{{tag}}?updateMask=version",
+            "delete_tag_url": f"{package}/tags/{{tag}}",
+        }
+        config = tmp_path_factory.mktemp("kfp") / "context.json"
+        config.write_text(json.dumps(context))
+        host = f"https://{location}-kfp.pkg.dev/{project}/{repository}"
+        return RegistryClient(host=host, auth=ApiAuth("local-token"), config_file=str(config))
 
     return build
 

@@ -1,8 +1,7 @@
 """Schedules of pipelines published to Artifact Registry, end to end on the local stack.
 
 Pipelines are published with kfp's own `RegistryClient` (its real upload, tag and metadata
-calls), pointed at the emulator by a kfp context file that maps the repository's URLs the
-way the deployer maps them (docs/fidelity.md, "Artifact Registry (KFP)")."""
+calls), pointed at the emulator by the `kfp_registry` fixture (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ import pytest
 import requests
 from click.testing import CliRunner, Result
 from croniter import croniter
-from kfp.registry import ApiAuth, RegistryClient
+from kfp.registry import RegistryClient
 from vertex_cron.cli import cli
 from vertex_cron.local.stack import LocalStack
 
@@ -47,30 +46,8 @@ def create_repository(stack: LocalStack, repository: str = REPOSITORY, fmt: str 
 
 
 @pytest.fixture
-def registry(stack: LocalStack, tmp_path: Path) -> RegistryClient:
-    """kfp's client for the KFP repository `pipelines`, every URL template on the emulator."""
-    create_repository(stack)
-    host = f"https://{LOCATION}-kfp.pkg.dev/{stack.project}/{REPOSITORY}"
-    kfp_host = f"{stack.emulator.url}/{LOCATION}-kfp.pkg.dev/{stack.project}/{REPOSITORY}"
-    api = f"{stack.emulator.url}/v1/projects/{stack.project}/locations/{LOCATION}/repositories/{REPOSITORY}"
-    package = f"{api}/packages/{{package_name}}"
-    context = {
-        "upload_url": kfp_host,
-        "download_version_url": f"{kfp_host}/{{package_name}}/{{version}}",
-        "download_tag_url": f"{kfp_host}/{{package_name}}/{{tag}}",
-        "get_package_url": package,
-        "list_packages_url": f"{api}/packages",
-        "get_version_url": f"{package}/versions/{{version}}",
-        "list_versions_url": f"{package}/versions",
-        "get_tag_url": f"{package}/tags/{{tag}}",
-        "list_tags_url": f"{package}/tags",
-        "create_tag_url": f"{package}/tags?tagId={{tag}}",
-        "update_tag_url": f"{package}/tags/{{tag}}?updateMask=version",
-        "delete_tag_url": f"{package}/tags/{{tag}}",
-    }
-    config = tmp_path / "kfp-context.json"
-    config.write_text(json.dumps(context))
-    return RegistryClient(host=host, auth=ApiAuth("local-token"), config_file=str(config))
+def registry(stack: LocalStack, kfp_registry) -> RegistryClient:
+    return kfp_registry(stack.emulator.url, stack.project, LOCATION, REPOSITORY)
 
 
 def vertex_cron(stack: LocalStack, *args: str, ok: bool = True) -> Result:

@@ -301,7 +301,10 @@ def test_schedules_file_typos_are_refused(tmp_path):
     ("entry", "message"),
     [
         ("name: 123", ": `name` must be a string, got an integer"),
-        ("spec: [p.json]", "(schedule a): `spec` must be a string (a path relative to this file, or an Artifact Registry URI), got a list"),
+        (
+            "spec: [p.json]",
+            "(schedule a): `spec` must be a string (a path relative to this file, or an Artifact Registry URI), got a list",
+        ),
         ("cron: 5", "(schedule a): `cron` must be a string (quote it), got an integer"),
         ("time_zone: {zone: UTC}", "(schedule a): `time_zone` must be a string, got a mapping"),
         (

@@ -8,6 +8,7 @@ from vertex_cron_trigger.body import MAX_BODY_BYTES, parse_body
 from vertex_cron_trigger.errors import BadRequest
 
 MINIMAL = {"schedule": "nightly", "spec_uri": "gs://bucket/specs/p.json"}
+PINNED = "https://europe-west1-kfp.pkg.dev/my-project/pipelines/nightly-training/sha256:" + "ab" * 32
 
 
 def parse(**fields):
@@ -36,7 +37,9 @@ def test_all_fields_are_parsed_to_their_types():
         start_time="2024-01-01T00:00:00Z",
         end_time="2024-02-01T00:00:00+01:00",
         enable_caching=False,
+        template_uri=PINNED,
     )
+    assert body.template_uri == PINNED
     assert body.start_time == datetime(2024, 1, 1, tzinfo=UTC)
     assert body.end_time == datetime(2024, 1, 31, 23, tzinfo=UTC)
     assert body.max_concurrent_runs == 2 and body.enable_caching is False and body.time_zone == "Europe/Paris"
@@ -72,6 +75,14 @@ def test_all_fields_are_parsed_to_their_types():
         ({"start_time": "2024-01-01"}, "start_time", "RFC 3339"),
         ({"start_time": "2024-02-01T00:00:00Z", "end_time": "2024-01-01T00:00:00Z"}, "end_time", "later"),
         ({"enable_caching": "yes"}, "enable_caching", "true or false"),
+        # Only a version: a tag would be resolved by Vertex AI at run time, to whatever it names then.
+        ({"template_uri": PINNED.rsplit("/", 1)[0] + "/prod"}, "template_uri", "sha256:<64 hex digits>"),
+        ({"template_uri": PINNED[:-1]}, "template_uri", "sha256:"),
+        ({"template_uri": PINNED.upper()}, "template_uri", "sha256:"),
+        ({"template_uri": PINNED.replace("-kfp.pkg.dev", "-docker.pkg.dev")}, "template_uri", "sha256:"),
+        ({"template_uri": PINNED.replace("https://", "http://")}, "template_uri", "sha256:"),
+        ({"template_uri": PINNED + "/extra"}, "template_uri", "sha256:"),
+        ({"template_uri": 5}, "template_uri", "sha256:"),
     ],
 )
 def test_bad_fields_are_named(fields, field, words):

@@ -40,6 +40,17 @@ def test_pipeline_job_body():
     assert job["pipelineSpec"] is SPEC.pipeline_spec  # untouched: no copy when caching is not overridden
 
 
+def test_a_template_uri_links_the_run_to_its_registry_version():
+    version = "sha256:" + "0123456789abcdef" * 4
+    uri = f"https://europe-west1-kfp.pkg.dev/my-project/pipelines/nightly-training/{version}"
+    job = build(template_uri=uri)
+    # What the aiplatform SDK sends for a template from Artifact Registry: the URI and the spec.
+    assert job["templateUri"] == uri and job["pipelineSpec"] is SPEC.pipeline_spec
+    assert job["labels"]["vertex-cron-template-version"] == "0123456789abcdef"
+    assert all(LABEL_VALUE.match(value) for value in job["labels"].values())
+    assert "templateUri" not in build() and "vertex-cron-template-version" not in build()["labels"]
+
+
 def test_enable_caching_rewrites_every_task_without_touching_the_cached_spec():
     job = build(enable_caching=False)
     tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
