@@ -9,7 +9,9 @@ What is checked, and how (only reads; permissions.py is the reference):
   (unless --allow-default-service-account, as for deploy); an unset build SA is a ✗ too,
   since Cloud Build would then run as the project's default one.
 - Your permissions: testIamPermissions as the caller on the project, the bucket and each
-  service account it must act as. It cannot evaluate grants conditioned on an object
+  service account it must act as. The Artifact Registry repositories schedules' specs are
+  published to are named only by the schedules (--spec URIs): a note with the grant, not a
+  check (deploy reads them and fails on a 403 naming the URI). It cannot evaluate grants conditioned on an object
   prefix (the bucket is the resource tested), so those are reported as notes.
 - The other identities: testIamPermissions only ever tests the caller, so their grants are
   read from the project, bucket and service-account IAM policies, each role expanded to its
@@ -268,6 +270,10 @@ class _Doctor:
                     functools.partial(self.cloud.caller_service_account_permissions, email),
                 )
 
+        yield _pipeline_repository_note(
+            section, self._grant_fix("deployer", Scope.PIPELINE_REPOSITORY, DEPLOYER_MEMBER)
+        )
+
     def _bucket_tested(self, section: str, bucket: str) -> Iterator[Item]:
         on_bucket, on_specs = names("deployer", Scope.BUCKET), names("deployer", Scope.SPEC_PREFIX)
         try:
@@ -403,6 +409,8 @@ class _Doctor:
                 "not checked (the repository's IAM policy is not read)",
                 (f"terraform: {grant(identity, scope).terraform} (infra/build.tf, infra/iam.tf)",),
             )
+        if scope is Scope.PIPELINE_REPOSITORY:
+            return _pipeline_repository_note(section, self._grant_fix(identity, scope, member))
         unconditional = [b for b in project_bindings if b.condition is None]
         if scope is Scope.PROJECT:
             bindings = unconditional
@@ -661,6 +669,8 @@ class _Doctor:
             Scope.BUCKET: f"gcloud storage buckets add-iam-policy-binding gs://{s.bucket} {role}",
             Scope.BUILD_REPOSITORY: f"gcloud artifacts repositories add-iam-policy-binding gcf-artifacts "
             f"--location={s.region} --project={s.project} {role}",
+            Scope.PIPELINE_REPOSITORY: "gcloud artifacts repositories add-iam-policy-binding REPOSITORY "
+            f"--location=LOCATION --project={s.project} {role}",
         }.get(scope)
         if scope in _OBJECT_PREFIX:
             condition = _prefix_condition(
@@ -734,7 +744,20 @@ def _describe(scope: Scope, settings: Settings) -> str:
         Scope.BUCKET: f"on gs://{settings.bucket}",
         Scope.FUNCTION_SOURCES: "on Cloud Functions' source bucket (conditional project grant)",
         Scope.BUILD_REPOSITORY: "on the gcf-artifacts repository",
+        Scope.PIPELINE_REPOSITORY: "on the Artifact Registry repositories specs are published to",
     }[scope]
+
+
+def _pipeline_repository_note(section: str, fix: tuple[str, ...]) -> Item:
+    """Which repositories the schedules read is named only by their --spec URIs; deploy reads
+    them with the deployer's credentials and stops at a 403 naming the URI."""
+    return Item(
+        section,
+        "on the Artifact Registry repositories specs are published to",
+        Status.NOTE,
+        "not checked: the schedules' --spec URIs name them; needed only for specs published there",
+        fix,
+    )
 
 
 def _use_infra_sa(identity: str) -> tuple[str, ...]:

@@ -12,7 +12,8 @@ Identities (keys of `REQUIRED`):
 
 Each permission is granted on one `Scope`: the project, the artifact bucket itself or an
 object prefix of it (granted with an IAM condition), Cloud Functions' own source bucket and
-image repository, or a single service account (actAs is never granted project-wide).
+image repository, the Artifact Registry KFP repositories pipelines are published to, or a
+single service account (actAs is never granted project-wide).
 `GRANTS` says which custom role (roles.tf) carries them there and which Terraform resource
 (iam.tf) binds it: doctor names that resource as the fix, tests/infra checks it exists.
 `REQUIRED_APIS` lists every API vertex-cron (deployer, function, doctor) calls.
@@ -38,6 +39,9 @@ class Scope(enum.Enum):
     PIPELINE_ROOT = "pipeline-root"  # artifact bucket objects under PIPELINE_ROOT_PREFIX
     FUNCTION_SOURCES = "function-sources"  # bucket gcf-v2-sources-PROJECT_NUMBER-REGION
     BUILD_REPOSITORY = "build-repository"  # Artifact Registry repository gcf-artifacts
+    # Each Artifact Registry KFP repository schedules' specs are published to (infra's
+    # pipeline_repositories); only schedules deployed from such a URI need it.
+    PIPELINE_REPOSITORY = "pipeline-repository"
     FUNCTION_SA = "function-sa"
     SCHEDULER_SA = "scheduler-sa"
     WORKLOAD_SA = "workload-sa"
@@ -94,6 +98,12 @@ DEPLOYER: tuple[Permission, ...] = (
         ("storage.objects.create", "upload a spec; take and renew the lease (one run at a time)"),
         ("storage.objects.list", "`delete --purge`: find spec objects no schedule references"),
         ("storage.objects.delete", "`delete --purge`: remove those spec objects; release the lease"),
+    ),
+    *_on(
+        Scope.PIPELINE_REPOSITORY,
+        ("artifactregistry.repositories.get", "check that a published spec's repository is a KFP one"),
+        ("artifactregistry.tags.get", "resolve a tag to the version deploy pins the schedule to"),
+        ("artifactregistry.repositories.downloadArtifacts", "download that version, to check and upload it"),
     ),
     *_on(Scope.FUNCTION_SA, (_ACT_AS, "deploy the function to run as the function SA")),
     *_on(
@@ -154,6 +164,16 @@ WORKLOAD: tuple[Permission, ...] = (
         ("storage.objects.create", "write the run's output artifacts"),
         ("storage.objects.list", "steps list artifact directories"),
         ("storage.objects.delete", "steps overwrite outputs when retried"),
+    ),
+    # Runs of a published spec carry its templateUri. Google's pipeline-template guide
+    # (cloud.google.com/vertex-ai/docs/pipelines/create-pipeline-template) grants the SA
+    # pipeline runs are associated with roles/artifactregistry.reader "to create pipeline
+    # runs from templates"; these are the reads of that role a template involves.
+    *_on(
+        Scope.PIPELINE_REPOSITORY,
+        ("artifactregistry.repositories.get", "Vertex AI reads the run's template repository"),
+        ("artifactregistry.tags.get", "Vertex AI resolves a template reference"),
+        ("artifactregistry.repositories.downloadArtifacts", "Vertex AI reads the run's template version"),
     ),
 )
 
@@ -216,6 +236,12 @@ GRANTS: tuple[Grant, ...] = (
     Grant("deployer", Scope.PROJECT, "deployer", "google_project_iam_member.deployer"),
     Grant("deployer", Scope.BUCKET, "bucket_iam_reader", "google_storage_bucket_iam_member.deployer_bucket_iam"),
     Grant("deployer", Scope.SPEC_PREFIX, "spec_writer", "google_storage_bucket_iam_member.deployer_specs"),
+    Grant(
+        "deployer",
+        Scope.PIPELINE_REPOSITORY,
+        "template_reader",
+        "google_artifact_registry_repository_iam_member.deployer_templates",
+    ),
     Grant("deployer", Scope.FUNCTION_SA, "act_as", 'google_service_account_iam_member.deployer_acts_as["function"]'),
     Grant(
         "deployer",
@@ -231,6 +257,12 @@ GRANTS: tuple[Grant, ...] = (
     Grant("workload", Scope.BUCKET, "bucket_reader", "google_storage_bucket_iam_member.workload_bucket"),
     Grant(
         "workload", Scope.PIPELINE_ROOT, "pipeline_root_user", "google_storage_bucket_iam_member.workload_pipeline_root"
+    ),
+    Grant(
+        "workload",
+        Scope.PIPELINE_REPOSITORY,
+        "template_reader",
+        "google_artifact_registry_repository_iam_member.workload_templates",
     ),
     Grant("build", Scope.PROJECT, "log_writer", "google_project_iam_member.build_logs"),
     Grant("build", Scope.FUNCTION_SOURCES, "object_reader", "google_project_iam_member.build_function_sources"),

@@ -49,6 +49,16 @@ resource "google_service_account_iam_member" "deployer_calls_as_scheduler" {
   member             = var.deployer_member
 }
 
+# Read the published pipelines deploy resolves and pins, on each listed repository only.
+resource "google_artifact_registry_repository_iam_member" "deployer_templates" {
+  for_each   = toset(var.pipeline_repositories)
+  project    = var.project_id
+  location   = split("/", each.value)[0]
+  repository = split("/", each.value)[1]
+  role       = google_project_iam_custom_role.vertex_cron["template_reader"].id
+  member     = var.deployer_member
+}
+
 # --- function ---------------------------------------------------------------------
 
 resource "google_project_iam_member" "function" {
@@ -114,6 +124,16 @@ resource "google_storage_bucket_iam_member" "workload_pipeline_root" {
     title      = "pipeline-root"
     expression = "resource.name.startsWith(\"${local.artifact_objects}${local.pipeline_root_prefix}\") || api.getAttribute(\"storage.googleapis.com/objectListPrefix\", \"\").startsWith(\"${local.pipeline_root_prefix}\")"
   }
+}
+
+# Runs of a published pipeline carry its templateUri, read by Vertex AI as the runs' SA.
+resource "google_artifact_registry_repository_iam_member" "workload_templates" {
+  for_each   = toset(var.pipeline_repositories)
+  project    = var.project_id
+  location   = split("/", each.value)[0]
+  repository = split("/", each.value)[1]
+  role       = google_project_iam_custom_role.vertex_cron["template_reader"].id
+  member     = google_service_account.vertex_cron["workload"].member
 }
 
 resource "google_project_iam_member" "workload_extra" {

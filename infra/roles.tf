@@ -96,6 +96,14 @@ locals {
         "artifactregistry.repositories.deleteArtifacts",
       ]
     }
+    template_reader = {
+      title = "vertex-cron pipeline template reader"
+      permissions = [
+        "artifactregistry.repositories.get",
+        "artifactregistry.tags.get",
+        "artifactregistry.repositories.downloadArtifacts",
+      ]
+    }
     act_as = {
       title       = "vertex-cron act as one service account"
       permissions = ["iam.serviceAccounts.actAs"]

@@ -50,3 +50,14 @@ variable "workload_extra_roles" {
     error_message = "workload_extra_roles must not contain basic roles or project-wide service-account impersonation."
   }
 }
+
+variable "pipeline_repositories" {
+  description = "Artifact Registry KFP repositories in project_id that schedules' specs are published to, as LOCATION/REPOSITORY: the deployer and the workload SA may read these (and no other)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for r in var.pipeline_repositories : can(regex("^[a-z][a-z0-9-]*/[a-z]([a-z0-9-]{0,61}[a-z0-9])?$", r))])
+    error_message = "pipeline_repositories entries must look like LOCATION/REPOSITORY, e.g. europe-west1/pipelines."
+  }
+}

@@ -375,3 +375,17 @@ def test_the_next_deploy_closes_a_public_function_that_doctor_flagged(deployed, 
     invokers = {m for b in run.get_iam_policy(request={"resource": service}).bindings for m in b.members}
     assert invokers == {f"serviceAccount:{SA['scheduler']}"}
     assert doctor_cli("doctor").exit_code == 0
+
+
+def test_the_repositories_specs_are_published_to_are_a_note_with_their_grant(setup_project, doctor_cli):
+    # Only the schedules' --spec URIs name them: doctor says what to grant, deploy checks it.
+    setup_project()
+    report = json.loads(doctor_cli("doctor", "--format", "json").stdout)
+    notes = [c for c in report["checks"] if c["check"].startswith("on the Artifact Registry repositories")]
+    assert {c["section"].split(" ")[0] for c in notes} == {"Your", "workload"}
+    for note in notes:
+        assert note["status"] == "note" and "--spec URIs" in note["detail"]
+        command, terraform = note["fix"]
+        assert command.startswith("gcloud artifacts repositories add-iam-policy-binding REPOSITORY --location=")
+        assert command.endswith("--role=projects/demo-project/roles/vertexCron_template_reader")
+        assert terraform.endswith("_templates (infra/iam.tf)")

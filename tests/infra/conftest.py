@@ -87,7 +87,8 @@ def _grants(kind: str, name: str, body: dict) -> list[Grant]:
             for t in _each_keys(body["for_each"])
         ]
     if kind == "google_artifact_registry_repository_iam_member":
-        scope = Scope.BUILD_REPOSITORY
+        function_images = "google_artifact_registry_repository.function_images" in body["repository"]
+        scope = Scope.BUILD_REPOSITORY if function_images else Scope.PIPELINE_REPOSITORY
     elif condition:
         scope = Scope(condition["title"])
     elif kind == "google_storage_bucket_iam_member":
