@@ -459,6 +459,16 @@ class GoogleCloud:
 
     def published_pipeline(self, uri: TemplateUri, *, max_bytes: int) -> PublishedSpec:
         """The version `uri` names now (a tag is resolved here, once) and its bytes."""
+        try:
+            return self._published_pipeline(uri, max_bytes=max_bytes)
+        except errors.PermissionDenied as exc:
+            raise errors.PermissionDenied(
+                exc.reason,
+                details=f"deploying from {uri.host} needs artifactregistry.repositories.get, tags.get and "
+                "repositories.downloadArtifacts on that repository (infra: pipeline_repositories)",
+            ) from exc
+
+    def _published_pipeline(self, uri: TemplateUri, *, max_bytes: int) -> PublishedSpec:
         what = f"read {uri}"
         with _calling(what):
             repository = self._authorized("GET", f"{self._artifact_registry}/v1/{uri.repository_name}").json()
