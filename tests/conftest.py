@@ -17,7 +17,8 @@ Fixtures (names other test modules rely on):
 - `kfp_registry`      a factory: `kfp_registry(emulator_url, project, location, repository)`
                       creates that KFP repository and returns kfp's own `RegistryClient` for
                       it, every URL it calls mapped onto the emulator (docs/fidelity.md,
-                      "Artifact Registry (KFP)").
+                      "Artifact Registry (KFP)"); `kfp_repository` (same arguments) returns
+                      the host and RegistryClient options instead.
 - `wait_until`        `wait_until(condition, what)` polls `condition` until it returns something
                       truthy and returns that value; fails naming `what` after a generous deadline.
 """
@@ -121,17 +122,19 @@ def emulator_client(emulator: Emulator) -> Callable[..., Any]:
 
 
 @pytest.fixture
-def kfp_registry(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
-    """kfp's RegistryClient for a new KFP repository on an emulator. kfp takes the repository's
-    real host (`https://LOCATION-kfp.pkg.dev/PROJECT/REPO`) and a context file that overrides
-    each URL template it would call (kfp/registry/context/kfp_pkg_dev.json): the REST API's on
-    the emulator's /v1 paths, the KFP host's under `{emulator}/LOCATION-kfp.pkg.dev/...`."""
+def kfp_repository(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
+    """A new KFP repository on an emulator, as kfp's RegistryClient takes it: returns the
+    repository's real host (`https://LOCATION-kfp.pkg.dev/PROJECT/REPO`) and the client
+    options (`auth`, `config_file`) that point every URL kfp calls at the emulator. The kfp
+    context file overrides each URL template of kfp/registry/context/kfp_pkg_dev.json: the
+    REST API's on the emulator's /v1 paths, the KFP host's under
+    `{emulator}/LOCATION-kfp.pkg.dev/...` (docs/fidelity.md, "Artifact Registry (KFP)")."""
     import json
 
     import requests
-    from kfp.registry import ApiAuth, RegistryClient
+    from kfp.registry import ApiAuth
 
-    def build(emulator_url: str, project: str, location: str, repository: str) -> RegistryClient:
+    def build(emulator_url: str, project: str, location: str, repository: str) -> tuple[str, dict[str, Any]]:
         api = f"{emulator_url}/v1/projects/{project}/locations/{location}/repositories"
         reply = requests.post(api, params={"repositoryId": repository}, json={"format": "KFP"}, timeout=30)
         assert reply.status_code == 200 and reply.json()["done"], reply.text
@@ -156,7 +159,20 @@ def kfp_registry(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]
         config = tmp_path_factory.mktemp("kfp") / "context.json"
         config.write_text(json.dumps(context))
         host = f"https://{location}-kfp.pkg.dev/{project}/{repository}"
-        return RegistryClient(host=host, auth=ApiAuth("local-token"), config_file=str(config))
+        return host, {"auth": ApiAuth("local-token"), "config_file": str(config)}
+
+    return build
+
+
+@pytest.fixture
+def kfp_registry(kfp_repository: Callable[..., Any]) -> Callable[..., Any]:
+    """`kfp_registry(emulator_url, project, location, repository)`: kfp's own RegistryClient
+    for a new KFP repository on the emulator (see `kfp_repository`)."""
+    from kfp.registry import RegistryClient
+
+    def build(emulator_url: str, project: str, location: str, repository: str) -> RegistryClient:
+        host, options = kfp_repository(emulator_url, project, location, repository)
+        return RegistryClient(host=host, **options)
 
     return build
 

@@ -6,6 +6,7 @@ calls), pointed at the emulator by the `kfp_registry` fixture (tests/conftest.py
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,7 +20,8 @@ from kfp.registry import RegistryClient
 from vertex_cron.cli import cli
 from vertex_cron.local.stack import LocalStack
 
-SPEC = Path(__file__).resolve().parents[2] / "examples" / "pipeline.yaml"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+SPEC = EXAMPLES / "pipeline.yaml"
 CRON = "0 3 * * *"
 LOCATION = "us-central1"  # a repository's location need not be the schedules' region
 REPOSITORY = "pipelines"
@@ -45,9 +47,22 @@ def create_repository(stack: LocalStack, repository: str = REPOSITORY, fmt: str 
     assert reply.status_code == 200 and reply.json()["done"], reply.text
 
 
+def publish_example(host: str, tag: str, **options: object) -> tuple[str, str]:
+    spec = importlib.util.spec_from_file_location("publish_pipeline", EXAMPLES / "publish_pipeline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.publish(host, tag, **options)
+
+
 @pytest.fixture
-def registry(stack: LocalStack, kfp_registry) -> RegistryClient:
-    return kfp_registry(stack.emulator.url, stack.project, LOCATION, REPOSITORY)
+def repository(stack: LocalStack, kfp_repository) -> tuple[str, dict]:
+    return kfp_repository(stack.emulator.url, stack.project, LOCATION, REPOSITORY)
+
+
+@pytest.fixture
+def registry(repository: tuple[str, dict]) -> RegistryClient:
+    host, options = repository
+    return RegistryClient(host=host, **options)
 
 
 def vertex_cron(stack: LocalStack, *args: str, ok: bool = True) -> Result:
@@ -74,10 +89,11 @@ def job_body(stack: LocalStack) -> dict:
 
 
 def test_a_tag_is_pinned_at_deploy_and_moving_it_changes_nothing_until_the_next_deploy(
-    stack: LocalStack, registry: RegistryClient, tmp_path: Path
+    stack: LocalStack, repository: tuple[str, dict], registry: RegistryClient, tmp_path: Path
 ):
-    package, first = registry.upload_pipeline(str(SPEC), tags=["prod"])
-    assert package == PACKAGE
+    host, options = repository
+    tagged, first = publish_example(host, "prod", **options)  # as examples/publish_pipeline.py does
+    assert tagged == uri(stack, "prod")
 
     dry = deploy(stack, uri(stack, "prod"), "--dry-run").output
     assert f"{uri(stack, 'prod')} -> {first}" in dry
