@@ -94,6 +94,7 @@ def apply(
 
     A spec given as an Artifact Registry URI is read first, with the deployer's credentials:
     a tag is resolved to its version here, once, and the schedule is pinned to that version."""
+    desired_state.check_inputs(settings, schedules)
     cloud = cloud or GoogleCloud(settings)
     published = _published(cloud, schedules)
     built = desired_state.build(settings, schedules, source=function_source.build(), prune=prune, published=published)

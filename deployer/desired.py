@@ -111,11 +111,7 @@ def build(
 ) -> Desired:
     """`published`: the pipelines of the schedules whose spec is an Artifact Registry URI,
     by that URI as given, read through the seam beforehand (api.apply)."""
-    check_identities(settings)
-    names = [validation.check_schedule_name(s.name) for s in schedules]
-    duplicate = next((n for n in names if names.count(n) > 1), None)
-    if duplicate:
-        raise ValidationError(f"schedule {duplicate} is defined twice")
+    check_inputs(settings, schedules)
     specs: dict[str, SpecObject] = {}
     jobs = []
     for schedule in schedules:
@@ -138,6 +134,19 @@ def build(
         prune=prune,
         invoker_members=(invoker_member(settings.value("scheduler_sa")),),
     )
+
+
+def check_inputs(settings: Settings, schedules: Sequence[ScheduleInput]) -> None:
+    """Every check that needs no spec: api.apply runs them before reading a spec from
+    Artifact Registry, so a bad argument is refused before any call."""
+    check_identities(settings)
+    names = [validation.check_schedule_name(s.name) for s in schedules]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate:
+        raise ValidationError(f"schedule {duplicate} is defined twice")
+    for schedule in schedules:
+        cronexpr.check_cron(schedule.cron)
+        validation.check_time_zone(schedule.time_zone)
 
 
 def invoker_member(email: str) -> str:

@@ -184,3 +184,11 @@ def test_a_malformed_registry_uri_is_a_usage_error(stack: LocalStack):
     result = deploy(stack, f"https://{LOCATION}-kfp.pkg.dev/{stack.project}/{REPOSITORY}/{PACKAGE}", ok=False)
     assert result.exit_code == 2 and "Artifact Registry KFP URI" in result.output, result.output
     assert nothing_deployed(stack)
+
+
+def test_a_bad_argument_is_refused_before_the_registry_is_read(stack: LocalStack, registry: RegistryClient):
+    registry.upload_pipeline(str(SPEC), tags=["prod"])
+    stack.emulator.clear_calls()
+    result = vertex_cron(stack, "deploy", "nightly", "--spec", uri(stack, "prod"), "--cron", "0 3 31 2 *", ok=False)
+    assert result.exit_code == 2, result.output
+    assert stack.emulator.calls == []
