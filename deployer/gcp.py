@@ -486,9 +486,8 @@ class GoogleCloud:
         pinned = uri.pinned(version)
         host = self._settings.emulator_host
         url = f"{host}/{str(pinned).removeprefix('https://')}" if host else str(pinned)
-        with _calling(what):
-            response = self._authorized("GET", url, stream=True)
-            data = response.raw.read(max_bytes + 1, decode_content=True)
+        with _calling(what), self._authorized("GET", url, stream=True) as response:
+            data = response.raw.read(max_bytes + 1, decode_content=True)  # no more than the limit is read
         if len(data) > max_bytes:
             raise errors.ValidationError(f"{uri}: the pipeline is over the {max_bytes}-byte limit")
         # A version is named by the SHA-256 of its bytes: what arrived is what was pinned.
@@ -594,14 +593,10 @@ class GoogleCloud:
     def id_token(self, email: str, audience: str) -> str:
         """An ID token of service account `email` for `audience`, minted by IAM Credentials
         (the caller needs iam.serviceAccounts.getOpenIdToken on that account)."""
-        from google.api_core.exceptions import from_http_response
-
         base = self._settings.emulator_host or "https://iamcredentials.googleapis.com"
         url = f"{base}/v1/projects/-/serviceAccounts/{email}:generateIdToken"
         with _calling(f"mint an ID token of {email}"):
-            response = self._iam_session.post(url, json={"audience": audience, "includeEmail": True}, timeout=60)
-            if response.status_code >= 400:
-                raise from_http_response(response)
+            response = self._authorized("POST", url, json={"audience": audience, "includeEmail": True})
             return str(response.json()["token"])
 
     def deliver_firing(self, url: str, body: bytes, schedule_time: str, token: str) -> tuple[int, dict[str, Any]]:
