@@ -35,6 +35,7 @@ from .common import camel
 # The documents of every API the emulators serve, by Discovery name.
 DOCUMENTS = (
     "aiplatform.v1",
+    "artifactregistry.v1",
     "cloudfunctions.v2",
     "cloudresourcemanager.v3",
     "cloudscheduler.v1",
@@ -145,6 +146,12 @@ def _template(path: str, *, last_is_resource_id: bool) -> tuple[re.Pattern[str],
     return re.compile(pattern), sum(len(part) for part in parts)
 
 
+# Resource IDs that do hold ":" (so no custom method can follow them): Artifact Registry's
+# versions are `sha256:DIGEST` (Tag.version: ".../versions/sha256:5243811") and its tags may
+# contain ":" (Tag.name: "[a-zA-Z0-9\\-._~:@]"), both in the artifactregistry v1 document.
+_COLON_IDS = {"artifactregistry.v1": ("/{versionsId}", "/{tagsId}")}
+
+
 def _methods_of(name: str) -> list[_Method]:
     doc = document(name)
     service_path = "/" + doc.get("servicePath", "")
@@ -156,7 +163,8 @@ def _methods_of(name: str) -> list[_Method]:
         if spec.get("useMediaDownloadService"):
             paths.append("/download" + service_path + spec["path"])
         for path in paths:
-            regex, specificity = _template(path, last_is_resource_id="flatPath" in spec)
+            resource_id = "flatPath" in spec and not path.endswith(_COLON_IDS.get(name, ()))
+            regex, specificity = _template(path, last_is_resource_id=resource_id)
             methods.append(
                 _Method(
                     document=name,

@@ -378,9 +378,10 @@ class Emulator(
 
     def _check_discovery(self, req: Request, handler: Any) -> None:
         """Record how the request departs from Google's Discovery documents; refuse what Google would."""
-        # Not Google API methods, so no document describes them: Google's OAuth2 signing keys
-        # and the signed Cloud Storage URL that generateUploadUrl hands out.
-        if handler in (self._certs, self._fn_upload_put):
+        # Not Google API methods, so no document describes them: Google's OAuth2 signing keys,
+        # the signed Cloud Storage URL that generateUploadUrl hands out, and a KFP repository's
+        # own host (LOCATION-kfp.pkg.dev, kfp's upload and download; artifactregistry.py).
+        if handler in (self._certs, self._fn_upload_put, self._kfp_upload, self._kfp_download):
             return
         found = validator().check(req.method, req.path, req.query, req.body, req.headers.get("content-type", ""))
         if found:
