@@ -312,10 +312,11 @@ def _multipart(req: Request) -> tuple[bytes, list[str]]:
         f"Content-Type: {content_type}\r\n\r\n".encode() + req.body
     )
     fields: dict[str, bytes] = {}
-    for part in message.iter_parts():  # type: ignore[attr-defined]
+    for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
         if name:
-            fields[str(name)] = part.get_payload(decode=True) or b""
+            fields[str(name)] = payload if isinstance(payload, bytes) else b""
     if "content" not in fields:
         raise invalid("The upload has no file field `content`.")
     tags = [t.strip() for t in fields.get("tags", b"").decode().split(",") if t.strip()]
