@@ -3,6 +3,11 @@
 Cloud Scheduler sends `X-CloudScheduler-ScheduleTime` on every attempt of a firing, retries
 included, so it identifies the firing. Without it (a manual call), the firing is the latest
 time <= now that the body's `cron` matches in its `time_zone`.
+
+A time later than now plus FUTURE_SKEW is refused: Scheduler sends the time a firing was
+scheduled for and delivers it after that moment, and catch-up and backfill only ever ask for
+past times. Accepting future ones would let a token holder create the job ids of firings to
+come, each of which would then answer `duplicate` and never run.
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ from .errors import BadRequest
 from .timefmt import parse_rfc3339
 
 SCHEDULE_TIME_HEADER = "X-CloudScheduler-ScheduleTime"
-FIRST_YEAR, LAST_YEAR = 1970, 9999
+FIRST_YEAR = 1970
+# Room for the clocks of Scheduler and the function to disagree; a firing is delivered at or
+# after its scheduled time, so a legitimate header is never later than "now" by more.
+FUTURE_SKEW = timedelta(minutes=5)
 
 
 def logical_time(header: str | None, *, cron: str | None, time_zone: str | None, now: datetime) -> datetime:
@@ -23,12 +31,18 @@ def logical_time(header: str | None, *, cron: str | None, time_zone: str | None,
             when = parse_rfc3339(header.strip())
         except ValueError as exc:
             raise BadRequest(f"header {SCHEDULE_TIME_HEADER}: {exc}", field=SCHEDULE_TIME_HEADER) from exc
-        if not FIRST_YEAR <= when.year <= LAST_YEAR:
+        if when.year < FIRST_YEAR:
             # Before 1000 the year loses digits in job ids and RFC 3339 times; Scheduler never
             # fires before 1970.
             raise BadRequest(
-                f"header {SCHEDULE_TIME_HEADER}: {header.strip()!r:.40} is outside the years "
-                f"{FIRST_YEAR}-{LAST_YEAR} (UTC)",
+                f"header {SCHEDULE_TIME_HEADER}: {header.strip()!r:.40} is before {FIRST_YEAR} (UTC)",
+                field=SCHEDULE_TIME_HEADER,
+            )
+        if when > now + FUTURE_SKEW:
+            raise BadRequest(
+                f"header {SCHEDULE_TIME_HEADER}: {header.strip()!r:.40} is in the future (more than "
+                f"{FUTURE_SKEW.total_seconds() / 60:g} minutes after the function's clock, "
+                f"{now.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}); a firing is only ever delivered after its time",
                 field=SCHEDULE_TIME_HEADER,
             )
         return when

@@ -28,7 +28,7 @@ class Settings:
     workload_sa: str
     spec_bucket: str
     allowed_invokers: frozenset[str]
-    audiences: tuple[str, ...]  # empty: derive from the request URL
+    audiences: tuple[str, ...]  # empty (never on Cloud Run with invokers): the request URL
     certs_url: str
     vertex_emulator: str | None
     storage_emulator: str | None
@@ -45,17 +45,27 @@ class Settings:
         for name in REQUIRED:
             if not env.get(name, "").strip():
                 raise ConfigError(f"environment variable {name} is not set; the deployer sets it")
+        allowed_invokers = _allowed_invokers(env.get("VERTEX_CRON_ALLOWED_INVOKERS"))
+        audiences = tuple(_csv_list("VERTEX_CRON_AUDIENCE", env.get("VERTEX_CRON_AUDIENCE")))
+        on_cloud_run = bool(env.get("K_SERVICE"))
+        if on_cloud_run and allowed_invokers and not audiences:
+            # Without it the audience would be read from the request's Host header, which
+            # the caller chooses: the token check must not rest on that in production.
+            raise ConfigError(
+                "environment variable VERTEX_CRON_AUDIENCE is not set; on Cloud Run the token "
+                "audience is never taken from the request (the deployer sets it to the function's URLs)"
+            )
         return cls(
             project=env["VERTEX_CRON_PROJECT"].strip(),
             region=env["VERTEX_CRON_REGION"].strip(),
             workload_sa=env["VERTEX_CRON_WORKLOAD_SA"].strip(),
             spec_bucket=env["VERTEX_CRON_SPEC_BUCKET"].strip(),
-            allowed_invokers=_allowed_invokers(env.get("VERTEX_CRON_ALLOWED_INVOKERS")),
-            audiences=tuple(_csv_list("VERTEX_CRON_AUDIENCE", env.get("VERTEX_CRON_AUDIENCE"))),
+            allowed_invokers=allowed_invokers,
+            audiences=audiences,
             certs_url=_certs_url(env.get("VERTEX_CRON_OIDC_CERTS_URL")),
             vertex_emulator=_url(env.get("VERTEX_CRON_EMULATOR_HOST")),
             storage_emulator=_url(env.get("STORAGE_EMULATOR_HOST")),
-            on_cloud_run=bool(env.get("K_SERVICE")),
+            on_cloud_run=on_cloud_run,
         )
 
     @classmethod

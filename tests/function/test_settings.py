@@ -90,3 +90,15 @@ def test_certs_url_must_be_http_or_https(value):
     with pytest.raises(ConfigError, match="VERTEX_CRON_OIDC_CERTS_URL"):
         from_env(VERTEX_CRON_OIDC_CERTS_URL=value)
     assert from_env(VERTEX_CRON_OIDC_CERTS_URL=" ").certs_url == "https://www.googleapis.com/oauth2/v1/certs"
+
+
+def test_on_cloud_run_the_audience_is_never_taken_from_the_request():
+    """The request URL comes from the Host header, which the caller writes."""
+    guarded = {"K_SERVICE": "vertex-cron-trigger", "VERTEX_CRON_ALLOWED_INVOKERS": "s@p.iam.gserviceaccount.com"}
+    with pytest.raises(ConfigError) as caught:
+        from_env(**guarded)
+    assert "VERTEX_CRON_AUDIENCE" in caught.value.message and caught.value.status == 500
+
+    assert from_env(**guarded, VERTEX_CRON_AUDIENCE="https://f.run.app").audiences == ("https://f.run.app",)
+    assert from_env(K_SERVICE="vertex-cron-trigger").audiences == ()  # no token check at all
+    assert from_env(VERTEX_CRON_ALLOWED_INVOKERS="s@p.iam.gserviceaccount.com").audiences == ()  # local runs

@@ -275,3 +275,33 @@ def test_an_allowlist_of_only_separators_is_a_500_config_error_not_an_open_door(
     assert emulator.pipeline_jobs() == [] and emulator.mutating_calls() == 0
     lines = function.log_lines()
     assert [(line["severity"], line["outcome"], line["status"]) for line in lines] == [("ERROR", "failed", 500)] * 2
+
+
+# -- the audience on Cloud Run -------------------------------------------------------------------
+
+
+def test_on_cloud_run_without_an_audience_the_host_header_is_not_trusted(start_function, emulator, oidc_issuer, spec_uri):
+    """K_SERVICE set, invokers set, VERTEX_CRON_AUDIENCE unset: a token minted for whatever
+    Host the caller sends would pass a request-URL audience. A 500 naming the variable instead."""
+    function = start_function(VERTEX_CRON_ALLOWED_INVOKERS=INVOKER, K_SERVICE="vertex-cron-trigger")
+    token = oidc_issuer.mint(audience=function.url, email=INVOKER)
+
+    response = fire(function.url, body_for(spec_uri), token=token)
+
+    assert response.status_code == 500, response.text
+    assert response.json()["outcome"] == "failed" and "VERTEX_CRON_AUDIENCE" in response.json()["message"]
+    assert emulator.pipeline_jobs() == [] and emulator.mutating_calls() == 0
+
+
+def test_on_cloud_run_the_configured_audience_is_the_only_one(start_function, emulator, oidc_issuer, spec_uri):
+    audience = "https://vertex-cron-trigger-123456789.us-central1.run.app"
+    function = start_function(
+        VERTEX_CRON_ALLOWED_INVOKERS=INVOKER, K_SERVICE="vertex-cron-trigger", VERTEX_CRON_AUDIENCE=audience
+    )
+
+    for_the_host = fire(function.url, body_for(spec_uri), token=oidc_issuer.mint(audience=function.url, email=INVOKER))
+    for_the_function = fire(function.url, body_for(spec_uri), token=oidc_issuer.mint(audience=audience, email=INVOKER))
+
+    assert for_the_host.status_code == 401 and "audience" in for_the_host.json()["message"], for_the_host.text
+    assert for_the_function.status_code == 200 and for_the_function.json()["outcome"] == "created"
+    assert len(emulator.pipeline_jobs()) == 1
