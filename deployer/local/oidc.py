@@ -2,8 +2,9 @@
 
 The RSA key lives only in memory (never written to disk). `certs_document()` is Google's
 v1 certs format ({kid: PEM x509 certificate}, what https://www.googleapis.com/oauth2/v1/certs
-serves); the control-plane emulator serves it at /oauth2/v1/certs when its `oidc_issuer`
-is set. `mint()` makes the ID tokens Cloud Scheduler would send, and is flexible enough to
+serves) and `jwks()` its v3 format, a JWK Set (what https://www.googleapis.com/oauth2/v3/certs,
+the `jwks_uri` of Google's OpenID discovery document, serves); the control-plane emulator
+serves them at /oauth2/v1/certs and /oauth2/v3/certs when its `oidc_issuer` is set. `mint()` makes the ID tokens Cloud Scheduler would send, and is flexible enough to
 forge bad ones for tests:
 
     issuer.mint(audience=url, email=sa)                               # a good token

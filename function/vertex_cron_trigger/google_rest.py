@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from . import deadline, strict_json
 from .errors import ConfigError, SpecNotFound, TriggerError, UpstreamRejected, UpstreamUnavailable
+from .oidc import signing_keys
 from .settings import Settings
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -197,15 +198,14 @@ class GoogleRest:
     # -- OIDC certs ------------------------------------------------------------------
 
     def fetch_certs(self) -> tuple[Mapping[str, str], float]:
-        """(kid -> PEM certificate, seconds the response may be cached)."""
+        """(kid -> PEM certificate or public key, seconds the response may be cached), from
+        either of Google's formats (oidc.signing_keys)."""
         url = self._settings.certs_url
         response = self._call("plain", "GET", url, timeout=CERTS_TIMEOUT)
         action = f"fetching OIDC certs from {url}"
         if not response.ok:
             _raise_common(action, response.status_code, *_google_error(response))
-        certs = _json_object(response, action)
-        if not all(isinstance(kid, str) and isinstance(pem, str) for kid, pem in certs.items()):
-            raise UpstreamUnavailable(f"OIDC certs at {url} are not a kid -> certificate mapping")
+        certs = signing_keys(_json_object(response, action), url=url)
         match = _MAX_AGE.search(response.headers.get("Cache-Control", ""))
         max_age = min(float(match.group(1)), MAX_CERTS_MAX_AGE) if match else DEFAULT_CERTS_MAX_AGE
         return certs, max_age

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import strict_json
-from .errors import Forbidden, Unauthenticated
+from .errors import ConfigError, Forbidden, TriggerError, Unauthenticated
 
 GOOGLE_ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"})
 CLOCK_SKEW_SECONDS = 60
@@ -32,12 +32,17 @@ STRIPPED_SIGNATURE = "SIGNATURE_REMOVED_BY_GOOGLE"
 # An unknown `kid` may mean the keys rotated; re-fetching is rate-limited so a stream of
 # forged tokens cannot turn into a stream of certs downloads.
 _MIN_REFETCH_SECONDS = 30.0
+# A failed fetch is remembered this long: while the certs URL is down, the requests that need
+# it get the same 503 at once instead of each waiting on (and adding to) another fetch.
+FAILURE_SECONDS = 5.0
 
 CertsFetcher = Callable[[], "tuple[Mapping[str, str], float]"]  # (kid -> PEM, max-age seconds)
 
 
 class CertCache:
-    """The signing certs, fetched on first use and again only when their max-age ran out."""
+    """The signing keys, fetched on first use and again only when their max-age ran out (or,
+    rate-limited, for an unknown `kid`). One fetch at a time, made outside the lock: requests
+    whose key is cached never wait for it; those that need the fetch wait for that one."""
 
     def __init__(self, fetch: CertsFetcher, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._fetch = fetch
@@ -46,16 +51,88 @@ class CertCache:
         self._certs: Mapping[str, str] = {}
         self._fetched_at = float("-inf")
         self._expires_at = float("-inf")
+        self._failure: tuple[TriggerError, float] | None = None  # (what the last fetch raised, until when)
+        self._fetching: threading.Event | None = None  # set when the fetch under way ends
 
     def certs(self, *, kid: str | None = None) -> Mapping[str, str]:
+        while True:
+            with self._lock:
+                now = self._clock()
+                stale = now >= self._expires_at
+                rotated = kid is not None and kid not in self._certs and now - self._fetched_at >= _MIN_REFETCH_SECONDS
+                if not (stale or rotated):
+                    return self._certs
+                if self._failure is not None and now < self._failure[1]:
+                    error = self._failure[0]
+                    raise type(error)(error.message, field=error.field)
+                under_way = self._fetching
+                if under_way is None:
+                    self._fetching = done = threading.Event()
+                    break
+            under_way.wait()  # then look again: the fetch either cached keys or a failure
+        try:
+            return self._refresh()
+        finally:
+            with self._lock:
+                self._fetching = None
+            done.set()
+
+    def _refresh(self) -> Mapping[str, str]:
+        try:
+            certs, max_age = self._fetch()
+        except TriggerError as exc:
+            with self._lock:
+                self._failure = (exc, self._clock() + FAILURE_SECONDS)
+            raise
         with self._lock:
             now = self._clock()
-            stale = now >= self._expires_at
-            rotated = kid is not None and kid not in self._certs and now - self._fetched_at >= _MIN_REFETCH_SECONDS
-            if stale or rotated:
-                certs, max_age = self._fetch()
-                self._certs, self._fetched_at, self._expires_at = certs, now, now + max_age
-            return self._certs
+            self._certs, self._fetched_at, self._expires_at, self._failure = certs, now, now + max_age, None
+            return certs
+
+
+def signing_keys(document: Mapping[str, Any], *, url: str) -> dict[str, str]:
+    """kid -> PEM (certificate or public key) from either document Google publishes: the v1
+    map {kid: PEM x509 certificate} (oauth2/v1/certs) or the v3 JWK Set {"keys": [{kid, kty,
+    n, e, ...}]} (oauth2/v3/certs, the `jwks_uri` of Google's OpenID discovery document).
+    Anything else is a ConfigError naming VERTEX_CRON_OIDC_CERTS_URL: retrying cannot help."""
+    keys = document.get("keys")
+    if isinstance(keys, list) and keys:
+        return dict(_jwk_pem(key, url) for key in keys if not (isinstance(key, dict) and key.get("use") == "enc"))
+    if document and all(isinstance(pem, str) and _PEM_MARKER in pem for pem in document.values()):
+        return dict(document)
+    raise ConfigError(
+        f"VERTEX_CRON_OIDC_CERTS_URL {url!r:.200} serves neither Google's v1 certs ({{kid: PEM certificate}}, "
+        'https://www.googleapis.com/oauth2/v1/certs) nor a JWK Set ({"keys": [...]}, '
+        "https://www.googleapis.com/oauth2/v3/certs)"
+    )
+
+
+_PEM_MARKER = "-----BEGIN "
+
+
+def _jwk_pem(key: Any, url: str) -> tuple[str, str]:
+    """(kid, PEM public key) of one RSA signing key of a JWK Set (RFC 7517/7518: `n` and `e`
+    as base64url big-endian integers)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    def integer(name: str) -> int:
+        text = key.get(name)
+        if not isinstance(text, str) or not text:
+            raise ValueError(name)
+        return int.from_bytes(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), "big")
+
+    try:
+        if not isinstance(key, dict) or key.get("kty") != "RSA" or not isinstance(key.get("kid"), str):
+            raise ValueError("kty/kid")
+        public = rsa.RSAPublicNumbers(e=integer("e"), n=integer("n")).public_key()
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise ConfigError(
+            f"VERTEX_CRON_OIDC_CERTS_URL {url!r:.200} serves a JWK Set with a key that is not an RSA "
+            "signing key with a kid, n and e"
+        ) from exc
+    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key["kid"], pem.decode("ascii")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import requests
-from vertex_cron_trigger.errors import UpstreamRejected, UpstreamUnavailable
+from vertex_cron_trigger.errors import ConfigError, UpstreamRejected, UpstreamUnavailable
 from vertex_cron_trigger.google_rest import GoogleRest
 from vertex_cron_trigger.settings import Settings
 
@@ -225,14 +225,20 @@ def test_a_url_requests_refuses_is_a_configuration_error_not_an_outage(failure):
     assert "VERTEX_CRON_OIDC_CERTS_URL" in caught.value.message and caught.value.status == 500
 
 
-def test_certs_max_age_is_capped_and_certs_must_be_text():
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+def test_certs_max_age_is_capped_and_certs_must_be_pem_text():
     certs, max_age = rest_answering(
-        response(200, {"k": "PEM"}, {"Cache-Control": "public, max-age=" + "9" * 400})
+        response(200, {"k": PEM}, {"Cache-Control": "public, max-age=" + "9" * 400})
     ).fetch_certs()
-    assert certs == {"k": "PEM"} and max_age == 24 * 3600
-    assert rest_answering(response(200, {"k": "PEM"}, {"Cache-Control": "max-age=600"})).fetch_certs()[1] == 600
-    with pytest.raises(UpstreamUnavailable):
-        rest_answering(response(200, {"k": ["not", "a", "pem"]})).fetch_certs()
+    assert certs == {"k": PEM} and max_age == 24 * 3600
+    assert rest_answering(response(200, {"k": PEM}, {"Cache-Control": "max-age=600"})).fetch_certs()[1] == 600
+    for neither in ({"k": ["not", "a", "pem"]}, {"k": "PEM"}, {}, {"keys": []}):
+        with pytest.raises(ConfigError, match="VERTEX_CRON_OIDC_CERTS_URL"):
+            rest_answering(response(200, neither)).fetch_certs()
+    with pytest.raises(UpstreamUnavailable):  # a proxy's page, a body cut short: a retry may do
+        rest_answering(response(200, b"<html>")).fetch_certs()
 
 
 def test_a_large_max_concurrent_runs_is_counted_page_by_page():

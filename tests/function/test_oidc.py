@@ -2,6 +2,7 @@
 
 import base64
 import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -11,11 +12,19 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
-from vertex_cron_trigger.errors import Forbidden, Unauthenticated
-from vertex_cron_trigger.oidc import CertCache, TokenPolicy, bearer_token, verify_id_token
+from vertex_cron_trigger.errors import ConfigError, Forbidden, Unauthenticated, UpstreamUnavailable
+from vertex_cron_trigger.oidc import (
+    FAILURE_SECONDS,
+    CertCache,
+    TokenPolicy,
+    bearer_token,
+    signing_keys,
+    verify_id_token,
+)
 
 AUDIENCE = "https://trigger.example.run.app"
 INVOKER = "scheduler@p.iam.gserviceaccount.com"
+URL = "https://www.googleapis.com/oauth2/v3/certs"
 POLICY = TokenPolicy(audiences=[AUDIENCE], allowed_emails={INVOKER}, accept_stripped_signature=False)
 
 
@@ -106,6 +115,105 @@ def test_unknown_kid_refetches_at_most_once_per_interval():
         with pytest.raises(Unauthenticated):
             verify_id_token(mint(kid="rotated"), certs=cache, policy=POLICY)
     assert fetcher.calls == 1
+
+
+def test_a_fetch_under_way_stalls_no_request_whose_key_is_cached():
+    """One token with an unknown kid starts a (slow) fetch; a token whose key is cached is
+    verified meanwhile, and a second unknown kid waits for that fetch instead of starting one."""
+    release, fetching = threading.Event(), threading.Event()
+    clock = [0.0]
+    fetcher = Fetcher()
+    cache = CertCache(fetcher, clock=lambda: clock[0])
+    verify_id_token(mint(), certs=cache, policy=POLICY)  # keys cached, fresh for an hour
+    clock[0] = 100.0  # past the unknown-kid rate limit
+
+    def slow():
+        fetching.set()
+        release.wait(timeout=60)
+        return {"k1": CERT}, 3600.0
+
+    cache._fetch = slow  # the next fetch blocks until released
+    outcomes: list[str] = []
+
+    def unknown_kid():
+        with pytest.raises(Unauthenticated):
+            verify_id_token(mint(kid="rotated"), certs=cache, policy=POLICY)
+        outcomes.append("unknown kid refused after the fetch")
+
+    first = threading.Thread(target=unknown_kid)
+    first.start()
+    fetching.wait(timeout=60)
+    second = threading.Thread(target=unknown_kid)
+    second.start()
+    assert verify_id_token(mint(), certs=cache, policy=POLICY) == INVOKER
+    outcomes.append("cached key verified")
+    release.set()
+    first.join(timeout=60)
+    second.join(timeout=60)
+
+    assert outcomes[0] == "cached key verified" and len(outcomes) == 3
+    assert fetcher.calls == 1  # the blocked fetch was the only other one
+
+
+class FailingFetcher:
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+        raise UpstreamUnavailable("fetching OIDC certs: HTTP 503: down")
+
+
+def test_while_the_certs_url_fails_forged_tokens_trigger_one_fetch_per_failure_window():
+    clock = [0.0]
+    fetcher = FailingFetcher()
+    cache = CertCache(fetcher, clock=lambda: clock[0])
+    for kid in ("a", "b", "c", "d"):
+        with pytest.raises(UpstreamUnavailable, match="down"):  # a 503: Scheduler retries
+            verify_id_token(mint(kid=kid), certs=cache, policy=POLICY)
+    assert fetcher.calls == 1
+    clock[0] = FAILURE_SECONDS
+    cache._fetch = Fetcher()
+    assert verify_id_token(mint(), certs=cache, policy=POLICY) == INVOKER  # recovered after the window
+
+
+def _jwk(private_pem: str, kid: str) -> dict:
+    numbers = serialization.load_pem_private_key(private_pem.encode(), None).public_key().public_numbers()
+
+    def b64int(value: int) -> str:
+        return base64.urlsafe_b64encode(value.to_bytes((value.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()
+
+    return {"kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid, "n": b64int(numbers.n), "e": b64int(numbers.e)}
+
+
+def test_both_google_certs_formats_verify_the_same_token():
+    v1 = signing_keys({"k1": CERT}, url=URL)
+    v3 = signing_keys({"keys": [_jwk(OTHER_KEY, "k0"), _jwk(PRIVATE_KEY, "k1")]}, url=URL)
+    for keys in (v1, v3):
+        cache = CertCache(lambda keys=keys: (keys, 3600.0))
+        assert verify_id_token(mint(), certs=cache, policy=POLICY) == INVOKER
+        with pytest.raises(Unauthenticated):  # the wrong key under the right kid
+            verify_id_token(mint(private_key=OTHER_KEY), certs=cache, policy=POLICY)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {},
+        {"keys": []},
+        {"keys": [{"kty": "EC", "kid": "k", "x": "AA", "y": "AA"}]},
+        {"keys": [{"kty": "RSA", "kid": "k", "n": "AQAB"}]},
+        {"keys": [{"kty": "RSA", "kid": "k", "n": "!!", "e": "AQAB"}]},
+        {"keys": ["k"]},
+        {"k1": "not a certificate"},
+        {"k1": 1},
+        {"issuer": "https://accounts.google.com", "jwks_uri": "https://www.googleapis.com/oauth2/v3/certs"},
+    ],
+)
+def test_a_certs_document_of_neither_format_is_a_config_error_naming_the_variable(document):
+    with pytest.raises(ConfigError) as caught:
+        signing_keys(document, url=URL)
+    assert "VERTEX_CRON_OIDC_CERTS_URL" in caught.value.message and caught.value.status == 500
 
 
 @pytest.mark.parametrize(

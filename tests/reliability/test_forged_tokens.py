@@ -280,7 +280,9 @@ def test_an_allowlist_of_only_separators_is_a_500_config_error_not_an_open_door(
 # -- the audience on Cloud Run -------------------------------------------------------------------
 
 
-def test_on_cloud_run_without_an_audience_the_host_header_is_not_trusted(start_function, emulator, oidc_issuer, spec_uri):
+def test_on_cloud_run_without_an_audience_the_host_header_is_not_trusted(
+    start_function, emulator, oidc_issuer, spec_uri
+):
     """K_SERVICE set, invokers set, VERTEX_CRON_AUDIENCE unset: a token minted for whatever
     Host the caller sends would pass a request-URL audience. A 500 naming the variable instead."""
     function = start_function(VERTEX_CRON_ALLOWED_INVOKERS=INVOKER, K_SERVICE="vertex-cron-trigger")
@@ -305,3 +307,38 @@ def test_on_cloud_run_the_configured_audience_is_the_only_one(start_function, em
     assert for_the_host.status_code == 401 and "audience" in for_the_host.json()["message"], for_the_host.text
     assert for_the_function.status_code == 200 and for_the_function.json()["outcome"] == "created"
     assert len(emulator.pipeline_jobs()) == 1
+
+
+# -- both of Google's certs formats ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("certs_path", ["/oauth2/v1/certs", "/oauth2/v3/certs"], ids=["v1-pem", "v3-jwks"])
+def test_tokens_are_verified_against_either_google_certs_format(
+    start_function, emulator, oidc_issuer, spec_uri, certs_path
+):
+    """v1 is {kid: PEM certificate}; v3 is the JWK Set Google's OpenID discovery names as jwks_uri."""
+    function = start_function(
+        VERTEX_CRON_ALLOWED_INVOKERS=INVOKER, VERTEX_CRON_OIDC_CERTS_URL=emulator.url + certs_path
+    )
+    forged = oidc_issuer.mint(audience=function.url, email=INVOKER, signing_key=oidc_issuer.new_private_key())
+
+    refused = fire(function.url, body_for(spec_uri), token=forged)
+    accepted = fire(function.url, body_for(spec_uri), token=oidc_issuer.mint(audience=function.url, email=INVOKER))
+
+    assert refused.status_code == 401 and refused.json()["outcome"] == "rejected", refused.text
+    assert (accepted.status_code, accepted.json()["outcome"]) == (200, "created"), accepted.text
+    assert len(emulator.pipeline_jobs()) == 1
+
+
+def test_a_certs_url_serving_neither_format_is_a_config_error_naming_it(
+    start_function, emulator, oidc_issuer, spec_uri
+):
+    """A JSON object of another kind (here the emulator's health answer) is no outage: no retry can help."""
+    function = start_function(
+        VERTEX_CRON_ALLOWED_INVOKERS=INVOKER, VERTEX_CRON_OIDC_CERTS_URL=emulator.url + "/_emulator/health"
+    )
+
+    response = fire(function.url, body_for(spec_uri), token=oidc_issuer.mint(audience=function.url, email=INVOKER))
+
+    assert response.status_code == 500 and "VERTEX_CRON_OIDC_CERTS_URL" in response.json()["message"], response.text
+    assert emulator.pipeline_jobs() == [] and emulator.mutating_calls() == 0

@@ -4,6 +4,7 @@ leaves nothing behind, says what failed in its log line, and the retry runs the 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from reliability_stack import INVOKER, PARENT, SPEC_OBJECT, body_for, fire, job_names, scheduler_headers
@@ -37,13 +38,11 @@ FAULTS = [
         {"method": "GET", "path": OBJECT_READ, "reset_connection": True},
         "ConnectionError",
     ),
-    ("certs-503", "control", {"method": "GET", "path": CERTS, "status": 503}, "OIDC certs"),
-    (
-        "certs-connection-reset",
-        "control",
-        {"method": "GET", "path": CERTS, "reset_connection": True},
-        "ConnectionError",
-    ),
+]
+# The certs fetch is special: its failure is remembered for oidc.FAILURE_SECONDS.
+CERTS_FAULTS = [
+    ("certs-503", {"method": "GET", "path": CERTS, "status": 503}, "OIDC certs"),
+    ("certs-connection-reset", {"method": "GET", "path": CERTS, "reset_connection": True}, "ConnectionError"),
 ]
 
 
@@ -70,6 +69,37 @@ def test_a_transient_fault_is_a_503_and_the_retry_creates_the_job_once(
     assert (first["severity"], first["outcome"], first["status"]) == ("ERROR", "failed", 503)
     assert says in first["message"]
     assert (second["outcome"], third["outcome"]) == ("created", "duplicate")
+
+
+def _certs_fetches(emulator) -> int:
+    return sum(1 for method, path, _ in list(emulator.calls) if method == "GET" and path.endswith("/oauth2/v1/certs"))
+
+
+@pytest.mark.parametrize(("rule", "says"), [case[1:] for case in CERTS_FAULTS], ids=[case[0] for case in CERTS_FAULTS])
+def test_a_certs_fault_is_a_503_remembered_briefly_then_the_retry_creates_the_job_once(
+    start_function, emulator, oidc_issuer, spec_uri, rule, says
+):
+    """While the certs URL fails, every request that needs it gets the same 503 at once from
+    one fetch (forged tokens cannot turn into a stream of fetches); Scheduler's retry comes
+    after its 30 s minimum backoff, past the failure window, and fetches again."""
+    from vertex_cron_trigger.oidc import FAILURE_SECONDS
+
+    function = start_function(VERTEX_CRON_ALLOWED_INVOKERS=INVOKER)
+    token = oidc_issuer.mint(audience=function.url, email=INVOKER)
+    emulator.faults.add(**rule, times=1)
+    emulator.clear_calls()
+    forged = [oidc_issuer.mint(audience=function.url, email=INVOKER, kid=f"unknown-{i}") for i in range(3)]
+
+    failed = [fire(function.url, body_for(spec_uri), token=one) for one in (token, *forged)]
+
+    assert [r.status_code for r in failed] == [503] * 4, [r.text for r in failed]
+    assert all(says in r.json()["message"] and "Traceback" not in r.text for r in failed)
+    assert _certs_fetches(emulator) == 1 and job_names(emulator) == []
+    time.sleep(FAILURE_SECONDS)  # Scheduler's retry comes later still (min_backoff_duration 30s)
+    retried = fire(function.url, body_for(spec_uri), token=token)
+    assert (retried.status_code, retried.json()["outcome"]) == (200, "created")
+    assert fire(function.url, body_for(spec_uri), token=token).json()["outcome"] == "duplicate"
+    assert job_names(emulator) == [JOB] and _certs_fetches(emulator) == 2
 
 
 def test_a_slow_spec_read_still_creates_the_job(start_function, emulator, storage_emulator, spec_uri):

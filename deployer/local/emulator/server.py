@@ -58,7 +58,8 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "emulator-state.json"
 STATE_VERSION = 1
-CERTS_PATH = "/oauth2/v1/certs"
+CERTS_PATH = "/oauth2/v1/certs"  # Google's v1 format: {kid: PEM certificate}
+JWKS_PATH = "/oauth2/v3/certs"  # the same keys as a JWK Set (Google's v3 format, its jwks_uri)
 
 # System parameters every Google REST API accepts in the query string.
 _SYSTEM_PARAMS = {
@@ -141,7 +142,8 @@ class Emulator(
       a delete operation completes, before it reports done. Exceptions are logged.
     - `on_scheduler_run(job: dict) -> object` (its result is ignored): called synchronously by `jobs:run` before the
       response is sent (make it quick, or hand off to a thread). Exceptions are logged.
-    - `oidc_issuer`: a LocalIssuer whose certs GET /oauth2/v1/certs serves.
+    - `oidc_issuer`: a LocalIssuer whose keys GET /oauth2/v1/certs (PEM certificates) and
+      GET /oauth2/v3/certs (a JWK Set) serve.
     """
 
     def __init__(
@@ -191,6 +193,7 @@ class Emulator(
                 *self._serviceusage_routes(),
                 *self._artifactregistry_routes(),
                 ("GET", re.escape(CERTS_PATH), self._certs, set(), None),
+                ("GET", re.escape(JWKS_PATH), self._certs, set(), None),
             )
         ]
 
@@ -398,9 +401,10 @@ class Emulator(
     def _certs(self, req: Request) -> Response:
         if self.oidc_issuer is None:
             raise ApiError("NOT_FOUND", "No OIDC issuer is configured on this emulator.")
+        document = self.oidc_issuer.jwks() if req.path == JWKS_PATH else self.oidc_issuer.certs_document()
         return _json_response(
             200,
-            self.oidc_issuer.certs_document(),
+            document,
             {"Cache-Control": f"public, max-age={int(self.certs_max_age_seconds)}, must-revalidate, no-transform"},
         )
 
