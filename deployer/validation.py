@@ -8,7 +8,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from vertex_cron_trigger.body import MAX_BODY_BYTES, SCHEDULE_NAME_RE, is_time_zone_name
+from vertex_cron_trigger.body import MAX_BODY_BYTES, SCHEDULE_NAME_RE
+from vertex_cron_trigger.time_zones import time_zone_problem
 
 from .errors import ConfigError, ValidationError
 
@@ -138,11 +139,10 @@ def check_service_account(role: str, email: str, *, allow_default: bool) -> str:
 
 
 def check_time_zone(time_zone: str) -> str:
-    if not is_time_zone_name(time_zone):
-        raise ValidationError(
-            f"unknown time zone {time_zone!r}",
-            details="use an IANA time zone name such as UTC, Europe/Paris or America/New_York",
-        )
+    """The function's own check (vertex_cron_trigger.time_zones), before any job is written."""
+    problem = time_zone_problem(time_zone)
+    if problem:
+        raise ValidationError(f"time zone {time_zone!r} {problem}")
     return time_zone
 
 

@@ -16,6 +16,7 @@ from . import strict_json
 from .errors import BadRequest
 from .spec_uri import gcs_directory_problem
 from .template_uri import parse_template_uri
+from .time_zones import time_zone_problem
 from .timefmt import parse_rfc3339
 
 MAX_BODY_BYTES = 64 * 1024
@@ -93,25 +94,11 @@ def _object(name: str, value: Any) -> Mapping[str, Any]:
     return value
 
 
-def is_time_zone_name(value: str) -> bool:
-    """An IANA zone name as Cloud Scheduler takes it. The tz database also ships files that
-    load but name no zone: the host's `localtime`, `Factory`, `posixrules`, and the `posix/`
-    and `right/` (leap-second) copies of every zone."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    if value in ("localtime", "Factory", "posixrules") or value.startswith(("posix/", "right/")):
-        return False
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
-
 def _time_zone(name: str, value: Any) -> str:
     _string()(name, value)
-    if not is_time_zone_name(value):
-        raise BadRequest(f"{name} must be an IANA time zone like Europe/Paris, got {value!r}", field=name)
+    problem = time_zone_problem(value)
+    if problem:
+        raise BadRequest(f"{name} {value!r:.80} {problem}", field=name)
     return value
 
 

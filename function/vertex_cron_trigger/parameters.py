@@ -7,6 +7,11 @@ for a non-string parameter when it parses as that type (`--param rows=500`, plac
 zero-padded numbers such as `{{schedule_time:%m}}` -> "05" count as numbers).
 LIST and STRUCT values may nest at most MAX_VALUE_DEPTH levels.
 
+Numbers reach Vertex AI as protobuf Value `number_value`s, which are doubles: an integer
+beyond ±2^53 (MAX_EXACT_INTEGER), alone or inside a LIST or STRUCT, would arrive as another
+number, so it is refused with the advice to pass it as a string. A number beyond the range
+of a double is refused too.
+
 The same conversion types a PipelineJob document's preset values when its spec is parsed
 (spec.py), with errors naming `runtimeConfig.parameterValues.NAME` instead.
 """
@@ -24,6 +29,8 @@ from .spec import PipelineSpec
 # `[1]` is 1 level, `{"a": [1]}` 2. Deeper values are refused before they reach Vertex AI,
 # whose protobuf Values nest two messages per JSON level and cap the total.
 MAX_VALUE_DEPTH = 32
+# The largest integer a double holds exactly, and so the largest a parameter may carry.
+MAX_EXACT_INTEGER = 2**53
 
 
 def coerce_parameters(spec: PipelineSpec, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -58,6 +65,13 @@ def convert_value(kind: str, value: Any, *, label: str, field: str) -> Any:
         raise BadRequest(f"{label} must be {_EXPECTED[kind]} ({kind}), got {value!r:.80}", field=field) from exc
     if strict_json.nesting_depth_exceeds(converted, MAX_VALUE_DEPTH):
         raise BadRequest(f"{label} is nested more than {MAX_VALUE_DEPTH} levels deep", field=field)
+    inexact = _inexact_integer(converted)
+    if inexact is not None:
+        raise BadRequest(
+            f"{label}{inexact} is an integer beyond ±2^53: Vertex AI carries numbers as doubles and would "
+            "change it; pass it as a string",
+            field=field,
+        )
     try:  # a value not from JSON (a --param, a YAML spec) may hold a lone surrogate
         strict_json.check_unicode(converted, where=label)
     except strict_json.NotUnicode as exc:
@@ -90,7 +104,25 @@ def _integer(value: Any) -> int:
 def _double(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError("not a number")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError as exc:  # an integer literal beyond the range of a double
+        raise ValueError("beyond the range of a double") from exc
+
+
+def _inexact_integer(value: Any) -> str | None:
+    """Where in `value` ("" for itself, `.key`, `[0]`) the first integer a double cannot hold
+    exactly is, or None."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, int) and not isinstance(node, bool) and abs(node) > MAX_EXACT_INTEGER:
+            return path
+        if isinstance(node, dict):
+            stack.extend((child, f"{path}.{key}") for key, child in node.items())
+        elif isinstance(node, list):
+            stack.extend((child, f"{path}[{index}]") for index, child in enumerate(node))
+    return None
 
 
 def _exactly(kind: type) -> Callable[[Any], Any]:

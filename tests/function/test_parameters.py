@@ -98,3 +98,33 @@ def test_a_string_too_deep_for_the_json_parser_is_a_400_not_a_crash():
     with pytest.raises(BadRequest) as caught:
         coerce_parameters(STRUCTURED, {"items": "[" * 50_000 + "]" * 50_000})
     assert caught.value.field == "parameter_values.items"
+
+
+@pytest.mark.parametrize(
+    ("values", "spec", "name", "where"),
+    [
+        ({"run_date": "d", "sample_rows": 2**53 + 1}, SPEC, "sample_rows", "parameter_values.sample_rows is"),
+        ({"run_date": "d", "sample_rows": -(2**63)}, SPEC, "sample_rows", "parameter_values.sample_rows is"),
+        ({"run_date": "d", "sample_rows": "9007199254740993"}, SPEC, "sample_rows", "parameter_values.sample_rows is"),
+        ({"run_date": "d", "sample_rows": 1e300}, SPEC, "sample_rows", "parameter_values.sample_rows is"),
+        ({"items": [1, [2, 2**60]]}, STRUCTURED, "items", "parameter_values.items[1][1] is"),
+        ({"config": {"id": 10**20}}, STRUCTURED, "config", "parameter_values.config.id is"),
+    ],
+)
+def test_integers_a_double_cannot_hold_are_refused_with_the_advice_to_send_a_string(values, spec, name, where):
+    """Vertex AI's parameter values are protobuf Value numbers (doubles): 2^53 + 1 would arrive as 2^53."""
+    with pytest.raises(BadRequest) as caught:
+        coerce_parameters(spec, values)
+    assert caught.value.field == f"parameter_values.{name}"
+    assert where in caught.value.message and "as a string" in caught.value.message
+
+
+def test_integers_up_to_2_53_pass_exactly():
+    assert coerce_parameters(SPEC, {"run_date": "d", "sample_rows": 2**53})["sample_rows"] == 2**53
+    assert coerce_parameters(STRUCTURED, {"items": [-(2**53)]}) == {"items": [-(2**53)]}
+
+
+def test_a_number_beyond_the_range_of_a_double_is_a_400_for_a_double():
+    with pytest.raises(BadRequest) as caught:
+        coerce_parameters(SPEC, {"run_date": "d", "learning_rate": 10**400})
+    assert caught.value.field == "parameter_values.learning_rate" and "a number" in caught.value.message
