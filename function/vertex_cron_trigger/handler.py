@@ -16,7 +16,7 @@ from typing import Any
 from . import deadline
 from . import settings as settings_module
 from .body import MAX_BODY_BYTES, TriggerBody, parse_body
-from .errors import BadRequest, MethodNotAllowed, TriggerError
+from .errors import BadRequest, Forbidden, MethodNotAllowed, TriggerError
 from .google_rest import GoogleRest
 from .logical_time import SCHEDULE_TIME_HEADER, logical_time
 from .oidc import CertCache, TokenPolicy, bearer_token, verify_id_token
@@ -25,7 +25,7 @@ from .pipeline_job import build_pipeline_job, job_id
 from .placeholders import render_parameters
 from .request_log import RequestLog, emit
 from .spec_store import SpecStore
-from .spec_uri import parse_spec_uri
+from .spec_uri import bucket_of, parse_spec_uri
 from .timefmt import format_rfc3339
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -109,13 +109,7 @@ def _handle(request: Any, result: _Result) -> None:
         body.parameter_values, schedule=body.schedule, logical_time=when, time_zone=body.time_zone
     )
     values = {**spec.preset_values, **rendered}
-    pipeline_root = body.pipeline_root or spec.default_pipeline_root
-    if not pipeline_root:
-        raise BadRequest(
-            "pipeline_root is required: the spec has no defaultPipelineRoot (compile with "
-            "pipeline_root=... or set pipeline_root in the schedule)",
-            field="pipeline_root",
-        )
+    pipeline_root = _pipeline_root(body, spec.default_pipeline_root, config.pipeline_root_buckets)
     job = build_pipeline_job(
         spec=spec,
         schedule=body.schedule,
@@ -142,6 +136,29 @@ def _handle(request: Any, result: _Result) -> None:
         _succeed(result, "created", "INFO", f"created PipelineJob {result.job}")
     else:
         _succeed(result, "duplicate", "INFO", f"PipelineJob {result.job} already exists: this firing already ran")
+
+
+def _pipeline_root(body: TriggerBody, spec_default: str | None, allowed_buckets: frozenset[str]) -> str:
+    """The body's pipeline root, else the spec's; its bucket must be one the deployer allows:
+    runs write their outputs there as the workload SA, so a body or spec must not send them
+    out of the project."""
+    pipeline_root = body.pipeline_root or spec_default
+    if not pipeline_root:
+        raise BadRequest(
+            "pipeline_root is required: the spec has no defaultPipelineRoot (compile with "
+            "pipeline_root=... or set pipeline_root in the schedule)",
+            field="pipeline_root",
+        )
+    bucket = bucket_of(pipeline_root)
+    if bucket not in allowed_buckets:
+        origin = "pipeline_root" if body.pipeline_root else "the spec's default pipeline root"
+        raise Forbidden(
+            f"{origin} {pipeline_root!r:.200} is in bucket {bucket!r}, which is not one this function "
+            f"allows ({', '.join(sorted(allowed_buckets))}; VERTEX_CRON_PIPELINE_ROOT_BUCKETS, set by the "
+            "deployer from the schedules' pipeline roots)",
+            field="pipeline_root",
+        )
+    return pipeline_root
 
 
 def _read_body(request: Any) -> bytes:

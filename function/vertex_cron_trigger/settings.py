@@ -33,6 +33,9 @@ class Settings:
     vertex_emulator: str | None
     storage_emulator: str | None
     on_cloud_run: bool  # K_SERVICE set: the platform already checked the signature
+    # The buckets runs may write their outputs to (their pipeline roots): those the deployer
+    # configured, and only the spec bucket when none are set.
+    pipeline_root_buckets: frozenset[str] = frozenset()
 
     @property
     def parent(self) -> str:
@@ -66,6 +69,7 @@ class Settings:
             vertex_emulator=_url(env.get("VERTEX_CRON_EMULATOR_HOST")),
             storage_emulator=_url(env.get("STORAGE_EMULATOR_HOST")),
             on_cloud_run=on_cloud_run,
+            pipeline_root_buckets=_pipeline_root_buckets(env),
         )
 
     @classmethod
@@ -110,6 +114,20 @@ def _csv_list(name: str, value: str | None) -> list[str]:
             "give comma-separated values or leave it unset"
         )
     return items
+
+
+def _pipeline_root_buckets(env: Mapping[str, str]) -> frozenset[str]:
+    from .errors import ConfigError
+    from .spec_uri import is_bucket_name
+
+    buckets = _csv_list("VERTEX_CRON_PIPELINE_ROOT_BUCKETS", env.get("VERTEX_CRON_PIPELINE_ROOT_BUCKETS"))
+    malformed = [bucket for bucket in buckets if not is_bucket_name(bucket)]
+    if malformed:
+        raise ConfigError(
+            f"environment variable VERTEX_CRON_PIPELINE_ROOT_BUCKETS: {malformed[0]!r:.100} is not a bucket "
+            "name (expected comma-separated bucket names, without gs://)"
+        )
+    return frozenset(buckets) or frozenset({env["VERTEX_CRON_SPEC_BUCKET"].strip()})
 
 
 def _allowed_invokers(value: str | None) -> frozenset[str]:

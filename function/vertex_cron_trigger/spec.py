@@ -219,10 +219,29 @@ def _yaml_kind(value: Any) -> str:
     return f"a YAML {type(value).__name__}"
 
 
+# What a whole PipelineJob document may hold. The function builds each run's PipelineJob
+# itself (its own displayName, labels and serviceAccount; see pipeline_job.py), so only the
+# pipeline, its default output directory and its parameter values are taken from it; any
+# other field (`encryptionSpec`, `network`, `reservedIpRanges`, `runtimeConfig.failurePolicy`...)
+# would be dropped, a run unlike the one the document describes, so it is refused instead.
+_JOB_FIELDS = frozenset({"pipelineSpec", "runtimeConfig", "displayName", "labels"})
+_RUNTIME_CONFIG_FIELDS = frozenset({"gcsOutputDirectory", "parameterValues"})
+
+
 def _from_pipeline_job(document: Mapping[str, Any], data: bytes, source: str) -> PipelineSpec:
     runtime_config = document.get("runtimeConfig") or {}
     if not isinstance(runtime_config, dict):
         raise _not_a_spec(source, "runtimeConfig is not a mapping")
+    unsupported = sorted(set(document) - _JOB_FIELDS) + sorted(
+        f"runtimeConfig.{name}" for name in set(runtime_config) - _RUNTIME_CONFIG_FIELDS
+    )
+    if unsupported:
+        raise BadRequest(
+            f"spec {source}: the PipelineJob field {unsupported[0]} is not supported: vertex-cron takes only "
+            "pipelineSpec, runtimeConfig.gcsOutputDirectory and runtimeConfig.parameterValues from a PipelineJob "
+            "document, and refuses what it would otherwise silently drop",
+            field="spec_uri",
+        )
     if not isinstance(document["pipelineSpec"], dict):
         raise _not_a_spec(source, "pipelineSpec is not a mapping")
     return _from_ir(document["pipelineSpec"], data, source, runtime_config=runtime_config)

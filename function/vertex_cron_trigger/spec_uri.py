@@ -59,6 +59,15 @@ def parse_spec_uri(uri: str, *, allowed_bucket: str | None = None) -> SpecUri:
     return SpecUri(bucket=bucket, object=name, generation=int(generation) if hash_sign else None)
 
 
+def is_bucket_name(name: str) -> bool:
+    return bool(_BUCKET_RE.fullmatch(name))
+
+
+def bucket_of(directory: str) -> str:
+    """The bucket of a pipeline root that passed gcs_directory_problem."""
+    return directory[len("gs://") :].partition("/")[0]
+
+
 def gcs_directory_problem(value: Any) -> str | None:
     """What is wrong with `value` as a pipeline root (`gs://BUCKET` or `gs://BUCKET/PATH`),
     or None when nothing is."""
@@ -66,8 +75,7 @@ def gcs_directory_problem(value: Any) -> str | None:
         return f"must be a gs://BUCKET/PATH string, got {type(value).__name__}"
     if not value.startswith("gs://"):
         return f"must be a gs://BUCKET/PATH URI, got {value!r:.100}"
-    bucket, _, _ = value[len("gs://") :].partition("/")
-    if not _BUCKET_RE.fullmatch(bucket):
+    if not is_bucket_name(bucket_of(value)):
         return f"must be a gs://BUCKET/PATH URI with a valid bucket name, got {value!r:.100}"
     if len(value) > _MAX_DIRECTORY_CHARS:
         return f"must be a gs://BUCKET/PATH URI of at most {_MAX_DIRECTORY_CHARS} characters"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from trigger_wire import EXAMPLES, FUNCTION_DIR, PROJECT, REGION, WORKLOAD_SA, upload
+from trigger_wire import EXAMPLE_ROOT_BUCKET, EXAMPLES, FUNCTION_DIR, PROJECT, REGION, WORKLOAD_SA, upload
 from vertex_cron.local.function_runner import FunctionProcess
 
 
@@ -22,6 +22,9 @@ def start_function(emulator, storage_emulator, spec_bucket) -> Iterator[Callable
             "VERTEX_CRON_REGION": REGION,
             "VERTEX_CRON_WORKLOAD_SA": WORKLOAD_SA,
             "VERTEX_CRON_SPEC_BUCKET": spec_bucket,
+            # As the deployer sets it for the example deployed without --pipeline-root: its spec
+            # compiles in a root in another bucket (examples/pipeline.yaml's defaultPipelineRoot).
+            "VERTEX_CRON_PIPELINE_ROOT_BUCKETS": f"{spec_bucket},{EXAMPLE_ROOT_BUCKET}",
             "VERTEX_CRON_EMULATOR_HOST": emulator.url,
             "STORAGE_EMULATOR_HOST": storage_emulator.url,
             "VERTEX_CRON_OIDC_CERTS_URL": emulator.url + "/oauth2/v1/certs",

@@ -15,6 +15,7 @@ PROJECT, REGION = "wire-project", "us-central1"
 WORKLOAD_SA = f"vertex-cron-workload@{PROJECT}.iam.gserviceaccount.com"
 INVOKER = f"vertex-cron-scheduler@{PROJECT}.iam.gserviceaccount.com"
 FIRING = "2024-05-01T02:00:00Z"
+EXAMPLE_ROOT_BUCKET = "vertex-cron-demo-artifacts"  # of the examples' defaultPipelineRoot
 PARENT = f"projects/{PROJECT}/locations/{REGION}"
 
 

@@ -25,6 +25,7 @@ PARENT = f"projects/{PROJECT}/locations/{REGION}"
 WORKLOAD_SA = f"vertex-cron-workload@{PROJECT}.iam.gserviceaccount.com"
 INVOKER = f"vertex-cron-scheduler@{PROJECT}.iam.gserviceaccount.com"
 FIRING = "2024-05-01T02:00:00Z"
+EXAMPLE_ROOT_BUCKET = "vertex-cron-demo-artifacts"  # of the examples' defaultPipelineRoot
 SPEC_OBJECT = "specs/nightly.yaml"
 TRICKLE_SECONDS = 0.05  # between the bytes of a trickled reply: far below any read timeout
 
@@ -36,6 +37,9 @@ def function_env(emulator: Any, storage_emulator: Any, bucket: str, **overrides:
         "VERTEX_CRON_REGION": REGION,
         "VERTEX_CRON_WORKLOAD_SA": WORKLOAD_SA,
         "VERTEX_CRON_SPEC_BUCKET": bucket,
+        # As the deployer sets it for the example deployed without --pipeline-root: its spec
+        # compiles in a root in another bucket (examples/pipeline.yaml's defaultPipelineRoot).
+        "VERTEX_CRON_PIPELINE_ROOT_BUCKETS": f"{bucket},{EXAMPLE_ROOT_BUCKET}",
         "VERTEX_CRON_EMULATOR_HOST": emulator.url,
         "STORAGE_EMULATOR_HOST": storage_emulator.url,
         "VERTEX_CRON_OIDC_CERTS_URL": emulator.url + "/oauth2/v1/certs",
