@@ -102,3 +102,19 @@ def test_on_cloud_run_the_audience_is_never_taken_from_the_request():
     assert from_env(**guarded, VERTEX_CRON_AUDIENCE="https://f.run.app").audiences == ("https://f.run.app",)
     assert from_env(K_SERVICE="vertex-cron-trigger").audiences == ()  # no token check at all
     assert from_env(VERTEX_CRON_ALLOWED_INVOKERS="s@p.iam.gserviceaccount.com").audiences == ()  # local runs
+
+
+def test_pipeline_roots_are_confined_to_the_spec_bucket_unless_the_deployer_names_more():
+    assert from_env().pipeline_root_buckets == {"specs"}  # fail safe
+    assert from_env(VERTEX_CRON_PIPELINE_ROOT_BUCKETS="specs, roots-eu,roots-us").pipeline_root_buckets == {
+        "specs",
+        "roots-eu",
+        "roots-us",
+    }
+
+
+@pytest.mark.parametrize("value", [" , ", "gs://roots", "roots/path", "Roots", "ok-bucket,x"])
+def test_pipeline_root_buckets_that_are_not_bucket_names_are_a_configuration_error(value):
+    with pytest.raises(ConfigError) as caught:
+        from_env(VERTEX_CRON_PIPELINE_ROOT_BUCKETS=value)
+    assert "VERTEX_CRON_PIPELINE_ROOT_BUCKETS" in caught.value.message and caught.value.status == 500

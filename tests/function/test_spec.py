@@ -281,3 +281,20 @@ def test_preset_values_are_typed_when_the_spec_is_parsed():
     spec = parse_spec(pipeline_job(sample_rows="500", learning_rate=1, run_date="d").encode(), source="j")
     assert spec.preset_values == {"sample_rows": 500, "learning_rate": 1.0, "run_date": "d"}
     assert type(spec.preset_values["sample_rows"]) is int and type(spec.preset_values["learning_rate"]) is float
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"encryptionSpec": {"kmsKeyName": "k"}}, "encryptionSpec"),
+        ({"network": "projects/1/global/networks/n"}, "network"),
+        ({"serviceAccount": "someone@p.iam.gserviceaccount.com"}, "serviceAccount"),
+        ({"runtimeConfig": {"failurePolicy": "PIPELINE_FAILURE_POLICY_FAIL_FAST"}}, "runtimeConfig.failurePolicy"),
+    ],
+)
+def test_pipeline_job_fields_the_function_would_drop_are_refused(extra, named):
+    """Dropped, a CMEK key or a VPC would silently not apply to the run."""
+    document = {"pipelineSpec": json.loads((EXAMPLES / "pipeline.json").read_text()), **extra}
+    with pytest.raises(BadRequest) as caught:
+        parse_spec(json.dumps(document).encode(), source="job.json")
+    assert f"field {named} is not supported" in caught.value.message and caught.value.field == "spec_uri"

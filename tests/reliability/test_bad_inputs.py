@@ -11,7 +11,7 @@ import json
 import pytest
 import requests
 from click.testing import CliRunner
-from reliability_stack import EXAMPLES, FIRING, PARENT, body_for, job_names, scheduler_headers, upload
+from reliability_stack import EXAMPLES, FIRING, PARENT, body_for, fire, job_names, scheduler_headers, upload
 from vertex_cron.cli import cli
 
 ALIAS_BOMB = b"a: &a [x, x, x, x, x, x, x, x, x]\n" + b"".join(
@@ -125,6 +125,18 @@ SPEC_FILE_WORDS = {
 # Specs only the function is given (uploaded to the spec bucket as they are).
 FUNCTION_SPEC_FILES = {
     "default-root-not-gs": example_json(lambda document: document.update(defaultPipelineRoot="/tmp/pipeline-root")),
+    "default-root-foreign": example_json(
+        lambda document: document.update(defaultPipelineRoot="gs://someone-elses-bucket/root")
+    ),
+    "job-with-encryption-spec": json.dumps(
+        {
+            "pipelineSpec": EXAMPLE_JSON,
+            "encryptionSpec": {"kmsKeyName": "projects/p/locations/l/keyRings/r/cryptoKeys/k"},
+        }
+    ).encode(),
+    "job-with-network": json.dumps(
+        {"pipelineSpec": EXAMPLE_JSON, "network": "projects/1/global/networks/elsewhere"}
+    ).encode(),
     "list-and-struct": example_json(
         _with_parameters(
             shapes={"parameterType": "LIST", "isOptional": True},
@@ -351,6 +363,30 @@ FUNCTION_CASES = [
         400,
         "generation",
     ),
+    # Outputs stay in the buckets the deployer allows (VERTEX_CRON_PIPELINE_ROOT_BUCKETS).
+    (
+        "pipeline-root-foreign-bucket",
+        bad_body(pipeline_root="gs://someone-elses-bucket/root"),
+        {},
+        403,
+        "not one this function allows",
+    ),
+    (
+        "spec-default-root-foreign-bucket",
+        bad_body(spec_uri="gs://BUCKET/bad/default-root-foreign", pipeline_root=None),
+        {},
+        403,
+        "the spec's default pipeline root",
+    ),
+    # Refused rather than silently dropped: the run would not be the one the document describes.
+    (
+        "spec-job-encryption-spec",
+        bad_body(spec_uri="gs://BUCKET/bad/job-with-encryption-spec"),
+        {},
+        400,
+        "PipelineJob field encryptionSpec is not supported",
+    ),
+    ("spec-job-network", bad_body(spec_uri="gs://BUCKET/bad/job-with-network"), {}, 400, "field network"),
     (
         "spec-default-root-not-gs",
         bad_body(spec_uri="gs://BUCKET/bad/default-root-not-gs"),
@@ -564,3 +600,16 @@ def test_a_placeholder_for_a_number_deploys_and_each_firing_types_it(
     assert fired.status_code == 200, fired.text
     [run] = [j for j in stack.emulator.pipeline_jobs() if j["name"] == f"{PARENT}/pipelineJobs/monthly-20240501-030000"]
     assert run["runtimeConfig"]["parameterValues"] == {"run_date": "2024-05-01", "sample_rows": 5}
+
+
+def test_without_the_variable_only_the_spec_bucket_takes_outputs(start_function, emulator, spec_bucket, spec_uri):
+    """VERTEX_CRON_PIPELINE_ROOT_BUCKETS unset: the spec bucket only, whatever the body or spec says."""
+    function = start_function(VERTEX_CRON_PIPELINE_ROOT_BUCKETS="")
+
+    in_spec_bucket = fire(function.url, body_for(spec_uri, pipeline_root=f"gs://{spec_bucket}/vertex-cron/root"))
+    spec_default = fire(function.url, body_for(spec_uri, schedule="defaulted"))  # the example's root is elsewhere
+
+    assert (in_spec_bucket.status_code, in_spec_bucket.json()["outcome"]) == (200, "created"), in_spec_bucket.text
+    assert spec_default.status_code == 403 and spec_default.json()["field"] == "pipeline_root", spec_default.text
+    assert "VERTEX_CRON_PIPELINE_ROOT_BUCKETS" in spec_default.json()["message"]
+    assert job_names(emulator) == [f"{PARENT}/pipelineJobs/nightly-20240501-020000"]
