@@ -102,16 +102,21 @@ def apply(
     progress = progress or Progress()
     now = now or datetime.now(UTC)
     observed = observe(cloud, built)
-    wanted = planner.with_invokers(built, observed)
+    wanted = _resolved(built, observed)
     plan = replace(planner.plan(wanted, observed, now=now), resolved=resolved)
     if dry_run or not (plan.mutations or _busy(observed)):
         return plan  # an unchanged deploy writes nothing, not even the lease
     with _lease(cloud, settings, "apply", progress):
         observed = _observe_settled(cloud, built, progress)  # afresh: another run may have just finished
-        wanted = planner.with_invokers(built, observed)
+        wanted = _resolved(built, observed)
         plan = replace(planner.plan(wanted, observed, now=now), resolved=resolved)
         execute(plan, wanted, observed, cloud, progress)
     return plan
+
+
+def _resolved(built: Desired, observed: Observed) -> Desired:
+    """`built` resolved against what exists: who invokes the function, where runs may write."""
+    return planner.with_pipeline_root_buckets(planner.with_invokers(built, observed), observed)
 
 
 def _busy(observed: Observed) -> bool:

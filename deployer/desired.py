@@ -15,6 +15,7 @@ from typing import Any
 
 from vertex_cron_trigger.body import parse_body
 from vertex_cron_trigger.errors import BadRequest
+from vertex_cron_trigger.spec_uri import bucket_of
 
 from . import cronexpr, spec_file, validation
 from .config import Settings
@@ -72,6 +73,8 @@ AUDIENCE_VARIABLE = "VERTEX_CRON_AUDIENCE"
 # The widest generation GCS can return (int64), for sizing the body before the upload.
 _WIDEST_GENERATION = "9" * 19
 
+PIPELINE_ROOT_BUCKETS = "VERTEX_CRON_PIPELINE_ROOT_BUCKETS"
+
 IDENTITIES = (
     ("workload_sa", "workload SA"),
     ("function_sa", "function SA"),
@@ -119,7 +122,7 @@ def build(
         specs.setdefault(spec_object.object_name, spec_object)
         jobs.append(job)
     project, region = settings.value("project"), settings.value("region")
-    return Desired(
+    desired = Desired(
         project=project,
         region=region,
         bucket=settings.value("bucket"),
@@ -134,6 +137,18 @@ def build(
         prune=prune,
         invoker_members=(invoker_member(settings.value("scheduler_sa")),),
     )
+    return with_pipeline_root_buckets(desired, (bucket_of(job.body["pipeline_root"]) for job in jobs))
+
+
+def with_pipeline_root_buckets(desired: Desired, buckets: Iterable[str]) -> Desired:
+    """`desired` whose function lets runs write their outputs to the spec bucket and `buckets`
+    (VERTEX_CRON_PIPELINE_ROOT_BUCKETS, which the function checks every pipeline root against):
+    the buckets of the pipeline roots the schedules calling it were deployed with, whether
+    given (--pipeline-root) or the spec's defaultPipelineRoot."""
+    environment = dict(desired.function.fields["service_config.environment_variables"])
+    environment[PIPELINE_ROOT_BUCKETS] = ",".join(sorted({desired.bucket, *buckets}))
+    fields = {**desired.function.fields, "service_config.environment_variables": environment}
+    return dataclasses.replace(desired, function=dataclasses.replace(desired.function, fields=fields))
 
 
 def check_inputs(settings: Settings, schedules: Sequence[ScheduleInput]) -> None:

@@ -27,15 +27,16 @@ it as a second function change, before any job is written.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from vertex_cron_trigger.spec_uri import bucket_of, gcs_directory_problem
 from vertex_cron_trigger.timefmt import parse_rfc3339
 
 from . import cronexpr, normal_form
 from . import desired as desired_state
-from .desired import AUDIENCE_VARIABLE, job_fields, schedule_of
+from .desired import AUDIENCE_VARIABLE, PIPELINE_ROOT_BUCKETS, job_fields, schedule_of
 from .models import (
     INVOKER_ROLE,
     MANAGED_BY,
@@ -65,16 +66,32 @@ OIDC_EMAIL = "http_target.oidc_token.service_account_email"
 def with_invokers(desired: Desired, observed: Observed) -> Desired:
     """`desired` with its invokers resolved against what exists (see the module docstring)."""
     emails = {desired.scheduler_sa}
-    function = observed.function
+    for job in _other_callers(desired, observed):
+        email = job.fields.get(OIDC_EMAIL)
+        if isinstance(email, str) and email:
+            emails.add(email)
+    return desired_state.with_invokers(desired, emails)
+
+
+def with_pipeline_root_buckets(desired: Desired, observed: Observed) -> Desired:
+    """`desired` whose function also lets the other managed jobs that call it write to their
+    pipeline roots' buckets: deploying one schedule must not make another's firings refused."""
+    buckets = set(desired.function.fields["service_config.environment_variables"][PIPELINE_ROOT_BUCKETS].split(","))
+    for job in _other_callers(desired, observed):
+        root = (job.fields.get("http_target.body") or {}).get("pipeline_root")
+        if isinstance(root, str) and gcs_directory_problem(root) is None:
+            buckets.add(bucket_of(root))
+    return desired_state.with_pipeline_root_buckets(desired, buckets)
+
+
+def _other_callers(desired: Desired, observed: Observed) -> Iterator[ObservedJob]:
+    """The managed jobs that call the function once the plan is applied, other than those it writes."""
     written = {job.name for job in desired.jobs}
     for name, job in observed.jobs.items():
         if name in written or (desired.prune and schedule_of(name)):
-            continue  # rewritten with the configured SA, or deleted by this plan
-        if _calls(job, function):
-            email = job.fields.get(OIDC_EMAIL)
-            if isinstance(email, str) and email:
-                emails.add(email)
-    return desired_state.with_invokers(desired, emails)
+            continue  # rewritten now, or deleted by this plan
+        if _calls(job, observed.function):
+            yield job
 
 
 def plan(desired: Desired, observed: Observed, *, now: datetime) -> Plan:

@@ -434,3 +434,40 @@ def test_a_function_whose_build_failed_is_rebuilt_then_given_its_url_as_audience
     assert planner.needs_build(rebuild)
     assert f"{ENV}.VERTEX_CRON_AUDIENCE" not in [d.field for d in rebuild.diffs]  # kept until the URL is known
     assert [(d.field, d.new) for d in audience.diffs] == [(f"{ENV}.VERTEX_CRON_AUDIENCE", Pending("function URL"))]
+
+
+# -- where runs may write their outputs ----------------------------------------------------------
+
+ROOT_BUCKETS = "VERTEX_CRON_PIPELINE_ROOT_BUCKETS"
+
+
+def _root_buckets(wanted) -> str:
+    return wanted.function.fields["service_config.environment_variables"][ROOT_BUCKETS]
+
+
+def test_the_function_allows_the_spec_bucket_and_the_buckets_of_the_schedules_pipeline_roots(make_desired):
+    """The example deployed without --pipeline-root writes to its spec's defaultPipelineRoot."""
+    eu = ScheduleInput("eu", _SPEC, "0 3 * * *", parameters={"run_date": "x"}, pipeline_root="gs://roots-eu/vc")
+    wanted = make_desired(NIGHTLY, eu)
+
+    assert _root_buckets(wanted) == "demo-bucket,roots-eu,vertex-cron-demo-artifacts"
+
+
+def test_deploying_one_schedule_keeps_the_buckets_of_the_others_calling_the_function(make_desired):
+    """Else deploying `nightly` alone would make `hourly`'s firings 403s, lost."""
+    wanted = make_desired()
+    hourly, job = _other_job("hourly", email=SCHEDULER)
+    job.fields["http_target.body"] = {"pipeline_root": "gs://roots-hourly/vc", "spec_uri": "gs://demo-bucket/s"}
+    elsewhere, other = _other_job("elsewhere", email=SCHEDULER, url="https://other.run.app")
+    other.fields["http_target.body"] = {"pipeline_root": "gs://roots-other-function/vc"}
+    observed = _with_jobs(_converged(wanted), (hourly, job), (elsewhere, other))
+
+    resolved = planner.with_pipeline_root_buckets(wanted, observed)
+    pruned = planner.with_pipeline_root_buckets(make_desired(prune=True), observed)
+
+    assert _root_buckets(resolved) == "demo-bucket,roots-hourly,vertex-cron-demo-artifacts"
+    assert _root_buckets(pruned) == "demo-bucket,vertex-cron-demo-artifacts"  # hourly is deleted
+    plan = planner.plan(resolved, observed, now=NOW)
+    assert [(d.field, d.new) for d in _by_kind(plan, Kind.FUNCTION)[0].diffs] == [
+        (f"service_config.environment_variables.{ROOT_BUCKETS}", "demo-bucket,roots-hourly,vertex-cron-demo-artifacts")
+    ]
