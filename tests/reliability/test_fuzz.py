@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 from datetime import UTC, datetime
+from zoneinfo import available_timezones
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,9 +22,10 @@ from vertex_cron_trigger.errors import TriggerError
 from vertex_cron_trigger.logical_time import logical_time
 from vertex_cron_trigger.parameters import coerce_parameters
 from vertex_cron_trigger.pipeline_job import build_pipeline_job
-from vertex_cron_trigger.placeholders import render
-from vertex_cron_trigger.spec import parse_spec
+from vertex_cron_trigger.placeholders import render, render_parameters
+from vertex_cron_trigger.spec import PARAMETER_TYPES, parse_spec
 from vertex_cron_trigger.spec_uri import parse_spec_uri
+from vertex_cron_trigger.time_zones import place_zones
 
 FIELDS = [
     "schedule",
@@ -68,8 +70,6 @@ field_values = st.one_of(
         ]
     ),
 )
-bodies = st.dictionaries(st.sampled_from(FIELDS), field_values, max_size=len(FIELDS))
-timestamps = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC))
 zones = st.none() | st.sampled_from(["UTC", "Asia/Tokyo", "America/St_Johns", "Pacific/Kiritimati", "Etc/GMT+12"])
 placeholder_text = st.lists(
     st.sampled_from(
@@ -78,8 +78,84 @@ placeholder_text = st.lists(
     | st.text(max_size=3),
     max_size=12,
 ).map("".join)
-
-
+timestamps = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC))
+# Every name the tz database ships a file for, the names of its directories (zoneinfo raised
+# IsADirectoryError for them, a 500 naming an installation path), legacy names and junk.
+time_zone_names = (
+    st.sampled_from(sorted(available_timezones() | place_zones()))
+    | st.sampled_from(
+        ["Europe", "America/Argentina", "Etc", "US", "posix", "right", "posix/Europe/Paris", "right/UTC", "localtime"]
+        + ["Factory", "posixrules", "EST", "US/Eastern", "utc", "europe/paris", "../../etc/passwd", "/etc/localtime"]
+    )
+    | st.text(any_character, max_size=24)
+)
+# Numbers at the edges of what JSON, Python and a double (Vertex AI's protobuf Value) hold.
+edge_numbers = st.sampled_from(
+    [2**53, 2**53 + 1, -(2**53) - 1, 2**63, 2**64, 10**308, 10**309, 10**400, 1e308, -1e308, 5e-324, 0.1, -0.0]
+) | st.integers(min_value=-(2**70), max_value=2**70)
+# Text a --param or a placeholder may give a non-string parameter.
+number_texts = st.sampled_from(
+    [
+        "1e400",
+        "-1e400",
+        "9007199254740993",
+        "05",
+        "-05",
+        "0x10",
+        "1_000",
+        "NaN",
+        "Infinity",
+        " 7 ",
+        "[1e400]",
+        '{"a": 1e999}',
+    ]
+)
+parameter_value = (
+    json_values
+    | edge_numbers
+    | number_texts
+    | placeholder_text
+    | st.lists(edge_numbers, max_size=3)
+    | st.dictionaries(st.text(max_size=3), edge_numbers, max_size=3)
+)
+# A pipeline declaring one optional parameter of each type the function types values against.
+ALL_TYPES_SPEC = json.dumps(
+    {
+        "pipelineInfo": {"name": "all-types"},
+        "root": {
+            "inputDefinitions": {
+                "parameters": {
+                    f"p_{kind.lower()}": {"parameterType": kind, "isOptional": True} for kind in sorted(PARAMETER_TYPES)
+                }
+            }
+        },
+        "defaultPipelineRoot": "gs://vertex-cron-demo-artifacts/pipeline-root",
+    }
+).encode()
+ALL_TYPES_PARAMETERS = sorted(f"p_{kind.lower()}" for kind in PARAMETER_TYPES)
+parameter_values = st.dictionaries(
+    st.sampled_from([*ALL_TYPES_PARAMETERS, "run_date", "sample_rows", "learning_rate", "dry_run"])
+    | st.text(max_size=4),
+    parameter_value,
+    max_size=6,
+)
+# Each body field gets its own tricky values on top of any JSON value.
+FIELD_STRATEGIES = {
+    "schedule": field_values | st.from_regex(r"[a-z][a-z0-9-]{0,55}", fullmatch=True),
+    "spec_uri": field_values,
+    "parameter_values": parameter_values | field_values,
+    "pipeline_root": field_values
+    | st.sampled_from(["gs://vertex-cron-demo-artifacts/r", "gs://someone-elses-bucket/r", "gs://ab", "gs://a..b/r"]),
+    "cron": field_values
+    | st.sampled_from(["* * * * *", "0 0 31 2 *", "R R * * *", "*/0 * * * *", "60 * * * *", "0 3 * * 1#2", "@daily"]),
+    "time_zone": time_zone_names | field_values,
+    "max_concurrent_runs": field_values | edge_numbers | st.integers(min_value=-2, max_value=1002),
+    "start_time": field_values | timestamps.map(lambda t: t.isoformat()),
+    "end_time": field_values | timestamps.map(lambda t: t.isoformat()),
+    "enable_caching": field_values | st.booleans(),
+}
+assert set(FIELD_STRATEGIES) == set(FIELDS)  # every field the body takes is fuzzed
+bodies = st.fixed_dictionaries({}, optional=FIELD_STRATEGIES)
 # -- specs: the example with tricky values in the places a compiler fills in ----------------
 
 EXAMPLE_YAML = (EXAMPLES / "pipeline.yaml").read_text()
@@ -175,6 +251,52 @@ def _survives(call) -> None:
 @given(st.binary(max_size=512) | bodies.map(lambda b: json.dumps(b).encode()))
 def test_body_parsing_answers_every_input_with_a_body_or_a_4xx(raw):
     _survives(lambda: parse_body(raw))
+
+
+@settings(max_examples=300, deadline=None)
+@given(time_zone_names)
+def test_the_shared_zone_check_answers_every_name_with_a_zone_or_a_clear_refusal(name):
+    """The function's 400 and the deployer's exit 2 (validation.check_time_zone) alike."""
+    from vertex_cron.errors import ValidationError
+    from vertex_cron.validation import check_time_zone
+
+    try:
+        assert check_time_zone(name) == name
+    except ValidationError as exc:
+        assert repr(name)[:40].rstrip("'") in str(exc) and "site-packages" not in str(exc)
+    _survives(lambda: parse_body(json.dumps({"schedule": "s", "spec_uri": "gs://b/o", "time_zone": name}).encode()))
+
+
+ALL_TYPES = parse_spec(ALL_TYPES_SPEC, source="gs://b/all-types")
+
+
+@settings(max_examples=300, deadline=None)
+@given(parameter_values, timestamps, zones)
+def test_typing_answers_every_value_of_every_parameter_type_with_a_value_or_a_4xx(values, when, zone):
+    """Render then type, as a firing does, for a pipeline with a parameter of each type."""
+
+    def typed():
+        rendered = render_parameters(values, schedule="nightly", logical_time=when, time_zone=zone)
+        job = build_pipeline_job(
+            spec=ALL_TYPES,
+            schedule="nightly",
+            logical_time=when,
+            parameter_values=coerce_parameters(ALL_TYPES, rendered),
+            pipeline_root="gs://b/root",
+            service_account="sa@p.iam.gserviceaccount.com",
+        )
+        json.dumps(job, allow_nan=False, ensure_ascii=False).encode("utf-8")  # what requests sends
+        assert not _inexact_integers(job["runtimeConfig"]["parameterValues"])  # Vertex AI reads doubles
+
+    _survives(typed)
+
+
+def _inexact_integers(value) -> list[int]:
+    if isinstance(value, dict):
+        return [n for child in value.values() for n in _inexact_integers(child)]
+    if isinstance(value, list):
+        return [n for child in value for n in _inexact_integers(child)]
+    return [value] if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53 else []
 
 
 @settings(max_examples=300, deadline=None)
@@ -295,7 +417,7 @@ def guarded_client(in_process_function, spec_bucket):
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.just({}) | bodies, firings, specs, tokens())
+@given(st.just({}) | bodies, firings, specs | st.just(ALL_TYPES_SPEC), tokens())
 def test_the_handler_never_answers_500_whatever_the_body_spec_or_token(
     guarded_client, emulator, storage_emulator, oidc_issuer, fields, schedule_time, spec, token
 ):
