@@ -48,13 +48,13 @@ def measure(
     guarded: bool = False,
     extra_env: dict[str, str] | None = None,
 ) -> ColdStart:
+    body = cloud.trigger_body(schedule)  # before the env, which allows its pipeline root
     process = FunctionProcess(
         subject.source_dir,
         cloud.function_env(**function_paths(subject, guarded=guarded), **(extra_env or {})),
         environment=subject.environment,
     )
-    body = cloud.trigger_body(schedule)
-    token = cloud.forwarded_token(process.url)
+    token = cloud.forwarded_token()
     with ThreadPoolExecutor(1, thread_name_prefix="bench-start") as starter:
         started = time.perf_counter()
         starting = starter.submit(process.start)

@@ -46,10 +46,12 @@ def run(subject: Subject, cloud: LocalCloud, *, schedules: int) -> Herd:
     deliveries = names * DELIVERIES_PER_FIRING
     random.Random(0).shuffle(deliveries)  # a retry may overtake its first delivery
     bodies = {name: cloud.trigger_body(name) for name in names}
-    env = cloud.function_env(**function_paths(subject, guarded=False))  # latency is timed: no audit hook
+    warmup_body = cloud.trigger_body("warmup")
+    # After the bodies, whose pipeline roots it allows; latency is timed: no audit hook.
+    env = cloud.function_env(**function_paths(subject, guarded=False))
     with FunctionProcess(subject.source_dir, env, environment=subject.environment) as process:
-        token = cloud.forwarded_token(process.url)
-        warmup = fire(process.url, cloud.trigger_body("warmup"), token=token, schedule_time=WARMUP_TIME)
+        token = cloud.forwarded_token()
+        warmup = fire(process.url, warmup_body, token=token, schedule_time=WARMUP_TIME)
         if not warmup.ok:
             raise BenchError(f"herd warm-up answered {warmup.status_code}: {warmup.text[:300]}")
         started = time.perf_counter()

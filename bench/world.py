@@ -23,6 +23,8 @@ PROJECT, REGION = "bench-project", "us-central1"
 SPEC_BUCKET = "bench-project-vertex-cron"
 WORKLOAD_SA = f"vertex-cron-workload@{PROJECT}.iam.gserviceaccount.com"
 SCHEDULER_SA = f"vertex-cron-scheduler@{PROJECT}.iam.gserviceaccount.com"
+# The function's URL as the deployer sets it in VERTEX_CRON_AUDIENCE and the jobs' oidcToken.audience.
+AUDIENCE = "https://vertex-cron-trigger-123456789012.us-central1.run.app"
 NETGUARD_DIR = Path(__file__).resolve().parent / "netguard"
 REQUEST_TIMEOUT = (5.0, 120.0)
 
@@ -35,6 +37,7 @@ class LocalCloud:
         self.storage = StorageEmulator()
         self.issuer = LocalIssuer()
         self.spec_uri = ""
+        self._root_buckets: list[str] = []  # handed out by trigger_body, allowed by function_env
 
     def __enter__(self) -> LocalCloud:
         self.vertex.start()
@@ -76,26 +79,31 @@ class LocalCloud:
             "VERTEX_CRON_WORKLOAD_SA": WORKLOAD_SA,
             "VERTEX_CRON_SPEC_BUCKET": SPEC_BUCKET,
             "VERTEX_CRON_ALLOWED_INVOKERS": SCHEDULER_SA,
+            "VERTEX_CRON_AUDIENCE": AUDIENCE,  # on Cloud Run the function never takes it from the request
+            # As the deployer sets it: the buckets of the bodies' pipeline roots (make them first).
+            "VERTEX_CRON_PIPELINE_ROOT_BUCKETS": ",".join([SPEC_BUCKET, *self._root_buckets]),
             "VERTEX_CRON_EMULATOR_HOST": self.vertex.url,
             "STORAGE_EMULATOR_HOST": self.storage.url,
             **extra,
         }
 
-    def forwarded_token(self, url: str) -> str:
-        """Cloud Scheduler's ID token for the function at `url`, as Cloud Run forwards it:
-        the signature checked by the platform and replaced by STRIPPED_SIGNATURE."""
-        signed = self.issuer.mint(audience=url, email=SCHEDULER_SA)
+    def forwarded_token(self) -> str:
+        """Cloud Scheduler's ID token for the function (audience AUDIENCE, its URL as the
+        deployer knows it), as Cloud Run forwards it: the signature checked by the platform
+        and replaced by STRIPPED_SIGNATURE."""
+        signed = self.issuer.mint(audience=AUDIENCE, email=SCHEDULER_SA)
         return f"{signed.rsplit('.', 1)[0]}.{STRIPPED_SIGNATURE}"
 
     def trigger_body(self, schedule: str) -> bytes:
         """What Cloud Scheduler posts. The pipeline root is a fresh, absent bucket: the SDK
         reference checks an existing one with Resource Manager (a real Google call)."""
+        self._root_buckets.append(f"bench-root-{uuid.uuid4().hex[:20]}")
         return json.dumps(
             {
                 "schedule": schedule,
                 "spec_uri": self.spec_uri,
                 "parameter_values": {"run_date": "{{schedule_time:%Y-%m-%d}}"},
-                "pipeline_root": f"gs://bench-root-{uuid.uuid4().hex[:20]}/pipeline-root",
+                "pipeline_root": f"gs://{self._root_buckets[-1]}/pipeline-root",
             }
         ).encode()
 
