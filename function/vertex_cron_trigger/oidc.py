@@ -96,8 +96,13 @@ def signing_keys(document: Mapping[str, Any], *, url: str) -> dict[str, str]:
     n, e, ...}]} (oauth2/v3/certs, the `jwks_uri` of Google's OpenID discovery document).
     Anything else is a ConfigError naming VERTEX_CRON_OIDC_CERTS_URL: retrying cannot help."""
     keys = document.get("keys")
-    if isinstance(keys, list) and keys:
-        return dict(_jwk_pem(key, url) for key in keys if not (isinstance(key, dict) and key.get("use") == "enc"))
+    # Keys of another type or use (an EC key, an encryption key) verify no RS256 token: skipped.
+    listed = keys if isinstance(keys, list) else []
+    signing = [
+        key for key in listed if isinstance(key, dict) and key.get("kty") == "RSA" and key.get("use", "sig") == "sig"
+    ]
+    if signing:
+        return dict(_jwk_pem(key, url) for key in signing)
     if document and all(isinstance(pem, str) and _PEM_MARKER in pem for pem in document.values()):
         return dict(document)
     raise ConfigError(
@@ -110,7 +115,7 @@ def signing_keys(document: Mapping[str, Any], *, url: str) -> dict[str, str]:
 _PEM_MARKER = "-----BEGIN "
 
 
-def _jwk_pem(key: Any, url: str) -> tuple[str, str]:
+def _jwk_pem(key: Mapping[str, Any], url: str) -> tuple[str, str]:
     """(kid, PEM public key) of one RSA signing key of a JWK Set (RFC 7517/7518: `n` and `e`
     as base64url big-endian integers)."""
     from cryptography.hazmat.primitives import serialization
@@ -123,13 +128,12 @@ def _jwk_pem(key: Any, url: str) -> tuple[str, str]:
         return int.from_bytes(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), "big")
 
     try:
-        if not isinstance(key, dict) or key.get("kty") != "RSA" or not isinstance(key.get("kid"), str):
-            raise ValueError("kty/kid")
+        if not isinstance(key.get("kid"), str):
+            raise ValueError("kid")
         public = rsa.RSAPublicNumbers(e=integer("e"), n=integer("n")).public_key()
     except (ValueError, TypeError, binascii.Error) as exc:
         raise ConfigError(
-            f"VERTEX_CRON_OIDC_CERTS_URL {url!r:.200} serves a JWK Set with a key that is not an RSA "
-            "signing key with a kid, n and e"
+            f"VERTEX_CRON_OIDC_CERTS_URL {url!r:.200} serves a JWK Set with an RSA key that has no valid kid, n and e"
         ) from exc
     pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     return key["kid"], pem.decode("ascii")

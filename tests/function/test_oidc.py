@@ -188,7 +188,9 @@ def _jwk(private_pem: str, kid: str) -> dict:
 
 def test_both_google_certs_formats_verify_the_same_token():
     v1 = signing_keys({"k1": CERT}, url=URL)
-    v3 = signing_keys({"keys": [_jwk(OTHER_KEY, "k0"), _jwk(PRIVATE_KEY, "k1")]}, url=URL)
+    elliptic = {"kty": "EC", "use": "sig", "kid": "e1", "crv": "P-256", "x": "AA", "y": "AA"}
+    v3 = signing_keys({"keys": [elliptic, _jwk(OTHER_KEY, "k0"), _jwk(PRIVATE_KEY, "k1")]}, url=URL)
+    assert sorted(v3) == ["k0", "k1"]  # a key of another type is skipped, not fatal
     for keys in (v1, v3):
         cache = CertCache(lambda keys=keys: (keys, 3600.0))
         assert verify_id_token(mint(), certs=cache, policy=POLICY) == INVOKER
