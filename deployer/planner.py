@@ -15,6 +15,10 @@ for the jobs not yet redeployed, and goes with the last of them (a job rewritten
 same apply switches to the new SA moments after the invoker update; a firing in between
 is refused and retried by Scheduler). `with_invokers` computes that set.
 
+Where runs may write. Likewise the function's VERTEX_CRON_PIPELINE_ROOT_BUCKETS holds the
+buckets of the pipeline roots of every managed job that calls it once the plan is applied
+(`with_pipeline_root_buckets`): deploying one schedule keeps the others' buckets.
+
 Comparisons are made in the servers' normal form (normal_form.py): what vertex-cron would
 send and what it reads back are both normalized, field by field, before they are compared,
 so a field the server stores in its own way is not a change.
