@@ -143,8 +143,8 @@ def build(
 def with_pipeline_root_buckets(desired: Desired, buckets: Iterable[str]) -> Desired:
     """`desired` whose function lets runs write their outputs to the spec bucket and `buckets`
     (VERTEX_CRON_PIPELINE_ROOT_BUCKETS, which the function checks every pipeline root against):
-    the buckets of the pipeline roots the schedules calling it were deployed with, whether
-    given (--pipeline-root) or the spec's defaultPipelineRoot."""
+    the buckets of the pipeline roots the schedules calling it were deployed with
+    (--pipeline-root; the default root is in the spec bucket)."""
     environment = dict(desired.function.fields["service_config.environment_variables"])
     environment[PIPELINE_ROOT_BUCKETS] = ",".join(sorted({desired.bucket, *buckets}))
     fields = {**desired.function.fields, "service_config.environment_variables": environment}

@@ -446,11 +446,11 @@ def _root_buckets(wanted) -> str:
 
 
 def test_the_function_allows_the_spec_bucket_and_the_buckets_of_the_schedules_pipeline_roots(make_desired):
-    """The example deployed without --pipeline-root writes to its spec's defaultPipelineRoot."""
+    """Without --pipeline-root, a schedule writes under the spec bucket (desired.default_pipeline_root)."""
     eu = ScheduleInput("eu", _SPEC, "0 3 * * *", parameters={"run_date": "x"}, pipeline_root="gs://roots-eu/vc")
     wanted = make_desired(NIGHTLY, eu)
 
-    assert _root_buckets(wanted) == "demo-bucket,roots-eu,vertex-cron-demo-artifacts"
+    assert _root_buckets(wanted) == "demo-bucket,roots-eu"
 
 
 def test_deploying_one_schedule_keeps_the_buckets_of_the_others_calling_the_function(make_desired):
@@ -465,9 +465,9 @@ def test_deploying_one_schedule_keeps_the_buckets_of_the_others_calling_the_func
     resolved = planner.with_pipeline_root_buckets(wanted, observed)
     pruned = planner.with_pipeline_root_buckets(make_desired(prune=True), observed)
 
-    assert _root_buckets(resolved) == "demo-bucket,roots-hourly,vertex-cron-demo-artifacts"
-    assert _root_buckets(pruned) == "demo-bucket,vertex-cron-demo-artifacts"  # hourly is deleted
+    assert _root_buckets(resolved) == "demo-bucket,roots-hourly"
+    assert _root_buckets(pruned) == "demo-bucket"  # hourly is deleted
     plan = planner.plan(resolved, observed, now=NOW)
     assert [(d.field, d.new) for d in _by_kind(plan, Kind.FUNCTION)[0].diffs] == [
-        (f"service_config.environment_variables.{ROOT_BUCKETS}", "demo-bucket,roots-hourly,vertex-cron-demo-artifacts")
+        (f"service_config.environment_variables.{ROOT_BUCKETS}", "demo-bucket,roots-hourly")
     ]

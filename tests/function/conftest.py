@@ -22,8 +22,8 @@ def start_function(emulator, storage_emulator, spec_bucket) -> Iterator[Callable
             "VERTEX_CRON_REGION": REGION,
             "VERTEX_CRON_WORKLOAD_SA": WORKLOAD_SA,
             "VERTEX_CRON_SPEC_BUCKET": spec_bucket,
-            # As the deployer sets it for the example deployed without --pipeline-root: its spec
-            # compiles in a root in another bucket (examples/pipeline.yaml's defaultPipelineRoot).
+            # The tests' bodies mostly leave pipeline_root out, so runs write to the example's
+            # defaultPipelineRoot: allowed here as a deployment with a schedule there would allow it.
             "VERTEX_CRON_PIPELINE_ROOT_BUCKETS": f"{spec_bucket},{EXAMPLE_ROOT_BUCKET}",
             "VERTEX_CRON_EMULATOR_HOST": emulator.url,
             "STORAGE_EMULATOR_HOST": storage_emulator.url,
