@@ -83,9 +83,12 @@ def test_run_after_a_scheduled_firing_creates_a_second_pipeline_job(stack: Local
     assert forced_time.replace(tzinfo=UTC) >= requested.replace(microsecond=0)
 
 
-def test_run_wait_follows_its_own_forced_run_to_success(stack: LocalStack):
+def test_run_wait_follows_its_own_forced_run_to_success(stack: LocalStack, wait_until):
     deploy_nightly(stack)
     vertex_cron(stack, "run", "nightly")  # another forced run moments before: not the one to follow
+    # Scheduler runs a job asynchronously: two forced runs whose executions overlap cannot be
+    # told apart (jobs.run returns no execution id), so the earlier one is let through first.
+    wait_until(lambda: stack.emulator.pipeline_jobs(), "the earlier forced run's PipelineJob")
 
     result = vertex_cron(stack, "run", "nightly", "--wait", "--format", "json")
 
