@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from click.testing import CliRunner, Result
+from click.testing import Result
 from croniter import croniter
 from kfp.registry import RegistryClient
-from vertex_cron.cli import cli
+from local_cli import local_stack, vertex_cron
 from vertex_cron.local.stack import LocalStack
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -29,11 +29,8 @@ PACKAGE = "nightly-training"  # the example's pipelineInfo.name: the package kfp
 
 
 @pytest.fixture
-def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    monkeypatch.chdir(tmp_path)  # no vertex-cron.toml of this checkout applies
-    for name in ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT", "VERTEX_CRON_PROJECT", "VERTEX_CRON_BUILD_SA"):
-        monkeypatch.delenv(name, raising=False)
-    with LocalStack() as local:
+def stack(tmp_path: Path) -> Iterator[LocalStack]:
+    with local_stack(tmp_path) as local:
         yield local
 
 
@@ -65,21 +62,13 @@ def registry(repository: tuple[str, dict]) -> RegistryClient:
     return RegistryClient(host=host, **options)
 
 
-def vertex_cron(stack: LocalStack, *args: str, ok: bool = True) -> Result:
-    env = {**stack.settings_env(), "VERTEX_CRON_POLL_SECONDS": "0.05"}
-    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
-
-
 def uri(stack: LocalStack, reference: str, *, repository: str = REPOSITORY, package: str = PACKAGE) -> str:
     return f"https://{LOCATION}-kfp.pkg.dev/{stack.project}/{repository}/{package}/{reference}"
 
 
-def deploy(stack: LocalStack, spec: str, *extra: str, ok: bool = True) -> Result:
+def deploy(stack: LocalStack, spec: str, *extra: str, code: int | None = 0) -> Result:
     return vertex_cron(
-        stack, "deploy", "nightly", "--spec", spec, "--cron", CRON, "--param", "run_date=x", *extra, ok=ok
+        stack, "deploy", "nightly", "--spec", spec, "--cron", CRON, "--param", "run_date=x", *extra, code=code
     )
 
 
@@ -150,7 +139,7 @@ def test_an_unknown_tag_or_version_is_a_one_line_error_and_nothing_is_deployed(
 ):
     registry.upload_pipeline(str(SPEC), tags=["prod"])
     for reference in ("staging", "sha256:" + "0" * 64):
-        line = one_line_error(deploy(stack, uri(stack, reference), ok=False), uri(stack, reference))
+        line = one_line_error(deploy(stack, uri(stack, reference), code=None), uri(stack, reference))
         assert "not found" in line
     assert nothing_deployed(stack)
 
@@ -158,7 +147,7 @@ def test_an_unknown_tag_or_version_is_a_one_line_error_and_nothing_is_deployed(
 def test_a_repository_not_in_kfp_format_is_refused(stack: LocalStack, registry: RegistryClient):
     create_repository(stack, "images", fmt="DOCKER")
     given = uri(stack, "prod", repository="images")
-    line = one_line_error(deploy(stack, given, ok=False), given, exit_code=2)
+    line = one_line_error(deploy(stack, given, code=None), given, exit_code=2)
     assert "DOCKER" in line and "KFP" in line
     assert nothing_deployed(stack)
 
@@ -168,20 +157,20 @@ def test_a_package_that_is_not_a_pipeline_is_refused(stack: LocalStack, registry
     not_a_pipeline.write_text("pipelineInfo:\n  name: release-notes\nnotes: [a, b]\n")
     package, _ = registry.upload_pipeline(str(not_a_pipeline), tags=["latest"])
     given = uri(stack, "latest", package=package)
-    one_line_error(deploy(stack, given, ok=False), given, exit_code=2)
+    one_line_error(deploy(stack, given, code=None), given, exit_code=2)
     assert nothing_deployed(stack)
 
 
 def test_permission_denied_on_the_repository_is_refused(stack: LocalStack, registry: RegistryClient):
     registry.upload_pipeline(str(SPEC), tags=["prod"])
     stack.emulator.faults.add(path=f"/repositories/{REPOSITORY}$", status=403, times=10)
-    line = one_line_error(deploy(stack, uri(stack, "prod"), ok=False), uri(stack, "prod"))
+    line = one_line_error(deploy(stack, uri(stack, "prod"), code=None), uri(stack, "prod"))
     assert "permission denied" in line
     assert nothing_deployed(stack)
 
 
 def test_a_malformed_registry_uri_is_a_usage_error(stack: LocalStack):
-    result = deploy(stack, f"https://{LOCATION}-kfp.pkg.dev/{stack.project}/{REPOSITORY}/{PACKAGE}", ok=False)
+    result = deploy(stack, f"https://{LOCATION}-kfp.pkg.dev/{stack.project}/{REPOSITORY}/{PACKAGE}", code=None)
     assert result.exit_code == 2 and "Artifact Registry KFP URI" in result.output, result.output
     assert nothing_deployed(stack)
 
@@ -189,6 +178,6 @@ def test_a_malformed_registry_uri_is_a_usage_error(stack: LocalStack):
 def test_a_bad_argument_is_refused_before_the_registry_is_read(stack: LocalStack, registry: RegistryClient):
     registry.upload_pipeline(str(SPEC), tags=["prod"])
     stack.emulator.clear_calls()
-    result = vertex_cron(stack, "deploy", "nightly", "--spec", uri(stack, "prod"), "--cron", "0 3 31 2 *", ok=False)
+    result = vertex_cron(stack, "deploy", "nightly", "--spec", uri(stack, "prod"), "--cron", "0 3 31 2 *", code=None)
     assert result.exit_code == 2, result.output
     assert stack.emulator.calls == []

@@ -10,10 +10,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from local_cli import local_stack, vertex_cron
 from vertex_cron import api, config
 from vertex_cron.backfill import firings
-from vertex_cron.cli import cli
 from vertex_cron.errors import ValidationError
 from vertex_cron.local.stack import LocalStack
 
@@ -30,30 +29,19 @@ def days_ago(days: int) -> datetime:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """One stack with schedule `nightly` (03:00 UTC daily) deployed; each test backfills its
     own days, so what one test creates never meets another's."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(tmp_path_factory.mktemp("backfill"))  # no vertex-cron.toml of this checkout applies
-        for name in ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT", "VERTEX_CRON_PROJECT", "VERTEX_CRON_BUILD_SA"):
-            patch.delenv(name, raising=False)
-        with LocalStack() as local:
-            vertex_cron(
-                local,
-                "deploy",
-                "nightly",
-                "--spec",
-                str(SPEC),
-                "--cron",
-                "0 3 * * *",
-                "--param",
-                "run_date={{schedule_time:%Y-%m-%d}}",
-            )
-            yield local
-
-
-def vertex_cron(stack: LocalStack, *args: str, code: int = 0) -> Result:
-    env = {**stack.settings_env(), "VERTEX_CRON_POLL_SECONDS": "0.05"}
-    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result
+    with local_stack(tmp_path_factory.mktemp("backfill")) as local:
+        vertex_cron(
+            local,
+            "deploy",
+            "nightly",
+            "--spec",
+            str(SPEC),
+            "--cron",
+            "0 3 * * *",
+            "--param",
+            "run_date={{schedule_time:%Y-%m-%d}}",
+        )
+        yield local
 
 
 def backfill_json(stack: LocalStack, *args: str, code: int = 0) -> dict:

@@ -17,9 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 from croniter import croniter
-from vertex_cron.cli import cli
+from local_cli import local_stack, vertex_cron
 from vertex_cron.local.stack import LocalStack
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -27,19 +26,9 @@ CRON = "0 3 * * *"
 
 
 @pytest.fixture
-def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    monkeypatch.chdir(tmp_path)  # no vertex-cron.toml of this checkout applies
-    for name in ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT", "VERTEX_CRON_PROJECT", "VERTEX_CRON_BUILD_SA"):
-        monkeypatch.delenv(name, raising=False)
-    with LocalStack() as local:
+def stack(tmp_path: Path) -> Iterator[LocalStack]:
+    with local_stack(tmp_path) as local:
         yield local
-
-
-def vertex_cron(stack: LocalStack, *args: str, **env_overrides: str) -> Result:
-    env = {**stack.settings_env(), "VERTEX_CRON_POLL_SECONDS": "0.05", **env_overrides}
-    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def scheduler_job(stack: LocalStack, name: str) -> dict:

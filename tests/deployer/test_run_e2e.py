@@ -11,9 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 from croniter import croniter
-from vertex_cron.cli import cli
+from local_cli import local_stack, vertex_cron
 from vertex_cron.local.stack import LocalStack
 
 SPEC = Path(__file__).resolve().parents[2] / "examples" / "pipeline.yaml"
@@ -21,19 +20,9 @@ CRON = "0 3 * * *"
 
 
 @pytest.fixture
-def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    monkeypatch.chdir(tmp_path)  # no vertex-cron.toml of this checkout applies
-    for name in ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT", "VERTEX_CRON_PROJECT", "VERTEX_CRON_BUILD_SA"):
-        monkeypatch.delenv(name, raising=False)
-    with LocalStack() as local:
+def stack(tmp_path: Path) -> Iterator[LocalStack]:
+    with local_stack(tmp_path) as local:
         yield local
-
-
-def vertex_cron(stack: LocalStack, *args: str, exit_code: int = 0) -> Result:
-    env = {**stack.settings_env(), "VERTEX_CRON_POLL_SECONDS": "0.05"}
-    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-    assert result.exit_code == exit_code, result.output
-    return result
 
 
 def deploy_nightly(stack: LocalStack) -> None:
@@ -106,7 +95,7 @@ def test_run_wait_exits_1_naming_the_job_when_the_forced_run_fails(stack: LocalS
     deploy_nightly(stack)
     stack.emulator.fail_pipeline_jobs("^nightly-", "train step OOMKilled")
 
-    result = vertex_cron(stack, "run", "nightly", "--wait", exit_code=1)
+    result = vertex_cron(stack, "run", "nightly", "--wait", code=1)
 
     (failed,) = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert re.fullmatch(r"error: PipelineJob nightly-[0-9-]+ of the forced run of nightly ended FAILED", failed)

@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
-from vertex_cron.cli import cli
+from local_cli import local_stack, vertex_cron
 from vertex_cron.local.stack import LocalStack
 from vertex_cron.models import ObservedJob, PipelineRun
 from vertex_cron.status import DELIVERY_WINDOW, health
@@ -66,19 +65,8 @@ def test_a_success_resets_the_count_and_count_limits_the_strip():
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(tmp_path_factory.mktemp("status"))  # no vertex-cron.toml of this checkout applies
-        for name in ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT", "VERTEX_CRON_PROJECT", "VERTEX_CRON_BUILD_SA"):
-            patch.delenv(name, raising=False)
-        with LocalStack() as local:
-            yield local
-
-
-def vertex_cron(stack: LocalStack, *args: str, code: int = 0) -> Result:
-    env = {**stack.settings_env(), "VERTEX_CRON_POLL_SECONDS": "0.05"}
-    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result
+    with local_stack(tmp_path_factory.mktemp("status")) as local:
+        yield local
 
 
 def test_status_on_the_local_stack_shows_backfilled_runs_and_the_last_error(stack: LocalStack):
