@@ -38,7 +38,7 @@ test: $(STAMP)
 
 # The edit loop: unit tests and the function's wire tests (no deploys, no wheels, no stacks).
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m fast
+	$(PY) -m pytest -q -m fast -n 4 --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
