@@ -7,7 +7,7 @@ Credentials that may write to the repository (roles/artifactregistry.writer on i
     python examples/publish_pipeline.py https://europe-west1-kfp.pkg.dev/my-project/pipelines prod
 It prints the `vertex-cron deploy` command for the tag. Deploy pins the schedule to the
 version the tag names then; publish again and move the tag, and the next deploy shows the
-move as an update (README, "Pipelines published to Artifact Registry").
+move as an update (docs/cli.md, "Pipelines published to Artifact Registry").
 """
 
 from __future__ import annotations

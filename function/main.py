@@ -1,4 +1,4 @@
-"""Cloud Functions entry point: `trigger`, called by Cloud Scheduler (see README)."""
+"""Cloud Functions entry point: `trigger`, called by Cloud Scheduler (see docs/function.md)."""
 
 from vertex_cron_trigger.handler import trigger
 

@@ -162,7 +162,7 @@ def test_killing_a_multi_worker_luigi_process_cancels_the_run_of_its_orphaned_ta
 
 
 def _vertex_pipeline_task(dag, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m luigi --module vertex_cron.luigi VertexPipelineTask ...`, the README's form."""
+    """`python -m luigi --module vertex_cron.luigi VertexPipelineTask ...`, docs/luigi.md's form."""
     command = [sys.executable, "-m", "luigi", "--module", "vertex_cron.luigi", "VertexPipelineTask"]
     command += ["--local-scheduler", "--spec", str(EXAMPLES / "pipeline.yaml"), *args]
     return subprocess.run(
