@@ -243,8 +243,9 @@ def follow(
     result = replace(forced, pipeline_run=found, logical_time=_logical_time(forced.schedule, found.name))
     if found.state != "SUCCEEDED":
         raise RunFailed(
-            f"PipelineJob {found.name} of the forced run of {forced.schedule} ended {found.state}",
-            details=f"its error and logs: {found.console_url}",
+            f"PipelineJob {found.name} of the forced run of {forced.schedule} ended {found.state}"
+            + (f": {found.error}" if found.error else ""),
+            details=f"its logs: {found.console_url}",
         )
     return result
 

@@ -98,5 +98,7 @@ def test_run_wait_exits_1_naming_the_job_when_the_forced_run_fails(stack: LocalS
     result = vertex_cron(stack, "run", "nightly", "--wait", code=1)
 
     (failed,) = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert re.fullmatch(r"error: PipelineJob nightly-[0-9-]+ of the forced run of nightly ended FAILED", failed)
+    assert re.fullmatch(
+        r"error: PipelineJob nightly-[0-9-]+ of the forced run of nightly ended FAILED: train step OOMKilled", failed
+    )
     assert "console.cloud.google.com" in result.stderr
