@@ -52,17 +52,20 @@ def run_cli(emulator_env, spec_bucket, tmp_path, monkeypatch):
     return run
 
 
+DEPLOY_ARGS = (
+    "deploy",
+    "nightly",
+    "--spec",
+    str(EXAMPLES / "pipeline.json"),
+    "--cron",
+    "0 3 * * *",
+    "--param",
+    "run_date={{schedule_time:%Y-%m-%d}}",
+)
+
+
 def deploy(run_cli):
-    return run_cli(
-        "deploy",
-        "nightly",
-        "--spec",
-        str(EXAMPLES / "pipeline.json"),
-        "--cron",
-        "0 3 * * *",
-        "--param",
-        "run_date={{schedule_time:%Y-%m-%d}}",
-    )
+    return run_cli(*DEPLOY_ARGS)
 
 
 def resources(emulator, storage_emulator, bucket):

@@ -10,23 +10,13 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from reliability_stack import EXAMPLES, storage_bucket
-from test_deployer_faults import CONVERGED, ENV, assert_failed_clearly, deploy, resources
+from reliability_stack import storage_bucket
+from test_deployer_faults import CONVERGED, DEPLOY_ARGS, ENV, assert_failed_clearly, deploy, resources
 from vertex_cron.cli import cli
 
 LEASE = "vertex-cron/specs/deploy-project/europe-west1.lease.json"
 OPERATION_SECONDS = 1.0  # a build or delete that outlives the failed run, so the re-run meets it
 
-DEPLOY_ARGS = (
-    "deploy",
-    "nightly",
-    "--spec",
-    str(EXAMPLES / "pipeline.json"),
-    "--cron",
-    "0 3 * * *",
-    "--param",
-    "run_date={{schedule_time:%Y-%m-%d}}",
-)
 
 # (id, the request whose answer is lost); the request itself is served.
 LOST_ON_FIRST_DEPLOY = [
