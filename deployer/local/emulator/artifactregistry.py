@@ -92,6 +92,13 @@ class ArtifactRegistryMixin:
     def _ar(self) -> dict[str, Any]:
         return self._state["artifactRegistry"]
 
+    def _ar_stored(self, collection: str, name: str, what: str) -> dict[str, Any]:
+        """The stored resource `name` of `collection`, or Artifact Registry's 404 naming `what`."""
+        found = self._ar[collection].get(name)
+        if found is None:
+            raise not_found(f"Requested entity was not found. ({what})")
+        return found
+
     def _ar_repository(self, project: str, location: str, repository: str) -> dict[str, Any]:
         name = f"projects/{project}/locations/{location}/repositories/{repository}"
         found = self._ar["repositories"].get(name)
@@ -165,10 +172,7 @@ class ArtifactRegistryMixin:
     def _ar_package_get(self, req: Request, project: str, location: str, repository: str, package: str) -> Any:
         with self._lock:
             parent = self._ar_repository(project, location, repository)["name"]
-            found = self._ar["packages"].get(f"{parent}/packages/{package}")
-            if found is None:
-                raise not_found(f"Requested entity was not found. (package {package})")
-            return deep(found)
+            return deep(self._ar_stored("packages", f"{parent}/packages/{package}", f"package {package}"))
 
     def _ar_package_list(self, req: Request, project: str, location: str, repository: str) -> Any:
         with self._lock:
@@ -181,10 +185,8 @@ class ArtifactRegistryMixin:
     ) -> Any:
         with self._lock:
             parent = self._ar_repository(project, location, repository)["name"]
-            found = self._ar["versions"].get(f"{parent}/packages/{package}/versions/{version}")
-            if found is None:
-                raise not_found(f"Requested entity was not found. (version {version})")
-            return self._ar_version_view(found)
+            name = f"{parent}/packages/{package}/versions/{version}"
+            return self._ar_version_view(self._ar_stored("versions", name, f"version {version}"))
 
     def _ar_version_list(self, req: Request, project: str, location: str, repository: str, package: str) -> Any:
         with self._lock:
@@ -213,10 +215,7 @@ class ArtifactRegistryMixin:
     def _ar_tag_get(self, req: Request, project: str, location: str, repository: str, package: str, tag: str) -> Any:
         with self._lock:
             parent = self._ar_repository(project, location, repository)["name"]
-            found = self._ar["tags"].get(f"{parent}/packages/{package}/tags/{tag}")
-            if found is None:
-                raise not_found(f"Requested entity was not found. (tag {tag})")
-            return deep(found)
+            return deep(self._ar_stored("tags", f"{parent}/packages/{package}/tags/{tag}", f"tag {tag}"))
 
     def _ar_tag_create(self, req: Request, project: str, location: str, repository: str, package: str) -> Any:
         body = _json_body(req.body)
