@@ -43,7 +43,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	mkdir -p .mypy-path && ln -sfn ../deployer .mypy-path/vertex_cron && ln -sfn ../function/vertex_cron_trigger .mypy-path/vertex_cron_trigger
+	mkdir -p .mypy-path && ln -sfn ../deployer .mypy-path/vertex_cron && ln -sfn ../local .mypy-path/vertex_cron_local && ln -sfn ../function/vertex_cron_trigger .mypy-path/vertex_cron_trigger
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy function/main.py
 	$(UV) lock --check --quiet

@@ -16,7 +16,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from vertex_cron.local.function_runner import FunctionProcess
+from vertex_cron_local.function_runner import FunctionProcess
 
 from .processes import PeakRss, peak_rss
 from .subjects import Subject

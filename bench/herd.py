@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import requests
-from vertex_cron.local.function_runner import FunctionProcess
+from vertex_cron_local.function_runner import FunctionProcess
 
 from .coldstart import BenchError, function_paths
 from .stats import percentile

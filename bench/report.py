@@ -254,7 +254,7 @@ def _method(results: Results) -> str:
         "versions) on the deployed runtime's Python where this machine has it (see the machine table). The "
         "environment is the deployer's (`VERTEX_CRON_ALLOWED_INVOKERS` set, `K_SERVICE` set) and every request "
         "carries Cloud Scheduler's ID token with its signature replaced by `SIGNATURE_REMOVED_BY_GOOGLE`, as "
-        "Cloud Run forwards it. The virtualenvs are made once and cached (deployer/local/function_env.py), "
+        "Cloud Run forwards it. The virtualenvs are made once and cached (local/function_env.py), "
         "before anything is timed.\n"
         "- One local cloud for all: the project's Vertex AI emulator and gcp-storage-emulator, in the bench "
         "process; each function is a fresh `functions-framework` process (FunctionProcess) with the same "

@@ -18,8 +18,8 @@ from importlib import metadata
 from pathlib import Path
 
 from vertex_cron import function_source
-from vertex_cron.local.function_env import FunctionEnvironment, compile_source, prepare
-from vertex_cron.local.function_runner import extract_zip
+from vertex_cron_local.function_env import FunctionEnvironment, compile_source, prepare
+from vertex_cron_local.function_runner import extract_zip
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent / "functions"
 

@@ -10,10 +10,10 @@ from types import TracebackType
 
 import requests
 from vertex_cron import spec_file
-from vertex_cron.local.emulator import Emulator
-from vertex_cron.local.oidc import LocalIssuer
-from vertex_cron.local.storage import StorageEmulator
 from vertex_cron.models import SpecObject, spec_prefix
+from vertex_cron_local.emulator import Emulator
+from vertex_cron_local.storage import StorageEmulator
+from vertex_cron_local.token_issuer import LocalIssuer
 from vertex_cron_trigger.oidc import STRIPPED_SIGNATURE
 
 REPO = Path(__file__).resolve().parents[1]

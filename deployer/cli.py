@@ -70,7 +70,7 @@ class _Command(click.Command):
                     formatter.write_dl(records)
 
 
-_LOCAL_GROUP = "local"  # deployer/local/commands.py, loaded by _Cli.get_command
+_LOCAL_GROUP = "local"  # local/commands.py, loaded by _Cli.get_command
 
 
 class _Cli(click.Group):
@@ -84,7 +84,7 @@ class _Cli(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name == _LOCAL_GROUP:
-            from .local.commands import local
+            from vertex_cron_local.commands import local
 
             return local
         return super().get_command(ctx, cmd_name)

@@ -24,7 +24,7 @@ The Luigi errors are defined in luigi.py because they belong to the optional Lui
 users import them from ``vertex_cron.luigi`` together with the task.
 
 Google client exceptions never leave gcp.py: they are translated there with ``raise ... from exc``
-so the CLI can print a reason without a traceback. The local stack (``vertex_cron.local``) is
+so the CLI can print a reason without a traceback. The local stack (``vertex_cron_local``) is
 tooling around this tree, not part of it: its own ``LocalStackError`` and ``DemoFailed`` are
 what ``vertex-cron local`` reports.
 """

@@ -12,7 +12,7 @@ Fixtures (names other test modules rely on):
 - `emulator_client`   a factory: `emulator_client(ClientClass)` builds a real GAPIC client
                       (transport="rest", AnonymousCredentials) pointed at the `emulator`.
                       The plain helper `make_emulator_client(ClientClass, emulator)` (import it
-                      from vertex_cron.local.emulator.clients) does the same for any Emulator.
+                      from vertex_cron_local.emulator.clients) does the same for any Emulator.
 - `gapic_client_options` the `ClientOptions(api_endpoint=emulator.url)` for hand-built clients.
 - `kfp_registry`      a factory: `kfp_registry(emulator_url, project, location, repository)`
                       creates that KFP repository and returns kfp's own `RegistryClient` for
@@ -32,10 +32,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from vertex_cron.local.emulator import Emulator
-from vertex_cron.local.emulator.clients import make_emulator_client
-from vertex_cron.local.oidc import LocalIssuer
-from vertex_cron.local.storage import StorageEmulator
+from vertex_cron_local.emulator import Emulator
+from vertex_cron_local.emulator.clients import make_emulator_client
+from vertex_cron_local.storage import StorageEmulator
+from vertex_cron_local.token_issuer import LocalIssuer
 
 _bucket_counter = itertools.count(1)
 
@@ -47,7 +47,7 @@ WAIT_DEADLINE_SECONDS = 60.0
 @pytest.fixture(scope="session")
 def _proto_types() -> None:
     """Import the generated proto types once per session (keeps `emulator` startup cheap)."""
-    from vertex_cron.local.emulator.common import message_types
+    from vertex_cron_local.emulator.common import message_types
 
     message_types()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from vertex_cron.cli import cli
-from vertex_cron.local.stack import LocalStack
+from vertex_cron_local.stack import LocalStack
 
 # Settings the developer's environment may hold; the stack's own settings_env() must decide.
 _HOST_SETTINGS = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT", "VERTEX_CRON_PROJECT", "VERTEX_CRON_BUILD_SA")

@@ -18,7 +18,7 @@ from click.testing import Result
 from croniter import croniter
 from kfp.registry import RegistryClient
 from local_cli import local_stack, vertex_cron
-from vertex_cron.local.stack import LocalStack
+from vertex_cron_local.stack import LocalStack
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SPEC = EXAMPLES / "pipeline.yaml"

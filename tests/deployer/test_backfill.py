@@ -14,7 +14,7 @@ from local_cli import local_stack, vertex_cron
 from vertex_cron import api, config
 from vertex_cron.backfill import firings
 from vertex_cron.errors import ValidationError
-from vertex_cron.local.stack import LocalStack
+from vertex_cron_local.stack import LocalStack
 
 SPEC = Path(__file__).resolve().parents[2] / "examples" / "pipeline.yaml"
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -27,7 +27,7 @@ def _modules_after(script: str) -> list[str]:
 def test_importing_the_cli_loads_neither_the_local_stack_nor_a_client_library():
     loaded = _modules_after("import vertex_cron.cli")
 
-    assert [m for m in loaded if "emulator" in m or ".local" in m] == []
+    assert [m for m in loaded if "emulator" in m or "vertex_cron_local" in m] == []
     assert [m for m in loaded if m.startswith(HEAVY)] == []
 
 

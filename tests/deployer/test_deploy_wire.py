@@ -462,7 +462,7 @@ def test_a_first_deploy_uploads_the_source_once_then_gives_the_function_its_url_
 
 @pytest.fixture
 def local_stack(tmp_path, monkeypatch):
-    from vertex_cron.local.stack import LocalStack
+    from vertex_cron_local.stack import LocalStack
 
     monkeypatch.chdir(tmp_path)  # no vertex-cron.toml of this checkout applies
     for name in ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT", "VERTEX_CRON_PROJECT", "VERTEX_CRON_BUILD_SA"):

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from croniter import croniter
 from local_cli import local_stack, vertex_cron
-from vertex_cron.local.stack import LocalStack
+from vertex_cron_local.stack import LocalStack
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CRON = "0 3 * * *"

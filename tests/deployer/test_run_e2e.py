@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from croniter import croniter
 from local_cli import local_stack, vertex_cron
-from vertex_cron.local.stack import LocalStack
+from vertex_cron_local.stack import LocalStack
 
 SPEC = Path(__file__).resolve().parents[2] / "examples" / "pipeline.yaml"
 CRON = "0 3 * * *"

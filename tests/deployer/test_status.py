@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from local_cli import local_stack, vertex_cron
-from vertex_cron.local.stack import LocalStack
 from vertex_cron.models import ObservedJob, PipelineRun
 from vertex_cron.status import DELIVERY_WINDOW, health
+from vertex_cron_local.stack import LocalStack
 
 SPEC = Path(__file__).resolve().parents[2] / "examples" / "pipeline.yaml"
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -1,6 +1,6 @@
 """A project set up the way infra/ sets it up, on the emulators, and ways to break it.
 
-`setup_project(...)` writes vertex_cron.local.provision's infra state (derived from
+`setup_project(...)` writes vertex_cron_local.provision's infra state (derived from
 permissions.GRANTS, which tests/infra proves equal to what infra/*.tf grants): every
 required API enabled, the four service accounts, the custom roles, every binding (prefix
 grants conditional, as in infra), and a caller holding what testIamPermissions would
@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner
 from doctor_project import DEPLOYER, PROJECT, REGION, SA
 from vertex_cron.cli import cli
-from vertex_cron.local.provision import iam_resource, infra_state, write
 from vertex_cron.permissions import GRANTS, Scope
+from vertex_cron_local.provision import iam_resource, infra_state, write
 
 
 @pytest.fixture

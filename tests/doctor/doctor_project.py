@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vertex_cron.local.provision import infra_service_accounts
+from vertex_cron_local.provision import infra_service_accounts
 
 PROJECT = "demo-project"
 REGION = "europe-west1"

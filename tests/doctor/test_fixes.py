@@ -20,9 +20,9 @@ from doctor_project import DEPLOYER, PROJECT, REGION, SA, member
 from vertex_cron import desired, doctor
 from vertex_cron.config import Settings
 from vertex_cron.errors import DeployError, NotFound, PermissionDenied, Unavailable
-from vertex_cron.local.provision import InfraState, infra_state
 from vertex_cron.models import Binding, ObservedFunction, ObservedJob
 from vertex_cron.permissions import GRANTS, REQUIRED_APIS, SCHEDULER_AGENT_ROLE
+from vertex_cron_local.provision import InfraState, infra_state
 
 BUCKET = "demo-project-vertex-cron"
 SETTINGS = Settings(

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import requests
-from vertex_cron.local.emulator.discovery import Violation, validator
+from vertex_cron_local.emulator.discovery import Violation, validator
 
 PARENT = "projects/demo-project/locations/us-central1"
 JOB = f"{PARENT}/jobs/vertex-cron-nightly"
@@ -185,7 +185,7 @@ def _enum_pairs():
 def test_an_enum_number_is_its_index_in_the_discovery_list_for_the_enums_we_send():
     """Numeric enums are checked by their index in Discovery's list; that holds where the
     proto numbers the values 0..n-1 in declaration order, as for every enum vertex-cron sends."""
-    from vertex_cron.local.emulator.discovery import document
+    from vertex_cron_local.emulator.discovery import document
 
     for name, schema, field, proto_enum in _enum_pairs():
         listed = document(name)["schemas"][schema]["properties"][field]["enum"]

@@ -14,8 +14,8 @@ import requests
 from google.api_core import exceptions as gexc
 from google.api_core.future import polling
 from google.cloud import functions_v2, scheduler_v1
-from vertex_cron.local.emulator import Emulator
-from vertex_cron.local.emulator.clients import make_emulator_client
+from vertex_cron_local.emulator import Emulator
+from vertex_cron_local.emulator.clients import make_emulator_client
 
 PARENT = "projects/demo-project/locations/us-central1"
 JOB = {
@@ -184,7 +184,7 @@ def test_entry_point_runs_and_serves(tmp_path):
         [
             sys.executable,
             "-m",
-            "vertex_cron.local.emulator",
+            "vertex_cron_local.emulator",
             "--state-dir",
             str(tmp_path),
             "--oidc",

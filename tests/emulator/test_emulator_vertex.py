@@ -6,7 +6,7 @@ import pytest
 import requests
 from google.api_core import exceptions as gexc
 from google.cloud import aiplatform_v1
-from vertex_cron.local.emulator import Emulator
+from vertex_cron_local.emulator import Emulator
 
 PARENT = "projects/demo-project/locations/us-central1"
 SPEC = {

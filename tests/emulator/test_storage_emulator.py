@@ -10,7 +10,7 @@ import requests
 from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
-from vertex_cron.local.storage import StorageEmulator
+from vertex_cron_local.storage import StorageEmulator
 
 
 def client_bucket(storage_emulator, bucket_name, monkeypatch):

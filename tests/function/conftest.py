@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from trigger_wire import EXAMPLE_ROOT_BUCKET, EXAMPLES, FUNCTION_DIR, PROJECT, REGION, WORKLOAD_SA, upload
-from vertex_cron.local.function_runner import FunctionProcess
+from vertex_cron_local.function_runner import FunctionProcess
 
 
 @pytest.fixture

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import requests
 from vertex_cron import function_source
-from vertex_cron.local.function_env import (
+from vertex_cron_local.function_env import (
     COMPLETE_MARKER,
     RUNTIME_VERSION,
     FunctionEnvironmentError,
     compile_source,
     prepare,
 )
-from vertex_cron.local.function_runner import FunctionProcess, FunctionProcessError
+from vertex_cron_local.function_runner import FunctionProcess, FunctionProcessError
 
 pytestmark = pytest.mark.slow  # builds virtualenvs
 

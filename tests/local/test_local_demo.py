@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from click.testing import CliRunner
-from vertex_cron.local.commands import local
+from vertex_cron_local.commands import local
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from vertex_cron.cli import cli
-from vertex_cron.local.provision import LOCAL_DEPLOYER_MEMBER, infra_state, write
-from vertex_cron.local.stack import LocalStack
 from vertex_cron.permissions import GRANTS, Scope, grant
+from vertex_cron_local.provision import LOCAL_DEPLOYER_MEMBER, infra_state, write
+from vertex_cron_local.stack import LocalStack
 
 SPEC = Path(__file__).resolve().parents[2] / "examples" / "pipeline.yaml"
 

@@ -12,8 +12,8 @@ import requests
 from click.testing import CliRunner
 from vertex_cron import api, config
 from vertex_cron.cli import cli
-from vertex_cron.local.stack import LocalStack
 from vertex_cron.models import ScheduleInput
+from vertex_cron_local.stack import LocalStack
 
 SPEC = Path(__file__).resolve().parents[2] / "examples" / "pipeline.yaml"
 SCHEDULE = ScheduleInput("nightly", SPEC, "0 3 * * *", parameters={"run_date": "{{schedule_time:%Y-%m-%d}}"})

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from google.auth import jwt
-from vertex_cron.local.oidc import LocalIssuer
-from vertex_cron.local.scheduler import LocalScheduler, backoff_intervals
+from vertex_cron_local.dispatcher import LocalScheduler, backoff_intervals
+from vertex_cron_local.token_issuer import LocalIssuer
 
 JOBS_PARENT = "projects/local-project/locations/us-central1/jobs"
 SCHEDULER_SA = "vertex-cron-scheduler@local-project.iam.gserviceaccount.com"

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from vertex_cron import api, config
-from vertex_cron.local.stack import LocalStack
 from vertex_cron.models import ScheduleInput
+from vertex_cron_local.stack import LocalStack
 
 REPO = Path(__file__).resolve().parents[2]
 VERTEX_CRON = str(Path(sys.executable).parent / "vertex-cron")

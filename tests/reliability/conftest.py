@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from reliability_stack import EXAMPLES, SPEC_OBJECT, FaultFront, function_env, shipped_function, upload
-from vertex_cron.local.function_runner import FunctionProcess
+from vertex_cron_local.function_runner import FunctionProcess
 
 
 @pytest.fixture(autouse=True)
@@ -104,7 +104,7 @@ def guarded_stack(_proto_types, oidc_issuer, storage_emulator, shipped_source) -
     from types import SimpleNamespace
 
     from reliability_stack import INVOKER
-    from vertex_cron.local.emulator import Emulator
+    from vertex_cron_local.emulator import Emulator
 
     emulator = Emulator()
     emulator.oidc_issuer = oidc_issuer

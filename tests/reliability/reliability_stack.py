@@ -70,7 +70,7 @@ def shipped_function(destination: Path) -> Path:
     extracted the way the local stack extracts it. Serving this (not function/ itself) makes
     a packaging defect (a module left out of the zip) fail the suite."""
     from vertex_cron import function_source
-    from vertex_cron.local.function_runner import extract_zip
+    from vertex_cron_local.function_runner import extract_zip
 
     source = extract_zip(function_source.build().zip_bytes, destination)
     assert (source / "main.py").is_file() and (source / "requirements.txt").is_file()
@@ -137,7 +137,7 @@ class FaultFront:
     """
 
     def __init__(self, upstream: str) -> None:
-        from vertex_cron.local.emulator.background_server import BackgroundHTTPServer
+        from vertex_cron_local.emulator.background_server import BackgroundHTTPServer
 
         self.upstream = upstream.rstrip("/")
         self._lock = threading.Lock()

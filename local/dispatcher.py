@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import requests
-from vertex_cron.local.emulator.scheduler import next_fire_time
+from vertex_cron_local.emulator.scheduler import next_fire_time
 
 # Cloud Scheduler's documented retry_config defaults and HTTP attempt deadline.
 DEFAULT_MIN_BACKOFF_SECONDS = 5.0

@@ -22,9 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from vertex_cron.doctor import IDENTITY_SETTING, SA_SCOPE_IDENTITY, _prefix_condition
-from vertex_cron.local.emulator import Emulator
-from vertex_cron.local.emulator.common import project_number
-from vertex_cron.local.storage import StorageEmulator
 from vertex_cron.permissions import (
     GRANTS,
     PIPELINE_ROOT_PREFIX,
@@ -36,6 +33,9 @@ from vertex_cron.permissions import (
     role_permissions,
     scheduler_agent,
 )
+from vertex_cron_local.emulator import Emulator
+from vertex_cron_local.emulator.common import project_number
+from vertex_cron_local.storage import StorageEmulator
 
 # The member the local stack's caller stands for: the emulators' caller is anonymous, so
 # its grants (infra's deployer_member) need a name of their own.

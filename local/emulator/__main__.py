@@ -1,6 +1,6 @@
-"""`python -m vertex_cron.local.emulator`: run the emulators in the foreground.
+"""`python -m vertex_cron_local.emulator`: run the emulators in the foreground.
 
-    python -m vertex_cron.local.emulator --port 8085 --state-dir .vertex-cron-local/emulator \
+    python -m vertex_cron_local.emulator --port 8085 --state-dir .vertex-cron-local/emulator \
         [--storage-port 9023] [--latency 0.05] [--oidc]
 
 Prints the environment to point clients at it (first lines of stdout, flushed):
@@ -26,7 +26,7 @@ from .server import CERTS_PATH, Emulator
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vertex_cron.local.emulator", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m vertex_cron_local.emulator", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="control-plane port (0 = any free port)")
     parser.add_argument("--state-dir", default=None, help="persist state here (JSON), reloaded at start")
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         function_deploy_seconds=args.function_deploy_seconds,
     )
     if args.oidc:
-        from vertex_cron.local.oidc import LocalIssuer
+        from vertex_cron_local.token_issuer import LocalIssuer
 
         emulator.oidc_issuer = LocalIssuer()
     storage: Any = None
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"VERTEX_CRON_EMULATOR_HOST={emulator.url}")
         if not args.no_storage:
-            from vertex_cron.local.storage import StorageEmulator
+            from vertex_cron_local.storage import StorageEmulator
 
             storage = StorageEmulator(port=args.storage_port, host=args.host)
             storage.start()

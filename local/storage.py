@@ -51,9 +51,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from vertex_cron.local.emulator.background_server import BackgroundHTTPServer
-from vertex_cron.local.emulator.discovery import Violation, refusal, validator
-from vertex_cron.local.emulator.faults import FaultInjector
+from vertex_cron_local.emulator.background_server import BackgroundHTTPServer
+from vertex_cron_local.emulator.discovery import Violation, refusal, validator
+from vertex_cron_local.emulator.faults import FaultInjector
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from vertex_cron.local.scheduler import Delivery
+    from vertex_cron_local.dispatcher import Delivery
 
 # `vertex-cron --help` loads this module to list the group: the stack, the emulators and
 # the scheduler load only when a command runs.
@@ -49,7 +49,7 @@ def up(state_dir: Path | None, time_scale: float, fire_now: bool) -> None:
     so `vertex-cron doctor` passes. In a second terminal, paste the printed `export` lines;
     `vertex-cron deploy`, `list`, `run`, `history`, `doctor` ... then work against this stack.
     """
-    from vertex_cron.local.stack import LocalStack, LocalStackError
+    from vertex_cron_local.stack import LocalStack, LocalStackError
 
     stop_requested = threading.Event()
     try:
@@ -78,7 +78,7 @@ def up(state_dir: Path | None, time_scale: float, fire_now: bool) -> None:
 @local.command("demo")
 def demo() -> None:
     """Deploy, fire twice (one PipelineJob), show history, delete: the `make demo` scenario."""
-    from vertex_cron.local.demo import DemoFailed, run_demo
+    from vertex_cron_local.demo import DemoFailed, run_demo
 
     try:
         run_demo(click.echo)
@@ -111,7 +111,7 @@ def _stop_on_signals(stop_requested: threading.Event) -> Iterator[None]:
 
 
 def _print_delivery(delivery: Delivery) -> None:
-    from vertex_cron.local.scheduler import format_schedule_time, short_name
+    from vertex_cron_local.dispatcher import format_schedule_time, short_name
 
     final = delivery.final
     try:

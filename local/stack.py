@@ -21,12 +21,12 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from vertex_cron.local.emulator import CERTS_PATH, Emulator
-from vertex_cron.local.function_runner import FunctionProcess, extract_zip
-from vertex_cron.local.oidc import LocalIssuer
-from vertex_cron.local.provision import LOCAL_DEPLOYER_MEMBER, infra_service_accounts, provision_project
-from vertex_cron.local.scheduler import LocalScheduler, short_name
-from vertex_cron.local.storage import StorageEmulator
+from vertex_cron_local.dispatcher import LocalScheduler, short_name
+from vertex_cron_local.emulator import CERTS_PATH, Emulator
+from vertex_cron_local.function_runner import FunctionProcess, extract_zip
+from vertex_cron_local.provision import LOCAL_DEPLOYER_MEMBER, infra_service_accounts, provision_project
+from vertex_cron_local.storage import StorageEmulator
+from vertex_cron_local.token_issuer import LocalIssuer
 
 from .function_env import compile_source, prepare
 

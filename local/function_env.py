@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..desired import RUNTIME
+from vertex_cron.desired import RUNTIME
 
 # The Python Cloud Build gives the function: the deployer's runtime, "python312" -> "3.12".
 RUNTIME_VERSION = f"{RUNTIME.removeprefix('python')[0]}.{RUNTIME.removeprefix('python')[1:]}"

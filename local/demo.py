@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 from vertex_cron import api, config, desired, render
 from vertex_cron.errors import VertexCronError
-from vertex_cron.local.scheduler import Delivery, format_schedule_time
-from vertex_cron.local.stack import LocalStack, LocalStackError
 from vertex_cron.models import PipelineRun, ScheduleInput
+from vertex_cron_local.dispatcher import Delivery, format_schedule_time
+from vertex_cron_local.stack import LocalStack, LocalStackError
 from vertex_cron_trigger.pipeline_job import job_id
 
 DEMO_SPEC = Path("examples/pipeline.yaml")

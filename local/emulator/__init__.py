@@ -1,6 +1,6 @@
-"""The strict control-plane REST emulator (`vertex_cron.local.emulator`).
+"""The strict control-plane REST emulator (`vertex_cron_local.emulator`).
 
-    from vertex_cron.local.emulator import Emulator
+    from vertex_cron_local.emulator import Emulator
     with Emulator() as emu:          # http://127.0.0.1:PORT, real REST paths and JSON
         ...
 
