@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from . import strict_json
@@ -38,6 +38,8 @@ class TriggerBody:
     end_time: datetime | None = None
     enable_caching: bool | None = None
     template_uri: str | None = None  # where spec_uri's spec was published, pinned to its version
+    catch_up: timedelta | None = None  # catch_up.py: the window of fire times the sweep catches up
+    catch_up_since: datetime | None = None  # catch_up.py: no fire time before it is caught up
 
 
 def parse_body(raw: bytes) -> TriggerBody:
@@ -117,6 +119,17 @@ def _timestamp(name: str, value: Any) -> datetime:
         raise BadRequest(f"{name}: {exc}", field=name) from exc
 
 
+_GOOGLE_DURATION = re.compile(r"^([0-9]{1,12})s$")
+
+
+def _duration(name: str, value: Any) -> timedelta:
+    """A positive Google duration in whole seconds, as the deployer writes it (`"21600s"`)."""
+    match = _GOOGLE_DURATION.fullmatch(value) if isinstance(value, str) else None
+    if match is None or int(match[1]) == 0:
+        raise BadRequest(f"{name} must be a positive duration in seconds like '21600s', got {value!r:.80}", field=name)
+    return timedelta(seconds=int(match[1]))
+
+
 def _boolean(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise BadRequest(f"{name} must be true or false, got {value!r:.80}", field=name)
@@ -147,4 +160,6 @@ _FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "end_time": _timestamp,
     "enable_caching": _boolean,
     "template_uri": _template_uri,
+    "catch_up": _duration,
+    "catch_up_since": _timestamp,
 }
