@@ -35,7 +35,7 @@ from . import cronexpr, function_source, lease, planner, spec_file, validation
 from . import desired as desired_state
 from . import status as schedule_health
 from .config import DEFAULT_BACKFILL_RUNS, DEFAULT_FIRINGS, DEFAULT_HISTORY, Settings
-from .errors import NotFound, RunFailed, Unavailable
+from .errors import NotFound, RunFailed, Unavailable, ValidationError
 from .executor import delete as delete_one
 from .executor import execute, short_name
 from .gcp import BUSY_STATES, GoogleCloud
@@ -102,21 +102,23 @@ def apply(
     progress = progress or Progress()
     now = now or datetime.now(UTC)
     observed = observe(cloud, built)
-    wanted = _resolved(built, observed)
+    wanted = _resolved(built, observed, now)
     plan = replace(planner.plan(wanted, observed, now=now), resolved=resolved)
     if dry_run or not (plan.mutations or _busy(observed)):
         return plan  # an unchanged deploy writes nothing, not even the lease
     with _lease(cloud, settings, "apply", progress):
         observed = _observe_settled(cloud, built, progress)  # afresh: another run may have just finished
-        wanted = _resolved(built, observed)
+        wanted = _resolved(built, observed, now)
         plan = replace(planner.plan(wanted, observed, now=now), resolved=resolved)
         execute(plan, wanted, observed, cloud, progress)
     return plan
 
 
-def _resolved(built: Desired, observed: Observed) -> Desired:
-    """`built` resolved against what exists: who invokes the function, where runs may write."""
-    return planner.with_pipeline_root_buckets(planner.with_invokers(built, observed), observed)
+def _resolved(built: Desired, observed: Observed, now: datetime) -> Desired:
+    """`built` resolved against what exists: catch-up (its start, the sweep's job), who
+    invokes the function, where runs may write."""
+    wanted = desired_state.with_catch_up(built, observed.jobs, now=now)
+    return planner.with_pipeline_root_buckets(planner.with_invokers(wanted, observed), observed)
 
 
 def _busy(observed: Observed) -> bool:
@@ -172,8 +174,37 @@ def pause(settings: Settings, name: str, *, cloud: GoogleCloud | None = None) ->
     return ScheduleStatus(name, _job_action(settings, name, "pause_job", cloud or GoogleCloud(settings)))
 
 
-def resume(settings: Settings, name: str, *, cloud: GoogleCloud | None = None) -> ScheduleStatus:
-    return ScheduleStatus(name, _job_action(settings, name, "resume_job", cloud or GoogleCloud(settings)))
+def resume(
+    settings: Settings,
+    name: str,
+    *,
+    catch_up: bool = False,
+    cloud: GoogleCloud | None = None,
+    now: datetime | None = None,
+) -> ScheduleStatus:
+    """Resume a schedule. Its fire times while paused are not caught up: a paused catch-up
+    schedule's `catch_up_since` moves to now first, so the sweep never reaches back into
+    the pause. With `catch_up` it is left as it was, so the next sweeps catch those times
+    up, as far back as the schedule's catch_up window reaches; a schedule without catch-up
+    is refused (a backfill requests any range of fire times)."""
+    cloud = cloud or GoogleCloud(settings)
+    job = _managed_job(settings, name, cloud)
+    body = job.fields.get("http_target.body")
+    if catch_up and not desired_state.uses_catch_up(body):
+        raise ValidationError(
+            f"schedule {name} has no catch_up window, so nothing would catch up its paused fire times",
+            details=f"redeploy it with --catch-up DURATION, or request them with `vertex-cron backfill {name} "
+            "--from RFC3339 --to RFC3339`",
+        )
+    if not catch_up and job.state == "PAUSED" and isinstance(body, dict) and desired_state.uses_catch_up(body):
+        since = format_rfc3339((now or datetime.now(UTC)).replace(microsecond=0))
+        target = {field: value for field, value in job.fields.items() if field.startswith("http_target.")}
+        target["http_target.body"] = {**body, desired_state.CATCH_UP_SINCE: since}
+        try:
+            cloud.update_job(job.name, target, ["http_target"])
+        except NotFound as exc:  # deleted meanwhile
+            raise _no_such_schedule(settings, name) from exc
+    return ScheduleStatus(name, _job_action(settings, name, "resume_job", cloud))
 
 
 def run(settings: Settings, name: str, *, cloud: GoogleCloud | None = None) -> ForcedRun:

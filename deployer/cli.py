@@ -24,6 +24,7 @@ from . import __version__, config
 from .errors import VertexCronError
 
 if TYPE_CHECKING:
+    from .models import ScheduleInput
     from .progress import ConsoleProgress
 
 # Start-up is part of every command: `vertex-cron --version` must not pay for the Google
@@ -205,38 +206,49 @@ def cli(ctx: click.Context) -> None:
         click.echo(ctx.get_help())
 
 
+def _schedule_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`deploy`'s NAME and flags, one per declared schedule option (models.SCHEDULE_OPTIONS);
+    the command receives them as `schedule`, a ScheduleInput."""
+    from .models import SCHEDULE_OPTIONS, ScheduleInput
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name) for name in SCHEDULE_OPTIONS}
+        values = {
+            name: option.from_flag(given[name])
+            for name, option in SCHEDULE_OPTIONS.items()
+            if given[name] is not None and given[name] != ()
+        }
+        kwargs["schedule"] = ScheduleInput(**values)
+        return command(*args, **kwargs)
+
+    parameters: list[Callable[[Any], Any]] = []
+    for name, option in SCHEDULE_OPTIONS.items():
+        if option.flag is None:
+            parameters.append(click.argument(name))
+            continue
+        # A default click shows is a text one (time zone); a flag not given otherwise leaves
+        # the field's own default to ScheduleInput.
+        shown = {"default": option.default, "show_default": True} if isinstance(option.default, str) else {}
+        parameters.append(
+            click.option(
+                option.flag, name, required=option.required, help=option.help, **shown, **option.flag_options
+            )
+        )
+    for parameter in reversed(parameters):
+        wrapper = parameter(wrapper)
+    return wrapper
+
+
 @cli.command()
-@click.argument("name")
-@click.option(
-    "--spec",
-    required=True,
-    help="Compiled KFP pipeline: a JSON or YAML file, or an Artifact Registry URI "
-    "https://REGION-kfp.pkg.dev/PROJECT/REPO/PACKAGE/{TAG|sha256:DIGEST} (a tag is pinned at deploy).",
-)
-@click.option("--cron", required=True, help="Unix-cron expression, e.g. '0 3 * * *'.")
-@click.option("--time-zone", default="UTC", show_default=True, help="IANA time zone of the cron expression.")
-@click.option("--param", "params", multiple=True, metavar="K=V", help="Pipeline parameter (repeatable).")
-@click.option(
-    "--pipeline-root",
-    default=None,
-    help="gs:// root for run artifacts [default: gs://BUCKET/vertex-cron/pipeline-root/PROJECT/REGION/NAME].",
-)
-@click.option("--max-concurrent-runs", type=int, default=None, help="Skip a firing while this many runs are active.")
-@click.option("--start-time", default=None, help="RFC3339 time before which firings are skipped.")
-@click.option("--end-time", default=None, help="RFC3339 time at or after which firings are skipped.")
-@click.option("--enable-caching/--disable-caching", default=None, help="Override the pipeline's caching.")
+@_schedule_options
 @_dry_run
 @_setting_options
-def deploy(
-    sources: _SettingSources, fmt: str, dry_run: bool, name: str, params: tuple[str, ...], **schedule: Any
-) -> None:
+def deploy(sources: _SettingSources, fmt: str, dry_run: bool, schedule: ScheduleInput) -> None:
     """Create or update schedule NAME (uploads the spec, deploys the function when needed)."""
-    from . import api, render, spec_file
-    from .models import ScheduleInput
+    from . import api, render
 
-    spec = spec_file.source(schedule.pop("spec"))
-    wanted = ScheduleInput(name=name, spec=spec, parameters=_parse_params(params), **schedule)
-    plan = api.deploy(sources.resolve(), wanted, dry_run=dry_run, progress=_progress())
+    plan = api.deploy(sources.resolve(), schedule, dry_run=dry_run, progress=_progress())
     click.echo(render.plan(plan, fmt, applied=not dry_run))
 
 
@@ -310,7 +322,24 @@ def _state_command(action: str, done: str, summary: str) -> click.Command:
 
 
 cli.add_command(_state_command("pause", "paused", "Pause schedule NAME (no firings until resumed)."))
-cli.add_command(_state_command("resume", "resumed", "Resume schedule NAME (missed firings are not caught up)."))
+
+
+@cli.command()
+@click.argument("name")
+@click.option(
+    "--catch-up",
+    is_flag=True,
+    help="Let the catch-up sweep run the fire times missed while paused (within the schedule's catch_up window).",
+)
+@_setting_options
+def resume(sources: _SettingSources, fmt: str, name: str, catch_up: bool) -> None:
+    """Resume schedule NAME; the fire times missed while paused are not caught up unless --catch-up."""
+    from . import api, render
+
+    status = api.resume(sources.resolve(), name, catch_up=catch_up)
+    click.echo(render.state_change(status, fmt, done="resumed"))
+    if catch_up and fmt == "text":
+        click.echo("Its fire times while paused are caught up by the next catch-up sweeps.")
 
 
 @cli.command("run")
@@ -445,18 +474,6 @@ def doctor(sources: _SettingSources, fmt: str) -> None:
     if report.failed:
         click.echo(f"error: {len(report.failed)} of {len(report.items)} checks failed", err=True)
         raise click.exceptions.Exit(1)
-
-
-def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
-    values = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"expected K=V, got {pair!r}", param_hint="--param")
-        if key.strip() in values:  # keeping only the last value would hide the mistake
-            raise click.UsageError(f"--param {key.strip()} given twice")
-        values[key.strip()] = value
-    return values
 
 
 main = cli

@@ -1,4 +1,4 @@
-"""Settings + schedule inputs -> the Desired state, every local check done on the way.
+"""Settings + schedule inputs -> the Desired state, every pre-call check done on the way.
 
 Also the one definition of the fields vertex-cron sets on the function and on each
 Scheduler job (`function_fields`, `job_fields`): the planner compares them and the seam
@@ -10,12 +10,15 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from vertex_cron_trigger.body import parse_body
+from vertex_cron_trigger.catch_up import SWEEP_BODY, SWEEP_CRON, SWEEP_JOB
 from vertex_cron_trigger.errors import BadRequest
 from vertex_cron_trigger.spec_uri import bucket_of
+from vertex_cron_trigger.timefmt import format_rfc3339
 
 from . import cronexpr, spec_file, validation
 from .config import Settings
@@ -29,9 +32,11 @@ from .models import (
     SOURCE_LABEL,
     SPEC_LOCATION_KEY,
     SPEC_MANAGED_BY_KEY,
+    SCHEDULE_OPTIONS,
     Desired,
     DesiredFunction,
     DesiredJob,
+    ObservedJob,
     Pending,
     PublishedSpec,
     ScheduleInput,
@@ -74,6 +79,9 @@ AUDIENCE_VARIABLE = "VERTEX_CRON_AUDIENCE"
 _WIDEST_GENERATION = "9" * 19
 
 PIPELINE_ROOT_BUCKETS = "VERTEX_CRON_PIPELINE_ROOT_BUCKETS"
+# The body fields of a catch-up schedule (vertex_cron_trigger.catch_up).
+CATCH_UP = "catch_up"
+CATCH_UP_SINCE = "catch_up_since"
 
 IDENTITIES = (
     ("workload_sa", "workload SA"),
@@ -162,6 +170,7 @@ def check_inputs(settings: Settings, schedules: Sequence[ScheduleInput]) -> None
     for schedule in schedules:
         cronexpr.check_cron(schedule.cron)
         validation.check_time_zone(schedule.time_zone)
+        _option_fields(schedule)
 
 
 def invoker_member(email: str) -> str:
@@ -223,9 +232,7 @@ def _schedule(
         "cron": cron,
         "time_zone": time_zone,
     }
-    for policy in ("max_concurrent_runs", "start_time", "end_time", "enable_caching"):
-        if getattr(schedule, policy) is not None:
-            body[policy] = getattr(schedule, policy)
+    body.update(_option_fields(schedule))
     if template is not None:
         body["template_uri"] = template.pinned_uri
     _check_body(schedule.name, body)
@@ -240,6 +247,20 @@ def _schedule(
     )
 
 
+def _option_fields(schedule: ScheduleInput) -> dict[str, Any]:
+    """The body fields of the options declared to go into it as they are (schedule_options.py)."""
+    fields: dict[str, Any] = {}
+    for name, option in SCHEDULE_OPTIONS.items():
+        value = getattr(schedule, name)
+        if option.body is None or value is None:
+            continue
+        try:
+            fields[name] = option.body(value)
+        except ValidationError as exc:
+            raise ValidationError(f"schedule {schedule.name}: {exc.reason}", details=exc.details) from exc
+    return fields
+
+
 def default_pipeline_root(settings: Settings, schedule: str) -> str:
     """Where a schedule's runs keep their artifacts unless it names a root: the one place
     infra/ lets the workload SA write, one folder per project, region and schedule (job ids
@@ -250,12 +271,17 @@ def default_pipeline_root(settings: Settings, schedule: str) -> str:
 
 def _check_body(schedule: str, body: Mapping[str, Any]) -> None:
     """The function must accept the body as pinned after upload, and it must fit the limits."""
-    pinned = encode_body({**body, "spec_uri": f"{body['spec_uri']}#{_WIDEST_GENERATION}"})
+    pinned = encode_body({**body, "spec_uri": f"{body['spec_uri']}#{_WIDEST_GENERATION}", **_widest_since(body)})
     validation.check_body_size(schedule, pinned)
     try:
         parse_body(pinned)
     except BadRequest as exc:
         raise ValidationError(f"schedule {schedule}: {exc.message}") from exc
+
+
+def _widest_since(body: Mapping[str, Any]) -> dict[str, str]:
+    """The `catch_up_since` the planner adds to a catch-up body (with_catch_up), at its widest."""
+    return {CATCH_UP_SINCE: "9999-12-31T23:59:59.999Z"} if uses_catch_up(body) else {}
 
 
 def spec_metadata(project: str, region: str) -> dict[str, str]:
@@ -276,9 +302,72 @@ def job_name(project: str, region: str, schedule: str) -> str:
 
 
 def schedule_of(job: str) -> str | None:
-    """The schedule name of a managed job's full name, None for a job vertex-cron does not manage."""
+    """The schedule name of a managed job's full name; None for the catch-up sweep's job and
+    for a job vertex-cron does not manage."""
     short = job.rsplit("/", 1)[-1]
-    return short[len(JOB_PREFIX) :] if short.startswith(JOB_PREFIX) else None
+    return short[len(JOB_PREFIX) :] if short.startswith(JOB_PREFIX) and short != SWEEP_JOB else None
+
+
+def is_managed_name(job: str) -> bool:
+    """Whether a job's full name is one vertex-cron gives its jobs: a schedule's or the sweep's."""
+    return job.rsplit("/", 1)[-1].startswith(JOB_PREFIX)
+
+
+def is_sweep_job(job: str) -> bool:
+    return job.rsplit("/", 1)[-1] == SWEEP_JOB
+
+
+def sweep_job_name(project: str, region: str) -> str:
+    return f"projects/{project}/locations/{region}/jobs/{SWEEP_JOB}"
+
+
+def uses_catch_up(body: object) -> bool:
+    """Whether a schedule's body (as written, or as read back) asks for catch-up."""
+    return isinstance(body, Mapping) and body.get(CATCH_UP) is not None
+
+
+def with_catch_up(desired: Desired, observed_jobs: Mapping[str, ObservedJob], *, now: datetime) -> Desired:
+    """`desired` with catch-up resolved against the managed jobs of its region (vertex_cron_trigger.catch_up):
+
+    - each catch-up schedule's `catch_up_since` is carried from its job as deployed, so
+      redeploying keeps the start of its catch-up; a schedule that did not use catch-up
+      until now starts it `now`;
+    - the sweep's job is wanted while a schedule of the region uses catch-up once this plan
+      is applied: one written now, or one already deployed that stays (not rewritten now
+      and not deleted by `apply --prune`). The planner deletes it when it is not wanted."""
+    since = format_rfc3339(now.replace(microsecond=0))
+    jobs = []
+    for job in desired.jobs:
+        if uses_catch_up(job.body):
+            deployed = (observed_jobs[job.name].fields if job.name in observed_jobs else {}).get("http_target.body")
+            carried = deployed.get(CATCH_UP_SINCE) if uses_catch_up(deployed) else None
+            job = dataclasses.replace(job, body={**job.body, CATCH_UP_SINCE: carried or since})
+        jobs.append(job)
+    written = {job.name for job in jobs}
+    staying = (
+        job
+        for name, job in observed_jobs.items()
+        if name not in written and schedule_of(name) is not None and not desired.prune
+    )
+    if any(uses_catch_up(job.body) for job in jobs) or any(
+        uses_catch_up(job.fields.get("http_target.body")) for job in staying
+    ):
+        jobs.append(sweep_job(desired))
+    return dataclasses.replace(desired, jobs=tuple(jobs))
+
+
+def sweep_job(desired: Desired) -> DesiredJob:
+    """The catch-up sweep's Scheduler job: it calls the same function as the schedules' jobs,
+    as the same identity, with the sweep's body on the sweep's cron (in UTC)."""
+    return DesiredJob(
+        name=sweep_job_name(desired.project, desired.region),
+        schedule=None,
+        spec_object=None,
+        body=dict(SWEEP_BODY),
+        cron=SWEEP_CRON,
+        time_zone="UTC",
+        scheduler_sa=desired.scheduler_sa,
+    )
 
 
 def function_environment(settings: Settings) -> dict[str, str | None]:
@@ -317,7 +406,17 @@ def function_fields(settings: Settings, source: FunctionSource) -> dict[str, Any
     }
 
 
-def job_fields(job: DesiredJob, *, spec_uri: str | Pending, url: str | Pending) -> dict[str, Any]:
+def pinned_spec_uri(job: DesiredJob, generations: Mapping[str, int | None]) -> str | Pending | None:
+    """The job's spec_uri pinned to its object's generation in `generations` (Pending while
+    the upload has not run); None for the sweep's job, which has no spec."""
+    if job.spec_object is None:
+        return None
+    generation = generations.get(job.spec_object)
+    return f"{job.body['spec_uri']}#{generation}" if generation else Pending("spec generation")
+
+
+def job_fields(job: DesiredJob, *, spec_uri: str | Pending | None, url: str | Pending) -> dict[str, Any]:
+    body = dict(job.body) if spec_uri is None else {**job.body, "spec_uri": spec_uri}
     return {
         "description": JOB_DESCRIPTION,
         "schedule": job.cron,
@@ -325,7 +424,7 @@ def job_fields(job: DesiredJob, *, spec_uri: str | Pending, url: str | Pending) 
         "http_target.uri": url,
         "http_target.http_method": "POST",
         "http_target.headers": {"Content-Type": "application/json"},
-        "http_target.body": {**job.body, "spec_uri": spec_uri},
+        "http_target.body": body,
         "http_target.oidc_token.service_account_email": job.scheduler_sa,
         "http_target.oidc_token.audience": url,
         **RETRY,

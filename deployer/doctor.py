@@ -450,6 +450,8 @@ class _Doctor:
             return
         for name in sorted(jobs):
             schedule = desired_state.schedule_of(name)
+            if schedule is None:
+                continue  # the catch-up sweep's job: it runs no pipeline
             body = jobs[name].fields.get("http_target.body")
             root = body.get("pipeline_root") if isinstance(body, dict) else None
             if not isinstance(root, str) or gcs_directory_problem(root):

@@ -10,7 +10,7 @@ after a failure half way a re-run converges.
 from __future__ import annotations
 
 from . import desired as desired_state
-from .desired import job_fields
+from .desired import job_fields, pinned_spec_uri
 from .errors import DeployError
 from .gcp import GoogleCloud
 from .models import Action, Change, Desired, Kind, Observed, ObservedFunction, Plan
@@ -44,8 +44,7 @@ def execute(plan: Plan, desired: Desired, observed: Observed, cloud: GoogleCloud
         elif change.kind is Kind.JOB:
             job = jobs[change.name]
             _, url = _require_service(function)
-            spec_uri = f"{job.body['spec_uri']}#{generations[job.spec_object]}"
-            fields = job_fields(job, spec_uri=spec_uri, url=url)
+            fields = job_fields(job, spec_uri=pinned_spec_uri(job, generations), url=url)
             progress.step(f"{_verb(change)} Scheduler job {short_name(change.name)}")
             if change.action is Action.CREATE:
                 cloud.create_job(change.name, fields)

@@ -27,7 +27,7 @@ from vertex_cron_trigger.template_uri import TemplateUri
 
 from . import errors, normal_form
 from .config import Settings
-from .desired import TIMEOUT_SECONDS, encode_body, schedule_of
+from .desired import TIMEOUT_SECONDS, encode_body, is_managed_name
 from .models import (
     INVOKER_ROLE,
     JOB_DESCRIPTION,
@@ -391,7 +391,7 @@ class GoogleCloud:
         return {
             job.name: _observed_job(job)
             for job in jobs
-            if job.name in named or (schedule_of(job.name) and job.description == JOB_DESCRIPTION)
+            if job.name in named or (is_managed_name(job.name) and job.description == JOB_DESCRIPTION)
         }
 
     def create_job(self, name: str, fields: Mapping[str, Any]) -> None:

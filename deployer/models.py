@@ -20,6 +20,16 @@ from typing import Any
 from vertex_cron_trigger.template_uri import TemplateUri
 
 from .function_source import FunctionSource
+from .validation import MAX_CATCH_UP_TEXT
+from .schedule_options import (
+    as_given,
+    catch_up_body,
+    declare,
+    declared,
+    parameters_from_flags,
+    rfc3339_text,
+    spec_source,
+)
 
 MANAGED_BY_LABEL = "managed-by"
 MANAGED_BY = "vertex-cron"
@@ -82,18 +92,127 @@ class Pending:
 class ScheduleInput:
     """One schedule as the user wrote it (flags or a schedules-file entry), not yet checked.
     `spec` is where the compiled pipeline comes from: a local file, or the Artifact Registry
-    URI it was published at (resolved through the seam before Desired is built)."""
+    URI it was published at (resolved through the seam before Desired is built).
 
-    name: str
-    spec: Path | TemplateUri
-    cron: str
-    time_zone: str = "UTC"
-    parameters: Mapping[str, Any] = field(default_factory=dict)
-    pipeline_root: str | None = None
-    max_concurrent_runs: int | None = None
-    start_time: str | None = None
-    end_time: str | None = None
-    enable_caching: bool | None = None
+    Each field declares its option once (schedule_options.py): the deploy flags, the
+    schedules file's keys and checks and the body fields are derived from these."""
+
+    name: str = field(
+        metadata=declare(help="The schedule's name.", kinds=(str,), described="a string", from_flag=str)
+    )
+    spec: Path | TemplateUri = field(
+        metadata=declare(
+            help="Compiled KFP pipeline: a JSON or YAML file, or an Artifact Registry URI "
+            "https://REGION-kfp.pkg.dev/PROJECT/REPO/PACKAGE/{TAG|sha256:DIGEST} (a tag is pinned at deploy).",
+            kinds=(str,),
+            described="a string (a path relative to this file, or an Artifact Registry URI)",
+            flag="--spec",
+            from_flag=spec_source,
+            from_file=spec_source,
+        )
+    )
+    cron: str = field(
+        metadata=declare(
+            help="Unix-cron expression, e.g. '0 3 * * *'.",
+            kinds=(str,),
+            described="a string (quote it)",
+            flag="--cron",
+        )
+    )
+    time_zone: str = field(
+        default="UTC",
+        metadata=declare(
+            help="IANA time zone of the cron expression.",
+            kinds=(str,),
+            described="a string",
+            flag="--time-zone",
+            takes_default=True,
+        ),
+    )
+    parameters: Mapping[str, Any] = field(
+        default_factory=dict,
+        metadata=declare(
+            help="Pipeline parameter (repeatable).",
+            kinds=(dict,),
+            described="a mapping of parameter names to values",
+            flag="--param",
+            flag_options={"multiple": True, "metavar": "K=V"},
+            from_flag=parameters_from_flags,
+            takes_default=True,
+        ),
+    )
+    pipeline_root: str | None = field(
+        default=None,
+        metadata=declare(
+            help="gs:// root for run artifacts [default: gs://BUCKET/vertex-cron/pipeline-root/PROJECT/REGION/NAME].",
+            kinds=(str,),
+            described="a string (a gs:// URI)",
+            flag="--pipeline-root",
+            takes_default=True,
+        ),
+    )
+    max_concurrent_runs: int | None = field(
+        default=None,
+        metadata=declare(
+            help="Skip a firing while this many runs are active.",
+            kinds=(int,),
+            described="an integer",
+            flag="--max-concurrent-runs",
+            flag_options={"type": int},
+            takes_default=True,
+            body=as_given,
+        ),
+    )
+    start_time: str | None = field(
+        default=None,
+        metadata=declare(
+            help="RFC3339 time before which firings are skipped.",
+            kinds=(str, datetime),
+            described="an RFC 3339 time",
+            flag="--start-time",
+            from_file=rfc3339_text,
+            body=as_given,
+        ),
+    )
+    end_time: str | None = field(
+        default=None,
+        metadata=declare(
+            help="RFC3339 time at or after which firings are skipped.",
+            kinds=(str, datetime),
+            described="an RFC 3339 time",
+            flag="--end-time",
+            from_file=rfc3339_text,
+            body=as_given,
+        ),
+    )
+    enable_caching: bool | None = field(
+        default=None,
+        metadata=declare(
+            help="Override the pipeline's caching.",
+            kinds=(bool,),
+            described="true or false",
+            flag="--enable-caching/--disable-caching",
+            takes_default=True,
+            body=as_given,
+        ),
+    )
+    catch_up: str | None = field(
+        default=None,
+        metadata=declare(
+            help="Catch up fire times at most this old that got no run (e.g. 6h, 90m, 1d; at most "
+            f"{MAX_CATCH_UP_TEXT}) [default: off].",
+            kinds=(str,),
+            described="a duration such as 6h, 90m or 1d",
+            flag="--catch-up",
+            flag_options={"metavar": "DURATION"},
+            takes_default=True,
+            body=catch_up_body,
+        ),
+    )
+
+
+# Each schedule option, by name, as its field of ScheduleInput declares it.
+SCHEDULE_OPTIONS = declared(ScheduleInput)
 
 
 @dataclass(frozen=True)
@@ -138,8 +257,8 @@ class DesiredFunction:
 @dataclass(frozen=True)
 class DesiredJob:
     name: str  # projects/P/locations/R/jobs/vertex-cron-NAME
-    schedule: str
-    spec_object: str
+    schedule: str | None  # None: the catch-up sweep's job, no schedule's
+    spec_object: str | None  # None: the sweep's job, which runs no pipeline
     body: Mapping[str, Any]  # the function's request body; spec_uri is pinned at plan time
     cron: str
     time_zone: str

@@ -40,7 +40,16 @@ from vertex_cron_trigger.timefmt import parse_rfc3339
 
 from . import cronexpr, normal_form
 from . import desired as desired_state
-from .desired import AUDIENCE_VARIABLE, PIPELINE_ROOT_BUCKETS, job_fields, schedule_of
+from .desired import (
+    AUDIENCE_VARIABLE,
+    PIPELINE_ROOT_BUCKETS,
+    is_sweep_job,
+    job_fields,
+    pinned_spec_uri,
+    schedule_of,
+    sweep_job_name,
+    uses_catch_up,
+)
 from .models import (
     INVOKER_ROLE,
     MANAGED_BY,
@@ -92,8 +101,8 @@ def _other_callers(desired: Desired, observed: Observed) -> Iterator[ObservedJob
     """The managed jobs that call the function once the plan is applied, other than those it writes."""
     written = {job.name for job in desired.jobs}
     for name, job in observed.jobs.items():
-        if name in written or (desired.prune and schedule_of(name)):
-            continue  # rewritten now, or deleted by this plan
+        if name in written or is_sweep_job(name) or desired.prune:
+            continue  # rewritten now, the sweep's (wanted or deleted by this plan), or deleted by this plan
         if _calls(job, observed.function):
             yield job
 
@@ -107,17 +116,18 @@ def plan(desired: Desired, observed: Observed, *, now: datetime) -> Plan:
     changes.extend(_function_changes(desired, observed.function, url))
     changes.append(_invoker_change(desired, observed.invoker_members))
     for job in desired.jobs:
-        generation = observed.spec_generations.get(job.spec_object)
-        spec_uri = job.body["spec_uri"] + f"#{generation}" if generation else Pending("spec generation")
-        wanted = job_fields(job, spec_uri=spec_uri, url=url)
+        wanted = job_fields(job, spec_uri=pinned_spec_uri(job, observed.spec_generations), url=url)
         changes.append(_upsert(Kind.JOB, job.name, wanted, observed.jobs.get(job.name)))
+    wanted_jobs = {job.name for job in desired.jobs}
     if desired.prune:
-        wanted_jobs = {job.name for job in desired.jobs}
         changes.extend(
             Change(Kind.JOB, name, Action.DELETE)
             for name in sorted(observed.jobs)
             if name not in wanted_jobs and schedule_of(name)
         )
+    sweep = sweep_job_name(desired.project, desired.region)
+    if sweep in observed.jobs and sweep not in wanted_jobs:  # no schedule uses catch-up any more
+        changes.append(Change(Kind.JOB, sweep, Action.DELETE))
     return Plan(tuple(changes), tuple(next_runs(desired, now)))
 
 
@@ -140,8 +150,15 @@ def plan_delete(
     another region's, and objects without that metadata (uploaded by hand, or by a version
     of vertex-cron that did not record it) are never deleted.
     """
-    remaining = [job for name, job in observed_jobs.items() if name not in schedules]
+    remaining = [job for name, job in observed_jobs.items() if name not in schedules and not is_sweep_job(name)]
     changes = [Change(Kind.JOB, name, Action.DELETE) for name in schedules]
+    # The catch-up sweep's job goes with the last schedule that uses catch-up.
+    changes.extend(
+        Change(Kind.JOB, name, Action.DELETE)
+        for name in sorted(observed_jobs)
+        if is_sweep_job(name)
+        and not any(uses_catch_up(job.fields.get("http_target.body")) for job in remaining)
+    )
     if purge:
         referenced = {_spec_object(job) for job in remaining}
         changes.extend(
@@ -158,6 +175,8 @@ def next_runs(desired: Desired, now: datetime, count: int = 3) -> Iterable[NextR
     """The next firings the function will act on: those inside the job's start/end window
     (firings outside it are skipped), so possibly none."""
     for job in desired.jobs:
+        if job.schedule is None:
+            continue  # the catch-up sweep's job: no schedule's firings
         window = {
             key: parse_rfc3339(job.body[f"{key}_time"]) for key in ("start", "end") if job.body.get(f"{key}_time")
         }

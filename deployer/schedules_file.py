@@ -2,7 +2,7 @@
 
     defaults:                      # optional; settings as in vertex-cron.toml, plus
       project: my-project          # schedule defaults (time_zone, pipeline_root, parameters,
-      region: europe-west1         # max_concurrent_runs, enable_caching)
+      region: europe-west1         # max_concurrent_runs, enable_caching, catch_up)
       time_zone: Europe/Paris
     schedules:
       - name: nightly-training     # ^[a-z][a-z0-9-]{0,49}$
@@ -18,35 +18,24 @@ errors name the schedule and the key.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import spec_file
 from .config import check_file_values
 from .errors import ConfigError, ValidationError
-from .models import ScheduleInput
+from .models import SCHEDULE_OPTIONS, ScheduleInput
 
-_SCHEDULE_KEYS = {f.name for f in fields(ScheduleInput)}
-_SCHEDULE_DEFAULTS = {"time_zone", "pipeline_root", "parameters", "max_concurrent_runs", "enable_caching"}
-# What each schedule key must hold, checked before defaults are merged in, so a wrong
-# type is a usage error naming the key rather than a crash further on. `None` (an empty
-# value) means "not given". YAML reads unquoted timestamps as datetimes; those are kept.
-_KINDS: dict[str, tuple[tuple[type, ...], str]] = {
-    "name": ((str,), "a string"),
-    "spec": ((str,), "a string (a path relative to this file, or an Artifact Registry URI)"),
-    "cron": ((str,), "a string (quote it)"),
-    "time_zone": ((str,), "a string"),
-    "pipeline_root": ((str,), "a string (a gs:// URI)"),
-    "parameters": ((dict,), "a mapping of parameter names to values"),
-    "max_concurrent_runs": ((int,), "an integer"),
-    "start_time": ((str, datetime), "an RFC 3339 time"),
-    "end_time": ((str, datetime), "an RFC 3339 time"),
-    "enable_caching": ((bool,), "true or false"),
-}
+# The keys, their kinds and which of them `defaults` may set: each option's declaration
+# (models.ScheduleInput). Kinds are checked before defaults are merged in, so a wrong type
+# is a usage error naming the key rather than a crash further on. `None` (an empty value)
+# means "not given".
+_SCHEDULE_KEYS = set(SCHEDULE_OPTIONS)
+_SCHEDULE_DEFAULTS = {name for name, option in SCHEDULE_OPTIONS.items() if option.takes_default}
+_REQUIRED = [name for name, option in SCHEDULE_OPTIONS.items() if option.required]
 
 
 @dataclass(frozen=True)
@@ -90,31 +79,28 @@ def _schedule(entry: Any, defaults: Mapping[str, Any], *, base: Path, where: str
         where = f"{where} (schedule {entry['name']})"
     _reject_unknown(entry, _SCHEDULE_KEYS, where)
     _check_kinds(entry, where)
-    for required in ("name", "spec", "cron"):
+    for required in _REQUIRED:
         if entry.get(required) in (None, ""):
             raise ConfigError(f"{where}: `{required}` is required")
     given = {key: value for key, value in entry.items() if value is not None}
     values = {**{k: v for k, v in defaults.items() if v is not None}, **given}
     values["parameters"] = {**(defaults.get("parameters") or {}), **(entry.get("parameters") or {})}
     try:
-        values["spec"] = spec_file.source(values["spec"], base=base)
+        values = {name: SCHEDULE_OPTIONS[name].from_file(value, base) for name, value in values.items()}
     except ValidationError as exc:
         raise ConfigError(f"{where}: {exc.reason}", details=exc.details) from exc
-    for moment in ("start_time", "end_time"):
-        if isinstance(values.get(moment), datetime):  # YAML reads unquoted timestamps as datetimes
-            values[moment] = values[moment].isoformat().replace("+00:00", "Z")
     return ScheduleInput(**values)
 
 
 def _check_kinds(values: Mapping[str, Any], where: str) -> None:
     for key, value in values.items():
-        if value is None or key not in _KINDS:
+        if value is None or key not in SCHEDULE_OPTIONS:
             continue
-        kinds, described = _KINDS[key]
-        wrong = not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)
+        option = SCHEDULE_OPTIONS[key]
+        wrong = not isinstance(value, option.kinds) or (isinstance(value, bool) and bool not in option.kinds)
         if wrong:
             hint = " (quote it)" if isinstance(value, date) else ""
-            raise ConfigError(f"{where}: `{key}` must be {described}, got {_kind(value)}{hint}")
+            raise ConfigError(f"{where}: `{key}` must be {option.described}, got {_kind(value)}{hint}")
         if key == "parameters":
             bad = next((name for name in value if not isinstance(name, str)), None)
             if bad is not None:

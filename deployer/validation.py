@@ -1,4 +1,4 @@
-"""Local checks that run before any cloud call: names, identities, time zones, sizes, and
+"""Checks that run before any cloud call: names, identities, time zones, sizes, and
 the formats of the settings that end up in resource names and URLs (project, region,
 bucket, function name), so a typo is a usage error here, not a puzzling answer from Google.
 """
@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import timedelta
 
 from vertex_cron_trigger.body import MAX_BODY_BYTES, SCHEDULE_NAME_RE
+from vertex_cron_trigger.catch_up import RESERVED_SCHEDULE_NAME, SWEEP_JOB
 from vertex_cron_trigger.time_zones import time_zone_problem
 
 from .errors import ConfigError, ValidationError
@@ -39,6 +41,15 @@ _FUNCTION_NAME = re.compile(r"^[a-z][a-z0-9-]{2,61}[a-z0-9]$")
 # Cloud Storage bucket names (cloud.google.com/storage/docs/buckets#naming).
 _BUCKET_CHARS = re.compile(r"^[a-z0-9][a-z0-9._-]*[a-z0-9]$")
 _GOOGLE_LOOKALIKE = re.compile(r"g[o0]{2}g[l1]e")
+
+# A catch-up window: whole days, hours, minutes or seconds, e.g. 6h, 90m, 1d, 1d12h.
+_DURATION = re.compile(r"^(?:[0-9]{1,7}[dhms])+$")
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+# Each sweep looks back over the window for fire times without a run (one list of the
+# schedule's runs per sweep, and a capped number of runs created): a week covers a long
+# weekend's outage; anything older is a backfill (`vertex-cron backfill`), done on purpose.
+MAX_CATCH_UP = timedelta(days=7)
+MAX_CATCH_UP_TEXT = "7d"
 
 
 def check_project(project: str, *, source: str) -> str:
@@ -117,7 +128,33 @@ def check_schedule_name(name: str) -> str:
             details=f"a schedule name must match {SCHEDULE_NAME_RE.pattern} "
             "(lowercase letter first, then lowercase letters, digits or '-', at most 50)",
         )
+    if name == RESERVED_SCHEDULE_NAME:
+        raise ValidationError(
+            f"the schedule name {name!r} is reserved",
+            details=f"vertex-cron's catch-up sweep has the Scheduler job {SWEEP_JOB}, which a schedule "
+            f"named {name!r} would have too; choose another name",
+        )
     return name
+
+
+def check_catch_up(text: object) -> timedelta:
+    """A schedule's catch-up window: a positive duration of at most MAX_CATCH_UP."""
+    if not isinstance(text, str) or not _DURATION.fullmatch(text.strip()):
+        raise ValidationError(
+            f"catch_up must be a duration such as 6h, 90m or 1d, got {text!r:.80}",
+            details="whole days (d), hours (h), minutes (m) or seconds (s), combinable: 1d12h",
+        )
+    window = timedelta(
+        seconds=sum(int(n) * _UNIT_SECONDS[unit] for n, unit in re.findall(r"([0-9]+)([dhms])", text))
+    )
+    if window <= timedelta(0):
+        raise ValidationError(f"catch_up must be a positive duration, got {text!r}")
+    if window > MAX_CATCH_UP:
+        raise ValidationError(
+            f"catch_up {text} is longer than the maximum of {MAX_CATCH_UP_TEXT}",
+            details="older fire times are caught up on purpose: `vertex-cron backfill NAME --from ... --to ...`",
+        )
+    return window
 
 
 def check_service_account(role: str, email: str, *, allow_default: bool) -> str:
