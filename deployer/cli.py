@@ -229,11 +229,11 @@ def _schedule_options(command: Callable[..., Any]) -> Callable[..., Any]:
             continue
         # A default click shows is a text one (time zone); a flag not given otherwise leaves
         # the field's own default to ScheduleInput.
-        shown = {"default": option.default, "show_default": True} if isinstance(option.default, str) else {}
+        shown: dict[str, Any] = (
+            {"default": option.default, "show_default": True} if isinstance(option.default, str) else {}
+        )
         parameters.append(
-            click.option(
-                option.flag, name, required=option.required, help=option.help, **shown, **option.flag_options
-            )
+            click.option(option.flag, name, required=option.required, help=option.help, **shown, **option.flag_options)
         )
     for parameter in reversed(parameters):
         wrapper = parameter(wrapper)

@@ -29,10 +29,10 @@ from .models import (
     JOB_PREFIX,
     MANAGED_BY,
     MANAGED_BY_LABEL,
+    SCHEDULE_OPTIONS,
     SOURCE_LABEL,
     SPEC_LOCATION_KEY,
     SPEC_MANAGED_BY_KEY,
-    SCHEDULE_OPTIONS,
     Desired,
     DesiredFunction,
     DesiredJob,
@@ -340,7 +340,9 @@ def with_catch_up(desired: Desired, observed_jobs: Mapping[str, ObservedJob], *,
     for job in desired.jobs:
         if uses_catch_up(job.body):
             deployed = (observed_jobs[job.name].fields if job.name in observed_jobs else {}).get("http_target.body")
-            carried = deployed.get(CATCH_UP_SINCE) if uses_catch_up(deployed) else None
+            carried = (
+                deployed.get(CATCH_UP_SINCE) if isinstance(deployed, Mapping) and uses_catch_up(deployed) else None
+            )
             job = dataclasses.replace(job, body={**job.body, CATCH_UP_SINCE: carried or since})
         jobs.append(job)
     written = {job.name for job in jobs}

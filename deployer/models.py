@@ -20,7 +20,6 @@ from typing import Any
 from vertex_cron_trigger.template_uri import TemplateUri
 
 from .function_source import FunctionSource
-from .validation import MAX_CATCH_UP_TEXT
 from .schedule_options import (
     as_given,
     catch_up_body,
@@ -30,6 +29,7 @@ from .schedule_options import (
     rfc3339_text,
     spec_source,
 )
+from .validation import MAX_CATCH_UP_TEXT
 
 MANAGED_BY_LABEL = "managed-by"
 MANAGED_BY = "vertex-cron"
@@ -97,9 +97,7 @@ class ScheduleInput:
     Each field declares its option once (schedule_options.py): the deploy flags, the
     schedules file's keys and checks and the body fields are derived from these."""
 
-    name: str = field(
-        metadata=declare(help="The schedule's name.", kinds=(str,), described="a string", from_flag=str)
-    )
+    name: str = field(metadata=declare(help="The schedule's name.", kinds=(str,), described="a string", from_flag=str))
     spec: Path | TemplateUri = field(
         metadata=declare(
             help="Compiled KFP pipeline: a JSON or YAML file, or an Artifact Registry URI "

@@ -156,8 +156,7 @@ def plan_delete(
     changes.extend(
         Change(Kind.JOB, name, Action.DELETE)
         for name in sorted(observed_jobs)
-        if is_sweep_job(name)
-        and not any(uses_catch_up(job.fields.get("http_target.body")) for job in remaining)
+        if is_sweep_job(name) and not any(uses_catch_up(job.fields.get("http_target.body")) for job in remaining)
     )
     if purge:
         referenced = {_spec_object(job) for job in remaining}

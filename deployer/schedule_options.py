@@ -19,7 +19,7 @@ imported when a value is converted.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, Field, dataclass, field, fields
+from dataclasses import MISSING, Field, dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any

@@ -144,9 +144,7 @@ def check_catch_up(text: object) -> timedelta:
             f"catch_up must be a duration such as 6h, 90m or 1d, got {text!r:.80}",
             details="whole days (d), hours (h), minutes (m) or seconds (s), combinable: 1d12h",
         )
-    window = timedelta(
-        seconds=sum(int(n) * _UNIT_SECONDS[unit] for n, unit in re.findall(r"([0-9]+)([dhms])", text))
-    )
+    window = timedelta(seconds=sum(int(n) * _UNIT_SECONDS[unit] for n, unit in re.findall(r"([0-9]+)([dhms])", text)))
     if window <= timedelta(0):
         raise ValidationError(f"catch_up must be a positive duration, got {text!r}")
     if window > MAX_CATCH_UP:

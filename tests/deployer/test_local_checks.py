@@ -320,6 +320,7 @@ def test_schedules_file_typos_are_refused(tmp_path):
             "(schedule a): `start_time` must be an RFC 3339 time, got a date/time (2025-01-01) (quote it)",
         ),
         ("end_time: [2025]", "(schedule a): `end_time` must be an RFC 3339 time, got a list"),
+        ("catch_up: 6", "(schedule a): `catch_up` must be a duration such as 6h, 90m or 1d, got an integer"),
     ],
 )
 def test_schedules_file_values_of_the_wrong_type_name_the_schedule_and_key(tmp_path, entry, message):
@@ -450,3 +451,62 @@ def test_the_function_answers_before_its_platform_timeout_and_scheduler_waits_fo
     from vertex_cron_trigger.deadline import REQUEST_SECONDS
 
     assert REQUEST_SECONDS < desired.TIMEOUT_SECONDS < int(desired.ATTEMPT_DEADLINE.rstrip("s"))
+
+
+def test_catch_up_is_a_schedule_default_and_an_entry_overrides_it(tmp_path):
+    (tmp_path / "s.yaml").write_text(
+        "defaults: {catch_up: 6h}\nschedules:\n"
+        "  - {name: a, spec: p.json, cron: '0 3 * * *'}\n"
+        "  - {name: b, spec: p.json, cron: '0 3 * * *', catch_up: 1d}\n"
+    )
+    a, b = schedules_file.load(tmp_path / "s.yaml").schedules
+    assert (a.catch_up, b.catch_up) == ("6h", "1d")
+
+
+@pytest.mark.parametrize(
+    ("window", "seconds"), [("6h", 21600), ("90m", 5400), ("1d", 86400), ("1d12h", 129600), ("7d", 604800)]
+)
+def test_catch_up_windows_up_to_a_week(window, seconds):
+    assert validation.check_catch_up(window).total_seconds() == seconds
+
+
+@pytest.mark.parametrize(
+    ("window", "message"),
+    [
+        ("8d", "catch_up 8d is longer than the maximum of 7d"),
+        ("169h", "catch_up 169h is longer than the maximum of 7d"),
+        ("0m", "catch_up must be a positive duration, got '0m'"),
+        ("-1h", "catch_up must be a duration such as 6h, 90m or 1d, got '-1h'"),
+        ("6", "catch_up must be a duration such as 6h, 90m or 1d, got '6'"),
+        ("PT6H", "catch_up must be a duration such as 6h, 90m or 1d, got 'PT6H'"),
+    ],
+)
+def test_catch_up_windows_that_are_not_positive_or_exceed_a_week_are_refused(window, message):
+    with pytest.raises(ValidationError) as err:
+        validation.check_catch_up(window)
+    assert err.value.reason == message
+
+
+def test_the_catch_up_sweep_s_name_is_reserved():
+    with pytest.raises(ValidationError, match="the schedule name 'catch-up' is reserved") as err:
+        validation.check_schedule_name("catch-up")
+    assert "vertex-cron-catch-up" in err.value.details
+    assert validation.check_schedule_name("catch-up-daily") == "catch-up-daily"
+
+
+def test_every_schedule_option_is_a_deploy_flag_and_a_schedules_file_key(tmp_path):
+    """The declaration on ScheduleInput is the only list: the flags and keys follow from it."""
+    from click.testing import CliRunner
+    from vertex_cron.cli import cli
+    from vertex_cron.models import SCHEDULE_OPTIONS
+
+    deploy_help = CliRunner().invoke(cli, ["deploy", "--help"]).stdout
+    assert [
+        name
+        for name, option in SCHEDULE_OPTIONS.items()
+        if option.flag and option.flag.split("/")[0] not in deploy_help
+    ] == []
+    (tmp_path / "s.yaml").write_text("schedules:\n  - {name: a, spec: p.json, cron: '* * * * *', colour: red}\n")
+    with pytest.raises(ConfigError) as err:
+        schedules_file.load(tmp_path / "s.yaml")
+    assert err.value.details == "known: " + ", ".join(sorted(SCHEDULE_OPTIONS))

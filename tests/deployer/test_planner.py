@@ -471,3 +471,43 @@ def test_deploying_one_schedule_keeps_the_buckets_of_the_others_calling_the_func
     assert [(d.field, d.new) for d in _by_kind(plan, Kind.FUNCTION)[0].diffs] == [
         (f"service_config.environment_variables.{ROOT_BUCKETS}", "demo-bucket,roots-hourly")
     ]
+
+
+def test_the_sweep_job_is_deleted_with_the_last_catch_up_schedule_and_then_the_function():
+    function = ObservedFunction("projects/p/locations/r/functions/vertex-cron-trigger", {}, URL, SERVICE)
+    sweep = "projects/p/locations/r/jobs/vertex-cron-catch-up"
+
+    def job(name, **body):
+        return ObservedJob(name, {"http_target.uri": URL, "http_target.body": body})
+
+    jobs = {
+        "j/plain": job("j/plain"),
+        "j/hourly": job("j/hourly", catch_up="3600s"),
+        sweep: job(sweep, sweep="catch_up"),
+    }
+
+    def deleted(*names):
+        plan = planner.plan_delete(list(names), jobs, function=function, location=HERE)
+        return [(c.kind, c.name) for c in plan.changes]
+
+    assert deleted("j/plain") == [(Kind.JOB, "j/plain")]  # hourly still catches up
+    assert deleted("j/hourly") == [(Kind.JOB, "j/hourly"), (Kind.JOB, sweep)]  # the sweep calls no pipeline
+    assert deleted("j/plain", "j/hourly") == [
+        (Kind.JOB, "j/plain"),
+        (Kind.JOB, "j/hourly"),
+        (Kind.JOB, sweep),
+        (Kind.FUNCTION, function.name),
+    ]
+
+
+def test_a_catch_up_schedule_brings_the_sweep_job_and_keeps_its_catch_up_start(make_desired):
+    hourly = ScheduleInput("hourly", _SPEC, "0 * * * *", parameters={"run_date": "x"}, catch_up="6h")
+    fresh = desired.with_catch_up(make_desired(hourly), {}, now=NOW)
+    [schedule, sweep] = fresh.jobs
+    assert schedule.body["catch_up"] == "21600s" and schedule.body["catch_up_since"] == "2024-03-30T12:00:00Z"
+    assert (sweep.name.rsplit("/", 1)[-1], sweep.schedule, sweep.cron) == ("vertex-cron-catch-up", None, "*/10 * * * *")
+
+    deployed = {schedule.name: ObservedJob(schedule.name, {"http_target.body": {**schedule.body}})}
+    later = desired.with_catch_up(make_desired(hourly), deployed, now=datetime(2024, 4, 2, tzinfo=UTC))
+    assert later.jobs[0].body["catch_up_since"] == "2024-03-30T12:00:00Z"
+    assert [runs.schedule for runs in planner.next_runs(later, NOW)] == ["hourly"]
