@@ -67,7 +67,9 @@ def _schedule(index: int) -> ScheduleInput:
     )
 
 
-def _measure(cloud: LocalCloud, settings: config.Settings, name: str, schedules: list[ScheduleInput]) -> DeployStep:
+def _measure(
+    cloud: LocalCloud, settings: config.DeployerSettings, name: str, schedules: list[ScheduleInput]
+) -> DeployStep:
     cloud.vertex.clear_calls()
     cloud.storage.calls.clear()
     started = time.perf_counter()

@@ -34,7 +34,7 @@ from . import backfill as backfills
 from . import cronexpr, function_source, lease, planner, spec_file, validation
 from . import desired as desired_state
 from . import status as schedule_health
-from .config import DEFAULT_BACKFILL_RUNS, DEFAULT_FIRINGS, DEFAULT_HISTORY, Settings
+from .config import DEFAULT_BACKFILL_RUNS, DEFAULT_FIRINGS, DEFAULT_HISTORY, DeployerSettings
 from .errors import NotFound, RunFailed, Unavailable, ValidationError
 from .executor import delete as delete_one
 from .executor import execute, short_name
@@ -68,7 +68,7 @@ FINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 
 
 def deploy(
-    settings: Settings,
+    settings: DeployerSettings,
     schedule: ScheduleInput,
     *,
     dry_run: bool = False,
@@ -81,7 +81,7 @@ def deploy(
 
 
 def apply(
-    settings: Settings,
+    settings: DeployerSettings,
     schedules: Sequence[ScheduleInput],
     *,
     prune: bool = False,
@@ -94,10 +94,11 @@ def apply(
 
     A spec given as an Artifact Registry URI is read first, with the deployer's credentials:
     a tag is resolved to its version here, once, and the schedule is pinned to that version."""
-    desired_state.check_inputs(settings, schedules)
+    deployment = settings.deployment()
+    desired_state.check_inputs(deployment, schedules)
     cloud = cloud or GoogleCloud(settings)
     published = _published(cloud, schedules)
-    built = desired_state.build(settings, schedules, source=function_source.build(), prune=prune, published=published)
+    built = desired_state.build(deployment, schedules, source=function_source.build(), prune=prune, published=published)
     resolved = tuple(p for p in published.values() if p.uri != p.pinned_uri)
     progress = progress or Progress()
     now = now or datetime.now(UTC)
@@ -141,7 +142,9 @@ def _observe_settled(cloud: GoogleCloud, wanted: Desired, progress: Progress) ->
     return observe(cloud, wanted)
 
 
-def _lease(cloud: GoogleCloud, settings: Settings, command: str, progress: Progress) -> AbstractContextManager[None]:
+def _lease(
+    cloud: GoogleCloud, settings: DeployerSettings, command: str, progress: Progress
+) -> AbstractContextManager[None]:
     bucket, project, region = settings.bucket, settings.project, settings.region
     if not (bucket and project and region):
         return nullcontext()
@@ -157,8 +160,8 @@ def _published(cloud: GoogleCloud, schedules: Sequence[ScheduleInput]) -> dict[s
     }
 
 
-def list_schedules(settings: Settings, *, cloud: GoogleCloud | None = None) -> list[ScheduleStatus]:
-    settings.require("project", "region")
+def list_schedules(settings: DeployerSettings, *, cloud: GoogleCloud | None = None) -> list[ScheduleStatus]:
+    settings.project_region()  # refused before any call when either is missing
     jobs = (cloud or GoogleCloud(settings)).managed_jobs()
     return sorted(
         (ScheduleStatus(schedule, job) for name, job in jobs.items() if (schedule := desired_state.schedule_of(name))),
@@ -166,16 +169,16 @@ def list_schedules(settings: Settings, *, cloud: GoogleCloud | None = None) -> l
     )
 
 
-def describe(settings: Settings, name: str, *, cloud: GoogleCloud | None = None) -> ScheduleStatus:
+def describe(settings: DeployerSettings, name: str, *, cloud: GoogleCloud | None = None) -> ScheduleStatus:
     return ScheduleStatus(name, _managed_job(settings, name, cloud or GoogleCloud(settings)))
 
 
-def pause(settings: Settings, name: str, *, cloud: GoogleCloud | None = None) -> ScheduleStatus:
+def pause(settings: DeployerSettings, name: str, *, cloud: GoogleCloud | None = None) -> ScheduleStatus:
     return ScheduleStatus(name, _job_action(settings, name, "pause_job", cloud or GoogleCloud(settings)))
 
 
 def resume(
-    settings: Settings,
+    settings: DeployerSettings,
     name: str,
     *,
     catch_up: bool = False,
@@ -207,7 +210,7 @@ def resume(
     return ScheduleStatus(name, _job_action(settings, name, "resume_job", cloud))
 
 
-def run(settings: Settings, name: str, *, cloud: GoogleCloud | None = None) -> ForcedRun:
+def run(settings: DeployerSettings, name: str, *, cloud: GoogleCloud | None = None) -> ForcedRun:
     """Fire now. Scheduler sends the moment it executes the job, with milliseconds, as the
     logical time, so a forced run gets its own PipelineJob id and is never deduplicated
     against a firing. That moment is Scheduler's, so the id is only expected here (the one
@@ -229,7 +232,7 @@ def run(settings: Settings, name: str, *, cloud: GoogleCloud | None = None) -> F
 
 
 def follow(
-    settings: Settings,
+    settings: DeployerSettings,
     forced: ForcedRun,
     *,
     cloud: GoogleCloud | None = None,
@@ -282,7 +285,7 @@ def follow(
 
 
 def delete(
-    settings: Settings,
+    settings: DeployerSettings,
     names: Sequence[str],
     *,
     purge: bool = False,
@@ -299,28 +302,22 @@ def delete(
     jobs is left to clean up (the function, with `purge` spec objects), so a delete that
     failed half-way can be re-run; otherwise it is "no schedule named", and nothing is
     deleted (a typo next to a real name deletes nothing)."""
-    settings.require("project", "region", *(["bucket"] if purge else []))
+    where = settings.project_region()
+    # Spec objects are deleted only with `purge`, which needs the bucket.
+    bucket = settings.spec_bucket() if purge else settings.bucket or ""
     names = list(dict.fromkeys(names))
     jobs = [_job_name(settings, name) for name in names]
     cloud = cloud or GoogleCloud(settings)
     progress = progress or Progress()
     with nullcontext() if dry_run else _lease(cloud, settings, "delete", progress):
         managed = cloud.managed_jobs()
-        function = cloud.get_function(
-            desired_state.function_name(settings.value("project"), settings.value("region"), settings.function_name)
-        )
+        function = cloud.get_function(desired_state.function_name(where.project, where.region, settings.function_name))
         plan = planner.plan_delete(
             [job for job in jobs if job in managed],
             managed,
             function=function,
-            spec_objects=(
-                cloud.spec_objects(
-                    settings.value("bucket"), spec_prefix(settings.value("project"), settings.value("region"))
-                )
-                if purge
-                else ()
-            ),
-            location=location(settings.value("project"), settings.value("region")),
+            spec_objects=(cloud.spec_objects(bucket, spec_prefix(where.project, where.region)) if purge else ()),
+            location=location(where.project, where.region),
             purge=purge,
         )
         missing = next((name for name, job in zip(names, jobs, strict=True) if job not in managed), None)
@@ -328,17 +325,17 @@ def delete(
             raise _no_such_schedule(settings, missing)
         if not dry_run:
             for change in plan.changes:
-                delete_one(change, cloud, settings.value("bucket"), progress)
+                delete_one(change, cloud, bucket, progress)
             progress.finish()
     return plan
 
 
 def history(
-    settings: Settings, name: str, *, limit: int = DEFAULT_HISTORY, cloud: GoogleCloud | None = None
+    settings: DeployerSettings, name: str, *, limit: int = DEFAULT_HISTORY, cloud: GoogleCloud | None = None
 ) -> list[PipelineRun]:
     """The schedule's most recent PipelineJobs, newest first. A deleted schedule's runs are
     still its history; a name with neither runs nor a schedule is NotFound, like `describe`."""
-    settings.require("project", "region")
+    settings.project_region()  # refused before any call when either is missing
     validation.check_schedule_name(name)
     cloud = cloud or GoogleCloud(settings)
     runs = cloud.pipeline_runs(name, limit=limit)
@@ -348,7 +345,7 @@ def history(
 
 
 def backfill(
-    settings: Settings,
+    settings: DeployerSettings,
     name: str,
     *,
     start: datetime,
@@ -426,7 +423,7 @@ _TRANSIENT_STATUSES = frozenset({401, 408, 429, 500, 502, 503, 504})
 
 
 def status(
-    settings: Settings,
+    settings: DeployerSettings,
     names: Sequence[str] = (),
     *,
     count: int = DEFAULT_FIRINGS,
@@ -435,7 +432,7 @@ def status(
 ) -> list[schedule_health.Health]:
     """Each managed schedule's (or each named one's) state, next run and last `count` fire
     times with what became of them (status.py says how fire times meet runs)."""
-    settings.require("project", "region")
+    settings.project_region()  # refused before any call when either is missing
     cloud = cloud or GoogleCloud(settings)
     jobs = {
         schedule: job
@@ -455,7 +452,7 @@ def status(
     ]
 
 
-def _job_action(settings: Settings, name: str, action: str, cloud: GoogleCloud) -> ObservedJob:
+def _job_action(settings: DeployerSettings, name: str, action: str, cloud: GoogleCloud) -> ObservedJob:
     job = _managed_job(settings, name, cloud)
     try:
         observed: ObservedJob = getattr(cloud, action)(job.name)
@@ -489,7 +486,7 @@ def _forced_run_time(forced: ForcedRun, run: PipelineRun) -> datetime | None:
     return moment
 
 
-def _managed_job(settings: Settings, name: str, cloud: GoogleCloud) -> ObservedJob:
+def _managed_job(settings: DeployerSettings, name: str, cloud: GoogleCloud) -> ObservedJob:
     """The job of schedule `name`; a job of that name vertex-cron did not create (its
     description is not the marker `list` goes by) is no schedule, and is left alone."""
     job = cloud.get_job(_job_name(settings, name))
@@ -505,14 +502,12 @@ def _managed_job(settings: Settings, name: str, cloud: GoogleCloud) -> ObservedJ
     return job
 
 
-def _job_name(settings: Settings, name: str) -> str:
-    settings.require("project", "region")
-    return desired_state.job_name(
-        settings.value("project"), settings.value("region"), validation.check_schedule_name(name)
-    )
+def _job_name(settings: DeployerSettings, name: str) -> str:
+    where = settings.project_region()
+    return desired_state.job_name(where.project, where.region, validation.check_schedule_name(name))
 
 
-def _no_such_schedule(settings: Settings, name: str) -> NotFound:
+def _no_such_schedule(settings: DeployerSettings, name: str) -> NotFound:
     return NotFound(
         f"no schedule named {name!r} in {settings.project}/{settings.region}",
         details="`vertex-cron list` shows the schedules vertex-cron manages there",

@@ -126,7 +126,9 @@ class _SettingSources:
     flags: dict[str, Any]
     config_path: Path | None
 
-    def resolve(self, file_defaults: Mapping[str, Any] | None = None, defaults_source: str = "") -> config.Settings:
+    def resolve(
+        self, file_defaults: Mapping[str, Any] | None = None, defaults_source: str = ""
+    ) -> config.DeployerSettings:
         """flags > environment > schedules-file `defaults` > vertex-cron.toml"""
         file_values = config.load_file_values(self.config_path, cwd=Path.cwd())
         toml = str(self.config_path or config.PROJECT_FILE)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import validation
-from .errors import ConfigError
+from .errors import SettingsError
 
 PROJECT_FILE = "vertex-cron.toml"
 DEFAULT_FUNCTION_NAME = "vertex-cron-trigger"
@@ -45,8 +45,34 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Where and as whom vertex-cron deploys. ``None`` means "not configured"."""
+class ProjectRegion:
+    """Where a command acts: what every command but `local` needs."""
+
+    project: str
+    region: str
+
+
+@dataclass(frozen=True)
+class Deployment(ProjectRegion):
+    """What deploy, apply and doctor need: where, the spec bucket, and as whom everything runs."""
+
+    bucket: str
+    workload_sa: str
+    function_sa: str
+    scheduler_sa: str
+    build_sa: str | None  # runs the function's Cloud Build; None: the project's default
+    function_name: str
+    max_instances: int
+    allow_default_service_account: bool
+    impersonate_service_account: str | None
+
+
+@dataclass(frozen=True)
+class DeployerSettings:
+    """Where and as whom vertex-cron deploys, as configured: ``None`` means "not configured".
+    A command takes what it needs as a type whose fields are all there: `project_region()`,
+    `spec_bucket()`, `deployment()`. (The function has settings of its own:
+    vertex_cron_trigger.settings.Settings.)"""
 
     project: str | None = None
     region: str | None = None
@@ -64,23 +90,47 @@ class Settings:
     storage_emulator_host: str | None = None
     poll_seconds: float | None = None  # how often long-running operations are polled
 
-    def value(self, name: str) -> str:
-        """A required setting's value, typed: what `require(name)` has checked is there."""
-        self.require(name)
-        return str(getattr(self, name))
+    def project_region(self) -> ProjectRegion:
+        """SettingsError naming the first of project and region that is missing."""
+        return ProjectRegion(project=self._required("project"), region=self._required("region"))
 
-    def require(self, *names: str) -> None:
-        """Raise ConfigError naming the first missing setting and where it may come from.
+    def spec_bucket(self) -> str:
+        return self._required("bucket")
 
-        Also checks the formats resolve() checks, for Settings built by hand (Python API)."""
-        for name in names:
-            if getattr(self, name) in (None, ""):
-                sources = " / ".join(ENVIRONMENT[name])
-                raise ConfigError(
-                    f"missing {name.replace('_', ' ')}: pass --{name.replace('_', '-')}",
-                    details=f"or set {sources}, or `{name}` in {PROJECT_FILE}",
-                )
+    def workload_identity(self) -> str:
+        """The workload SA: what pipeline runs are submitted as (luigi.py needs only it and where)."""
+        return self._required("workload_sa")
+
+    def deployment(self) -> Deployment:
+        """SettingsError naming the first missing setting, in the order of the fields."""
+        where = self.project_region()
+        return Deployment(
+            project=where.project,
+            region=where.region,
+            bucket=self._required("bucket"),
+            workload_sa=self._required("workload_sa"),
+            function_sa=self._required("function_sa"),
+            scheduler_sa=self._required("scheduler_sa"),
+            build_sa=self.build_sa or None,
+            function_name=self.function_name,
+            max_instances=self.max_instances,
+            allow_default_service_account=self.allow_default_service_account,
+            impersonate_service_account=self.impersonate_service_account or None,
+        )
+
+    def _required(self, name: str) -> str:
+        """The setting's value; SettingsError naming where it may come from when it is not
+        configured. Also checks the formats resolve() checks, for settings built by hand
+        (Python API)."""
+        value = getattr(self, name)
+        if value in (None, ""):
+            sources = " / ".join(ENVIRONMENT[name])
+            raise SettingsError(
+                f"missing {name.replace('_', ' ')}: pass --{name.replace('_', '-')}",
+                details=f"or set {sources}, or `{name}` in {PROJECT_FILE}",
+            )
         _check_formats({name: getattr(self, name) for name in _FORMATS}, dict.fromkeys(_FORMATS, "Settings"))
+        return str(value)
 
 
 def resolve(
@@ -89,7 +139,7 @@ def resolve(
     file_values: Mapping[str, Any] | None = None,
     *,
     file_sources: Mapping[str, str] | None = None,
-) -> Settings:
+) -> DeployerSettings:
     """Merge the three sources; a value that is None or blank counts as not given, so
     `--build-sa ""` falls through to the next source (and is unset if none has it).
 
@@ -118,8 +168,8 @@ def resolve(
         try:
             values["poll_seconds"] = float(env[POLL_SECONDS_ENV])
         except ValueError as exc:
-            raise ConfigError(f"{POLL_SECONDS_ENV} must be a number of seconds") from exc
-    return Settings(**values)
+            raise SettingsError(f"{POLL_SECONDS_ENV} must be a number of seconds") from exc
+    return DeployerSettings(**values)
 
 
 def load_file_values(path: Path | None, *, cwd: Path) -> dict[str, Any]:
@@ -132,9 +182,9 @@ def load_file_values(path: Path | None, *, cwd: Path) -> dict[str, Any]:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError as exc:
-        raise ConfigError(f"config file not found: {path}") from exc
+        raise SettingsError(f"config file not found: {path}") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML", details=str(exc)) from exc
+        raise SettingsError(f"{path} is not valid TOML", details=str(exc)) from exc
     return check_file_values(data, source=str(path))
 
 
@@ -144,14 +194,14 @@ def check_file_values(data: Mapping[str, Any], *, source: str) -> dict[str, Any]
     values = {str(key).replace("-", "_"): value for key, value in data.items()}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ConfigError(
+        raise SettingsError(
             f"{source}: unknown setting {unknown[0]!r}",
             details="known settings: " + ", ".join(sorted(known)),
         )
     return values
 
 
-_TYPES = {f.name: f.type for f in fields(Settings)}
+_TYPES = {f.name: f.type for f in fields(DeployerSettings)}
 _FORMATS = {
     "project": validation.check_project,
     "region": validation.check_region,
@@ -176,13 +226,13 @@ def _convert(name: str, value: Any, source: str) -> Any:
     if kind == "int":
         # int() would also take 2.5 (as 2) and true (as 1) from a TOML or YAML file.
         if isinstance(value, bool) or not isinstance(value, int | str):
-            raise ConfigError(f"{label} must be an integer, got {value!r}")
+            raise SettingsError(f"{label} must be an integer, got {value!r}")
         try:
             number = int(value)
         except ValueError as exc:
-            raise ConfigError(f"{label} must be an integer, got {value!r}") from exc
+            raise SettingsError(f"{label} must be an integer, got {value!r}") from exc
         if number < 1:
-            raise ConfigError(f"{label} must be at least 1, got {number}")
+            raise SettingsError(f"{label} must be at least 1, got {number}")
         return number
     if kind == "bool":
         if isinstance(value, bool):
@@ -192,7 +242,7 @@ def _convert(name: str, value: Any, source: str) -> Any:
             return True
         if text in ("0", "false", "no", "off"):
             return False
-        raise ConfigError(f"{label} must be true or false, got {value!r}")
+        raise SettingsError(f"{label} must be true or false, got {value!r}")
     if not isinstance(value, str):
-        raise ConfigError(f"{label} must be a string, got {value!r}")
+        raise SettingsError(f"{label} must be a string, got {value!r}")
     return value.strip()

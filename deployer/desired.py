@@ -21,7 +21,7 @@ from vertex_cron_trigger.spec_uri import bucket_of
 from vertex_cron_trigger.timefmt import format_rfc3339
 
 from . import cronexpr, spec_file, validation
-from .config import Settings
+from .config import Deployment
 from .errors import ValidationError
 from .function_source import FunctionSource
 from .models import (
@@ -90,8 +90,7 @@ IDENTITIES = (
 )
 
 
-def check_identities(settings: Settings) -> None:
-    settings.require("project", "region", "bucket", *(name for name, _ in IDENTITIES))
+def check_identities(settings: Deployment) -> None:
     for name, role in IDENTITIES:
         validation.check_service_account(
             role, getattr(settings, name), allow_default=settings.allow_default_service_account
@@ -113,7 +112,7 @@ def check_identities(settings: Settings) -> None:
 
 
 def build(
-    settings: Settings,
+    settings: Deployment,
     schedules: Sequence[ScheduleInput],
     *,
     source: FunctionSource,
@@ -129,21 +128,21 @@ def build(
         spec_object, job = _schedule(settings, schedule, published or {})
         specs.setdefault(spec_object.object_name, spec_object)
         jobs.append(job)
-    project, region = settings.value("project"), settings.value("region")
+    project, region = settings.project, settings.region
     desired = Desired(
         project=project,
         region=region,
-        bucket=settings.value("bucket"),
+        bucket=settings.bucket,
         function=DesiredFunction(
             name=function_name(project, region, settings.function_name),
             source=source,
             fields=function_fields(settings, source),
         ),
-        scheduler_sa=settings.value("scheduler_sa"),
+        scheduler_sa=settings.scheduler_sa,
         specs=tuple(specs.values()),
         jobs=tuple(jobs),
         prune=prune,
-        invoker_members=(invoker_member(settings.value("scheduler_sa")),),
+        invoker_members=(invoker_member(settings.scheduler_sa),),
     )
     return with_pipeline_root_buckets(desired, (bucket_of(job.body["pipeline_root"]) for job in jobs))
 
@@ -159,7 +158,7 @@ def with_pipeline_root_buckets(desired: Desired, buckets: Iterable[str]) -> Desi
     return dataclasses.replace(desired, function=dataclasses.replace(desired.function, fields=fields))
 
 
-def check_inputs(settings: Settings, schedules: Sequence[ScheduleInput]) -> None:
+def check_inputs(settings: Deployment, schedules: Sequence[ScheduleInput]) -> None:
     """Every check that needs no spec: api.apply runs them before reading a spec from
     Artifact Registry, so a bad argument is refused before any call."""
     check_identities(settings)
@@ -209,11 +208,11 @@ def with_invokers(desired: Desired, emails: Iterable[str]) -> Desired:
 
 
 def _schedule(
-    settings: Settings, schedule: ScheduleInput, published: Mapping[str, PublishedSpec]
+    settings: Deployment, schedule: ScheduleInput, published: Mapping[str, PublishedSpec]
 ) -> tuple[SpecObject, DesiredJob]:
     cron = cronexpr.check_cron(schedule.cron)
     time_zone = validation.check_time_zone(schedule.time_zone)
-    project, region = settings.value("project"), settings.value("region")
+    project, region = settings.project, settings.region
     prefix = spec_prefix(project, region)
     template: PublishedSpec | None = None
     if isinstance(schedule.spec, Path):
@@ -237,13 +236,13 @@ def _schedule(
         body["template_uri"] = template.pinned_uri
     _check_body(schedule.name, body)
     return spec_object, DesiredJob(
-        name=job_name(settings.value("project"), settings.value("region"), schedule.name),
+        name=job_name(settings.project, settings.region, schedule.name),
         schedule=schedule.name,
         spec_object=spec_object.object_name,
         body=body,
         cron=cron,
         time_zone=time_zone,
-        scheduler_sa=settings.value("scheduler_sa"),
+        scheduler_sa=settings.scheduler_sa,
     )
 
 
@@ -261,7 +260,7 @@ def _option_fields(schedule: ScheduleInput) -> dict[str, Any]:
     return fields
 
 
-def default_pipeline_root(settings: Settings, schedule: str) -> str:
+def default_pipeline_root(settings: Deployment, schedule: str) -> str:
     """Where a schedule's runs keep their artifacts unless it names a root: the one place
     infra/ lets the workload SA write, one folder per project, region and schedule (job ids
     repeat across regions). Not the spec's defaultPipelineRoot: that names a bucket of
@@ -372,7 +371,7 @@ def sweep_job(desired: Desired) -> DesiredJob:
     )
 
 
-def function_environment(settings: Settings) -> dict[str, str | None]:
+def function_environment(settings: Deployment) -> dict[str, str | None]:
     """The function's environment (ARCHITECTURE "The function's contract"); doctor compares
     the deployed one against it without building the source zip."""
     return {
@@ -384,7 +383,7 @@ def function_environment(settings: Settings) -> dict[str, str | None]:
     }
 
 
-def function_fields(settings: Settings, source: FunctionSource) -> dict[str, Any]:
+def function_fields(settings: Deployment, source: FunctionSource) -> dict[str, Any]:
     build_identity = (
         {"build_config.service_account": f"projects/{settings.project}/serviceAccounts/{settings.build_sa}"}
         if settings.build_sa

@@ -44,7 +44,7 @@ from vertex_cron_trigger.spec_uri import gcs_directory_problem
 
 from . import conditions
 from . import desired as desired_state
-from .config import Settings
+from .config import DeployerSettings, Deployment
 from .errors import DeployError, NotFound, PermissionDenied, Unavailable, ValidationError
 from .gcp import GoogleCloud
 from .models import INVOKER_ROLE, PUBLIC_MEMBERS, Binding
@@ -138,14 +138,13 @@ class Report:
         return "\n".join(lines)
 
 
-def run(settings: Settings, cloud: GoogleCloud | None = None) -> Report:
-    settings.require("project", "region", "bucket", "function_sa", "scheduler_sa", "workload_sa")
-    return Report(tuple(_Doctor(settings, cloud or GoogleCloud(settings)).items()))
+def run(settings: DeployerSettings, cloud: GoogleCloud | None = None) -> Report:
+    return Report(tuple(_Doctor(settings.deployment(), cloud or GoogleCloud(settings)).items()))
 
 
 @dataclass
 class _Doctor:
-    settings: Settings
+    settings: Deployment
     cloud: GoogleCloud
     _roles: dict[str, frozenset[str]] = field(default_factory=dict)
 
@@ -153,7 +152,7 @@ class _Doctor:
         yield from self._apis()
         yield from self._identities()
         yield from self._caller()
-        policies = _Policies(self.cloud, self.settings.value("bucket"))
+        policies = _Policies(self.cloud, self.settings.bucket)
         yield from self._grants(policies)
         yield from self._pipeline_roots(policies)
         yield from self._function()
@@ -252,7 +251,7 @@ class _Doctor:
 
     def _caller(self) -> Iterator[Item]:
         section = "Your permissions (testIamPermissions, as the caller)"
-        project, bucket = self.settings.value("project"), self.settings.value("bucket")
+        project, bucket = self.settings.project, self.settings.bucket
         yield from self._tested(
             section,
             f"on project {project}",
@@ -541,7 +540,7 @@ class _Doctor:
 
     def _function(self) -> Iterator[Item]:
         section, settings = "Deployed function", self.settings
-        name = desired_state.function_name(settings.value("project"), settings.value("region"), settings.function_name)
+        name = desired_state.function_name(settings.project, settings.region, settings.function_name)
         try:
             function = self.cloud.get_function(name)
         except DeployError as exc:
@@ -676,7 +675,7 @@ class _Doctor:
         }.get(scope)
         if scope in _OBJECT_PREFIX:
             condition = _prefix_condition(
-                s.value("bucket"), _OBJECT_PREFIX[scope], listing="storage.objects.list" in role_permissions(g.role)
+                s.bucket, _OBJECT_PREFIX[scope], listing="storage.objects.list" in role_permissions(g.role)
             )
             command = (
                 f"gcloud storage buckets add-iam-policy-binding gs://{s.bucket} {role} "
@@ -736,7 +735,7 @@ def _prefix_condition(bucket: str, prefix: str, *, listing: bool) -> str:
     return f'{objects} || api.getAttribute("storage.googleapis.com/objectListPrefix", "").startsWith("{prefix}")'
 
 
-def _describe(scope: Scope, settings: Settings) -> str:
+def _describe(scope: Scope, settings: Deployment) -> str:
     if scope in _OBJECT_PREFIX:
         return f"on gs://{settings.bucket}/{_OBJECT_PREFIX[scope]}"
     if scope in SA_SCOPE_IDENTITY:

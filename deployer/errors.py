@@ -2,8 +2,8 @@
 
     VertexCronError                  base; ``str(err)`` is the one-line reason, ``.details`` the rest
     ├── UsageError                   exit 2: the request is wrong; found before any cloud call
-    │   ├── ConfigError              a setting is missing or malformed (project, region, SAs, files)
-    │   └── ValidationError          a schedule is invalid (name, cron, time zone, spec, parameters, sizes)
+    │   ├── SettingsError            a setting is missing or malformed (project, region, SAs, files)
+    │   └── ValidationError          a schedule is invalid (name, cron, time zone, spec, parameters, catch-up, sizes)
     ├── DeployError                  exit 1: Google Cloud refused or failed; raised by gcp.py only
     │   ├── NotFound                 the named resource does not exist
     │   ├── PermissionDenied         the caller's identity lacks a permission (401/403)
@@ -49,7 +49,7 @@ class UsageError(VertexCronError):
     exit_code = 2
 
 
-class ConfigError(UsageError):
+class SettingsError(UsageError):
     """A setting is missing or malformed."""
 
 

@@ -13,7 +13,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import SettingsError
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 _FILE_MODE = 0o100644 << 16  # regular file, rw-r--r--
@@ -39,7 +39,7 @@ def locate() -> Path:
     for candidate in (package_dir.parent / "function", package_dir / "_function"):
         if (candidate / "main.py").is_file() and (candidate / "requirements.txt").is_file():
             return candidate
-    raise ConfigError(
+    raise SettingsError(
         "cannot find the trigger function's source",
         details=f"looked in {package_dir.parent / 'function'} and {package_dir / '_function'}; reinstall vertex-cron",
     )

@@ -26,7 +26,7 @@ from typing import Any
 from vertex_cron_trigger.template_uri import TemplateUri
 
 from . import errors, normal_form
-from .config import Settings
+from .config import DeployerSettings
 from .desired import TIMEOUT_SECONDS, encode_body, is_managed_name
 from .models import (
     INVOKER_ROLE,
@@ -67,7 +67,7 @@ class GoogleCloud:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: DeployerSettings,
         *,
         poll_interval: float | None = None,
         operation_timeout: float = 1800.0,
@@ -97,7 +97,7 @@ class GoogleCloud:
         try:
             credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
         except DefaultCredentialsError as exc:
-            raise errors.ConfigError(
+            raise errors.SettingsError(
                 "no Google Cloud credentials found",
                 details="run `gcloud auth application-default login` (or set up workload identity)",
             ) from exc

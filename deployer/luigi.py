@@ -211,15 +211,10 @@ class VertexPipelineTask(luigi.Task):
                 os.environ,
                 config.load_file_values(None, cwd=Path.cwd()),
             )
-            resolved.require("project", "region", "workload_sa")
+            where, workload_sa = resolved.project_region(), resolved.workload_identity()
         except VertexCronError as exc:
             raise VertexPipelineError(f"{self.task_id}: {exc.reason}", details=exc.details) from exc
-        return Settings.for_submitter(
-            os.environ,
-            project=str(resolved.project),
-            region=str(resolved.region),
-            workload_sa=str(resolved.workload_sa),
-        )
+        return Settings.for_submitter(os.environ, project=where.project, region=where.region, workload_sa=workload_sa)
 
     @cached_property
     def _rest(self) -> GoogleRest:

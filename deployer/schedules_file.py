@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from .config import check_file_values
-from .errors import ConfigError, ValidationError
+from .errors import SettingsError, ValidationError
 from .models import SCHEDULE_OPTIONS, ScheduleInput
 
 # The keys, their kinds and which of them `defaults` may set: each option's declaration
@@ -48,18 +48,18 @@ def load(path: Path) -> SchedulesFile:
     try:
         document = yaml.safe_load(path.read_text())
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise SettingsError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML", details=str(exc)) from exc
+        raise SettingsError(f"{path} is not valid YAML", details=str(exc)) from exc
     if not isinstance(document, dict):
-        raise ConfigError(f"{path}: expected a mapping with `schedules` (and optional `defaults`)")
+        raise SettingsError(f"{path}: expected a mapping with `schedules` (and optional `defaults`)")
     _reject_unknown(document, {"defaults", "schedules"}, str(path))
     defaults = document.get("defaults") or {}
     entries = document.get("schedules")
     if not isinstance(defaults, dict):
-        raise ConfigError(f"{path}: `defaults` must be a mapping")
+        raise SettingsError(f"{path}: `defaults` must be a mapping")
     if not isinstance(entries, list) or not entries:
-        raise ConfigError(f"{path}: `schedules` must be a non-empty list")
+        raise SettingsError(f"{path}: `schedules` must be a non-empty list")
     schedule_defaults = {k: v for k, v in defaults.items() if k in _SCHEDULE_DEFAULTS}
     _check_kinds(schedule_defaults, f"{path}: defaults")
     settings = check_file_values(
@@ -74,21 +74,21 @@ def load(path: Path) -> SchedulesFile:
 
 def _schedule(entry: Any, defaults: Mapping[str, Any], *, base: Path, where: str) -> ScheduleInput:
     if not isinstance(entry, dict):
-        raise ConfigError(f"{where}: expected a mapping")
+        raise SettingsError(f"{where}: expected a mapping")
     if isinstance(entry.get("name"), str):
         where = f"{where} (schedule {entry['name']})"
     _reject_unknown(entry, _SCHEDULE_KEYS, where)
     _check_kinds(entry, where)
     for required in _REQUIRED:
         if entry.get(required) in (None, ""):
-            raise ConfigError(f"{where}: `{required}` is required")
+            raise SettingsError(f"{where}: `{required}` is required")
     given = {key: value for key, value in entry.items() if value is not None}
     values = {**{k: v for k, v in defaults.items() if v is not None}, **given}
     values["parameters"] = {**(defaults.get("parameters") or {}), **(entry.get("parameters") or {})}
     try:
         values = {name: SCHEDULE_OPTIONS[name].from_file(value, base) for name, value in values.items()}
     except ValidationError as exc:
-        raise ConfigError(f"{where}: {exc.reason}", details=exc.details) from exc
+        raise SettingsError(f"{where}: {exc.reason}", details=exc.details) from exc
     return ScheduleInput(**values)
 
 
@@ -100,11 +100,11 @@ def _check_kinds(values: Mapping[str, Any], where: str) -> None:
         wrong = not isinstance(value, option.kinds) or (isinstance(value, bool) and bool not in option.kinds)
         if wrong:
             hint = " (quote it)" if isinstance(value, date) else ""
-            raise ConfigError(f"{where}: `{key}` must be {option.described}, got {_kind(value)}{hint}")
+            raise SettingsError(f"{where}: `{key}` must be {option.described}, got {_kind(value)}{hint}")
         if key == "parameters":
             bad = next((name for name in value if not isinstance(name, str)), None)
             if bad is not None:
-                raise ConfigError(f"{where}: `parameters` names must be strings, got {_kind(bad)} {bad!r}")
+                raise SettingsError(f"{where}: `parameters` names must be strings, got {_kind(bad)} {bad!r}")
 
 
 def _kind(value: Any) -> str:
@@ -119,4 +119,4 @@ def _kind(value: Any) -> str:
 def _reject_unknown(data: Mapping[str, Any], known: set[str], where: str) -> None:
     unknown = sorted(str(key) for key in set(data) - known)
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}", details="known: " + ", ".join(sorted(known)))
+        raise SettingsError(f"{where}: unknown key {unknown[0]!r}", details="known: " + ", ".join(sorted(known)))

@@ -1,5 +1,5 @@
 """A compiled pipeline (a local file, or bytes read from Artifact Registry) -> the
-content-addressed object to upload, checked locally.
+content-addressed object to upload, checked before any call.
 
 Parsing and parameter typing are the trigger runtime's own (vertex_cron_trigger), so the
 deployer refuses exactly what the function would refuse, before anything is deployed.

@@ -13,7 +13,7 @@ from vertex_cron_trigger.body import MAX_BODY_BYTES, SCHEDULE_NAME_RE
 from vertex_cron_trigger.catch_up import RESERVED_SCHEDULE_NAME, SWEEP_JOB
 from vertex_cron_trigger.time_zones import time_zone_problem
 
-from .errors import ConfigError, ValidationError
+from .errors import SettingsError, ValidationError
 
 # Cloud Scheduler: "Fixed maximum job size (payload): 1 MB total including ~1 KB request
 # overhead" (cloud.google.com/scheduler/quotas). The function accepts less, so its limit binds.
@@ -88,14 +88,14 @@ def check_function_name(name: str, *, source: str) -> str:
 
 def _matching(value: str, pattern: re.Pattern[str], *, what: str, source: str, details: str) -> str:
     if not pattern.fullmatch(value):
-        raise ConfigError(f"invalid {what} {value!r} (from {source})", details=details)
+        raise SettingsError(f"invalid {what} {value!r} (from {source})", details=details)
     return value
 
 
 def check_bucket(bucket: str, *, source: str) -> str:
     problem = _bucket_problem(bucket)
     if problem:
-        raise ConfigError(
+        raise SettingsError(
             f"invalid bucket name {bucket!r} (from {source}): {problem}",
             details="bucket names use lowercase letters, digits, '-', '_' and '.', start and end with a "
             "letter or digit, and have 3-63 characters (up to 222 with dots, 63 per dot-separated part)",

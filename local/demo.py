@@ -109,7 +109,7 @@ def _scenario(echo: Echo, stack: LocalStack, spec_path: Path) -> None:
     _check(answers, jobs, remaining, stack.workload_sa, local_firing.strftime("%Y-%m-%d"))
 
 
-def _finished_history(settings: config.Settings) -> list[PipelineRun]:
+def _finished_history(settings: config.DeployerSettings) -> list[PipelineRun]:
     """`history` once the run has left PENDING/RUNNING, so the table shows how it ended."""
     deadline = time.monotonic() + RUN_DEADLINE_SECONDS
     while True:

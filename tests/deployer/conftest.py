@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from vertex_cron.config import Settings
+from vertex_cron.config import DeployerSettings
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_JSON = REPO / "examples" / "pipeline.json"
@@ -21,7 +21,7 @@ IDENTITY_ENV = {
 }
 
 
-def _settings(**overrides: object) -> Settings:
+def _settings(**overrides: object) -> DeployerSettings:
     values = {
         "project": "demo-project",
         "region": "europe-west1",
@@ -32,7 +32,7 @@ def _settings(**overrides: object) -> Settings:
         "build_sa": IDENTITY_ENV["VERTEX_CRON_BUILD_SA"],
     }
     values.update(overrides)
-    return Settings(**values)
+    return DeployerSettings(**values)
 
 
 @pytest.fixture

@@ -172,7 +172,7 @@ def test_history_lists_the_schedules_pipeline_runs_newest_first_with_console_lin
     assert "nightly-20240102-030000" in text.stdout.splitlines()[1]
 
 
-# -- settings that end up in resource names: checked locally, whichever source they come from --
+# -- settings that end up in resource names: checked before any call, whichever source they come from --
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import json
 
 import pytest
 from google.auth import impersonated_credentials
-from vertex_cron.errors import ConfigError
+from vertex_cron.errors import SettingsError
 from vertex_cron.gcp import GoogleCloud
 
 TARGET = "vertex-cron-deployer@demo-project.iam.gserviceaccount.com"
@@ -46,6 +46,6 @@ def test_no_credentials_at_all_is_a_clear_error(tmp_path, monkeypatch, make_sett
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "absent.json"))
     monkeypatch.delenv("VERTEX_CRON_EMULATOR_HOST", raising=False)
 
-    with pytest.raises(ConfigError, match="no Google Cloud credentials found") as refused:
+    with pytest.raises(SettingsError, match="no Google Cloud credentials found") as refused:
         GoogleCloud(make_settings())._credentials
     assert "gcloud auth application-default login" in refused.value.details

@@ -79,7 +79,7 @@ def test_deploy_then_read_back_then_plan_changes_nothing(cloud_settings, emulato
     cloud = GoogleCloud(cloud_settings)
     api.apply(cloud_settings, generated, cloud=cloud)
 
-    wanted = desired_state.build(cloud_settings, generated, source=function_source.build())
+    wanted = desired_state.build(cloud_settings.deployment(), generated, source=function_source.build())
     observed = observe(cloud, wanted)
     plan = planner.plan(planner.with_invokers(wanted, observed), observed, now=START)
 

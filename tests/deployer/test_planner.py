@@ -37,7 +37,9 @@ def source():
 @pytest.fixture
 def make_desired(make_settings, source):
     def build(*schedules, prune=False, **setting_overrides):
-        return desired.build(make_settings(**setting_overrides), schedules or (NIGHTLY,), source=source, prune=prune)
+        return desired.build(
+            make_settings(**setting_overrides).deployment(), schedules or (NIGHTLY,), source=source, prune=prune
+        )
 
     return build
 

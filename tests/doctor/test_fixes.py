@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 from doctor_project import DEPLOYER, PROJECT, REGION, SA, member
 from vertex_cron import desired, doctor
-from vertex_cron.config import Settings
+from vertex_cron.config import DeployerSettings
 from vertex_cron.errors import DeployError, NotFound, PermissionDenied, Unavailable
 from vertex_cron.models import Binding, ObservedFunction, ObservedJob
 from vertex_cron.permissions import GRANTS, REQUIRED_APIS, SCHEDULER_AGENT_ROLE
 from vertex_cron_local.provision import InfraState, infra_state
 
 BUCKET = "demo-project-vertex-cron"
-SETTINGS = Settings(
+SETTINGS = DeployerSettings(
     project=PROJECT,
     region=REGION,
     bucket=BUCKET,
@@ -36,7 +36,7 @@ SETTINGS = Settings(
 )
 SERVICE = f"projects/{PROJECT}/locations/{REGION}/services/vertex-cron-trigger"
 _BUCKET_RESOURCE = f"projects/_/buckets/{BUCKET}"
-DEFAULT_ROOT = desired.default_pipeline_root(SETTINGS, "nightly")
+DEFAULT_ROOT = desired.default_pipeline_root(SETTINGS.deployment(), "nightly")
 
 
 def scheduled(**roots: Any) -> dict[str, ObservedJob]:
@@ -55,12 +55,12 @@ def provisioned(**kwargs: Any) -> InfraState:
     )
 
 
-def deployed_function(settings: Settings = SETTINGS, **fields: Any) -> ObservedFunction:
+def deployed_function(settings: DeployerSettings = SETTINGS, **fields: Any) -> ObservedFunction:
     return ObservedFunction(
         name=desired.function_name(PROJECT, REGION, settings.function_name),
         fields={
             "service_config.service_account_email": settings.function_sa,
-            "service_config.environment_variables": desired.function_environment(settings),
+            "service_config.environment_variables": desired.function_environment(settings.deployment()),
             **fields,
         },
         uri="https://vertex-cron-trigger.example",
@@ -174,7 +174,7 @@ def with_binding(state: InfraState, resource: str, binding: dict[str, Any]) -> I
 
 
 # name -> (cloud, settings): a project broken in one way
-SCENARIOS: dict[str, Callable[[], tuple[FakeCloud, Settings]]] = {
+SCENARIOS: dict[str, Callable[[], tuple[FakeCloud, DeployerSettings]]] = {
     "a disabled API": lambda: (
         FakeCloud(replace(provisioned(), apis=provisioned().apis - {REQUIRED_APIS[0][0]})),
         SETTINGS,
@@ -305,7 +305,7 @@ def walked() -> Walked:
     return Walked(reports, frozenset(lines))
 
 
-def run_doctor(cloud: FakeCloud, settings: Settings) -> doctor.Report:
+def run_doctor(cloud: FakeCloud, settings: DeployerSettings) -> doctor.Report:
     return doctor.run(settings, cloud)  # type: ignore[arg-type]
 
 

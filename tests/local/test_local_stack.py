@@ -154,7 +154,7 @@ def test_local_up_stops_cleanly_on_a_signal_and_frees_its_ports(signum, backgrou
     assert refuses_connections(addresses["STORAGE_EMULATOR_HOST"])
 
 
-def deployer_settings(stack: LocalStack) -> config.Settings:
+def deployer_settings(stack: LocalStack) -> config.DeployerSettings:
     return config.resolve({}, {**stack.settings_env(), config.POLL_SECONDS_ENV: "0.1"})
 
 

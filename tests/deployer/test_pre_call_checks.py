@@ -1,4 +1,4 @@
-"""Settings, identities, cron, time zones, spec files and the function zip: all decided locally."""
+"""Settings, identities, cron, time zones, spec files and the function zip: all decided before any call."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from vertex_cron import config, cronexpr, desired, function_source, schedules_file, validation
-from vertex_cron.errors import ConfigError, ValidationError
+from vertex_cron.errors import SettingsError, ValidationError
 from vertex_cron.models import ScheduleInput
 
 
@@ -37,14 +37,14 @@ def test_project_file_is_read_and_typos_are_refused(tmp_path: Path):
     assert config.resolve({}, {}, config.load_file_values(None, cwd=tmp_path)).max_instances == 4
 
     (tmp_path / "vertex-cron.toml").write_text('projet = "p"\n')
-    with pytest.raises(ConfigError, match="unknown setting 'projet'"):
+    with pytest.raises(SettingsError, match="unknown setting 'projet'"):
         config.load_file_values(None, cwd=tmp_path)
 
 
 @pytest.mark.parametrize("toml", ["max-instances = 2.5", "max-instances = true", 'max-instances = "many"'])
 def test_a_max_instances_that_is_not_an_integer_is_refused_naming_the_file(tmp_path: Path, toml):
     (tmp_path / "vertex-cron.toml").write_text(toml + "\n")
-    with pytest.raises(ConfigError, match=r"^max instances \(from vertex-cron.toml\) must be an integer"):
+    with pytest.raises(SettingsError, match=r"^max instances \(from vertex-cron.toml\) must be an integer"):
         config.resolve(
             {}, {}, config.load_file_values(None, cwd=tmp_path), file_sources={"max_instances": "vertex-cron.toml"}
         )
@@ -57,9 +57,9 @@ def test_a_blank_flag_counts_as_not_given():
     assert config.resolve({}, {}, {"build_sa": ""}).build_sa is None
 
 
-def test_missing_setting_names_the_flag_and_the_variables():
-    with pytest.raises(ConfigError, match="--scheduler-sa") as err:
-        config.Settings(project="p").require("project", "scheduler_sa")
+def test_missing_setting_names_the_flag_and_the_variables(make_settings):
+    with pytest.raises(SettingsError, match="--scheduler-sa") as err:
+        make_settings(scheduler_sa=None).deployment()
     assert "VERTEX_CRON_SCHEDULER_SA" in err.value.details
 
 
@@ -180,7 +180,7 @@ def test_iana_time_zones_are_accepted(tz):
 
 def _build(make_settings, spec: Path, **schedule):
     values = {"name": "nightly", "spec": spec, "cron": "0 3 * * *", **schedule}
-    return desired.build(make_settings(), [ScheduleInput(**values)], source=function_source.build())
+    return desired.build(make_settings().deployment(), [ScheduleInput(**values)], source=function_source.build())
 
 
 def test_json_and_yaml_specs_of_one_pipeline_both_load(make_settings, example_json, example_yaml):
@@ -293,7 +293,7 @@ def test_schedules_file_defaults_and_relative_specs(tmp_path, example_json):
 
 def test_schedules_file_typos_are_refused(tmp_path):
     (tmp_path / "s.yaml").write_text("schedules:\n  - {name: a, spec: p.json, cron: '* * * * *', timezone: UTC}\n")
-    with pytest.raises(ConfigError, match="unknown key 'timezone'"):
+    with pytest.raises(SettingsError, match="unknown key 'timezone'"):
         schedules_file.load(tmp_path / "s.yaml")
 
 
@@ -329,7 +329,7 @@ def test_schedules_file_values_of_the_wrong_type_name_the_schedule_and_key(tmp_p
     fields = [f"{k}: {v}" for k, v in base.items() if k != key] + [entry]
     (tmp_path / "s.yaml").write_text("schedules:\n  - " + "\n    ".join(fields) + "\n")
 
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(SettingsError) as err:
         schedules_file.load(tmp_path / "s.yaml")
 
     where = "" if key == "name" else " "
@@ -349,7 +349,7 @@ def test_schedules_file_defaults_of_the_wrong_type_are_refused(tmp_path, default
     (tmp_path / "s.yaml").write_text(
         f"defaults:\n  {default}\nschedules:\n  - {{name: a, spec: p.json, cron: '* * * * *'}}\n"
     )
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(SettingsError) as err:
         schedules_file.load(tmp_path / "s.yaml")
     assert err.value.reason == f"{tmp_path / 's.yaml'}: defaults: {message}"
 
@@ -410,7 +410,7 @@ def test_well_formed_settings_pass(setting, value):
     ],
 )
 def test_malformed_settings_are_config_errors_naming_the_source(setting, value):
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(SettingsError) as err:
         config.resolve({}, {}, {setting: value}, file_sources={setting: "here.toml"})
     assert err.value.reason.startswith("invalid ") and "(from here.toml)" in err.value.reason
     assert err.value.exit_code == 2
@@ -419,7 +419,7 @@ def test_malformed_settings_are_config_errors_naming_the_source(setting, value):
 def test_settings_built_by_hand_are_format_checked_before_use(make_settings):
     from vertex_cron import api
 
-    with pytest.raises(ConfigError, match=r"invalid region 'europe-west1-b' \(from Settings\)"):
+    with pytest.raises(SettingsError, match=r"invalid region 'europe-west1-b' \(from Settings\)"):
         api.list_schedules(make_settings(region="europe-west1-b"), cloud=object())
 
 
@@ -432,14 +432,16 @@ def test_a_pipeline_root_the_function_would_refuse_is_refused_at_deploy(make_set
 def test_an_unset_build_sa_is_refused_unless_default_accounts_are_allowed(make_settings, example_json):
     schedule = ScheduleInput(name="nightly", spec=example_json, cron="0 3 * * *", parameters={"run_date": "x"})
     with pytest.raises(ValidationError, match="no build SA") as refused:
-        desired.build(make_settings(build_sa=None), [schedule], source=function_source.build())
+        desired.build(make_settings(build_sa=None).deployment(), [schedule], source=function_source.build())
     assert "--build-sa" in refused.value.details and "--allow-default-service-account" in refused.value.details
 
     allowed = desired.build(
-        make_settings(build_sa=None, allow_default_service_account=True), [schedule], source=function_source.build()
+        make_settings(build_sa=None, allow_default_service_account=True).deployment(),
+        [schedule],
+        source=function_source.build(),
     )
     assert "build_config.service_account" not in allowed.function.fields
-    built_as = desired.build(make_settings(), [schedule], source=function_source.build()).function.fields
+    built_as = desired.build(make_settings().deployment(), [schedule], source=function_source.build()).function.fields
     assert built_as["build_config.service_account"].endswith(
         "/serviceAccounts/vc-build@demo-project.iam.gserviceaccount.com"
     )
@@ -507,6 +509,6 @@ def test_every_schedule_option_is_a_deploy_flag_and_a_schedules_file_key(tmp_pat
         if option.flag and option.flag.split("/")[0] not in deploy_help
     ] == []
     (tmp_path / "s.yaml").write_text("schedules:\n  - {name: a, spec: p.json, cron: '* * * * *', colour: red}\n")
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(SettingsError) as err:
         schedules_file.load(tmp_path / "s.yaml")
     assert err.value.details == "known: " + ", ".join(sorted(SCHEDULE_OPTIONS))
