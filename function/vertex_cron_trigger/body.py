@@ -6,6 +6,7 @@ instead of silently dropping, say, `max_concurent_runs`.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import strict_json
+from .catch_up import SWEEP_BODY
 from .errors import BadRequest
 from .spec_uri import gcs_directory_problem
 from .template_uri import parse_template_uri
@@ -23,6 +25,10 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_CONCURRENT_RUNS = 1000
 SCHEDULE_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,49}$")
 _MAX_CRON_CHARS = 200
+# A Google Duration as the REST API writes it: whole seconds here, since fire times are.
+_DURATION_RE = re.compile(r"^([0-9]{1,10})s$")
+# Longer windows would make a sweep walk years of fire times of a frequent cron.
+MAX_CATCH_UP = timedelta(days=31)
 
 
 @dataclass(frozen=True)
@@ -38,11 +44,26 @@ class TriggerBody:
     end_time: datetime | None = None
     enable_caching: bool | None = None
     template_uri: str | None = None  # where spec_uri's spec was published, pinned to its version
-    catch_up: timedelta | None = None  # catch_up.py: the window of fire times the sweep catches up
-    catch_up_since: datetime | None = None  # catch_up.py: no fire time before it is caught up
+    # Read only by the catch-up sweep (catch_up.py); an on-time firing ignores them.
+    catch_up: timedelta | None = None
+    catch_up_since: datetime | None = None
+
+
+def parse_request(raw: bytes) -> TriggerBody | None:
+    """A schedule's firing, or None for the catch-up sweep job's body (catch_up.SWEEP_BODY)."""
+    data = _json_object(raw)
+    if "sweep" not in data:
+        return _trigger_body(data)
+    if data != SWEEP_BODY:
+        raise BadRequest(f"a sweep request's body is exactly {json.dumps(SWEEP_BODY)}", field="sweep")
+    return None
 
 
 def parse_body(raw: bytes) -> TriggerBody:
+    return _trigger_body(_json_object(raw))
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
     if len(raw) > MAX_BODY_BYTES:
         raise BadRequest(f"body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}", field="body")
     try:
@@ -54,6 +75,10 @@ def parse_body(raw: bytes) -> TriggerBody:
         raise BadRequest(f"body must be a JSON object ({exc})", field="body") from exc
     if not isinstance(data, dict):
         raise BadRequest(f"body must be a JSON object, got {strict_json.type_name(data)}", field="body")
+    return data
+
+
+def _trigger_body(data: dict[str, Any]) -> TriggerBody:
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown:
         raise BadRequest(f"unknown field {unknown[0]!r}; expected only: {', '.join(_FIELDS)}", field=unknown[0])
@@ -119,17 +144,6 @@ def _timestamp(name: str, value: Any) -> datetime:
         raise BadRequest(f"{name}: {exc}", field=name) from exc
 
 
-_GOOGLE_DURATION = re.compile(r"^([0-9]{1,12})s$")
-
-
-def _duration(name: str, value: Any) -> timedelta:
-    """A positive Google duration in whole seconds, as the deployer writes it (`"21600s"`)."""
-    match = _GOOGLE_DURATION.fullmatch(value) if isinstance(value, str) else None
-    if match is None or int(match[1]) == 0:
-        raise BadRequest(f"{name} must be a positive duration in seconds like '21600s', got {value!r:.80}", field=name)
-    return timedelta(seconds=int(match[1]))
-
-
 def _boolean(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise BadRequest(f"{name} must be true or false, got {value!r:.80}", field=name)
@@ -148,6 +162,18 @@ def _template_uri(name: str, value: Any) -> str:
     return value
 
 
+def _catch_up(name: str, value: Any) -> timedelta:
+    match = _DURATION_RE.fullmatch(value) if isinstance(value, str) else None
+    window = timedelta(seconds=int(match.group(1))) if match else None
+    if window is None or not timedelta(0) < window <= MAX_CATCH_UP:
+        raise BadRequest(
+            f'{name} must be a duration in whole seconds like "21600s", from 1s to '
+            f"{int(MAX_CATCH_UP.total_seconds())}s, got {value!r:.80}",
+            field=name,
+        )
+    return window
+
+
 _FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "schedule": _schedule,
     "spec_uri": _string("gs://"),
@@ -160,6 +186,6 @@ _FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "end_time": _timestamp,
     "enable_caching": _boolean,
     "template_uri": _template_uri,
-    "catch_up": _duration,
+    "catch_up": _catch_up,
     "catch_up_since": _timestamp,
 }

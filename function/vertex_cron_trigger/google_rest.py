@@ -1,4 +1,5 @@
-"""THE seam to Google: Vertex AI v1 REST, the Cloud Storage JSON API and the OIDC certs,
+"""THE seam to Google: Vertex AI v1 REST, the Cloud Storage JSON API, Cloud Scheduler v1
+(read-only, for the catch-up sweep) and the OIDC certs,
 over `requests` (the client libraries cost 0.7-1.9 s of cold start; this costs ~nothing).
 
 Sessions are built lazily, once per process, and reused for their connection pools:
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -30,6 +31,8 @@ from .settings import Settings
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 STORAGE_BASE = "https://storage.googleapis.com"
+SCHEDULER_BASE = "https://cloudscheduler.googleapis.com"
+SCHEDULER_PAGE_SIZE = 500  # the most jobs.list returns per page (v1 Discovery, pageSize)
 # (connect, read) seconds: well inside Scheduler's attempt deadline, so a slow upstream
 # becomes a 503 Scheduler retries rather than a cut connection.
 VERTEX_TIMEOUT = (5.0, 60.0)
@@ -62,6 +65,8 @@ class GoogleRest:
         self._sessions: dict[str, Any] = {}
         self.vertex_base = settings.vertex_emulator or f"https://{settings.region}-aiplatform.googleapis.com"
         self.storage_base = settings.storage_emulator or STORAGE_BASE
+        # The control-plane emulator serves Scheduler beside Vertex AI, as for the deployer.
+        self.scheduler_base = settings.vertex_emulator or SCHEDULER_BASE
 
     # -- Vertex AI -------------------------------------------------------------------
 
@@ -98,27 +103,35 @@ class GoogleRest:
         from .pipeline_job import SCHEDULE_LABEL
 
         states = " OR ".join(f'state="{state}"' for state in ACTIVE_STATES)
-        params = {
-            "filter": f'labels.{SCHEDULE_LABEL}="{schedule}" AND ({states})',
-            "pageSize": min(limit + 1, LIST_PAGE_SIZE),
-        }
-        url = f"{self.vertex_base}/v1/{self._settings.parent}/pipelineJobs"
         count = 0
-        action = f"listing the runs of schedule {schedule}"
-        while count < limit:
+        for jobs in self._pipeline_job_pages(
+            f'labels.{SCHEDULE_LABEL}="{schedule}" AND ({states})',
+            page_size=min(limit + 1, LIST_PAGE_SIZE),
+            action=f"listing the runs of schedule {schedule}",
+        ):
+            count += sum(1 for job in jobs if not str(job.get("name", "")).endswith("/" + excluding))
+            if count >= limit:
+                break
+        return count
+
+    def list_pipeline_jobs(self, filter_: str, *, action: str) -> list[dict[str, Any]]:
+        """Every PipelineJob of the region matching the AIP-160 `filter_`, all pages."""
+        return [
+            job for jobs in self._pipeline_job_pages(filter_, page_size=LIST_PAGE_SIZE, action=action) for job in jobs
+        ]
+
+    def _pipeline_job_pages(self, filter_: str, *, page_size: int, action: str) -> Iterator[list[dict[str, Any]]]:
+        params = {"filter": filter_, "pageSize": page_size}
+        url = f"{self.vertex_base}/v1/{self._settings.parent}/pipelineJobs"
+        while True:
             response = self._call("vertex", "GET", url, params=params, timeout=VERTEX_TIMEOUT)
             self._raise_for_vertex(response, action)
             page = _json_object(response, action)
-            jobs, token = page.get("pipelineJobs", []), page.get("nextPageToken")
-            if not isinstance(jobs, list) or not all(isinstance(job, dict) for job in jobs):
-                raise UpstreamUnavailable(f"{action}: pipelineJobs in the answer is not a list of objects")
-            count += sum(1 for job in jobs if not str(job.get("name", "")).endswith("/" + excluding))
+            yield _objects(page, "pipelineJobs", action)
+            token = _page_token(page, action)
             if not token:
-                break
-            if not isinstance(token, str):
-                raise UpstreamUnavailable(f"{action}: nextPageToken in the answer is not a string")
+                return
             params["pageToken"] = token
-        return count
 
     def _raise_for_vertex(self, response: Any, action: str) -> None:
         if response.ok:
@@ -135,6 +148,30 @@ class GoogleRest:
                 f"roles/aiplatform.user (Vertex AI said: {message})"
             )
         _raise_common(action, response.status_code, status, message)
+
+    # -- Cloud Scheduler (read-only: the catch-up sweep) --------------------------------
+
+    def list_scheduler_jobs(self) -> list[dict[str, Any]]:
+        """Every Cloud Scheduler job of the region (v1 `jobs.list`, all pages)."""
+        url = f"{self.scheduler_base}/v1/{self._settings.parent}/jobs"
+        params: dict[str, Any] = {"pageSize": SCHEDULER_PAGE_SIZE}
+        action = f"listing the Cloud Scheduler jobs of {self._settings.parent}"
+        jobs: list[dict[str, Any]] = []
+        while True:
+            response = self._call("scheduler", "GET", url, params=params, timeout=VERTEX_TIMEOUT)
+            if response.status_code == 403:
+                raise UpstreamRejected(
+                    f"{action}: permission denied: grant {self._caller} roles/cloudscheduler.viewer "
+                    f"(Cloud Scheduler said: {_google_error(response)[1]})"
+                )
+            if not response.ok:
+                _raise_common(action, response.status_code, *_google_error(response))
+            page = _json_object(response, action)
+            jobs += _objects(page, "jobs", action)
+            token = _page_token(page, action)
+            if not token:
+                return jobs
+            params["pageToken"] = token
 
     # -- Cloud Storage ---------------------------------------------------------------
 
@@ -274,7 +311,11 @@ class GoogleRest:
     def _build_session(self, api: str) -> Any:
         import requests
 
-        emulated = {"vertex": self._settings.vertex_emulator, "storage": self._settings.storage_emulator}
+        emulated = {
+            "vertex": self._settings.vertex_emulator,
+            "scheduler": self._settings.vertex_emulator,
+            "storage": self._settings.storage_emulator,
+        }
         if api == "plain" or emulated[api]:
             return requests.Session()
         return _authorized_session()
@@ -345,6 +386,20 @@ def _json_object(response: Any, action: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise UpstreamUnavailable(f"{action}: the answer is not a JSON object")
     return body
+
+
+def _objects(page: Mapping[str, Any], key: str, action: str) -> list[dict[str, Any]]:
+    items = page.get(key, [])
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise UpstreamUnavailable(f"{action}: {key} in the answer is not a list of objects")
+    return items
+
+
+def _page_token(page: Mapping[str, Any], action: str) -> str | None:
+    token = page.get("nextPageToken")
+    if token is not None and not isinstance(token, str):
+        raise UpstreamUnavailable(f"{action}: nextPageToken in the answer is not a string")
+    return token or None
 
 
 def _generation(response: Any, action: str) -> int:

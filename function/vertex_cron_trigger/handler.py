@@ -1,4 +1,5 @@
-"""The trigger: one Cloud Scheduler firing in, at most one Vertex AI PipelineJob out.
+"""The trigger: one Cloud Scheduler firing in, at most one Vertex AI PipelineJob out
+(firing.py); or the catch-up sweep job's request in, the sweep's summary out (sweep.py).
 
 Order matters: method, configuration and token come before the body so an unauthenticated
 caller learns nothing; cheap checks come before any call to Google.
@@ -15,17 +16,16 @@ from typing import Any
 
 from . import deadline
 from . import settings as settings_module
-from .body import MAX_BODY_BYTES, TriggerBody, parse_body
-from .errors import BadRequest, Forbidden, MethodNotAllowed, TriggerError
+from .body import MAX_BODY_BYTES, parse_request
+from .catch_up import SWEEP_CRON
+from .errors import BadRequest, MethodNotAllowed, TriggerError
+from .firing import fire, job_name
 from .google_rest import GoogleRest
 from .logical_time import SCHEDULE_TIME_HEADER, logical_time
 from .oidc import CertCache, TokenPolicy, bearer_token, verify_id_token
-from .parameters import coerce_parameters
-from .pipeline_job import build_pipeline_job, job_id
-from .placeholders import render_parameters
 from .request_log import RequestLog, emit
 from .spec_store import SpecStore
-from .spec_uri import bucket_of, parse_spec_uri
+from .sweep import sweep
 from .timefmt import format_rfc3339
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -60,6 +60,7 @@ class _Result:
     logical_time: datetime | None = None
     job: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    sweep: dict[str, Any] | None = None  # the catch-up sweep's summary
 
 
 def trigger(request: Any) -> tuple[str, int, dict[str, str]]:
@@ -90,91 +91,52 @@ def _handle(request: Any, result: _Result) -> None:
             accept_stripped_signature=config.on_cloud_run,
         )
         verify_id_token(bearer_token(request.headers.get("Authorization")), certs=rt.certs, policy=policy)
-    body = parse_body(_read_body(request))
-    result.schedule = body.schedule
-    when = logical_time(
-        request.headers.get(SCHEDULE_TIME_HEADER),
-        cron=body.cron,
-        time_zone=body.time_zone,
-        now=datetime.now(UTC),
-    )
-    result.logical_time = when
-    uri = parse_spec_uri(body.spec_uri, allowed_bucket=config.spec_bucket)
-    the_id = job_id(body.schedule, when)
-    result.job = f"{config.parent}/pipelineJobs/{the_id}"
-    if _outside_window(body, when, result):
+    body = parse_request(_read_body(request))
+    now = datetime.now(UTC)
+    if body is None:
+        _sweep(request, rt, result, now)
         return
-    spec = rt.specs.load(uri)
-    rendered = render_parameters(
-        body.parameter_values, schedule=body.schedule, logical_time=when, time_zone=body.time_zone
-    )
-    values = {**spec.preset_values, **rendered}
-    pipeline_root = _pipeline_root(body, spec.default_pipeline_root, config.pipeline_root_buckets)
-    job = build_pipeline_job(
-        spec=spec,
-        schedule=body.schedule,
-        logical_time=when,
-        parameter_values=coerce_parameters(spec, values),
-        pipeline_root=pipeline_root,
-        service_account=config.workload_sa,
-        enable_caching=body.enable_caching,
-        template_uri=body.template_uri,
-    )
-    if body.max_concurrent_runs is not None:
-        active = rt.rest.count_active_runs(body.schedule, excluding=the_id, limit=body.max_concurrent_runs)
-        if active >= body.max_concurrent_runs:
-            _succeed(
-                result,
-                "skipped",
-                "WARNING",
-                f"skipped: {active} runs of {body.schedule} are still "
-                f"queued or running (max_concurrent_runs={body.max_concurrent_runs})",
-            )
-            return
-    created = rt.rest.create_pipeline_job(the_id, job)
-    if created:
-        _succeed(result, "created", "INFO", f"created PipelineJob {result.job}")
-    else:
-        _succeed(result, "duplicate", "INFO", f"PipelineJob {result.job} already exists: this firing already ran")
+    result.schedule = body.schedule
+    when = logical_time(request.headers.get(SCHEDULE_TIME_HEADER), cron=body.cron, time_zone=body.time_zone, now=now)
+    result.logical_time = when
+    result.job = job_name(config, body, when)  # named on failure too: a create may have been cut off
+    fired = fire(body, when, config=config, rest=rt.rest, specs=rt.specs)
+    _succeed(result, fired.outcome, fired.severity, fired.message)
 
 
-def _pipeline_root(body: TriggerBody, spec_default: str | None, allowed_buckets: frozenset[str]) -> str:
-    """The body's pipeline root, else the spec's; its bucket must be one the deployer allows:
-    runs write their outputs there as the workload SA, so a body or spec must not send them
-    out of the project."""
-    pipeline_root = body.pipeline_root or spec_default
-    if not pipeline_root:
-        raise BadRequest(
-            "pipeline_root is required: the spec has no defaultPipelineRoot (compile with "
-            "pipeline_root=... or set pipeline_root in the schedule)",
-            field="pipeline_root",
-        )
-    bucket = bucket_of(pipeline_root)
-    if bucket not in allowed_buckets:
-        origin = "pipeline_root" if body.pipeline_root else "the spec's default pipeline root"
-        raise Forbidden(
-            f"{origin} {pipeline_root!r:.200} is in bucket {bucket!r}, which is not one this function "
-            f"allows ({', '.join(sorted(allowed_buckets))}; VERTEX_CRON_PIPELINE_ROOT_BUCKETS, set by the "
-            "deployer from the schedules' pipeline roots)",
-            field="pipeline_root",
-        )
-    return pipeline_root
+def _sweep(request: Any, rt: Runtime, result: _Result, now: datetime) -> None:
+    """The catch-up sweep job's request (sweep.py): one summary line, an ERROR line per report."""
+    sweep_time = logical_time(request.headers.get(SCHEDULE_TIME_HEADER), cron=SWEEP_CRON, time_zone=None, now=now)
+    result.logical_time = sweep_time
+    report = sweep(
+        config=rt.settings,
+        rest=rt.rest,
+        specs=rt.specs,
+        sweep_time=sweep_time,
+        now=now,
+        targets=rt.settings.audiences or (request.base_url,),
+    )
+    totals = report.totals()
+    summary = ", ".join(f"{count} {what}" for what, count in totals.items())
+    result.sweep = {
+        "slot": [format_rfc3339(moment) for moment in report.slot],
+        "schedules": {name: s.as_json() for name, s in sorted(report.schedules.items())},
+        "created_jobs": report.created,
+    }
+    errors = report.transient_errors + report.permanent_errors
+    if errors:
+        result.outcome, result.severity = "failed", "ERROR"
+        result.status = 500 if report.permanent_errors else 503
+        result.message = f"swept {len(report.schedules)} schedules, {errors} of them failing: {summary}"
+        return
+    severity = "WARNING" if totals["capped"] else "INFO"
+    _succeed(result, "swept", severity, f"swept {len(report.schedules)} schedules: {summary}")
 
 
 def _read_body(request: Any) -> bytes:
     if (request.content_length or 0) > MAX_BODY_BYTES:
         raise BadRequest(f"body is {request.content_length} bytes; the limit is {MAX_BODY_BYTES}", field="body")
     return request.stream.read(MAX_BODY_BYTES + 1)
-
-
-def _outside_window(body: TriggerBody, when: datetime, result: _Result) -> bool:
-    if body.start_time and when < body.start_time:
-        _succeed(result, "skipped", "INFO", f"skipped: {format_rfc3339(when)} is before start_time")
-        return True
-    if body.end_time and when >= body.end_time:
-        _succeed(result, "skipped", "INFO", f"skipped: {format_rfc3339(when)} is at or after end_time")
-        return True
-    return False
 
 
 def _succeed(result: _Result, outcome: str, severity: str, message: str) -> None:
@@ -196,10 +158,13 @@ def _finish(result: _Result, started: float) -> tuple[str, int, dict[str, str]]:
             logical_time=logical,
             job=job,
             duration_ms=round((time.monotonic() - started) * 1000, 1),
+            sweep=result.sweep,
         )
     )
     payload: dict[str, Any] = {"outcome": result.outcome, "message": result.message}
-    if succeeded:
+    if result.sweep is not None:
+        payload |= {"logical_time": logical, **result.sweep}
+    elif succeeded:
         payload |= {
             "schedule": result.schedule,
             "logical_time": logical,

@@ -12,7 +12,8 @@ come, each of which would then answer `duplicate` and never run.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 
 from . import unix_cron
 from .errors import BadRequest
@@ -55,19 +56,43 @@ def logical_time(header: str | None, *, cron: str | None, time_zone: str | None,
 
 
 def _latest_fire_time(cron: str, time_zone: str | None, now: datetime) -> datetime:
+    # get_prev is strictly before its base; one second past `now` makes it "<= now".
+    base = now.astimezone(_zone(time_zone)).replace(microsecond=0) + timedelta(seconds=1)
+    try:
+        previous = _croniter(cron, base).get_prev(datetime)
+    except (ValueError, KeyError) as exc:  # croniter's errors subclass ValueError
+        raise BadRequest(f"cron {cron!r} is not a valid cron expression ({exc})", field="cron") from exc
+    return previous.astimezone(UTC)
+
+
+def fire_times(cron: str, time_zone: str | None, start: datetime, end: datetime) -> list[datetime]:
+    """The times in [start, end) that `cron` matches in `time_zone`, oldest first, in UTC:
+    the logical times Scheduler gives that schedule's firings (the catch-up sweep's)."""
+    if end <= start:
+        return []
+    base = start.astimezone(_zone(time_zone)) - timedelta(seconds=1)  # get_next is strictly after
+    try:
+        times = _croniter(cron, base)
+        found = []
+        while (moment := times.get_next(datetime).astimezone(UTC)) < end:
+            if moment >= start:
+                found.append(moment)
+    except (ValueError, KeyError) as exc:
+        raise BadRequest(f"cron {cron!r} is not a valid cron expression ({exc})", field="cron") from exc
+    return found
+
+
+def _zone(time_zone: str | None) -> tzinfo:
     from zoneinfo import ZoneInfo
 
-    from croniter import croniter  # lazily: only manual calls pay for it
+    return ZoneInfo(time_zone) if time_zone else UTC
+
+
+def _croniter(cron: str, base: datetime) -> Any:
+    from croniter import croniter  # lazily: only manual calls and the sweep pay for it
 
     cron = " ".join(cron.split())
     problem = unix_cron.syntax_problem(cron)
     if problem:  # croniter's own extensions (R, H) would make the job id random
         raise BadRequest(f"cron {cron!r} is not unix-cron as Cloud Scheduler takes it: {problem}", field="cron")
-    zone = ZoneInfo(time_zone) if time_zone else UTC
-    # get_prev is strictly before its base; one second past `now` makes it "<= now".
-    base = now.astimezone(zone).replace(microsecond=0) + timedelta(seconds=1)
-    try:
-        previous = croniter(cron, base).get_prev(datetime)
-    except (ValueError, KeyError) as exc:  # croniter's errors subclass ValueError
-        raise BadRequest(f"cron {cron!r} is not a valid cron expression ({exc})", field="cron") from exc
-    return previous.astimezone(UTC)
+    return croniter(cron, base)

@@ -22,6 +22,7 @@ LUIGI_TASK_LABEL = "vertex-cron-luigi-task"
 # (a label value holds at most 63 characters; templateMetadata.version has all 64).
 TEMPLATE_VERSION_LABEL = "vertex-cron-template-version"
 _NOT_ID_CHARS = re.compile(r"[^a-z0-9]+")
+_ID_TIME = re.compile(r"([0-9]{8}-[0-9]{6})(?:-([0-9]{3}))?")  # job_id's time part
 _READABLE_CHARS = 48
 _KEY_HASH_CHARS = 16
 
@@ -32,6 +33,18 @@ def job_id(schedule: str, logical_time: datetime) -> str:
     moment = logical_time.astimezone(UTC)
     millis = moment.microsecond // 1000
     return f"{schedule}-{moment:%Y%m%d-%H%M%S}" + (f"-{millis:03d}" if millis else "")
+
+
+def logical_time_of(schedule: str, the_id: str) -> datetime | None:
+    """The logical time `job_id(schedule, time)` was made from, or None for another id."""
+    match = _ID_TIME.fullmatch(the_id[len(schedule) + 1 :]) if the_id.startswith(schedule + "-") else None
+    if not match:
+        return None
+    try:
+        moment = datetime.strptime(match[1], "%Y%m%d-%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return moment.replace(microsecond=int(match[2] or 0) * 1000)
 
 
 def spec_label(spec: PipelineSpec) -> str:

@@ -7,6 +7,7 @@ import json
 import sys
 import threading
 from dataclasses import asdict, dataclass
+from typing import Any
 
 _write_lock = threading.Lock()
 
@@ -15,16 +16,25 @@ _write_lock = threading.Lock()
 class RequestLog:
     severity: str  # INFO, WARNING, ERROR
     message: str
-    outcome: str  # created, duplicate, skipped, rejected, failed
+    outcome: str  # created, duplicate, skipped, rejected, failed; swept (the catch-up sweep)
     status: int
     schedule: str | None
     logical_time: str | None
     job: str | None  # full resource name
     duration_ms: float
+    sweep: dict[str, Any] | None = None  # the catch-up sweep's summary; only on its lines
 
 
 def emit(entry: RequestLog) -> None:
-    line = json.dumps(asdict(entry), separators=(",", ":"), default=str) + "\n"
+    fields = asdict(entry)
+    if entry.sweep is None:
+        del fields["sweep"]
+    emit_fields(fields)
+
+
+def emit_fields(fields: dict[str, Any]) -> None:
+    """One line of any shape (the sweep's `run_failed` and `missed` reports use this too)."""
+    line = json.dumps(fields, separators=(",", ":"), default=str) + "\n"
     with _write_lock:  # one request, one unbroken line, even with threaded workers
         sys.stdout.write(line)
         sys.stdout.flush()

@@ -13,6 +13,9 @@ GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 # An email address as IAM writes principals: local part, @, a dotted domain.
 _EMAIL_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+")
 
+DEFAULT_CATCH_UP_MAX_RUNS = 20
+MAX_CATCH_UP_MAX_RUNS = 1000
+
 REQUIRED = (
     "VERTEX_CRON_PROJECT",
     "VERTEX_CRON_REGION",
@@ -36,6 +39,9 @@ class Settings:
     # The buckets runs may write their outputs to (their pipeline roots): those the deployer
     # configured, and only the spec bucket when none are set.
     pipeline_root_buckets: frozenset[str] = frozenset()
+    # The most runs one catch-up sweep creates (VERTEX_CRON_CATCH_UP_MAX_RUNS): after an outage
+    # of days the backlog is worked off a few runs per sweep instead of flooding Vertex AI.
+    catch_up_max_runs: int = DEFAULT_CATCH_UP_MAX_RUNS
 
     @property
     def parent(self) -> str:
@@ -70,6 +76,7 @@ class Settings:
             storage_emulator=_url(env.get("STORAGE_EMULATOR_HOST")),
             on_cloud_run=on_cloud_run,
             pipeline_root_buckets=_pipeline_root_buckets(env),
+            catch_up_max_runs=_catch_up_max_runs(env.get("VERTEX_CRON_CATCH_UP_MAX_RUNS")),
         )
 
     @classmethod
@@ -128,6 +135,20 @@ def _pipeline_root_buckets(env: Mapping[str, str]) -> frozenset[str]:
             "name (expected comma-separated bucket names, without gs://)"
         )
     return frozenset(buckets) or frozenset({env["VERTEX_CRON_SPEC_BUCKET"].strip()})
+
+
+def _catch_up_max_runs(value: str | None) -> int:
+    from .errors import ConfigError
+
+    text = (value or "").strip()
+    if not text:
+        return DEFAULT_CATCH_UP_MAX_RUNS
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_CATCH_UP_MAX_RUNS:
+        raise ConfigError(
+            f"environment variable VERTEX_CRON_CATCH_UP_MAX_RUNS must be a whole number from 1 to "
+            f"{MAX_CATCH_UP_MAX_RUNS}, got {text!r:.40}"
+        )
+    return int(text)
 
 
 def _allowed_invokers(value: str | None) -> frozenset[str]:

@@ -1,0 +1,327 @@
+"""The catch-up sweep: the answer to the sweep job's body (catch_up.py), one request that
+creates the runs Cloud Scheduler gave up on and reports what ended badly.
+
+    jobs.list (Cloud Scheduler, read-only, all pages)
+      -> this function's schedule jobs (`vertex-cron-NAME`, http target = this function),
+         PAUSED ones left out
+      -> per schedule: one pipelineJobs.list (its label, runs created or ended since the
+         oldest time looked at, or still active) instead of a get per fire time
+      -> catch-up: the fire times in [max(now - catch_up, catch_up_since, start_time),
+         now - give-up span), before end_time, with no run, oldest first across schedules,
+         at most `catch_up_max_runs` per sweep, each created by firing.fire as on time
+      -> reports (one ERROR line each, below) for the sweep's slot
+
+Reported once across sweeps without storage: the sweep of logical time L (its
+X-CloudScheduler-ScheduleTime) reports what ended in its slot [previous sweep time, L):
+- `run_failed`: runs of these schedules that ended FAILED or CANCELLED in the slot (one
+  pipelineJobs.list for the region);
+- `missed`: fire times with no run whose last chance ended in the slot: Scheduler's give-up
+  span after the time for a schedule without catch-up, the catch-up window after it for one
+  with catch-up (the sweeps before had it as a candidate).
+A Scheduler retry of a failed sweep, or a forced run of the sweep job, repeats its slot's lines.
+
+A fire time at which the schedule already had `max_concurrent_runs` runs active (from the
+runs listed) was skipped on purpose: neither caught up nor missed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .body import TriggerBody, parse_body
+from .catch_up import SWEEP_CRON, SWEEP_JOB
+from .errors import BadRequest, TriggerError, UpstreamUnavailable
+from .firing import fire
+from .give_up import give_up_span
+from .google_rest import ACTIVE_STATES, GoogleRest
+from .logical_time import FUTURE_SKEW, fire_times
+from .oidc import normalize_audience
+from .pipeline_job import MANAGED_BY_LABEL, MANAGED_BY_VALUE, SCHEDULE_LABEL, job_id, logical_time_of
+from .request_log import emit_fields
+from .settings import Settings
+from .spec_store import SpecStore
+from .timefmt import format_rfc3339, parse_rfc3339
+
+SCHEDULE_JOB_PREFIX = "vertex-cron-"
+ENDED_BADLY = ("PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED")
+# Runs that may still hold a max_concurrent_runs slot (as count_active_runs counts, plus
+# those on their way out).
+_HOLDING_STATES = (*ACTIVE_STATES, "PIPELINE_STATE_CANCELLING", "PIPELINE_STATE_PAUSED")
+
+
+@dataclass
+class ScheduleSummary:
+    """What the sweep did for one schedule: its part of the response and the log line."""
+
+    catch_up: bool
+    created: int = 0
+    existing: int = 0  # fire times in the catch-up window whose run exists
+    skipped: int = 0  # max_concurrent_runs, then or now
+    capped: int = 0  # left for the next sweep by the per-sweep cap
+    missed: int = 0
+    run_failed: int = 0
+    paused: bool = False
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        fields = {k: v for k, v in vars(self).items() if k not in ("paused", "error")}
+        return fields | ({"paused": True} if self.paused else {}) | ({"error": self.error} if self.error else {})
+
+
+@dataclass
+class SweepReport:
+    slot: tuple[datetime, datetime]
+    schedules: dict[str, ScheduleSummary] = field(default_factory=dict)
+    created: list[str] = field(default_factory=list)  # job names, oldest logical time first
+    transient_errors: int = 0
+    permanent_errors: int = 0
+
+    def totals(self) -> dict[str, int]:
+        keys = ("created", "existing", "skipped", "capped", "missed", "run_failed")
+        return {key: sum(getattr(s, key) for s in self.schedules.values()) for key in keys}
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    name: str
+    job: Mapping[str, Any]
+    body: TriggerBody
+    give_up: timedelta
+
+
+def sweep_slot(sweep_time: datetime) -> tuple[datetime, datetime]:
+    """[the sweep cron's previous time, sweep_time): what this sweep reports."""
+    before = fire_times(SWEEP_CRON, None, sweep_time - timedelta(days=1), sweep_time)
+    return (before[-1] if before else sweep_time - timedelta(minutes=10)), sweep_time
+
+
+def sweep(
+    *,
+    config: Settings,
+    rest: GoogleRest,
+    specs: SpecStore,
+    sweep_time: datetime,
+    now: datetime,
+    targets: Collection[str],
+) -> SweepReport:
+    report = SweepReport(slot=sweep_slot(sweep_time))
+    own = _own_schedule_jobs(rest.list_scheduler_jobs(), targets)
+    candidates: list[tuple[datetime, _Schedule]] = []
+    for name, job in own.items():
+        summary = report.schedules[name] = ScheduleSummary(catch_up=False)
+        if job.get("state") == "PAUSED":
+            summary.paused = True
+            continue
+        try:
+            schedule = _schedule(name, job)
+            summary.catch_up = schedule.body.catch_up is not None
+            candidates += [
+                (t, schedule) for t in _examine(schedule, rest, report, summary, now=now, parent=config.parent)
+            ]
+        except TriggerError as exc:
+            _record_error(report, summary, exc)
+    _catch_up(sorted(candidates, key=lambda c: (c[0], c[1].name)), config, rest, specs, report)
+    _report_failed_runs(rest, report, set(own))
+    return report
+
+
+def _own_schedule_jobs(jobs: list[dict[str, Any]], targets: Collection[str]) -> dict[str, dict[str, Any]]:
+    """{schedule name: Scheduler job} of the schedules whose jobs call this function."""
+    ours = {normalize_audience(target) for target in targets}
+    own = {}
+    for job in jobs:
+        short = str(job.get("name", "")).rsplit("/", 1)[-1]
+        uri = (job.get("httpTarget") or {}).get("uri")
+        calls_us = isinstance(uri, str) and normalize_audience(uri) in ours
+        if calls_us and short.startswith(SCHEDULE_JOB_PREFIX) and short != SWEEP_JOB:
+            own[short.removeprefix(SCHEDULE_JOB_PREFIX)] = job
+    return own
+
+
+def _schedule(name: str, job: Mapping[str, Any]) -> _Schedule:
+    try:
+        raw = base64.b64decode((job.get("httpTarget") or {}).get("body") or "", validate=True)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise BadRequest(f"the Scheduler job's body is not base64 ({exc})", field="body") from exc
+    body = parse_body(raw)
+    if body.schedule != name:
+        raise BadRequest(f"the Scheduler job's body is for schedule {body.schedule!r}", field="schedule")
+    if not isinstance(job.get("schedule"), str):
+        raise BadRequest("the Scheduler job has no schedule", field="schedule")
+    return _Schedule(name=name, job=job, body=body, give_up=give_up_span(job))
+
+
+def _examine(
+    schedule: _Schedule, rest: GoogleRest, report: SweepReport, summary: ScheduleSummary, *, now: datetime, parent: str
+) -> list[datetime]:
+    """Reports the schedule's missed fire times; returns those to catch up, oldest first."""
+    body, job = schedule.body, schedule.job
+    slot_start, slot_end = report.slot
+    written = _written(job)
+    if body.catch_up is not None:
+        # Without catch_up_since (the deployer writes it), never before the job was written.
+        since = _latest(body.catch_up_since or written, body.start_time)
+        window = (_latest(now - body.catch_up, since) or now, now - schedule.give_up)
+        last_chance = body.catch_up
+    else:
+        since = _latest(written, body.start_time)
+        window = (now, now)  # nothing to catch up
+        last_chance = schedule.give_up
+    missed_range = (_latest(slot_start - last_chance, since) or slot_start, slot_end - last_chance)
+
+    def times(start: datetime, end: datetime) -> list[datetime]:
+        if body.end_time:
+            end = min(end, body.end_time)
+        return fire_times(job["schedule"], job.get("timeZone"), start, end)
+
+    to_catch_up, to_report = times(*window), times(*missed_range)
+    looked = [*to_catch_up, *to_report]
+    if not looked:
+        return []
+    runs = _runs_since(rest, schedule.name, min(looked))
+    have = {str(run.get("name", "")).rsplit("/", 1)[-1] for run in runs}
+    pending = []
+    for moment in to_catch_up:
+        if job_id(schedule.name, moment) in have:
+            summary.existing += 1
+        elif _at_limit(runs, moment, body.max_concurrent_runs):
+            summary.skipped += 1
+        else:
+            pending.append(moment)
+    for moment in to_report:
+        if job_id(schedule.name, moment) not in have and not _at_limit(runs, moment, body.max_concurrent_runs):
+            summary.missed += 1
+            _emit_missed(schedule, moment, parent)
+    return pending
+
+
+def _runs_since(rest: GoogleRest, schedule: str, oldest: datetime) -> list[dict[str, Any]]:
+    """The schedule's runs that can matter for fire times from `oldest` on: made since (a
+    firing is delivered at most FUTURE_SKEW early), or holding a slot then or now."""
+    since = f'"{format_rfc3339(oldest - FUTURE_SKEW)}"'
+    holding = " OR ".join(f'state="{state}"' for state in _HOLDING_STATES)
+    return rest.list_pipeline_jobs(
+        f'labels.{SCHEDULE_LABEL}="{schedule}" AND (create_time>={since} OR end_time>={since} OR {holding})',
+        action=f"listing the runs of schedule {schedule}",
+    )
+
+
+def _at_limit(runs: list[dict[str, Any]], moment: datetime, limit: int | None) -> bool:
+    """Whether `limit` runs were active at `moment`, so its firing was skipped on purpose."""
+    if limit is None:
+        return False
+    active = 0
+    for run in runs:
+        created, ended = _time(run.get("createTime")), _time(run.get("endTime"))
+        active += created is not None and created <= moment and (ended is None or ended > moment)
+    return active >= limit
+
+
+def _catch_up(
+    candidates: list[tuple[datetime, _Schedule]],
+    config: Settings,
+    rest: GoogleRest,
+    specs: SpecStore,
+    report: SweepReport,
+) -> None:
+    failed: set[str] = set()
+    for index, (moment, schedule) in enumerate(candidates):
+        summary = report.schedules[schedule.name]
+        if schedule.name in failed:
+            continue
+        if index >= config.catch_up_max_runs:
+            summary.capped += 1
+            continue
+        try:
+            fired = fire(schedule.body, moment, config=config, rest=rest, specs=specs)
+        except TriggerError as exc:
+            failed.add(schedule.name)
+            _record_error(report, summary, exc)
+            continue
+        if fired.outcome == "created":
+            summary.created += 1
+            report.created.append(fired.job)
+        elif fired.outcome == "duplicate":
+            summary.existing += 1
+        else:
+            summary.skipped += 1
+
+
+def _report_failed_runs(rest: GoogleRest, report: SweepReport, schedules: set[str]) -> None:
+    slot_start, slot_end = (f'"{format_rfc3339(moment)}"' for moment in report.slot)
+    states = " OR ".join(f'state="{state}"' for state in ENDED_BADLY)
+    runs = rest.list_pipeline_jobs(
+        f'labels.{MANAGED_BY_LABEL}="{MANAGED_BY_VALUE}" AND ({states}) '
+        f"AND end_time>={slot_start} AND end_time<{slot_end}",
+        action="listing the runs that failed or were cancelled",
+    )
+    for run in runs:
+        schedule = (run.get("labels") or {}).get(SCHEDULE_LABEL)
+        if schedule not in schedules:
+            continue  # another function's schedule, or a run vertex-cron made otherwise (Luigi)
+        report.schedules[schedule].run_failed += 1
+        name = str(run.get("name", ""))
+        when = logical_time_of(schedule, name.rsplit("/", 1)[-1])
+        error: dict[str, Any] = run["error"] if isinstance(run.get("error"), dict) else {}
+        state = str(run.get("state", "")).removeprefix("PIPELINE_STATE_")
+        emit_fields(
+            {
+                "severity": "ERROR",
+                "message": f"run {name} of schedule {schedule} ended {state}: {error.get('message') or 'no error given'}",
+                "outcome": "run_failed",
+                "schedule": schedule,
+                "logical_time": format_rfc3339(when) if when else None,
+                "job": name,
+                "state": state,
+                "error": {"code": error.get("code"), "message": error.get("message")},
+            }
+        )
+
+
+def _emit_missed(schedule: _Schedule, moment: datetime, parent: str) -> None:
+    why = (
+        "and it left the catch-up window"
+        if schedule.body.catch_up is not None
+        else "and catch-up is off for this schedule"
+    )
+    emit_fields(
+        {
+            "severity": "ERROR",
+            "message": f"the firing of {schedule.name} at {format_rfc3339(moment)} has no run: "
+            f"Cloud Scheduler gave up on it {why}",
+            "outcome": "missed",
+            "schedule": schedule.name,
+            "logical_time": format_rfc3339(moment),
+            "job": f"{parent}/pipelineJobs/{job_id(schedule.name, moment)}",  # the id it would have had
+            "error": None,
+        }
+    )
+
+
+def _record_error(report: SweepReport, summary: ScheduleSummary, exc: TriggerError) -> None:
+    summary.error = exc.message if not exc.field else f"{exc.field}: {exc.message}"
+    if isinstance(exc, UpstreamUnavailable):
+        report.transient_errors += 1
+    else:
+        report.permanent_errors += 1
+
+
+def _written(job: Mapping[str, Any]) -> datetime | None:
+    """When the job was last written: fire times before it belong to an older schedule."""
+    return _time(job.get("userUpdateTime"))
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return parse_rfc3339(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _latest(*moments: datetime | None) -> datetime | None:
+    return max((moment for moment in moments if moment is not None), default=None)
