@@ -1,0 +1,126 @@
+"""The pieces the catch-up sweep is built from: the body's two fields, Scheduler's give-up
+span, fire times, a job id read back, the per-sweep cap setting."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from vertex_cron_trigger.body import parse_body, parse_request
+from vertex_cron_trigger.errors import BadRequest, ConfigError
+from vertex_cron_trigger.give_up import DISPATCH_SLACK, give_up_span
+from vertex_cron_trigger.logical_time import fire_times
+from vertex_cron_trigger.pipeline_job import job_id, logical_time_of
+from vertex_cron_trigger.settings import DEFAULT_CATCH_UP_MAX_RUNS, Settings
+from vertex_cron_trigger.sweep import sweep_slot
+
+MINIMAL = {"schedule": "nightly", "spec_uri": "gs://bucket/specs/p.json"}
+
+
+def parse(**fields):
+    return parse_body(json.dumps({**MINIMAL, **fields}).encode())
+
+
+def test_catch_up_fields_are_typed():
+    body = parse(catch_up="21600s", catch_up_since="2024-05-01T00:00:00Z")
+    assert body.catch_up == timedelta(hours=6)
+    assert body.catch_up_since == datetime(2024, 5, 1, tzinfo=UTC)
+    assert parse().catch_up is None and parse().catch_up_since is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"catch_up": "6h"}, "catch_up"),
+        ({"catch_up": 21600}, "catch_up"),
+        ({"catch_up": "0s"}, "catch_up"),
+        ({"catch_up": "1.5s"}, "catch_up"),
+        ({"catch_up": f"{40 * 86400}s"}, "catch_up"),
+        ({"catch_up_since": "yesterday"}, "catch_up_since"),
+        ({"catch_up_since": 0}, "catch_up_since"),
+    ],
+)
+def test_bad_catch_up_fields_are_400s_naming_them(fields, field):
+    with pytest.raises(BadRequest) as caught:
+        parse(**fields)
+    assert caught.value.field == field and field in caught.value.message
+
+
+def test_the_sweep_body_is_told_apart_and_nothing_else_with_sweep_passes():
+    assert parse_request(b'{"sweep": "catch_up"}') is None
+    assert parse_request(json.dumps(MINIMAL).encode()).schedule == "nightly"
+    for raw in (b'{"sweep": "all"}', b'{"sweep": "catch_up", "schedule": "x"}'):
+        with pytest.raises(BadRequest) as caught:
+            parse_request(raw)
+        assert caught.value.field == "sweep"
+
+
+def test_give_up_follows_schedulers_documented_backoff():
+    # The retry-jobs guide's example: 10 s / 300 s / 3 doublings waits 10, 20, 40, 80, 160, 240, 300, 300.
+    retry = {"retryCount": 5, "minBackoffDuration": "10s", "maxBackoffDuration": "300s", "maxDoublings": 3}
+    span = give_up_span({"retryConfig": retry, "attemptDeadline": "15s"})
+    assert span == timedelta(seconds=6 * 15 + 10 + 20 + 40 + 80 + 160) + DISPATCH_SLACK
+
+
+def test_give_up_with_defaults_and_with_a_time_limit():
+    # No retries: one attempt of the default 3-minute deadline.
+    assert give_up_span({}) == timedelta(minutes=3) + DISPATCH_SLACK
+    # Retried until both limits are reached: the time limit, a last backoff and an attempt.
+    limited = {"retryCount": 1, "maxRetryDuration": "3600s", "maxBackoffDuration": "60s"}
+    assert (
+        give_up_span({"retryConfig": limited, "attemptDeadline": "30s"})
+        == timedelta(seconds=3600 + 60 + 30) + DISPATCH_SLACK
+    )
+
+
+def test_a_retry_config_that_is_not_one_is_a_400():
+    with pytest.raises(BadRequest):
+        give_up_span({"attemptDeadline": "three minutes"})
+    with pytest.raises(BadRequest):
+        give_up_span({"retryConfig": {"retryCount": "3"}})
+
+
+def test_fire_times_are_those_scheduler_gives_in_the_zone_oldest_first():
+    start, end = datetime(2024, 5, 1, 22, 0, tzinfo=UTC), datetime(2024, 5, 3, 22, 0, tzinfo=UTC)
+    # 02:30 in Paris is 00:30 UTC in summer time.
+    assert fire_times("30 2 * * *", "Europe/Paris", start, end) == [
+        datetime(2024, 5, 2, 0, 30, tzinfo=UTC),
+        datetime(2024, 5, 3, 0, 30, tzinfo=UTC),
+    ]
+    assert fire_times("0 * * * *", None, start, start + timedelta(hours=3)) == [
+        start,
+        start + timedelta(hours=1),
+        start + timedelta(hours=2),
+    ]
+    with pytest.raises(BadRequest):
+        fire_times("H * * * *", None, start, end)
+
+
+@pytest.mark.parametrize(
+    "moment", [datetime(2024, 5, 1, 2, 0, tzinfo=UTC), datetime(2024, 5, 1, 2, 0, 0, 123000, tzinfo=UTC)]
+)
+def test_a_job_id_gives_back_its_logical_time(moment):
+    assert logical_time_of("nightly", job_id("nightly", moment)) == moment
+    assert logical_time_of("night", job_id("nightly", moment)) is None
+    assert logical_time_of("nightly", "nightly-luigi-abc") is None
+
+
+def test_the_sweep_reports_the_slot_since_the_previous_sweep_time():
+    at = datetime(2024, 5, 1, 2, 0, tzinfo=UTC)
+    assert sweep_slot(at) == (at - timedelta(minutes=10), at)
+
+
+ENV = {
+    "VERTEX_CRON_PROJECT": "p",
+    "VERTEX_CRON_REGION": "us-central1",
+    "VERTEX_CRON_WORKLOAD_SA": "w@p.iam.gserviceaccount.com",
+    "VERTEX_CRON_SPEC_BUCKET": "b",
+}
+
+
+def test_the_per_sweep_cap_has_a_safe_default_and_refuses_nonsense():
+    assert Settings.from_env(ENV).catch_up_max_runs == DEFAULT_CATCH_UP_MAX_RUNS
+    assert Settings.from_env({**ENV, "VERTEX_CRON_CATCH_UP_MAX_RUNS": "5"}).catch_up_max_runs == 5
+    for bad in ("0", "-1", "ten", "100000"):
+        with pytest.raises(ConfigError) as caught:
+            Settings.from_env({**ENV, "VERTEX_CRON_CATCH_UP_MAX_RUNS": bad})
+        assert "VERTEX_CRON_CATCH_UP_MAX_RUNS" in caught.value.message

@@ -1,0 +1,245 @@
+"""The catch-up sweep end to end: Scheduler jobs with the bodies the contract fixes
+(vertex_cron_trigger.catch_up) in the emulator, the function served by functions-framework,
+the sweep job's request as Cloud Scheduler sends it. Fire times are relative to the real
+clock: the function reads its own."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+from trigger_wire import INVOKER, PARENT, body_for, fire, jobs_of
+from vertex_cron_trigger.catch_up import SWEEP_BODY
+from vertex_cron_trigger.timefmt import format_rfc3339
+
+SWEEP_EVERY = timedelta(minutes=10)  # catch_up.SWEEP_CRON
+# Retries off and the shortest deadline Scheduler allows: Scheduler gives up on a firing
+# 15 s + the sweep's 60 s dispatch slack after its time.
+QUICK_GIVE_UP = {"retryConfig": {"retryCount": 0}, "attemptDeadline": "15s"}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _last_sweep_time(now: datetime) -> datetime:
+    return now.replace(minute=now.minute - now.minute % 10, second=0)
+
+
+def _scheduler_job(emulator: Any, function: Any, name: str, body: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    job = {
+        "name": f"{PARENT}/jobs/{name}",
+        "schedule": "*/5 * * * *",
+        "timeZone": "Etc/UTC",
+        "httpTarget": {
+            "uri": function.url,
+            "httpMethod": "POST",
+            "body": base64.b64encode(json.dumps(body).encode()).decode(),
+            "oidcToken": {"serviceAccountEmail": INVOKER, "audience": function.url},
+        },
+        **QUICK_GIVE_UP,
+        **fields,
+    }
+    response = requests.post(f"{emulator.url}/v1/{PARENT}/jobs", json=job, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _catch_up_body(spec: dict[str, Any], *, since: datetime, window: str = "3600s", **fields: Any) -> dict[str, Any]:
+    return body_for(spec, cron="*/5 * * * *", catch_up=window, catch_up_since=format_rfc3339(since), **fields)
+
+
+def _sweep(function: Any, sweep_time: datetime | None = None, token: str | None = None) -> requests.Response:
+    return fire(function, SWEEP_BODY, schedule_time=format_rfc3339(sweep_time or _last_sweep_time(_now())), token=token)
+
+
+def _expected_times(now: datetime, since: datetime, window: timedelta) -> list[datetime]:
+    """Every */5 time in [max(now - window, since), now - 75 s) (the quick give-up span)."""
+    start, end = max(now - window, since), now - timedelta(seconds=75)
+    first = start.replace(minute=start.minute - start.minute % 5, second=0)
+    times = [first + timedelta(minutes=5 * i) for i in range(30)]
+    return [t for t in times if start <= t < end]
+
+
+def _ids(times: list[datetime]) -> list[str]:
+    return [f"{PARENT}/pipelineJobs/nightly-{t:%Y%m%d-%H%M%S}" for t in times]
+
+
+def test_the_sweep_creates_each_missing_firing_as_the_on_time_firing_would(start_function, emulator, spec):
+    function = start_function()
+    now = _now()
+    since = now - timedelta(hours=3)
+    _scheduler_job(emulator, function, "vertex-cron-nightly", _catch_up_body(spec, since=since))
+    expected = _expected_times(now, since, timedelta(hours=1))
+    on_time = expected[-1]
+    assert fire(function, body_for(spec), schedule_time=format_rfc3339(on_time)).json()["outcome"] == "created"
+
+    response = _sweep(function)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["outcome"] == "swept"
+    summary = answer["schedules"]["nightly"]
+    assert summary["created"] in (len(expected) - 1, len(expected)), summary  # a time may pass the bound meanwhile
+    assert summary["existing"] == 1 and summary["capped"] == 0 and summary["catch_up"] is True
+    jobs = jobs_of(emulator)
+    assert set(_ids(expected)) <= set(jobs)
+    assert answer["created_jobs"] == sorted(answer["created_jobs"])  # oldest first
+    oldest = jobs[_ids(expected)[0]]
+    # Parameters rendered for the run's own logical time, exactly as on time.
+    assert oldest["runtimeConfig"]["parameterValues"]["run_date"] == f"{expected[0]:%Y-%m-%d}"
+    assert oldest["labels"]["vertex-cron-schedule"] == "nightly"
+    assert oldest["displayName"] == f"nightly {format_rfc3339(expected[0])}"
+    [line] = [line for line in function.log_lines() if line["outcome"] == "swept"]
+    assert line["sweep"]["schedules"]["nightly"] == summary and line["severity"] == "INFO"
+
+    again = _sweep(function).json()["schedules"]["nightly"]
+    assert again["created"] == 0 and again["existing"] >= len(expected)
+    assert len(jobs_of(emulator)) == len(jobs)
+
+
+def test_nothing_before_catch_up_since_or_outside_start_and_end_time_is_created(start_function, emulator, spec):
+    function = start_function()
+    now = _now()
+    since = now - timedelta(minutes=30)
+    end_time = now - timedelta(minutes=12)
+    _scheduler_job(
+        emulator, function, "vertex-cron-nightly", _catch_up_body(spec, since=since, end_time=format_rfc3339(end_time))
+    )
+    answer = _sweep(function).json()
+    created = {job["name"] for job in emulator.pipeline_jobs()}
+    expected = set(_ids([t for t in _expected_times(now, since, timedelta(hours=1)) if t < end_time]))
+    assert expected and created == expected and answer["schedules"]["nightly"]["created"] == len(expected)
+
+
+def test_a_sweep_creates_at_most_the_cap_oldest_first_and_the_next_sweep_goes_on(start_function, emulator, spec):
+    function = start_function(VERTEX_CRON_CATCH_UP_MAX_RUNS="3")
+    now = _now()
+    since = now - timedelta(hours=3)
+    _scheduler_job(emulator, function, "vertex-cron-nightly", _catch_up_body(spec, since=since))
+    expected = _expected_times(now, since, timedelta(hours=1))
+
+    first = _sweep(function)
+    assert first.status_code == 200
+    summary = first.json()["schedules"]["nightly"]
+    assert summary["created"] == 3 and summary["capped"] >= len(expected) - 3
+    assert sorted(jobs_of(emulator)) == _ids(expected)[:3]
+    [line] = [line for line in function.log_lines() if line["outcome"] == "swept"]
+    assert line["severity"] == "WARNING"  # the backlog is not worked off yet
+
+    _sweep(function)
+    assert sorted(jobs_of(emulator)) == _ids(expected)[:6]
+
+
+def test_paused_and_other_functions_schedules_and_those_without_catch_up_are_not_caught_up(
+    start_function, emulator, spec
+):
+    function = start_function()
+    since = _now() - timedelta(hours=3)
+    paused = _scheduler_job(
+        emulator, function, "vertex-cron-paused", _catch_up_body(spec, since=since, schedule="paused")
+    )
+    requests.post(f"{emulator.url}/v1/{paused['name']}:pause", json={}, timeout=30).raise_for_status()
+    _scheduler_job(emulator, function, "vertex-cron-plain", body_for(spec, schedule="plain"))
+    elsewhere = dict(_catch_up_body(spec, since=since, schedule="elsewhere"))
+    job = _scheduler_job(emulator, function, "vertex-cron-elsewhere", elsewhere)
+    patched = {"httpTarget": {**job["httpTarget"], "uri": "https://other-function.example/"}}
+    requests.patch(
+        f"{emulator.url}/v1/{job['name']}", params={"updateMask": "httpTarget"}, json=patched, timeout=30
+    ).raise_for_status()
+
+    answer = _sweep(function).json()
+    assert answer["outcome"] == "swept"
+    assert answer["schedules"]["paused"]["paused"] is True
+    assert answer["schedules"]["plain"]["catch_up"] is False and answer["schedules"]["plain"]["created"] == 0
+    assert "elsewhere" not in answer["schedules"]
+    assert jobs_of(emulator) == {}
+
+
+def test_a_bad_schedule_is_named_and_the_others_are_still_swept(start_function, emulator, spec):
+    function = start_function()
+    since = _now() - timedelta(hours=3)
+    _scheduler_job(emulator, function, "vertex-cron-nightly", _catch_up_body(spec, since=since))
+    _scheduler_job(
+        emulator, function, "vertex-cron-broken", _catch_up_body(spec, since=since, schedule="broken", window="6h")
+    )
+    response = _sweep(function)
+    assert response.status_code == 500  # a permanent problem: the deployer wrote a body the function refuses
+    answer = response.json()
+    assert answer["outcome"] == "failed" and "catch_up" in answer["schedules"]["broken"]["error"]
+    assert answer["schedules"]["nightly"]["created"] > 0
+
+
+def test_the_sweep_takes_the_same_token_checks_as_a_firing(start_function, emulator, spec, oidc_issuer):
+    function = start_function(VERTEX_CRON_ALLOWED_INVOKERS=INVOKER)
+    _scheduler_job(emulator, function, "vertex-cron-nightly", _catch_up_body(spec, since=_now() - timedelta(hours=3)))
+    intruder = oidc_issuer.mint(audience=function.url, email="intruder@wire-project.iam.gserviceaccount.com")
+    assert _sweep(function, token=intruder).status_code == 403
+    assert _sweep(function).status_code == 401
+    assert jobs_of(emulator) == {}
+    good = oidc_issuer.mint(audience=function.url, email=INVOKER)
+    assert _sweep(function, token=good).json()["schedules"]["nightly"]["created"] > 0
+
+
+def test_a_sweep_body_other_than_the_contracts_is_a_400(start_function, emulator, spec):
+    function = start_function()
+    response = fire(function, {"sweep": "everything"})
+    assert response.status_code == 400 and response.json()["field"] == "sweep"
+
+
+def test_runs_that_failed_or_were_cancelled_in_the_sweeps_slot_are_reported_once(start_function, emulator, spec):
+    function = start_function()
+    now = _now()
+    sweep_time = _last_sweep_time(now)
+    _scheduler_job(emulator, function, "vertex-cron-nightly", body_for(spec, cron="*/5 * * * *"))
+    for hour in (1, 2, 3):
+        fire(function, body_for(spec), schedule_time=format_rfc3339(sweep_time - timedelta(hours=hour)))
+    real_clock = emulator.clock
+    emulator.clock = lambda: (sweep_time - timedelta(minutes=5)).timestamp()  # the runs end inside the slot
+    emulator.set_pipeline_job_state(_id(sweep_time - timedelta(hours=1)), "FAILED", error_message="OOM in train")
+    emulator.set_pipeline_job_state(_id(sweep_time - timedelta(hours=2)), "CANCELLED")
+    emulator.set_pipeline_job_state(_id(sweep_time - timedelta(hours=3)), "SUCCEEDED")
+    emulator.clock = real_clock
+
+    answer = _sweep(function, sweep_time).json()
+    assert answer["schedules"]["nightly"]["run_failed"] == 2
+    reports = sorted(
+        (line for line in function.log_lines() if line["outcome"] == "run_failed"), key=lambda report: report["state"]
+    )
+    assert [(r["state"], r["severity"], r["schedule"]) for r in reports] == [
+        ("CANCELLED", "ERROR", "nightly"),
+        ("FAILED", "ERROR", "nightly"),
+    ]
+    failed = reports[1]
+    assert failed["logical_time"] == format_rfc3339(sweep_time - timedelta(hours=1))
+    assert failed["job"] == f"{PARENT}/pipelineJobs/{_id(sweep_time - timedelta(hours=1))}"
+    assert failed["error"]["message"] == "OOM in train" and "OOM in train" in failed["message"]
+    # The sweep before had the slot before: nothing is reported twice.
+    earlier = _sweep(function, sweep_time - SWEEP_EVERY).json()
+    assert earlier["schedules"]["nightly"]["run_failed"] == 0
+
+
+def test_a_firing_scheduler_gave_up_on_is_reported_missed_once(start_function, emulator, spec):
+    function = start_function()
+    sweep_time = _last_sweep_time(_now())
+    real_clock = emulator.clock
+    emulator.clock = lambda: (sweep_time - timedelta(hours=1)).timestamp()  # the job was written an hour ago
+    _scheduler_job(emulator, function, "vertex-cron-nightly", body_for(spec, cron="*/5 * * * *"))
+    emulator.clock = real_clock
+    # Fire times whose give-up (75 s after) falls in [sweep_time - 10 min, sweep_time): two.
+    gave_up = [sweep_time - timedelta(minutes=10), sweep_time - timedelta(minutes=5)]
+    assert fire(function, body_for(spec), schedule_time=format_rfc3339(gave_up[0])).json()["outcome"] == "created"
+
+    answer = _sweep(function, sweep_time).json()
+    assert answer["schedules"]["nightly"]["missed"] == 1
+    [missed] = [line for line in function.log_lines() if line["outcome"] == "missed"]
+    assert missed["severity"] == "ERROR" and missed["logical_time"] == format_rfc3339(gave_up[1])
+    assert missed["job"] == f"{PARENT}/pipelineJobs/{_id(gave_up[1])}"
+    assert "catch-up is off" in missed["message"]
+    assert _sweep(function, sweep_time - SWEEP_EVERY).json()["schedules"]["nightly"]["missed"] == 2  # its own slot
+
+
+def _id(moment: datetime) -> str:
+    return f"nightly-{moment:%Y%m%d-%H%M%S}"
