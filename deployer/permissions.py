@@ -121,6 +121,10 @@ FUNCTION: tuple[Permission, ...] = (
         ("aiplatform.pipelineJobs.get", "report the existing run on a duplicate delivery"),
         ("aiplatform.pipelineJobs.list", "find runs of a schedule (concurrency limit)"),
         ("aiplatform.metadataStores.get", "Vertex checks it when a PipelineJob is created"),
+        # Read-only, the two of roles/cloudscheduler.viewer (the smallest predefined role with
+        # jobs.list) the catch-up sweep uses: which schedules call the function, their bodies.
+        ("cloudscheduler.jobs.list", "the catch-up sweep reads the region's schedules"),
+        ("cloudscheduler.jobs.fullView", "the catch-up sweep reads each schedule job's body and retry config"),
     ),
     *_on(Scope.SPEC_PREFIX, ("storage.objects.get", "load the compiled pipeline spec")),
     *_on(Scope.WORKLOAD_SA, (_ACT_AS, "create PipelineJobs that run as the workload SA")),

@@ -41,6 +41,9 @@ locals {
         "aiplatform.pipelineJobs.get",
         "aiplatform.pipelineJobs.list",
         "aiplatform.metadataStores.get",
+        # The catch-up sweep's read-only view of the schedules (of roles/cloudscheduler.viewer).
+        "cloudscheduler.jobs.list",
+        "cloudscheduler.jobs.fullView",
       ]
     }
     spec_writer = {

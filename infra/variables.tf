@@ -61,3 +61,15 @@ variable "pipeline_repositories" {
     error_message = "pipeline_repositories entries must look like LOCATION/REPOSITORY, e.g. europe-west1/pipelines."
   }
 }
+
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channels (projects/PROJECT/notificationChannels/ID) the failure alerts notify; empty: the alerts open incidents in the console only."
+  type        = list(string)
+  default     = []
+}
+
+variable "function_name" {
+  description = "Name of the trigger function (vertex-cron.toml's function_name, default vertex-cron-trigger): the alerts read its logs."
+  type        = string
+  default     = "vertex-cron-trigger"
+}

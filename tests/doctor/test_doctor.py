@@ -107,7 +107,8 @@ def test_a_missing_binding_of_the_function_sa(setup_project, doctor_cli):
     assert result.exit_code == 1
     assert failures(result) == [
         "  ✗ on project demo-project: missing aiplatform.metadataStores.get, aiplatform.pipelineJobs.create, "
-        "aiplatform.pipelineJobs.get, aiplatform.pipelineJobs.list",
+        "aiplatform.pipelineJobs.get, aiplatform.pipelineJobs.list, cloudscheduler.jobs.fullView, "
+        "cloudscheduler.jobs.list",
         f"      fix: gcloud projects add-iam-policy-binding demo-project --member={member('function')} "
         "--role=projects/demo-project/roles/vertexCron_trigger",
         "      fix: terraform: google_project_iam_member.function (infra/iam.tf)",

@@ -20,6 +20,8 @@ UNLABELED = {
     "google_storage_bucket_iam_member",
     "google_service_account_iam_member",
     "google_artifact_registry_repository_iam_member",
+    "google_logging_metric",
+    "google_monitoring_alert_policy",  # takes `user_labels` instead (test_alerts checks them)
 }
 
 
