@@ -12,6 +12,9 @@ as API calls, never subject to faults or latency):
                                 A `lose_answer` rule serves the request, then resets the
                                 connection: the change is made but its answer is lost
     GET  /_emulator/faults   -> the rules
+    POST /_emulator/pipelineJobs:fail -> {"matching": REGEX, "message", "code"}: runs whose id
+                                matches end FAILED with that `error` (vertex.py), e.g. to
+                                see the sweep's `run_failed` line in `vertex-cron local`
     GET  /_emulator/health   -> {"ok": true}
     POST /_emulator/token    -> {"token": ...} an ID token from `oidc_issuer` for
                                 {"audience", "email"}: what Cloud Scheduler would send, so a
@@ -437,7 +440,9 @@ class Emulator(
             return _json_response(200, {})
         if what == "pipelineJobs:fail" and req.method == "POST":
             data = json.loads(req.body or b"{}")
-            self.fail_pipeline_jobs(data["matching"], data.get("message", "The pipeline failed."))
+            if not isinstance(data.get("matching"), str) or not isinstance(data.get("code", 9), int):
+                raise ApiError("INVALID_ARGUMENT", 'Expected {"matching": REGEX, ["message": TEXT], ["code": INT]}.')
+            self.fail_pipeline_jobs(data["matching"], data.get("message", "The pipeline failed."), data.get("code", 9))
             self._save()
             return _json_response(200, {})
         if what == "token" and req.method == "POST":

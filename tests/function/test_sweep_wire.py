@@ -243,3 +243,24 @@ def test_a_firing_scheduler_gave_up_on_is_reported_missed_once(start_function, e
 
 def _id(moment: datetime) -> str:
     return f"nightly-{moment:%Y%m%d-%H%M%S}"
+
+
+def test_a_run_failed_through_the_emulators_control_endpoint_is_reported_with_its_error(start_function, emulator, spec):
+    function = start_function()
+    sweep_time = _last_sweep_time(_now())
+    _scheduler_job(emulator, function, "vertex-cron-nightly", body_for(spec, cron="*/5 * * * *"))
+    rule = {"matching": "^nightly-", "message": "The DAG failed because some tasks failed.", "code": 9}
+    requests.post(f"{emulator.url}/_emulator/pipelineJobs:fail", json=rule, timeout=30).raise_for_status()
+    emulator.pipeline_pending_seconds = emulator.pipeline_running_seconds = 0.0
+    real_clock = emulator.clock
+    emulator.clock = lambda: (sweep_time - timedelta(minutes=5)).timestamp()  # created and ended in the slot
+    fire(function, body_for(spec), schedule_time=format_rfc3339(sweep_time - timedelta(minutes=5)))
+    [run] = emulator.pipeline_jobs()
+    emulator.clock = real_clock
+    assert run["state"] == "PIPELINE_STATE_FAILED"
+
+    assert _sweep(function, sweep_time).json()["schedules"]["nightly"]["run_failed"] == 1
+    [report] = [line for line in function.log_lines() if line["outcome"] == "run_failed"]
+    assert report["error"] == {"code": 9, "message": rule["message"]} and report["job"] == run["name"]
+    calls = requests.get(f"{emulator.url}/_emulator/calls", timeout=30).json()
+    assert calls["violations"] == []  # every call the sweep made is one Google's Discovery documents allow
