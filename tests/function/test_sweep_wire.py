@@ -264,3 +264,26 @@ def test_a_run_failed_through_the_emulators_control_endpoint_is_reported_with_it
     assert report["error"] == {"code": 9, "message": rule["message"]} and report["job"] == run["name"]
     calls = requests.get(f"{emulator.url}/_emulator/calls", timeout=30).json()
     assert calls["violations"] == []  # every call the sweep made is one Google's Discovery documents allow
+
+
+def test_the_local_dispatcher_fires_the_sweep_job_which_catches_up_a_firing_scheduler_gave_up_on(
+    start_function, emulator, spec, oidc_issuer
+):
+    from vertex_cron_local.dispatcher import LocalScheduler
+
+    function = start_function(VERTEX_CRON_ALLOWED_INVOKERS=INVOKER)
+    now = _now()
+    _scheduler_job(emulator, function, "vertex-cron-nightly", _catch_up_body(spec, since=now - timedelta(hours=3)))
+    sweep = _scheduler_job(emulator, function, "vertex-cron-catch-up", SWEEP_BODY, schedule="*/10 * * * *")
+    dispatcher = LocalScheduler(emulator, oidc_issuer)  # not started: deliveries on demand only
+    lost_time = _expected_times(now, now - timedelta(hours=3), timedelta(hours=1))[-1]
+    # Vertex AI refuses every create of that firing's only attempt (retryCount 0): Scheduler gives up.
+    emulator.faults.add_json({"method": "POST", "path": "pipelineJobs", "status": 429, "times": 1})
+    assert not dispatcher.deliver("vertex-cron-nightly", lost_time).succeeded
+    assert jobs_of(emulator) == {}
+
+    swept = dispatcher.deliver(sweep["name"], _last_sweep_time(_now()))
+
+    assert swept.succeeded, swept.final.body
+    assert f"{PARENT}/pipelineJobs/{_id(lost_time)}" in jobs_of(emulator)
+    assert json.loads(swept.final.body)["schedules"]["nightly"]["created"] >= 1
