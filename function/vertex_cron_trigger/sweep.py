@@ -16,8 +16,8 @@ X-CloudScheduler-ScheduleTime) reports what ended in its slot [previous sweep ti
 - `run_failed`: runs of these schedules that ended FAILED or CANCELLED in the slot (one
   pipelineJobs.list for the region);
 - `missed`: fire times with no run whose last chance ended in the slot: Scheduler's give-up
-  span after the time for a schedule without catch-up, the catch-up window after it for one
-  with catch-up (the sweeps before had it as a candidate).
+  span after the time for a schedule without catch-up, the catch-up window (or the give-up
+  span, when longer) after it for one with catch-up (the sweeps before had it as a candidate).
 A Scheduler retry of a failed sweep, or a forced run of the sweep job, repeats its slot's lines.
 
 A fire time at which the schedule already had `max_concurrent_runs` runs active (from the
@@ -167,7 +167,8 @@ def _examine(
         # Without catch_up_since (the deployer writes it), never before the job was written.
         since = _latest(body.catch_up_since or written, body.start_time)
         window = (_latest(now - body.catch_up, since) or now, now - schedule.give_up)
-        last_chance = body.catch_up
+        # A window shorter than Scheduler's retries must not call a firing missed early.
+        last_chance = max(body.catch_up, schedule.give_up)
     else:
         since = _latest(written, body.start_time)
         window = (now, now)  # nothing to catch up
@@ -230,13 +231,15 @@ def _catch_up(
     report: SweepReport,
 ) -> None:
     failed: set[str] = set()
-    for index, (moment, schedule) in enumerate(candidates):
+    attempts = 0
+    for moment, schedule in candidates:
         summary = report.schedules[schedule.name]
         if schedule.name in failed:
             continue
-        if index >= config.catch_up_max_runs:
+        if attempts >= config.catch_up_max_runs:
             summary.capped += 1
             continue
+        attempts += 1
         try:
             fired = fire(schedule.body, moment, config=config, rest=rest, specs=specs)
         except TriggerError as exc:

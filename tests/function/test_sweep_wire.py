@@ -287,3 +287,25 @@ def test_the_local_dispatcher_fires_the_sweep_job_which_catches_up_a_firing_sche
     assert swept.succeeded, swept.final.body
     assert f"{PARENT}/pipelineJobs/{_id(lost_time)}" in jobs_of(emulator)
     assert json.loads(swept.final.body)["schedules"]["nightly"]["created"] >= 1
+
+
+def test_times_the_schedule_was_at_max_concurrent_runs_are_skipped_not_caught_up(start_function, emulator, spec):
+    function = start_function()
+    now = _now()
+    since = now - timedelta(hours=3)
+    _scheduler_job(emulator, function, "vertex-cron-nightly", _catch_up_body(spec, since=since, max_concurrent_runs=1))
+    expected = _expected_times(now, since, timedelta(hours=1))
+    emulator.pipeline_running_seconds = float("inf")  # the first run is still running
+    real_clock = emulator.clock
+    emulator.clock = lambda: expected[0].timestamp()
+    assert fire(function, body_for(spec), schedule_time=format_rfc3339(expected[0])).json()["outcome"] == "created"
+    emulator.clock = real_clock
+
+    summary = _sweep(function).json()["schedules"]["nightly"]
+
+    assert summary["created"] == 0 and summary["existing"] == 1
+    assert summary["skipped"] >= len(expected) - 2  # a time may pass the bound meanwhile
+    assert sorted(jobs_of(emulator)) == _ids(expected[:1])
+    # Only times before the running run began (leaving the window now) can be missed.
+    missed = [line["logical_time"] for line in function.log_lines() if line["outcome"] == "missed"]
+    assert all(moment < format_rfc3339(expected[0]) for moment in missed), missed
