@@ -30,7 +30,7 @@ CRON = "0 3 * * *"
 TIME_ZONE = "Europe/Paris"
 # As the CLI passes them (`--param K=V`): strings, typed by the function against the spec.
 PARAMETERS = {"run_date": "{{schedule_time:%Y-%m-%d}}", "sample_rows": "5000"}
-STEPS = 7
+STEPS = 8
 # Long-running operations in the emulator finish in well under a second: poll often.
 POLL_SECONDS = "0.1"
 
@@ -102,7 +102,10 @@ def _scenario(echo: Echo, stack: LocalStack, spec_path: Path) -> None:
     _step(echo, 6, f"$ vertex-cron history {SCHEDULE}   (after the emulated run has finished)")
     _indent(echo, render.runs(_finished_history(settings), "text"))
 
-    _step(echo, 7, f"$ vertex-cron delete {SCHEDULE}")
+    _step(echo, 7, f"$ vertex-cron status {SCHEDULE}   (state, next run, recent firings at a glance)")
+    _indent(echo, render.health(api.status(settings, [SCHEDULE]), "text"))
+
+    _step(echo, 8, f"$ vertex-cron delete {SCHEDULE}")
     _indent(echo, render.plan(api.delete(settings, [SCHEDULE]), "text", applied=True))
     remaining = [status.name for status in api.list_schedules(settings)]
 

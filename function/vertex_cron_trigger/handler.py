@@ -123,14 +123,15 @@ def _sweep(request: Any, rt: Runtime, result: _Result, now: datetime) -> None:
         "schedules": {name: s.as_json() for name, s in sorted(report.schedules.items())},
         "created_jobs": report.created,
     }
-    errors = report.transient_errors + report.permanent_errors
-    if errors:
-        result.outcome, result.severity = "failed", "ERROR"
-        result.status = 500 if report.permanent_errors else 503
-        result.message = f"swept {len(report.schedules)} schedules, {errors} of them failing: {summary}"
+    if report.transient_errors:  # a retry may get through; it repeats the slot's reports
+        result.outcome, result.status, result.severity = "failed", 503, "ERROR"
+        result.message = f"swept {len(report.schedules)} schedules, some failing for now: {summary}"
         return
-    severity = "WARNING" if totals["capped"] else "INFO"
-    _succeed(result, "swept", severity, f"swept {len(report.schedules)} schedules: {summary}")
+    # A schedule that cannot be swept for good (its body refused, its spec gone) must not make
+    # Scheduler retry the whole sweep, and repeat every report, at each sweep until it is fixed.
+    severity = "ERROR" if report.permanent_errors else "WARNING" if totals["capped"] else "INFO"
+    failing = f", {report.permanent_errors} of them failing" if report.permanent_errors else ""
+    _succeed(result, "swept", severity, f"swept {len(report.schedules)} schedules{failing}: {summary}")
 
 
 def _read_body(request: Any) -> bytes:

@@ -166,10 +166,24 @@ def test_a_bad_schedule_is_named_and_the_others_are_still_swept(start_function, 
         emulator, function, "vertex-cron-broken", _catch_up_body(spec, since=since, schedule="broken", window="6h")
     )
     response = _sweep(function)
-    assert response.status_code == 500  # a permanent problem: the deployer wrote a body the function refuses
+    # For good (a body the function refuses): no Scheduler retry, which would repeat the reports.
+    assert response.status_code == 200
     answer = response.json()
-    assert answer["outcome"] == "failed" and "catch_up" in answer["schedules"]["broken"]["error"]
+    assert answer["outcome"] == "swept" and "catch_up" in answer["schedules"]["broken"]["error"]
     assert answer["schedules"]["nightly"]["created"] > 0
+    [line] = [line for line in function.log_lines() if line["outcome"] == "swept"]
+    assert line["severity"] == "ERROR" and "1 of them failing" in line["message"]
+
+
+def test_a_transient_failure_is_a_503_scheduler_retries(start_function, emulator, spec):
+    function = start_function()
+    _scheduler_job(emulator, function, "vertex-cron-nightly", _catch_up_body(spec, since=_now() - timedelta(hours=3)))
+    emulator.faults.add_json({"method": "POST", "path": "pipelineJobs", "status": 429, "times": 1})
+    response = _sweep(function)
+    assert response.status_code == 503 and response.json()["outcome"] == "failed"
+    assert "429" in response.json()["schedules"]["nightly"]["error"]
+    retried = _sweep(function)  # Scheduler's retry: the same schedule time
+    assert retried.status_code == 200 and retried.json()["schedules"]["nightly"]["created"] > 0
 
 
 def test_the_sweep_takes_the_same_token_checks_as_a_firing(start_function, emulator, spec, oidc_issuer):

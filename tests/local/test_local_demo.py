@@ -23,6 +23,7 @@ def test_the_demo_absorbs_the_duplicate_delivery_and_shows_one_pipeline_job(monk
     assert len(job_ids) == 1
     assert "serviceAccount  vertex-cron-workload@local-project.iam.gserviceaccount.com" in result.output
     assert re.search(r'parameterValues \{"run_date": "\d{4}-\d{2}-\d{2}", "sample_rows": 5000\}', result.output)
+    assert re.search(r"^\s+nightly-training\s+ENABLED\s+.*✓\s+0\s", result.output, re.MULTILINE)  # `status`
     assert "Demo passed" in result.output
 
 
