@@ -82,7 +82,8 @@ def test_doctor_in_the_local_stack_names_a_removed_grant_and_its_fix(stack: Loca
     failed = [line for line in result.stdout.splitlines() if line.startswith("  ✗") or line.startswith("      fix:")]
     assert failed == [
         f"  ✗ on project {stack.project}: missing aiplatform.metadataStores.get, aiplatform.pipelineJobs.create, "
-        "aiplatform.pipelineJobs.get, aiplatform.pipelineJobs.list",
+        "aiplatform.pipelineJobs.get, aiplatform.pipelineJobs.list, cloudscheduler.jobs.fullView, "
+        "cloudscheduler.jobs.list",
         f"      fix: gcloud projects add-iam-policy-binding {stack.project} "
         f"--member=serviceAccount:{stack.function_sa} --role=projects/{stack.project}/roles/vertexCron_trigger",
         "      fix: terraform: google_project_iam_member.function (infra/iam.tf)",
