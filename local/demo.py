@@ -1,13 +1,17 @@
-"""The `make demo` scenario: one schedule, one firing delivered twice, one PipelineJob.
+"""The `make demo` scenario: one schedule, one firing delivered twice, one PipelineJob; the
+firing of the day before, which never reached the function, caught up by the sweep job.
 
-It drives the real deployer API (the code `vertex-cron deploy/history/delete` runs) against
-a LocalStack, lets the local Cloud Scheduler deliver the same firing twice (Cloud Scheduler
-delivers at least once), and checks what a user would: exactly one PipelineJob, the
-duplicate recognised as such, the workload identity on the job, parameters typed per spec.
+It drives the real deployer API (the code `vertex-cron deploy/history/status/delete` runs)
+against a LocalStack, lets the local Cloud Scheduler deliver the same firing twice (Cloud
+Scheduler delivers at least once) and then the catch-up sweep job, and checks what a user
+would: exactly one PipelineJob per firing, the duplicate recognised as such, the missed
+firing created with its own day's parameters, the workload identity on the jobs, parameters
+typed per spec.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Callable
@@ -16,12 +20,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import requests
 from croniter import croniter
 from vertex_cron import api, config, desired, render
 from vertex_cron.errors import VertexCronError
 from vertex_cron.models import PipelineRun, ScheduleInput
 from vertex_cron_local.dispatcher import Delivery, format_schedule_time
 from vertex_cron_local.stack import LocalStack, LocalStackError
+from vertex_cron_trigger.catch_up import SWEEP_CRON
 from vertex_cron_trigger.pipeline_job import job_id
 
 DEMO_SPEC = Path("examples/pipeline.yaml")
@@ -30,7 +36,8 @@ CRON = "0 3 * * *"
 TIME_ZONE = "Europe/Paris"
 # As the CLI passes them (`--param K=V`): strings, typed by the function against the spec.
 PARAMETERS = {"run_date": "{{schedule_time:%Y-%m-%d}}", "sample_rows": "5000"}
-STEPS = 8
+CATCH_UP = "2d"
+STEPS = 9
 # Long-running operations in the emulator finish in well under a second: poll often.
 POLL_SECONDS = "0.1"
 
@@ -56,7 +63,10 @@ def run_demo(echo: Echo, *, spec_path: Path = DEMO_SPEC) -> None:
         raise DemoFailed(str(exc)) from exc
     except VertexCronError as exc:
         raise DemoFailed(f"the deployer failed: {exc}") from exc
-    echo("\nDemo passed: one firing delivered twice made exactly one PipelineJob, run as the workload identity.")
+    echo(
+        "\nDemo passed: one firing delivered twice made exactly one PipelineJob, run as the workload identity;"
+        " the firing Scheduler never delivered was caught up by the sweep."
+    )
 
 
 def _scenario(echo: Echo, stack: LocalStack, spec_path: Path) -> None:
@@ -70,9 +80,12 @@ def _scenario(echo: Echo, stack: LocalStack, spec_path: Path) -> None:
     _step(echo, 2, f"Deploy schedule {SCHEDULE!r} with the deployer API (what `vertex-cron deploy` runs)")
     params = " ".join(f"--param {name}='{value}'" for name, value in PARAMETERS.items())
     _indent(
-        echo, f"$ vertex-cron deploy {SCHEDULE} --spec {spec_path} --cron '{CRON}' --time-zone {TIME_ZONE} {params}"
+        echo,
+        f"$ vertex-cron deploy {SCHEDULE} --spec {spec_path} --cron '{CRON}' --time-zone {TIME_ZONE} "
+        f"--catch-up {CATCH_UP} {params}",
     )
-    plan = api.deploy(settings, ScheduleInput(SCHEDULE, spec_path, CRON, time_zone=TIME_ZONE, parameters=PARAMETERS))
+    schedule = ScheduleInput(SCHEDULE, spec_path, CRON, time_zone=TIME_ZONE, parameters=PARAMETERS, catch_up=CATCH_UP)
+    plan = api.deploy(settings, schedule)
     _indent(echo, render.plan(plan, "text", applied=True))
 
     job_name = desired.job_name(stack.project, stack.region, SCHEDULE)
@@ -99,17 +112,62 @@ def _scenario(echo: Echo, stack: LocalStack, spec_path: Path) -> None:
     for job in jobs:
         _indent(echo, _describe_job(job))
 
-    _step(echo, 6, f"$ vertex-cron history {SCHEDULE}   (after the emulated run has finished)")
+    missed = _latest_firing(firing)  # the day before, in Paris time (24 h or not across a DST change)
+    swept = _catch_up(echo, stack, job_name, missed)
+
+    _step(echo, 7, f"$ vertex-cron history {SCHEDULE}   (after the emulated runs have finished)")
     _indent(echo, render.runs(_finished_history(settings), "text"))
 
-    _step(echo, 7, f"$ vertex-cron status {SCHEDULE}   (state, next run, recent firings at a glance)")
+    _step(echo, 8, f"$ vertex-cron status {SCHEDULE}   (state, next run, recent firings at a glance)")
     _indent(echo, render.health(api.status(settings, [SCHEDULE]), "text"))
 
-    _step(echo, 8, f"$ vertex-cron delete {SCHEDULE}")
+    _step(echo, 9, f"$ vertex-cron delete {SCHEDULE}")
     _indent(echo, render.plan(api.delete(settings, [SCHEDULE]), "text", applied=True))
     remaining = [status.name for status in api.list_schedules(settings)]
 
     _check(answers, jobs, remaining, stack.workload_sa, local_firing.strftime("%Y-%m-%d"))
+    _check_caught_up(swept, stack, missed)
+
+
+def _catch_up(echo: Echo, stack: LocalStack, job_name: str, missed: datetime) -> dict[str, Any]:
+    """The firing the day before never reached the function; the sweep job creates its run."""
+    local_missed = missed.astimezone(ZoneInfo(TIME_ZONE))
+    _step(
+        echo,
+        6,
+        f"The firing of {local_missed:%Y-%m-%d %H:%M} never reached the function (say it was down, and Scheduler "
+        "gave up); the catch-up sweep job creates it",
+    )
+    # Stand-in for the days the demo does not wait: the schedule is made to look deployed
+    # before that firing, as if catch-up had been on since (the deployer writes today's time).
+    _set_catch_up_since(stack, job_name, missed)
+    sweep_job = desired.sweep_job_name(stack.project, stack.region)
+    sweep_time = croniter(SWEEP_CRON, datetime.now(UTC)).get_prev(datetime)
+    _indent(echo, f'POST {{"sweep": "catch_up"}} (job {sweep_job.rsplit("/", 1)[-1]}, every 10 minutes)')
+    answer = _answer(stack.scheduler.deliver(sweep_job, sweep_time))
+    _indent(echo, f"HTTP {answer['status']} {answer.get('outcome')}: {answer.get('message')}")
+    for name in answer.get("created_jobs", []):
+        _indent(echo, f"  + {name}")
+    return answer
+
+
+def _set_catch_up_since(stack: LocalStack, job_name: str, since: datetime) -> None:
+    url = f"{stack.emulator.url}/v1/{job_name}"
+    job = requests.get(url, timeout=30).json()
+    body = json.loads(base64.b64decode(job["httpTarget"]["body"]))
+    body["catch_up_since"] = format_schedule_time(since)
+    target = {**job["httpTarget"], "body": base64.b64encode(json.dumps(body).encode()).decode()}
+    requests.patch(url, params={"updateMask": "httpTarget"}, json={"httpTarget": target}, timeout=30).raise_for_status()
+
+
+def _check_caught_up(swept: dict[str, Any], stack: LocalStack, missed: datetime) -> None:
+    name = f"projects/{stack.project}/locations/{stack.region}/pipelineJobs/{job_id(SCHEDULE, missed)}"
+    if swept["status"] != 200 or swept.get("outcome") != "swept" or swept.get("created_jobs") != [name]:
+        raise DemoFailed(f"the sweep should create exactly the missed firing's run {name}; it answered {swept}")
+    [job] = [job for job in stack.emulator.pipeline_jobs() if job["name"] == name]
+    run_date = missed.astimezone(ZoneInfo(TIME_ZONE)).strftime("%Y-%m-%d")
+    if job.get("runtimeConfig", {}).get("parameterValues", {}).get("run_date") != run_date:
+        raise DemoFailed(f"the caught-up run should have its own day's run_date {run_date}: {job}")
 
 
 def _finished_history(settings: config.DeployerSettings) -> list[PipelineRun]:

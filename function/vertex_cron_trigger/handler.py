@@ -25,7 +25,7 @@ from .logical_time import SCHEDULE_TIME_HEADER, logical_time
 from .oidc import CertCache, TokenPolicy, bearer_token, verify_id_token
 from .request_log import RequestLog, emit
 from .spec_store import SpecStore
-from .sweep import sweep
+from .sweep import SweepReport, sweep
 from .timefmt import format_rfc3339
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -125,13 +125,18 @@ def _sweep(request: Any, rt: Runtime, result: _Result, now: datetime) -> None:
     }
     if report.transient_errors:  # a retry may get through; it repeats the slot's reports
         result.outcome, result.status, result.severity = "failed", 503, "ERROR"
-        result.message = f"swept {len(report.schedules)} schedules, some failing for now: {summary}"
+        result.message = f"swept {_schedules(report)}, some failing for now: {summary}"
         return
     # A schedule that cannot be swept for good (its body refused, its spec gone) must not make
     # Scheduler retry the whole sweep, and repeat every report, at each sweep until it is fixed.
     severity = "ERROR" if report.permanent_errors else "WARNING" if totals["capped"] else "INFO"
     failing = f", {report.permanent_errors} of them failing" if report.permanent_errors else ""
-    _succeed(result, "swept", severity, f"swept {len(report.schedules)} schedules{failing}: {summary}")
+    _succeed(result, "swept", severity, f"swept {_schedules(report)}{failing}: {summary}")
+
+
+def _schedules(report: SweepReport) -> str:
+    count = len(report.schedules)
+    return f"{count} schedule" + ("" if count == 1 else "s")
 
 
 def _read_body(request: Any) -> bytes:

@@ -23,7 +23,10 @@ def test_the_demo_absorbs_the_duplicate_delivery_and_shows_one_pipeline_job(monk
     assert len(job_ids) == 1
     assert "serviceAccount  vertex-cron-workload@local-project.iam.gserviceaccount.com" in result.output
     assert re.search(r'parameterValues \{"run_date": "\d{4}-\d{2}-\d{2}", "sample_rows": 5000\}', result.output)
-    assert re.search(r"^\s+nightly-training\s+ENABLED\s+.*✓\s+0\s", result.output, re.MULTILINE)  # `status`
+    # The day before's firing, never delivered, created by the catch-up sweep job; `status` shows both.
+    assert re.search(r"HTTP 200 swept: swept 1 schedule: 1 created", result.output)
+    assert re.search(r"^\s+\+ projects/.*/pipelineJobs/nightly-training-\d{8}-0[12]0000$", result.output, re.MULTILINE)
+    assert re.search(r"^\s+nightly-training\s+ENABLED\s+.*✓✓\s+0\s", result.output, re.MULTILINE)
     assert "Demo passed" in result.output
 
 
