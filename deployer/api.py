@@ -4,9 +4,11 @@
     settings = config.resolve({}, os.environ, config.load_file_values(None, cwd=Path.cwd()))
     plan = api.deploy(settings, ScheduleInput("nightly", Path("pipeline.json"), "0 3 * * *"))
 
-Mutating functions take ``dry_run``: the plan is computed from read-only calls and returned
-without applying it. ``cloud`` defaults to a GoogleCloud for the settings (built lazily);
-tests pass one with tight polling.
+Mutating functions plan, then hand the plan to an ``executor`` (executor.py): APPLY by
+default; ``executor=DRY_RUN`` shows the steps and changes nothing, the plan computed from
+read-only calls. ``cloud`` is the seam (seam.py: DeployCloud for plan/apply/delete,
+RunsCloud for the rest); it defaults to a GoogleCloud for the settings (built lazily);
+tests pass one with tight polling, or an in-memory fake.
 
 `apply` and `deploy` first look and plan without writing anything; only when there is
 something to change do they take the project+region's lease (lease.py), look again and
@@ -36,10 +38,10 @@ from . import desired as desired_state
 from . import status as schedule_health
 from .config import DEFAULT_BACKFILL_RUNS, DEFAULT_FIRINGS, DEFAULT_HISTORY, DeployerSettings
 from .errors import NotFound, RunFailed, Unavailable, ValidationError
-from .executor import delete as delete_one
-from .executor import execute, short_name
-from .gcp import BUSY_STATES, GoogleCloud
+from .executor import APPLY, Executor, short_name
+from .gcp import GoogleCloud
 from .models import (
+    BUSY_STATES,
     JOB_DESCRIPTION,
     Desired,
     ForcedRun,
@@ -54,8 +56,9 @@ from .models import (
     location,
     spec_prefix,
 )
-from .observe import observe
+from .observe import managed_jobs, observe
 from .progress import Progress
+from .seam import DeployCloud, RunsCloud
 
 FOLLOW_POLL_SECONDS = 5.0
 # How long `follow` waits for a forced firing's PipelineJob to appear: Scheduler's first
@@ -64,6 +67,8 @@ FOLLOW_APPEAR_SECONDS = 30 * 60
 # This machine's clock and Scheduler's differ; a forced run stamped up to this long before
 # the request was sent is still taken for it.
 _CLOCK_SKEW = timedelta(minutes=1)
+# A backfilled firing waits for the function as long as Cloud Scheduler waits for an attempt.
+_ATTEMPT_SECONDS = float(desired_state.ATTEMPT_DEADLINE.removesuffix("s"))
 FINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 
 
@@ -71,13 +76,13 @@ def deploy(
     settings: DeployerSettings,
     schedule: ScheduleInput,
     *,
-    dry_run: bool = False,
-    cloud: GoogleCloud | None = None,
+    executor: Executor = APPLY,
+    cloud: DeployCloud | None = None,
     progress: Progress | None = None,
     now: datetime | None = None,
 ) -> Plan:
     """Create or update one schedule (and the shared function it calls)."""
-    return apply(settings, [schedule], dry_run=dry_run, cloud=cloud, progress=progress, now=now)
+    return apply(settings, [schedule], executor=executor, cloud=cloud, progress=progress, now=now)
 
 
 def apply(
@@ -85,8 +90,8 @@ def apply(
     schedules: Sequence[ScheduleInput],
     *,
     prune: bool = False,
-    dry_run: bool = False,
-    cloud: GoogleCloud | None = None,
+    executor: Executor = APPLY,
+    cloud: DeployCloud | None = None,
     progress: Progress | None = None,
     now: datetime | None = None,
 ) -> Plan:
@@ -105,13 +110,13 @@ def apply(
     observed = observe(cloud, built)
     wanted = _resolved(built, observed, now)
     plan = replace(planner.plan(wanted, observed, now=now), resolved=resolved)
-    if dry_run or not (plan.mutations or _busy(observed)):
-        return plan  # an unchanged deploy writes nothing, not even the lease
+    if not executor.writes or not (plan.mutations or _busy(observed)):
+        executor(plan, cloud, progress)  # an unchanged deploy writes nothing, not even the lease
+        return plan
     with _lease(cloud, settings, "apply", progress):
         observed = _observe_settled(cloud, built, progress)  # afresh: another run may have just finished
-        wanted = _resolved(built, observed, now)
-        plan = replace(planner.plan(wanted, observed, now=now), resolved=resolved)
-        execute(plan, wanted, observed, cloud, progress)
+        plan = replace(planner.plan(_resolved(built, observed, now), observed, now=now), resolved=resolved)
+        executor(plan, cloud, progress)
     return plan
 
 
@@ -126,7 +131,7 @@ def _busy(observed: Observed) -> bool:
     return observed.function is not None and observed.function.state in BUSY_STATES
 
 
-def _observe_settled(cloud: GoogleCloud, wanted: Desired, progress: Progress) -> Observed:
+def _observe_settled(cloud: DeployCloud, wanted: Desired, progress: Progress) -> Observed:
     """What exists, once no operation runs on the function any more: a build or delete
     started before this run (whose answer was lost, or by another tool) is waited for,
     so the plan compares the function as it ends up, not as it is mid-way."""
@@ -143,7 +148,7 @@ def _observe_settled(cloud: GoogleCloud, wanted: Desired, progress: Progress) ->
 
 
 def _lease(
-    cloud: GoogleCloud, settings: DeployerSettings, command: str, progress: Progress
+    cloud: DeployCloud, settings: DeployerSettings, command: str, progress: Progress
 ) -> AbstractContextManager[None]:
     bucket, project, region = settings.bucket, settings.project, settings.region
     if not (bucket and project and region):
@@ -153,27 +158,27 @@ def _lease(
     )
 
 
-def _published(cloud: GoogleCloud, schedules: Sequence[ScheduleInput]) -> dict[str, PublishedSpec]:
+def _published(cloud: DeployCloud, schedules: Sequence[ScheduleInput]) -> dict[str, PublishedSpec]:
     uris = {str(s.spec): s.spec for s in schedules if isinstance(s.spec, TemplateUri)}
     return {
         text: cloud.published_pipeline(uri, max_bytes=spec_file.SPEC_LIMIT_BYTES) for text, uri in sorted(uris.items())
     }
 
 
-def list_schedules(settings: DeployerSettings, *, cloud: GoogleCloud | None = None) -> list[ScheduleStatus]:
+def list_schedules(settings: DeployerSettings, *, cloud: RunsCloud | None = None) -> list[ScheduleStatus]:
     settings.project_region()  # refused before any call when either is missing
-    jobs = (cloud or GoogleCloud(settings)).managed_jobs()
+    jobs = managed_jobs(cloud or GoogleCloud(settings))
     return sorted(
         (ScheduleStatus(schedule, job) for name, job in jobs.items() if (schedule := desired_state.schedule_of(name))),
         key=lambda status: status.name,
     )
 
 
-def describe(settings: DeployerSettings, name: str, *, cloud: GoogleCloud | None = None) -> ScheduleStatus:
+def describe(settings: DeployerSettings, name: str, *, cloud: RunsCloud | None = None) -> ScheduleStatus:
     return ScheduleStatus(name, _managed_job(settings, name, cloud or GoogleCloud(settings)))
 
 
-def pause(settings: DeployerSettings, name: str, *, cloud: GoogleCloud | None = None) -> ScheduleStatus:
+def pause(settings: DeployerSettings, name: str, *, cloud: RunsCloud | None = None) -> ScheduleStatus:
     return ScheduleStatus(name, _job_action(settings, name, "pause_job", cloud or GoogleCloud(settings)))
 
 
@@ -182,7 +187,7 @@ def resume(
     name: str,
     *,
     catch_up: bool = False,
-    cloud: GoogleCloud | None = None,
+    cloud: RunsCloud | None = None,
     now: datetime | None = None,
 ) -> ScheduleStatus:
     """Resume a schedule. Its fire times while paused are not caught up: a paused catch-up
@@ -210,7 +215,7 @@ def resume(
     return ScheduleStatus(name, _job_action(settings, name, "resume_job", cloud))
 
 
-def run(settings: DeployerSettings, name: str, *, cloud: GoogleCloud | None = None) -> ForcedRun:
+def run(settings: DeployerSettings, name: str, *, cloud: RunsCloud | None = None) -> ForcedRun:
     """Fire now. Scheduler sends the moment it executes the job, with milliseconds, as the
     logical time, so a forced run gets its own PipelineJob id and is never deduplicated
     against a firing. That moment is Scheduler's, so the id is only expected here (the one
@@ -235,7 +240,7 @@ def follow(
     settings: DeployerSettings,
     forced: ForcedRun,
     *,
-    cloud: GoogleCloud | None = None,
+    cloud: RunsCloud | None = None,
     progress: Progress | None = None,
     poll_seconds: float | None = None,
     appear_seconds: float = FOLLOW_APPEAR_SECONDS,
@@ -289,8 +294,8 @@ def delete(
     names: Sequence[str],
     *,
     purge: bool = False,
-    dry_run: bool = False,
-    cloud: GoogleCloud | None = None,
+    executor: Executor = APPLY,
+    cloud: DeployCloud | None = None,
     progress: Progress | None = None,
 ) -> Plan:
     """Delete schedules; the shared function goes with the last schedule that calls it.
@@ -309,8 +314,8 @@ def delete(
     jobs = [_job_name(settings, name) for name in names]
     cloud = cloud or GoogleCloud(settings)
     progress = progress or Progress()
-    with nullcontext() if dry_run else _lease(cloud, settings, "delete", progress):
-        managed = cloud.managed_jobs()
+    with _lease(cloud, settings, "delete", progress) if executor.writes else nullcontext():
+        managed = managed_jobs(cloud)
         function = cloud.get_function(desired_state.function_name(where.project, where.region, settings.function_name))
         plan = planner.plan_delete(
             [job for job in jobs if job in managed],
@@ -318,20 +323,18 @@ def delete(
             function=function,
             spec_objects=(cloud.spec_objects(bucket, spec_prefix(where.project, where.region)) if purge else ()),
             location=location(where.project, where.region),
+            bucket=bucket,
             purge=purge,
         )
         missing = next((name for name, job in zip(names, jobs, strict=True) if job not in managed), None)
         if missing and all(change.kind is Kind.JOB for change in plan.changes):
             raise _no_such_schedule(settings, missing)
-        if not dry_run:
-            for change in plan.changes:
-                delete_one(change, cloud, bucket, progress)
-            progress.finish()
+        executor(plan, cloud, progress)
     return plan
 
 
 def history(
-    settings: DeployerSettings, name: str, *, limit: int = DEFAULT_HISTORY, cloud: GoogleCloud | None = None
+    settings: DeployerSettings, name: str, *, limit: int = DEFAULT_HISTORY, cloud: RunsCloud | None = None
 ) -> list[PipelineRun]:
     """The schedule's most recent PipelineJobs, newest first. A deleted schedule's runs are
     still its history; a name with neither runs nor a schedule is NotFound, like `describe`."""
@@ -352,7 +355,7 @@ def backfill(
     end: datetime,
     max_runs: int = DEFAULT_BACKFILL_RUNS,
     dry_run: bool = False,
-    cloud: GoogleCloud | None = None,
+    cloud: RunsCloud | None = None,
     progress: Progress | None = None,
     now: datetime | None = None,
     retry_seconds: float = 5.0,
@@ -388,7 +391,7 @@ class _Target:
     _TOKEN_SECONDS = 30 * 60
     _ATTEMPTS = 4
 
-    def __init__(self, cloud: GoogleCloud, fields: Mapping[str, Any], body: bytes) -> None:
+    def __init__(self, cloud: RunsCloud, fields: Mapping[str, Any], body: bytes) -> None:
         self._cloud, self._body = cloud, body
         self._url = str(fields.get("http_target.uri"))
         self._email = str(fields.get("http_target.oidc_token.service_account_email"))
@@ -405,7 +408,7 @@ class _Target:
                 self._token, self._minted = self._cloud.id_token(self._email, self._audience), time.monotonic()
             try:
                 status, document = self._cloud.deliver_firing(
-                    self._url, self._body, format_rfc3339(firing.logical_time), self._token
+                    self._url, self._body, format_rfc3339(firing.logical_time), self._token, timeout=_ATTEMPT_SECONDS
                 )
             except Unavailable as exc:
                 answer = ("failed", f"{exc.reason} ({exc.details})")
@@ -427,7 +430,7 @@ def status(
     names: Sequence[str] = (),
     *,
     count: int = DEFAULT_FIRINGS,
-    cloud: GoogleCloud | None = None,
+    cloud: RunsCloud | None = None,
     now: datetime | None = None,
 ) -> list[schedule_health.Health]:
     """Each managed schedule's (or each named one's) state, next run and last `count` fire
@@ -436,7 +439,7 @@ def status(
     cloud = cloud or GoogleCloud(settings)
     jobs = {
         schedule: job
-        for name, job in cloud.managed_jobs().items()
+        for name, job in managed_jobs(cloud).items()
         if (schedule := desired_state.schedule_of(name)) is not None
     }
     for name in names:
@@ -452,7 +455,7 @@ def status(
     ]
 
 
-def _job_action(settings: DeployerSettings, name: str, action: str, cloud: GoogleCloud) -> ObservedJob:
+def _job_action(settings: DeployerSettings, name: str, action: str, cloud: RunsCloud) -> ObservedJob:
     job = _managed_job(settings, name, cloud)
     try:
         observed: ObservedJob = getattr(cloud, action)(job.name)
@@ -486,7 +489,7 @@ def _forced_run_time(forced: ForcedRun, run: PipelineRun) -> datetime | None:
     return moment
 
 
-def _managed_job(settings: DeployerSettings, name: str, cloud: GoogleCloud) -> ObservedJob:
+def _managed_job(settings: DeployerSettings, name: str, cloud: RunsCloud) -> ObservedJob:
     """The job of schedule `name`; a job of that name vertex-cron did not create (its
     description is not the marker `list` goes by) is no schedule, and is left alone."""
     job = cloud.get_job(_job_name(settings, name))

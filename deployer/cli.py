@@ -24,6 +24,7 @@ from . import __version__, config
 from .errors import VertexCronError
 
 if TYPE_CHECKING:
+    from .executor import Executor
     from .models import ScheduleInput
     from .progress import ConsoleProgress
 
@@ -192,6 +193,12 @@ def _setting_options(command: Callable[..., Any]) -> Callable[..., Any]:
 _dry_run = click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 
 
+def _executor(dry_run: bool) -> Executor:
+    from .executor import APPLY, DRY_RUN
+
+    return DRY_RUN if dry_run else APPLY
+
+
 def _progress() -> ConsoleProgress:
     from .progress import ConsoleProgress
 
@@ -250,7 +257,7 @@ def deploy(sources: _SettingSources, fmt: str, dry_run: bool, schedule: Schedule
     """Create or update schedule NAME (uploads the spec, deploys the function when needed)."""
     from . import api, render
 
-    plan = api.deploy(sources.resolve(), schedule, dry_run=dry_run, progress=_progress())
+    plan = api.deploy(sources.resolve(), schedule, executor=_executor(dry_run), progress=_progress())
     click.echo(render.plan(plan, fmt, applied=not dry_run))
 
 
@@ -284,7 +291,7 @@ def apply_command(sources: _SettingSources, fmt: str, path: Path, prune: bool, d
 
     loaded = schedules_file.load(path)
     settings = sources.resolve(loaded.settings, defaults_source=f"{path}: defaults")
-    plan = api.apply(settings, loaded.schedules, prune=prune, dry_run=dry_run, progress=_progress())
+    plan = api.apply(settings, loaded.schedules, prune=prune, executor=_executor(dry_run), progress=_progress())
     click.echo(render.plan(plan, fmt, applied=not dry_run))
 
 
@@ -380,7 +387,7 @@ def delete(sources: _SettingSources, fmt: str, names: tuple[str, ...], purge: bo
     """Delete schedules; the shared function goes with the last schedule that uses it."""
     from . import api, render
 
-    plan = api.delete(sources.resolve(), names, purge=purge, dry_run=dry_run, progress=_progress())
+    plan = api.delete(sources.resolve(), names, purge=purge, executor=_executor(dry_run), progress=_progress())
     click.echo(render.plan(plan, fmt, applied=not dry_run))
 
 

@@ -8,7 +8,6 @@ sends them, so what is shown in a plan is what is written.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -41,7 +40,9 @@ from .models import (
     PublishedSpec,
     ScheduleInput,
     SpecObject,
+    encode_body,
     location,
+    spec_generation_output,
     spec_prefix,
 )
 from .permissions import PIPELINE_ROOT_PREFIX
@@ -288,10 +289,6 @@ def spec_metadata(project: str, region: str) -> dict[str, str]:
     return {SPEC_MANAGED_BY_KEY: MANAGED_BY, SPEC_LOCATION_KEY: location(project, region)}
 
 
-def encode_body(body: Mapping[str, Any]) -> bytes:
-    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-
-
 def function_name(project: str, region: str, name: str) -> str:
     return f"projects/{project}/locations/{region}/functions/{name}"
 
@@ -413,7 +410,11 @@ def pinned_spec_uri(job: DesiredJob, generations: Mapping[str, int | None]) -> s
     if job.spec_object is None:
         return None
     generation = generations.get(job.spec_object)
-    return f"{job.body['spec_uri']}#{generation}" if generation else Pending("spec generation")
+    base = f"{job.body['spec_uri']}#"
+    if generation:
+        return f"{base}{generation}"
+    # Resolved by the executor from the upload step's output (models.Pending).
+    return Pending("spec generation", ref=spec_generation_output(job.spec_object), prefix=base)
 
 
 def job_fields(job: DesiredJob, *, spec_uri: str | Pending | None, url: str | Pending) -> dict[str, Any]:

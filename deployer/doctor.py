@@ -48,6 +48,7 @@ from .config import DeployerSettings, Deployment
 from .errors import DeployError, NotFound, PermissionDenied, Unavailable, ValidationError
 from .gcp import GoogleCloud
 from .models import INVOKER_ROLE, PUBLIC_MEMBERS, Binding
+from .observe import managed_jobs
 from .permissions import (
     PIPELINE_ROOT_PREFIX,
     REQUIRED,
@@ -61,6 +62,7 @@ from .permissions import (
     role_permissions,
     scheduler_agent,
 )
+from .seam import DoctorCloud
 from .validation import check_service_account
 
 # identity -> the settings field naming its service account
@@ -138,14 +140,14 @@ class Report:
         return "\n".join(lines)
 
 
-def run(settings: DeployerSettings, cloud: GoogleCloud | None = None) -> Report:
+def run(settings: DeployerSettings, cloud: DoctorCloud | None = None) -> Report:
     return Report(tuple(_Doctor(settings.deployment(), cloud or GoogleCloud(settings)).items()))
 
 
 @dataclass
 class _Doctor:
     settings: Deployment
-    cloud: GoogleCloud
+    cloud: DoctorCloud
     _roles: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def items(self) -> Iterator[Item]:
@@ -440,7 +442,7 @@ class _Doctor:
     def _pipeline_roots(self, policies: _Policies) -> Iterator[Item]:
         section = "Pipeline roots (where each schedule's runs write, as the workload SA)"
         try:
-            jobs = self.cloud.managed_jobs()
+            jobs = managed_jobs(self.cloud)
         except DeployError as exc:
             yield self._call_failed(section, "deployed schedules readable", exc, Scope.PROJECT)
             return
@@ -700,7 +702,7 @@ class _Unreadable(Exception):
 class _Policies:
     """Each IAM policy read once; a failed read raises _Unreadable, again without a call."""
 
-    def __init__(self, cloud: GoogleCloud, bucket: str) -> None:
+    def __init__(self, cloud: DoctorCloud, bucket: str) -> None:
         self._cloud, self._bucket = cloud, bucket
         self._read: dict[str, list[Binding] | _Unreadable] = {}
 

@@ -1,84 +1,177 @@
-"""Applies a Plan through the seam, in dependency order: specs, function, invoker, jobs.
+"""Runs a Plan: each change's step, in the plan's order (specs, function, invoker, jobs, or
+the deletions), through the seam, with progress.
 
-Only changes that are not `unchanged` cause calls, so an unchanged plan makes no mutating
-call. Values the plan could not know (a new spec generation, a new function's URL) are
-taken from the steps that produce them: a function created without its URL as its
-audience gets it from the plan's second function change. Every step is idempotent, so
-after a failure half way a re-run converges.
+A plan is data that runs alone: a step carries every field it sends; the values only an
+earlier step produces (models.Pending: a new spec's generation, a new function's URL and
+Cloud Run service) are taken from that step's outputs when the step that needs them runs.
+Nothing is recomputed from desired or observed state here. Only changes that are not
+`unchanged` have a step, so an unchanged plan makes no mutating call. Every step is
+idempotent, so after a failure half way a re-run converges.
+
+Two executors: APPLY makes the calls; DRY_RUN shows the steps it would run and calls
+nothing (`--dry-run`).
 """
 
 from __future__ import annotations
 
-from . import desired as desired_state
-from .desired import job_fields, pinned_spec_uri
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Protocol
+
 from .errors import DeployError
-from .gcp import GoogleCloud
-from .models import Action, Change, Desired, Kind, Observed, ObservedFunction, Plan
-from .planner import function_url, needs_build, update_mask
+from .models import (
+    FUNCTION_SERVICE,
+    FUNCTION_URL,
+    INVOKER_ROLE,
+    Action,
+    Change,
+    DeleteFunction,
+    DeleteJob,
+    DeleteSpec,
+    DeployFunction,
+    DesiredFunction,
+    Pending,
+    Plan,
+    SetInvokers,
+    Step,
+    UploadSpec,
+    WriteJob,
+    spec_generation_output,
+)
+from .observe import require_invoker_check
 from .progress import Progress
+from .seam import DeployCloud
+
+_FUNCTION_STATE = "function state"  # recorded by a function step, for the error when it serves nothing
 
 
-def execute(plan: Plan, desired: Desired, observed: Observed, cloud: GoogleCloud, progress: Progress) -> None:
-    generations = dict(observed.spec_generations)
-    function = observed.function
-    specs = {spec.object_name: spec for spec in desired.specs}
-    jobs = {job.name: job for job in desired.jobs}
-    for change in plan.mutations:
-        if change.action is Action.DELETE:
-            delete(change, cloud, desired.bucket, progress)
-        elif change.kind is Kind.SPEC:
-            progress.step(f"uploading gs://{desired.bucket}/{change.name}")
-            generations[change.name] = cloud.upload_spec(desired.bucket, specs[change.name])
-        elif change.kind is Kind.FUNCTION:
-            build = needs_build(change)
-            progress.step(f"{_verb(change)} function {short_name(change.name)}{' (building)' if build else ''}")
-            mask = None if change.action is Action.CREATE else update_mask(change)
-            wanted = desired_state.with_audience(desired.function, function_url(function))
-            function = cloud.deploy_function(wanted, mask=mask, build=build, tick=progress.tick)
-        elif change.kind is Kind.INVOKER:
-            service, _ = _require_service(function)
-            members = ", ".join(desired.invoker_members)
-            progress.step(f"setting roles/run.invoker on {short_name(service)} to exactly {members}")
-            cloud.set_invokers(service, desired.invoker_members)
-            cloud.require_invoker_check(service)  # the invokers matter only while Cloud Run checks them
-        elif change.kind is Kind.JOB:
-            job = jobs[change.name]
-            _, url = _require_service(function)
-            fields = job_fields(job, spec_uri=pinned_spec_uri(job, generations), url=url)
-            progress.step(f"{_verb(change)} Scheduler job {short_name(change.name)}")
-            if change.action is Action.CREATE:
-                cloud.create_job(change.name, fields)
+class Executor(Protocol):
+    """Runs (or shows) a plan. `writes`: whether it changes anything, so whether the caller
+    must hold the lease and look again before running it."""
+
+    @property
+    def writes(self) -> bool: ...
+
+    def __call__(self, plan: Plan, cloud: DeployCloud, progress: Progress) -> None: ...
+
+
+class _Apply:
+    writes = True
+
+    def __call__(self, plan: Plan, cloud: DeployCloud, progress: Progress) -> None:
+        outputs: dict[str, Any] = {}
+        for change in plan.mutations:
+            step = _resolved(_step(change), outputs)
+            progress.step(describe(change.action, step))
+            outputs.update(_run(step, cloud, progress))
+        progress.finish()
+
+
+class _DryRun:
+    writes = False
+
+    def __call__(self, plan: Plan, cloud: DeployCloud, progress: Progress) -> None:
+        for change in plan.mutations:
+            progress.step(f"would be {describe(change.action, _step(change))}")
+        progress.finish()
+
+
+APPLY: Executor = _Apply()
+DRY_RUN: Executor = _DryRun()
+
+
+def execute(plan: Plan, cloud: DeployCloud, progress: Progress) -> None:
+    APPLY(plan, cloud, progress)
+
+
+def describe(action: Action, step: Step) -> str:
+    """The step in words, as progress shows it (a value not known yet shows as <what it is>)."""
+    verb = "creating" if action is Action.CREATE else "updating"
+    match step:
+        case UploadSpec(bucket, spec):
+            return f"uploading gs://{bucket}/{spec.object_name}"
+        case DeployFunction(name=name, build=build):
+            return f"{verb} function {short_name(name)}{' (building)' if build else ''}"
+        case SetInvokers(service, members):
+            return f"setting {INVOKER_ROLE} on {short_name(str(service))} to exactly {', '.join(members)}"
+        case WriteJob(name=name):
+            return f"{verb} Scheduler job {short_name(name)}"
+        case DeleteJob(name):
+            return f"deleting job {short_name(name)}"
+        case DeleteSpec(name=name):
+            return f"deleting spec {short_name(name)}"
+        case DeleteFunction(name):
+            return f"deleting function {short_name(name)}"
+
+
+def _run(step: Step, cloud: DeployCloud, progress: Progress) -> dict[str, Any]:
+    """Make the step's calls; its outputs (see models.Step)."""
+    match step:
+        case UploadSpec(bucket, spec):
+            return {spec_generation_output(spec.object_name): cloud.upload_spec(bucket, spec)}
+        case DeployFunction(name, fields, source, mask, build):
+            function = cloud.deploy_function(
+                DesiredFunction(name, source, fields),
+                mask=None if mask is None else list(mask),
+                build=build,
+                tick=progress.tick,
+            )
+            if not (function.service and function.uri):
+                return {_FUNCTION_STATE: function.state}
+            return {FUNCTION_URL: function.uri, FUNCTION_SERVICE: function.service, _FUNCTION_STATE: function.state}
+        case SetInvokers(service, members):
+            service = str(service)  # resolved: a Pending service has been replaced by then
+            cloud.set_invokers(service, members)
+            require_invoker_check(cloud, service)  # the invokers matter only while Cloud Run checks them
+        case WriteJob(name, fields, mask):
+            if mask is None:
+                cloud.create_job(name, fields)
             else:
-                cloud.update_job(change.name, fields, update_mask(change))
-    progress.finish()
+                cloud.update_job(name, fields, list(mask))
+        case DeleteJob(name):
+            cloud.delete_job(name)  # a job already gone counts as deleted
+        case DeleteSpec(bucket, name):
+            cloud.delete_spec(bucket, name)
+        case DeleteFunction(name):
+            # An operation already running on it (e.g. a delete whose answer was lost) ends first.
+            if cloud.wait_for_function(name, tick=progress.tick) is not None:
+                cloud.delete_function(name, tick=progress.tick)
+    return {}
 
 
-def delete(change: Change, cloud: GoogleCloud, bucket: str, progress: Progress) -> None:
-    """Apply one `delete` change; a resource already gone counts as deleted."""
-    progress.step(f"deleting {change.kind.value} {short_name(change.name)}")
-    if change.kind is Kind.JOB:
-        cloud.delete_job(change.name)
-    elif change.kind is Kind.SPEC:
-        cloud.delete_spec(bucket, change.name)
-    # A function: an operation already running on it (e.g. a delete whose answer was lost) ends first.
-    elif change.kind is Kind.FUNCTION and cloud.wait_for_function(change.name, tick=progress.tick) is not None:
-        cloud.delete_function(change.name, tick=progress.tick)
+def _step(change: Change) -> Step:
+    if change.step is None:
+        raise ValueError(f"the {change.action.value} change of {change.name} has no step")
+    return change.step
 
 
-def _require_service(function: ObservedFunction | None) -> tuple[str, str]:
-    """The function's Cloud Run service and URL, which jobs and invokers need."""
-    if function is None or not function.service or not function.uri:
-        state = function.state if function else "missing"
-        raise DeployError(
+def _resolved(step: Step, outputs: Mapping[str, Any]) -> Step:
+    """`step` with every Pending value replaced by the output it refers to."""
+    values = {f.name: _resolve(getattr(step, f.name), outputs) for f in dataclasses.fields(step)}
+    return dataclasses.replace(step, **values)
+
+
+def _resolve(value: Any, outputs: Mapping[str, Any]) -> Any:
+    if isinstance(value, Pending):
+        if value.output not in outputs:
+            raise _missing(value, outputs)
+        return f"{value.prefix}{outputs[value.output]}"
+    if isinstance(value, Mapping):
+        return {key: _resolve(item, outputs) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_resolve(item, outputs) for item in value]
+    return value
+
+
+def _missing(value: Pending, outputs: Mapping[str, Any]) -> Exception:
+    if value.output in (FUNCTION_URL, FUNCTION_SERVICE):
+        state = outputs.get(_FUNCTION_STATE) or "missing"
+        return DeployError(
             f"the trigger function has no Cloud Run service or URL (its state is {state})",
             details="its last deployment ended without a serving service; `gcloud functions describe` "
             "shows its state messages. Re-running is safe",
         )
-    return function.service, function.uri
-
-
-def _verb(change: Change) -> str:
-    return "creating" if change.action is Action.CREATE else "updating"
+    return ValueError(f"{value} is used before a step of the plan produces it")
 
 
 def short_name(name: str) -> str:

@@ -2,8 +2,9 @@
 Scheduler and Vertex AI, through the google-cloud-* client libraries over REST; IAM v1 and
 Artifact Registry (no REST client library here) over an authorized session.
 
-Everything above this module deals in plain values (models.py); everything Google-shaped
-stays here. Clients are built on first use, never at import time. Credentials are explicit:
+It implements the Protocols of seam.py (one per consumer: deploy, runs, doctor). Everything
+above this module deals in plain values (models.py); everything Google-shaped stays here,
+and no domain rule does. Clients are built on first use, never at import time. Credentials are explicit:
 Application Default Credentials (optionally impersonating a service account), or anonymous
 ones when `VERTEX_CRON_EMULATOR_HOST` / `STORAGE_EMULATOR_HOST` point at local emulators.
 Google exceptions are translated into errors.py's tree on the way out.
@@ -18,7 +19,7 @@ import base64
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
@@ -27,10 +28,9 @@ from vertex_cron_trigger.template_uri import TemplateUri
 
 from . import errors, normal_form
 from .config import DeployerSettings
-from .desired import TIMEOUT_SECONDS, encode_body, is_managed_name
 from .models import (
+    BUSY_STATES,
     INVOKER_ROLE,
-    JOB_DESCRIPTION,
     SOURCE_LABEL,
     SPEC_PREFIX,
     Binding,
@@ -41,25 +41,19 @@ from .models import (
     PublishedSpec,
     SpecObject,
     StoredSpec,
+    encode_body,
 )
+from .seam import Tick
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 # Map-valued fields: leaves when flattening (their keys are data, not field names).
 _MAP_FIELDS = frozenset({"labels", "http_target.headers", "http_target.body", "service_config.environment_variables"})
 _IAM_ATTEMPTS = 5
-# As long as Cloud Scheduler waits for an attempt: the function's timeout plus a cold start.
-_FUNCTION_TIMEOUT_SECONDS = TIMEOUT_SECONDS + 60
-# Function.state while an operation runs on the function (cloudfunctions v2 Discovery
-# document; docs/fidelity.md, "Long-running operations and states").
-BUSY_STATES = frozenset({"DEPLOYING", "DELETING", "DETACHING"})
 # What a 409 means when a resource changed under this run (the Google status in its body).
 _CONCURRENT = {
     "ALREADY_EXISTS": "it was created by someone else after this run looked",
     "ABORTED": "another change to it started after this run looked and is still running",
 }
-
-# Called while an operation runs: the seconds elapsed, and what it is doing now ("" if not known).
-Tick = Callable[[float, str], None]
 
 
 class GoogleCloud:
@@ -337,18 +331,6 @@ class GoogleCloud:
         with _calling(f"read Cloud Run service {service}"):
             return bool(self._run.get_service(name=service).invoker_iam_disabled)
 
-    def require_invoker_check(self, service: str) -> None:
-        """Refuse a service Cloud Run lets anyone call. With the check off, Cloud Run passes
-        any token on with its signature removed, and the function cannot verify it then."""
-        if self.invoker_iam_disabled(service):
-            _, project, _, region, _, short = service.split("/")
-            raise errors.InvokerCheckDisabled(
-                f"Cloud Run does not check who may invoke {short} (invoker IAM check disabled): "
-                "anyone could start pipeline runs through it",
-                details="turn the check back on, then re-run: gcloud run services update "
-                f"{short} --invoker-iam-check --region={region} --project={project}",
-            )
-
     def invoker_members(self, service: str) -> frozenset[str]:
         with _calling(f"read the IAM policy of {service}"):
             policy = self._run.get_iam_policy(request={"resource": service})
@@ -382,17 +364,10 @@ class GoogleCloud:
             call.result = self._scheduler.get_job(name=name)
         return _observed_job(call.result) if call.result is not None else None
 
-    def managed_jobs(self, *, also: Iterable[str] = ()) -> dict[str, ObservedJob]:
-        """Jobs vertex-cron manages: named `vertex-cron-*` and described `managed-by=vertex-cron`;
-        plus those named in `also` (full names) whatever their description."""
-        named = set(also)
+    def list_jobs(self) -> dict[str, ObservedJob]:
+        """Every job of the location, by full name: one call per page of jobs."""
         with _calling(f"list Scheduler jobs in {self._location}"):
-            jobs = list(self._scheduler.list_jobs(parent=self._location))
-        return {
-            job.name: _observed_job(job)
-            for job in jobs
-            if job.name in named or (is_managed_name(job.name) and job.description == JOB_DESCRIPTION)
-        }
+            return {job.name: _observed_job(job) for job in self._scheduler.list_jobs(parent=self._location)}
 
     def create_job(self, name: str, fields: Mapping[str, Any]) -> None:
         with _calling(f"create Scheduler job {name}"):
@@ -599,7 +574,9 @@ class GoogleCloud:
             response = self._authorized("POST", url, json={"audience": audience, "includeEmail": True})
             return str(response.json()["token"])
 
-    def deliver_firing(self, url: str, body: bytes, schedule_time: str, token: str) -> tuple[int, dict[str, Any]]:
+    def deliver_firing(
+        self, url: str, body: bytes, schedule_time: str, token: str, *, timeout: float
+    ) -> tuple[int, dict[str, Any]]:
         """POST a firing to the trigger function the way Cloud Scheduler does: the job's body,
         its schedule time header and a Bearer ID token. Returns the status and JSON answer;
         a transport failure raises Unavailable."""
@@ -612,7 +589,7 @@ class GoogleCloud:
             "X-CloudScheduler-ScheduleTime": schedule_time,
         }
         with _calling(f"deliver the firing of {schedule_time} to {url}"):
-            response = requests.post(url, data=body, headers=headers, timeout=_FUNCTION_TIMEOUT_SECONDS)
+            response = requests.post(url, data=body, headers=headers, timeout=timeout)
         try:
             answer = response.json()
         except ValueError:

@@ -42,9 +42,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import DeployError, LeaseLost
-from .gcp import GoogleCloud
 from .models import lease_object
 from .progress import Progress
+from .seam import LeaseObject
 
 RENEW_SECONDS = 20.0
 STALE_AFTER_SECONDS = 120.0  # six renewals missed
@@ -61,7 +61,7 @@ class _Seen:
 
 @contextmanager
 def held(
-    cloud: GoogleCloud,
+    cloud: LeaseObject,
     bucket: str,
     project: str,
     region: str,
@@ -83,7 +83,7 @@ def held(
 
 
 class _Lease:
-    def __init__(self, cloud: GoogleCloud, bucket: str, object_name: str, command: str, poll_seconds: float) -> None:
+    def __init__(self, cloud: LeaseObject, bucket: str, object_name: str, command: str, poll_seconds: float) -> None:
         self._cloud = cloud
         self._bucket = bucket
         self._object = object_name

@@ -11,6 +11,7 @@ Resource fields are flat mappings keyed by the API's dotted field path
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +44,9 @@ SPEC_PREFIX = "vertex-cron/specs/"
 SPEC_MANAGED_BY_KEY = MANAGED_BY_LABEL
 SPEC_LOCATION_KEY = "vertex-cron-location"  # projects/P/locations/R whose schedules use it
 INVOKER_ROLE = "roles/run.invoker"
+# Function.state while an operation runs on the function (cloudfunctions v2 Discovery
+# document; docs/fidelity.md, "Long-running operations and states").
+BUSY_STATES = frozenset({"DEPLOYING", "DELETING", "DETACHING"})
 PUBLIC_MEMBERS = frozenset({"allUsers", "allAuthenticatedUsers"})  # never invokers of the function
 
 
@@ -80,12 +84,36 @@ class Kind(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Pending:
-    """A value known only once an earlier step has run (a new generation, a new URL)."""
+    """A value known only once an earlier step has run (a new generation, a new URL): a
+    reference the executor resolves when the step holding it runs, to `prefix` followed by
+    the output `ref` of an earlier step (`what` itself when no ref is given). It compares
+    and shows as what it stands for."""
 
     what: str
+    ref: str = field(default="", compare=False)
+    prefix: str = field(default="", compare=False)
+
+    @property
+    def output(self) -> str:
+        """The name of the earlier step's output it stands for."""
+        return self.ref or self.what
 
     def __str__(self) -> str:
         return f"<{self.what}>"
+
+
+# Outputs of the steps that produce values later steps use (Pending.output).
+FUNCTION_URL = "function URL"
+FUNCTION_SERVICE = "function service"
+
+
+def spec_generation_output(object_name: str) -> str:
+    return f"generation of {object_name}"
+
+
+def encode_body(body: Mapping[str, Any]) -> bytes:
+    """A Scheduler job's body as sent to the function: canonical JSON."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
@@ -318,12 +346,75 @@ class FieldChange:
     new: Any
 
 
+# The steps of a plan: each carries everything its call sends (values produced by an
+# earlier step of the same plan as Pending references), so the executor runs a plan alone.
+
+
+@dataclass(frozen=True)
+class UploadSpec:
+    """Output: the object's generation (spec_generation_output)."""
+
+    bucket: str
+    spec: SpecObject
+
+
+@dataclass(frozen=True)
+class DeployFunction:
+    """Create the function (mask None) or update the top-level fields in `mask`; `build`:
+    upload `source` and build it. Outputs: FUNCTION_URL and FUNCTION_SERVICE, once it serves."""
+
+    name: str
+    fields: Mapping[str, Any]
+    source: FunctionSource
+    mask: tuple[str, ...] | None
+    build: bool
+
+
+@dataclass(frozen=True)
+class SetInvokers:
+    """roles/run.invoker on the function's Cloud Run service becomes exactly `members`."""
+
+    service: str | Pending
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WriteJob:
+    """Create the Scheduler job (mask None) or update the top-level fields in `mask`."""
+
+    name: str
+    fields: Mapping[str, Any]
+    mask: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class DeleteJob:
+    name: str
+
+
+@dataclass(frozen=True)
+class DeleteSpec:
+    bucket: str
+    name: str
+
+
+@dataclass(frozen=True)
+class DeleteFunction:
+    name: str
+
+
+Step = UploadSpec | DeployFunction | SetInvokers | WriteJob | DeleteJob | DeleteSpec | DeleteFunction
+
+
 @dataclass(frozen=True)
 class Change:
+    """One resource's change, for people (`diffs`) and for the executor (`step`, None when unchanged)."""
+
     kind: Kind
     name: str
     action: Action
     diffs: tuple[FieldChange, ...] = ()
+    step: Step | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,11 @@
 
 Each resource becomes one Change: create, update (with the fields that differ), unchanged
 or delete. A Plan whose changes are all unchanged is applied with zero mutating calls.
+Each change that is not unchanged carries its step (models.Step): the whole call it makes,
+with every field it sends. What only an earlier step of the plan produces (a new spec's
+generation, a new function's URL and Cloud Run service) is a models.Pending reference in
+it, resolved by the executor when the step runs; so the executor runs the plan alone.
+Jobs are planned alike whatever they are for: a desired job is its name and field map.
 
 Who may invoke the shared function. Several schedules share one function, and each job
 calls it as the scheduler SA it was deployed with. The function's invokers (the
@@ -32,6 +37,7 @@ it as a second function change, before any job is written.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -51,12 +57,18 @@ from .desired import (
     uses_catch_up,
 )
 from .models import (
+    FUNCTION_SERVICE,
+    FUNCTION_URL,
     INVOKER_ROLE,
     MANAGED_BY,
     SPEC_LOCATION_KEY,
     SPEC_MANAGED_BY_KEY,
     Action,
     Change,
+    DeleteFunction,
+    DeleteJob,
+    DeleteSpec,
+    DeployFunction,
     Desired,
     FieldChange,
     Kind,
@@ -66,7 +78,11 @@ from .models import (
     ObservedJob,
     Pending,
     Plan,
+    SetInvokers,
+    SpecObject,
     StoredSpec,
+    UploadSpec,
+    WriteJob,
 )
 
 # Maps others may add entries to (by hand, or a server's own entries normal_form does not
@@ -109,25 +125,24 @@ def _other_callers(desired: Desired, observed: Observed) -> Iterator[ObservedJob
 
 def plan(desired: Desired, observed: Observed, *, now: datetime) -> Plan:
     changes = [
-        Change(Kind.SPEC, spec.object_name, _exists(observed.spec_generations.get(spec.object_name)))
-        for spec in desired.specs
+        _spec_change(desired.bucket, spec, observed.spec_generations.get(spec.object_name)) for spec in desired.specs
     ]
     url = function_url(observed.function)
     changes.extend(_function_changes(desired, observed.function, url))
-    changes.append(_invoker_change(desired, observed.invoker_members))
+    changes.append(_invoker_change(desired, observed.function, observed.invoker_members))
     for job in desired.jobs:
         wanted = job_fields(job, spec_uri=pinned_spec_uri(job, observed.spec_generations), url=url)
-        changes.append(_upsert(Kind.JOB, job.name, wanted, observed.jobs.get(job.name)))
+        changes.append(_job_change(job.name, wanted, observed.jobs.get(job.name)))
     wanted_jobs = {job.name for job in desired.jobs}
     if desired.prune:
         changes.extend(
-            Change(Kind.JOB, name, Action.DELETE)
+            _deletion(Kind.JOB, name, DeleteJob(name))
             for name in sorted(observed.jobs)
             if name not in wanted_jobs and schedule_of(name)
         )
     sweep = sweep_job_name(desired.project, desired.region)
     if sweep in observed.jobs and sweep not in wanted_jobs:  # no schedule uses catch-up any more
-        changes.append(Change(Kind.JOB, sweep, Action.DELETE))
+        changes.append(_deletion(Kind.JOB, sweep, DeleteJob(sweep)))
     return Plan(tuple(changes), tuple(next_runs(desired, now)))
 
 
@@ -138,10 +153,11 @@ def plan_delete(
     function: ObservedFunction | None,
     spec_objects: Iterable[StoredSpec] = (),
     location: str = "",
+    bucket: str = "",
     purge: bool = False,
 ) -> Plan:
     """Delete the named jobs (full names); `observed_jobs` holds every managed job of `location`
-    (projects/P/locations/R).
+    (projects/P/locations/R); `bucket` is where `spec_objects` were listed.
 
     The shared function goes when no remaining job calls it. With `purge`, so do the spec
     objects that no remaining job references, among `spec_objects` (those listed under
@@ -151,22 +167,22 @@ def plan_delete(
     of vertex-cron that did not record it) are never deleted.
     """
     remaining = [job for name, job in observed_jobs.items() if name not in schedules and not is_sweep_job(name)]
-    changes = [Change(Kind.JOB, name, Action.DELETE) for name in schedules]
+    changes = [_deletion(Kind.JOB, name, DeleteJob(name)) for name in schedules]
     # The catch-up sweep's job goes with the last schedule that uses catch-up.
     changes.extend(
-        Change(Kind.JOB, name, Action.DELETE)
+        _deletion(Kind.JOB, name, DeleteJob(name))
         for name in sorted(observed_jobs)
         if is_sweep_job(name) and not any(uses_catch_up(job.fields.get("http_target.body")) for job in remaining)
     )
     if purge:
         referenced = {_spec_object(job) for job in remaining}
         changes.extend(
-            Change(Kind.SPEC, spec.name, Action.DELETE)
+            _deletion(Kind.SPEC, spec.name, DeleteSpec(bucket, spec.name))
             for spec in sorted(spec_objects, key=lambda spec: spec.name)
             if _purgeable(spec, location) and spec.name not in referenced
         )
     if function and not any(_calls(job, function) for job in remaining):
-        changes.append(Change(Kind.FUNCTION, function.name, Action.DELETE))
+        changes.append(_deletion(Kind.FUNCTION, function.name, DeleteFunction(function.name)))
     return Plan(tuple(changes))
 
 
@@ -185,7 +201,12 @@ def next_runs(desired: Desired, now: datetime, count: int = 3) -> Iterable[NextR
 
 def function_url(function: ObservedFunction | None) -> str | Pending:
     """The URL the function serves at: the jobs' target and their tokens' audience."""
-    return function.uri if function and function.uri else Pending("function URL")
+    return function.uri if function and function.uri else Pending(FUNCTION_URL)
+
+
+def _function_service(function: ObservedFunction | None) -> str | Pending:
+    """The function's Cloud Run service, where its invokers are granted."""
+    return function.service if function and function.service and function.uri else Pending(FUNCTION_SERVICE)
 
 
 def update_mask(change: Change) -> list[str]:
@@ -197,8 +218,14 @@ def needs_build(change: Change) -> bool:
     return change.action is Action.CREATE or any(d.field.startswith("build_config.") for d in change.diffs)
 
 
-def _exists(generation: int | None) -> Action:
-    return Action.CREATE if generation is None else Action.UNCHANGED
+def _spec_change(bucket: str, spec: SpecObject, generation: int | None) -> Change:
+    if generation is not None:
+        return Change(Kind.SPEC, spec.object_name, Action.UNCHANGED)
+    return Change(Kind.SPEC, spec.object_name, Action.CREATE, step=UploadSpec(bucket, spec))
+
+
+def _deletion(kind: Kind, name: str, step: DeleteJob | DeleteSpec | DeleteFunction) -> Change:
+    return Change(kind, name, Action.DELETE, step=step)
 
 
 def _function_changes(desired: Desired, function: ObservedFunction | None, url: str | Pending) -> list[Change]:
@@ -208,9 +235,20 @@ def _function_changes(desired: Desired, function: ObservedFunction | None, url: 
         wanted = _keeping_audience(wanted, function)  # not known yet: set by the second change
     changes = [_function_change(desired, wanted, function)]
     if isinstance(url, Pending):
-        audience = f"service_config.environment_variables.{AUDIENCE_VARIABLE}"
-        changes.append(Change(Kind.FUNCTION, desired.function.name, Action.UPDATE, (FieldChange(audience, None, url),)))
+        environment = "service_config.environment_variables"
+        diff = FieldChange(f"{environment}.{AUDIENCE_VARIABLE}", None, url)
+        audience = Change(Kind.FUNCTION, desired.function.name, Action.UPDATE, (diff,))
+        given = {**wanted, environment: {**wanted[environment], AUDIENCE_VARIABLE: url}}
+        changes.append(_with_function_step(audience, desired, given))
     return changes
+
+
+def _with_function_step(change: Change, desired: Desired, wanted: Mapping[str, Any]) -> Change:
+    if change.action is Action.UNCHANGED:
+        return change
+    mask = None if change.action is Action.CREATE else tuple(update_mask(change))
+    step = DeployFunction(desired.function.name, wanted, desired.function.source, mask, needs_build(change))
+    return replace(change, step=step)
 
 
 def _keeping_audience(wanted: Mapping[str, Any], function: ObservedFunction) -> dict[str, Any]:
@@ -223,25 +261,34 @@ def _keeping_audience(wanted: Mapping[str, Any], function: ObservedFunction) -> 
 
 def _function_change(desired: Desired, wanted: Mapping[str, Any], function: ObservedFunction | None) -> Change:
     change = _upsert(Kind.FUNCTION, desired.function.name, wanted, function)
-    if function is None or function.fields.get("state") != "FAILED" or needs_build(change):
-        return change
-    # A failed build leaves the function holding the wanted settings but serving nothing
-    # (no Cloud Run service): only building its source again repairs it.
-    source = "build_config.source"
-    rebuild = FieldChange(source, f"{function.fields.get(source)} (build failed)", wanted[source])
-    return Change(Kind.FUNCTION, change.name, Action.UPDATE, (*change.diffs, rebuild))
+    if function is not None and function.fields.get("state") == "FAILED" and not needs_build(change):
+        # A failed build leaves the function holding the wanted settings but serving nothing
+        # (no Cloud Run service): only building its source again repairs it.
+        source = "build_config.source"
+        rebuild = FieldChange(source, f"{function.fields.get(source)} (build failed)", wanted[source])
+        change = Change(Kind.FUNCTION, change.name, Action.UPDATE, (*change.diffs, rebuild))
+    return _with_function_step(change, desired, wanted)
 
 
-def _invoker_change(desired: Desired, members: frozenset[str] | None) -> Change:
+def _invoker_change(desired: Desired, function: ObservedFunction | None, members: frozenset[str] | None) -> Change:
     """The role's members become exactly `desired.invoker_members`: public members, a
     rotated-out scheduler SA or anyone else granted by hand are removed."""
     wanted = sorted(desired.invoker_members)
     name = desired.function.name
+    step = SetInvokers(_function_service(function), tuple(desired.invoker_members))
     if members is None:
-        return Change(Kind.INVOKER, name, Action.CREATE, (FieldChange(INVOKER_ROLE, None, wanted),))
+        return Change(Kind.INVOKER, name, Action.CREATE, (FieldChange(INVOKER_ROLE, None, wanted),), step)
     if {normal_form.member(m) for m in members} == {normal_form.member(m) for m in wanted}:
         return Change(Kind.INVOKER, name, Action.UNCHANGED)
-    return Change(Kind.INVOKER, name, Action.UPDATE, (FieldChange(INVOKER_ROLE, sorted(members), wanted),))
+    return Change(Kind.INVOKER, name, Action.UPDATE, (FieldChange(INVOKER_ROLE, sorted(members), wanted),), step)
+
+
+def _job_change(name: str, wanted: Mapping[str, Any], observed: ObservedJob | None) -> Change:
+    change = _upsert(Kind.JOB, name, wanted, observed)
+    if change.action is Action.UNCHANGED:
+        return change
+    mask = None if change.action is Action.CREATE else tuple(update_mask(change))
+    return replace(change, step=WriteJob(name, wanted, mask))
 
 
 def _upsert(

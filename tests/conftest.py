@@ -198,6 +198,7 @@ def wait_until() -> Callable[[Callable[[], Any], str], Any]:
 _FAST_PATHS = (
     "tests/function/",
     "tests/deployer/test_planner.py",
+    "tests/deployer/test_executor.py",
     "tests/deployer/test_pre_call_checks.py",
     "tests/deployer/test_progress.py",
     "tests/test_locked_dependencies.py",

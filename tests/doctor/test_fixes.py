@@ -20,7 +20,7 @@ from doctor_project import DEPLOYER, PROJECT, REGION, SA, member
 from vertex_cron import desired, doctor
 from vertex_cron.config import DeployerSettings
 from vertex_cron.errors import DeployError, NotFound, PermissionDenied, Unavailable
-from vertex_cron.models import Binding, ObservedFunction, ObservedJob
+from vertex_cron.models import JOB_DESCRIPTION, Binding, ObservedFunction, ObservedJob
 from vertex_cron.permissions import GRANTS, REQUIRED_APIS, SCHEDULER_AGENT_ROLE
 from vertex_cron_local.provision import InfraState, infra_state
 
@@ -43,7 +43,8 @@ def scheduled(**roots: Any) -> dict[str, ObservedJob]:
     """Managed Scheduler jobs, schedule -> the pipeline_root in its body."""
     return {
         desired.job_name(PROJECT, REGION, name): ObservedJob(
-            desired.job_name(PROJECT, REGION, name), {"http_target.body": {"pipeline_root": root}}
+            desired.job_name(PROJECT, REGION, name),
+            {"description": JOB_DESCRIPTION, "http_target.body": {"pipeline_root": root}},
         )
         for name, root in roots.items()
     }
@@ -70,7 +71,7 @@ def deployed_function(settings: DeployerSettings = SETTINGS, **fields: Any) -> O
 
 @dataclass
 class FakeCloud:
-    """The reads doctor makes through GoogleCloud, answered from `state`;
+    """The reads doctor makes through the seam (seam.DoctorCloud), answered from `state`;
     `fail[method] = error` makes that read raise."""
 
     state: InfraState
@@ -147,8 +148,8 @@ class FakeCloud:
     def invoker_iam_disabled(self, service: str) -> bool:
         return self._answer("invoker_iam_disabled", self.invoker_check_off)
 
-    def managed_jobs(self) -> Mapping[str, ObservedJob]:
-        return self._answer("managed_jobs", self.jobs)
+    def list_jobs(self) -> Mapping[str, ObservedJob]:
+        return self._answer("list_jobs", self.jobs)
 
 
 READS = [name for name, value in vars(FakeCloud).items() if not name.startswith("_") and callable(value)]
@@ -252,7 +253,10 @@ SCENARIOS: dict[str, Callable[[], tuple[FakeCloud, DeployerSettings]]] = {
         SETTINGS,
     ),
     "a job without a pipeline root": lambda: (
-        FakeCloud(provisioned(), jobs={desired.job_name(PROJECT, REGION, "x"): ObservedJob("x", {})}),
+        FakeCloud(
+            provisioned(),
+            jobs={desired.job_name(PROJECT, REGION, "x"): ObservedJob("x", {"description": JOB_DESCRIPTION})},
+        ),
         SETTINGS,
     ),
     **{
