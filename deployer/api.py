@@ -115,7 +115,7 @@ def apply(
         return plan
     with _lease(cloud, settings, "apply", progress):
         observed = _observe_settled(cloud, built, progress)  # afresh: another run may have just finished
-        plan = replace(planner.plan(_resolved(built, observed, now), observed, now=now), resolved=resolved)
+        plan = replace(plan, changes=planner.changes(_resolved(built, observed, now), observed))
         executor(plan, cloud, progress)
     return plan
 

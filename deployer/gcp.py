@@ -156,7 +156,7 @@ class GoogleCloud:
 
     # -- Cloud Storage: content-addressed specs ---------------------------------------------
 
-    def spec_generation(self, bucket: str, object_name: str) -> int | None:
+    def _spec_generation(self, bucket: str, object_name: str) -> int | None:
         with _calling(f"read gs://{bucket}/{object_name}"):
             blob = self._storage.bucket(bucket).get_blob(object_name)
         return blob.generation if blob else None
@@ -173,18 +173,19 @@ class GoogleCloud:
                 return blob.generation
             except PreconditionFailed:
                 pass
-        generation = self.spec_generation(bucket, spec.object_name)
+        generation = self._spec_generation(bucket, spec.object_name)
         if generation is None:
             raise errors.Unavailable(f"gs://{bucket}/{spec.object_name} vanished during upload")
         return generation
 
     def spec_objects(self, bucket: str, prefix: str) -> list[StoredSpec]:
-        """The objects under `prefix` (one of SPEC_PREFIX's folders), with their metadata."""
+        """The objects under `prefix` (one of SPEC_PREFIX's folders), with their metadata and
+        generation: one call per page of objects."""
         if not prefix.startswith(SPEC_PREFIX):
             raise ValueError(f"{prefix!r} is not under {SPEC_PREFIX}")
         with _calling(f"list gs://{bucket}/{prefix}"):
             blobs = list(self._storage.list_blobs(bucket, prefix=prefix))
-        return [StoredSpec(blob.name, dict(blob.metadata or {})) for blob in blobs]
+        return [StoredSpec(blob.name, dict(blob.metadata or {}), blob.generation) for blob in blobs]
 
     def delete_spec(self, bucket: str, object_name: str) -> None:
         with _calling(f"delete gs://{bucket}/{object_name}", missing_ok=True):

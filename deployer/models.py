@@ -267,10 +267,11 @@ class SpecObject:
 
 @dataclass(frozen=True)
 class StoredSpec:
-    """A spec object found in the bucket, as `delete --purge` lists it."""
+    """A spec object found in the bucket, as listed (by `observe` and `delete --purge`)."""
 
     name: str
     metadata: Mapping[str, str]
+    generation: int | None = None
 
 
 @dataclass(frozen=True)

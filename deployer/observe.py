@@ -7,12 +7,16 @@ from collections.abc import Iterable
 
 from . import errors
 from .desired import is_managed_name
-from .models import JOB_DESCRIPTION, Desired, Observed, ObservedJob
+from .models import JOB_DESCRIPTION, Desired, Observed, ObservedJob, spec_prefix
 from .seam import DeployCloud, InvokerReader, JobReader
 
 
 def observe(cloud: DeployCloud, desired: Desired) -> Observed:
-    generations = {spec.object_name: cloud.spec_generation(desired.bucket, spec.object_name) for spec in desired.specs}
+    """A fixed number of calls whatever the number of schedules: one listing of the location's
+    specs, of its jobs (each paged), and the function with its invoker policy."""
+    listed = cloud.spec_objects(desired.bucket, spec_prefix(desired.project, desired.region))
+    stored = {spec.name: spec.generation for spec in listed}
+    generations = {spec.object_name: stored.get(spec.object_name) for spec in desired.specs}
     function = cloud.get_function(desired.function.name)
     if function and function.service:
         require_invoker_check(cloud, function.service)  # refused before anything changes

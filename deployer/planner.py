@@ -124,26 +124,32 @@ def _other_callers(desired: Desired, observed: Observed) -> Iterator[ObservedJob
 
 
 def plan(desired: Desired, observed: Observed, *, now: datetime) -> Plan:
-    changes = [
+    return Plan(changes(desired, observed), tuple(next_runs(desired, now)))
+
+
+def changes(desired: Desired, observed: Observed) -> tuple[Change, ...]:
+    """The plan's changes alone (its next runs depend on `desired` only, and cost a cron walk
+    per schedule: api.apply plans twice and reuses them)."""
+    planned = [
         _spec_change(desired.bucket, spec, observed.spec_generations.get(spec.object_name)) for spec in desired.specs
     ]
     url = function_url(observed.function)
-    changes.extend(_function_changes(desired, observed.function, url))
-    changes.append(_invoker_change(desired, observed.function, observed.invoker_members))
+    planned.extend(_function_changes(desired, observed.function, url))
+    planned.append(_invoker_change(desired, observed.function, observed.invoker_members))
     for job in desired.jobs:
         wanted = job_fields(job, spec_uri=pinned_spec_uri(job, observed.spec_generations), url=url)
-        changes.append(_job_change(job.name, wanted, observed.jobs.get(job.name)))
+        planned.append(_job_change(job.name, wanted, observed.jobs.get(job.name)))
     wanted_jobs = {job.name for job in desired.jobs}
     if desired.prune:
-        changes.extend(
+        planned.extend(
             _deletion(Kind.JOB, name, DeleteJob(name))
             for name in sorted(observed.jobs)
             if name not in wanted_jobs and schedule_of(name)
         )
     sweep = sweep_job_name(desired.project, desired.region)
     if sweep in observed.jobs and sweep not in wanted_jobs:  # no schedule uses catch-up any more
-        changes.append(_deletion(Kind.JOB, sweep, DeleteJob(sweep)))
-    return Plan(tuple(changes), tuple(next_runs(desired, now)))
+        planned.append(_deletion(Kind.JOB, sweep, DeleteJob(sweep)))
+    return tuple(planned)
 
 
 def plan_delete(

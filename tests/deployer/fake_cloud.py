@@ -32,7 +32,6 @@ from vertex_cron.seam import Tick
 
 READS = frozenset(
     {
-        "spec_generation",
         "spec_objects",
         "read_object",
         "get_function",
@@ -104,11 +103,6 @@ class FakeCloud:
 
     # -- SpecBucket, LeaseObject --------------------------------------------------------------
 
-    def spec_generation(self, bucket: str, object_name: str) -> int | None:
-        self._call("spec_generation", object_name)
-        found = self.objects.get((bucket, object_name))
-        return found.generation if found else None
-
     def upload_spec(self, bucket: str, spec: SpecObject) -> int:
         self._call("upload_spec", spec.object_name)
         found = self.objects.setdefault(
@@ -119,7 +113,7 @@ class FakeCloud:
     def spec_objects(self, bucket: str, prefix: str) -> list[StoredSpec]:
         self._call("spec_objects", prefix)
         return [
-            StoredSpec(name, dict(found.metadata))
+            StoredSpec(name, dict(found.metadata), found.generation)
             for (where, name), found in sorted(self.objects.items())
             if where == bucket and name.startswith(prefix)
         ]

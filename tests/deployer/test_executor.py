@@ -5,6 +5,7 @@ delete goes through the same executor, and the dry run calls nothing. Fast: no e
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -14,6 +15,7 @@ from vertex_cron.gcp import GoogleCloud
 from vertex_cron.models import Action, Kind, ScheduleInput, spec_prefix
 from vertex_cron.observe import observe
 from vertex_cron.progress import Progress
+from vertex_cron.quota import SCHEDULER_WRITES_PER_MINUTE, Pacer
 from vertex_cron.seam import DeployCloud, DoctorCloud, RunsCloud
 
 NOW = datetime(2024, 3, 30, 12, 0, tzinfo=UTC)
@@ -235,3 +237,106 @@ def test_a_backfill_delivers_each_firing_with_the_jobs_body(settings, nightly):
     url, body, _ = cloud.deliveries[0]
     assert url == next(iter(cloud.functions.values())).uri
     assert json.loads(body) == _job(cloud, settings).fields["http_target.body"]
+
+
+# -- a fleet: Scheduler writes paced under the quota, a few at a time ---------------------------
+
+
+class FakeClock:
+    """Time that passes only when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _fleet(example_json, count):
+    return [
+        ScheduleInput(f"s{i:04d}", example_json, f"{i % 60} 3 * * *", parameters={"run_date": "x"})
+        for i in range(count)
+    ]
+
+
+def _quota_held(times, per_minute):
+    """No 60 s window holds more than `per_minute` of `times` (to a microsecond: sums of float intervals)."""
+    times = sorted(times)
+    return all(later - earlier >= 60.0 - 1e-6 for earlier, later in zip(times, times[per_minute:], strict=False))
+
+
+def test_the_pacer_never_exceeds_the_quota_and_is_no_slower_than_it():
+    clock = FakeClock()
+    pacer = Pacer(SCHEDULER_WRITES_PER_MINUTE, clock=clock, sleep=clock.sleep)
+
+    times = [pacer.acquire() for _ in range(1200)]
+
+    assert _quota_held(times, 500)
+    assert not _quota_held(times, 499)  # exactly the quota's pace, not slower
+    assert times[-1] - times[0] == pytest.approx(1199 * 60 / 500)
+
+
+def test_a_fleet_apply_paces_every_scheduler_write_under_the_quota(settings, example_json):
+    clock = FakeClock()
+    permits: list[float] = []
+
+    class Counting(Pacer):
+        def acquire(self) -> float:
+            permits.append(super().acquire())
+            return permits[-1]
+
+    cloud = FakeCloud()
+    paced = executor.Apply(pacer=Counting(SCHEDULER_WRITES_PER_MINUTE, clock=clock, sleep=clock.sleep))
+
+    api.apply(settings, _fleet(example_json, 600), cloud=cloud, executor=paced, now=NOW)
+
+    job_writes = [call for call in cloud.mutations if call[0] == "create_job"]
+    assert len(job_writes) == len(permits) == 600
+    assert _quota_held(permits, SCHEDULER_WRITES_PER_MINUTE)
+
+
+def test_job_writes_run_a_few_at_a_time_and_never_more(settings, example_json):
+    concurrency = 4
+    together = threading.Barrier(concurrency, timeout=60)  # breaks unless `concurrency` writes are in flight at once
+    calls, in_flight, most = [0], [0], [0]
+    lock = threading.Lock()
+
+    class Slow(FakeCloud):
+        def create_job(self, name, fields):
+            with lock:
+                calls[0] += 1
+                first = calls[0] <= concurrency
+                in_flight[0] += 1
+                most[0] = max(most[0], in_flight[0])
+            if first:
+                together.wait()
+            super().create_job(name, fields)
+            with lock:
+                in_flight[0] -= 1
+
+    cloud = Slow()
+    clock = FakeClock()
+    paced = executor.Apply(concurrency=concurrency, pacer=Pacer(500, clock=clock, sleep=clock.sleep))
+
+    api.apply(settings, _fleet(example_json, 12), cloud=cloud, executor=paced, progress=(steps := Steps()), now=NOW)
+
+    assert most[0] == concurrency
+    assert len(cloud.jobs) == 12
+    jobs_shown = [step for step in steps.steps if "Scheduler job" in step]
+    assert jobs_shown == [f"creating Scheduler job vertex-cron-s{i:04d}" for i in range(12)]  # in plan order
+
+
+def test_after_a_failed_job_write_no_more_start_and_a_rerun_converges(settings, example_json):
+    fleet = _fleet(example_json, 20)
+    cloud = FakeCloud(fail_once={"create_job": errors.Unavailable("create Scheduler job: unavailable")})
+
+    with pytest.raises(errors.Unavailable):
+        api.apply(settings, fleet, cloud=cloud, now=NOW)
+    assert len(cloud.jobs) < 20
+    api.apply(settings, fleet, cloud=cloud, now=NOW)
+
+    assert len(cloud.jobs) == 20
+    assert api.apply(settings, fleet, cloud=cloud, now=NOW).mutations == ()
