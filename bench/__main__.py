@@ -3,6 +3,8 @@
     python -m bench                 full run, writes into bench/
     python -m bench --smoke         quick structural run into a temp dir (what `make test` runs)
     python -m bench --out DIR       write somewhere else
+    python -m bench fleet           only the fleet (bench/fleet.py): rewrites its section of RESULTS.md
+                                    (--schedules N, --latency SECONDS, --out DIR)
 
 Exits 1 when an invariant failed (a duplicate run, a failed delivery, a mutating no-op
 redeploy, traffic outside 127.0.0.1); missed timing targets are reported, not fatal.
@@ -16,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import report
+from . import fleet, report
 from .netguard import sitecustomize as network_guard
 from .run import FULL, SMOKE, run
 from .summary import as_json, invariant_failures
@@ -26,6 +28,9 @@ CHART_NAME = "results.png"
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["fleet"]:
+        return _fleet(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="quick run: 1 cold start each, no SDK reference, no chart")
     parser.add_argument("--out", type=Path, help="output directory (default: bench/, or a temp dir with --smoke)")
@@ -41,10 +46,39 @@ def main(argv: list[str] | None = None) -> int:
         from .chart import draw
 
         draw(results, out / CHART_NAME)
-    (out / "RESULTS.md").write_text(report.render(results, chart_name=CHART_NAME if config.chart else None))
+    results_md = out / "RESULTS.md"
+    kept = fleet.section_of(results_md.read_text()) if results_md.exists() else ""  # measured on its own
+    results_md.write_text(
+        fleet.with_section(report.render(results, chart_name=CHART_NAME if config.chart else None), kept)
+    )
     (out / "results.json").write_text(json.dumps(as_json(results), indent=2, default=str) + "\n")
     print(f"wrote {out / 'RESULTS.md'}")
     failures = invariant_failures(results)
+    for failure in failures:
+        print(f"invariant failed: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _fleet(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench fleet", description=fleet.__doc__.splitlines()[0])
+    parser.add_argument("--schedules", type=int, default=fleet.SCHEDULES, help="how many (default %(default)s)")
+    parser.add_argument("--latency", type=float, default=fleet.LATENCY_SECONDS, help="seconds a call (%(default)s)")
+    parser.add_argument("--out", type=Path, default=BENCH_DIR, help="where RESULTS.md is (default: bench/)")
+    args = parser.parse_args(argv)
+    network_guard.install()
+    measured = fleet.run(
+        schedules=args.schedules,
+        latency_seconds=args.latency,
+        say=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    results_md = args.out / "RESULTS.md"
+    results_md.write_text(
+        fleet.with_section(results_md.read_text() if results_md.exists() else "", fleet.render(measured))
+    )
+    (args.out / "fleet.json").write_text(json.dumps(fleet.as_json(measured), indent=2) + "\n")
+    print(f"wrote {results_md}")
+    failures = fleet.invariant_failures(measured)
     for failure in failures:
         print(f"invariant failed: {failure}", file=sys.stderr)
     return 1 if failures else 0

@@ -35,26 +35,31 @@ class DeployStep:
 
 def run(*, schedules: int) -> list[DeployStep]:
     with LocalCloud(latency_seconds=LATENCY_SECONDS) as cloud:
-        settings = config.resolve(
-            {},
-            {
-                "VERTEX_CRON_PROJECT": PROJECT,
-                "VERTEX_CRON_REGION": REGION,
-                "VERTEX_CRON_BUCKET": SPEC_BUCKET,
-                "VERTEX_CRON_WORKLOAD_SA": WORKLOAD_SA,
-                "VERTEX_CRON_FUNCTION_SA": f"vertex-cron-function@{PROJECT}.iam.gserviceaccount.com",
-                "VERTEX_CRON_SCHEDULER_SA": f"vertex-cron-scheduler@{PROJECT}.iam.gserviceaccount.com",
-                "VERTEX_CRON_BUILD_SA": f"vertex-cron-build@{PROJECT}.iam.gserviceaccount.com",
-                "VERTEX_CRON_EMULATOR_HOST": cloud.vertex.url,
-                "STORAGE_EMULATOR_HOST": cloud.storage.url,
-                "VERTEX_CRON_POLL_SECONDS": POLL_SECONDS,
-            },
-        )
+        settings = deployer_settings(cloud)
         wanted = [_schedule(i) for i in range(1, schedules + 1)]
         steps = [("first deploy", wanted[:1]), ("no-op redeploy", wanted[:1])]
         if schedules > 1:
             steps.append((f"add schedules 2..{schedules}", wanted))
         return [_measure(cloud, settings, name, subset) for name, subset in steps]
+
+
+def deployer_settings(cloud: LocalCloud) -> config.Settings:
+    """The deployer's settings for the bench project, pointed at `cloud`'s emulators."""
+    return config.resolve(
+        {},
+        {
+            "VERTEX_CRON_PROJECT": PROJECT,
+            "VERTEX_CRON_REGION": REGION,
+            "VERTEX_CRON_BUCKET": SPEC_BUCKET,
+            "VERTEX_CRON_WORKLOAD_SA": WORKLOAD_SA,
+            "VERTEX_CRON_FUNCTION_SA": f"vertex-cron-function@{PROJECT}.iam.gserviceaccount.com",
+            "VERTEX_CRON_SCHEDULER_SA": f"vertex-cron-scheduler@{PROJECT}.iam.gserviceaccount.com",
+            "VERTEX_CRON_BUILD_SA": f"vertex-cron-build@{PROJECT}.iam.gserviceaccount.com",
+            "VERTEX_CRON_EMULATOR_HOST": cloud.vertex.url,
+            "STORAGE_EMULATOR_HOST": cloud.storage.url,
+            "VERTEX_CRON_POLL_SECONDS": POLL_SECONDS,
+        },
+    )
 
 
 def _schedule(index: int) -> ScheduleInput:

@@ -449,10 +449,25 @@ def status(
     moment = now or datetime.now(UTC)
     # Enough runs to cover the fire times plus forced runs and retries of a busy schedule.
     limit = min(100, 4 * count)
+    runs = _runs_by_schedule(cloud, [jobs[name] for name in wanted], names, count=count, now=moment)
     return [
-        schedule_health.health(name, jobs[name], cloud.pipeline_runs(name, limit=limit), count=count, now=moment)
-        for name in wanted
+        schedule_health.health(name, jobs[name], runs.get(name, [])[:limit], count=count, now=moment) for name in wanted
     ]
+
+
+def _runs_by_schedule(
+    cloud: RunsCloud, jobs: Sequence[ObservedJob], names: Sequence[str], *, count: int, now: datetime
+) -> dict[str, list[PipelineRun]]:
+    """The runs of the schedules created since the oldest fire time status shows of any of
+    them, by schedule, newest first: one listing (paged) whatever the number of schedules."""
+    oldest = [t for job in jobs if (t := schedule_health.earliest_fire_time(job, count=count, now=now)) is not None]
+    if not oldest:
+        return {}
+    by_schedule: dict[str, list[PipelineRun]] = {}
+    for run in cloud.recent_pipeline_runs(since=min(oldest) - _CLOCK_SKEW, schedules=sorted(set(names))):
+        if run.schedule:
+            by_schedule.setdefault(run.schedule, []).append(run)
+    return by_schedule
 
 
 def _job_action(settings: DeployerSettings, name: str, action: str, cloud: RunsCloud) -> ObservedJob:

@@ -19,12 +19,15 @@ import base64
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+from vertex_cron_trigger.pipeline_job import MANAGED_BY_LABEL, MANAGED_BY_VALUE, SCHEDULE_LABEL
 from vertex_cron_trigger.template_uri import TemplateUri
+from vertex_cron_trigger.timefmt import format_rfc3339
 
 from . import errors, normal_form
 from .config import DeployerSettings
@@ -413,10 +416,26 @@ class GoogleCloud:
                     break
         return runs
 
+    def recent_pipeline_runs(self, *, since: datetime, schedules: Sequence[str] = ()) -> list[PipelineRun]:
+        """The location's PipelineJobs labelled managed-by=vertex-cron (of `schedules` only, when
+        given) created at or after `since`, newest first: one call per page of runs."""
+        wanted = " OR ".join(f'labels.{SCHEDULE_LABEL}="{schedule}"' for schedule in schedules)
+        request = {
+            "parent": self._location,
+            "filter": f'labels.{MANAGED_BY_LABEL}="{MANAGED_BY_VALUE}" AND create_time>="{format_rfc3339(since)}"'
+            + (f" AND ({wanted})" if wanted else ""),
+            "order_by": "create_time desc",
+            # AIP-158: a server coerces a larger page size to its maximum.
+            "page_size": 1000,
+        }
+        with _calling(f"list the pipeline runs since {format_rfc3339(since)}"):
+            return [self._pipeline_run(job) for job in self._pipelines.list_pipeline_jobs(request=request)]
+
     def _pipeline_run(self, job: Any) -> PipelineRun:
         run_id = job.name.rsplit("/", 1)[-1]
         return PipelineRun(
             name=run_id,
+            schedule=job.labels.get(SCHEDULE_LABEL),
             state=job.state.name.removeprefix("PIPELINE_STATE_"),
             create_time=_time(job, "create_time"),
             start_time=_time(job, "start_time"),

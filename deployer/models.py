@@ -458,6 +458,7 @@ class PipelineRun:
     end_time: datetime | None
     console_url: str
     error: str | None = None  # Vertex AI's error message of a failed run
+    schedule: str | None = None  # its vertex-cron-schedule label
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ used) to the modules above it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from vertex_cron_trigger.template_uri import TemplateUri
@@ -102,7 +103,14 @@ class PublishedPipelines(Protocol):
 
 
 class PipelineRuns(Protocol):
-    def pipeline_runs(self, schedule: str, *, limit: int) -> list[PipelineRun]: ...
+    def pipeline_runs(self, schedule: str, *, limit: int) -> list[PipelineRun]:
+        """The schedule's `limit` newest PipelineJobs, newest first."""
+        ...
+
+    def recent_pipeline_runs(self, *, since: datetime, schedules: Sequence[str] = ()) -> list[PipelineRun]:
+        """Every vertex-cron PipelineJob of the location (of `schedules` only, when given)
+        created at or after `since`, newest first (all pages)."""
+        ...
 
 
 class Firings(Protocol):

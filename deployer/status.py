@@ -56,14 +56,30 @@ class Health:
         return "".join(firing.symbol for firing in self.firings)
 
 
-def health(schedule: str, job: ObservedJob, runs: Sequence[PipelineRun], *, count: int, now: datetime) -> Health:
+def earliest_fire_time(job: ObservedJob, *, count: int, now: datetime) -> datetime | None:
+    """The oldest of the fire times `health` looks at (None: the cron has none): every run
+    `health` needs was created at or after it."""
+    times = _fire_times(job, count=count, now=now)
+    return times[-1] if times else None
+
+
+def _fire_times(job: ObservedJob, *, count: int, now: datetime) -> list[datetime]:
+    """The `count` fire times before the delivery window, newest first."""
+    return cronexpr.previous_fire_times(*_cron_and_zone(job), now - DELIVERY_WINDOW, count)
+
+
+def _cron_and_zone(job: ObservedJob) -> tuple[str, str]:
     body = job.fields.get("http_target.body") or {}
-    cron, time_zone = str(body.get("cron") or job.fields.get("schedule")), str(body.get("time_zone") or "UTC")
+    return str(body.get("cron") or job.fields.get("schedule")), str(body.get("time_zone") or "UTC")
+
+
+def health(schedule: str, job: ObservedJob, runs: Sequence[PipelineRun], *, count: int, now: datetime) -> Health:
+    time_zone = _cron_and_zone(job)[1]
     by_id = {run.name: run for run in runs}
     updated = job.fields.get("user_update_time")
     written = parse_rfc3339(updated) if isinstance(updated, str) else None
     firings: list[Firing] = []
-    for moment in cronexpr.previous_fire_times(cron, time_zone, now - DELIVERY_WINDOW, count):
+    for moment in _fire_times(job, count=count, now=now):
         the_id = job_id(schedule, moment)
         run = by_id.get(the_id)
         if run is None and written is not None and moment < written:

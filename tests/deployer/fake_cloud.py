@@ -14,8 +14,9 @@ next such call raise it (a failure half way).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from vertex_cron import errors
@@ -42,6 +43,7 @@ READS = frozenset(
         "list_jobs",
         "published_pipeline",
         "pipeline_runs",
+        "recent_pipeline_runs",
         "id_token",
     }
 )
@@ -247,6 +249,20 @@ class FakeCloud:
     def pipeline_runs(self, schedule: str, *, limit: int) -> list[PipelineRun]:
         self._call("pipeline_runs", schedule)
         return self.runs.get(schedule, [])[:limit]
+
+    def recent_pipeline_runs(self, *, since: datetime, schedules: Sequence[str] = ()) -> list[PipelineRun]:
+        self._call("recent_pipeline_runs", ",".join(schedules))
+        return sorted(
+            (
+                run
+                for schedule, runs in self.runs.items()
+                if not schedules or schedule in schedules
+                for run in runs
+                if run.create_time is None or run.create_time >= since
+            ),
+            key=lambda run: run.create_time or since,
+            reverse=True,
+        )
 
     def id_token(self, email: str, audience: str) -> str:
         self._call("id_token", email)

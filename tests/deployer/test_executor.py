@@ -209,7 +209,7 @@ def test_list_and_status_show_only_the_jobs_vertex_cron_manages(settings, nightl
 
     assert [s.name for s in api.list_schedules(settings, cloud=cloud)] == ["nightly"]
     assert [h.schedule for h in api.status(settings, cloud=cloud, now=NOW)] == ["nightly"]
-    assert [m for m, _ in cloud.calls[-2:]] == ["list_jobs", "pipeline_runs"]
+    assert [m for m, _ in cloud.calls[-2:]] == ["list_jobs", "recent_pipeline_runs"]
 
 
 def test_pause_and_resume_act_on_the_managed_job(settings, nightly):
