@@ -36,6 +36,7 @@ _APIS = (
     ("Cloud Scheduler", re.compile(r"/jobs\b")),
     ("Cloud Functions", re.compile(r"/functions\b|/operations/|^/gcf-v2-uploads-")),
     ("Cloud Run", re.compile(r"/services/")),
+    ("Vertex AI", re.compile(r"/pipelineJobs\b")),
 )
 
 

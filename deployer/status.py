@@ -49,7 +49,8 @@ class Health:
     next_run: datetime | None
     firings: tuple[Firing, ...]  # oldest first
     consecutive_failures: int  # failed, cancelled or missing firings since the last success
-    last_error: PipelineRun | None  # the newest failed run
+    # The newest failed run among those read (api.status: those since the oldest fire time shown).
+    last_error: PipelineRun | None
 
     @property
     def strip(self) -> str:
