@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from . import errors
 from .desired import is_managed_name
 from .models import JOB_DESCRIPTION, Desired, Observed, ObservedJob, spec_prefix
-from .seam import DeployCloud, InvokerReader, JobReader
+from .seam import DeployCloud, InvokerReader, JobLister
 
 
 def observe(cloud: DeployCloud, desired: Desired) -> Observed:
@@ -27,7 +27,7 @@ def observe(cloud: DeployCloud, desired: Desired) -> Observed:
     return Observed(spec_generations=generations, function=function, invoker_members=members, jobs=jobs)
 
 
-def managed_jobs(cloud: JobReader, *, also: Iterable[str] = ()) -> dict[str, ObservedJob]:
+def managed_jobs(cloud: JobLister, *, also: Iterable[str] = ()) -> dict[str, ObservedJob]:
     """Jobs vertex-cron manages (the schedules' and the catch-up sweep's): named `vertex-cron-*`
     and described `managed-by=vertex-cron`; plus those named in `also` (full names) whatever
     their description."""

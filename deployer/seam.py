@@ -82,11 +82,14 @@ class InvokerIam(InvokerReader, Protocol):
     def set_invokers(self, service: str, members: Iterable[str]) -> None: ...
 
 
-class JobReader(Protocol):
-    def get_job(self, name: str) -> ObservedJob | None: ...
-    def list_jobs(self) -> dict[str, ObservedJob]:
+class JobLister(Protocol):
+    def list_jobs(self) -> Mapping[str, ObservedJob]:
         """Every Scheduler job of the project+region, by full name (all pages)."""
         ...
+
+
+class JobReader(JobLister, Protocol):
+    def get_job(self, name: str) -> ObservedJob | None: ...
 
 
 class SchedulerJobs(JobReader, Protocol):
@@ -147,5 +150,5 @@ class RunsCloud(SchedulerJobs, PipelineRuns, Firings, Protocol):
 
 
 @runtime_checkable
-class DoctorCloud(Inspection, FunctionReader, InvokerReader, JobReader, Protocol):
+class DoctorCloud(Inspection, FunctionReader, InvokerReader, JobLister, Protocol):
     """What doctor reads (and nothing it could change)."""

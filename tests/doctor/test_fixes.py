@@ -22,6 +22,7 @@ from vertex_cron.config import DeployerSettings
 from vertex_cron.errors import DeployError, NotFound, PermissionDenied, Unavailable
 from vertex_cron.models import JOB_DESCRIPTION, Binding, ObservedFunction, ObservedJob
 from vertex_cron.permissions import GRANTS, REQUIRED_APIS, SCHEDULER_AGENT_ROLE
+from vertex_cron.seam import DoctorCloud
 from vertex_cron_local.provision import InfraState, infra_state
 
 BUCKET = "demo-project-vertex-cron"
@@ -153,6 +154,10 @@ class FakeCloud:
 
 
 READS = [name for name, value in vars(FakeCloud).items() if not name.startswith("_") and callable(value)]
+
+
+def test_the_fake_answers_every_read_of_doctors_seam():
+    assert isinstance(FakeCloud(provisioned()), DoctorCloud)
 
 
 def without(
