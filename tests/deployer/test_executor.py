@@ -340,3 +340,18 @@ def test_after_a_failed_job_write_no_more_start_and_a_rerun_converges(settings, 
 
     assert len(cloud.jobs) == 20
     assert api.apply(settings, fleet, cloud=cloud, now=NOW).mutations == ()
+
+
+def test_the_catch_up_sweeps_job_is_written_like_any_job_with_the_url_known_only_once_the_function_exists(
+    settings, example_json
+):
+    cloud = FakeCloud()
+    catching_up = ScheduleInput("hourly", example_json, "0 * * * *", parameters={"run_date": "x"}, catch_up="6h")
+
+    api.deploy(settings, catching_up, cloud=cloud, now=NOW)
+    sweep = cloud.jobs[desired.sweep_job_name(settings.project, settings.region)]
+    (function,) = cloud.functions.values()
+    assert sweep.fields["http_target.uri"] == sweep.fields["http_target.oidc_token.audience"] == function.uri
+
+    api.delete(settings, ["hourly"], cloud=cloud)
+    assert cloud.jobs == {} and cloud.functions == {}  # the sweep goes with the last catch-up schedule
