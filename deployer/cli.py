@@ -369,7 +369,7 @@ def run_command(sources: _SettingSources, fmt: str, name: str, wait: bool) -> No
     settings = sources.resolve()
     forced = api.run(settings, name)
     if wait:
-        click.echo(render.forced_run(forced, "text"), err=True)  # what was asked, while waiting
+        click.echo(render.forced_run(forced, "text", following=True), err=True)  # what was asked, while waiting
         forced = api.follow(settings, forced, progress=_progress())
     click.echo(render.forced_run(forced, fmt))
 

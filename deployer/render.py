@@ -101,8 +101,9 @@ def state_change(status: ScheduleStatus, fmt: str, *, done: str) -> str:
     return f"Schedule {status.name} {done} (Scheduler job {status.job.name.rsplit('/', 1)[-1]} is {status.job.state}){next_run}."
 
 
-def forced_run(run: ForcedRun, fmt: str) -> str:
-    """What `run` started: the firing, the logical time and job id it gets, how to follow it."""
+def forced_run(run: ForcedRun, fmt: str, *, following: bool = False) -> str:
+    """What `run` started: the firing, the logical time and job id it gets, how to follow it
+    (unless `following`: `run --wait` is doing that already)."""
     if fmt == "json":
         return _json(_forced_run_dict(run))
     job = run.scheduler_job.rsplit("/", 1)[-1]
@@ -113,8 +114,11 @@ def forced_run(run: ForcedRun, fmt: str) -> str:
         lines += [
             "Its logical time is the moment Cloud Scheduler executes it, with milliseconds, so its PipelineJob id",
             f"is known only once it runs: about {run.expected_job_id}, i.e. {run.schedule}-YYYYMMDD-HHMMSS-mmm (UTC).",
-            f"Follow it: vertex-cron history {run.schedule}   (or fire with `vertex-cron run {run.schedule} --wait`)",
         ]
+        if not following:
+            lines.append(
+                f"Follow it: vertex-cron history {run.schedule}   (or fire with `vertex-cron run {run.schedule} --wait`)"
+            )
     else:
         found = run.pipeline_run
         lines.append(

@@ -83,6 +83,8 @@ def test_run_wait_follows_its_own_forced_run_to_success(stack: LocalStack, wait_
 
     fired = json.loads(result.stdout)
     assert fired["run"]["state"] == "SUCCEEDED"
+    assert f"about {fired['expected_job_id']}" in result.stderr  # what was asked, while it waits
+    assert "--wait" not in result.stderr  # without suggesting what it is already doing
     assert fired["job_id"] == fired["run"]["name"] and fired["job_id"].startswith("nightly-")
     assert fired["job_id"] == "nightly-" + fired["logical_time"].replace("-", "").replace(":", "").replace(
         "T", "-"
