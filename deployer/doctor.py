@@ -149,6 +149,9 @@ class _Doctor:
     settings: Deployment
     cloud: DoctorCloud
     _roles: dict[str, frozenset[str]] = field(default_factory=dict)
+    # A configured SA that does not exist -> the existing one it is a typo of: its grants are
+    # not checked, since their fixes would grant to the typo (the setting is what to fix).
+    _misspelt: dict[str, str] = field(default_factory=dict)
 
     def items(self) -> Iterator[Item]:
         yield from self._apis()
@@ -222,6 +225,8 @@ class _Doctor:
                 yield Item(section, f"{identity} SA {email} exists", Status.OK)
                 continue
             meant = self._existing_lookalike(email)
+            if meant:
+                self._misspelt[email] = meant
             yield Item(
                 section,
                 f"{identity} SA {email} exists",
@@ -234,6 +239,10 @@ class _Doctor:
                     f'terraform: google_service_account.vertex_cron["{identity}"] (infra/service_accounts.tf)',
                 ),
             )
+
+    def _misspelt_note(self, section: str, email: str) -> Item:
+        meant = self._misspelt[email]
+        return Item(section, email, Status.NOTE, f"not checked: no such service account; did you mean {meant}?")
 
     def _existing_lookalike(self, email: str) -> str | None:
         """An existing account one typo away from `email`: infra's account names (and the other
@@ -341,6 +350,9 @@ class _Doctor:
             if email is None:
                 continue
             section, member = f"{identity} SA grants (read from IAM policies)", f"serviceAccount:{email}"
+            if email in self._misspelt:
+                yield self._misspelt_note(section, email)
+                continue
             try:
                 project_bindings = [b for b in policies.project() if member in b.members]
                 for scope in dict.fromkeys(p.scope for p in REQUIRED[identity]):
@@ -441,6 +453,9 @@ class _Doctor:
 
     def _pipeline_roots(self, policies: _Policies) -> Iterator[Item]:
         section = "Pipeline roots (where each schedule's runs write, as the workload SA)"
+        if self.settings.workload_sa in self._misspelt:
+            yield self._misspelt_note(section, self.settings.workload_sa)
+            return
         try:
             jobs = managed_jobs(self.cloud)
         except DeployError as exc:

@@ -93,11 +93,14 @@ def test_a_misspelt_service_account_is_pointed_at_the_existing_one_not_created(s
     result = doctor_cli("doctor", VERTEX_CRON_WORKLOAD_SA=misspelt)
 
     assert result.exit_code == 1
-    assert failures(result)[:2] == [
+    assert failures(result) == [
         f"  ✗ workload SA {misspelt} exists: does not exist; did you mean {SA['workload']}?",
         f"      fix: set workload_sa to {SA['workload']}",
     ]
     assert "service-accounts create" not in result.stdout
+    # Nor granted anything: its grants are not checked, so no fix names the typo.
+    assert f"serviceAccount:{misspelt}" not in result.stdout
+    assert f"  – {misspelt}: not checked: no such service account; did you mean {SA['workload']}?" in result.stdout
 
 
 def test_a_missing_binding_of_the_function_sa(setup_project, doctor_cli):
