@@ -53,7 +53,7 @@ from pathlib import Path
 import pytest
 from vertex_cron_local.function_env import RUNTIME_VERSION, runtime_interpreter
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # In the order the run blocks run: README's quickstart first, then the local stack's pages.
 DOCUMENTS = ("README.md", "docs/local.md", "docs/luigi.md")
 SHELL_LANGUAGES = frozenset({"console", "sh", "shell", "bash"})
