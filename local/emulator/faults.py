@@ -19,14 +19,23 @@ forever, until cleared.
 The same JSON object is accepted over HTTP (POST /_emulator/faults on either emulator):
 `{"method": "POST", "path": "pipelineJobs", "status": 503, "times": 1,
 "delay_seconds": 0.0, "reset_connection": false, "lose_answer": false, "message": "optional text"}`.
+
+`RateLimit` is a quota rather than a rule: at most `limit` requests are admitted in any
+`window_seconds` of the emulator's own clock (so a test or a simulation with a virtual clock
+decides what time it is; no wall-clock threshold), and the rest are refused with Google's
+429 RESOURCE_EXHAUSTED (`quota_exceeded`; docs/fidelity.md, "Rate quotas").
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from .common import ApiError
 
 _UNSET: Any = object()
 
@@ -157,3 +166,79 @@ class FaultInjector:
         """Rules that still have uses left."""
         with self._lock:
             return [r for r in self._rules if not r.exhausted]
+
+
+class RateLimit:
+    """At most `limit` admitted requests in any window of `window_seconds` ending now (a
+    rolling window: never more than the quota in any minute, whatever its start), on the
+    caller's clock. Only admitted requests count: a refused one consumes no quota. Times
+    must not go backwards by more than the window (the caller's clock is monotonic)."""
+
+    def __init__(self, limit: int, *, window_seconds: float = 60.0, clock: Callable[[], float]) -> None:
+        if limit < 1:
+            raise ValueError("a rate limit admits at least 1 request per window")
+        if window_seconds <= 0:
+            raise ValueError("window_seconds must be > 0")
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._admitted: list[float] = []  # admission times, oldest first
+        self.refused = 0
+
+    def admit(self) -> bool:
+        """True (and counted) when the request is within the quota, False when refused."""
+        now = self._clock()
+        with self._lock:
+            # An admission exactly one window ago still counts: the stricter reading.
+            del self._admitted[: bisect.bisect_left(self._admitted, now - self.window_seconds)]
+            if len(self._admitted) >= self.limit:
+                self.refused += 1
+                return False
+            bisect.insort(self._admitted, now)
+            return True
+
+
+def quota_exceeded(
+    *, service: str, project_number: str, metric: str, limit_id: str, limit_title: str, limit: int
+) -> ApiError:
+    """Google's 429 for a refused rate quota: a google.rpc.Status with an ErrorInfo of reason
+    RATE_LIMIT_EXCEEDED and the keys of google/api/error_reason.proto's examples; the message
+    is Service Control's wording as users quote it (docs/fidelity.md, "Rate quotas")."""
+    return _Refused(
+        {
+            "error": {
+                "code": 429,
+                "message": (
+                    f"Quota exceeded for quota metric '{metric}' and limit '{limit_title}' of service "
+                    f"'{service}' for consumer 'project_number:{project_number}'."
+                ),
+                "status": "RESOURCE_EXHAUSTED",
+                "details": [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "RATE_LIMIT_EXCEEDED",
+                        "domain": "googleapis.com",
+                        "metadata": {
+                            "consumer": f"projects/{project_number}",
+                            "service": service,
+                            "quota_metric": metric,
+                            "quota_limit": limit_id,
+                            "quota_limit_value": str(limit),
+                        },
+                    }
+                ],
+            }
+        }
+    )
+
+
+class _Refused(ApiError):
+    """An ApiError answered with a whole Google error body (its `details` included)."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(body["error"]["status"], body["error"]["message"])
+        self._body = body
+
+    def body(self) -> dict[str, Any]:
+        return self._body

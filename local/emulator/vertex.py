@@ -33,6 +33,7 @@ from .common import (
     rfc3339,
     validate_labels,
 )
+from .faults import RateLimit, quota_exceeded
 from .filters import compile_filter, sort_jobs
 
 if TYPE_CHECKING:
@@ -41,6 +42,10 @@ if TYPE_CHECKING:
 JOB_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
 TERMINAL_STATES = {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"}
 BILLING_LABEL = "vertex-ai-pipelines-run-billing-id"
+# The Vertex AI quota a create counts against, as a refusal names it (docs/fidelity.md, "Rate quotas").
+CREATE_QUOTA_METRIC = "aiplatform.googleapis.com/job_or_lro_submission_requests"
+CREATE_QUOTA_LIMIT_ID = "JobOrLroSubmissionRequestsPerMinutePerProjectPerRegion"
+CREATE_QUOTA_LIMIT_TITLE = "Job or LRO submission requests per minute per region"
 
 _PARAM_TYPES = {
     "STRING": (str,),
@@ -62,6 +67,8 @@ class VertexMixin:
     pipeline_running_seconds: float
     pipeline_cancel_seconds: float
     kfp_template_version: Callable[[str], str | None]  # artifactregistry.py
+    # A RateLimit on the emulator's clock makes pipelineJobs.create answer 429 above it.
+    pipeline_create_quota: RateLimit | None = None
 
     def now(self) -> float:  # provided by Emulator
         raise NotImplementedError
@@ -233,9 +240,24 @@ class VertexMixin:
             if key not in values and "defaultValue" not in definition and not definition.get("isOptional"):
                 raise invalid(f"The pipeline parameter {key} is required but no value was provided.")
 
+    def _pj_charge_create_quota(self, parent: str) -> None:
+        """Quota is checked before the request is looked at: an admitted create counts whether
+        it then succeeds, already exists or is invalid; a refused one counts nothing."""
+        quota = self.pipeline_create_quota
+        if quota is not None and not quota.admit():
+            raise quota_exceeded(
+                service="aiplatform.googleapis.com",
+                project_number=project_number(parent.split("/")[1]),
+                metric=CREATE_QUOTA_METRIC,
+                limit_id=CREATE_QUOTA_LIMIT_ID,
+                limit_title=CREATE_QUOTA_LIMIT_TITLE,
+                limit=quota.limit,
+            )
+
     # -- handlers ------------------------------------------------------------------------
 
     def _pj_create(self, req: Request, parent: str) -> Any:
+        self._pj_charge_create_quota(parent)
         job = parse_body(req.body, "PipelineJob")
         job_id = (req.query.get("pipelineJobId") or [""])[0]
         self._pj_validate(job)

@@ -251,3 +251,78 @@ def test_a_created_job_carries_the_servers_billing_label_and_default_service_acc
     assert job["serviceAccount"].endswith("-compute@developer.gserviceaccount.com")
     explicit = create(emulator, "explicit-sa", serviceAccount="vc-workload@demo-project.iam.gserviceaccount.com")
     assert explicit.json()["serviceAccount"] == "vc-workload@demo-project.iam.gserviceaccount.com"
+
+
+class VirtualClock:
+    """Emulator time the test sets: the quota's window never depends on the machine's speed."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def limited(emulator, per_minute):
+    from vertex_cron_local.emulator.faults import RateLimit
+
+    clock = VirtualClock(1_717_200_000.0)
+    emulator.clock = clock
+    emulator.pipeline_create_quota = RateLimit(per_minute, clock=emulator.now)
+    return clock
+
+
+def test_creates_above_the_quota_are_refused_with_googles_rate_limit_error_until_the_minute_passes(emulator):
+    clock = limited(emulator, per_minute=2)
+    assert create(emulator, "run-1").status_code == 200
+    clock.now += 30
+    assert create(emulator, "run-2").status_code == 200
+    clock.now += 29
+    refused = create(emulator, "run-3")
+    assert refused.status_code == 429
+    error = refused.json()["error"]
+    assert error["code"] == 429 and error["status"] == "RESOURCE_EXHAUSTED"
+    (info,) = error["details"]
+    assert info["@type"] == "type.googleapis.com/google.rpc.ErrorInfo"
+    assert info["reason"] == "RATE_LIMIT_EXCEEDED" and info["domain"] == "googleapis.com"
+    assert info["metadata"]["service"] == "aiplatform.googleapis.com"
+    assert info["metadata"]["quota_metric"] == "aiplatform.googleapis.com/job_or_lro_submission_requests"
+    assert info["metadata"]["quota_limit_value"] == "2"
+    assert "run-3" not in str(emulator.pipeline_jobs())  # nothing created
+    clock.now += 2  # run-1 is now more than a minute old: one slot frees, not two
+    assert create(emulator, "run-3").status_code == 200
+    assert create(emulator, "run-4").status_code == 429
+    clock.now += 30  # run-2 leaves the window
+    assert create(emulator, "run-4").status_code == 200
+    assert len(emulator.pipeline_jobs()) == 4
+
+
+def test_a_refused_create_costs_no_quota_and_an_existing_id_costs_one(emulator):
+    clock = limited(emulator, per_minute=2)
+    assert create(emulator, "run-1").status_code == 200
+    assert create(emulator, "run-1").status_code == 409  # admitted, then ALREADY_EXISTS: counted
+    for _ in range(5):
+        assert create(emulator, "run-2").status_code == 429  # refused: not counted
+    clock.now += 61
+    assert create(emulator, "run-2").status_code == 200
+    assert create(emulator, "run-3").status_code == 200
+
+
+def test_the_real_client_sees_the_quota_refusal_as_too_many_requests(client, emulator):
+    limited(emulator, per_minute=1)
+    job = aiplatform_v1.PipelineJob(
+        pipeline_spec=SPEC,
+        runtime_config={"gcs_output_directory": "gs://bucket/root", "parameter_values": {"run_date": "2024-01-01"}},
+    )
+    client.create_pipeline_job(parent=PARENT, pipeline_job=job, pipeline_job_id="first")
+    with pytest.raises(gexc.TooManyRequests):
+        client.create_pipeline_job(parent=PARENT, pipeline_job=job, pipeline_job_id="second")
+
+
+def test_the_quota_limits_creates_only(emulator):
+    limited(emulator, per_minute=1)
+    assert create(emulator, "run-1").status_code == 200
+    assert create(emulator, "run-2").status_code == 429
+    listed = requests.get(f"{emulator.url}/v1/{PARENT}/pipelineJobs")
+    assert listed.status_code == 200 and len(listed.json()["pipelineJobs"]) == 1
+    assert requests.get(f"{emulator.url}/v1/{PARENT}/pipelineJobs/run-1").status_code == 200
