@@ -61,9 +61,9 @@ from .progress import Progress
 from .seam import DeployCloud, RunsCloud
 
 FOLLOW_POLL_SECONDS = 5.0
-# How long `follow` waits for a forced firing's PipelineJob to appear: Scheduler's first
-# attempt (240 s deadline) and its retries (30 s, 60 s, 120 s backoff) fit in it.
-FOLLOW_APPEAR_SECONDS = 30 * 60
+# How long `follow` waits for a forced firing's PipelineJob to appear: Scheduler's six
+# attempts (240 s deadline each) and the 75 s backoffs between them (desired.RETRY) fit in it.
+FOLLOW_APPEAR_SECONDS = 35 * 60
 # This machine's clock and Scheduler's differ; a forced run stamped up to this long before
 # the request was sent is still taken for it.
 _CLOCK_SKEW = timedelta(minutes=1)

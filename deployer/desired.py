@@ -63,12 +63,20 @@ MEMORY = "256M"
 TIMEOUT_SECONDS = 180
 # Scheduler retries a failed firing (the function answers 503 for transient upstream errors);
 # the function's deterministic job id makes a retried delivery create no second run.
+# Chosen by bench/quota_herd.py (bench/RESULTS.md, "Herd under a quota"; docs/failures.md):
+# a herd of schedules firing together retries together (Scheduler adds no jitter), so each
+# retry is one more wave against Vertex AI's per-minute create quota. Five retries (the
+# most Scheduler allows) 75 s apart put the six waves in six different quota minutes, more
+# than a minute apart however the minute is counted: 1000 firings against 60 creates a
+# minute get 360 runs on time, twice as many as 3 retries 30/60/120 s apart (two of whose
+# waves share a minute), and Scheduler gives up after 6.25 minutes; the catch-up sweep
+# creates the rest. Longer backoffs would only delay the runs and the sweep.
 RETRY = {
-    "retry_config.retry_count": 3,
+    "retry_config.retry_count": 5,
     "retry_config.max_retry_duration": "0s",  # bounded by retry_count alone
-    "retry_config.min_backoff_duration": "30s",
-    "retry_config.max_backoff_duration": "600s",
-    "retry_config.max_doublings": 3,
+    "retry_config.min_backoff_duration": "75s",
+    "retry_config.max_backoff_duration": "75s",
+    "retry_config.max_doublings": 0,
 }
 # How long Scheduler waits for an answer (HTTP targets allow 15 s .. 30 min): the function's
 # own timeout plus a minute for a cold start, so Scheduler never gives up on an attempt the

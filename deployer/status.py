@@ -21,9 +21,9 @@ from vertex_cron_trigger.timefmt import parse_rfc3339
 from . import cronexpr
 from .models import ObservedJob, PipelineRun
 
-# Scheduler's attempts of one firing (4 x 240 s deadline, 30/60/120 s backoff: desired.RETRY)
-# end within about 20 minutes; until then a fire time without its run is not yet missed.
-DELIVERY_WINDOW = timedelta(minutes=20)
+# Scheduler's attempts of one firing (6 x 240 s deadline, 5 x 75 s backoff: desired.RETRY)
+# end within about 31 minutes; until then a fire time without its run is not yet missed.
+DELIVERY_WINDOW = timedelta(minutes=31)
 NO_RUN = "NO_RUN"
 SYMBOLS = {"SUCCEEDED": "✓", "FAILED": "✗", "CANCELLED": "✗", NO_RUN: "·"}
 RUNNING_SYMBOL = "▸"  # queued, pending, running, cancelling, paused

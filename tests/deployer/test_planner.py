@@ -371,7 +371,7 @@ def _as_a_normalizing_server_stores(observed):
             "X-Google-Trace": "1",
         }
         if "retry_config.min_backoff_duration" in fields:
-            fields["retry_config.min_backoff_duration"] = "30.000s"
+            fields["retry_config.min_backoff_duration"] = "75.000s"
         jobs[name] = ObservedJob(name, fields)
     function_fields = {
         **observed.function.fields,

@@ -95,7 +95,7 @@ def test_a_certs_fault_is_a_503_remembered_briefly_then_the_retry_creates_the_jo
     assert [r.status_code for r in failed] == [503] * 4, [r.text for r in failed]
     assert all(says in r.json()["message"] and "Traceback" not in r.text for r in failed)
     assert _certs_fetches(emulator) == 1 and job_names(emulator) == []
-    time.sleep(FAILURE_SECONDS)  # Scheduler's retry comes later still (min_backoff_duration 30s)
+    time.sleep(FAILURE_SECONDS)  # Scheduler's retry comes later still (min_backoff_duration 75s)
     retried = fire(function.url, body_for(spec_uri), token=token)
     assert (retried.status_code, retried.json()["outcome"]) == (200, "created")
     assert fire(function.url, body_for(spec_uri), token=token).json()["outcome"] == "duplicate"
