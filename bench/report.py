@@ -24,6 +24,7 @@ def render(results: Results, *, chart_name: str | None) -> str:
         _herd(results),
         _deploy(results),
         _zip(results),
+        _quota_herd(results),
         f"## Chart\n\n![cold start, peak RSS, herd latency, deploy calls]({chart_name})\n" if chart_name else "",
         _method(results),
     ]
@@ -235,6 +236,59 @@ def _zip(results: Results) -> str:
         "## 5. Function source\n\n"
         f"The zip the deployer uploads: {results.zip_bytes:,} bytes ({results.zip_bytes / 1024:.1f} KiB), "
         f"{results.zip_files} files.\n"
+    )
+
+
+def _quota_herd(results: Results) -> str:
+    herds = results.quota_herds
+    if not herds:
+        return ""
+    first = herds[0]
+    rows = [
+        [
+            herd.scenario,
+            herd.settings,
+            ", ".join(f"{at:g}" for at in herd.retry_times) or "–",
+            f"{herd.runs} / {herd.schedules}",
+            str(herd.lost),
+            str(herd.duplicates),
+            f"{herd.create_requests} ({herd.refused} refused)",
+            f"{herd.create_requests / max(herd.runs, 1):.1f}",
+            f"{herd.gave_up_seconds:g} s",
+        ]
+        for herd in herds
+    ]
+    return (
+        "## 6. Herd under a quota\n\n"
+        f"{first.schedules} schedules fire in the same minute while Vertex AI admits {first.quota_per_minute} "
+        "`pipelineJobs.create` a minute (any 60 s of the emulator's clock) and refuses the rest with 429 "
+        "`RESOURCE_EXHAUSTED`; the function answers those with 503 and Cloud Scheduler retries. Nothing here is "
+        "timed: a discrete-event simulation of Scheduler (its documented backoff, the job's `retryConfig` as the "
+        "deployer writes it) sends every attempt to the real function in virtual time, which decides each answer "
+        "and each job id; the first attempts go out together, in a seeded random order. *Lost* is a firing with "
+        "no run once Scheduler has given up on it: the catch-up sweep's work.\n\n"
+        + _table(
+            [
+                "retry settings",
+                "",
+                "retries at (s)",
+                "runs on time",
+                "lost",
+                "duplicate runs",
+                "create requests",
+                "requests per run",
+                "given up after",
+            ],
+            rows,
+        )
+        + "\nScheduler adds no jitter: a herd retries in waves, and every wave is one quota minute's worth of "
+        "runs, whatever its size. Retries that share a minute (30 s and 90 s after a firing) add requests, not "
+        "runs; retries more than a minute apart each add a minute's worth. Five retries (Scheduler's most) 75 s "
+        "apart make six waves in six minutes and give up after 6¼ minutes. Longer backoffs would not add runs, "
+        "only delay them and the sweep that follows; more waves are not available. Every refused attempt costs "
+        "a function request, a 429 on the quota and an ERROR `failed` log line, so retrying against a quota "
+        "trades load for runs on time; without retries there are the fewest requests and the most runs left "
+        'for the sweep (docs/failures.md, "A herd under Vertex AI\'s quota").\n'
     )
 
 

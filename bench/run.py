@@ -13,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import coldstart, deploy, herd, importprofile
+from . import coldstart, deploy, herd, importprofile, quota_herd
 from .coldstart import ColdStart
 from .deploy import DeployStep
 from .herd import Herd
 from .importprofile import ImportProfile
 from .machine import Machine, describe_machine
 from .netguard.sitecustomize import MARKER, blocked
+from .quota_herd import QuotaHerd
 from .subjects import Subject, prepare_subjects
 from .world import LocalCloud
 
@@ -30,18 +31,34 @@ class BenchConfig:
     warmup_rounds: int
     herd_schedules: int
     deploy_schedules: int
+    quota_herd_schedules: int  # the herd under a quota (quota_herd.py), in virtual time
+    quota_per_minute: int
     include_reference: bool
     chart: bool
 
 
 # 11 interleaved rounds: on 2 shared cores a single start varies by ±50 ms or more.
 FULL = BenchConfig(
-    cold_runs=11, warmup_rounds=1, herd_schedules=300, deploy_schedules=20, include_reference=True, chart=True
+    cold_runs=11,
+    warmup_rounds=1,
+    herd_schedules=300,
+    deploy_schedules=20,
+    quota_herd_schedules=quota_herd.SCHEDULES,
+    quota_per_minute=quota_herd.QUOTA_PER_MINUTE,
+    include_reference=True,
+    chart=True,
 )
 # `make test` runs this: structure and invariants, not timings. The SDK reference is
 # skipped (its ~2-6 s cold start is most of a run) and so is the chart (matplotlib).
 SMOKE = BenchConfig(
-    cold_runs=1, warmup_rounds=0, herd_schedules=10, deploy_schedules=2, include_reference=False, chart=False
+    cold_runs=1,
+    warmup_rounds=0,
+    herd_schedules=10,
+    deploy_schedules=2,
+    quota_herd_schedules=40,
+    quota_per_minute=5,
+    include_reference=False,
+    chart=False,
 )
 
 
@@ -58,6 +75,7 @@ class Results:
     import_profiles: list[ImportProfile] = field(default_factory=list)
     herd: Herd | None = None
     deploy_steps: list[DeployStep] = field(default_factory=list)
+    quota_herds: list[QuotaHerd] = field(default_factory=list)
     network_blocked: list[str] = field(default_factory=list)  # must stay empty
 
     def cold_of(self, key: str) -> list[ColdStart]:
@@ -84,6 +102,11 @@ def run(config: BenchConfig, *, say: Callable[[str], None] = print) -> Results:
             results.herd = herd.run(subjects.vertex_cron, cloud, schedules=config.herd_schedules)
         say(f"deploy: 1 schedule, no-op, then {config.deploy_schedules} schedules")
         results.deploy_steps = deploy.run(schedules=config.deploy_schedules)
+    for scenario in quota_herd.scenarios():
+        say(f"herd under a quota: {config.quota_herd_schedules} schedules, {scenario.name}")
+        results.quota_herds.append(
+            quota_herd.run(scenario, schedules=config.quota_herd_schedules, quota_per_minute=config.quota_per_minute)
+        )
     results.network_blocked += blocked  # the bench process's own calls (the deployer's)
     results.machine = describe_machine(before=results.machine)
     return results

@@ -164,6 +164,12 @@ def invariant_failures(results: Results) -> list[str]:
         failures.append(f"no-op redeploy made {_noop(results).mutating_calls} mutating calls")
     if any(step.function_touched for step in results.deploy_steps[1:]):
         failures.append("a redeploy or a new schedule rebuilt or changed the function")
+    for quota_herd in results.quota_herds:
+        if quota_herd.duplicates or quota_herd.runs + quota_herd.lost != quota_herd.schedules:
+            failures.append(
+                f"herd under a quota ({quota_herd.scenario}): {quota_herd.runs} runs, {quota_herd.lost} lost, "
+                f"{quota_herd.duplicates} duplicates for {quota_herd.schedules} firings"
+            )
     if results.network_blocked:
         failures.append(f"{len(results.network_blocked)} attempts to leave 127.0.0.1: {results.network_blocked[:3]}")
     return failures
@@ -181,6 +187,7 @@ def as_json(results: Results) -> dict[str, Any]:
         "import_profiles": [asdict(profile) for profile in results.import_profiles],
         "herd": herd,
         "deploy": [asdict(step) for step in results.deploy_steps],
+        "quota_herds": [asdict(quota_herd) for quota_herd in results.quota_herds],
         "targets": [asdict(target) for target in targets(results, figures)],
         "network_blocked": results.network_blocked,
         "invariant_failures": invariant_failures(results),

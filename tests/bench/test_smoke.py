@@ -38,6 +38,9 @@ def test_the_smoke_benchmark_runs_and_its_invariants_hold(tmp_path):
     # The new job's create, plus taking and releasing the lease (two Cloud Storage writes).
     assert added["schedules"] == 2 and added["mutating_calls"] == 3 and not added["function_touched"]
     assert results["zip"]["bytes"] > 0
+    # The herd under a quota is counted in virtual time (tests/bench/test_quota_herd.py checks its figures).
+    assert [h["schedules"] for h in results["quota_herds"]] == [40, 40, 40]
+    assert all(h["duplicates"] == 0 and h["runs"] + h["lost"] == 40 for h in results["quota_herds"])
     assert results["function_python"]["version"].count(".") == 2
     assert results["network_blocked"] == [] and results["invariant_failures"] == []
     report = (tmp_path / "RESULTS.md").read_text()
@@ -48,6 +51,7 @@ def test_the_smoke_benchmark_runs_and_its_invariants_hold(tmp_path):
         "## 3. Herd",
         "## 4. Deploy",
         "## 5. Function source",
+        "## 6. Herd under a quota",
     ):
         assert heading in report
     assert not (tmp_path / "results.png").exists()
