@@ -249,47 +249,61 @@ def _quota_herd(results: Results) -> str:
             herd.scenario,
             herd.settings,
             ", ".join(f"{at:g}" for at in herd.retry_times) or "–",
-            f"{herd.runs} / {herd.schedules}",
-            str(herd.lost),
+            f"{herd.on_time} / {herd.schedules}",
+            str(herd.given_up),
+            str(herd.caught_up),
+            f"**{herd.lost}**",
             str(herd.duplicates),
             f"{herd.create_requests} ({herd.refused} refused)",
-            f"{herd.create_requests / max(herd.runs, 1):.1f}",
-            f"{herd.gave_up_seconds:g} s",
+            f"{herd.attempts} + {herd.sweeps}",
+            _duration(herd.last_run_seconds),
         ]
         for herd in herds
     ]
     return (
         "## 6. Herd under a quota\n\n"
-        f"{first.schedules} schedules fire in the same minute while Vertex AI admits {first.quota_per_minute} "
+        f"{first.schedules} daily schedules fire in the same minute while Vertex AI admits {first.quota_per_minute} "
         "`pipelineJobs.create` a minute (any 60 s of the emulator's clock) and refuses the rest with 429 "
-        "`RESOURCE_EXHAUSTED`; the function answers those with 503 and Cloud Scheduler retries. Nothing here is "
-        "timed: a discrete-event simulation of Scheduler (its documented backoff, the job's `retryConfig` as the "
-        "deployer writes it) sends every attempt to the real function in virtual time, which decides each answer "
-        "and each job id; the first attempts go out together, in a seeded random order. *Lost* is a firing with "
-        "no run once Scheduler has given up on it: the catch-up sweep's work.\n\n"
+        "`RESOURCE_EXHAUSTED`; the function answers those with 503 and Cloud Scheduler retries. Every schedule has "
+        f"a {_duration(first.catch_up_seconds)} catch-up window, so the sweep job runs every 10 minutes and creates "
+        f"at most {first.sweep_max_runs} runs a sweep (the function's default) for the firings Scheduler gave up on. "
+        "Nothing here is timed: a discrete-event simulation of Scheduler (its documented backoff, the jobs as the "
+        "deployer writes them) sends every attempt to the real function in virtual time, which decides each answer, "
+        "each job id and what each sweep catches up; the first attempts go out together, in a seeded random order. "
+        "*Lost*: no run at the end of the catch-up window.\n\n"
         + _table(
             [
                 "retry settings",
                 "",
                 "retries at (s)",
                 "runs on time",
+                "given up by Scheduler",
+                "caught up by the sweep",
                 "lost",
                 "duplicate runs",
                 "create requests",
-                "requests per run",
-                "given up after",
+                "function requests (firings + sweeps)",
+                "last run created",
             ],
             rows,
         )
-        + "\nScheduler adds no jitter: a herd retries in waves, and every wave is one quota minute's worth of "
-        "runs, whatever its size. Retries that share a minute (30 s and 90 s after a firing) add requests, not "
+        + "\nScheduler adds no jitter: a herd retries in waves, and a wave gets one quota minute's worth of "
+        "runs whatever its size. Retries that share a minute (30 s and 90 s after a firing) add requests, not "
         "runs; retries more than a minute apart each add a minute's worth. Five retries (Scheduler's most) 75 s "
-        "apart make six waves in six minutes and give up after 6¼ minutes. Longer backoffs would not add runs, "
-        "only delay them and the sweep that follows; more waves are not available. Every refused attempt costs "
-        "a function request, a 429 on the quota and an ERROR `failed` log line, so retrying against a quota "
-        "trades load for runs on time; without retries there are the fewest requests and the most runs left "
-        'for the sweep (docs/failures.md, "A herd under Vertex AI\'s quota").\n'
+        "apart make six waves in six minutes and give up after 6¼ minutes; what they leave, the sweep creates "
+        "once Scheduler's give-up span has passed, a capped number every 10 minutes, so every run it saves from "
+        "the retries is 10 minutes ÷ the cap sooner for the last run. Every refused attempt costs a function "
+        "request, a 429 on the quota and an ERROR `failed` log line: more retries trade load on Vertex AI for "
+        "runs on time and an earlier end; fewer leave more to the sweep, which may not finish inside the window "
+        '(docs/failures.md, "A herd under Vertex AI\'s quota").\n'
     )
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    hours, rest = divmod(round(seconds), 3600)
+    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"
 
 
 def _method(results: Results) -> str:

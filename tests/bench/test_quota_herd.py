@@ -1,6 +1,6 @@
 """The herd under a quota (bench/quota_herd.py) on a small herd: the real function, the
-deployer's Scheduler jobs and the emulator's quota in virtual time, so the counts are exact
-on any machine. Nothing is timed."""
+deployer's Scheduler jobs, the catch-up sweep and the emulator's quota in virtual time, so
+the counts are exact on any machine. Nothing is timed."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEDULES, PER_MINUTE = 40, 5
+ATTEMPT_DEADLINE = 240  # desired.ATTEMPT_DEADLINE
 
 
 @pytest.fixture(scope="module")
@@ -28,28 +29,35 @@ def herds(quota_herd):
     }
 
 
-def test_every_firing_has_one_run_or_is_counted_lost(herds):
+def test_every_firing_ends_with_exactly_one_run_within_the_catch_up_window(herds):
     for herd in herds.values():
-        assert herd.duplicates == 0
-        assert herd.runs + herd.lost == SCHEDULES
-        assert herd.outcomes.get("created", 0) == herd.runs  # made by the function's own answers
-        assert herd.refused == herd.outcomes.get("failed", 0)  # each 429 became a 503 Scheduler retried
+        assert herd.duplicates == 0 and herd.lost == 0 and herd.runs == SCHEDULES
+        assert herd.outcomes.get("created", 0) == herd.on_time  # made by the firings' own answers
+        assert herd.caught_up == herd.given_up  # what Scheduler gave up on, the sweep made
+        assert herd.goal_met and herd.last_run_seconds <= herd.catch_up_seconds
 
 
 def test_retries_a_minute_apart_get_a_minutes_quota_each_and_those_sharing_a_minute_get_none(herds):
     before = herds["before issue 14"]
     # Attempts at 0, 30, 90 and 210 s: the 30 s wave shares the first minute.
     assert before.retry_times == [30, 90, 210]
-    assert before.runs == 3 * PER_MINUTE
+    assert before.on_time == 3 * PER_MINUTE
     assert before.attempts == SCHEDULES + 2 * (SCHEDULES - PER_MINUTE) + (SCHEDULES - 2 * PER_MINUTE)
 
     deployers = herds["the deployer's (desired.RETRY)"]
     assert deployers.retry_times == [75, 150, 225, 300, 375]
-    assert deployers.runs == 6 * PER_MINUTE  # six waves, six minutes
-    assert deployers.gave_up_seconds == 375
+    assert deployers.on_time == 6 * PER_MINUTE  # six waves, six minutes
+    assert deployers.given_up == SCHEDULES - 6 * PER_MINUTE and deployers.gave_up_seconds == 375
 
 
-def test_without_retries_a_firing_gets_one_attempt(herds):
+def test_the_sweep_catches_up_only_once_scheduler_has_given_up(herds):
+    deployers = herds["the deployer's (desired.RETRY)"]
+    give_up_span = 6 * ATTEMPT_DEADLINE + 375  # six attempts may each run their deadline
+    assert deployers.last_run_seconds > give_up_span
+
+
+def test_without_retries_a_firing_gets_one_attempt_and_the_sweep_does_the_rest(herds):
     alone = herds["no retries"]
-    assert alone.retry_times == [] and alone.attempts == alone.create_requests == SCHEDULES
-    assert alone.runs == PER_MINUTE and alone.lost == SCHEDULES - PER_MINUTE
+    assert alone.retry_times == [] and alone.attempts == SCHEDULES
+    assert alone.on_time == PER_MINUTE and alone.caught_up == SCHEDULES - PER_MINUTE
+    assert alone.last_run_seconds > herds["the deployer's (desired.RETRY)"].last_run_seconds
