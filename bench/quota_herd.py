@@ -164,17 +164,23 @@ class _Tally:
     last_attempt: float = FIRING.timestamp()
 
 
-def run(scenario: Scenario, *, schedules: int = SCHEDULES, quota_per_minute: int = QUOTA_PER_MINUTE) -> QuotaHerd:
+def run(
+    scenario: Scenario,
+    *,
+    schedules: int = SCHEDULES,
+    quota_per_minute: int = QUOTA_PER_MINUTE,
+    catch_up: timedelta = CATCH_UP,
+) -> QuotaHerd:
     clock = VirtualClock(DEPLOYED)
     with LocalCloud() as cloud:
         cloud.vertex.clock = clock
         cloud.vertex.oidc_issuer = cloud.issuer
-        jobs, sweep_job = _deploy(cloud, scenario, schedules)
+        jobs, sweep_job = _deploy(cloud, scenario, schedules, catch_up)
         quota = RateLimit(quota_per_minute, clock=cloud.vertex.now)
         cloud.vertex.pipeline_create_quota = quota
         cloud.vertex.clear_calls()
         with _function(cloud, clock) as post:
-            tally = _simulate(jobs, sweep_job, post, clock, cloud.issuer.mint)
+            tally = _simulate(jobs, sweep_job, post, clock, cloud.issuer.mint, catch_up, _all_ran(cloud, schedules))
         runs = [job for job in cloud.vertex.pipeline_jobs() if job["labels"].get("vertex-cron-schedule")]
     expected = {job_id(str(job["name"]).rsplit("/", 1)[-1].removeprefix("vertex-cron-"), FIRING) for job in jobs}
     ids = [str(run["name"]).rsplit("/", 1)[-1] for run in runs]
@@ -185,7 +191,7 @@ def run(scenario: Scenario, *, schedules: int = SCHEDULES, quota_per_minute: int
         settings=scenario.describe(),
         schedules=schedules,
         quota_per_minute=quota_per_minute,
-        catch_up_seconds=CATCH_UP.total_seconds(),
+        catch_up_seconds=catch_up.total_seconds(),
         sweep_max_runs=trigger_settings.DEFAULT_CATCH_UP_MAX_RUNS,
         retry_times=_retry_times(jobs[0]["retryConfig"]),
         attempts=tally.attempts,
@@ -205,7 +211,9 @@ def run(scenario: Scenario, *, schedules: int = SCHEDULES, quota_per_minute: int
     )
 
 
-def _deploy(cloud: LocalCloud, scenario: Scenario, schedules: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _deploy(
+    cloud: LocalCloud, scenario: Scenario, schedules: int, window: timedelta
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The deployer's jobs for `schedules` daily schedules with catch-up, and the sweep job,
     with the scenario's retry settings, created through the deployer's seam; returned as
     Scheduler stores them (REST JSON)."""
@@ -223,7 +231,7 @@ def _deploy(cloud: LocalCloud, scenario: Scenario, schedules: int) -> tuple[list
     built = desired.build(settings, wanted, source=function_source.build())
     seam = GoogleCloud(settings)
     written = {**scenario.retry, "attempt_deadline": scenario.attempt_deadline}
-    catch_up = {"catch_up": f"{CATCH_UP.total_seconds():.0f}s", "catch_up_since": format_rfc3339(DEPLOYED)}
+    catch_up = {"catch_up": f"{window.total_seconds():.0f}s", "catch_up_since": format_rfc3339(DEPLOYED)}
     for job in built.jobs:
         fields = desired.job_fields(job, spec_uri=cloud.spec_uri, url=AUDIENCE)
         fields["http_target.body"] = {**fields["http_target.body"], **catch_up}
@@ -245,13 +253,16 @@ def _simulate(
     post: Callable[[bytes, Mapping[str, str]], tuple[int, str]],
     clock: VirtualClock,
     mint: Callable[..., str],
+    catch_up: timedelta,
+    all_ran: Callable[[], bool],
 ) -> _Tally:
     """Scheduler's attempts in time order: the herd's firings until each succeeded or was
-    given up, and the sweep job's firings until the catch-up window has passed."""
+    given up, and the sweep job's firings until every firing has its run or the catch-up
+    window has passed (later sweeps could change nothing)."""
     order = list(range(len(jobs)))
     random.Random(SEED).shuffle(order)
     queue = [_Attempt(FIRING.timestamp(), rank, job, FIRING) for rank, job in zip(order, jobs, strict=True)]
-    end = FIRING + CATCH_UP + timedelta(minutes=10)  # the last sweep whose window holds the firing
+    end = FIRING + catch_up + timedelta(minutes=10)  # the last sweep whose window holds the firing
     queue += [
         _Attempt(moment.timestamp(), len(jobs), sweep_job, moment)
         for moment in fire_times(SWEEP_CRON, "UTC", FIRING, end)
@@ -271,6 +282,8 @@ def _simulate(
             tally.outcomes[outcome] = tally.outcomes.get(outcome, 0) + 1
             tally.last_attempt = attempt.at
         if 200 <= status < 300:
+            if sweep and all_ran():
+                break
             continue
         intervals = list(backoff_intervals(attempt.job["retryConfig"]))
         if attempt.retry < len(intervals):
@@ -279,6 +292,13 @@ def _simulate(
         elif not sweep:
             tally.given_up += 1
     return tally
+
+
+def _all_ran(cloud: LocalCloud, schedules: int) -> Callable[[], bool]:
+    def all_ran() -> bool:
+        return len(cloud.job_names("herd-")) >= schedules
+
+    return all_ran
 
 
 def _body(job: Mapping[str, Any]) -> bytes:

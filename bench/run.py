@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from . import coldstart, deploy, herd, importprofile, quota_herd
@@ -33,6 +34,7 @@ class BenchConfig:
     deploy_schedules: int
     quota_herd_schedules: int  # the herd under a quota (quota_herd.py), in virtual time
     quota_per_minute: int
+    quota_catch_up: timedelta  # each schedule's catch-up window there
     include_reference: bool
     chart: bool
 
@@ -45,6 +47,7 @@ FULL = BenchConfig(
     deploy_schedules=20,
     quota_herd_schedules=quota_herd.SCHEDULES,
     quota_per_minute=quota_herd.QUOTA_PER_MINUTE,
+    quota_catch_up=quota_herd.CATCH_UP,
     include_reference=True,
     chart=True,
 )
@@ -57,6 +60,7 @@ SMOKE = BenchConfig(
     deploy_schedules=2,
     quota_herd_schedules=20,
     quota_per_minute=5,
+    quota_catch_up=timedelta(hours=2),  # fewer sweeps to run; the small herd needs less than one hour
     include_reference=False,
     chart=False,
 )
@@ -105,7 +109,12 @@ def run(config: BenchConfig, *, say: Callable[[str], None] = print) -> Results:
     for scenario in quota_herd.scenarios():
         say(f"herd under a quota: {config.quota_herd_schedules} schedules, {scenario.name}")
         results.quota_herds.append(
-            quota_herd.run(scenario, schedules=config.quota_herd_schedules, quota_per_minute=config.quota_per_minute)
+            quota_herd.run(
+                scenario,
+                schedules=config.quota_herd_schedules,
+                quota_per_minute=config.quota_per_minute,
+                catch_up=config.quota_catch_up,
+            )
         )
     results.network_blocked += blocked  # the bench process's own calls (the deployer's)
     results.machine = describe_machine(before=results.machine)
