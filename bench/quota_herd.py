@@ -18,9 +18,9 @@ machine. A discrete-event simulation of Cloud Scheduler drives the real code:
   max backoff, retry_count times), after an answer that takes no virtual time, so the
   attempt deadline never cuts one off. When the last retry fails the firing is given up.
 
-Every schedule has catch-up on (a CATCH_UP window), so the region also has the sweep job
-(catch_up.py contract), fired every 10 minutes of virtual time like the others: the real
-function's sweep decides what it catches up and when, with its own per-sweep cap.
+Every schedule has catch-up on (a CATCH_UP window), so the deployer adds the sweep job, fired
+every 10 minutes of virtual time like the others: the real function's sweep decides what it
+catches up and when, with its own per-sweep cap.
 """
 
 from __future__ import annotations
@@ -43,10 +43,9 @@ from vertex_cron_local.dispatcher import backoff_intervals, format_schedule_time
 from vertex_cron_local.emulator.faults import RateLimit
 from vertex_cron_trigger import handler
 from vertex_cron_trigger import settings as trigger_settings
-from vertex_cron_trigger.catch_up import SWEEP_BODY, SWEEP_CRON, SWEEP_JOB
+from vertex_cron_trigger.catch_up import SWEEP_CRON
 from vertex_cron_trigger.logical_time import fire_times
 from vertex_cron_trigger.pipeline_job import job_id
-from vertex_cron_trigger.timefmt import format_rfc3339
 
 from .deploy import deployer_settings
 from .world import AUDIENCE, PROJECT, REGION, SCHEDULER_SA, SPEC_FILE, LocalCloud
@@ -214,9 +213,9 @@ def run(
 def _deploy(
     cloud: LocalCloud, scenario: Scenario, schedules: int, window: timedelta
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The deployer's jobs for `schedules` daily schedules with catch-up, and the sweep job,
-    with the scenario's retry settings, created through the deployer's seam; returned as
-    Scheduler stores them (REST JSON)."""
+    """The deployer's jobs for `schedules` daily schedules with catch-up `window`, deployed
+    at DEPLOYED, and its sweep job, with the scenario's retry settings, created through the
+    deployer's seam; returned as Scheduler stores them (REST JSON)."""
     settings = deployer_settings(cloud)
     wanted = [
         ScheduleInput(
@@ -225,26 +224,22 @@ def _deploy(
             cron=CRON,
             time_zone="UTC",
             parameters={"run_date": "{{schedule_time:%Y-%m-%d}}"},
+            catch_up=f"{window.total_seconds() / 60:.0f}m",
         )
         for index in range(schedules)
     ]
-    built = desired.build(settings, wanted, source=function_source.build())
+    built = desired.with_catch_up(desired.build(settings, wanted, source=function_source.build()), {}, now=DEPLOYED)
     seam = GoogleCloud(settings)
-    written = {**scenario.retry, "attempt_deadline": scenario.attempt_deadline}
-    catch_up = {"catch_up": f"{window.total_seconds():.0f}s", "catch_up_since": format_rfc3339(DEPLOYED)}
     for job in built.jobs:
-        fields = desired.job_fields(job, spec_uri=cloud.spec_uri, url=AUDIENCE)
-        fields["http_target.body"] = {**fields["http_target.body"], **catch_up}
-        seam.create_job(job.name, {**fields, **written})
-    # The sweep job as the catch-up contract describes it: the schedules' OIDC identity and audience.
-    sweep = {**fields, **written, "schedule": SWEEP_CRON, "time_zone": "UTC", "http_target.body": SWEEP_BODY}
-    seam.create_job(f"projects/{PROJECT}/locations/{REGION}/jobs/{SWEEP_JOB}", sweep)
+        spec_uri = None if job.spec_object is None else cloud.spec_uri  # the sweep's job has no spec
+        fields = desired.job_fields(job, spec_uri=spec_uri, url=AUDIENCE)
+        seam.create_job(job.name, {**fields, **scenario.retry, "attempt_deadline": scenario.attempt_deadline})
     stored = cloud.vertex.scheduler_jobs()
     if any(parse_duration(job["retryConfig"].get("maxRetryDuration"), 0.0) for job in stored):
         # "Retried until both limits are reached" is not modelled: refuse rather than guess.
         raise ValueError("a nonzero max_retry_duration is not modelled by this bench")
-    herd = [job for job in stored if not job["name"].endswith("/" + SWEEP_JOB)]
-    return herd, next(job for job in stored if job["name"].endswith("/" + SWEEP_JOB))
+    sweep = desired.sweep_job_name(PROJECT, REGION)
+    return [job for job in stored if job["name"] != sweep], next(job for job in stored if job["name"] == sweep)
 
 
 def _simulate(
