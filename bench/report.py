@@ -341,6 +341,7 @@ def _method(results: Results) -> str:
         "230 ms by issue 16's measurement) into the floor and vertex-cron alike, which pushed every ratio toward 1. They "
         "also compiled each source at start (no build step) and checked no token. Production installs only "
         "`function/requirements.txt`, and so does this bench now.\n"
-        f"- Reproduce: `make bench` (a full run takes a few minutes, more the first time: the virtualenvs); "
+        f"- Reproduce: `make bench` (a full run takes a few minutes, more the first time: the virtualenvs, and "
+        "the herd under a quota about ten more per retry setting: six simulated hours of sweeps); "
         f"`python -m bench --smoke` is the quick check `make test` runs.{skipped}\n"
     )

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .deploy import DeployStep
-from .quota_herd import DEPLOYERS
+from .quota_herd import DEPLOYERS, QuotaHerd
 from .run import Results
 from .stats import Summary, summarize
 
@@ -129,17 +129,7 @@ def targets(results: Results, figures: list[SubjectFigures]) -> list[Target]:
             f"{results.herd.duplicate_runs} duplicates",
         )
     )
-    deployers = next((herd for herd in results.quota_herds if herd.scenario == DEPLOYERS), None)
-    if deployers is not None:
-        found.append(
-            Target(
-                "herd under a quota: none lost, none duplicated, all within the catch-up window",
-                f"{deployers.runs} runs for {deployers.schedules} firings, the last after "
-                f"{(deployers.last_run_seconds or 0) / 3600:.2f} h",
-                deployers.goal_met,
-                f"{deployers.lost} lost, {deployers.duplicates} duplicates, window {deployers.catch_up_seconds / 3600:g} h",
-            )
-        )
+    found += quota_herd_targets(results.quota_herds)
     noop = _noop(results)
     found.append(
         Target(
@@ -150,6 +140,20 @@ def targets(results: Results, figures: list[SubjectFigures]) -> list[Target]:
         )
     )
     return found
+
+
+def quota_herd_targets(herds: list[QuotaHerd]) -> list[Target]:
+    """Issue 14's goal, judged on the deployer's retry settings (the others are for comparison)."""
+    return [
+        Target(
+            "herd under a quota: none lost, none duplicated, all within the catch-up window",
+            f"{herd.runs} runs for {herd.schedules} firings, the last after {(herd.last_run_seconds or 0) / 3600:.2f} h",
+            herd.goal_met,
+            f"{herd.lost} lost, {herd.duplicates} duplicates, window {herd.catch_up_seconds / 3600:g} h",
+        )
+        for herd in herds
+        if herd.scenario == DEPLOYERS
+    ]
 
 
 def _at_most(goal: str, ratio: float, limit: float, base: float, unit: str) -> Target:
