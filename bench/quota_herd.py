@@ -3,7 +3,7 @@ Q pipelineJobs.create a minute and refuses the rest with 429 RESOURCE_EXHAUSTED.
 
 Unlike herd.py (duplicate deliveries against one warm instance, timed), nothing here is
 timed: it counts what Cloud Scheduler's retries and the function make of a quota, in
-virtual time, so hours of retries and sweeps take a minute and come out the same on any
+virtual time, so hours of retries and sweeps take minutes and come out the same on any
 machine. A discrete-event simulation of Cloud Scheduler drives the real code:
 
 - the Scheduler jobs are the deployer's (desired.build, desired.job_fields: body, retry
@@ -264,10 +264,10 @@ def _simulate(
     ]
     heapq.heapify(queue)
     tally = _Tally()
-    token = mint(audience=AUDIENCE, email=SCHEDULER_SA)
     while queue:
         attempt = heapq.heappop(queue)
         clock.now = attempt.at
+        token = mint(audience=AUDIENCE, email=SCHEDULER_SA)  # a fresh one per attempt, as Scheduler's
         status, outcome = post(_body(attempt.job), _headers(attempt.job, attempt.schedule_time, token))
         sweep = attempt.job is sweep_job
         if sweep:
