@@ -76,7 +76,9 @@ RETRY = {
     "retry_config.max_retry_duration": "0s",  # bounded by retry_count alone
     "retry_config.min_backoff_duration": "75s",
     "retry_config.max_backoff_duration": "75s",
-    "retry_config.max_doublings": 0,
+    # Moot with min = max; not 0, which proto3 cannot tell from unset, so Scheduler would
+    # store its default (5) and every plan would see a change.
+    "retry_config.max_doublings": 5,
 }
 # How long Scheduler waits for an answer (HTTP targets allow 15 s .. 30 min): the function's
 # own timeout plus a minute for a cold start, so Scheduler never gives up on an attempt the
