@@ -82,10 +82,12 @@ class Scenario:
 
     def describe(self) -> str:
         retry = {key.removeprefix("retry_config."): value for key, value in self.retry.items()}
-        return (
-            f"{retry['retry_count']} retries, backoff {retry['min_backoff_duration']}–"
-            f"{retry['max_backoff_duration']}, {retry['max_doublings']} doublings"
-        )
+        low, high = retry["min_backoff_duration"], retry["max_backoff_duration"]
+        if retry["retry_count"] == 0:
+            return "0 retries"
+        if low == high:  # doublings are moot
+            return f"{retry['retry_count']} retries, {low} apart"
+        return f"{retry['retry_count']} retries, backoff {low}–{high}, {retry['max_doublings']} doublings"
 
 
 def scenarios() -> list[Scenario]:
