@@ -288,7 +288,7 @@ def _quota_herd(results: Results) -> str:
             rows,
         )
         + "\nScheduler adds no jitter: a herd retries in waves, and a wave gets one quota minute's worth of "
-        "runs whatever its size. Retries that share a minute (30 s and 90 s after a firing) add requests, not "
+        "runs whatever its size. Attempts that share a minute (a firing and its retry 30 s later) add requests, not "
         "runs; retries more than a minute apart each add a minute's worth. Five retries (Scheduler's most) 75 s "
         "apart make six waves in six minutes and give up after 6¼ minutes; what they leave, the sweep creates "
         "once Scheduler's give-up span has passed, a capped number every 10 minutes, so every run it saves from "
