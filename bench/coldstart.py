@@ -37,6 +37,7 @@ class ColdStart:
     seconds: float  # spawn -> first 2xx
     listening_seconds: float  # spawn -> the port accepts (main.py imported, gunicorn up)
     rss: PeakRss
+    token_fetches: int  # access tokens the metadata server gave during the run (the floor asks none)
     stderr: str  # the server's stderr: network-guard lines, import profiles
 
 
@@ -55,6 +56,7 @@ def measure(
         environment=subject.environment,
     )
     token = cloud.forwarded_token()
+    tokens_before = cloud.metadata.tokens_issued
     with ThreadPoolExecutor(1, thread_name_prefix="bench-start") as starter:
         started = time.perf_counter()
         starting = starter.submit(process.start)
@@ -70,7 +72,8 @@ def measure(
         finally:
             wait([starting])  # stop() must not race start() for the process handle
             process.stop()
-    return ColdStart(subject.key, seconds, listening, rss, process.stderr_path.read_text())
+    token_fetches = cloud.metadata.tokens_issued - tokens_before
+    return ColdStart(subject.key, seconds, listening, rss, token_fetches, process.stderr_path.read_text())
 
 
 def function_paths(subject: Subject, *, guarded: bool) -> dict[str, str]:

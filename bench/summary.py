@@ -164,6 +164,9 @@ def invariant_failures(results: Results) -> list[str]:
         failures.append(f"no-op redeploy made {_noop(results).mutating_calls} mutating calls")
     if any(step.function_touched for step in results.deploy_steps[1:]):
         failures.append("a redeploy or a new schedule rebuilt or changed the function")
+    tokenless = [run.subject for run in results.cold_starts if run.subject != "floor" and run.token_fetches < 1]
+    if tokenless:
+        failures.append(f"cold starts without the metadata server's token: {sorted(set(tokenless))}")
     if results.network_blocked:
         failures.append(f"{len(results.network_blocked)} attempts to leave 127.0.0.1: {results.network_blocked[:3]}")
     return failures

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from vertex_cron_trigger.timefmt import parse_rfc3339
 
 from . import __version__, config
 from .errors import VertexCronError
@@ -464,6 +463,8 @@ def backfill(sources: _SettingSources, fmt: str, name: str, start: str, end: str
 
 
 def _rfc3339_option(flag: str, value: str) -> datetime:
+    from vertex_cron_trigger.timefmt import parse_rfc3339  # backfill only: not on every start
+
     try:
         return parse_rfc3339(value)
     except ValueError as exc:

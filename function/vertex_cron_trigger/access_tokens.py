@@ -183,6 +183,13 @@ def google_auth_request(connections: Connections) -> Any:
 
 
 def _gcloud_credentials_exist() -> bool:
-    from google.auth import _cloud_sdk  # where gcloud keeps them (CLOUDSDK_CONFIG, ~/.config/gcloud, %APPDATA%)
-
-    return os.path.isfile(_cloud_sdk.get_application_default_credentials_path())
+    """Whether gcloud's application-default file exists where google-auth looks for it
+    (google/auth/_cloud_sdk.py: CLOUDSDK_CONFIG, else ~/.config/gcloud, on Windows
+    %APPDATA%\\gcloud). Read here, not through google.auth, which the metadata path never loads."""
+    config = os.environ.get("CLOUDSDK_CONFIG")
+    if config is None:
+        if os.name == "nt":
+            config = os.path.join(os.environ.get("APPDATA") or os.environ.get("SYSTEMDRIVE", "C:") + "\\", "gcloud")
+        else:
+            config = os.path.join(os.path.expanduser("~"), ".config", "gcloud")
+    return os.path.isfile(os.path.join(config, "application_default_credentials.json"))

@@ -32,7 +32,7 @@ import json as json_module
 import selectors
 import ssl
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -79,9 +79,9 @@ _CAUGHT = (OSError, http.client.HTTPException)  # what http.client, socket and s
 class Response:
     """A status and headers; the body read at once (`content`) or streamed (`read1`)."""
 
-    def __init__(self, raw: http.client.HTTPResponse, release: Any) -> None:
+    def __init__(self, raw: http.client.HTTPResponse, release: Callable[[bool], None]) -> None:
         self._raw = raw
-        self._release = release  # gives the connection back, or closes it when unusable
+        self._release: Callable[[bool], None] | None = release  # gives the connection back, or closes it
         self._content: bytes | None = None
         self.status_code = raw.status
         self.headers = raw.headers  # case-insensitive .get
@@ -155,7 +155,7 @@ class Connections:
             sent.setdefault("Content-Type", "application/json")
         connection = self._take(key, timeout[0])
         try:
-            connection.sock.settimeout(timeout[1])  # type: ignore[union-attr]
+            connection.sock.settimeout(timeout[1])
             connection.request(method, target, body=data, headers=sent)
             raw = connection.getresponse()
         except _CAUGHT as exc:
@@ -179,18 +179,17 @@ class Connections:
                     return connection
                 connection.close()
         scheme, host, port = key
-        if scheme == "https":
-            connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-                host, port, timeout=connect_timeout, context=_tls_context()
-            )
-        else:
-            connection = http.client.HTTPConnection(host, port, timeout=connect_timeout)
+        fresh = (
+            http.client.HTTPSConnection(host, port, timeout=connect_timeout, context=_tls_context())
+            if scheme == "https"
+            else http.client.HTTPConnection(host, port, timeout=connect_timeout)
+        )
         try:
-            connection.connect()
+            fresh.connect()
         except _CAUGHT as exc:
-            connection.close()
+            fresh.close()
             raise _failure(exc, reading_body=False, connecting=True) from exc
-        return connection
+        return fresh
 
     def _give_back(self, key: _Key, connection: http.client.HTTPConnection, reusable: bool) -> None:
         with self._lock:

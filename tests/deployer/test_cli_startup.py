@@ -39,6 +39,17 @@ def test_version_and_help_load_no_client_library():
         assert [m for m in loaded if m.startswith(HEAVY) or "emulator" in m] == [], argv
 
 
+def test_version_and_help_load_no_settings_file_reader_nor_validation_rules():
+    """Only commands that resolve settings read vertex-cron.toml and check formats; only
+    backfill parses RFC 3339 times."""
+    for argv in (["--version"], ["--help"]):
+        loaded = _modules_after(
+            f"from vertex_cron.cli import cli\ncli.main({argv!r}, standalone_mode=False, prog_name='vertex-cron')"
+        )
+        assert [m for m in loaded if m in ("tomllib", "vertex_cron.validation")] == [], argv
+        assert [m for m in loaded if m.startswith("vertex_cron_trigger")] == [], argv
+
+
 def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     code = f"from vertex_cron.cli import main; main({list(args)!r})"
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
