@@ -66,7 +66,10 @@ def measure(
             response = fire(process.url, body, token=token, schedule_time=SCHEDULE_TIME)
             seconds = time.perf_counter() - started
             if not response.ok:
-                raise BenchError(f"{subject.title} answered {response.status_code}: {response.text[:300]}")
+                raise BenchError(
+                    f"{subject.title} answered {response.status_code}: {response.text[:300]}\n"
+                    f"its stderr ends:\n{process.stderr_path.read_text()[-2000:]}"
+                )
             starting.result()
             rss = peak_rss(process.port)
         finally:

@@ -8,9 +8,10 @@ google/auth/compute_engine/_metadata.py reads them. What it answers (docs/fideli
 "Metadata server"):
 - `GET /` (google-auth's ping): 200 with the `Metadata-Flavor: Google` response header;
 - under /computeMetadata/v1/, only with the `Metadata-Flavor: Google` request header
-  (else 403): `project/project-id` (text), `instance/service-accounts/default/`
+  (else 403): `project/project-id` (text), `instance/service-accounts/ACCOUNT/`
   (`?recursive=true`: email, aliases, scopes as JSON) and its `token` (`access_token`,
-  `expires_in`, `token_type`); anything else is a 404.
+  `expires_in`, `token_type`), ACCOUNT being `default` or the account's email (google-auth
+  asks by email once it has learnt it); anything else is a 404.
 The tokens are opaque random strings: no emulator checks them.
 """
 
@@ -24,7 +25,7 @@ from urllib.parse import urlsplit
 
 FLAVOR = ("Metadata-Flavor", "Google")
 ROOT = "/computeMetadata/v1/"
-SERVICE_ACCOUNT = ROOT + "instance/service-accounts/default/"
+SERVICE_ACCOUNTS = ROOT + "instance/service-accounts/"
 TOKEN_SECONDS = 3599  # what the metadata server grants: an hour, less the time it took
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
@@ -65,10 +66,13 @@ class MetadataServer:
         """(status, content type, body) for a GET that carried the flavor header."""
         if path == ROOT + "project/project-id":
             return 200, "application/text", self.project
-        if path == SERVICE_ACCOUNT and "recursive=true" in query:
+        account, _, rest = path.removeprefix(SERVICE_ACCOUNTS).partition("/")
+        if not path.startswith(SERVICE_ACCOUNTS) or account not in ("default", self.service_account):
+            return 404, "text/html", "Not Found"
+        if rest == "" and "recursive=true" in query:
             info = {"aliases": ["default"], "email": self.service_account, "scopes": SCOPES}
             return 200, "application/json", json.dumps(info)
-        if path == SERVICE_ACCOUNT + "token":
+        if rest == "token":
             with self._lock:
                 self.tokens_issued += 1
             token = {"access_token": secrets.token_urlsafe(32), "expires_in": TOKEN_SECONDS, "token_type": "Bearer"}

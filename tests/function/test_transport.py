@@ -139,3 +139,78 @@ def test_a_401_refreshes_the_token_once_and_sends_again():
     with pytest.raises(Exception, match="HTTP 401"):
         rest.create_pipeline_job("j", {})
     assert len(sent.authorization) == 2
+
+
+class _OAuthTokenEndpoint(BaseHTTPRequestHandler):
+    """Google's OAuth token endpoint, answering any grant (RFC 6749 §5.1)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        form = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        self.server.grants.append(form)  # type: ignore[attr-defined]
+        body = b'{"access_token": "from-the-grant", "expires_in": 3599, "token_type": "Bearer"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_key_file_credentials_are_refreshed_by_google_auth_over_the_transport(tmp_path, monkeypatch):
+    """Off Cloud Run (the Luigi task on a laptop): google.auth.default() finds the key file
+    or gcloud's file, and refreshes through google_auth_request, not `requests`."""
+    import json
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from vertex_cron_trigger.access_tokens import GoogleAuthTokens, application_default
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _OAuthTokenEndpoint)
+    server.grants = []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    key_file = tmp_path / "key.json"
+    key_file.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "p",
+                "client_email": "luigi@p.iam.gserviceaccount.com",
+                "client_id": "1",
+                "private_key_id": "k1",
+                "private_key": key.decode(),
+                "token_uri": f"http://127.0.0.1:{server.server_port}/token",
+            }
+        )
+    )
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
+    try:
+        tokens = application_default(Connections(), ["https://www.googleapis.com/auth/cloud-platform"])
+        assert isinstance(tokens, GoogleAuthTokens)
+        assert tokens.authorization() == "Bearer from-the-grant"
+        assert tokens.authorization() == "Bearer from-the-grant"
+    finally:
+        server.shutdown()
+        server.server_close()
+    [grant] = server.grants  # type: ignore[attr-defined]
+    assert "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer" in grant
+
+
+def test_the_metadata_stand_in_answers_by_default_or_by_email_and_only_with_the_flavor_header(metadata):
+    connections, root = Connections(), f"http://{metadata.host}/computeMetadata/v1/instance/service-accounts/"
+    flavor = {"Metadata-Flavor": "Google"}
+
+    def get(path: str, headers: dict[str, str]) -> int:
+        return connections.request("GET", root + path, headers=headers, timeout=(5, 5)).status_code
+
+    assert get("default/token", flavor) == get(f"{metadata.service_account}/token", flavor) == 200
+    assert get("default/?recursive=true", flavor) == 200
+    assert get("default/token", {}) == 403
+    assert get("someone-else@p.iam.gserviceaccount.com/token", flavor) == 404
+    assert metadata.tokens_issued == 2
