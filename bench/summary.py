@@ -29,6 +29,8 @@ class SubjectFigures:
     cold_vs_floor: float  # median / floor's median
     paired_vs_floor: float  # median of this/floor within each round: robust to a slow phase
     worker_vs_floor: float
+    cpu_seconds: Summary  # master + worker CPU until the first 2xx answered
+    cpu_vs_floor: float
     samples_seconds: list[float]
 
 
@@ -59,6 +61,9 @@ def subject_figures(results: Results) -> list[SubjectFigures]:
                 cold.median / floor[0].median,
                 statistics.median(run.seconds / base.seconds for run, base in zip(runs, floor_runs, strict=True)),
                 worker.median / floor[2].median,
+                summarize([run.rss.cpu_seconds for run in runs]),
+                statistics.median(run.rss.cpu_seconds for run in runs)
+                / statistics.median(run.rss.cpu_seconds for run in floor_runs),
                 [run.seconds for run in runs],
             )
         )
