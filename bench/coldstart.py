@@ -37,6 +37,7 @@ class ColdStart:
     seconds: float  # spawn -> first 2xx
     listening_seconds: float  # spawn -> the port accepts (main.py imported, gunicorn up)
     rss: PeakRss
+    token_fetches: int  # access tokens the metadata server gave during the run (the floor asks none)
     stderr: str  # the server's stderr: network-guard lines, import profiles
 
 
@@ -55,6 +56,7 @@ def measure(
         environment=subject.environment,
     )
     token = cloud.forwarded_token()
+    tokens_before = cloud.metadata.tokens_issued
     with ThreadPoolExecutor(1, thread_name_prefix="bench-start") as starter:
         started = time.perf_counter()
         starting = starter.submit(process.start)
@@ -64,13 +66,17 @@ def measure(
             response = fire(process.url, body, token=token, schedule_time=SCHEDULE_TIME)
             seconds = time.perf_counter() - started
             if not response.ok:
-                raise BenchError(f"{subject.title} answered {response.status_code}: {response.text[:300]}")
+                raise BenchError(
+                    f"{subject.title} answered {response.status_code}: {response.text[:300]}\n"
+                    f"its stderr ends:\n{process.stderr_path.read_text()[-2000:]}"
+                )
             starting.result()
             rss = peak_rss(process.port)
         finally:
             wait([starting])  # stop() must not race start() for the process handle
             process.stop()
-    return ColdStart(subject.key, seconds, listening, rss, process.stderr_path.read_text())
+    token_fetches = cloud.metadata.tokens_issued - tokens_before
+    return ColdStart(subject.key, seconds, listening, rss, token_fetches, process.stderr_path.read_text())
 
 
 def function_paths(subject: Subject, *, guarded: bool) -> dict[str, str]:

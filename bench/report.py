@@ -105,18 +105,25 @@ def _cold_starts(results: Results, figures: list[SubjectFigures]) -> str:
                 speedup,
                 f"{figure.listening_seconds.median * 1000:.0f} ms",
                 f"{figure.first_trigger_seconds.median * 1000:.0f} ms",
+                f"{figure.cpu_seconds.median * 1000:.0f} ms",
+                f"{figure.cpu_vs_floor:.2f}×",
                 str(figure.cold_seconds.n),
             ]
         )
     return (
         "## 1. Cold start to the first created PipelineJob\n\n"
         "From spawning `functions-framework` (from the function's own virtualenv, over its byte-compiled source) "
-        "to the first 2xx of a real trigger carrying Cloud Scheduler's token as Cloud Run forwards it (spec read "
-        "from the Cloud Storage emulator, PipelineJob created in the Vertex AI emulator; the floor answers 200 at once). "
+        "to the first 2xx of a real trigger carrying Cloud Scheduler's token as Cloud Run forwards it (the access "
+        "token fetched from the metadata server stand-in, spec read from the Cloud Storage emulator, PipelineJob "
+        "created in the Vertex AI emulator; the floor answers 200 at once). "
         f"{results.config.cold_runs} runs each, interleaved, after {results.config.warmup_rounds} discarded warm-up round(s). "
         "Paired × floor is the median of the ratios within each round, which a slow phase on the machine "
         "cannot skew. The last two columns are the medians of the two parts of each run: until the port accepts (main.py imported, gunicorn "
-        "up), then the first trigger itself (lazy imports, sessions, the Storage read, the Vertex AI create).\n\n"
+        "up), then the first trigger itself (lazy imports, the access token, the Storage read, the Vertex AI create). "
+        "CPU is the user + system time the server's processes (gunicorn master and worker) had used when the "
+        "first 2xx came back, from /proc (in clock ticks of 10 ms): what other work on a busy machine takes does "
+        "not count in it, so it compares the subjects more steadily than wall time; the emulators' work, in the "
+        "bench process, is not in it.\n\n"
         + _table(
             [
                 "function",
@@ -127,6 +134,8 @@ def _cold_starts(results: Results, figures: list[SubjectFigures]) -> str:
                 "reference ÷ this",
                 "until listening",
                 "first trigger",
+                "CPU",
+                "CPU × floor",
                 "runs",
             ],
             rows,
@@ -324,24 +333,34 @@ def _method(results: Results) -> str:
         "carries Cloud Scheduler's ID token with its signature replaced by `SIGNATURE_REMOVED_BY_GOOGLE`, as "
         "Cloud Run forwards it. The virtualenvs are made once and cached (local/function_env.py), "
         "before anything is timed.\n"
+        "- Every call to Google pays for an access token on Cloud Run, and so does every cold start here: a "
+        "metadata-server stand-in on 127.0.0.1 (local/metadata_server.py) gives it, found through "
+        "`GCE_METADATA_HOST` / `GCE_METADATA_IP` as google-auth reads them. vertex-cron fetches it once per "
+        "process and sends it to the emulators too (`VERTEX_CRON_EMULATOR_CREDENTIALS=adc`); the SDK reference "
+        "finds it through `google.auth.default()` (a ping, then its own fetches). Each run's fetches are counted: "
+        "a vertex-cron or SDK cold start without one fails the invariants. `CLOUDSDK_CONFIG` points at an empty "
+        "directory, so no credentials of this machine stand in.\n"
         "- One local cloud for all: the project's Vertex AI emulator and gcp-storage-emulator, in the bench "
         "process; each function is a fresh `functions-framework` process (FunctionProcess) with the same "
         "environment and the same Cloud Scheduler-shaped request (the spec as the deployer uploads it: canonical JSON, pinned `#generation`).\n"
         "- The SDK reference imports `google.cloud.aiplatform` at module level, as the recipe does, and calls "
-        '`aiplatform.init(api_endpoint=<emulator>, api_transport="rest", credentials=AnonymousCredentials())` '
+        '`aiplatform.init(api_endpoint=<emulator>, api_transport="rest")` (application default credentials) '
         "then `PipelineJob(...).submit(service_account=...)`. Each request names a fresh, absent pipeline-root "
         "bucket: for an existing one the SDK asks the real Resource Manager who owns it.\n"
         "- No timed process carries the network guard (an audit hook on every socket call would slow it). The "
         "untimed, profiled start of each function does: bench/netguard refuses and counts any connection or DNS "
         "lookup outside 127.0.0.1, and so does the bench process itself (the deployer's calls).\n"
-        "- Why earlier runs (up to commit 307593d) read 1.08× the floor: they served every function from the development "
+        "- Why earlier runs (up to commit 307593d) read 1.08–1.13× the floor, which flattered vertex-cron: they served every function from the development "
         "virtualenv, where `google-cloud-functions` (a deployer dependency) and functions-framework both install "
         "`google/cloud/functions/`. The client library's `__init__.py` won, so functions-framework's own start-up "
         "(`event_conversion` → `google.cloud.functions.context`) imported the whole functions_v1 client (about "
         "230 ms by issue 16's measurement) into the floor and vertex-cron alike, which pushed every ratio toward 1. They "
-        "also compiled each source at start (no build step) and checked no token. Production installs only "
-        "`function/requirements.txt`, and so does this bench now.\n"
-        f"- Reproduce: `make bench` (a full run takes a few minutes, more the first time: the virtualenvs, and "
-        "the herd under a quota about ten more per retry setting: six simulated hours of sweeps); "
+        "also compiled each source at start (no build step), checked no token and fetched no access token. "
+        "Production installs only `function/requirements.txt`, and so does this bench now. Measured this way the "
+        "trigger first read 1.37–1.47× (issue 16): `requests` with urllib3, charset_normalizer and idna (~57 ms "
+        "of the first firing) and the trigger's own modules; the function now talks HTTP over http.client, which "
+        "the runtime has already loaded, and loads what only some firings need (croniter's rules, template URIs, "
+        "google-auth) lazily.\n"
+        f"- Reproduce: `make bench` (a full run takes a few minutes, more the first time: the virtualenvs, and the herd under a quota about ten more per retry setting: six simulated hours of sweeps); "
         f"`python -m bench --smoke` is the quick check `make test` runs.{skipped}\n"
     )

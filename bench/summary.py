@@ -30,6 +30,8 @@ class SubjectFigures:
     cold_vs_floor: float  # median / floor's median
     paired_vs_floor: float  # median of this/floor within each round: robust to a slow phase
     worker_vs_floor: float
+    cpu_seconds: Summary  # master + worker CPU until the first 2xx answered
+    cpu_vs_floor: float
     samples_seconds: list[float]
 
 
@@ -60,6 +62,9 @@ def subject_figures(results: Results) -> list[SubjectFigures]:
                 cold.median / floor[0].median,
                 statistics.median(run.seconds / base.seconds for run, base in zip(runs, floor_runs, strict=True)),
                 worker.median / floor[2].median,
+                summarize([run.rss.cpu_seconds for run in runs]),
+                statistics.median(run.rss.cpu_seconds for run in runs)
+                / statistics.median(run.rss.cpu_seconds for run in floor_runs),
                 [run.seconds for run in runs],
             )
         )
@@ -187,6 +192,9 @@ def invariant_failures(results: Results) -> list[str]:
                 f"herd under a quota ({quota_herd.scenario}): {quota_herd.runs} runs, {quota_herd.lost} lost, "
                 f"{quota_herd.duplicates} duplicates for {quota_herd.schedules} firings"
             )
+    tokenless = [run.subject for run in results.cold_starts if run.subject != "floor" and run.token_fetches < 1]
+    if tokenless:
+        failures.append(f"cold starts without the metadata server's token: {sorted(set(tokenless))}")
     if results.network_blocked:
         failures.append(f"{len(results.network_blocked)} attempts to leave 127.0.0.1: {results.network_blocked[:3]}")
     return failures

@@ -1,9 +1,11 @@
 """The local cloud every measurement runs against: the Vertex AI emulator, the Cloud
-Storage emulator holding the compiled pipeline, and the environment a function gets."""
+Storage emulator holding the compiled pipeline, a metadata server giving the functions
+their access token as on Cloud Run, and the environment a function gets."""
 
 from __future__ import annotations
 
 import json
+import tempfile
 import uuid
 from pathlib import Path
 from types import TracebackType
@@ -12,6 +14,7 @@ import requests
 from vertex_cron import spec_file
 from vertex_cron.models import SpecObject, spec_prefix
 from vertex_cron_local.emulator import Emulator
+from vertex_cron_local.metadata_server import MetadataServer
 from vertex_cron_local.storage import StorageEmulator
 from vertex_cron_local.token_issuer import LocalIssuer
 from vertex_cron_trigger.oidc import STRIPPED_SIGNATURE
@@ -23,6 +26,7 @@ PROJECT, REGION = "bench-project", "us-central1"
 SPEC_BUCKET = "bench-project-vertex-cron"
 WORKLOAD_SA = f"vertex-cron-workload@{PROJECT}.iam.gserviceaccount.com"
 SCHEDULER_SA = f"vertex-cron-scheduler@{PROJECT}.iam.gserviceaccount.com"
+FUNCTION_SA = f"vertex-cron-function@{PROJECT}.iam.gserviceaccount.com"
 # The function's URL as the deployer sets it in VERTEX_CRON_AUDIENCE and the jobs' oidcToken.audience.
 AUDIENCE = "https://vertex-cron-trigger-123456789012.us-central1.run.app"
 NETGUARD_DIR = Path(__file__).resolve().parent / "netguard"
@@ -36,12 +40,17 @@ class LocalCloud:
         self.vertex = Emulator(latency_seconds=latency_seconds)
         self.storage = StorageEmulator()
         self.issuer = LocalIssuer()
+        self.metadata = MetadataServer(project=PROJECT, service_account=FUNCTION_SA)
+        # An empty gcloud configuration: no machine's own application default credentials
+        # may stand in for the metadata server's token.
+        self._gcloud_config = tempfile.TemporaryDirectory(prefix="vertex-cron-bench-gcloud-")
         self.spec_uri = ""
         self._root_buckets: list[str] = []  # handed out by trigger_body, allowed by function_env
 
     def __enter__(self) -> LocalCloud:
         self.vertex.start()
         self.storage.start()
+        self.metadata.start()
         self.storage.create_bucket(SPEC_BUCKET)
         spec_object, _ = spec_file.load(SPEC_FILE, prefix=spec_prefix(PROJECT, REGION))
         self.spec_uri = f"gs://{SPEC_BUCKET}/{spec_object.object_name}#{self._upload(spec_object)}"
@@ -50,8 +59,10 @@ class LocalCloud:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
+        self.metadata.stop()
         self.storage.stop()
         self.vertex.stop()
+        self._gcloud_config.cleanup()
 
     def _upload(self, spec: SpecObject) -> int:
         response = requests.post(
@@ -69,7 +80,10 @@ class LocalCloud:
     def function_env(self, **extra: str) -> dict[str, str]:
         """The environment the deployer gives the trigger on Cloud Run, pointed at the
         emulators: tokens are checked (VERTEX_CRON_ALLOWED_INVOKERS) and K_SERVICE says the
-        platform already verified their signature. Sources are byte-compiled beforehand, as
+        platform already verified their signature. Every call to the emulators carries the
+        metadata server's access token, fetched on the first call, as every call to Google
+        does on Cloud Run (VERTEX_CRON_EMULATOR_CREDENTIALS=adc; the SDK reference uses
+        application default credentials anyway). Sources are byte-compiled beforehand, as
         the build does; nothing more is written at start-up."""
         return {
             "PYTHONDONTWRITEBYTECODE": "1",
@@ -84,6 +98,9 @@ class LocalCloud:
             "VERTEX_CRON_PIPELINE_ROOT_BUCKETS": ",".join([SPEC_BUCKET, *self._root_buckets]),
             "VERTEX_CRON_EMULATOR_HOST": self.vertex.url,
             "STORAGE_EMULATOR_HOST": self.storage.url,
+            "VERTEX_CRON_EMULATOR_CREDENTIALS": "adc",
+            "CLOUDSDK_CONFIG": self._gcloud_config.name,
+            **self.metadata.env(),
             **extra,
         }
 

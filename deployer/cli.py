@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from vertex_cron_trigger.timefmt import parse_rfc3339
 
 from . import __version__, config
 from .errors import VertexCronError
@@ -73,22 +72,27 @@ class _Command(click.Command):
 
 
 _LOCAL_GROUP = "local"  # local/commands.py, loaded by _Cli.get_command
+# Built by _Cli.get_command: its flags come from the schedule options' declarations
+# (models.py, which loads the trigger's body rules), which `--version` has no use for.
+_DEPLOY = "deploy"
 
 
 class _Cli(click.Group):
     """Turns every failure into `error: <reason>` + details and an exit code; loads the
-    `local` group on demand."""
+    `local` group and builds `deploy` on demand."""
 
     command_class = _Command
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), _LOCAL_GROUP])
+        return sorted({*super().list_commands(ctx), _LOCAL_GROUP, _DEPLOY})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name == _LOCAL_GROUP:
             from vertex_cron_local.commands import local
 
             return local
+        if cmd_name == _DEPLOY and _DEPLOY not in self.commands:
+            self.command(_DEPLOY)(_schedule_options(_deploy))
         return super().get_command(ctx, cmd_name)
 
     def main(  # type: ignore[override]  # click overloads main on the literal value of standalone_mode
@@ -249,11 +253,9 @@ def _schedule_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@cli.command()
-@_schedule_options
 @_dry_run
 @_setting_options
-def deploy(sources: _SettingSources, fmt: str, dry_run: bool, schedule: ScheduleInput) -> None:
+def _deploy(sources: _SettingSources, fmt: str, dry_run: bool, schedule: ScheduleInput) -> None:
     """Create or update schedule NAME (uploads the spec, deploys the function when needed)."""
     from . import api, render
 
@@ -464,6 +466,8 @@ def backfill(sources: _SettingSources, fmt: str, name: str, start: str, end: str
 
 
 def _rfc3339_option(flag: str, value: str) -> datetime:
+    from vertex_cron_trigger.timefmt import parse_rfc3339  # backfill only: not on every start
+
     try:
         return parse_rfc3339(value)
     except ValueError as exc:

@@ -6,13 +6,11 @@ are checked once a command knows which ones it needs (desired.py).
 
 from __future__ import annotations
 
-import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from . import validation
 from .errors import SettingsError
 
 PROJECT_FILE = "vertex-cron.toml"
@@ -129,7 +127,8 @@ class DeployerSettings:
                 f"missing {name.replace('_', ' ')}: pass --{name.replace('_', '-')}",
                 details=f"or set {sources}, or `{name}` in {PROJECT_FILE}",
             )
-        _check_formats({name: getattr(self, name) for name in _FORMATS}, dict.fromkeys(_FORMATS, "Settings"))
+        formatted = _format_checks()
+        _check_formats({name: getattr(self, name) for name in formatted}, dict.fromkeys(formatted, "Settings"))
         return str(value)
 
 
@@ -178,6 +177,8 @@ def load_file_values(path: Path | None, *, cwd: Path) -> dict[str, Any]:
         path = cwd / PROJECT_FILE
         if not path.is_file():
             return {}
+    import tomllib  # only when there is a file: `--version` and `--help` never read one
+
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
@@ -202,16 +203,23 @@ def check_file_values(data: Mapping[str, Any], *, source: str) -> dict[str, Any]
 
 
 _TYPES = {f.name: f.type for f in fields(DeployerSettings)}
-_FORMATS = {
-    "project": validation.check_project,
-    "region": validation.check_region,
-    "bucket": validation.check_bucket,
-    "function_name": validation.check_function_name,
-}
+
+
+def _format_checks() -> dict[str, Callable[..., str]]:
+    # Imported here: validation loads the trigger's body rules, which a command that never
+    # resolves settings (`--version`, `--help`) does not need.
+    from . import validation
+
+    return {
+        "project": validation.check_project,
+        "region": validation.check_region,
+        "bucket": validation.check_bucket,
+        "function_name": validation.check_function_name,
+    }
 
 
 def _check_formats(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
-    for name, check in _FORMATS.items():
+    for name, check in _format_checks().items():
         if values.get(name):  # "" is "not configured": require() names it
             check(values[name], source=sources[name])
 

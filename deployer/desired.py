@@ -49,10 +49,10 @@ from .permissions import PIPELINE_ROOT_PREFIX
 
 RUNTIME = "python312"
 ENTRY_POINT = "trigger"
-# Not less, although bench/RESULTS.md measures a worker peak of ~49 MiB (67 MiB for the
+# Not less, although bench/RESULTS.md measures a worker peak of ~30 MiB (37 MiB for the
 # gunicorn master): Cloud Run functions tie CPU to memory (128 MiB -> 0.083 vCPU, 256 MiB
 # -> 0.167 vCPU; cloud.google.com/functions/docs/configuring/memory). A cold start is
-# CPU-bound (importing Flask, google-auth, requests), so 128M would roughly double it and
+# CPU-bound (importing functions-framework and Flask), so 128M would roughly double it and
 # slow every first request after a quiet period, while saving almost nothing: instances
 # run only for the second or two a firing takes. 256M is also the platform's default.
 MEMORY = "256M"

@@ -17,7 +17,6 @@ from . import strict_json
 from .catch_up import SWEEP_BODY
 from .errors import BadRequest
 from .spec_uri import gcs_directory_problem
-from .template_uri import parse_template_uri
 from .time_zones import time_zone_problem
 from .timefmt import parse_rfc3339
 
@@ -153,6 +152,8 @@ def _boolean(name: str, value: Any) -> bool:
 def _template_uri(name: str, value: Any) -> str:
     """Only the pinned form: a tag would be resolved by Vertex AI at run time, to whatever it
     points at then (or fail, python-aiplatform#2181), instead of to what was deployed."""
+    from .template_uri import parse_template_uri  # lazily: most bodies have none
+
     parsed = parse_template_uri(value) if isinstance(value, str) else None
     if parsed is None or not parsed.is_pinned:
         raise BadRequest(

@@ -7,11 +7,11 @@
     ├── MethodNotAllowed         405 rejected  anything but POST
     ├── Unauthenticated          401 rejected  missing or invalid OIDC token
     ├── Forbidden                403 rejected  valid token of another identity; foreign bucket
-    ├── UpstreamUnavailable      503 failed    408/429/409 ABORTED/5xx but 501, any `requests` failure,
+    ├── UpstreamUnavailable      503 failed    408/429/409 ABORTED/5xx but 501, any transport failure,
     │                                          a garbled 2xx: Scheduler retries
     └── UpstreamRejected         500 failed    permanent upstream error (permission, invalid argument)
 
-Google/requests exceptions are translated into these at the seam (google_rest.py) with
+Google and transport (transport.py) exceptions are translated into these at the seam (google_rest.py) with
 `raise ... from exc`; the handler turns them into a JSON response and one log line.
 """
 

@@ -1,17 +1,20 @@
 """THE seam to Google: Vertex AI v1 REST, the Cloud Storage JSON API, Cloud Scheduler v1
-(read-only, for the catch-up sweep) and the OIDC certs,
-over `requests` (the client libraries cost 0.7-1.9 s of cold start; this costs ~nothing).
+(read-only, for the catch-up sweep) and the OIDC certs, over http.client (transport.py; the
+client libraries cost 0.7-1.9 s of cold start, `requests` ~57 ms, this nothing the runtime
+has not already loaded).
 
-Sessions are built lazily, once per process, and reused for their connection pools:
-an AuthorizedSession with application default credentials, or a plain unauthenticated
-Session for a base URL given by VERTEX_CRON_EMULATOR_HOST / STORAGE_EMULATOR_HOST.
+Calls to Google carry an access token of the application default credentials
+(access_tokens.py), fetched on first use, once per process, and refreshed once after a 401.
+A base URL given by VERTEX_CRON_EMULATOR_HOST / STORAGE_EMULATOR_HOST is called
+unauthenticated, unless VERTEX_CRON_EMULATOR_CREDENTIALS=adc asks for the token there too
+(the benchmark, so a cold start pays for it as on Cloud Run). The OIDC certs are public.
 Every failure leaves this module as an `errors.*` exception (`raise ... from exc`).
 
 Transient (UpstreamUnavailable -> 503, Scheduler retries): HTTP 408, 429, 409 ABORTED and
-every 5xx but 501; any exception `requests` raises while sending or reading (timeouts,
-resets, a body that breaks off or does not decode); a 2xx whose body is not the JSON
-expected. Permanent (UpstreamRejected -> 500): every other status. A URL `requests`
-refuses to send to is a ConfigError: it is built from the environment.
+every 5xx but 501; any transport.HttpFailure while sending or reading (timeouts, resets,
+TLS failures, a body that breaks off); a 2xx whose body is not the JSON expected; a token
+the metadata server does not give. Permanent (UpstreamRejected -> 500): every other status.
+A URL that cannot be sent is a ConfigError: it is built from the environment.
 On PipelineJob create, a 409 is a duplicate only when Google's error body says
 `"status": "ALREADY_EXISTS"`; any other 409 is transient, so a firing is never lost.
 """
@@ -25,9 +28,11 @@ from typing import Any
 from urllib.parse import quote
 
 from . import deadline, strict_json
+from .access_tokens import AccessTokens, application_default
 from .errors import ConfigError, SpecNotFound, TriggerError, UpstreamRejected, UpstreamUnavailable
 from .oidc import signing_keys
 from .settings import Settings
+from .transport import Connections, HttpFailure, InvalidUrl, Response
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 STORAGE_BASE = "https://storage.googleapis.com"
@@ -62,7 +67,8 @@ class GoogleRest:
         self._settings = settings
         self._caller = caller
         self._lock = threading.Lock()
-        self._sessions: dict[str, Any] = {}
+        self._connections = Connections()
+        self._tokens: AccessTokens | None = None  # built on the first authenticated call
         self.vertex_base = settings.vertex_emulator or f"https://{settings.region}-aiplatform.googleapis.com"
         self.storage_base = settings.storage_emulator or STORAGE_BASE
         # The control-plane emulator serves Scheduler beside Vertex AI, as for the deployer.
@@ -133,7 +139,7 @@ class GoogleRest:
                 return
             params["pageToken"] = token
 
-    def _raise_for_vertex(self, response: Any, action: str) -> None:
+    def _raise_for_vertex(self, response: Response, action: str) -> None:
         if response.ok:
             return
         status, message = _google_error(response)
@@ -218,7 +224,7 @@ class GoogleRest:
     def _object_url(self, bucket: str, name: str) -> str:
         return f"{self.storage_base}/storage/v1/b/{bucket}/o/{quote(name, safe='')}"
 
-    def _raise_for_storage(self, response: Any, bucket: str, name: str, generation: int | None) -> None:
+    def _raise_for_storage(self, response: Response, bucket: str, name: str, generation: int | None) -> None:
         if response.ok:
             return
         uri = f"gs://{bucket}/{name}" + (f"#{generation}" if generation is not None else "")
@@ -249,42 +255,48 @@ class GoogleRest:
 
     # -- plumbing --------------------------------------------------------------------
 
-    def _call(self, api: str, method: str, url: str, *, timeout: tuple[float, float], **kwargs: Any) -> Any:
-        import requests
-        from google.auth import exceptions as auth_exceptions
-
-        url_errors = (
-            requests.exceptions.InvalidURL,
-            requests.exceptions.MissingSchema,
-            requests.exceptions.InvalidSchema,
-            requests.exceptions.URLRequired,
-        )
+    def _call(self, api: str, method: str, url: str, *, timeout: tuple[float, float], **kwargs: Any) -> Response:
         path = url.split("?")[0]  # the query may hold a filter or a page token
         where = f"{method} {path}"
         timeout = _within_deadline(timeout, where)
+        tokens = self._tokens_for(api)
         try:
-            return self._session(api).request(method, url, timeout=timeout, **kwargs)
-        except url_errors as exc:
+            response = self._send(tokens, method, url, timeout=timeout, **kwargs)
+            if response.status_code == 401 and tokens is not None:
+                # The token expired early or was revoked: refresh it once, as google-auth's
+                # AuthorizedSession did.
+                response.close()
+                tokens.invalidate()
+                response = self._send(tokens, method, url, timeout=timeout, **kwargs)
+            return response
+        except InvalidUrl as exc:
             raise ConfigError(
-                f"{method} {path!r:.200}: the URL is invalid ({type(exc).__name__}); check "
+                f"{method} {path!r:.200}: the URL is invalid ({exc}); check "
                 "VERTEX_CRON_PROJECT, VERTEX_CRON_REGION, VERTEX_CRON_OIDC_CERTS_URL and the emulator hosts"
             ) from exc
-        except requests.RequestException as exc:
-            # Timeouts, resets, TLS failures, a chunked body that breaks off, a body that does
-            # not decode, redirect loops: the request may succeed if Scheduler tries again.
+        except HttpFailure as exc:
+            # Timeouts, resets, TLS failures, a body that breaks off: the request may succeed
+            # if Scheduler tries again.
             raise UpstreamUnavailable(f"{where} failed ({type(exc).__name__}); retry later") from exc
-        except auth_exceptions.RefreshError as exc:
-            raise UpstreamUnavailable(f"could not refresh the application default credentials: {exc}") from exc
-        except auth_exceptions.TransportError as exc:
-            raise UpstreamUnavailable(f"{where}: {exc}") from exc
+
+    def _send(
+        self,
+        tokens: AccessTokens | None,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Response:
+        if tokens is not None:
+            headers = {**(headers or {}), "Authorization": tokens.authorization()}
+        return self._connections.request(method, url, headers=headers, **kwargs)
 
     @staticmethod
-    def _read(response: Any, limit: int, action: str) -> bytes:
+    def _read(response: Response, limit: int, action: str) -> bytes:
         """At most `limit` bytes of a streamed body. `read1` returns what has arrived (one read
-        of the socket) where `iter_content` waits for a whole chunk, so a body trickling in is
-        stopped at the request's deadline, overrunning it by at most one read timeout."""
-        from urllib3.exceptions import HTTPError as TransportFailure
-
+        of the socket), so a body trickling in is stopped at the request's deadline,
+        overrunning it by at most one read timeout."""
         chunks, size = [], 0
         try:
             while size < limit:
@@ -293,32 +305,29 @@ class GoogleRest:
                     raise UpstreamUnavailable(
                         f"{action}: stopped after {size} bytes, {deadline.describe()}; retry later"
                     )
-                chunk = response.raw.read1(min(64 * 1024, limit - size), decode_content=True)
+                chunk = response.read1(min(64 * 1024, limit - size))
                 if not chunk:
                     break
                 chunks.append(chunk)
                 size += len(chunk)
-        except (TransportFailure, OSError) as exc:  # a timeout, a reset, a body cut short or not decoding
+        except HttpFailure as exc:  # a timeout, a reset, a body cut short
             raise UpstreamUnavailable(f"reading a Cloud Storage download failed ({type(exc).__name__}: {exc})") from exc
         return b"".join(chunks)
 
-    def _session(self, api: str) -> Any:
-        with self._lock:
-            if api not in self._sessions:
-                self._sessions[api] = self._build_session(api)
-            return self._sessions[api]
-
-    def _build_session(self, api: str) -> Any:
-        import requests
-
+    def _tokens_for(self, api: str) -> AccessTokens | None:
+        """None for the public certs and an emulator called unauthenticated; else the
+        process's one source of tokens, shared by every API."""
         emulated = {
             "vertex": self._settings.vertex_emulator,
             "scheduler": self._settings.vertex_emulator,
             "storage": self._settings.storage_emulator,
         }
-        if api == "plain" or emulated[api]:
-            return requests.Session()
-        return _authorized_session()
+        if api == "plain" or (emulated[api] and not self._settings.emulator_credentials):
+            return None
+        with self._lock:
+            if self._tokens is None:
+                self._tokens = application_default(self._connections, [CLOUD_PLATFORM_SCOPE])
+            return self._tokens
 
 
 def _raise_common(action: str, http_status: int, google_status: str | None, message: str) -> None:
@@ -345,26 +354,12 @@ def is_transient(http_status: int, google_status: str | None = None) -> bool:
     return http_status in _TRANSIENT_4XX or (500 <= http_status <= 599 and http_status not in _NOT_TRANSIENT_5XX)
 
 
-def _authorized_session() -> Any:
-    import google.auth
-    from google.auth import exceptions as auth_exceptions
-    from google.auth.transport.requests import AuthorizedSession
-
-    try:
-        credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
-    except auth_exceptions.DefaultCredentialsError as exc:
-        raise ConfigError(f"no application default credentials: {exc}") from exc
-    return AuthorizedSession(credentials)
-
-
-def _google_error(response: Any) -> tuple[str | None, str]:
+def _google_error(response: Response) -> tuple[str | None, str]:
     """(`error.status`, `error.message`) of Google's `{"error": {...}}` body; without that
     shape (None, the start of the body). Never raises: the body may break off mid-read."""
-    import requests
-
     try:
         text = response.text
-    except requests.RequestException as exc:
+    except HttpFailure as exc:
         return None, f"(the error body could not be read: {type(exc).__name__})"
     try:
         error = strict_json.loads(text)["error"]
@@ -374,14 +369,12 @@ def _google_error(response: Any) -> tuple[str | None, str]:
     return (status if isinstance(status, str) else None), str(message)[:1000]
 
 
-def _json_object(response: Any, action: str) -> dict[str, Any]:
+def _json_object(response: Response, action: str) -> dict[str, Any]:
     """A 2xx body that must be a JSON object; anything else (a proxy's HTML page, a body
     cut short) is treated as an outage, since a retry may well get the real answer."""
-    import requests
-
     try:
         body = strict_json.loads(response.content)
-    except (ValueError, RecursionError, requests.RequestException) as exc:
+    except (ValueError, RecursionError, HttpFailure) as exc:
         raise UpstreamUnavailable(f"{action}: the answer is not JSON ({type(exc).__name__})") from exc
     if not isinstance(body, dict):
         raise UpstreamUnavailable(f"{action}: the answer is not a JSON object")
@@ -402,7 +395,7 @@ def _page_token(page: Mapping[str, Any], action: str) -> str | None:
     return token or None
 
 
-def _generation(response: Any, action: str) -> int:
+def _generation(response: Response, action: str) -> int:
     generation = _json_object(response, action).get("generation")
     if (
         isinstance(generation, bool)

@@ -15,7 +15,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from . import unix_cron
 from .errors import BadRequest
 from .timefmt import parse_rfc3339
 
@@ -90,6 +89,8 @@ def _zone(time_zone: str | None) -> tzinfo:
 
 def _croniter(cron: str, base: datetime) -> Any:
     from croniter import croniter  # lazily: only manual calls and the sweep pay for it
+
+    from . import unix_cron  # lazily too: Scheduler's own firings carry the header
 
     cron = " ".join(cron.split())
     problem = unix_cron.syntax_problem(cron)

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .spec import PipelineSpec
-from .template_uri import VERSION_PREFIX
 from .timefmt import format_rfc3339
 
 MANAGED_BY_LABEL = "managed-by"
@@ -80,6 +79,8 @@ def build_pipeline_job(
     PipelineJob does for a template from Artifact Registry, so Vertex AI fetches nothing."""
     labels = {SCHEDULE_LABEL: schedule}
     if template_uri:
+        from .template_uri import VERSION_PREFIX  # lazily: most schedules have none
+
         version = template_uri.rsplit("/", 1)[1]
         labels[TEMPLATE_VERSION_LABEL] = version.removeprefix(VERSION_PREFIX)[:16]
     job = pipeline_job_body(

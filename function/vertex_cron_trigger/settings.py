@@ -42,6 +42,9 @@ class Settings:
     # The most runs one catch-up sweep creates (VERTEX_CRON_CATCH_UP_MAX_RUNS): after an outage
     # of days the backlog is worked off a few runs per sweep instead of flooding Vertex AI.
     catch_up_max_runs: int = DEFAULT_CATCH_UP_MAX_RUNS
+    # VERTEX_CRON_EMULATOR_CREDENTIALS=adc: the emulators get the application default
+    # credentials' token too, as Google does (the benchmark pays for it as Cloud Run would).
+    emulator_credentials: bool = False
 
     @property
     def parent(self) -> str:
@@ -77,6 +80,7 @@ class Settings:
             on_cloud_run=on_cloud_run,
             pipeline_root_buckets=_pipeline_root_buckets(env),
             catch_up_max_runs=_catch_up_max_runs(env.get("VERTEX_CRON_CATCH_UP_MAX_RUNS")),
+            emulator_credentials=_emulator_credentials(env),
         )
 
     @classmethod
@@ -98,6 +102,7 @@ class Settings:
             vertex_emulator=_url(env.get("VERTEX_CRON_EMULATOR_HOST")),
             storage_emulator=_url(env.get("STORAGE_EMULATOR_HOST")),
             on_cloud_run=False,
+            emulator_credentials=_emulator_credentials(env),
         )
 
 
@@ -165,6 +170,17 @@ def _allowed_invokers(value: str | None) -> frozenset[str]:
             "email address (expected comma-separated service account emails)"
         )
     return frozenset(email.lower() for email in emails)
+
+
+def _emulator_credentials(env: Mapping[str, str]) -> bool:
+    from .errors import ConfigError
+
+    value = env.get("VERTEX_CRON_EMULATOR_CREDENTIALS", "").strip().lower()
+    if value not in ("", "none", "adc"):
+        raise ConfigError(
+            f"environment variable VERTEX_CRON_EMULATOR_CREDENTIALS must be adc or none, got {value!r:.40}"
+        )
+    return value == "adc"
 
 
 def _certs_url(value: str | None) -> str:

@@ -1,5 +1,5 @@
-"""JSON as Vertex AI and `requests` accept it: no NaN/Infinity, no number so large that it
-becomes infinity (`1e400`), which `requests` then refuses to send (allow_nan=False), and no
+"""JSON as Vertex AI and the transport accept it: no NaN/Infinity, no number so large that it
+becomes infinity (`1e400`), which transport.py then refuses to send (allow_nan=False), and no
 string that is not Unicode text: JSON's `"\\ud800"` escape decodes to a lone UTF-16
 surrogate, which cannot be encoded as UTF-8 (a URL with one fails to build; a parameter
 with one is refused by Vertex AI only after the request)."""

@@ -39,6 +39,16 @@ def test_version_and_help_load_no_client_library():
         assert [m for m in loaded if m.startswith(HEAVY) or "emulator" in m] == [], argv
 
 
+def test_version_loads_no_settings_file_reader_nor_validation_rules_and_help_no_settings_file_reader():
+    """Only commands that resolve settings read vertex-cron.toml; only deploy's flags (built
+    when `deploy` or the command list is asked for) need the schedule options' rules."""
+    script = "from vertex_cron.cli import cli\ncli.main({argv!r}, standalone_mode=False, prog_name='vertex-cron')"
+    version = _modules_after(script.format(argv=["--version"]))
+    assert [m for m in version if m in ("tomllib", "vertex_cron.validation", "vertex_cron.models")] == []
+    assert [m for m in version if m.startswith("vertex_cron_trigger")] == []
+    assert "tomllib" not in _modules_after(script.format(argv=["--help"]))
+
+
 def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     code = f"from vertex_cron.cli import main; main({list(args)!r})"
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

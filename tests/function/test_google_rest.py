@@ -1,12 +1,13 @@
 """How google_rest.py classifies what Google answers: duplicate, transient (503, Scheduler
-retries) or permanent. Unit level, with a scripted session in place of the network."""
+retries) or permanent. Unit level, with scripted connections in place of the network."""
 
 from __future__ import annotations
 
 import json
+from email.message import Message
 
 import pytest
-import requests
+from vertex_cron_trigger import transport
 from vertex_cron_trigger.errors import ConfigError, UpstreamRejected, UpstreamUnavailable
 from vertex_cron_trigger.google_rest import GoogleRest
 from vertex_cron_trigger.settings import Settings
@@ -26,37 +27,63 @@ SETTINGS = Settings(
 JOB = {"displayName": "x"}
 
 
-def response(status: int, body: object = b"", headers: dict[str, str] | None = None) -> requests.Response:
-    answer = requests.Response()
-    answer.status_code = status
-    answer._content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    answer._content_consumed = True
-    answer.headers.update(headers or {})
-    answer.url = "http://test/"
-    return answer
+class Canned:
+    """An answer as transport.Response gives it: status, headers, the body."""
 
-
-def google_error(status: int, name: str, message: str = "boom") -> requests.Response:
-    return response(status, {"error": {"code": status, "message": message, "status": name}})
-
-
-class BrokenBody(requests.Response):
-    """An error response whose body breaks off while it is read (a streamed download)."""
-
-    def __init__(self, status: int, error: Exception) -> None:
-        super().__init__()
-        self.status_code, self._error = status, error
+    def __init__(self, status: int, content: bytes, headers: dict[str, str]) -> None:
+        self.status_code, self._content = status, content
+        self.headers = Message()
+        for name, value in headers.items():
+            self.headers[name] = value
 
     @property
-    def content(self) -> bytes:  # type: ignore[override]
-        raise self._error
+    def ok(self) -> bool:
+        return self.status_code < 400
+
+    @property
+    def content(self) -> bytes:
+        return self._content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode()
+
+    def read1(self, size: int) -> bytes:
+        chunk, self._content = self._content[:size], self._content[size:]
+        return chunk
 
     def close(self) -> None:
         pass
 
+    def __enter__(self) -> Canned:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        pass
+
+
+def response(status: int, body: object = b"", headers: dict[str, str] | None = None) -> Canned:
+    return Canned(status, body if isinstance(body, bytes) else json.dumps(body).encode(), headers or {})
+
+
+def google_error(status: int, name: str, message: str = "boom") -> Canned:
+    return response(status, {"error": {"code": status, "message": message, "status": name}})
+
+
+class BrokenBody(Canned):
+    """An error response whose body breaks off while it is read (a streamed download)."""
+
+    def __init__(self, status: int, error: Exception) -> None:
+        super().__init__(status, b"", {})
+        self._error = error
+
+    @property
+    def content(self) -> bytes:
+        raise self._error
+
 
 class Scripted:
-    """A session answering each request with the next scripted response (or raising it)."""
+    """Connections answering each request with the next scripted response (or raising it)."""
 
     def __init__(self, *answers: object) -> None:
         self.answers = list(answers)
@@ -65,7 +92,7 @@ class Scripted:
 
     def request(self, method: str, url: str, **kwargs: object) -> object:
         self.timeouts.append(kwargs["timeout"])
-        self.params.append(dict(kwargs.get("params") or {}))
+        self.params.append(dict(kwargs.get("params") or {}))  # type: ignore[call-overload]
         answer = self.answers.pop(0)
         if isinstance(answer, BaseException):
             raise answer
@@ -74,8 +101,7 @@ class Scripted:
 
 def rest_answering(*answers: object) -> GoogleRest:
     rest = GoogleRest(SETTINGS)
-    session = Scripted(*answers)
-    rest._sessions.update(vertex=session, storage=session, plain=session)
+    rest._connections = Scripted(*answers)  # type: ignore[assignment]
     return rest
 
 
@@ -86,13 +112,13 @@ def test_calls_get_at_most_what_is_left_of_the_request_deadline_and_none_after_i
     rest = rest_answering(response(200, {"name": "j"}))
     with request_deadline(10.0):
         rest.create_pipeline_job("j", JOB)
-    [(connect, read)] = rest._sessions["vertex"].timeouts
+    [(connect, read)] = rest._connections.timeouts
     assert connect <= VERTEX_TIMEOUT[0] and read <= 10.0 < VERTEX_TIMEOUT[1]
 
     with request_deadline(0.0), pytest.raises(UpstreamUnavailable) as caught:
         rest.create_pipeline_job("j", JOB)
     assert "not sent, the request's 0 s deadline has passed" in caught.value.message
-    assert len(rest._sessions["vertex"].timeouts) == 1
+    assert len(rest._connections.timeouts) == 1
 
 
 def test_without_a_request_deadline_calls_get_their_own_timeouts():
@@ -101,7 +127,7 @@ def test_without_a_request_deadline_calls_get_their_own_timeouts():
 
     rest = rest_answering(response(200, {"name": "j"}))
     rest.create_pipeline_job("j", JOB)
-    assert rest._sessions["vertex"].timeouts == [VERTEX_TIMEOUT]
+    assert rest._connections.timeouts == [VERTEX_TIMEOUT]
 
 
 def test_already_exists_is_a_duplicate():
@@ -147,19 +173,16 @@ def test_409_aborted_is_transient_elsewhere_too():
 
 
 REQUEST_FAILURES = [
-    requests.exceptions.ChunkedEncodingError("chunk broke off"),
-    requests.exceptions.ContentDecodingError("bad gzip"),
-    requests.exceptions.TooManyRedirects("loop"),
-    requests.exceptions.RetryError("retries exhausted"),
-    requests.exceptions.SSLError("handshake"),
-    requests.exceptions.ReadTimeout("slow"),
-    requests.exceptions.ConnectionError("reset"),
-    requests.exceptions.RequestException("anything else requests raises"),
+    transport.ChunkedEncodingError("chunk broke off"),
+    transport.SSLError("handshake"),
+    transport.ConnectTimeout("no answer to SYN"),
+    transport.ReadTimeout("slow"),
+    transport.ConnectionError("reset"),
 ]
 
 
 @pytest.mark.parametrize("failure", REQUEST_FAILURES, ids=lambda exc: type(exc).__name__)
-def test_every_requests_failure_is_transient_for_every_upstream(failure):
+def test_every_transport_failure_is_transient_for_every_upstream(failure):
     calls = [
         lambda rest: rest.create_pipeline_job("j", JOB),
         lambda rest: rest.get_pipeline_job("projects/p/locations/l/pipelineJobs/j"),
@@ -175,19 +198,19 @@ def test_every_requests_failure_is_transient_for_every_upstream(failure):
 
 
 def test_a_body_that_breaks_off_while_reading_an_error_is_transient():
-    broken = BrokenBody(503, requests.exceptions.ChunkedEncodingError("broke off"))
+    broken = BrokenBody(503, transport.ChunkedEncodingError("broke off"))
     with pytest.raises(UpstreamUnavailable):
         rest_answering(broken).download_object("specs", "o.json", generation=1, max_bytes=10)
     # Even a 404 whose body cannot be read is still "the spec does not exist"...
     from vertex_cron_trigger.errors import SpecNotFound
 
     with pytest.raises(SpecNotFound):
-        rest_answering(BrokenBody(404, requests.exceptions.ChunkedEncodingError("x"))).download_object(
+        rest_answering(BrokenBody(404, transport.ChunkedEncodingError("x"))).download_object(
             "specs", "o.json", generation=1, max_bytes=10
         )
     # ...and an unreadable 409 on create is never a duplicate.
     with pytest.raises(UpstreamUnavailable):
-        rest_answering(BrokenBody(409, requests.exceptions.ContentDecodingError("x"))).create_pipeline_job("j", JOB)
+        rest_answering(BrokenBody(409, transport.ReadTimeout("x"))).create_pipeline_job("j", JOB)
 
 
 @pytest.mark.parametrize(
@@ -208,20 +231,14 @@ def test_a_garbled_success_body_is_transient_not_a_crash(call, answer):
         call(rest_answering(answer))
 
 
-@pytest.mark.parametrize(
-    "failure",
-    [
-        requests.exceptions.MissingSchema("no scheme"),
-        requests.exceptions.InvalidSchema("ftp"),
-        requests.exceptions.InvalidURL("bad host"),
-    ],
-    ids=lambda exc: type(exc).__name__,
-)
-def test_a_url_requests_refuses_is_a_configuration_error_not_an_outage(failure):
+@pytest.mark.parametrize("url", ["certs.test/oauth2/v1/certs", "ftp://certs.test/certs", "http://certs.test:port/"])
+def test_a_url_the_transport_refuses_is_a_configuration_error_not_an_outage(url):
+    from dataclasses import replace
+
     from vertex_cron_trigger.errors import ConfigError
 
     with pytest.raises(ConfigError) as caught:
-        rest_answering(failure).fetch_certs()
+        GoogleRest(replace(SETTINGS, certs_url=url)).fetch_certs()
     assert "VERTEX_CRON_OIDC_CERTS_URL" in caught.value.message and caught.value.status == 500
 
 
@@ -249,5 +266,5 @@ def test_a_large_max_concurrent_runs_is_counted_page_by_page():
     )
 
     assert rest.count_active_runs("s", excluding="j", limit=1000) == 130
-    sent = rest._sessions["vertex"].params
+    sent = rest._connections.params
     assert [query["pageSize"] for query in sent] == [100, 100] and sent[1]["pageToken"] == "t2"

@@ -3,7 +3,9 @@
 The Vertex AI SDK, imported at module level as in the recipe, then
 `PipelineJob(...).submit(service_account=...)` with the spec read from Cloud Storage.
 Pointed at the local emulators the same way the trigger is (VERTEX_CRON_EMULATOR_HOST,
-STORAGE_EMULATOR_HOST), with anonymous credentials so nothing asks Google for a token.
+STORAGE_EMULATOR_HOST), with application default credentials as on Cloud Run: google-auth
+finds the bench's metadata server (GCE_METADATA_HOST / GCE_METADATA_IP) and asks it for
+the token, as the trigger does.
 """
 
 import json
@@ -34,7 +36,5 @@ def _emulator_options():
     endpoint = os.environ.get("VERTEX_CRON_EMULATOR_HOST")
     if not endpoint:
         return {}
-    from google.auth.credentials import AnonymousCredentials
-
     # REST accepts an http:// endpoint; the gRPC default transport could not reach it.
-    return {"api_endpoint": endpoint, "api_transport": "rest", "credentials": AnonymousCredentials()}
+    return {"api_endpoint": endpoint, "api_transport": "rest"}
