@@ -71,6 +71,9 @@ class GoogleCloud:
         upload_timeout: float = 300.0,
     ) -> None:
         self._settings = settings
+        # Every call is about one project+region: resolved here, so a missing one is the usage
+        # error naming it before any client exists, and no call can be built with None in it.
+        self._where = settings.project_region()
         self._poll_interval = poll_interval or settings.poll_seconds or 2.0
         self._operation_timeout = operation_timeout
         self._upload_timeout = upload_timeout
@@ -122,11 +125,11 @@ class GoogleCloud:
             from google.auth.credentials import AnonymousCredentials
 
             return storage.Client(
-                project=self._settings.project,
+                project=self._where.project,
                 credentials=AnonymousCredentials(),
                 client_options={"api_endpoint": self._settings.storage_emulator_host},
             )
-        return storage.Client(project=self._settings.project, credentials=self._credentials)
+        return storage.Client(project=self._where.project, credentials=self._credentials)
 
     @cached_property
     def _functions(self) -> Any:
@@ -150,12 +153,12 @@ class GoogleCloud:
     def _pipelines(self) -> Any:
         from google.cloud import aiplatform_v1
 
-        regional = f"{self._settings.region}-aiplatform.googleapis.com"
+        regional = f"{self._where.region}-aiplatform.googleapis.com"
         return aiplatform_v1.PipelineServiceClient(**self._client_kwargs(regional))
 
     @property
     def _location(self) -> str:
-        return f"projects/{self._settings.project}/locations/{self._settings.region}"
+        return f"projects/{self._where.project}/locations/{self._where.region}"
 
     # -- Cloud Storage: content-addressed specs ---------------------------------------------
 
@@ -442,8 +445,8 @@ class GoogleCloud:
             end_time=_time(job, "end_time"),
             error=(job.error.message or None) if "error" in job else None,
             console_url=(
-                f"https://console.cloud.google.com/vertex-ai/locations/{self._settings.region}"
-                f"/pipelines/runs/{run_id}?project={self._settings.project}"
+                f"https://console.cloud.google.com/vertex-ai/locations/{self._where.region}"
+                f"/pipelines/runs/{run_id}?project={self._where.project}"
             ),
         )
 
@@ -530,8 +533,8 @@ class GoogleCloud:
         return self._authorized(method, f"{base}/v1/{path}", **kwargs).json()
 
     def enabled_services(self) -> frozenset[str]:
-        request = {"parent": f"projects/{self._settings.project}", "filter": "state:ENABLED", "page_size": 200}
-        with _calling(f"list the enabled APIs of {self._settings.project}"):
+        request = {"parent": f"projects/{self._where.project}", "filter": "state:ENABLED", "page_size": 200}
+        with _calling(f"list the enabled APIs of {self._where.project}"):
             return frozenset(s.config.name for s in self._service_usage.list_services(request=request))
 
     def service_account_exists(self, email: str) -> bool:
@@ -544,8 +547,8 @@ class GoogleCloud:
             return frozenset(self._iam("GET", role).get("includedPermissions", []))
 
     def caller_project_permissions(self, permissions: Iterable[str]) -> frozenset[str]:
-        request = {"resource": f"projects/{self._settings.project}", "permissions": sorted(permissions)}
-        with _calling(f"test your permissions on project {self._settings.project}"):
+        request = {"resource": f"projects/{self._where.project}", "permissions": sorted(permissions)}
+        with _calling(f"test your permissions on project {self._where.project}"):
             return frozenset(self._projects.test_iam_permissions(request=request).permissions)
 
     def caller_service_account_permissions(self, email: str, permissions: Iterable[str]) -> frozenset[str]:
@@ -559,8 +562,8 @@ class GoogleCloud:
             return frozenset(self._storage.bucket(bucket).test_iam_permissions(sorted(permissions)))
 
     def project_bindings(self) -> list[Binding]:
-        request = {"resource": f"projects/{self._settings.project}", "options": {"requested_policy_version": 3}}
-        with _calling(f"read the IAM policy of project {self._settings.project}"):
+        request = {"resource": f"projects/{self._where.project}", "options": {"requested_policy_version": 3}}
+        with _calling(f"read the IAM policy of project {self._where.project}"):
             policy = self._projects.get_iam_policy(request=request)
         return [
             Binding(
