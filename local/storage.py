@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from vertex_cron_local.emulator.background_server import BackgroundHTTPServer
+from vertex_cron_local.emulator.background_server import BackgroundHTTPServer, read_body
 from vertex_cron_local.emulator.discovery import Violation, refusal, validator
 from vertex_cron_local.emulator.faults import FaultInjector
 
@@ -155,23 +155,11 @@ def _make_handler_class() -> Any:
 
         def _buffer_body(self) -> bytes:
             """Read the whole body and put it back so the package can read it again."""
-            length = self.headers.get("Content-Length")
-            if length:
-                body = self.rfile.read(int(length))
-            elif (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
-                chunks = []
-                while True:
-                    size = int(self.rfile.readline().strip() or b"0", 16)
-                    if size == 0:
-                        self.rfile.readline()
-                        break
-                    chunks.append(self.rfile.read(size))
-                    self.rfile.readline()
-                body = b"".join(chunks)
+            chunked = (self.headers.get("Transfer-Encoding") or "").lower() == "chunked"
+            body = read_body(self)
+            if chunked:  # the package reads a Content-Length only
                 del self.headers["Transfer-Encoding"]
                 self.headers["Content-Length"] = str(len(body))
-            else:
-                body = b""
             self.rfile = io.BytesIO(body)
             return body
 

@@ -22,7 +22,8 @@ import sys
 import threading
 from typing import Any
 
-from .server import CERTS_PATH, Emulator
+from .iam import CERTS_PATH
+from .server import Emulator
 
 
 def main(argv: list[str] | None = None) -> int:

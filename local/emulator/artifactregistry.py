@@ -26,15 +26,13 @@ import email.policy
 import hashlib
 import json
 import re
-import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from .common import ApiError, b64, deep, invalid, not_found, page, parse_update_mask, rfc3339, unb64
-
-if TYPE_CHECKING:
-    from .server import Request, Response
+from .routing import Request, Response, Route
+from .store import Store
 
 _REPOSITORIES = r"projects/(?P<project>[^/:]+)/locations/(?P<location>[^/:]+)/repositories"
 _REPOSITORY = rf"{_REPOSITORIES}/(?P<repository>[^/:]+)"
@@ -57,40 +55,44 @@ def _json_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
-class ArtifactRegistryMixin:
-    """Mixed into Emulator; uses self._lock, self._state, self.now(), self._touch()."""
+class ArtifactRegistry:
+    """Artifact Registry v1 KFP repositories, and their `LOCATION-kfp.pkg.dev` host, over the emulator's store."""
 
-    _lock: threading.RLock
-    _state: dict[str, Any]
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._registry = store.collection("artifactRegistry")
 
-    def now(self) -> float:  # provided by Emulator
-        raise NotImplementedError
-
-    def _touch(self) -> None:  # provided by Emulator
-        raise NotImplementedError
-
-    def _artifactregistry_routes(self) -> list[tuple[str, str, Any, set[str], str | None]]:
+    def routes(self) -> list[Route]:
         return [
-            ("POST", rf"/v1/{_REPOSITORIES}", self._ar_repository_create, {"repositoryId"}, None),
-            ("GET", rf"/v1/{_REPOSITORY}", self._ar_repository_get, set(), None),
-            ("GET", rf"/v1/{_REPOSITORY}/packages", self._ar_package_list, {"pageSize", "pageToken"}, None),
-            ("GET", rf"/v1/{_PACKAGE}", self._ar_package_get, set(), None),
-            ("GET", rf"/v1/{_PACKAGE}/versions", self._ar_version_list, {"pageSize", "pageToken"}, None),
-            ("GET", rf"/v1/{_PACKAGE}/versions/(?P<version>[^/]+)", self._ar_version_get, set(), None),
-            ("GET", rf"/v1/{_PACKAGE}/tags", self._ar_tag_list, {"pageSize", "pageToken"}, None),
-            ("POST", rf"/v1/{_PACKAGE}/tags", self._ar_tag_create, {"tagId"}, None),
-            ("GET", rf"/v1/{_PACKAGE}/tags/(?P<tag>[^/]+)", self._ar_tag_get, set(), None),
-            ("PATCH", rf"/v1/{_PACKAGE}/tags/(?P<tag>[^/]+)", self._ar_tag_patch, {"updateMask"}, None),
-            ("DELETE", rf"/v1/{_PACKAGE}/tags/(?P<tag>[^/]+)", self._ar_tag_delete, set(), None),
-            ("POST", _KFP_REPOSITORY, self._kfp_upload, set(), None),
-            ("GET", rf"{_KFP_REPOSITORY}/(?P<package>[^/]+)/(?P<reference>[^/]+)", self._kfp_download, set(), None),
+            Route("POST", rf"/v1/{_REPOSITORIES}", self._ar_repository_create, ("repositoryId",)),
+            Route("GET", rf"/v1/{_REPOSITORY}", self._ar_repository_get),
+            Route("GET", rf"/v1/{_REPOSITORY}/packages", self._ar_package_list, ("pageSize", "pageToken")),
+            Route("GET", rf"/v1/{_PACKAGE}", self._ar_package_get),
+            Route("GET", rf"/v1/{_PACKAGE}/versions", self._ar_version_list, ("pageSize", "pageToken")),
+            Route("GET", rf"/v1/{_PACKAGE}/versions/(?P<version>[^/]+)", self._ar_version_get),
+            Route("GET", rf"/v1/{_PACKAGE}/tags", self._ar_tag_list, ("pageSize", "pageToken")),
+            Route("POST", rf"/v1/{_PACKAGE}/tags", self._ar_tag_create, ("tagId",)),
+            Route("GET", rf"/v1/{_PACKAGE}/tags/(?P<tag>[^/]+)", self._ar_tag_get),
+            Route("PATCH", rf"/v1/{_PACKAGE}/tags/(?P<tag>[^/]+)", self._ar_tag_patch, ("updateMask",)),
+            Route("DELETE", rf"/v1/{_PACKAGE}/tags/(?P<tag>[^/]+)", self._ar_tag_delete),
+            # The KFP host (kfp's upload and download) has no googleapis path and no Discovery document.
+            Route("POST", _KFP_REPOSITORY, self._kfp_upload, described=False),
+            Route(
+                "GET",
+                rf"{_KFP_REPOSITORY}/(?P<package>[^/]+)/(?P<reference>[^/]+)",
+                self._kfp_download,
+                described=False,
+            ),
         ]
 
     # -- state -----------------------------------------------------------------------------
 
     @property
-    def _ar(self) -> dict[str, Any]:
-        return self._state["artifactRegistry"]
+    def _ar(self) -> dict[str, dict[str, Any]]:
+        """Repositories, packages, versions and tags, by name (each made again after a reset)."""
+        for kind in ("repositories", "packages", "versions", "tags"):
+            self._registry.setdefault(kind, {})
+        return self._registry
 
     def _ar_stored(self, collection: str, name: str, what: str) -> dict[str, Any]:
         """The stored resource `name` of `collection`, or Artifact Registry's 404 naming `what`."""
@@ -132,7 +134,7 @@ class ArtifactRegistryMixin:
         if match is None:
             return None
         parts = match.groupdict()
-        with self._lock:
+        with self.store.lock:
             repository = self._ar_kfp_repository(parts["project"], parts["location"], parts["repository"])
             return self._ar_resolve(f"{repository}/packages/{parts['package']}", parts["reference"])["name"].rsplit(
                 "/", 1
@@ -146,8 +148,8 @@ class ArtifactRegistryMixin:
         if not re.fullmatch(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?", repository_id):
             raise invalid(f'Invalid repository id "{repository_id}".')
         name = f"projects/{project}/locations/{location}/repositories/{repository_id}"
-        now = rfc3339(self.now())
-        with self._lock:
+        now = rfc3339(self.store.now())
+        with self.store.lock:
             if name in self._ar["repositories"]:
                 raise ApiError("ALREADY_EXISTS", f"the repository already exists: {name}")
             repository = {
@@ -158,7 +160,7 @@ class ArtifactRegistryMixin:
                 "updateTime": now,
             }
             self._ar["repositories"][name] = repository
-            self._touch()
+            self.store.touch()
         return {
             "name": f"projects/{project}/locations/{location}/operations/create-{repository_id}",
             "done": True,
@@ -166,16 +168,16 @@ class ArtifactRegistryMixin:
         }
 
     def _ar_repository_get(self, req: Request, project: str, location: str, repository: str) -> Any:
-        with self._lock:
+        with self.store.lock:
             return deep(self._ar_repository(project, location, repository))
 
     def _ar_package_get(self, req: Request, project: str, location: str, repository: str, package: str) -> Any:
-        with self._lock:
+        with self.store.lock:
             parent = self._ar_repository(project, location, repository)["name"]
             return deep(self._ar_stored("packages", f"{parent}/packages/{package}", f"package {package}"))
 
     def _ar_package_list(self, req: Request, project: str, location: str, repository: str) -> Any:
-        with self._lock:
+        with self.store.lock:
             parent = self._ar_repository(project, location, repository)["name"]
             items = [deep(p) for name, p in sorted(self._ar["packages"].items()) if name.startswith(f"{parent}/")]
         return self._ar_page("packages", items, req, parent)
@@ -183,13 +185,13 @@ class ArtifactRegistryMixin:
     def _ar_version_get(
         self, req: Request, project: str, location: str, repository: str, package: str, version: str
     ) -> Any:
-        with self._lock:
+        with self.store.lock:
             parent = self._ar_repository(project, location, repository)["name"]
             name = f"{parent}/packages/{package}/versions/{version}"
             return self._ar_version_view(self._ar_stored("versions", name, f"version {version}"))
 
     def _ar_version_list(self, req: Request, project: str, location: str, repository: str, package: str) -> Any:
-        with self._lock:
+        with self.store.lock:
             parent = f"{self._ar_repository(project, location, repository)['name']}/packages/{package}"
             items = [
                 self._ar_version_view(v)
@@ -207,20 +209,20 @@ class ArtifactRegistryMixin:
         return view
 
     def _ar_tag_list(self, req: Request, project: str, location: str, repository: str, package: str) -> Any:
-        with self._lock:
+        with self.store.lock:
             parent = f"{self._ar_repository(project, location, repository)['name']}/packages/{package}"
             items = [deep(t) for name, t in sorted(self._ar["tags"].items()) if name.startswith(f"{parent}/tags/")]
         return self._ar_page("tags", items, req, parent)
 
     def _ar_tag_get(self, req: Request, project: str, location: str, repository: str, package: str, tag: str) -> Any:
-        with self._lock:
+        with self.store.lock:
             parent = self._ar_repository(project, location, repository)["name"]
             return deep(self._ar_stored("tags", f"{parent}/packages/{package}/tags/{tag}", f"tag {tag}"))
 
     def _ar_tag_create(self, req: Request, project: str, location: str, repository: str, package: str) -> Any:
         body = _json_body(req.body)
         tag_id = (req.query.get("tagId") or [""])[0]
-        with self._lock:
+        with self.store.lock:
             parent = f"{self._ar_repository(project, location, repository)['name']}/packages/{package}"
             name = f"{parent}/tags/{tag_id}"
             if name in self._ar["tags"]:
@@ -233,7 +235,7 @@ class ArtifactRegistryMixin:
         mask = parse_update_mask(req.query)
         if mask is not None and set(mask) - {"version"}:
             raise invalid(f"Invalid update mask {mask}: only version can be updated.")
-        with self._lock:
+        with self.store.lock:
             parent = f"{self._ar_repository(project, location, repository)['name']}/packages/{package}"
             name = f"{parent}/tags/{tag}"
             if name not in self._ar["tags"]:
@@ -242,11 +244,11 @@ class ArtifactRegistryMixin:
             return deep(self._ar["tags"][name])
 
     def _ar_tag_delete(self, req: Request, project: str, location: str, repository: str, package: str, tag: str) -> Any:
-        with self._lock:
+        with self.store.lock:
             parent = self._ar_repository(project, location, repository)["name"]
             if self._ar["tags"].pop(f"{parent}/packages/{package}/tags/{tag}", None) is None:
                 raise not_found(f"Requested entity was not found. (tag {tag})")
-            self._touch()
+            self.store.touch()
         return {}
 
     def _ar_set_tag(self, package: str, tag_id: str, version: str) -> None:
@@ -258,11 +260,10 @@ class ArtifactRegistryMixin:
         if version not in self._ar["versions"]:
             raise not_found(f"Requested entity was not found. (version {version})")
         self._ar["tags"][f"{package}/tags/{tag_id}"] = {"name": f"{package}/tags/{tag_id}", "version": version}
-        self._touch()
+        self.store.touch()
 
     def _ar_page(self, key: str, items: list[Any], req: Request, parent: str) -> dict[str, Any]:
-        chunk, token = page(items, req.query, key=f"{key}|{parent}")
-        return {**({key: chunk} if chunk else {}), **({"nextPageToken": token} if token else {})}
+        return page(key, items, req.query, key=f"{key}|{parent}")
 
     # -- the KFP host: upload and download ---------------------------------------------------
 
@@ -270,8 +271,8 @@ class ArtifactRegistryMixin:
         content, tags = _multipart(req)
         package_id = _pipeline_name(content)
         digest = f"{_VERSION_PREFIX}{hashlib.sha256(content).hexdigest()}"
-        now = rfc3339(self.now())
-        with self._lock:
+        now = rfc3339(self.store.now())
+        with self.store.lock:
             parent = f"{self._ar_kfp_repository(project, location, repository)}/packages/{package_id}"
             package = self._ar["packages"].setdefault(parent, {"name": parent, "createTime": now})
             package["updateTime"] = now
@@ -284,21 +285,19 @@ class ArtifactRegistryMixin:
             }
             for tag in tags:
                 self._ar_set_tag(parent, tag, version)
-            self._touch()
+            self.store.touch()
         return _text(f"{package_id}/{digest}")
 
     def _kfp_download(
         self, req: Request, project: str, location: str, repository: str, package: str, reference: str
     ) -> Response:
-        with self._lock:
+        with self.store.lock:
             parent = f"{self._ar_kfp_repository(project, location, repository)}/packages/{package}"
             content = unb64(self._ar_resolve(parent, reference)["content"])
         return _text(content, content_type="application/octet-stream")
 
 
 def _text(data: str | bytes, *, content_type: str = "text/plain; charset=utf-8") -> Response:
-    from .server import Response
-
     return Response(200, data.encode() if isinstance(data, str) else data, {"Content-Type": content_type})
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import sys
 import threading
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
@@ -69,3 +69,20 @@ class BackgroundHTTPServer(ThreadingHTTPServer):
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+def read_body(handler: BaseHTTPRequestHandler) -> bytes:
+    """The request's whole body, sent with a Content-Length or chunked."""
+    length = handler.headers.get("Content-Length")
+    if length:
+        return handler.rfile.read(int(length))
+    if (handler.headers.get("Transfer-Encoding") or "").lower() != "chunked":
+        return b""
+    chunks: list[bytes] = []
+    while True:
+        size = int(handler.rfile.readline().strip() or b"0", 16)
+        if size == 0:
+            handler.rfile.readline()
+            return b"".join(chunks)
+        chunks.append(handler.rfile.read(size))
+        handler.rfile.readline()

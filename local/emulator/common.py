@@ -11,6 +11,9 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
 # A collection parent in every emulated API's resource names.
 LOCATION_PARENT = r"projects/[^/]+/locations/[^/]+"
 
@@ -110,21 +113,27 @@ def not_found(message: str) -> ApiError:
 
 
 def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Epoch seconds as Google's APIs write a Timestamp in JSON, to the microsecond: protobuf's
+    own formatting (the proto3 JSON mapping: UTC with "Z", 0, 3, 6 or 9 fractional digits)."""
+    stamp = Timestamp()
+    stamp.FromMicroseconds(round(ts * 1_000_000))
+    return stamp.ToJsonString()
 
 
 def parse_rfc3339(value: str) -> float:
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    # fromisoformat copes with 0-6 fractional digits; trim nanoseconds.
-    m = re.match(r"^(.*T\d\d:\d\d:\d\d)(\.\d+)?(.*)$", text)
-    if m and m.group(2) and len(m.group(2)) > 7:
-        text = m.group(1) + m.group(2)[:7] + m.group(3)
-    dt = datetime.fromisoformat(text)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+    """A Timestamp's JSON form in epoch seconds, read by protobuf's own parser; ValueError when
+    it is not one."""
+    stamp = Timestamp()
+    stamp.FromJsonString(value)
+    return stamp.seconds + stamp.nanos / 1e9
+
+
+def duration_seconds(value: str) -> float:
+    """A Duration's JSON form ("180s", "0.500s") in seconds, read by protobuf's own parser;
+    ValueError when it is not one."""
+    duration = Duration()
+    duration.FromJsonString(value)
+    return duration.ToTimedelta().total_seconds()
 
 
 def to_epoch(value: Any) -> float:
@@ -296,6 +305,21 @@ def parse_update_mask(query: dict[str, list[str]]) -> list[str] | None:
     return paths
 
 
+def masked_patch(
+    patch: dict[str, Any], query: dict[str, list[str]], *, mutable: set[str], ignored: set[str]
+) -> tuple[dict[str, Any], list[str] | None]:
+    """An update's patch and mask paths, limited to the `mutable` fields: a mask path outside
+    them and `ignored` (output-only fields, the name) is refused, one inside `ignored` dropped;
+    without a mask, the patch's other fields are dropped."""
+    paths = parse_update_mask(query)
+    if paths is None:
+        return {k: v for k, v in patch.items() if k in mutable}, None
+    for path in paths:
+        if path.split(".")[0] not in mutable | ignored:
+            raise invalid(f'Invalid update_mask path "{path}".')
+    return patch, [p for p in paths if p.split(".")[0] in mutable]
+
+
 def apply_update_mask(current: dict[str, Any], patch: dict[str, Any], paths: list[str] | None) -> dict[str, Any]:
     """AIP-134 update: replace each masked path in `current` by its value in `patch`."""
     result = deep(current)
@@ -321,9 +345,11 @@ def apply_update_mask(current: dict[str, Any], patch: dict[str, Any], paths: lis
 
 
 def page(
-    items: list[Any], query: dict[str, list[str]], *, key: str, default_size: int = 100, salt: str = ""
-) -> tuple[list[Any], str | None]:
-    """Offset pagination with an opaque token bound to the query (AIP-158)."""
+    field: str, items: list[Any], query: dict[str, list[str]], *, key: str, default_size: int = 100, salt: str = ""
+) -> dict[str, Any]:
+    """A list method's answer: the page of `items` the query asks for under `field` (omitted
+    when empty, as proto3 JSON omits an empty list) and `nextPageToken` when more follow.
+    Offset pagination with an opaque token bound to the query (AIP-158)."""
     size_text = (query.get("pageSize") or query.get("page_size") or ["0"])[0]
     try:
         size = int(size_text or 0)
@@ -346,8 +372,8 @@ def page(
             ok = False
         if not ok:
             raise invalid("Invalid page token.")
-    chunk = items[offset : offset + size]
-    next_token = None
+    answer: dict[str, Any] = {field: items[offset : offset + size]} if items[offset : offset + size] else {}
     if offset + size < len(items):
-        next_token = base64.urlsafe_b64encode(json.dumps({"o": offset + size, "f": fingerprint}).encode()).decode()
-    return chunk, next_token
+        next_token = {"o": offset + size, "f": fingerprint}
+        answer["nextPageToken"] = base64.urlsafe_b64encode(json.dumps(next_token).encode()).decode()
+    return answer

@@ -6,20 +6,20 @@ Functions v2, like the real API:
   that takes the zip by PUT with `Content-Type: application/zip` (anything else: 403),
   and `storageSource {bucket, object}` to put in `buildConfig.source`.
 - create / patch (updateMask) / delete return an Operation that is not done for
-  `function_deploy_seconds` (create/patch report `stages`: BUILD, then SERVICE); it
+  `deploy_seconds` (create/patch report `stages`: BUILD, then SERVICE); it
   completes lazily when the operation, the function or the Run service is next read (or
   `functions()` is called). Meanwhile the function is
   DEPLOYING / DELETING, and another patch/delete of it is 409 ABORTED "unable to queue
   the operation" (a create of it is 409 ALREADY_EXISTS, as for any existing function).
 - On completion of create/patch, the source zip is "built" (must be a zip; python
-  runtimes need main.py) and `on_function_deployed(function, zip_bytes)` gives the URL
+  runtimes need main.py) and `on_deployed(function, zip_bytes)` gives the URL
   (default: a realistic https://NAME-HASH-RC.a.run.app). `serviceConfig.uri` and `url`
   get it; `serviceConfig.service` is projects/P/locations/R/services/FUNCTION_ID, and that
   Run service now exists (GET, getIamPolicy, setIamPolicy). Server defaults are filled
   like the real API (timeoutSeconds 60, availableMemory 256M, LOG_EXECUTION_ID=true ...).
   `set_invoker_iam_disabled(service, True)` stands for `--no-invoker-iam-check`: the service
   then carries `invokerIamDisabled: true`, kept across redeploys of the function.
-- On completion of delete, `on_function_deleted(function)` runs before the operation is
+- On completion of delete, `on_deleted(function)` runs before the operation is
   marked done, so a caller that sees `done` knows the function no longer serves.
 
 IAM (Run v2 services and Functions v2 functions): getIamPolicy / setIamPolicy with etag
@@ -36,11 +36,10 @@ import io
 import logging
 import os
 import re
-import threading
 import uuid
 import zipfile
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .common import (
     LOCATION_PARENT,
@@ -51,10 +50,10 @@ from .common import (
     deep,
     invalid,
     is_email,
+    masked_patch,
     not_found,
     page,
     parse_body,
-    parse_update_mask,
     project_number,
     region_code,
     rfc3339,
@@ -62,9 +61,8 @@ from .common import (
     unb64,
     validate_labels,
 )
-
-if TYPE_CHECKING:
-    from .server import Request
+from .routing import Request, Response, Route
+from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -107,54 +105,54 @@ def _member_normal_form(member: str) -> str:
     return f"{prefix}{kind}:{value.lower()}"
 
 
-class FunctionsMixin:
-    _lock: threading.RLock
-    _state: dict[str, Any]
-    function_deploy_seconds: float
-    on_function_deployed: Callable[[dict[str, Any], bytes], str] | None
-    on_function_deleted: Callable[[dict[str, Any]], None] | None
+class CloudFunctions:
+    """Cloud Functions v2 and the Cloud Run v2 services it deploys, over the emulator's store.
 
-    def now(self) -> float:
-        raise NotImplementedError
+    Hooks (default None): `on_deployed(function, source_zip) -> url` is called (outside the
+    store's lock) when a create/update operation completes and gives the URL stored in
+    `serviceConfig.uri` and `url`; raising makes the operation fail (a build error).
+    `on_deleted(function)` is called (outside the lock) when a delete operation completes,
+    before it reports done; exceptions are logged.
+    """
 
-    def _touch(self) -> None:
-        raise NotImplementedError
+    def __init__(self, store: Store, *, deploy_seconds: float) -> None:
+        self.store = store
+        self.deploy_seconds = deploy_seconds  # how long an operation stays not done
+        self.on_deployed: Callable[[dict[str, Any], bytes], str] | None = None
+        self.on_deleted: Callable[[dict[str, Any]], None] | None = None
+        self._functions = store.collection("functions")
+        self._operations = store.collection("operations")
+        self._services = store.collection("services")
+        self._policies = store.collection("policies")  # IAM policies, shared with iam.py's set-up
+        self._uploads = store.collection("uploads")
+        self._upload_slots = store.collection("uploadSlots")
+        # Operations whose hooks run now; not saved: after a restart a due operation completes again.
+        self._completing: set[str] = set()
 
-    def _functions_routes(self) -> list[tuple[str, str, Any, set[str], str | None]]:
-        fn = rf"(?P<name>{LOCATION_PARENT}/functions/[^/:]+)"
-        svc = rf"(?P<name>{LOCATION_PARENT}/services/[^/:]+)"
+    def routes(self) -> list[Route]:
+        parent = rf"/v2/(?P<parent>{LOCATION_PARENT})/functions"
+        fn = rf"/v2/(?P<name>{LOCATION_PARENT}/functions/[^/:]+)"
+        svc = rf"/v2/(?P<name>{LOCATION_PARENT}/services/[^/:]+)"
         return [
-            (
-                "POST",
-                rf"/v2/(?P<parent>{LOCATION_PARENT})/functions:generateUploadUrl",
-                self._fn_upload_url,
-                set(),
-                "GenerateUploadUrlRequest",
-            ),
-            (
+            Route("POST", rf"{parent}:generateUploadUrl", self._fn_upload_url, body_type="GenerateUploadUrlRequest"),
+            Route(
                 "PUT",
                 r"/(?P<bucket>gcf-v2-uploads-[a-z0-9-]+)/(?P<obj>[A-Za-z0-9-]+\.zip)",
                 self._fn_upload_put,
-                {"GoogleAccessId", "Expires", "Signature"},
-                None,
+                ("GoogleAccessId", "Expires", "Signature"),
+                described=False,  # the signed Cloud Storage URL generateUploadUrl hands out
             ),
-            ("POST", rf"/v2/(?P<parent>{LOCATION_PARENT})/functions", self._fn_create, {"functionId"}, None),
-            (
-                "GET",
-                rf"/v2/(?P<parent>{LOCATION_PARENT})/functions",
-                self._fn_list,
-                {"pageSize", "pageToken", "filter", "orderBy"},
-                None,
-            ),
-            ("GET", rf"/v2/{fn}", self._fn_get, set(), None),
-            ("PATCH", rf"/v2/{fn}", self._fn_patch, {"updateMask"}, None),
-            ("DELETE", rf"/v2/{fn}", self._fn_delete, set(), None),
-            ("GET", rf"/v2/{fn}:getIamPolicy", self._iam_get, {"options"}, None),
-            ("POST", rf"/v2/{fn}:setIamPolicy", self._iam_set, set(), None),
-            ("GET", rf"/v2/(?P<name>{LOCATION_PARENT}/operations/[^/:]+)", self._op_get, set(), None),
-            ("GET", rf"/v2/{svc}", self._svc_get, set(), None),
-            ("GET", rf"/v2/{svc}:getIamPolicy", self._iam_get, {"options"}, None),
-            ("POST", rf"/v2/{svc}:setIamPolicy", self._iam_set, set(), None),
+            Route("POST", parent, self._fn_create, ("functionId",)),
+            Route("GET", parent, self._fn_list, ("pageSize", "pageToken", "filter", "orderBy")),
+            Route("GET", fn, self._fn_get),
+            Route("PATCH", fn, self._fn_patch, ("updateMask",)),
+            Route("DELETE", fn, self._fn_delete),
+            Route("GET", rf"{fn}:getIamPolicy", self._iam_get, ("options",)),
+            Route("POST", rf"{fn}:setIamPolicy", self._iam_set),
+            Route("GET", rf"/v2/(?P<name>{LOCATION_PARENT}/operations/[^/:]+)", self._op_get),
+            Route("GET", svc, self._svc_get),
+            Route("GET", rf"{svc}:getIamPolicy", self._iam_get, ("options",)),
+            Route("POST", rf"{svc}:setIamPolicy", self._iam_set),
         ]
 
     # -- in-process API ------------------------------------------------------------------
@@ -162,35 +160,35 @@ class FunctionsMixin:
     def functions(self) -> list[dict[str, Any]]:
         """Snapshot of every function (due operations completed first)."""
         self._fn_advance()
-        with self._lock:
-            return [deep(f) for f in self._state["functions"].values()]
+        with self.store.lock:
+            return [deep(f) for f in self._functions.values()]
 
     def function_source(self, name: str) -> bytes:
         """The zip bytes the function was (last) deployed from."""
-        with self._lock:
-            fn = self._state["functions"].get(name)
+        with self.store.lock:
+            fn = self._functions.get(name)
             if fn is None:
                 raise KeyError(name)
             key = self._fn_source_key(fn)
-            return unb64(self._state["uploads"][key])
+            return unb64(self._uploads[key])
 
     def set_invoker_iam_disabled(self, service: str, disabled: bool) -> None:
         """What `gcloud run services update SERVICE --[no-]invoker-iam-check` leaves: run.v2
         Service.invokerIamDisabled (omitted when false, as proto3 JSON omits defaults)."""
         self._fn_advance()
-        with self._lock:
-            svc = self._state["services"].get(service)
+        with self.store.lock:
+            svc = self._services.get(service)
             if svc is None:
                 raise KeyError(service)
             svc.pop("invokerIamDisabled", None)
             if disabled:
                 svc["invokerIamDisabled"] = True
-            self._touch()
+            self.store.touch()
 
     def iam_policy(self, resource: str) -> dict[str, Any]:
         """The IAM policy of a Run service or function (as getIamPolicy returns it)."""
-        with self._lock:
-            return deep(self._state["policies"].get(resource, {"etag": "ACAB"}))
+        with self.store.lock:
+            return deep(self._policies.get(resource, {"etag": "ACAB"}))
 
     # -- upload --------------------------------------------------------------------------
 
@@ -198,23 +196,21 @@ class FunctionsMixin:
         project, region = parent.split("/")[1], parent.split("/")[3]
         bucket = f"gcf-v2-uploads-{project_number(project)}-{region}"
         obj = f"{uuid.uuid4()}.zip"
-        expires = int(self.now()) + 1800
+        expires = int(self.store.now()) + 1800
         signature = base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
         access_id = f"service-{project_number(project)}@gcf-admin-robot.iam.gserviceaccount.com"
-        with self._lock:
-            self._state.setdefault("uploadSlots", {})[f"{bucket}/{obj}"] = {"expires": expires, "signature": signature}
-            self._touch()
+        with self.store.lock:
+            self._upload_slots[f"{bucket}/{obj}"] = {"expires": expires, "signature": signature}
+            self.store.touch()
         return {
             "uploadUrl": f"{req.base_url}/{bucket}/{obj}?GoogleAccessId={access_id}&Expires={expires}&Signature={signature}",
             "storageSource": {"bucket": bucket, "object": obj},
         }
 
     def _fn_upload_put(self, req: Request, bucket: str, obj: str) -> Any:
-        from .server import Response
-
         key = f"{bucket}/{obj}"
-        with self._lock:
-            slot = self._state.get("uploadSlots", {}).get(key)
+        with self.store.lock:
+            slot = self._upload_slots.get(key)
         signature = (req.query.get("Signature") or [""])[0]
         if slot is None or slot["signature"] != signature:
             return Response(
@@ -222,7 +218,7 @@ class FunctionsMixin:
                 b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>SignatureDoesNotMatch</Code></Error>",
                 {"Content-Type": "application/xml"},
             )
-        if slot["expires"] < self.now():
+        if slot["expires"] < self.store.now():
             return Response(
                 400,
                 b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>ExpiredToken</Code></Error>",
@@ -240,9 +236,9 @@ class FunctionsMixin:
                 b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>EntityTooLarge</Code></Error>",
                 {"Content-Type": "application/xml"},
             )
-        with self._lock:
-            self._state["uploads"][key] = b64(req.body)
-            self._touch()
+        with self.store.lock:
+            self._uploads[key] = b64(req.body)
+            self.store.touch()
         return Response(200, b"", {"ETag": f'"{short_hash(key, str(len(req.body)))}"'})
 
     # -- functions -----------------------------------------------------------------------
@@ -267,7 +263,7 @@ class FunctionsMixin:
             raise invalid("build_config.source is required (storage_source or repo_source).")
         if storage is not None:
             key = f"{storage.get('bucket', '')}/{storage.get('object', '')}"
-            if key not in self._state["uploads"]:
+            if key not in self._uploads:
                 raise invalid(
                     f"build_config.source.storage_source: object gs://{key} not found; upload it to the URL from generateUploadUrl first."
                 )
@@ -289,14 +285,14 @@ class FunctionsMixin:
     def _fn_busy(self, name: str) -> None:
         """A second change while an operation on the function runs: Functions v2 answers
         409 ABORTED "unable to queue the operation" (docs/fidelity.md, Long-running operations)."""
-        for rec in self._state["operations"].values():
+        for rec in self._operations.values():
             if rec["meta"].get("function") == name and not rec["op"].get("done"):
                 raise ApiError("ABORTED", "unable to queue the operation")
 
     def _fn_new_operation(
         self, parent: str, verb: str, target: str, request_resource: dict[str, Any] | None, meta: dict[str, Any]
     ) -> dict[str, Any]:
-        now = self.now()
+        now = self.store.now()
         op_name = f"{parent}/operations/operation-{int(now * 1000)}-{uuid.uuid4().hex[:12]}"
         metadata: dict[str, Any] = {
             "@type": _FUNCTIONS_OPERATION_METADATA,
@@ -314,17 +310,17 @@ class FunctionsMixin:
         if verb != "delete":
             metadata["stages"] = _deploy_stages(0.0)
         op = {"name": op_name, "metadata": metadata, "done": False}
-        self._state["operations"][op_name] = {
+        self._operations[op_name] = {
             "op": op,
             "meta": {
                 **meta,
                 "start": now,
-                "due": now + self.function_deploy_seconds,
+                "due": now + self.deploy_seconds,
                 "function": target,
                 "verb": verb,
             },
         }
-        self._touch()
+        self.store.touch()
         return deep(op)
 
     def _fn_create(self, req: Request, parent: str) -> Any:
@@ -339,57 +335,44 @@ class FunctionsMixin:
             raise invalid(f'Function name "{fn["name"]}" does not match parent and function_id ({name}).')
         for key in _FN_OUTPUT_ONLY:
             fn.pop(key, None)
-        with self._lock:
+        with self.store.lock:
             self._fn_validate(fn)
-            if name in self._state["functions"]:
+            if name in self._functions:
                 raise ApiError(
                     "ALREADY_EXISTS",
                     f"Function {function_id} in region {parent.split('/')[3]} in project {parent.split('/')[1]} already exists",
                 )
             fn["name"] = name
             fn.setdefault("environment", "GEN_2")
-            now = rfc3339(self.now())
+            now = rfc3339(self.store.now())
             visible = {**deep(fn), "state": "DEPLOYING", "createTime": now, "updateTime": now}
-            self._state["functions"][name] = visible
+            self._functions[name] = visible
             return self._fn_new_operation(parent, "create", name, deep(fn), {"pending": fn})
 
     def _fn_get_or_404(self, name: str) -> dict[str, Any]:
-        fn = self._state["functions"].get(name)
+        fn = self._functions.get(name)
         if fn is None:
             raise not_found(f"Resource '{name}' was not found")
         return fn
 
     def _fn_get(self, req: Request, name: str) -> Any:
         self._fn_advance()
-        with self._lock:
+        with self.store.lock:
             return deep(self._fn_get_or_404(name))
 
     def _fn_list(self, req: Request, parent: str) -> Any:
         self._fn_advance()
-        with self._lock:
-            fns = [deep(f) for n, f in self._state["functions"].items() if n.startswith(parent + "/")]
-        chunk, token = page(fns, req.query, key=parent)
-        out: dict[str, Any] = {}
-        if chunk:
-            out["functions"] = chunk
-        if token:
-            out["nextPageToken"] = token
-        return out
+        with self.store.lock:
+            fns = [deep(f) for n, f in self._functions.items() if n.startswith(parent + "/")]
+        return page("functions", fns, req.query, key=parent)
 
     def _fn_patch(self, req: Request, name: str) -> Any:
         self._fn_advance()
         patch = parse_body(req.body, "Function")
         if patch.get("name") and patch["name"] != name:
             raise invalid(f'Function name in body "{patch["name"]}" does not match the URL.')
-        paths = parse_update_mask(req.query)
-        if paths is not None:
-            for path in paths:
-                if path.split(".")[0] not in _FN_MUTABLE | set(_FN_OUTPUT_ONLY) | {"name"}:
-                    raise invalid(f'Invalid update_mask path "{path}".')
-            paths = [p for p in paths if p.split(".")[0] in _FN_MUTABLE]
-        else:
-            patch = {k: v for k, v in patch.items() if k in _FN_MUTABLE}
-        with self._lock:
+        patch, paths = masked_patch(patch, req.query, mutable=_FN_MUTABLE, ignored={*_FN_OUTPUT_ONLY, "name"})
+        with self.store.lock:
             current = self._fn_get_or_404(name)
             self._fn_busy(name)
             base = {k: v for k, v in current.items() if k not in _FN_OUTPUT_ONLY}
@@ -404,45 +387,44 @@ class FunctionsMixin:
             updated["name"] = name
             self._fn_validate(updated)
             current["state"] = "DEPLOYING"
-            current["updateTime"] = rfc3339(self.now())
+            current["updateTime"] = rfc3339(self.store.now())
             parent = name.rsplit("/functions/", 1)[0]
             return self._fn_new_operation(parent, "update", name, deep(updated), {"pending": updated})
 
     def _fn_delete(self, req: Request, name: str) -> Any:
         self._fn_advance()
-        with self._lock:
+        with self.store.lock:
             current = self._fn_get_or_404(name)
             self._fn_busy(name)
             current["state"] = "DELETING"
-            current["updateTime"] = rfc3339(self.now())
+            current["updateTime"] = rfc3339(self.store.now())
             parent = name.rsplit("/functions/", 1)[0]
             return self._fn_new_operation(parent, "delete", name, None, {})
 
     def _op_get(self, req: Request, name: str) -> Any:
         self._fn_advance()
-        with self._lock:
-            rec = self._state["operations"].get(name)
+        with self.store.lock:
+            rec = self._operations.get(name)
             if rec is None:
                 raise not_found(f"Operation '{name}' was not found")
             op, meta = rec["op"], rec["meta"]
             if not op.get("done") and "stages" in op["metadata"]:
                 span = max(meta["due"] - meta.get("start", meta["due"]), 1e-9)
-                op["metadata"]["stages"] = _deploy_stages((self.now() - meta.get("start", meta["due"])) / span)
+                op["metadata"]["stages"] = _deploy_stages((self.store.now() - meta.get("start", meta["due"])) / span)
             return deep(op)
 
     # -- operation completion --------------------------------------------------------------
 
     def _fn_advance(self) -> None:
         """Complete every due operation; hooks run outside the lock."""
-        now = self.now()
-        with self._lock:
+        now = self.store.now()
+        with self.store.lock:
             due = [
                 rec
-                for rec in self._state["operations"].values()
-                if not rec["op"].get("done") and not rec["meta"].get("completing") and now >= rec["meta"]["due"]
+                for name, rec in self._operations.items()
+                if not rec["op"].get("done") and name not in self._completing and now >= rec["meta"]["due"]
             ]
-            for rec in due:
-                rec["meta"]["completing"] = True
+            self._completing.update(rec["op"]["name"] for rec in due)
             work = [(rec, deep(rec["meta"].get("pending")), self._fn_zip_for(rec)) for rec in due]
         for rec, pending, source in work:
             if rec["meta"]["verb"] == "delete":
@@ -452,33 +434,33 @@ class FunctionsMixin:
             try:
                 function = self._fn_deployed_shape(pending)
                 self._fn_build_check(function, source)
-                hook = self.on_function_deployed
+                hook = self.on_deployed
                 url = hook(deep(function), source) if hook is not None else None
             except Exception as exc:  # a build/deploy failure
                 log.info("function deployment failed: %s", exc)
                 error = f"Build failed: {exc}"
-            with self._lock:
+            with self.store.lock:
                 self._fn_finish_deploy(rec, function if error is None else pending, url, error)
 
     def _fn_complete_delete(self, rec: dict[str, Any]) -> None:
-        """Run on_function_deleted (outside the lock), then finish the operation. The
+        """Run on_deleted (outside the lock), then finish the operation. The
         deletion completes even if the hook fails: the function is gone from the API."""
-        with self._lock:
-            function = deep(self._state["functions"].get(rec["meta"]["function"]))
-        hook = self.on_function_deleted
+        with self.store.lock:
+            function = deep(self._functions.get(rec["meta"]["function"]))
+        hook = self.on_deleted
         if hook is not None and function is not None:
             try:
                 hook(function)
             except Exception:
-                log.exception("on_function_deleted failed for %s", rec["meta"]["function"])
-        with self._lock:
+                log.exception("on_deleted failed for %s", rec["meta"]["function"])
+        with self.store.lock:
             self._fn_finish_delete(rec)
 
     def _fn_zip_for(self, rec: dict[str, Any]) -> bytes:
         pending = rec["meta"].get("pending")
         if not pending:
             return b""
-        data = self._state["uploads"].get(self._fn_source_key(pending))
+        data = self._uploads.get(self._fn_source_key(pending))
         return unb64(data) if data else b""
 
     @staticmethod
@@ -508,7 +490,7 @@ class FunctionsMixin:
         )
         storage = (build.get("source") or {}).get("storageSource")
         if storage is not None:
-            storage.setdefault("generation", str(int(self.now() * 1_000_000)))
+            storage.setdefault("generation", str(int(self.store.now() * 1_000_000)))
             build["sourceProvenance"] = {"resolvedStorageSource": deep(storage)}
         svc = fn.setdefault("serviceConfig", {})
         svc.setdefault("timeoutSeconds", 60)
@@ -522,7 +504,9 @@ class FunctionsMixin:
         env = svc.setdefault("environmentVariables", {})
         env.setdefault("LOG_EXECUTION_ID", "true")
         svc["service"] = f"projects/{project}/locations/{region}/services/{function_id}"
-        svc["revision"] = f"{function_id}-{int(self.now()) % 100000:05d}-{short_hash(name, str(self.now()), length=3)}"
+        svc["revision"] = (
+            f"{function_id}-{int(self.store.now()) % 100000:05d}-{short_hash(name, str(self.store.now()), length=3)}"
+        )
         default_uri = f"https://{function_id}-{short_hash(project, length=10)}-{region_code(region)}.a.run.app"
         svc["uri"] = default_uri
         fn["url"] = f"https://{region}-{project}.cloudfunctions.net/{function_id}"
@@ -534,11 +518,11 @@ class FunctionsMixin:
     ) -> None:
         op, meta = rec["op"], rec["meta"]
         name = meta["function"]
-        now = self.now()
-        current = self._state["functions"].get(name)
+        now = self.store.now()
+        current = self._functions.get(name)
         op["metadata"]["endTime"] = rfc3339(now)
         op["done"] = True
-        meta.pop("completing", None)
+        self._completing.discard(op["name"])
         meta.pop("pending", None)
         if error is not None:
             op["error"] = {"code": 3, "message": error}
@@ -546,7 +530,7 @@ class FunctionsMixin:
                 current["state"] = "FAILED"
                 current["stateMessages"] = [{"severity": "ERROR", "type": "BuildFailed", "message": error}]
                 current["updateTime"] = rfc3339(now)
-            self._touch()
+            self.store.touch()
             return
         if url:
             function["serviceConfig"]["uri"] = url
@@ -557,33 +541,33 @@ class FunctionsMixin:
         function["createTime"] = (current or {}).get("createTime", rfc3339(now))
         function["updateTime"] = rfc3339(now)
         function = canonical(function, "Function")
-        self._state["functions"][name] = function
+        self._functions[name] = function
         self._svc_upsert(function)
         op["response"] = {"@type": _FUNCTION_TYPE, **deep(function)}
-        self._touch()
+        self.store.touch()
 
     def _fn_finish_delete(self, rec: dict[str, Any]) -> None:
         op, meta = rec["op"], rec["meta"]
         name = meta["function"]
-        fn = self._state["functions"].pop(name, None)
-        self._state["policies"].pop(name, None)
+        fn = self._functions.pop(name, None)
+        self._policies.pop(name, None)
         service = ((fn or {}).get("serviceConfig") or {}).get("service")
         if service:
-            self._state["services"].pop(service, None)
-            self._state["policies"].pop(service, None)
-        op["metadata"]["endTime"] = rfc3339(self.now())
+            self._services.pop(service, None)
+            self._policies.pop(service, None)
+        op["metadata"]["endTime"] = rfc3339(self.store.now())
         op["done"] = True
         op["response"] = {"@type": "type.googleapis.com/google.protobuf.Empty"}
-        meta.pop("completing", None)
-        self._touch()
+        self._completing.discard(op["name"])
+        self.store.touch()
 
     # -- Cloud Run v2 services -------------------------------------------------------------
 
     def _svc_upsert(self, function: dict[str, Any]) -> None:
         svc_cfg = function["serviceConfig"]
         name = svc_cfg["service"]
-        now = rfc3339(self.now())
-        existing = self._state["services"].get(name)
+        now = rfc3339(self.store.now())
+        existing = self._services.get(name)
         generation = int((existing or {}).get("generation", "0")) + 1
         revision = f"{name}/revisions/{svc_cfg['revision']}"
         project = name.split("/")[1]
@@ -636,12 +620,12 @@ class FunctionsMixin:
         if (existing or {}).get("invokerIamDisabled"):
             # A service-level setting, not the revision template: a redeploy keeps it.
             service["invokerIamDisabled"] = True
-        self._state["services"][name] = canonical(service, "Service")
+        self._services[name] = canonical(service, "Service")
 
     def _svc_get(self, req: Request, name: str) -> Any:
         self._fn_advance()
-        with self._lock:
-            svc = self._state["services"].get(name)
+        with self.store.lock:
+            svc = self._services.get(name)
             if svc is None:
                 raise not_found(
                     f"Resource '{name.rsplit('/', 1)[-1]}' of kind 'SERVICE' in region '{name.split('/')[3]}' in project '{name.split('/')[1]}' does not exist."
@@ -652,18 +636,18 @@ class FunctionsMixin:
 
     def _iam_resource_exists(self, name: str) -> bool:
         if "/services/" in name:
-            return name in self._state["services"]
-        return name in self._state["functions"]
+            return name in self._services
+        return name in self._functions
 
     def _iam_get(self, req: Request, name: str) -> Any:
         self._fn_advance()
         version_text = (req.query.get("options.requestedPolicyVersion") or ["0"])[0]
         if version_text not in {"0", "1", "3"}:
             raise invalid(f"Invalid requested policy version {version_text}: must be 0, 1 or 3.")
-        with self._lock:
+        with self.store.lock:
             if not self._iam_resource_exists(name):
                 raise not_found(f"Resource {name} does not exist.")
-            return deep(self._state["policies"].get(name, {"etag": "ACAB"}))
+            return deep(self._policies.get(name, {"etag": "ACAB"}))
 
     def _iam_set(self, req: Request, name: str) -> Any:
         self._fn_advance()
@@ -704,10 +688,10 @@ class FunctionsMixin:
             if conditions[key] is not None:
                 stored["condition"] = conditions[key]
             bindings.append(stored)
-        with self._lock:
+        with self.store.lock:
             if not self._iam_resource_exists(name):
                 raise not_found(f"Resource {name} does not exist.")
-            current = self._state["policies"].get(name, {"etag": "ACAB"})
+            current = self._policies.get(name, {"etag": "ACAB"})
             if policy.get("etag") and policy["etag"] != current["etag"]:
                 raise ApiError(
                     "ABORTED",
@@ -717,9 +701,9 @@ class FunctionsMixin:
             if bindings:
                 new["version"] = max(version, 1)
                 new["bindings"] = bindings
-            self._state["policies"][name] = canonical(new, "Policy")
-            self._touch()
-            return deep(self._state["policies"][name])
+            self._policies[name] = canonical(new, "Policy")
+            self.store.touch()
+            return deep(self._policies[name])
 
 
 def _deploy_stages(progress: float) -> list[dict[str, Any]]:

@@ -7,6 +7,8 @@ Like the real API (iam.googleapis.com/v1):
 - `GET  /v1/roles/ROLE` and `GET /v1/projects/P/roles/ROLE`: a role with `includedPermissions`.
 - `POST /v1/projects/-/serviceAccounts/EMAIL:generateIdToken` (IAM Credentials, same path on
   iamcredentials.googleapis.com): an ID token of EMAIL from the emulator's local issuer.
+- `GET  /oauth2/v1/certs` (PEM certificates) and `/oauth2/v3/certs` (a JWK Set): that
+  issuer's keys, as Google publishes the keys of its ID tokens.
 
 State tests set up directly (no HTTP): `add_service_account(project, email)`,
 `put_role(name, permissions)`, `set_policy(resource, bindings)` (also for projects), and
@@ -23,13 +25,15 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .common import ApiError, canonical, deep, invalid, not_found, parse_body, project_number, short_hash
+from .routing import Request, Response, Route, json_response
+from .store import Store
 
-if TYPE_CHECKING:
-    from .server import Request
-
+CERTS_PATH = "/oauth2/v1/certs"  # Google's v1 format: {kid: PEM certificate}
+JWKS_PATH = "/oauth2/v3/certs"  # the same keys as a JWK Set (Google's v3 format, its jwks_uri)
+_CERTS_MAX_AGE_SECONDS = 300  # how long a client may cache the keys (the answer's Cache-Control max-age)
 _SA = r"projects/(?P<project>[^/:]+)/serviceAccounts/(?P<email>[^/:]+)"
 _MAX_TESTED_PERMISSIONS = 100  # the real APIs refuse larger testIamPermissions requests
 _GENERATE_ID_TOKEN_FIELDS = frozenset({"audience", "delegates", "includeEmail", "organizationNumberIncluded"})
@@ -49,31 +53,35 @@ def _builtin_roles() -> dict[str, list[str]]:
     }
 
 
-class IamMixin:
-    """Service accounts, roles, and IAM policies of projects and service accounts."""
+class Iam:
+    """IAM v1 service accounts and roles, IAM Credentials' generateIdToken, and the project
+    and service-account IAM policies Resource Manager shares, over the emulator's store.
 
-    _state: dict[str, Any]
-    _lock: Any
-    caller_permissions: dict[str, set[str]]
-    oidc_issuer: Any
+    `token_issuer` (a vertex_cron_local.token_issuer.LocalIssuer, default None) signs the ID
+    tokens generateIdToken answers; its keys are what Google's OAuth2 certs endpoints serve.
+    """
 
-    def _touch(self) -> None:
-        raise NotImplementedError
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.token_issuer: Any = None
+        self.caller_permissions: dict[str, set[str]] = {}  # testIamPermissions answers, by resource
+        self._accounts = store.collection("serviceAccounts")
+        self._roles = store.collection("roles")
+        self._policies = store.collection("policies")  # shared with functions.py's Run and Functions IAM
 
-    def _iam_routes(self) -> list[tuple[str, str, Any, set[str], str | None]]:
+    def routes(self) -> list[Route]:
         return [
-            ("GET", rf"/v1/{_SA}", self._sa_get, set(), None),
-            ("POST", rf"/v1/{_SA}:getIamPolicy", self._sa_get_iam_policy, {"options"}, "GetIamPolicyRequest"),
-            (
-                "POST",
-                rf"/v1/{_SA}:testIamPermissions",
-                self._sa_test_iam_permissions,
-                set(),
-                "TestIamPermissionsRequest",
+            Route("GET", rf"/v1/{_SA}", self._sa_get),
+            Route("POST", rf"/v1/{_SA}:getIamPolicy", self._sa_get_iam_policy, ("options",), "GetIamPolicyRequest"),
+            Route(
+                "POST", rf"/v1/{_SA}:testIamPermissions", self._sa_test_iam_permissions, (), "TestIamPermissionsRequest"
             ),
-            ("POST", rf"/v1/{_SA}:generateIdToken", self._sa_generate_id_token, set(), None),
-            ("GET", r"/v1/(?P<name>roles/[^/:]+)", self._role_get, {"view"}, None),
-            ("GET", r"/v1/(?P<name>projects/[^/:]+/roles/[^/:]+)", self._role_get, {"view"}, None),
+            Route("POST", rf"/v1/{_SA}:generateIdToken", self._sa_generate_id_token),
+            Route("GET", r"/v1/(?P<name>roles/[^/:]+)", self._role_get, ("view",)),
+            Route("GET", r"/v1/(?P<name>projects/[^/:]+/roles/[^/:]+)", self._role_get, ("view",)),
+            # Google's OAuth2 signing keys: not a Discovery-described API method.
+            Route("GET", re.escape(CERTS_PATH), self._certs, described=False),
+            Route("GET", re.escape(JWKS_PATH), self._certs, described=False),
         ]
 
     # -- set-up (tests) ------------------------------------------------------------------
@@ -81,37 +89,37 @@ class IamMixin:
     def add_service_account(self, project: str, email: str) -> None:
         account_id = email.split("@", 1)[0]
         number = project_number(project)
-        with self._lock:
-            self._state["serviceAccounts"][email] = {
+        with self.store.lock:
+            self._accounts[email] = {
                 "name": f"projects/{project}/serviceAccounts/{email}",
                 "projectId": project,
-                "uniqueId": str(int(number) * 1000 + len(self._state["serviceAccounts"])),
+                "uniqueId": str(int(number) * 1000 + len(self._accounts)),
                 "email": email,
                 "displayName": account_id,
                 "etag": short_hash(email),
                 "oauth2ClientId": short_hash(email, "client"),
             }
-            self._touch()
+            self.store.touch()
 
     def put_role(self, name: str, permissions: list[str] | set[str] | frozenset[str]) -> None:
-        with self._lock:
-            self._state["roles"][name] = sorted(permissions)
-            self._touch()
+        with self.store.lock:
+            self._roles[name] = sorted(permissions)
+            self.store.touch()
 
     def set_policy(self, resource: str, bindings: list[dict[str, Any]]) -> None:
         """Replace `resource`'s policy (bindings as in the REST Policy, conditions allowed)."""
         policy = canonical({"version": 3, "bindings": bindings, "etag": "ACAB"}, "Policy")
-        with self._lock:
-            self._state["policies"][resource] = policy
-            self._touch()
+        with self.store.lock:
+            self._policies[resource] = policy
+            self.store.touch()
 
     # -- shared with Resource Manager ----------------------------------------------------
 
-    def _policy_of(self, resource: str, query: dict[str, list[str]]) -> dict[str, Any]:
+    def policy_of(self, resource: str, query: dict[str, list[str]]) -> dict[str, Any]:
         """The stored policy; conditional bindings need requestedPolicyVersion 3, as in IAM."""
         version = int((query.get("options.requestedPolicyVersion") or ["0"])[0] or 0)
-        with self._lock:
-            policy = deep(self._state["policies"].get(resource, {"etag": "ACAB"}))
+        with self.store.lock:
+            policy = deep(self._policies.get(resource, {"etag": "ACAB"}))
         if version < 3 and any("condition" in b for b in policy.get("bindings", [])):
             raise invalid(
                 f"Request policy version {version} is not supported for policies with conditions; "
@@ -119,7 +127,7 @@ class IamMixin:
             )
         return policy
 
-    def _caller_holds(self, resource: str, body: bytes) -> dict[str, Any]:
+    def caller_holds(self, resource: str, body: bytes) -> dict[str, Any]:
         request = parse_body(body, "TestIamPermissionsRequest")
         asked = request.get("permissions", [])
         if len(asked) > _MAX_TESTED_PERMISSIONS:
@@ -134,8 +142,8 @@ class IamMixin:
     # -- handlers --------------------------------------------------------------------------
 
     def _account(self, project: str, email: str) -> dict[str, Any]:
-        with self._lock:
-            account = self._state["serviceAccounts"].get(email)
+        with self.store.lock:
+            account = self._accounts.get(email)
         if account is None or project not in ("-", account["projectId"]):
             raise not_found(f"Not found; Gaia id not found for email {email}")
         return account
@@ -145,11 +153,11 @@ class IamMixin:
 
     def _sa_get_iam_policy(self, req: Request, project: str, email: str) -> Any:
         account = self._account(project, email)
-        return self._policy_of(account["name"], req.query)
+        return self.policy_of(account["name"], req.query)
 
     def _sa_test_iam_permissions(self, req: Request, project: str, email: str) -> Any:
         account = self._account(project, email)
-        return self._caller_holds(account["name"], req.body)
+        return self.caller_holds(account["name"], req.body)
 
     def _sa_generate_id_token(self, req: Request, project: str, email: str) -> Any:
         """IAM Credentials' generateIdToken (iamcredentials.googleapis.com, same path): the
@@ -165,16 +173,16 @@ class IamMixin:
         audience = request.get("audience")
         if not isinstance(audience, str) or not audience:
             raise invalid("Required field audience is missing.")
-        if self.oidc_issuer is None:
+        if self.token_issuer is None:
             raise not_found("No OIDC issuer is configured on this emulator.")
         # Without includeEmail Google's token has no email claims; this one has an empty
         # email, which the function refuses the same way.
         included = request.get("includeEmail") is True
-        return {"token": self.oidc_issuer.mint(audience=audience, email=email if included else "")}
+        return {"token": self.token_issuer.mint(audience=audience, email=email if included else "")}
 
     def _role_get(self, req: Request, name: str) -> Any:
-        with self._lock:
-            permissions = self._state["roles"].get(name)
+        with self.store.lock:
+            permissions = self._roles.get(name)
         if permissions is None:
             permissions = _builtin_roles().get(name)
         if permissions is None:
@@ -186,6 +194,16 @@ class IamMixin:
             "stage": "GA",
             "etag": short_hash(name, *permissions),
         }
+
+    def _certs(self, req: Request) -> Response:
+        if self.token_issuer is None:
+            raise not_found("No OIDC issuer is configured on this emulator.")
+        document = self.token_issuer.jwks() if req.path == JWKS_PATH else self.token_issuer.certs_document()
+        return json_response(
+            200,
+            document,
+            {"Cache-Control": f"public, max-age={_CERTS_MAX_AGE_SECONDS}, must-revalidate, no-transform"},
+        )
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

@@ -8,24 +8,28 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .common import parse_body
+from .iam import Iam
+from .routing import Request, Route
 
-if TYPE_CHECKING:
-    from .server import Request
 
+class ResourceManager:
+    """Resource Manager v3 projects' IAM, answered from `iam`'s policies and caller permissions."""
 
-class ResourceManagerMixin:
-    def _resourcemanager_routes(self) -> list[tuple[str, str, Any, set[str], str | None]]:
+    def __init__(self, iam: Iam) -> None:
+        self.iam = iam
+
+    def routes(self) -> list[Route]:
         project = r"/v3/(?P<resource>projects/[^/:]+)"
         return [
-            ("POST", rf"{project}:getIamPolicy", self._project_get_iam_policy, set(), "GetIamPolicyRequest"),
-            (
+            Route("POST", rf"{project}:getIamPolicy", self._project_get_iam_policy, (), "GetIamPolicyRequest"),
+            Route(
                 "POST",
                 rf"{project}:testIamPermissions",
                 self._project_test_iam_permissions,
-                set(),
+                (),
                 "TestIamPermissionsRequest",
             ),
         ]
@@ -33,7 +37,7 @@ class ResourceManagerMixin:
     def _project_get_iam_policy(self, req: Request, resource: str) -> Any:
         request = parse_body(req.body, "GetIamPolicyRequest", allow_empty=True)
         version = request.get("options", {}).get("requestedPolicyVersion", 0)
-        return self._policy_of(resource, {"options.requestedPolicyVersion": [str(version)]})  # type: ignore[attr-defined]
+        return self.iam.policy_of(resource, {"options.requestedPolicyVersion": [str(version)]})
 
     def _project_test_iam_permissions(self, req: Request, resource: str) -> Any:
-        return self._caller_holds(resource, req.body)  # type: ignore[attr-defined]
+        return self.iam.caller_holds(resource, req.body)

@@ -13,7 +13,7 @@ docs/fidelity.md, "Cloud Scheduler"): a `uri` with an empty path gets "/", `head
 application/octet-stream`; an `oidcToken` without `audience` gets the URI, an
 `oauthToken` without `scope` gets cloud-platform.
 
-`:run` calls `on_scheduler_run(job)` synchronously (the local scheduler hands off to its
+`:run` calls `on_run(job)` synchronously (the local scheduler hands off to its
 own thread). `record_scheduler_attempt()` is how the local scheduler reports a delivery.
 """
 
@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import uuid
 from collections.abc import Callable
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from vertex_cron import cronexpr
 
 from .common import (
     LOCATION_PARENT,
@@ -35,25 +36,24 @@ from .common import (
     ApiError,
     apply_update_mask,
     deep,
+    duration_seconds,
     invalid,
     is_email,
+    masked_patch,
     not_found,
     page,
     parse_body,
-    parse_update_mask,
     rfc3339,
     status_name_for_http,
     to_epoch,
 )
-
-if TYPE_CHECKING:
-    from .server import Request
+from .routing import Request, Route
+from .store import Store
 
 log = logging.getLogger(__name__)
 
 _JOB_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+/jobs/[A-Za-z0-9_-]{1,500}$")
 _ENGLISH = re.compile(r"^every\s+(\d+)\s+(minutes?|mins?|hours?)(\s+.*)?$", re.IGNORECASE)
-_DURATION = re.compile(r"^(\d+(\.\d+)?)s$")
 _RETRY_DEFAULTS = {
     "maxRetryDuration": "0s",
     "minBackoffDuration": "5s",
@@ -80,10 +80,13 @@ _TARGETS = ("httpTarget", "pubsubTarget", "appEngineHttpTarget")
 def _duration(value: str | None, what: str) -> float | None:
     if value is None:
         return None
-    m = _DURATION.fullmatch(value)
-    if not m:
+    try:
+        seconds = duration_seconds(value)
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0:
         raise invalid(f"Invalid duration for {what}: {value!r}.")
-    return float(m.group(1))
+    return seconds
 
 
 def _http_target_normal_form(target: dict[str, Any]) -> None:
@@ -104,58 +107,45 @@ def _http_target_normal_form(target: dict[str, Any]) -> None:
 
 
 def next_fire_time(schedule: str, time_zone: str, after: float) -> float | None:
-    """The next firing strictly after `after` (epoch seconds), or None if unknown."""
+    """The next firing strictly after `after` (epoch seconds), or None if there is none."""
     m = _ENGLISH.fullmatch(schedule.strip())
     if m:
         amount = int(m.group(1))
         unit = 60 if m.group(2).lower().startswith("m") else 3600
         return after + amount * unit
-    from croniter import croniter
-
-    tz = ZoneInfo(time_zone or "Etc/UTC")
-    base = datetime.fromtimestamp(after, tz)
-    return croniter(schedule, base).get_next(datetime).timestamp()
+    following = cronexpr.next_fire_times(schedule, time_zone or "Etc/UTC", datetime.fromtimestamp(after, UTC), 1)
+    return following[0].timestamp() if following else None
 
 
-class SchedulerMixin:
-    _lock: threading.RLock
-    _state: dict[str, Any]
-    on_scheduler_run: Callable[[dict[str, Any]], object] | None
+class CloudScheduler:
+    """Cloud Scheduler v1 jobs over the emulator's store. `on_run(job)` is called by `jobs:run`
+    before it answers (make it quick, or hand off to a thread); exceptions are logged."""
 
-    def now(self) -> float:
-        raise NotImplementedError
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.on_run: Callable[[dict[str, Any]], object] | None = None
+        self._jobs = store.collection("schedulerJobs")
 
-    def _touch(self) -> None:
-        raise NotImplementedError
-
-    def _save(self) -> None:
-        raise NotImplementedError
-
-    def _scheduler_routes(self) -> list[tuple[str, str, Any, set[str], str | None]]:
-        name = rf"(?P<name>{LOCATION_PARENT}/jobs/[^/:]+)"
+    def routes(self) -> list[Route]:
+        parent = rf"/v1/(?P<parent>{LOCATION_PARENT})/jobs"
+        name = rf"/v1/(?P<name>{LOCATION_PARENT}/jobs/[^/:]+)"
         return [
-            ("POST", rf"/v1/(?P<parent>{LOCATION_PARENT})/jobs", self._sj_create, set(), None),
-            (
-                "GET",
-                rf"/v1/(?P<parent>{LOCATION_PARENT})/jobs",
-                self._sj_list,
-                {"pageSize", "pageToken", "filter"},
-                None,
-            ),
-            ("GET", rf"/v1/{name}", self._sj_get, set(), None),
-            ("PATCH", rf"/v1/{name}", self._sj_patch, {"updateMask"}, None),
-            ("DELETE", rf"/v1/{name}", self._sj_delete, set(), None),
-            ("POST", rf"/v1/{name}:pause", self._sj_pause, set(), "PauseJobRequest"),
-            ("POST", rf"/v1/{name}:resume", self._sj_resume, set(), "ResumeJobRequest"),
-            ("POST", rf"/v1/{name}:run", self._sj_run, set(), "RunJobRequest"),
+            Route("POST", parent, self._sj_create),
+            Route("GET", parent, self._sj_list, ("pageSize", "pageToken", "filter")),
+            Route("GET", name, self._sj_get),
+            Route("PATCH", name, self._sj_patch, ("updateMask",)),
+            Route("DELETE", name, self._sj_delete),
+            Route("POST", rf"{name}:pause", self._sj_pause, body_type="PauseJobRequest"),
+            Route("POST", rf"{name}:resume", self._sj_resume, body_type="ResumeJobRequest"),
+            Route("POST", rf"{name}:run", self._sj_run, body_type="RunJobRequest"),
         ]
 
     # -- in-process API for the local scheduler ------------------------------------------
 
     def scheduler_jobs(self) -> list[dict[str, Any]]:
         """Snapshot (deep copies) of every Scheduler job, in creation order."""
-        with self._lock:
-            return [deep(job) for job in self._state["schedulerJobs"].values()]
+        with self.store.lock:
+            return [deep(job) for job in self._jobs.values()]
 
     def record_scheduler_attempt(self, job_name: str, attempt_time: Any, status_code: int) -> None:
         """Record a delivery attempt: lastAttemptTime, status (google.rpc.Status), scheduleTime.
@@ -164,8 +154,8 @@ class SchedulerMixin:
         HTTP status the target answered (2xx = success, status becomes {}).
         """
         t = to_epoch(attempt_time)
-        with self._lock:
-            job = self._state["schedulerJobs"].get(job_name)
+        with self.store.lock:
+            job = self._jobs.get(job_name)
             if job is None:
                 raise KeyError(job_name)
             job["lastAttemptTime"] = rfc3339(t)
@@ -174,11 +164,11 @@ class SchedulerMixin:
             else:
                 name = status_name_for_http(int(status_code))
                 job["status"] = {"code": RPC_CODE.get(name, 2), "message": f"HTTP {int(status_code)}"}
-            nxt = self._sj_next(job, max(t, self.now()))
+            nxt = self._sj_next(job, max(t, self.store.now()))
             if nxt is not None:
                 job["scheduleTime"] = rfc3339(nxt)
-            self._touch()
-        self._save()
+            self.store.touch()
+        self.store.save()
 
     # -- internals -----------------------------------------------------------------------
 
@@ -189,7 +179,7 @@ class SchedulerMixin:
             return None
 
     def _sj_get_or_404(self, name: str) -> dict[str, Any]:
-        job = self._state["schedulerJobs"].get(name)
+        job = self._jobs.get(name)
         if job is None:
             raise not_found(f"Job not found: {name}.")
         return job
@@ -267,9 +257,9 @@ class SchedulerMixin:
         if not name.startswith(parent + "/jobs/"):
             raise invalid(f'Job name "{name}" does not belong to parent "{parent}".')
         self._sj_validate(job)
-        now = self.now()
-        with self._lock:
-            if name in self._state["schedulerJobs"]:
+        now = self.store.now()
+        with self.store.lock:
+            if name in self._jobs:
                 raise ApiError("ALREADY_EXISTS", f"Job {name} already exists.")
             job["name"] = name
             self._sj_fill_defaults(job)
@@ -279,38 +269,25 @@ class SchedulerMixin:
             if nxt is not None:
                 job["scheduleTime"] = rfc3339(nxt)
             ordered = {k: job[k] for k in sorted(job)}
-            self._state["schedulerJobs"][name] = ordered
-            self._touch()
+            self._jobs[name] = ordered
+            self.store.touch()
             return deep(ordered)
 
     def _sj_get(self, req: Request, name: str) -> Any:
-        with self._lock:
+        with self.store.lock:
             return deep(self._sj_get_or_404(name))
 
     def _sj_list(self, req: Request, parent: str) -> Any:
-        with self._lock:
-            jobs = [deep(j) for n, j in self._state["schedulerJobs"].items() if n.startswith(parent + "/")]
-        chunk, token = page(jobs, req.query, key=parent, default_size=500)
-        out: dict[str, Any] = {}
-        if chunk:
-            out["jobs"] = chunk
-        if token:
-            out["nextPageToken"] = token
-        return out
+        with self.store.lock:
+            jobs = [deep(j) for n, j in self._jobs.items() if n.startswith(parent + "/")]
+        return page("jobs", jobs, req.query, key=parent, default_size=500)
 
     def _sj_patch(self, req: Request, name: str) -> Any:
         patch = parse_body(req.body, "Job")
         if patch.get("name") and patch["name"] != name:
             raise invalid(f'Job name in body "{patch["name"]}" does not match the URL.')
-        paths = parse_update_mask(req.query)
-        if paths is not None:
-            for path in paths:
-                if path.split(".")[0] not in _MUTABLE and path.split(".")[0] not in _OUTPUT_ONLY and path != "name":
-                    raise invalid(f'Invalid update_mask path "{path}".')
-            paths = [p for p in paths if p.split(".")[0] in _MUTABLE]
-        else:
-            patch = {k: v for k, v in patch.items() if k in _MUTABLE}
-        with self._lock:
+        patch, paths = masked_patch(patch, req.query, mutable=_MUTABLE, ignored={*_OUTPUT_ONLY, "name"})
+        with self.store.lock:
             current = self._sj_get_or_404(name)
             updated = apply_update_mask(current, patch, paths)
             # Setting one target replaces the others (oneof).
@@ -322,57 +299,57 @@ class SchedulerMixin:
                             updated.pop(other, None)
             self._sj_validate(updated)
             self._sj_fill_defaults(updated)
-            now = self.now()
+            now = self.store.now()
             updated["userUpdateTime"] = rfc3339(now)
             nxt = self._sj_next(updated, now)
             if nxt is not None:
                 updated["scheduleTime"] = rfc3339(nxt)
             ordered = {k: updated[k] for k in sorted(updated)}
-            self._state["schedulerJobs"][name] = ordered
-            self._touch()
+            self._jobs[name] = ordered
+            self.store.touch()
             return deep(ordered)
 
     def _sj_delete(self, req: Request, name: str) -> Any:
-        with self._lock:
+        with self.store.lock:
             self._sj_get_or_404(name)
-            del self._state["schedulerJobs"][name]
-            self._touch()
+            del self._jobs[name]
+            self.store.touch()
         return {}
 
     def _sj_set_state(self, name: str, state: str) -> dict[str, Any]:
-        with self._lock:
+        with self.store.lock:
             job = self._sj_get_or_404(name)
-            now = self.now()
+            now = self.store.now()
             job["state"] = state
             job["userUpdateTime"] = rfc3339(now)
             if state == "ENABLED":
                 nxt = self._sj_next(job, now)
                 if nxt is not None:
                     job["scheduleTime"] = rfc3339(nxt)
-            self._touch()
+            self.store.touch()
             return deep(job)
 
     def _sj_pause(self, req: Request, name: str) -> Any:
-        with self._lock:
+        with self.store.lock:
             job = self._sj_get_or_404(name)
             if job["state"] not in {"ENABLED", "PAUSED"}:
                 raise ApiError("FAILED_PRECONDITION", f"Job {name} cannot be paused in state {job['state']}.")
         return self._sj_set_state(name, "PAUSED")
 
     def _sj_resume(self, req: Request, name: str) -> Any:
-        with self._lock:
+        with self.store.lock:
             job = self._sj_get_or_404(name)
             if job["state"] not in {"ENABLED", "PAUSED"}:
                 raise ApiError("FAILED_PRECONDITION", f"Job {name} cannot be resumed in state {job['state']}.")
         return self._sj_set_state(name, "ENABLED")
 
     def _sj_run(self, req: Request, name: str) -> Any:
-        with self._lock:
+        with self.store.lock:
             job = deep(self._sj_get_or_404(name))
-        hook = self.on_scheduler_run
+        hook = self.on_run
         if hook is not None:
             try:
                 hook(deep(job))
             except Exception:
-                log.exception("on_scheduler_run hook failed for %s", name)
+                log.exception("on_run hook failed for %s", name)
         return job

@@ -3,18 +3,17 @@
 `GET /v1/projects/P/services` (`filter` = `state:ENABLED` / `state:DISABLED` / empty,
 `pageSize`, `pageToken`) and `GET /v1/projects/P/services/NAME`, like the real API: names
 use the project number (`projects/123/services/run.googleapis.com`), and the catalogue is
-every API vertex-cron needs plus any other enabled one. Tests flip state with
-`enable_services(project, *names)` and `disable_service(project, name)`.
+every API vertex-cron needs plus any other enabled one. Tests enable APIs with
+`enable_services(project, *names)`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .common import invalid, not_found, page, project_number
-
-if TYPE_CHECKING:
-    from .server import Request
+from .routing import Request, Route
+from .store import Store
 
 _FILTERS = {"": None, "state:ENABLED": "ENABLED", "state:DISABLED": "DISABLED"}
 
@@ -25,34 +24,30 @@ def _catalogue() -> list[str]:
     return [api for api, _ in REQUIRED_APIS]
 
 
-class ServiceUsageMixin:
-    _state: dict[str, Any]
-    _lock: Any
+class ServiceUsage:
+    """Service Usage v1 over the emulator's store: the APIs each project has enabled."""
 
-    def _serviceusage_routes(self) -> list[tuple[str, str, Any, set[str], str | None]]:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._enabled = store.collection("enabledServices")  # project -> [API names]
+
+    def routes(self) -> list[Route]:
         parent = r"/v1/projects/(?P<project>[^/:]+)/services"
         return [
-            ("GET", parent, self._services_list, {"filter", "pageSize", "pageToken"}, None),
-            ("GET", rf"{parent}/(?P<service>[^/:]+)", self._services_get, set(), None),
+            Route("GET", parent, self._services_list, ("filter", "pageSize", "pageToken")),
+            Route("GET", rf"{parent}/(?P<service>[^/:]+)", self._services_get),
         ]
 
     def enable_services(self, project: str, *names: str) -> None:
-        with self._lock:
-            enabled = self._state["enabledServices"].setdefault(project, [])
+        with self.store.lock:
+            enabled = self._enabled.setdefault(project, [])
             enabled.extend(n for n in names if n not in enabled)
-            self._touch()  # type: ignore[attr-defined]
-
-    def disable_service(self, project: str, name: str) -> None:
-        with self._lock:
-            enabled = self._state["enabledServices"].get(project, [])
-            if name in enabled:
-                enabled.remove(name)
-            self._touch()  # type: ignore[attr-defined]
+            self.store.touch()
 
     def _service(self, project: str, name: str) -> dict[str, Any]:
         number = project_number(project)
-        with self._lock:
-            enabled = name in self._state["enabledServices"].get(project, [])
+        with self.store.lock:
+            enabled = name in self._enabled.get(project, [])
         return {
             "name": f"projects/{number}/services/{name}",
             "parent": f"projects/{number}",
@@ -64,11 +59,13 @@ class ServiceUsageMixin:
         text = (req.query.get("filter") or [""])[0].strip()
         if text not in _FILTERS:
             raise invalid(f"Invalid filter: {text!r}; supported: state:ENABLED, state:DISABLED.")
-        with self._lock:
-            names = sorted(set(_catalogue()) | set(self._state["enabledServices"].get(project, [])))
+        with self.store.lock:
+            names = sorted(set(_catalogue()) | set(self._enabled.get(project, [])))
         services = [s for s in (self._service(project, n) for n in names) if _FILTERS[text] in (None, s["state"])]
-        chunk, token = page(services, req.query, key=f"services|{project}|{text}", default_size=50)
-        return {"services": chunk, **({"nextPageToken": token} if token else {})}
+        return {
+            "services": [],
+            **page("services", services, req.query, key=f"services|{project}|{text}", default_size=50),
+        }
 
     def _services_get(self, req: Request, project: str, service: str) -> Any:
         if "." not in service:

@@ -1,8 +1,9 @@
 """Vertex AI v1 pipelineJobs: create, get, list (filter/orderBy/paging), cancel, delete.
 
 Jobs move PENDING -> RUNNING -> SUCCEEDED driven by elapsed time, computed lazily when
-read (no background thread): `pipeline_pending_seconds` after creation the job starts,
-`pipeline_running_seconds` later it ends. `fail_pipeline_jobs(regex, message)` makes jobs
+read (no background thread): `pending_seconds` after creation the job starts,
+`running_seconds` later it ends (the Emulator's `pipeline_pending_seconds` and
+`pipeline_running_seconds`). `fail_pipeline_jobs(regex, message)` makes jobs
 whose id matches end FAILED instead; `set_pipeline_job_state()` forces a state. A terminal
 state, once observed, is frozen into the stored job.
 
@@ -16,9 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .common import (
@@ -35,9 +34,11 @@ from .common import (
 )
 from .faults import RateLimit, quota_exceeded
 from .filters import compile_filter, sort_jobs
+from .routing import Request, Route
+from .store import Store
 
 if TYPE_CHECKING:
-    from .server import Request
+    from .artifactregistry import ArtifactRegistry
 
 JOB_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
 TERMINAL_STATES = {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"}
@@ -58,56 +59,52 @@ _PARAM_TYPES = {
 }
 
 
-class VertexMixin:
-    """Mixed into Emulator; uses self._lock, self._state, self.now(), self._touch()."""
+class VertexAI:
+    """Vertex AI v1 pipelineJobs over the emulator's store; template URIs are resolved by
+    `artifact_registry` (Vertex AI fills templateMetadata from the registry)."""
 
-    _lock: threading.RLock
-    _state: dict[str, Any]
-    pipeline_pending_seconds: float
-    pipeline_running_seconds: float
-    pipeline_cancel_seconds: float
-    kfp_template_version: Callable[[str], str | None]  # artifactregistry.py
-    # A RateLimit on the emulator's clock makes pipelineJobs.create answer 429 above it.
-    pipeline_create_quota: RateLimit | None = None
+    def __init__(
+        self,
+        store: Store,
+        artifact_registry: ArtifactRegistry,
+        *,
+        pending_seconds: float,
+        running_seconds: float,
+        cancel_seconds: float,
+    ) -> None:
+        self.store = store
+        self.artifact_registry = artifact_registry
+        self.pending_seconds = pending_seconds
+        self.running_seconds = running_seconds
+        self.cancel_seconds = cancel_seconds
+        # A RateLimit on the emulator's clock makes pipelineJobs.create answer 429 above it.
+        self.create_quota: RateLimit | None = None
+        self._jobs = store.collection("pipelineJobs")
+        self._fail_rules = store.sequence("pipelineFailRules")
 
-    def now(self) -> float:  # provided by Emulator
-        raise NotImplementedError
-
-    def _touch(self) -> None:  # provided by Emulator
-        raise NotImplementedError
-
-    def _save(self) -> None:  # provided by Emulator
-        raise NotImplementedError
-
-    def _vertex_routes(self) -> list[tuple[str, str, Any, set[str], str | None]]:
+    def routes(self) -> list[Route]:
+        job = rf"/v1/(?P<name>{LOCATION_PARENT}/pipelineJobs/[^/:]+)"
         return [
-            ("POST", rf"/v1/(?P<parent>{LOCATION_PARENT})/pipelineJobs", self._pj_create, {"pipelineJobId"}, None),
-            (
+            Route("POST", rf"/v1/(?P<parent>{LOCATION_PARENT})/pipelineJobs", self._pj_create, ("pipelineJobId",)),
+            Route(
                 "GET",
                 rf"/v1/(?P<parent>{LOCATION_PARENT})/pipelineJobs",
                 self._pj_list,
-                {"filter", "pageSize", "pageToken", "orderBy", "readMask"},
-                None,
+                ("filter", "pageSize", "pageToken", "orderBy", "readMask"),
             ),
-            ("GET", rf"/v1/(?P<name>{LOCATION_PARENT}/pipelineJobs/[^/:]+)", self._pj_get, set(), None),
-            ("DELETE", rf"/v1/(?P<name>{LOCATION_PARENT}/pipelineJobs/[^/:]+)", self._pj_delete, set(), None),
-            (
-                "POST",
-                rf"/v1/(?P<name>{LOCATION_PARENT}/pipelineJobs/[^/:]+):cancel",
-                self._pj_cancel,
-                set(),
-                "CancelPipelineJobRequest",
-            ),
+            Route("GET", job, self._pj_get),
+            Route("DELETE", job, self._pj_delete),
+            Route("POST", rf"{job}:cancel", self._pj_cancel, body_type="CancelPipelineJobRequest"),
         ]
 
     # -- test controls -------------------------------------------------------------------
 
     def fail_pipeline_jobs(self, matching: str, message: str = "The pipeline failed.", code: int = 9) -> None:
         """Jobs whose id matches `matching` (re.search) end FAILED with error {code, message}."""
-        with self._lock:
-            self._state["pipelineFailRules"].append({"pattern": matching, "message": message, "code": code})
-            self._touch()
-        self._save()
+        with self.store.lock:
+            self._fail_rules.append({"pattern": matching, "message": message, "code": code})
+            self.store.touch()
+        self.store.save()
 
     def set_pipeline_job_state(
         self, name_or_id: str, state: str, *, error_message: str | None = None
@@ -115,10 +112,10 @@ class VertexMixin:
         """Force a job into `state` (e.g. "PIPELINE_STATE_RUNNING") and freeze it there."""
         if not state.startswith("PIPELINE_STATE_"):
             state = "PIPELINE_STATE_" + state.upper()
-        with self._lock:
+        with self.store.lock:
             rec = self._pj_find(name_or_id)
             job, meta = rec["job"], rec["meta"]
-            now = self.now()
+            now = self.store.now()
             meta["frozen"] = True
             job["state"] = state
             job["updateTime"] = rfc3339(now)
@@ -128,20 +125,20 @@ class VertexMixin:
                 job["endTime"] = rfc3339(now)
             if state == "PIPELINE_STATE_FAILED":
                 job["error"] = {"code": 9, "message": error_message or "The pipeline failed."}
-            self._touch()
+            self.store.touch()
             result = deep(job)
-        self._save()
+        self.store.save()
         return result
 
     def pipeline_jobs(self) -> list[dict[str, Any]]:
         """Snapshot of every pipeline job (states brought up to date), oldest first."""
-        with self._lock:
-            return [deep(self._pj_view(rec)) for rec in self._state["pipelineJobs"].values()]
+        with self.store.lock:
+            return [deep(self._pj_view(rec)) for rec in self._jobs.values()]
 
     # -- internals -----------------------------------------------------------------------
 
     def _pj_find(self, name_or_id: str) -> dict[str, Any]:
-        jobs = self._state["pipelineJobs"]
+        jobs = self._jobs
         if name_or_id in jobs:
             return jobs[name_or_id]
         for name, rec in jobs.items():
@@ -150,7 +147,7 @@ class VertexMixin:
         raise KeyError(name_or_id)
 
     def _pj_fail_rule(self, job_id: str) -> dict[str, Any] | None:
-        for rule in self._state["pipelineFailRules"]:
+        for rule in self._fail_rules:
             if re.search(rule["pattern"], job_id):
                 return rule
         return None
@@ -160,24 +157,24 @@ class VertexMixin:
         job, meta = rec["job"], rec["meta"]
         if meta.get("frozen"):
             return job
-        now = self.now()
+        now = self.store.now()
         created = meta["created"]
         if meta.get("cancelled") is not None:
             t_cancel = meta["cancelled"]
-            if now - t_cancel >= self.pipeline_cancel_seconds:
-                t_end = t_cancel + self.pipeline_cancel_seconds
+            if now - t_cancel >= self.cancel_seconds:
+                t_end = t_cancel + self.cancel_seconds
                 job["state"] = "PIPELINE_STATE_CANCELLED"
                 job["endTime"] = job["updateTime"] = rfc3339(t_end)
                 job["error"] = {"code": 1, "message": "CANCELED"}
                 meta["frozen"] = True
-                self._touch()
+                self.store.touch()
             elif job["state"] != "PIPELINE_STATE_CANCELLING":
                 job["state"] = "PIPELINE_STATE_CANCELLING"
                 job["updateTime"] = rfc3339(t_cancel)
-                self._touch()
+                self.store.touch()
             return job
-        t_start = created + self.pipeline_pending_seconds
-        t_end = t_start + self.pipeline_running_seconds
+        t_start = created + self.pending_seconds
+        t_end = t_start + self.running_seconds
         if now < t_start:
             state = "PIPELINE_STATE_PENDING"
         elif math.isinf(t_end) or now < t_end:
@@ -197,7 +194,7 @@ class VertexMixin:
             job["endTime"] = job["updateTime"] = rfc3339(t_end)
             meta["frozen"] = True
         job["state"] = state
-        self._touch()
+        self.store.touch()
         return job
 
     @staticmethod
@@ -243,7 +240,7 @@ class VertexMixin:
     def _pj_charge_create_quota(self, parent: str) -> None:
         """Quota is checked before the request is looked at: an admitted create counts whether
         it then succeeds, already exists or is invalid; a refused one counts nothing."""
-        quota = self.pipeline_create_quota
+        quota = self.create_quota
         if quota is not None and not quota.admit():
             raise quota_exceeded(
                 service="aiplatform.googleapis.com",
@@ -261,7 +258,7 @@ class VertexMixin:
         job = parse_body(req.body, "PipelineJob")
         job_id = (req.query.get("pipelineJobId") or [""])[0]
         self._pj_validate(job)
-        now = self.now()
+        now = self.store.now()
         if job_id:
             if not JOB_ID_RE.fullmatch(job_id):
                 raise invalid(f'Invalid pipeline_job_id "{job_id}": must match [a-z0-9][a-z0-9-]{{0,127}}.')
@@ -288,11 +285,11 @@ class VertexMixin:
         if job.get("templateUri"):
             # Output only, "always presented in output if template_uri is from supported
             # template registry" (aiplatform v1 Discovery, PipelineTemplateMetadata.version).
-            version = self.kfp_template_version(job["templateUri"])
+            version = self.artifact_registry.kfp_template_version(job["templateUri"])
             if version is not None:
                 job["templateMetadata"] = {"version": version}
-        with self._lock:
-            if name in self._state["pipelineJobs"]:
+        with self.store.lock:
+            if name in self._jobs:
                 raise ApiError("ALREADY_EXISTS", f'PipelineJob "{name}" already exists.')
             job["name"] = name
             job.setdefault("displayName", job_id)
@@ -305,13 +302,13 @@ class VertexMixin:
                 "serviceAccount", f"{project_number(parent.split('/')[1])}-compute@developer.gserviceaccount.com"
             )
             rec = {"job": job, "meta": {"created": now}}
-            self._state["pipelineJobs"][name] = rec
-            self._touch()
+            self._jobs[name] = rec
+            self.store.touch()
             return deep(self._pj_view(rec))
 
     def _pj_get(self, req: Request, name: str) -> Any:
-        with self._lock:
-            rec = self._state["pipelineJobs"].get(name)
+        with self.store.lock:
+            rec = self._jobs.get(name)
             if rec is None:
                 raise not_found(f'The PipelineJob "{name}" does not exist.')
             return deep(self._pj_view(rec))
@@ -320,23 +317,15 @@ class VertexMixin:
         flt = (req.query.get("filter") or [""])[0]
         order_by = (req.query.get("orderBy") or [""])[0]
         predicate = compile_filter(flt)
-        with self._lock:
-            jobs = [
-                self._pj_view(rec) for name, rec in self._state["pipelineJobs"].items() if name.startswith(parent + "/")
-            ]
+        with self.store.lock:
+            jobs = [self._pj_view(rec) for name, rec in self._jobs.items() if name.startswith(parent + "/")]
             selected = [deep(j) for j in jobs if predicate(j)]
         ordered = sort_jobs(selected, order_by or None)
-        chunk, token = page(ordered, req.query, key=parent, salt=f"{flt}|{order_by}")
-        out: dict[str, Any] = {}
-        if chunk:
-            out["pipelineJobs"] = chunk
-        if token:
-            out["nextPageToken"] = token
-        return out
+        return page("pipelineJobs", ordered, req.query, key=parent, salt=f"{flt}|{order_by}")
 
     def _pj_cancel(self, req: Request, name: str) -> Any:
-        with self._lock:
-            rec = self._state["pipelineJobs"].get(name)
+        with self.store.lock:
+            rec = self._jobs.get(name)
             if rec is None:
                 raise not_found(f'The PipelineJob "{name}" does not exist.')
             job = self._pj_view(rec)
@@ -345,15 +334,15 @@ class VertexMixin:
                     "FAILED_PRECONDITION",
                     f'Cannot cancel PipelineJob "{name}" in state {job["state"]}.',
                 )
-            rec["meta"]["cancelled"] = self.now()
+            rec["meta"]["cancelled"] = self.store.now()
             rec["meta"].pop("frozen", None)
             self._pj_view(rec)
-            self._touch()
+            self.store.touch()
         return {}
 
     def _pj_delete(self, req: Request, name: str) -> Any:
-        with self._lock:
-            rec = self._state["pipelineJobs"].get(name)
+        with self.store.lock:
+            rec = self._jobs.get(name)
             if rec is None:
                 raise not_found(f'The PipelineJob "{name}" does not exist.')
             job = self._pj_view(rec)
@@ -361,13 +350,13 @@ class VertexMixin:
                 raise ApiError(
                     "FAILED_PRECONDITION", f'PipelineJob "{name}" is not in a terminal state; cancel it first.'
                 )
-            del self._state["pipelineJobs"][name]
-            self._touch()
+            del self._jobs[name]
+            self.store.touch()
         return {
-            "name": f"{name}/operations/{int(self.now() * 1000)}",
+            "name": f"{name}/operations/{int(self.store.now() * 1000)}",
             "metadata": {
                 "@type": "type.googleapis.com/google.cloud.aiplatform.v1.DeleteOperationMetadata",
-                "genericMetadata": {"createTime": rfc3339(self.now()), "updateTime": rfc3339(self.now())},
+                "genericMetadata": {"createTime": rfc3339(self.store.now()), "updateTime": rfc3339(self.store.now())},
             },
             "done": True,
             "response": {"@type": "type.googleapis.com/google.protobuf.Empty"},

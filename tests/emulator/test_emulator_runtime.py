@@ -173,7 +173,7 @@ def test_in_flight_operation_survives_restart(tmp_path):
         op_name = fclient.create_function(parent=PARENT, function=fn, function_id="trigger").operation.name
     with Emulator(state_dir=tmp_path, function_deploy_seconds=0) as second:
         assert requests.get(f"{second.url}/v2/{op_name}").json()["done"] is False  # due time was fixed at creation
-        for rec in second._state["operations"].values():
+        for rec in second.store.collection("operations").values():
             rec["meta"]["due"] = 0
         assert requests.get(f"{second.url}/v2/{op_name}").json()["done"] is True
 
