@@ -61,87 +61,29 @@ class LocalIssuer:
     """In-memory RSA key + self-signed certificate; mints Google-style ID tokens."""
 
     def __init__(self, *, common_name: str = "vertex-cron-local-issuer") -> None:
-        self._common_name = common_name
-        self._keys: dict[str, tuple[Any, bytes]] = {}
-        self.kid = self._add_key()
-
-    def _add_key(self) -> str:
-        key, cert_pem = _new_key_and_cert(self._common_name)
-        kid = hashlib.sha1(cert_pem, usedforsecurity=False).hexdigest()  # a key id, as Google's are
-        self._keys[kid] = (key, cert_pem)
-        return kid
+        self.private_key, self.certificate_pem = _new_key_and_cert(common_name)  # an RSAPrivateKey, PEM bytes
+        self.kid = hashlib.sha1(self.certificate_pem, usedforsecurity=False).hexdigest()  # a key id, as Google's are
 
     # -- keys ----------------------------------------------------------------------------
 
-    @property
-    def private_key(self) -> Any:
-        """The current signing key (a cryptography RSAPrivateKey)."""
-        return self._keys[self.kid][0]
-
-    @property
-    def certificate_pem(self) -> bytes:
-        """The current x509 certificate, PEM."""
-        return self._keys[self.kid][1]
-
-    def rotate(self, *, keep_old: bool = True) -> str:
-        """Start signing with a new key; the old cert stays published unless keep_old=False."""
-        old = self.kid
-        self.kid = self._add_key()
-        if not keep_old:
-            del self._keys[old]
-        return self.kid
-
     def certs_document(self) -> dict[str, str]:
         """Google's v1 format: {kid: PEM certificate}."""
-        return {kid: cert.decode("ascii") for kid, (_key, cert) in self._keys.items()}
+        return {self.kid: self.certificate_pem.decode("ascii")}
 
     def jwks(self) -> dict[str, Any]:
-        """The same keys as a JWK set (Google's v3 format)."""
-        keys = []
-        for kid, (key, _cert) in self._keys.items():
-            numbers = key.public_key().public_numbers()
-            keys.append(
-                {
-                    "kty": "RSA",
-                    "alg": "RS256",
-                    "use": "sig",
-                    "kid": kid,
-                    "n": _b64url(numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")),
-                    "e": _b64url(numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big")),
-                }
-            )
-        return {"keys": keys}
+        """The same key as a JWK set (Google's v3 format)."""
+        numbers = self.private_key.public_key().public_numbers()
+        key = {
+            "kty": "RSA",
+            "alg": "RS256",
+            "use": "sig",
+            "kid": self.kid,
+            "n": _b64url(numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")),
+            "e": _b64url(numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big")),
+        }
+        return {"keys": [key]}
 
     # -- tokens --------------------------------------------------------------------------
-
-    def claims(
-        self,
-        *,
-        audience: str,
-        email: str,
-        email_verified: bool = True,
-        issuer: str = GOOGLE_ISSUER,
-        lifetime_seconds: int = 3600,
-        issued_at: float | None = None,
-        extra_claims: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        iat = int(time.time() if issued_at is None else issued_at)
-        claims: dict[str, Any] = {
-            "aud": audience,
-            "azp": str(int(hashlib.sha256(email.encode()).hexdigest()[:15], 16)),
-            "email": email,
-            "email_verified": email_verified,
-            "exp": iat + int(lifetime_seconds),
-            "iat": iat,
-            "iss": issuer,
-            "sub": str(int(hashlib.sha256(email.encode()).hexdigest()[:15], 16)),
-        }
-        for key, value in (extra_claims or {}).items():
-            if value is None:
-                claims.pop(key, None)
-            else:
-                claims[key] = value
-        return claims
 
     def mint(
         self,
@@ -162,22 +104,30 @@ class LocalIssuer:
         algorithm: "RS256" (signed with `signing_key` or this issuer's key), "none"
         (empty signature), or "HS256" (HMAC with `signing_key` bytes, by default this
         issuer's public certificate PEM — the classic algorithm-confusion forgery).
-        `kid` defaults to the current kid even when another key signs.
+        `kid` defaults to this issuer's kid even when another key signs.
         """
         header: dict[str, Any] = {"alg": algorithm, "typ": "JWT"}
         if algorithm != "none":
             header["kid"] = kid if kid is not None else self.kid
         elif kid is not None:
             header["kid"] = kid
-        payload = self.claims(
-            audience=audience,
-            email=email,
-            email_verified=email_verified,
-            issuer=issuer,
-            lifetime_seconds=lifetime_seconds,
-            issued_at=issued_at,
-            extra_claims=extra_claims,
-        )
+        iat = int(time.time() if issued_at is None else issued_at)
+        subject = str(int(hashlib.sha256(email.encode()).hexdigest()[:15], 16))
+        payload: dict[str, Any] = {
+            "aud": audience,
+            "azp": subject,
+            "email": email,
+            "email_verified": email_verified,
+            "exp": iat + int(lifetime_seconds),
+            "iat": iat,
+            "iss": issuer,
+            "sub": subject,
+        }
+        for key, value in (extra_claims or {}).items():
+            if value is None:
+                payload.pop(key, None)
+            else:
+                payload[key] = value
         signing_input = (
             _b64url(json.dumps(header, separators=(",", ":")).encode())
             + "."
