@@ -111,7 +111,8 @@ def _stop_on_signals(stop_requested: threading.Event) -> Iterator[None]:
 
 
 def _print_delivery(delivery: Delivery) -> None:
-    from vertex_cron_local.dispatcher import format_schedule_time, short_name
+    from vertex_cron_local.dispatcher import short_name
+    from vertex_cron_trigger.timefmt import format_rfc3339
 
     final = delivery.final
     try:
@@ -119,6 +120,6 @@ def _print_delivery(delivery: Delivery) -> None:
     except (ValueError, AttributeError):
         message = final.body
     click.echo(
-        f"fired {short_name(delivery.job_name)} @ {format_schedule_time(delivery.schedule_time)}: "
+        f"fired {short_name(delivery.job_name)} @ {format_rfc3339(delivery.schedule_time)}: "
         f"HTTP {final.status_code} after {len(delivery.attempts)} attempt(s) - {message}"
     )

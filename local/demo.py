@@ -21,14 +21,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import requests
-from croniter import croniter
-from vertex_cron import api, config, desired, render
+from vertex_cron import api, config, cronexpr, desired, render
 from vertex_cron.errors import VertexCronError
 from vertex_cron.models import PipelineRun, ScheduleInput
-from vertex_cron_local.dispatcher import Delivery, format_schedule_time
+from vertex_cron_local.dispatcher import Delivery
 from vertex_cron_local.stack import LocalStack, LocalStackError
 from vertex_cron_trigger.catch_up import SWEEP_CRON
 from vertex_cron_trigger.pipeline_job import job_id
+from vertex_cron_trigger.timefmt import format_rfc3339
 
 DEMO_SPEC = Path("examples/pipeline.yaml")
 SCHEDULE = "nightly-training"
@@ -98,7 +98,7 @@ def _scenario(echo: Echo, stack: LocalStack, spec_path: Path) -> None:
     )
     _indent(
         echo,
-        f"POST with X-CloudScheduler-ScheduleTime: {format_schedule_time(firing)} and an OIDC token for {stack.scheduler_sa}",
+        f"POST with X-CloudScheduler-ScheduleTime: {format_rfc3339(firing)} and an OIDC token for {stack.scheduler_sa}",
     )
     first = stack.scheduler.deliver(job_name, firing)
     _step(echo, 4, "Cloud Scheduler delivers the SAME firing again (it delivers at least once)")
@@ -142,7 +142,7 @@ def _catch_up(echo: Echo, stack: LocalStack, job_name: str, missed: datetime) ->
     # before that firing, as if catch-up had been on since (the deployer writes today's time).
     _set_catch_up_since(stack, job_name, missed)
     sweep_job = desired.sweep_job_name(stack.project, stack.region)
-    sweep_time = croniter(SWEEP_CRON, datetime.now(UTC)).get_prev(datetime)
+    sweep_time = cronexpr.previous_fire_times(SWEEP_CRON, "Etc/UTC", datetime.now(UTC), 1)[0]
     _indent(echo, f'POST {{"sweep": "catch_up"}} (job {sweep_job.rsplit("/", 1)[-1]}, every 10 minutes)')
     answer = _answer(stack.scheduler.deliver(sweep_job, sweep_time))
     _indent(echo, f"HTTP {answer['status']} {answer.get('outcome')}: {answer.get('message')}")
@@ -155,7 +155,7 @@ def _set_catch_up_since(stack: LocalStack, job_name: str, since: datetime) -> No
     url = f"{stack.emulator.url}/v1/{job_name}"
     job = requests.get(url, timeout=30).json()
     body = json.loads(base64.b64decode(job["httpTarget"]["body"]))
-    body["catch_up_since"] = format_schedule_time(since)
+    body["catch_up_since"] = format_rfc3339(since)
     target = {**job["httpTarget"], "body": base64.b64encode(json.dumps(body).encode()).decode()}
     requests.patch(url, params={"updateMask": "httpTarget"}, json={"httpTarget": target}, timeout=30).raise_for_status()
 
@@ -185,7 +185,7 @@ def _finished_history(settings: config.DeployerSettings) -> list[PipelineRun]:
 def _latest_firing(now: datetime) -> datetime:
     """The schedule's latest firing, already past: the function refuses a schedule time in the
     future (it would let a token holder pre-create later firings' job ids)."""
-    return croniter(CRON, now.astimezone(ZoneInfo(TIME_ZONE))).get_prev(datetime).astimezone(UTC)
+    return cronexpr.previous_fire_times(CRON, TIME_ZONE, now, 1)[0].astimezone(UTC)
 
 
 def _answer(delivery: Delivery) -> dict[str, Any]:

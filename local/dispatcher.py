@@ -21,7 +21,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import requests
+from vertex_cron_local.emulator.common import duration_seconds
 from vertex_cron_local.emulator.scheduler import next_fire_time
+from vertex_cron_trigger.timefmt import format_rfc3339
 
 # Cloud Scheduler's documented retry_config defaults and HTTP attempt deadline.
 DEFAULT_MIN_BACKOFF_SECONDS = 5.0
@@ -95,19 +97,9 @@ class ScaledClock:
         return schedule_seconds / self.time_scale
 
 
-def format_schedule_time(moment: datetime) -> str:
-    """RFC3339 in UTC with "Z"; milliseconds only when the time has them (forced runs)."""
-    utc = moment.astimezone(UTC)
-    if utc.microsecond // 1000:
-        return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def parse_duration(value: str | None, default: float) -> float:
     """A REST `google.protobuf.Duration` ("5s", "0.5s") in seconds; absent means default."""
-    if not value:
-        return default
-    return float(value.rstrip("s"))
+    return duration_seconds(value) if value else default
 
 
 def backoff_intervals(retry_config: dict[str, Any]) -> Iterator[float]:
@@ -231,7 +223,7 @@ class LocalScheduler:
         headers.update(target.get("headers", {}))
         headers["X-CloudScheduler"] = "true"
         headers["X-CloudScheduler-JobName"] = short_name(job["name"])
-        headers["X-CloudScheduler-ScheduleTime"] = format_schedule_time(schedule_time)
+        headers["X-CloudScheduler-ScheduleTime"] = format_rfc3339(schedule_time)
         oidc = target.get("oidcToken")
         if oidc:
             # Cloud Scheduler uses the target URI when no audience is configured.
