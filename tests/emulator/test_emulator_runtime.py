@@ -120,6 +120,24 @@ def test_call_log_and_reset(emulator):
     assert emulator.calls == [] and emulator.faults.rules == [] and emulator.scheduler_jobs() == []
 
 
+def test_reset_forgets_every_apis_resources_and_each_api_serves_again(emulator):
+    repositories = f"{emulator.url}/v1/{PARENT}/repositories"
+    pipeline_jobs = f"{emulator.url}/v1/{PARENT}/pipelineJobs"
+    assert requests.post(jobs_url(emulator), json=JOB).status_code == 200
+    assert requests.post(repositories, params={"repositoryId": "pipelines"}, json={"format": "KFP"}).ok
+    assert requests.post(pipeline_jobs, params={"pipelineJobId": "run-1"}, json=PIPELINE).ok
+    emulator.add_service_account("demo-project", "runner@demo-project.iam.gserviceaccount.com")
+    emulator.reset()
+    assert requests.get(jobs_url(emulator)).json() == {}
+    assert requests.get(f"{repositories}/pipelines").status_code == 404
+    assert requests.get(pipeline_jobs).json() == {}
+    account = f"{emulator.url}/v1/projects/demo-project/serviceAccounts/runner@demo-project.iam.gserviceaccount.com"
+    assert requests.get(account).status_code == 404
+    assert requests.post(jobs_url(emulator), json=JOB).status_code == 200
+    assert requests.post(repositories, params={"repositoryId": "pipelines"}, json={"format": "KFP"}).ok
+    assert requests.get(f"{repositories}/pipelines").json()["format"] == "KFP"
+
+
 def _zip():
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
