@@ -1,9 +1,10 @@
 """The one store every emulated API keeps its resources in: one lock, one clock, one file.
 
 Each API takes its collections from the store by name (`collection("pipelineJobs")`, or
-`sequence(...)` for an ordered list); a collection is the same object for the store's whole life, so an API may hold on to it: reset
-and load refill it in place. With a `state_dir` the store is saved as JSON there after each
-change and reloaded at start, so `vertex-cron local` keeps its jobs across restarts.
+`sequence(...)` for an ordered list). A collection is the same object for the store's whole
+life, so an API may hold on to it: reset and load refill it in place. With a `state_dir` the
+store is saved as JSON there after each change and reloaded at start, so `vertex-cron local`
+keeps its jobs across restarts.
 """
 
 from __future__ import annotations
@@ -49,14 +50,16 @@ class Store:
         return found
 
     def touch(self) -> None:
-        """Mark the store changed: the next `save_if_dirty` writes it."""
+        """Mark the store changed: the next `save` writes it."""
         self._dirty = True
 
     def snapshot(self) -> dict[str, Any]:
+        """A deep copy of every collection (GET /_emulator/state)."""
         with self.lock:
             return copy.deepcopy(self._collections)
 
     def reset(self) -> None:
+        """Empty every collection, and save that."""
         with self.lock:
             for items in self._collections.values():
                 items.clear()
