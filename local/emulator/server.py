@@ -79,6 +79,8 @@ class _Forwarded:
         self.api, self.name = api, name
 
     def __get__(self, emulator: Any, owner: type | None = None) -> Any:
+        if emulator is None:  # looked up on the class (help(), inspect)
+            return self
         return getattr(getattr(emulator, self.api), self.name)
 
     def __set__(self, emulator: Any, value: Any) -> None:
