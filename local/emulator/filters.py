@@ -23,17 +23,7 @@ from typing import Any
 
 from .common import invalid, parse_rfc3339
 
-PIPELINE_STATES = {
-    "PIPELINE_STATE_UNSPECIFIED",
-    "PIPELINE_STATE_QUEUED",
-    "PIPELINE_STATE_PENDING",
-    "PIPELINE_STATE_RUNNING",
-    "PIPELINE_STATE_SUCCEEDED",
-    "PIPELINE_STATE_FAILED",
-    "PIPELINE_STATE_CANCELLING",
-    "PIPELINE_STATE_CANCELLED",
-    "PIPELINE_STATE_PAUSED",
-}
+# google.cloud.aiplatform.v1.PipelineState, in number order (a filter may name a state by number).
 _STATE_BY_NUMBER = [
     "PIPELINE_STATE_UNSPECIFIED",
     "PIPELINE_STATE_QUEUED",
@@ -45,6 +35,7 @@ _STATE_BY_NUMBER = [
     "PIPELINE_STATE_CANCELLED",
     "PIPELINE_STATE_PAUSED",
 ]
+PIPELINE_STATES = frozenset(_STATE_BY_NUMBER)
 
 _TOKEN = re.compile(
     r"""\s*(?:
