@@ -39,13 +39,14 @@ from typing import Any
 from vertex_cron import desired, function_source
 from vertex_cron.gcp import GoogleCloud
 from vertex_cron.models import ScheduleInput
-from vertex_cron_local.dispatcher import backoff_intervals, format_schedule_time, parse_duration
+from vertex_cron_local.dispatcher import backoff_intervals, parse_duration
 from vertex_cron_local.emulator.faults import RateLimit
 from vertex_cron_trigger import handler
 from vertex_cron_trigger import settings as trigger_settings
 from vertex_cron_trigger.catch_up import SWEEP_CRON
 from vertex_cron_trigger.logical_time import fire_times
 from vertex_cron_trigger.pipeline_job import job_id
+from vertex_cron_trigger.timefmt import format_rfc3339
 
 from .deploy import deployer_settings
 from .world import AUDIENCE, PROJECT, REGION, SCHEDULER_SA, SPEC_FILE, LocalCloud
@@ -310,7 +311,7 @@ def _headers(job: Mapping[str, Any], schedule_time: datetime, token: str) -> dic
         "User-Agent": "Google-Cloud-Scheduler",
         "X-CloudScheduler": "true",
         "X-CloudScheduler-JobName": str(job["name"]).rsplit("/", 1)[-1],
-        "X-CloudScheduler-ScheduleTime": format_schedule_time(schedule_time),
+        "X-CloudScheduler-ScheduleTime": format_rfc3339(schedule_time),
         "Authorization": f"Bearer {token}",
     }
 
