@@ -231,10 +231,14 @@ def _catch_up(
     report: SweepReport,
 ) -> None:
     failed: set[str] = set()
+    # A schedule found at max_concurrent_runs stays there for the rest of this sweep (its
+    # runs last longer than one): its later times wait for later sweeps instead of each
+    # taking one of the capped attempts and coming back skipped, crowding out the others.
+    at_limit: set[str] = set()
     attempts = 0
     for moment, schedule in candidates:
         summary = report.schedules[schedule.name]
-        if schedule.name in failed:
+        if schedule.name in failed or schedule.name in at_limit:
             continue
         if attempts >= config.catch_up_max_runs:
             summary.capped += 1
@@ -253,6 +257,7 @@ def _catch_up(
             summary.existing += 1
         else:
             summary.skipped += 1
+            at_limit.add(schedule.name)
 
 
 def _report_failed_runs(rest: GoogleRest, report: SweepReport, schedules: set[str]) -> None:

@@ -323,3 +323,27 @@ def test_times_the_schedule_was_at_max_concurrent_runs_are_skipped_not_caught_up
     # Only times before the running run began (leaving the window now) can be missed.
     missed = [line["logical_time"] for line in function.log_lines() if line["outcome"] == "missed"]
     assert all(moment < format_rfc3339(expected[0]) for moment in missed), missed
+
+
+def test_a_schedule_at_max_concurrent_runs_does_not_use_up_the_cap_of_the_others(start_function, emulator, spec):
+    function = start_function(VERTEX_CRON_CATCH_UP_MAX_RUNS="6")
+    now = _now()
+    since = now - timedelta(hours=3)
+    _scheduler_job(
+        emulator,
+        function,
+        "vertex-cron-busy",
+        _catch_up_body(spec, since=since, schedule="busy", max_concurrent_runs=1),
+    )
+    _scheduler_job(emulator, function, "vertex-cron-nightly", _catch_up_body(spec, since=since))
+    expected = _expected_times(now, since, timedelta(hours=1))
+    assert len(expected) >= 6
+    emulator.pipeline_running_seconds = float("inf")  # busy's caught-up run keeps its one slot
+
+    schedules = _sweep(function).json()["schedules"]
+
+    # busy: its oldest time made a run, its next came back skipped, the rest wait for later
+    # sweeps without taking attempts; nightly gets every other attempt of the six.
+    assert schedules["busy"]["created"] == 1 and schedules["busy"]["skipped"] == 1
+    assert schedules["nightly"]["created"] == 4
+    assert sorted(name for name in jobs_of(emulator) if "/nightly-" in name) == _ids(expected)[:4]
