@@ -46,6 +46,9 @@ CERTS_TIMEOUT = (5.0, 10.0)
 DEFAULT_CERTS_MAX_AGE = 300.0
 MAX_CERTS_MAX_AGE = 24 * 3600.0  # Google rotates its keys every few days
 LIST_PAGE_SIZE = 100  # pages of a larger max_concurrent_runs are followed
+# What the runs listed are read for (the sweep's candidates and reports, the active count):
+# without a readMask every run comes with its whole pipelineSpec and runtimeConfig.
+LIST_READ_MASK = "name,state,createTime,endTime,labels,error"
 ACTIVE_STATES = ("PIPELINE_STATE_QUEUED", "PIPELINE_STATE_PENDING", "PIPELINE_STATE_RUNNING")
 _MAX_AGE = re.compile(r"max-age=([0-9]{1,12})")
 _GENERATION = re.compile(r"[0-9]{1,19}")
@@ -127,7 +130,7 @@ class GoogleRest:
         ]
 
     def _pipeline_job_pages(self, filter_: str, *, page_size: int, action: str) -> Iterator[list[dict[str, Any]]]:
-        params = {"filter": filter_, "pageSize": page_size}
+        params = {"filter": filter_, "pageSize": page_size, "readMask": LIST_READ_MASK}
         url = f"{self.vertex_base}/v1/{self._settings.parent}/pipelineJobs"
         while True:
             response = self._call("vertex", "GET", url, params=params, timeout=VERTEX_TIMEOUT)

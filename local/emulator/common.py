@@ -305,6 +305,28 @@ def parse_update_mask(query: dict[str, list[str]]) -> list[str] | None:
     return paths
 
 
+def read_masked(resource: dict[str, Any], query: dict[str, list[str]]) -> dict[str, Any]:
+    """A read's `readMask` (a FieldMask: comma-separated paths, snake_case or lowerCamelCase,
+    dotted into messages): only the fields it names; without one, or with `*`, all of them."""
+    paths = [camel(p.strip()) for value in query.get("readMask") or [] for p in value.split(",") if p.strip()]
+    if not paths or "*" in paths:
+        return resource
+    kept: dict[str, Any] = {}
+    for path in paths:
+        source: Any = resource
+        target = kept
+        *parents, leaf = path.split(".")
+        for segment in parents:
+            source = source.get(segment) if isinstance(source, dict) else None
+            if not isinstance(source, dict):
+                break
+            target = target.setdefault(segment, {})
+        else:
+            if leaf in source:
+                target[leaf] = deep(source[leaf])
+    return kept
+
+
 def masked_patch(
     patch: dict[str, Any], query: dict[str, list[str]], *, mutable: set[str], ignored: set[str]
 ) -> tuple[dict[str, Any], list[str] | None]:

@@ -29,6 +29,7 @@ from .common import (
     page,
     parse_body,
     project_number,
+    read_masked,
     rfc3339,
     validate_labels,
 )
@@ -320,7 +321,8 @@ class VertexAI:
         with self.store.lock:
             jobs = [self._pj_view(rec) for name, rec in self._jobs.items() if name.startswith(parent + "/")]
             selected = [deep(j) for j in jobs if predicate(j)]
-        ordered = sort_jobs(selected, order_by or None)
+        # The filter and the order see the whole job; the readMask only trims what is returned.
+        ordered = [read_masked(job, req.query) for job in sort_jobs(selected, order_by or None)]
         return page("pipelineJobs", ordered, req.query, key=parent, salt=f"{flt}|{order_by}")
 
     def _pj_cancel(self, req: Request, name: str) -> Any:

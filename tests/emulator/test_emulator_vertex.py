@@ -326,3 +326,21 @@ def test_the_quota_limits_creates_only(emulator):
     listed = requests.get(f"{emulator.url}/v1/{PARENT}/pipelineJobs")
     assert listed.status_code == 200 and len(listed.json()["pipelineJobs"]) == 1
     assert requests.get(f"{emulator.url}/v1/{PARENT}/pipelineJobs/run-1").status_code == 200
+
+
+def test_a_lists_read_mask_returns_only_the_fields_it_names_after_filtering_and_ordering_on_all(client, emulator):
+    for i in range(3):
+        assert create(emulator, f"m{i}").status_code == 200
+    request = {
+        "parent": PARENT,
+        "filter": 'labels.vertex-cron-schedule="nightly" AND create_time>="2000-01-01T00:00:00Z"',
+        "order_by": "create_time",
+        "read_mask": {"paths": ["name", "create_time", "labels"]},
+    }
+    listed = list(client.list_pipeline_jobs(request=request))
+
+    assert [j.name[-2:] for j in listed] == ["m0", "m1", "m2"]
+    assert all(j.create_time and j.labels["vertex-cron-schedule"] == "nightly" for j in listed)
+    assert not any(j.pipeline_spec or j.runtime_config.parameter_values or j.state for j in listed)
+    everything = requests.get(f"{emulator.url}/v1/{PARENT}/pipelineJobs", params={"readMask": "*"}).json()
+    assert all("pipelineSpec" in j for j in everything["pipelineJobs"])

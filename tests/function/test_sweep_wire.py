@@ -347,3 +347,35 @@ def test_a_schedule_at_max_concurrent_runs_does_not_use_up_the_cap_of_the_others
     assert schedules["busy"]["created"] == 1 and schedules["busy"]["skipped"] == 1
     assert schedules["nightly"]["created"] == 4
     assert sorted(name for name in jobs_of(emulator) if "/nightly-" in name) == _ids(expected)[:4]
+
+
+def test_the_runs_listed_come_without_their_pipeline_spec_but_with_what_the_sweep_reads(
+    start_function, emulator, spec, storage_emulator
+):
+    from trigger_wire import PROJECT, REGION
+    from vertex_cron_trigger.google_rest import GoogleRest
+    from vertex_cron_trigger.settings import Settings
+
+    function = start_function()
+    assert fire(function, body_for(spec)).json()["outcome"] == "created"
+    rest = GoogleRest(
+        Settings(
+            project=PROJECT,
+            region=REGION,
+            workload_sa="w@p.iam.gserviceaccount.com",
+            spec_bucket="specs",
+            allowed_invokers=frozenset(),
+            audiences=(),
+            certs_url="http://127.0.0.1:9/certs",
+            vertex_emulator=emulator.url,
+            storage_emulator=storage_emulator.url,
+            on_cloud_run=False,
+        )
+    )
+
+    [run] = rest.list_pipeline_jobs('labels.vertex-cron-schedule="nightly"', action="listing")
+
+    # An hourly schedule's week of runs would otherwise bring every compiled pipeline along.
+    assert "pipelineSpec" not in run and "runtimeConfig" not in run
+    assert run["name"].endswith("/nightly-20240501-020000") and run["labels"]["vertex-cron-schedule"] == "nightly"
+    assert run["state"].startswith("PIPELINE_STATE_") and run["createTime"]
