@@ -81,6 +81,22 @@ def fire_times(cron: str, time_zone: str | None, start: datetime, end: datetime)
     return found
 
 
+def in_clock_change(cron: str, time_zone: str | None, moment: datetime) -> bool:
+    """Whether fire time `moment` (from fire_times) falls where a daylight-saving change makes
+    the schedule's wall clock unclear: a repeated hour (the time happens twice) or a skipped
+    one (croniter moved it to a time `cron` does not name). Google documents only that such
+    jobs "may observe execution anomalies", not which time Scheduler fires."""
+    zone = _zone(time_zone)
+    local = moment.astimezone(zone)
+    wall = local.replace(tzinfo=None)
+    if wall.replace(tzinfo=zone, fold=0).utcoffset() != wall.replace(tzinfo=zone, fold=1).utcoffset():
+        return True  # repeated
+    if (moment - timedelta(days=1)).astimezone(zone).utcoffset() == local.utcoffset():
+        return False  # no clock change in the day before: nothing was skipped (and croniter is slow)
+    # On a naive (wall-clock) base croniter does plain calendar arithmetic.
+    return _croniter(cron, wall - timedelta(seconds=1)).get_next(datetime) != wall  # moved off a skipped time
+
+
 def _zone(time_zone: str | None) -> tzinfo:
     from zoneinfo import ZoneInfo
 

@@ -8,7 +8,7 @@ import pytest
 from vertex_cron_trigger.body import parse_body, parse_request
 from vertex_cron_trigger.errors import BadRequest, ConfigError
 from vertex_cron_trigger.give_up import DISPATCH_SLACK, give_up_span
-from vertex_cron_trigger.logical_time import fire_times
+from vertex_cron_trigger.logical_time import fire_times, in_clock_change
 from vertex_cron_trigger.pipeline_job import job_id, logical_time_of
 from vertex_cron_trigger.settings import DEFAULT_CATCH_UP_MAX_RUNS, Settings
 from vertex_cron_trigger.sweep import sweep_slot
@@ -93,6 +93,20 @@ def test_fire_times_are_those_scheduler_gives_in_the_zone_oldest_first():
     ]
     with pytest.raises(BadRequest):
         fire_times("H * * * *", None, start, end)
+
+
+def test_fire_times_in_a_skipped_or_repeated_hour_are_told_apart():
+    def flagged(cron, day):
+        start = datetime(*day, 20, tzinfo=UTC)
+        times = fire_times(cron, "Europe/Paris", start, start + timedelta(hours=8))
+        return [f"{t:%H:%M}" for t in times if in_clock_change(cron, "Europe/Paris", t)]
+
+    assert flagged("30 2 * * *", (2026, 3, 28)) == ["01:00"]  # 02:30 skipped: croniter moves it to 03:00 CEST
+    assert flagged("30 2 * * *", (2026, 10, 24)) == ["00:30", "01:30"]  # 02:30 CEST, then 02:30 CET
+    assert flagged("*/30 * * * *", (2026, 10, 24)) == ["00:00", "00:30", "01:00", "01:30"]
+    assert flagged("*/30 * * * *", (2026, 3, 28)) == []  # no time it names is moved
+    assert flagged("0 3 * * *", (2026, 3, 28)) == flagged("30 2 * * *", (2026, 5, 2)) == []
+    assert not in_clock_change("30 2 * * *", None, datetime(2026, 10, 25, 2, 30, tzinfo=UTC))
 
 
 @pytest.mark.parametrize(
