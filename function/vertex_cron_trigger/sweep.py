@@ -19,6 +19,8 @@ X-CloudScheduler-ScheduleTime) reports what ended in its slot [previous sweep ti
   span after the time for a schedule without catch-up, the catch-up window (or the give-up
   span, when longer) after it for one with catch-up (the sweeps before had it as a candidate).
 A Scheduler retry of a failed sweep, or a forced run of the sweep job, repeats its slot's lines.
+A slot whose sweep never succeeds is never reported: nothing tells a later sweep which earlier
+ones failed, so widening its range could only trade lost lines for repeated ones.
 
 A fire time at which the schedule already had `max_concurrent_runs` runs active (from the
 runs listed) was skipped on purpose: neither caught up nor missed.
