@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from trigger_wire import EXAMPLE_ROOT_BUCKET, EXAMPLES, FUNCTION_DIR, PROJECT, REGION, WORKLOAD_SA, upload
+from trigger_wire import EXAMPLES, FUNCTION_DIR, function_env, upload
 from vertex_cron_local.function_runner import FunctionProcess
 
 
@@ -18,15 +18,7 @@ def start_function(emulator, storage_emulator, spec_bucket) -> Iterator[Callable
 
     def start(**overrides: str) -> FunctionProcess:
         env = {
-            "VERTEX_CRON_PROJECT": PROJECT,
-            "VERTEX_CRON_REGION": REGION,
-            "VERTEX_CRON_WORKLOAD_SA": WORKLOAD_SA,
-            "VERTEX_CRON_SPEC_BUCKET": spec_bucket,
-            # The tests' bodies mostly leave pipeline_root out, so runs write to the example's
-            # defaultPipelineRoot: allowed here as a deployment with a schedule there would allow it.
-            "VERTEX_CRON_PIPELINE_ROOT_BUCKETS": f"{spec_bucket},{EXAMPLE_ROOT_BUCKET}",
-            "VERTEX_CRON_EMULATOR_HOST": emulator.url,
-            "STORAGE_EMULATOR_HOST": storage_emulator.url,
+            **function_env(emulator.url, storage_emulator.url, spec_bucket),
             "VERTEX_CRON_OIDC_CERTS_URL": emulator.url + "/oauth2/v1/certs",
             **overrides,
         }

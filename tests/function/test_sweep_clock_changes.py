@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
-from trigger_wire import EXAMPLE_ROOT_BUCKET, INVOKER, PARENT, PROJECT, REGION, WORKLOAD_SA, body_for, jobs_of
+from trigger_wire import INVOKER, PARENT, body_for, function_env, jobs_of
 from vertex_cron_trigger.google_rest import GoogleRest
 from vertex_cron_trigger.settings import Settings
 from vertex_cron_trigger.spec_store import SpecStore
@@ -39,17 +39,7 @@ def _schedule(emulator: Any, name: str, body: dict[str, Any]) -> None:
 
 
 def _sweep(emulator: Any, storage_emulator: Any, spec_bucket: str, sweep_time: datetime, now: datetime) -> Any:
-    settings = Settings.from_env(
-        {
-            "VERTEX_CRON_PROJECT": PROJECT,
-            "VERTEX_CRON_REGION": REGION,
-            "VERTEX_CRON_WORKLOAD_SA": WORKLOAD_SA,
-            "VERTEX_CRON_SPEC_BUCKET": spec_bucket,
-            "VERTEX_CRON_PIPELINE_ROOT_BUCKETS": f"{spec_bucket},{EXAMPLE_ROOT_BUCKET}",
-            "VERTEX_CRON_EMULATOR_HOST": emulator.url,
-            "STORAGE_EMULATOR_HOST": storage_emulator.url,
-        }
-    )
+    settings = Settings.from_env(function_env(emulator.url, storage_emulator.url, spec_bucket))
     rest = GoogleRest(settings)
     return sweep(config=settings, rest=rest, specs=SpecStore(rest), sweep_time=sweep_time, now=now, targets=(TARGET,))
 

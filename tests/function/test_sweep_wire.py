@@ -11,8 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
-from trigger_wire import INVOKER, PARENT, body_for, fire, jobs_of
+from trigger_wire import INVOKER, PARENT, body_for, fire, function_env, jobs_of
 from vertex_cron_trigger.catch_up import SWEEP_BODY
+from vertex_cron_trigger.google_rest import GoogleRest
+from vertex_cron_trigger.settings import Settings
 from vertex_cron_trigger.timefmt import format_rfc3339
 
 SWEEP_EVERY = timedelta(minutes=10)  # catch_up.SWEEP_CRON
@@ -352,26 +354,9 @@ def test_a_schedule_at_max_concurrent_runs_does_not_use_up_the_cap_of_the_others
 def test_the_runs_listed_come_without_their_pipeline_spec_but_with_what_the_sweep_reads(
     start_function, emulator, spec, storage_emulator
 ):
-    from trigger_wire import PROJECT, REGION
-    from vertex_cron_trigger.google_rest import GoogleRest
-    from vertex_cron_trigger.settings import Settings
-
     function = start_function()
     assert fire(function, body_for(spec)).json()["outcome"] == "created"
-    rest = GoogleRest(
-        Settings(
-            project=PROJECT,
-            region=REGION,
-            workload_sa="w@p.iam.gserviceaccount.com",
-            spec_bucket="specs",
-            allowed_invokers=frozenset(),
-            audiences=(),
-            certs_url="http://127.0.0.1:9/certs",
-            vertex_emulator=emulator.url,
-            storage_emulator=storage_emulator.url,
-            on_cloud_run=False,
-        )
-    )
+    rest = GoogleRest(Settings.from_env(function_env(emulator.url, storage_emulator.url, spec["bucket"])))
 
     [run] = rest.list_pipeline_jobs('labels.vertex-cron-schedule="nightly"', action="listing")
 

@@ -19,6 +19,21 @@ EXAMPLE_ROOT_BUCKET = "vertex-cron-demo-artifacts"  # of the examples' defaultPi
 PARENT = f"projects/{PROJECT}/locations/{REGION}"
 
 
+def function_env(emulator_url: str, storage_url: str, spec_bucket: str) -> dict[str, str]:
+    """The contract's environment for a function on the emulators."""
+    return {
+        "VERTEX_CRON_PROJECT": PROJECT,
+        "VERTEX_CRON_REGION": REGION,
+        "VERTEX_CRON_WORKLOAD_SA": WORKLOAD_SA,
+        "VERTEX_CRON_SPEC_BUCKET": spec_bucket,
+        # The tests' bodies mostly leave pipeline_root out, so runs write to the example's
+        # defaultPipelineRoot: allowed here as a deployment with a schedule there would allow it.
+        "VERTEX_CRON_PIPELINE_ROOT_BUCKETS": f"{spec_bucket},{EXAMPLE_ROOT_BUCKET}",
+        "VERTEX_CRON_EMULATOR_HOST": emulator_url,
+        "STORAGE_EMULATOR_HOST": storage_url,
+    }
+
+
 def upload(storage_url: str, bucket: str, name: str, data: bytes) -> int:
     """Upload through the Cloud Storage JSON API, as the deployer does; returns the generation."""
     response = requests.post(
