@@ -337,7 +337,7 @@ def with_catch_up(desired: Desired, observed_jobs: Mapping[str, ObservedJob], *,
 
     - each catch-up schedule's `catch_up_since` is carried from its job as deployed, so
       redeploying keeps the start of its catch-up; a schedule that did not use catch-up
-      until now starts it `now`;
+      until now, or whose cron, time zone or start time changes, starts it `now`;
     - the sweep's job is wanted while a schedule of the region uses catch-up once this plan
       is applied: one written now, or one already deployed that stays (not rewritten now
       and not deleted by `apply --prune`). The planner deletes it when it is not wanted."""
@@ -346,9 +346,7 @@ def with_catch_up(desired: Desired, observed_jobs: Mapping[str, ObservedJob], *,
     for job in desired.jobs:
         if uses_catch_up(job.body):
             deployed = (observed_jobs[job.name].fields if job.name in observed_jobs else {}).get("http_target.body")
-            carried = (
-                deployed.get(CATCH_UP_SINCE) if isinstance(deployed, Mapping) and uses_catch_up(deployed) else None
-            )
+            carried = deployed.get(CATCH_UP_SINCE) if _same_fire_times(deployed, job.body) else None
             job = dataclasses.replace(job, body={**job.body, CATCH_UP_SINCE: carried or since})
         jobs.append(job)
     written = {job.name for job in jobs}
@@ -362,6 +360,20 @@ def with_catch_up(desired: Desired, observed_jobs: Mapping[str, ObservedJob], *,
     ):
         jobs.append(sweep_job(desired))
     return dataclasses.replace(desired, jobs=tuple(jobs))
+
+
+# The body fields that decide a schedule's fire times (start_time bounds them from below).
+_FIRE_TIME_FIELDS = ("cron", "time_zone", "start_time")
+
+
+def _same_fire_times(deployed: object, body: Mapping[str, Any]) -> bool:
+    """Whether a deployed body used catch-up with the fire times `body` has: a changed cron,
+    time zone or start time would make the sweep catch up times that were never scheduled."""
+    return (
+        isinstance(deployed, Mapping)
+        and uses_catch_up(deployed)
+        and all(deployed.get(name) == body.get(name) for name in _FIRE_TIME_FIELDS)
+    )
 
 
 def sweep_job(desired: Desired) -> DesiredJob:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -513,3 +514,19 @@ def test_a_catch_up_schedule_brings_the_sweep_job_and_keeps_its_catch_up_start(m
     later = desired.with_catch_up(make_desired(hourly), deployed, now=datetime(2024, 4, 2, tzinfo=UTC))
     assert later.jobs[0].body["catch_up_since"] == "2024-03-30T12:00:00Z"
     assert [runs.schedule for runs in planner.next_runs(later, NOW)] == ["hourly"]
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [{"cron": "0 * * * *"}, {"time_zone": "Europe/Paris"}, {"start_time": "2024-04-01T00:00:00Z"}],
+)
+def test_changing_a_catch_up_schedules_fire_times_restarts_its_catch_up(make_desired, changed):
+    daily = ScheduleInput("daily", _SPEC, "0 3 * * *", parameters={"run_date": "x"}, catch_up="6h")
+    first = desired.with_catch_up(make_desired(daily), {}, now=NOW).jobs[0]
+    deployed = {first.name: ObservedJob(first.name, {"http_target.body": first.body})}
+    later = datetime(2024, 4, 2, tzinfo=UTC)
+
+    redeployed = desired.with_catch_up(make_desired(replace(daily, **changed)), deployed, now=later)
+
+    # Never the fire times of the new cron back to the old start: they were never scheduled.
+    assert redeployed.jobs[0].body["catch_up_since"] == "2024-04-02T00:00:00Z"
