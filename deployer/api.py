@@ -122,7 +122,9 @@ def apply(
 
 def _resolved(built: Desired, observed: Observed, now: datetime) -> Desired:
     """`built` resolved against what exists: catch-up (its start, the sweep's job), who
-    invokes the function, where runs may write."""
+    invokes the function, where runs may write. A catch-up schedule on another function than
+    the region's other catch-up schedules is refused (before any write)."""
+    planner.check_one_sweep_function(built, observed)
     wanted = desired_state.with_catch_up(built, observed.jobs, now=now)
     return planner.with_pipeline_root_buckets(planner.with_invokers(wanted, observed), observed)
 

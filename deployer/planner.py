@@ -36,6 +36,7 @@ it as a second function change, before any job is written.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -56,6 +57,7 @@ from .desired import (
     sweep_job_name,
     uses_catch_up,
 )
+from .errors import ValidationError
 from .models import (
     FUNCTION_SERVICE,
     FUNCTION_URL,
@@ -90,6 +92,10 @@ from .models import (
 _OPEN_MAPS = frozenset({"labels", "http_target.headers", "service_config.environment_variables"})
 _OWNED_PREFIX = "VERTEX_CRON_"
 OIDC_EMAIL = "http_target.oidc_token.service_account_email"
+# Cloud Run service URLs (cloud.google.com/run/docs/triggering/https-request#deterministic).
+_SERVICE_URL = re.compile(
+    r"https://(?P<service>[a-z][a-z0-9-]*?)-(?:[a-z0-9]{10}-[a-z]{1,4}\.a|[0-9]+\.[a-z]+-[a-z]+[0-9]+)\.run\.app/?"
+)
 
 
 def with_invokers(desired: Desired, observed: Observed) -> Desired:
@@ -123,6 +129,36 @@ def _other_callers(desired: Desired, observed: Observed) -> Iterator[ObservedJob
             yield job
 
 
+def check_one_sweep_function(desired: Desired, observed: Observed) -> None:
+    """Refuse a catch-up schedule on another function than the region's other catch-up
+    schedules: the region has one sweep job (vertex_cron_trigger.catch_up.SWEEP_JOB), it calls
+    one function, and that function sweeps only the schedules that call it, so moving the
+    sweep would leave the others unswept."""
+    catching_up = [job.schedule for job in desired.jobs if job.schedule and uses_catch_up(job.body)]
+    if not catching_up or desired.prune:  # with --prune the file's schedules are all there will be
+        return
+    url = function_url(observed.function)
+    written = {job.name for job in desired.jobs}
+    for name, job in sorted(observed.jobs.items()):
+        if name in written or schedule_of(name) is None or not uses_catch_up(job.fields.get("http_target.body")):
+            continue
+        if isinstance(url, Pending) or not _calls(job, observed.function):
+            other = job.fields.get("http_target.uri")
+            raise ValidationError(
+                f"schedule {catching_up[0]}: the catch-up schedules of {desired.region} (e.g. {schedule_of(name)}) "
+                f"use the function {function_at(other)}, and its one catch-up sweep serves them all; deploy "
+                f"it with --function-name {function_at(other)}, or without catch-up"
+            )
+
+
+def function_at(url: object) -> str:
+    """The name of the function serving at `url`, a Cloud Run service URL (its hash-based
+    https://SERVICE-HASH-REGIONCODE.a.run.app or deterministic
+    https://SERVICE-PROJECTNUMBER.REGION.run.app form); the URL itself when it is neither."""
+    match = _SERVICE_URL.fullmatch(str(url))
+    return match["service"] if match else f"serving at {url}"
+
+
 def plan(desired: Desired, observed: Observed, *, now: datetime) -> Plan:
     return Plan(changes(desired, observed), tuple(next_runs(desired, now)))
 
@@ -137,6 +173,9 @@ def changes(desired: Desired, observed: Observed) -> tuple[Change, ...]:
     planned.extend(_function_changes(desired, observed.function, url))
     planned.append(_invoker_change(desired, observed.function, observed.invoker_members))
     for job in desired.jobs:
+        if _sweep_of_another_function(job.name, desired, observed):
+            planned.append(Change(Kind.JOB, job.name, Action.UNCHANGED))
+            continue
         wanted = job_fields(job, spec_uri=pinned_spec_uri(job, observed.spec_generations), url=url)
         planned.append(_job_change(job.name, wanted, observed.jobs.get(job.name)))
     wanted_jobs = {job.name for job in desired.jobs}
@@ -150,6 +189,19 @@ def changes(desired: Desired, observed: Observed) -> tuple[Change, ...]:
     if sweep in observed.jobs and sweep not in wanted_jobs:  # no schedule uses catch-up any more
         planned.append(_deletion(Kind.JOB, sweep, DeleteJob(sweep)))
     return tuple(planned)
+
+
+def _sweep_of_another_function(name: str, desired: Desired, observed: Observed) -> bool:
+    """Whether `name` is the deployed sweep's job, wanted only for catch-up schedules this plan
+    leaves alone, calling another function than this plan's: it stays as it is, since the
+    function it calls sweeps those schedules (check_one_sweep_function keeps them on one)."""
+    deployed = observed.jobs.get(name)
+    return (
+        is_sweep_job(name)
+        and deployed is not None
+        and not any(job.schedule and uses_catch_up(job.body) for job in desired.jobs)
+        and not _calls(deployed, observed.function)
+    )
 
 
 def plan_delete(
@@ -174,11 +226,17 @@ def plan_delete(
     """
     remaining = [job for name, job in observed_jobs.items() if name not in schedules and not is_sweep_job(name)]
     changes = [_deletion(Kind.JOB, name, DeleteJob(name)) for name in schedules]
-    # The catch-up sweep's job goes with the last schedule that uses catch-up.
+    deletes_function = function is not None and not any(_calls(job, function) for job in remaining)
+    # The catch-up sweep's job goes with the last schedule that uses catch-up, and with the
+    # function it calls: left behind, it would call a function that no longer exists.
     changes.extend(
         _deletion(Kind.JOB, name, DeleteJob(name))
-        for name in sorted(observed_jobs)
-        if is_sweep_job(name) and not any(uses_catch_up(job.fields.get("http_target.body")) for job in remaining)
+        for name, job in sorted(observed_jobs.items())
+        if is_sweep_job(name)
+        and (
+            not any(uses_catch_up(job.fields.get("http_target.body")) for job in remaining)
+            or (deletes_function and _calls(job, function))
+        )
     )
     if purge:
         referenced = {_spec_object(job) for job in remaining}
@@ -187,7 +245,7 @@ def plan_delete(
             for spec in sorted(spec_objects, key=lambda spec: spec.name)
             if _purgeable(spec, location) and spec.name not in referenced
         )
-    if function and not any(_calls(job, function) for job in remaining):
+    if function is not None and deletes_function:
         changes.append(_deletion(Kind.FUNCTION, function.name, DeleteFunction(function.name)))
     return Plan(tuple(changes))
 

@@ -164,7 +164,7 @@ class FakeCloud:
             raise errors.NotFound(f"deploy function {desired.name}: not found")
         fields = dict(desired.fields) if old is None else _patched(old.fields, desired.fields, mask or ())
         short = desired.name.rsplit("/", 1)[-1]
-        uri = f"https://{short}-fake.a.run.app" if self.serving else ""
+        uri = f"https://{short}-fake123456-ew.a.run.app" if self.serving else ""
         service = f"projects/{self.project}/locations/{self.region}/services/{short}" if self.serving else ""
         function = ObservedFunction(
             desired.name, {**fields, "state": "ACTIVE" if self.serving else "FAILED"}, uri, service

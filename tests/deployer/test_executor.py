@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -355,3 +356,27 @@ def test_the_catch_up_sweeps_job_is_written_like_any_job_with_the_url_known_only
 
     api.delete(settings, ["hourly"], cloud=cloud)
     assert cloud.jobs == {} and cloud.functions == {}  # the sweep goes with the last catch-up schedule
+
+
+def test_a_catch_up_schedule_on_another_function_than_the_regions_catch_up_schedules_is_refused(
+    make_settings, example_json
+):
+    cloud = FakeCloud()
+    hourly = ScheduleInput("hourly", example_json, "0 * * * *", parameters={"run_date": "x"}, catch_up="6h")
+    api.deploy(make_settings(), hourly, cloud=cloud, now=NOW)
+    sweep = desired.sweep_job_name("demo-project", "europe-west1")
+    swept_by = cloud.jobs[sweep].fields["http_target.uri"]
+    before = list(cloud.mutations)
+
+    other = ScheduleInput("other", example_json, "0 4 * * *", parameters={"run_date": "x"}, catch_up="6h")
+    with pytest.raises(errors.ValidationError) as refused:
+        api.deploy(make_settings(function_name="fn-b"), other, cloud=cloud, now=NOW)
+
+    assert refused.value.exit_code == 2
+    assert "use the function vertex-cron-trigger" in refused.value.reason
+    assert "--function-name vertex-cron-trigger" in refused.value.reason
+    assert cloud.mutations == before
+
+    # Without catch-up it may use fn-b, and the sweep stays with the function of hourly.
+    api.deploy(make_settings(function_name="fn-b"), replace(other, catch_up=None), cloud=cloud, now=NOW)
+    assert cloud.jobs[sweep].fields["http_target.uri"] == swept_by

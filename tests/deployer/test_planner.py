@@ -530,3 +530,31 @@ def test_changing_a_catch_up_schedules_fire_times_restarts_its_catch_up(make_des
 
     # Never the fire times of the new cron back to the old start: they were never scheduled.
     assert redeployed.jobs[0].body["catch_up_since"] == "2024-04-02T00:00:00Z"
+
+
+def test_deleting_the_function_the_sweep_job_calls_deletes_the_sweep_job_too():
+    fn_b = ObservedFunction("projects/p/locations/r/functions/fn-b", {}, "https://fn-b-abc-ew.a.run.app", SERVICE)
+    sweep = "projects/p/locations/r/jobs/vertex-cron-catch-up"
+
+    def job(name, url, **body):
+        return ObservedJob(name, {"http_target.uri": url, "http_target.body": body})
+
+    jobs = {
+        "j/hourly": job("j/hourly", URL, catch_up="3600s"),  # on the default function
+        "j/b": job("j/b", fn_b.uri, catch_up="3600s"),
+        sweep: job(sweep, fn_b.uri, sweep="catch_up"),
+    }
+
+    plan = planner.plan_delete(["j/b"], jobs, function=fn_b, location=HERE)
+
+    assert [(c.kind, c.name) for c in plan.changes] == [
+        (Kind.JOB, "j/b"),
+        (Kind.JOB, sweep),  # it would call a function that is gone
+        (Kind.FUNCTION, fn_b.name),
+    ]
+
+
+def test_the_function_named_by_a_cloud_run_url():
+    assert planner.function_at("https://vertex-cron-trigger-abcdefghij-ew.a.run.app") == "vertex-cron-trigger"
+    assert planner.function_at("https://fn-b-123456789012.europe-west1.run.app") == "fn-b"
+    assert planner.function_at("https://example.com/x") == "serving at https://example.com/x"
