@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from vertex_cron_trigger.body import parse_body
 from vertex_cron_trigger.catch_up import SWEEP_BODY, SWEEP_CRON, SWEEP_JOB
 from vertex_cron_trigger.errors import BadRequest
+from vertex_cron_trigger.give_up import give_up_span
 from vertex_cron_trigger.spec_uri import bucket_of
 from vertex_cron_trigger.timefmt import format_rfc3339
 
@@ -84,6 +85,14 @@ RETRY = {
 # own timeout plus a minute for a cold start, so Scheduler never gives up on an attempt the
 # function is still completing (a retry would be a duplicate, but a needless one).
 ATTEMPT_DEADLINE = f"{TIMEOUT_SECONDS + 60}s"
+# Scheduler's retry policy and deadline as the REST job (give_up.give_up_span reads them so).
+_RETRY_CONFIG = {
+    "retryConfig": {
+        "".join(w if i == 0 else w.title() for i, w in enumerate(k.removeprefix("retry_config.").split("_"))): v
+        for k, v in RETRY.items()
+    },
+    "attemptDeadline": ATTEMPT_DEADLINE,
+}
 # The function's accepted token audiences (ARCHITECTURE "The function's contract").
 AUDIENCE_VARIABLE = "VERTEX_CRON_AUDIENCE"
 # The widest generation GCS can return (int64), for sizing the body before the upload.
@@ -181,6 +190,32 @@ def check_inputs(settings: Deployment, schedules: Sequence[ScheduleInput]) -> No
         cronexpr.check_cron(schedule.cron)
         validation.check_time_zone(schedule.time_zone)
         _option_fields(schedule)
+
+
+def min_catch_up() -> timedelta:
+    """The shortest useful catch-up window: a fire time is caught up only once Scheduler has
+    given up on it (give_up_span of the jobs written here), by the first sweep after that,
+    which may come one sweep period later."""
+    return give_up_span(_RETRY_CONFIG) + _sweep_period()
+
+
+def _sweep_period() -> timedelta:
+    """The time between two sweeps (SWEEP_CRON fires at even intervals)."""
+    first, second = cronexpr.next_fire_times(SWEEP_CRON, "UTC", datetime(2000, 1, 1, tzinfo=UTC), 2)
+    return second - first
+
+
+def check_catch_up_window(text: str) -> timedelta:
+    """A schedule's catch-up window (validation.check_catch_up), refused when shorter than
+    min_catch_up: such a window would never reach a fire time Scheduler has given up on."""
+    window, minimum = validation.check_catch_up(text), min_catch_up()
+    if window < minimum:
+        raise ValidationError(
+            f"catch_up {text} is shorter than the minimum of {validation.format_duration(minimum)} "
+            f"(Cloud Scheduler may retry a firing for {validation.format_duration(give_up_span(_RETRY_CONFIG))}, "
+            f"then the sweep runs every {validation.format_duration(_sweep_period())}), so it would catch nothing up"
+        )
+    return window
 
 
 def invoker_member(email: str) -> str:

@@ -24,6 +24,7 @@ from .function_source import FunctionSource
 from .schedule_options import (
     as_given,
     catch_up_body,
+    catch_up_text,
     declare,
     declared,
     parameters_from_flags,
@@ -231,6 +232,7 @@ class ScheduleInput:
             described="a duration such as 6h, 90m or 1d",
             flag="--catch-up",
             flag_options={"metavar": "DURATION"},
+            from_file=catch_up_text,
             takes_default=True,
             body=catch_up_body,
         ),

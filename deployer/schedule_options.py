@@ -24,8 +24,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .validation import check_catch_up
-
 _KEY = "vertex_cron.option"
 
 
@@ -122,4 +120,12 @@ def parameters_from_flags(pairs: tuple[str, ...]) -> dict[str, str]:
 
 def catch_up_body(text: str) -> str:
     """The `catch_up` body field: the window as a Google duration (`"21600s"`)."""
-    return f"{int(check_catch_up(text).total_seconds())}s"
+    from .desired import check_catch_up_window  # the retry policy it depends on: only when a command runs
+
+    return f"{int(check_catch_up_window(text).total_seconds())}s"
+
+
+def catch_up_text(text: str, _base: Path | None = None) -> str:
+    """A schedules file's `catch_up`, checked as it is read so an error names the file and entry."""
+    catch_up_body(text)
+    return text

@@ -155,6 +155,16 @@ def check_catch_up(text: object) -> timedelta:
     return window
 
 
+def format_duration(span: timedelta) -> str:
+    """`span` as a catch-up window is written, in whole seconds: 41m15s, 1d2h."""
+    seconds, parts = int(span.total_seconds()), []
+    for unit, size in _UNIT_SECONDS.items():
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
 def check_service_account(role: str, email: str, *, allow_default: bool) -> str:
     """`role` names the identity in messages, e.g. "workload SA"."""
     if any(p.match(email) for p in _DEFAULT_SAS):

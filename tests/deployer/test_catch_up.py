@@ -143,6 +143,7 @@ def test_resume_catch_up_of_a_schedule_without_catch_up_is_refused_and_leaves_it
     ("flag", "message"),
     [
         ("8d", "catch_up 8d is longer than the maximum of 7d"),
+        ("1m", "catch_up 1m is shorter than the minimum of 41m15s"),
         ("0h", "catch_up must be a positive duration"),
         ("6 hours", "catch_up must be a duration such as 6h, 90m or 1d"),
     ],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zipfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -512,3 +512,40 @@ def test_every_schedule_option_is_a_deploy_flag_and_a_schedules_file_key(tmp_pat
     with pytest.raises(SettingsError) as err:
         schedules_file.load(tmp_path / "s.yaml")
     assert err.value.details == "known: " + ", ".join(sorted(SCHEDULE_OPTIONS))
+
+
+def test_a_catch_up_window_shorter_than_schedulers_retries_plus_one_sweep_period_is_refused(make_settings):
+    minimum = desired.min_catch_up()
+    # Six attempts of 240 s, five 75 s backoffs, a minute's dispatch slack, then a 10-minute sweep.
+    assert minimum == timedelta(seconds=6 * 240 + 5 * 75 + 60 + 600)
+    shortest = validation.format_duration(minimum)
+
+    def check(window: str) -> None:
+        schedule = ScheduleInput("nightly", Path("p.json"), "0 3 * * *", catch_up=window)
+        desired.check_inputs(make_settings().deployment(), [schedule])
+
+    with pytest.raises(ValidationError) as refused:
+        check("1m")
+    assert refused.value.reason.startswith(f"schedule nightly: catch_up 1m is shorter than the minimum of {shortest} ")
+    assert refused.value.exit_code == 2
+    with pytest.raises(ValidationError):
+        check(validation.format_duration(minimum - timedelta(seconds=1)))
+    check(shortest)
+
+
+@pytest.mark.parametrize(
+    ("window", "message"),
+    [("8d", "catch_up 8d is longer than the maximum of 7d"), ("1m", "catch_up 1m is shorter than the minimum of ")],
+)
+def test_a_catch_up_window_out_of_range_in_a_schedules_file_names_the_file_and_entry(tmp_path, window, message):
+    (tmp_path / "s.yaml").write_text(
+        f"defaults: {{catch_up: 6h}}\nschedules:\n"
+        "  - {name: a, spec: p.json, cron: '* * * * *'}\n"
+        f"  - {{name: b, spec: p.json, cron: '* * * * *', catch_up: {window}}}\n"
+    )
+
+    with pytest.raises(SettingsError) as err:
+        schedules_file.load(tmp_path / "s.yaml")
+
+    assert err.value.reason.startswith(f"{tmp_path / 's.yaml'}: schedules[1] (schedule b): {message}")
+    assert err.value.exit_code == 2
