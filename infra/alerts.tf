@@ -6,6 +6,10 @@
 # - missed:     the sweep's line per fire time that ended with no run and will not be caught up;
 # - failed:     the function's own `failed` outcome (a firing Scheduler will retry, or a sweep
 #               that could not finish): a run may be late or lost while these go on.
+#
+# run_failed and missed exist only while the sweep's Scheduler job (vertex-cron-catch-up) does,
+# i.e. while at least one schedule of the project+region is deployed with catch-up: without
+# one, a failed run or a lost firing writes neither line and these policies stay silent.
 # The function runs on Cloud Run (Cloud Functions gen2); it writes JSON lines to stdout, which
 # Cloud Logging parses into jsonPayload with the line's severity.
 
