@@ -214,7 +214,7 @@ def resume(
             cloud.update_job(job.name, target, ["http_target"])
         except NotFound as exc:  # deleted meanwhile
             raise _no_such_schedule(settings, name) from exc
-    return ScheduleStatus(name, _job_action(settings, name, "resume_job", cloud))
+    return ScheduleStatus(name, _job_action(settings, name, "resume_job", cloud), was_paused=job.state == "PAUSED")
 
 
 def run(settings: DeployerSettings, name: str, *, cloud: RunsCloud | None = None) -> ForcedRun:

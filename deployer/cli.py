@@ -350,7 +350,11 @@ def resume(sources: _SettingSources, fmt: str, name: str, catch_up: bool) -> Non
     status = api.resume(sources.resolve(), name, catch_up=catch_up)
     click.echo(render.state_change(status, fmt, done="resumed"))
     if catch_up and fmt == "text":
-        click.echo("Its fire times while paused are caught up by the next catch-up sweeps.")
+        click.echo(
+            "Its fire times while paused are caught up by the next catch-up sweeps."
+            if status.was_paused
+            else "It was not paused, so it missed no fire times for the catch-up sweep to catch up."
+        )
 
 
 @cli.command("run")

@@ -381,7 +381,11 @@ def with_catch_up(desired: Desired, observed_jobs: Mapping[str, ObservedJob], *,
     for job in desired.jobs:
         if uses_catch_up(job.body):
             deployed = (observed_jobs[job.name].fields if job.name in observed_jobs else {}).get("http_target.body")
-            carried = deployed.get(CATCH_UP_SINCE) if _same_fire_times(deployed, job.body) else None
+            carried = (
+                deployed.get(CATCH_UP_SINCE)
+                if isinstance(deployed, Mapping) and _same_fire_times(deployed, job.body)
+                else None
+            )
             job = dataclasses.replace(job, body={**job.body, CATCH_UP_SINCE: carried or since})
         jobs.append(job)
     written = {job.name for job in jobs}
@@ -401,14 +405,10 @@ def with_catch_up(desired: Desired, observed_jobs: Mapping[str, ObservedJob], *,
 _FIRE_TIME_FIELDS = ("cron", "time_zone", "start_time")
 
 
-def _same_fire_times(deployed: object, body: Mapping[str, Any]) -> bool:
+def _same_fire_times(deployed: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
     """Whether a deployed body used catch-up with the fire times `body` has: a changed cron,
     time zone or start time would make the sweep catch up times that were never scheduled."""
-    return (
-        isinstance(deployed, Mapping)
-        and uses_catch_up(deployed)
-        and all(deployed.get(name) == body.get(name) for name in _FIRE_TIME_FIELDS)
-    )
+    return uses_catch_up(deployed) and all(deployed.get(name) == body.get(name) for name in _FIRE_TIME_FIELDS)
 
 
 def sweep_job(desired: Desired) -> DesiredJob:

@@ -146,7 +146,7 @@ def describe(action: Action, step: Step) -> str:
         case WriteJob(name=name):
             return f"{verb} Scheduler job {short_name(name)}"
         case DeleteJob(name):
-            return f"deleting job {short_name(name)}"
+            return f"deleting Scheduler job {short_name(name)}"
         case DeleteSpec(name=name):
             return f"deleting spec {short_name(name)}"
         case DeleteFunction(name):

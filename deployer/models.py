@@ -445,6 +445,8 @@ class ScheduleStatus:
 
     name: str
     job: ObservedJob
+    # `resume` only: whether the schedule was paused when asked to resume (else None).
+    was_paused: bool | None = None
 
     @property
     def body(self) -> Mapping[str, Any]:

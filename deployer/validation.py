@@ -130,9 +130,9 @@ def check_schedule_name(name: str) -> str:
         )
     if name == RESERVED_SCHEDULE_NAME:
         raise ValidationError(
-            f"the schedule name {name!r} is reserved",
+            f"the schedule name {name!r} is reserved: no schedule can have it",
             details=f"vertex-cron's catch-up sweep has the Scheduler job {SWEEP_JOB}, which a schedule "
-            f"named {name!r} would have too; choose another name",
+            f"named {name!r} would have too",
         )
     return name
 

@@ -67,7 +67,8 @@ def test_the_sweep_job_comes_with_the_first_catch_up_schedule_and_goes_with_the_
     listed = [s["name"] for s in json.loads(vertex_cron(stack, "list", "--format", "json").stdout)]
     assert listed == ["daily", "hourly", "plain"]
     assert [s["schedule"] for s in json.loads(vertex_cron(stack, "status", "--format", "json").stdout)] == listed
-    assert "reserved" in vertex_cron(stack, "describe", "catch-up", code=2).output
+    described = vertex_cron(stack, "describe", "catch-up", code=2).output
+    assert "no schedule can have it" in described and "choose another name" not in described
 
     # A redeploy keeps when catch-up started, and changes nothing.
     assert "Up to date" in deploy(stack, "hourly", "--catch-up", "6h")
@@ -127,6 +128,8 @@ def test_resume_moves_the_catch_up_start_past_the_pause_unless_asked_to_catch_up
     again = body(stack, "nightly")["catch_up_since"]
     vertex_cron(stack, "resume", "nightly")  # not paused: nothing was missed, nothing moves
     assert body(stack, "nightly")["catch_up_since"] == again
+    not_paused = vertex_cron(stack, "resume", "nightly", "--catch-up").output
+    assert "It was not paused" in not_paused and "caught up by" not in not_paused
 
 
 def test_resume_catch_up_of_a_schedule_without_catch_up_is_refused_and_leaves_it_paused(stack: LocalStack):

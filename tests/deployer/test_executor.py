@@ -166,7 +166,7 @@ def test_delete_goes_through_the_planner_and_executor_and_takes_the_function_wit
 
     first = api.delete(settings, ["nightly"], cloud=cloud, progress=(progress := Steps()))
     assert [(c.kind, c.action) for c in first.changes] == [(Kind.JOB, Action.DELETE)]
-    assert progress.steps == ["deleting job vertex-cron-nightly"]
+    assert progress.steps == ["deleting Scheduler job vertex-cron-nightly"]
     assert cloud.functions  # weekly still calls it
 
     cloud.calls.clear()
@@ -380,3 +380,13 @@ def test_a_catch_up_schedule_on_another_function_than_the_regions_catch_up_sched
     # Without catch-up it may use fn-b, and the sweep stays with the function of hourly.
     api.deploy(make_settings(function_name="fn-b"), replace(other, catch_up=None), cloud=cloud, now=NOW)
     assert cloud.jobs[sweep].fields["http_target.uri"] == swept_by
+
+
+def test_resume_says_whether_the_schedule_was_paused(settings, example_json):
+    cloud = FakeCloud()
+    hourly = ScheduleInput("hourly", example_json, "0 * * * *", parameters={"run_date": "x"}, catch_up="6h")
+    api.deploy(settings, hourly, cloud=cloud, now=NOW)
+
+    assert api.resume(settings, "hourly", catch_up=True, cloud=cloud).was_paused is False
+    api.pause(settings, "hourly", cloud=cloud)
+    assert api.resume(settings, "hourly", catch_up=True, cloud=cloud).was_paused is True
