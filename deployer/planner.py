@@ -137,13 +137,14 @@ def check_one_sweep_function(desired: Desired, observed: Observed) -> None:
     catching_up = [job.schedule for job in desired.jobs if job.schedule and uses_catch_up(job.body)]
     if not catching_up or desired.prune:  # with --prune the file's schedules are all there will be
         return
-    url = function_url(observed.function)
+    mine = desired.function.name.rsplit("/", 1)[-1]
     written = {job.name for job in desired.jobs}
     for name, job in sorted(observed.jobs.items()):
         if name in written or schedule_of(name) is None or not uses_catch_up(job.fields.get("http_target.body")):
             continue
-        if isinstance(url, Pending) or not _calls(job, observed.function):
-            other = job.fields.get("http_target.uri")
+        other = job.fields.get("http_target.uri")
+        # By name too: a function that failed to build, or was deleted by hand, has no URL to match.
+        if not _calls(job, observed.function) and function_at(other) != mine:
             raise ValidationError(
                 f"schedule {catching_up[0]}: the catch-up schedules of {desired.region} (e.g. {schedule_of(name)}) "
                 f"use the function {function_at(other)}, and its one catch-up sweep serves them all; deploy "

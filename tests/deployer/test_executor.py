@@ -390,3 +390,17 @@ def test_resume_says_whether_the_schedule_was_paused(settings, example_json):
     assert api.resume(settings, "hourly", catch_up=True, cloud=cloud).was_paused is False
     api.pause(settings, "hourly", cloud=cloud)
     assert api.resume(settings, "hourly", catch_up=True, cloud=cloud).was_paused is True
+
+
+def test_a_catch_up_schedule_redeployed_while_its_function_serves_nothing_is_not_refused(settings, example_json):
+    cloud = FakeCloud()
+    hourly = ScheduleInput("hourly", example_json, "0 * * * *", parameters={"run_date": "x"}, catch_up="6h")
+    daily = ScheduleInput("daily", example_json, "0 3 * * *", parameters={"run_date": "x"}, catch_up="6h")
+    api.apply(settings, [hourly, daily], cloud=cloud, now=NOW)
+    (function,) = cloud.functions.values()
+    failed = {**function.fields, "state": "FAILED"}
+    cloud.functions[function.name] = replace(function, fields=failed, uri="", service="")  # a failed build: no URL
+
+    api.deploy(settings, hourly, cloud=cloud, now=NOW)  # repairs it; daily still calls it
+
+    assert cloud.functions[function.name].uri
