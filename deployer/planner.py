@@ -145,19 +145,25 @@ def check_one_sweep_function(desired: Desired, observed: Observed) -> None:
         other = job.fields.get("http_target.uri")
         # By name too: a function that failed to build, or was deleted by hand, has no URL to match.
         if not _calls(job, observed.function) and function_at(other) != mine:
+            named = function_at(other)
+            use, flag = (
+                (f"the function {named}", f"--function-name {named}")
+                if named
+                else (f"another function (at {other})", "that function's --function-name")
+            )
             raise ValidationError(
                 f"schedule {catching_up[0]}: the catch-up schedules of {desired.region} (e.g. {schedule_of(name)}) "
-                f"use the function {function_at(other)}, and its one catch-up sweep serves them all; deploy "
-                f"it with --function-name {function_at(other)}, or without catch-up"
+                f"use {use}, and the region's one catch-up sweep serves them all; deploy it with {flag}, "
+                "or without catch-up"
             )
 
 
-def function_at(url: object) -> str:
+def function_at(url: object) -> str | None:
     """The name of the function serving at `url`, a Cloud Run service URL (its hash-based
     https://SERVICE-HASH-REGIONCODE.a.run.app or deterministic
-    https://SERVICE-PROJECTNUMBER.REGION.run.app form); the URL itself when it is neither."""
+    https://SERVICE-PROJECTNUMBER.REGION.run.app form); None when it is neither."""
     match = _SERVICE_URL.fullmatch(str(url))
-    return match["service"] if match else f"serving at {url}"
+    return match["service"] if match else None
 
 
 def plan(desired: Desired, observed: Observed, *, now: datetime) -> Plan:

@@ -158,3 +158,15 @@ def test_a_bad_catch_up_window_is_refused_before_any_call(stack: LocalStack, fla
 
     assert refused.splitlines()[0].startswith(f"error: schedule nightly: {message}")
     assert stack.emulator.mutating_calls() == calls and jobs(stack) == {}
+
+
+def test_a_catch_up_schedule_on_another_function_is_refused_naming_the_regions_sweep_function(stack: LocalStack):
+    deploy(stack, "hourly", "--catch-up", "6h")
+    calls = stack.emulator.mutating_calls()
+
+    refused = deploy(stack, "other", "--catch-up", "6h", "--function-name", "fn-b", code=2)
+
+    assert refused.splitlines()[0].startswith("error: schedule other: the catch-up schedules of ")
+    # The local stack serves functions at 127.0.0.1, which names none (test_executor.py checks the name).
+    assert "use another function (at http://127.0.0.1:" in refused and "or without catch-up" in refused
+    assert stack.emulator.mutating_calls() == calls

@@ -557,4 +557,4 @@ def test_deleting_the_function_the_sweep_job_calls_deletes_the_sweep_job_too():
 def test_the_function_named_by_a_cloud_run_url():
     assert planner.function_at("https://vertex-cron-trigger-abcdefghij-ew.a.run.app") == "vertex-cron-trigger"
     assert planner.function_at("https://fn-b-123456789012.europe-west1.run.app") == "fn-b"
-    assert planner.function_at("https://example.com/x") == "serving at https://example.com/x"
+    assert planner.function_at("http://127.0.0.1:8080/") is None
