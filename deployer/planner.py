@@ -238,11 +238,11 @@ def plan_delete(
     # function it calls: left behind, it would call a function that no longer exists.
     changes.extend(
         _deletion(Kind.JOB, name, DeleteJob(name))
-        for name, job in sorted(observed_jobs.items())
+        for name, sweep in sorted(observed_jobs.items())
         if is_sweep_job(name)
         and (
             not any(uses_catch_up(job.fields.get("http_target.body")) for job in remaining)
-            or (deletes_function and _calls(job, function))
+            or (deletes_function and _calls(sweep, function))
         )
     )
     if purge:
