@@ -263,15 +263,8 @@ class CloudScheduler:
                 raise ApiError("ALREADY_EXISTS", f"Job {name} already exists.")
             job["name"] = name
             self._sj_fill_defaults(job)
-            job["userUpdateTime"] = rfc3339(now)
             job["state"] = "ENABLED"
-            nxt = self._sj_next(job, now)
-            if nxt is not None:
-                job["scheduleTime"] = rfc3339(nxt)
-            ordered = {k: job[k] for k in sorted(job)}
-            self._jobs[name] = ordered
-            self.store.touch()
-            return deep(ordered)
+            return self._sj_store_written(name, job, now)
 
     def _sj_get(self, req: Request, name: str) -> Any:
         with self.store.lock:
@@ -299,15 +292,19 @@ class CloudScheduler:
                             updated.pop(other, None)
             self._sj_validate(updated)
             self._sj_fill_defaults(updated)
-            now = self.store.now()
-            updated["userUpdateTime"] = rfc3339(now)
-            nxt = self._sj_next(updated, now)
-            if nxt is not None:
-                updated["scheduleTime"] = rfc3339(nxt)
-            ordered = {k: updated[k] for k in sorted(updated)}
-            self._jobs[name] = ordered
-            self.store.touch()
-            return deep(ordered)
+            return self._sj_store_written(name, updated, self.store.now())
+
+    def _sj_store_written(self, name: str, job: dict[str, Any], now: float) -> dict[str, Any]:
+        """Keep a job a caller created or patched: stamped `userUpdateTime`, its next firing
+        in `scheduleTime`, keys in order; answers a copy. Call with the store's lock held."""
+        job["userUpdateTime"] = rfc3339(now)
+        nxt = self._sj_next(job, now)
+        if nxt is not None:
+            job["scheduleTime"] = rfc3339(nxt)
+        ordered = {k: job[k] for k in sorted(job)}
+        self._jobs[name] = ordered
+        self.store.touch()
+        return deep(ordered)
 
     def _sj_delete(self, req: Request, name: str) -> Any:
         with self.store.lock:
