@@ -17,6 +17,7 @@ from vertex_cron_trigger.body import parse_body
 from vertex_cron_trigger.catch_up import SWEEP_BODY, SWEEP_CRON, SWEEP_JOB
 from vertex_cron_trigger.errors import BadRequest
 from vertex_cron_trigger.give_up import give_up_span
+from vertex_cron_trigger.spec import PipelineSpec
 from vertex_cron_trigger.spec_uri import bucket_of
 from vertex_cron_trigger.timefmt import format_rfc3339
 
@@ -143,9 +144,11 @@ def build(
     by that URI as given, read through the seam beforehand (api.apply)."""
     check_inputs(settings, schedules)
     specs: dict[str, SpecObject] = {}
+    # Each spec file or published pipeline read and parsed once, however many schedules use it.
+    loaded: dict[str, tuple[SpecObject, PipelineSpec]] = {}
     jobs = []
     for schedule in schedules:
-        spec_object, job = _schedule(settings, schedule, published or {})
+        spec_object, job = _schedule(settings, schedule, published or {}, loaded)
         specs.setdefault(spec_object.object_name, spec_object)
         jobs.append(job)
     project, region = settings.project, settings.region
@@ -254,18 +257,25 @@ def with_invokers(desired: Desired, emails: Iterable[str]) -> Desired:
 
 
 def _schedule(
-    settings: Deployment, schedule: ScheduleInput, published: Mapping[str, PublishedSpec]
+    settings: Deployment,
+    schedule: ScheduleInput,
+    published: Mapping[str, PublishedSpec],
+    loaded: dict[str, tuple[SpecObject, PipelineSpec]],
 ) -> tuple[SpecObject, DesiredJob]:
     cron = cronexpr.check_cron(schedule.cron)
     time_zone = validation.check_time_zone(schedule.time_zone)
     project, region = settings.project, settings.region
     prefix = spec_prefix(project, region)
+    key = str(schedule.spec)
     template: PublishedSpec | None = None
     if isinstance(schedule.spec, Path):
-        spec_object, spec = spec_file.load(schedule.spec, prefix=prefix)
+        if key not in loaded:
+            loaded[key] = spec_file.load(schedule.spec, prefix=prefix)
     else:
-        template = published[str(schedule.spec)]
-        spec_object, spec = spec_file.from_bytes(template.data, source=template.uri, prefix=prefix)
+        template = published[key]
+        if key not in loaded:
+            loaded[key] = spec_file.from_bytes(template.data, source=template.uri, prefix=prefix)
+    spec_object, spec = loaded[key]
     spec_object = dataclasses.replace(spec_object, metadata=spec_metadata(project, region))
     body: dict[str, Any] = {
         "schedule": schedule.name,
