@@ -1,17 +1,26 @@
-# Being told when scheduled pipelines stop: log-based metrics on the trigger function's
-# structured lines (docs/function.md, "Log line" and "The catch-up sweep") and an alert
+# Being told when scheduled pipelines stop: a log-based metric per signal below and an alert
 # policy on each, notifying var.notification_channels.
 #
-# - run_failed: the sweep's line per run that ended FAILED or CANCELLED;
-# - missed:     the sweep's line per fire time that ended with no run and will not be caught up;
-# - failed:     the function's own `failed` outcome (a firing Scheduler will retry, or a sweep
-#               that could not finish): a run may be late or lost while these go on.
-#
-# run_failed and missed exist only while the sweep's Scheduler job (vertex-cron-catch-up) does,
-# i.e. while at least one schedule of the project+region is deployed with catch-up: without
-# one, a failed run or a lost firing writes neither line and these policies stay silent.
+# The trigger function's structured lines (docs/function.md, "Log line" and "Failure reports"):
+# - run_failed:    one line per run that ended FAILED or CANCELLED: written by the catch-up sweep
+#                  for a schedule with catch-up, by the schedule's own next run for one without;
+# - missed:        the sweep's line per fire time that ended with no run and will not be caught up
+#                  (only while the sweep's job exists: while some schedule of the region uses catch-up);
+# - failed:        the function's own `failed` outcome (a firing Scheduler will retry, or a sweep
+#                  that could not finish): a run may be late or lost while these go on;
+# - report_failed: a run_failed report that could not be made (its window is not reported).
 # The function runs on Cloud Run (Cloud Functions gen2); it writes JSON lines to stdout, which
 # Cloud Logging parses into jsonPayload with the line's severity.
+#
+# And Cloud Scheduler's own log of each attempt it makes:
+# - delivery_failed: an attempt of a vertex-cron job (a schedule's or the sweep's) that failed,
+#                    whatever refused it: the function, Cloud Run's IAM check before it, a function
+#                    that is gone, a timeout. It needs neither catch-up nor the function: it is the
+#                    signal a lost firing gives in a region where no schedule uses catch-up.
+#                    Scheduler writes an ERROR entry (an AttemptFinished) on the job's
+#                    cloud_scheduler_job resource; the filter needs only the resource and the
+#                    severity, as Google's own alert on Scheduler jobs does, so an entry of
+#                    another type errs towards an alert (docs/fidelity.md, "Alerting").
 
 locals {
   function_logs = join(" AND ", [
@@ -19,10 +28,42 @@ locals {
     "resource.labels.service_name=\"${var.function_name}\"",
     "severity>=ERROR",
   ])
-  outcome_metrics = {
-    run_failed = "A scheduled pipeline run ended FAILED or CANCELLED (one per run, written by the catch-up sweep)."
-    missed     = "A schedule's fire time ended with no run and will not be caught up (written by the catch-up sweep)."
-    failed     = "The trigger function answered `failed` (Scheduler retries; a run may be late or lost)."
+  watched = {
+    run_failed = {
+      description = "A scheduled pipeline run ended FAILED or CANCELLED (one line per run)."
+      filter      = "${local.function_logs} AND jsonPayload.outcome=\"run_failed\""
+      resource    = "cloud_run_revision"
+      schedule    = "EXTRACT(jsonPayload.schedule)"
+    }
+    missed = {
+      description = "A schedule's fire time ended with no run and will not be caught up (written by the catch-up sweep)."
+      filter      = "${local.function_logs} AND jsonPayload.outcome=\"missed\""
+      resource    = "cloud_run_revision"
+      schedule    = "EXTRACT(jsonPayload.schedule)"
+    }
+    failed = {
+      description = "The trigger function answered `failed` (Scheduler retries; a run may be late or lost)."
+      filter      = "${local.function_logs} AND jsonPayload.outcome=\"failed\""
+      resource    = "cloud_run_revision"
+      schedule    = "EXTRACT(jsonPayload.schedule)"
+    }
+    report_failed = {
+      description = "A schedule's failed runs could not be reported (listing them failed); check `vertex-cron status`."
+      filter      = "${local.function_logs} AND jsonPayload.outcome=\"report_failed\""
+      resource    = "cloud_run_revision"
+      schedule    = "EXTRACT(jsonPayload.schedule)"
+    }
+    delivery_failed = {
+      description = "Cloud Scheduler could not deliver an attempt of a vertex-cron job (it retries; a firing may be lost)."
+      filter = join(" AND ", [
+        "resource.type=\"cloud_scheduler_job\"",
+        "resource.labels.location=\"${var.region}\"",
+        "resource.labels.job_id=~\"^vertex-cron-\"",
+        "severity>=ERROR",
+      ])
+      resource = "cloud_scheduler_job"
+      schedule = "REGEXP_EXTRACT(resource.labels.job_id, \"^vertex-cron-(.+)$\")" # catch-up: the sweep's job
+    }
   }
 }
 
@@ -37,11 +78,11 @@ resource "google_project_service" "alerting" {
 }
 
 resource "google_logging_metric" "outcome" {
-  for_each    = local.outcome_metrics
+  for_each    = local.watched
   project     = var.project_id
   name        = "vertex-cron/${replace(each.key, "_", "-")}"
-  description = each.value
-  filter      = "${local.function_logs} AND jsonPayload.outcome=\"${each.key}\""
+  description = each.value.description
+  filter      = each.value.filter
 
   metric_descriptor {
     metric_kind = "DELTA"
@@ -51,29 +92,29 @@ resource "google_logging_metric" "outcome" {
     labels {
       key         = "schedule"
       value_type  = "STRING"
-      description = "The schedule the line is about (empty for a sweep that failed as a whole)."
+      description = "The schedule the entry is about (catch-up for the sweep's job; empty for a sweep that failed as a whole)."
     }
   }
 
   label_extractors = {
-    schedule = "EXTRACT(jsonPayload.schedule)"
+    schedule = each.value.schedule
   }
 
   depends_on = [google_project_service.alerting]
 }
 
 resource "google_monitoring_alert_policy" "outcome" {
-  for_each     = local.outcome_metrics
+  for_each     = local.watched
   project      = var.project_id
   display_name = "vertex-cron: ${replace(each.key, "_", " ")}"
   combiner     = "OR"
   severity     = "ERROR"
 
   conditions {
-    display_name = "vertex-cron ${each.key} lines"
+    display_name = "vertex-cron ${each.key} entries"
 
     condition_threshold {
-      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.outcome[each.key].name}\" AND resource.type=\"cloud_run_revision\""
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.outcome[each.key].name}\" AND resource.type=\"${each.value.resource}\""
       comparison      = "COMPARISON_GT"
       threshold_value = 0
       duration        = "0s"
@@ -93,7 +134,7 @@ resource "google_monitoring_alert_policy" "outcome" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "${each.value} Find the lines in Cloud Logging with `${local.function_logs} AND jsonPayload.outcome=\"${each.key}\"`; `vertex-cron status` shows each schedule's recent firings. See docs/failures.md."
+    content   = "${each.value.description} Find the entries in Cloud Logging with `${each.value.filter}`; `vertex-cron status` shows each schedule's recent firings. See docs/failures.md."
   }
 
   alert_strategy {

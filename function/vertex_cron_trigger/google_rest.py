@@ -129,8 +129,16 @@ class GoogleRest:
             job for jobs in self._pipeline_job_pages(filter_, page_size=LIST_PAGE_SIZE, action=action) for job in jobs
         ]
 
-    def _pipeline_job_pages(self, filter_: str, *, page_size: int, action: str) -> Iterator[list[dict[str, Any]]]:
+    def newest_pipeline_jobs(self, filter_: str, *, count: int, action: str) -> list[dict[str, Any]]:
+        """The `count` most recently created PipelineJobs matching `filter_`, newest first."""
+        return next(self._pipeline_job_pages(filter_, page_size=count, action=action, order_by="create_time desc"))
+
+    def _pipeline_job_pages(
+        self, filter_: str, *, page_size: int, action: str, order_by: str | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
         params = {"filter": filter_, "pageSize": page_size, "readMask": LIST_READ_MASK}
+        if order_by:
+            params["orderBy"] = order_by
         url = f"{self.vertex_base}/v1/{self._settings.parent}/pipelineJobs"
         while True:
             response = self._call("vertex", "GET", url, params=params, timeout=VERTEX_TIMEOUT)

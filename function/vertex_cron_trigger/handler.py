@@ -24,6 +24,7 @@ from .google_rest import GoogleRest
 from .logical_time import SCHEDULE_TIME_HEADER, logical_time
 from .oidc import CertCache, TokenPolicy, bearer_token, verify_id_token
 from .request_log import RequestLog, emit
+from .run_reports import report_before
 from .spec_store import SpecStore
 from .sweep import SweepReport, sweep
 from .timefmt import format_rfc3339
@@ -102,6 +103,8 @@ def _handle(request: Any, result: _Result) -> None:
     result.job = job_name(config, body, when)  # named on failure too: a create may have been cut off
     fired = fire(body, when, config=config, rest=rt.rest, specs=rt.specs)
     _succeed(result, fired.outcome, fired.severity, fired.message)
+    if fired.outcome == "created" and body.catch_up is None:  # the sweep reports catch-up schedules
+        report_before(rt.rest, body.schedule, fired.job)
 
 
 def _sweep(request: Any, rt: Runtime, result: _Result, now: datetime) -> None:

@@ -43,14 +43,14 @@ from .give_up import give_up_span
 from .google_rest import ACTIVE_STATES, GoogleRest
 from .logical_time import FUTURE_SKEW, fire_times, in_clock_change
 from .oidc import normalize_audience
-from .pipeline_job import MANAGED_BY_LABEL, MANAGED_BY_VALUE, SCHEDULE_LABEL, job_id, logical_time_of
+from .pipeline_job import MANAGED_BY_LABEL, MANAGED_BY_VALUE, SCHEDULE_LABEL, job_id
 from .request_log import emit_fields
+from .run_reports import emit_run_failed, ended_badly_filter
 from .settings import Settings
 from .spec_store import SpecStore
 from .timefmt import format_rfc3339, parse_rfc3339
 
 SCHEDULE_JOB_PREFIX = "vertex-cron-"
-ENDED_BADLY = ("PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED")
 # Runs that may still hold a max_concurrent_runs slot (as count_active_runs counts, plus
 # those on their way out).
 _HOLDING_STATES = (*ACTIVE_STATES, "PIPELINE_STATE_CANCELLING", "PIPELINE_STATE_PAUSED")
@@ -116,19 +116,19 @@ def sweep(
     candidates: list[tuple[datetime, _Schedule]] = []
     for name, job in own.items():
         summary = report.schedules[name] = ScheduleSummary(catch_up=False)
-        if job.get("state") == "PAUSED":
-            summary.paused = True
-            continue
         try:
             schedule = _schedule(name, job)
-            summary.catch_up = schedule.body.catch_up is not None
+            summary.catch_up = schedule.body.catch_up is not None  # paused too: its runs still end
+            if job.get("state") == "PAUSED":
+                summary.paused = True
+                continue
             candidates += [
                 (t, schedule) for t in _examine(schedule, rest, report, summary, now=now, parent=config.parent)
             ]
         except TriggerError as exc:
             _record_error(report, summary, exc)
     _catch_up(sorted(candidates, key=lambda c: (c[0], c[1].name)), config, rest, specs, report)
-    _report_failed_runs(rest, report, set(own))
+    _report_failed_runs(rest, report, {name for name, summary in report.schedules.items() if summary.catch_up})
     return report
 
 
@@ -266,34 +266,19 @@ def _catch_up(
 
 
 def _report_failed_runs(rest: GoogleRest, report: SweepReport, schedules: set[str]) -> None:
-    slot_start, slot_end = (f'"{format_rfc3339(moment)}"' for moment in report.slot)
-    states = " OR ".join(f'state="{state}"' for state in ENDED_BADLY)
+    """The run_failed lines of the schedules with catch-up (run_reports.py: the others'
+    own runs report theirs)."""
+    slot_start, slot_end = (format_rfc3339(moment) for moment in report.slot)
     runs = rest.list_pipeline_jobs(
-        f'labels.{MANAGED_BY_LABEL}="{MANAGED_BY_VALUE}" AND ({states}) '
-        f"AND end_time>={slot_start} AND end_time<{slot_end}",
+        f'labels.{MANAGED_BY_LABEL}="{MANAGED_BY_VALUE}" AND {ended_badly_filter(slot_start, slot_end)}',
         action="listing the runs that failed or were cancelled",
     )
     for run in runs:
         schedule = (run.get("labels") or {}).get(SCHEDULE_LABEL)
         if schedule not in schedules:
-            continue  # another function's schedule, or a run vertex-cron made otherwise (Luigi)
+            continue  # no catch-up, another function's schedule, or a run vertex-cron made otherwise (Luigi)
         report.schedules[schedule].run_failed += 1
-        name = str(run.get("name", ""))
-        when = logical_time_of(schedule, name.rsplit("/", 1)[-1])
-        error: dict[str, Any] = run["error"] if isinstance(run.get("error"), dict) else {}
-        state = str(run.get("state", "")).removeprefix("PIPELINE_STATE_")
-        emit_fields(
-            {
-                "severity": "ERROR",
-                "message": f"run {name} of schedule {schedule} ended {state}: {error.get('message') or 'no error given'}",
-                "outcome": "run_failed",
-                "schedule": schedule,
-                "logical_time": format_rfc3339(when) if when else None,
-                "job": name,
-                "state": state,
-                "error": {"code": error.get("code"), "message": error.get("message")},
-            }
-        )
+        emit_run_failed(run, schedule)
 
 
 def _emit_missed(schedule: _Schedule, moment: datetime, parent: str) -> None:

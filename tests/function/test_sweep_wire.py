@@ -205,11 +205,18 @@ def test_a_sweep_body_other_than_the_contracts_is_a_400(start_function, emulator
     assert response.status_code == 400 and response.json()["field"] == "sweep"
 
 
-def test_runs_that_failed_or_were_cancelled_in_the_sweeps_slot_are_reported_once(start_function, emulator, spec):
+def test_runs_of_a_catch_up_schedule_that_failed_or_were_cancelled_in_the_sweeps_slot_are_reported_once(
+    start_function, emulator, spec
+):
     function = start_function()
     now = _now()
     sweep_time = _last_sweep_time(now)
-    _scheduler_job(emulator, function, "vertex-cron-nightly", body_for(spec, cron="*/5 * * * *"))
+    # Catch-up since now: nothing to catch up, only reports (schedules without catch-up: run_reports).
+    _scheduler_job(emulator, function, "vertex-cron-nightly", _catch_up_body(spec, since=now))
+    weekly = body_for(spec, cron="0 3 * * 1") | {"schedule": "weekly"}
+    _scheduler_job(emulator, function, "vertex-cron-weekly", weekly, schedule="0 3 * * 1")
+    weekly_time = sweep_time - timedelta(days=7)
+    fire(function, weekly, schedule_time=format_rfc3339(weekly_time))
     for hour in (1, 2, 3):
         fire(function, body_for(spec), schedule_time=format_rfc3339(sweep_time - timedelta(hours=hour)))
     real_clock = emulator.clock
@@ -217,10 +224,12 @@ def test_runs_that_failed_or_were_cancelled_in_the_sweeps_slot_are_reported_once
     emulator.set_pipeline_job_state(_id(sweep_time - timedelta(hours=1)), "FAILED", error_message="OOM in train")
     emulator.set_pipeline_job_state(_id(sweep_time - timedelta(hours=2)), "CANCELLED")
     emulator.set_pipeline_job_state(_id(sweep_time - timedelta(hours=3)), "SUCCEEDED")
+    emulator.set_pipeline_job_state(f"weekly-{weekly_time:%Y%m%d-%H%M%S}", "FAILED")
     emulator.clock = real_clock
 
     answer = _sweep(function, sweep_time).json()
     assert answer["schedules"]["nightly"]["run_failed"] == 2
+    assert answer["schedules"]["weekly"]["run_failed"] == 0  # no catch-up: its next run reports it
     reports = sorted(
         (line for line in function.log_lines() if line["outcome"] == "run_failed"), key=lambda report: report["state"]
     )
@@ -264,7 +273,7 @@ def _id(moment: datetime) -> str:
 def test_a_run_failed_through_the_emulators_control_endpoint_is_reported_with_its_error(start_function, emulator, spec):
     function = start_function()
     sweep_time = _last_sweep_time(_now())
-    _scheduler_job(emulator, function, "vertex-cron-nightly", body_for(spec, cron="*/5 * * * *"))
+    _scheduler_job(emulator, function, "vertex-cron-nightly", _catch_up_body(spec, since=sweep_time))
     rule = {"matching": "^nightly-", "message": "The DAG failed because some tasks failed.", "code": 9}
     requests.post(f"{emulator.url}/_emulator/pipelineJobs:fail", json=rule, timeout=30).raise_for_status()
     emulator.pipeline_pending_seconds = emulator.pipeline_running_seconds = 0.0

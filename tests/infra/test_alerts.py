@@ -3,35 +3,118 @@ firing that went wrong, and an alert policy on each notifying the configured cha
 
 from __future__ import annotations
 
+import json
 import re
 
+import log_filter
 from vertex_cron.config import DEFAULT_FUNCTION_NAME
+from vertex_cron_trigger import request_log, run_reports
+from vertex_cron_trigger.errors import UpstreamUnavailable
 
-# The outcomes the function writes when a run or firing went wrong (docs/function.md).
-WATCHED = {"run_failed", "missed", "failed"}
+# What the alerts watch: the function's lines for a run or firing that went wrong
+# (docs/function.md), and Cloud Scheduler's own failed attempts.
+WATCHED = {"run_failed", "missed", "failed", "report_failed", "delivery_failed"}
+REGION = "europe-west4"
 
 
-def test_there_is_a_metric_per_watched_outcome_on_the_function_s_error_lines(module):
+def resolved_filter(module, name: str) -> str:
+    """The watched signal's filter as Terraform renders it (join, locals, variable defaults)."""
+    variables = {"function_name": DEFAULT_FUNCTION_NAME, "region": REGION}
+    locals_ = module.named("locals")
+
+    def render(text: str) -> str:
+        joined = re.fullmatch(r'\$\{join\(" AND ", \[(.*)\]\)\}', text, re.S)
+        if joined:
+            text = " AND ".join(json.loads(f"[{joined[1]}]"))
+        if "${local.function_logs}" in text:
+            text = text.replace("${local.function_logs}", render(locals_["function_logs"]))
+        return re.sub(r"\$\{var\.(\w+)\}", lambda m: variables[m[1]], text)
+
+    return render(locals_["watched"][name]["filter"])
+
+
+def test_there_is_a_metric_per_watched_signal(module):
     metric = module.resources("google_logging_metric")["outcome"]
-    assert metric["for_each"] == "${local.outcome_metrics}"
-    assert set(module.named("locals")["outcome_metrics"]) == WATCHED
-    assert metric["filter"] == '${local.function_logs} AND jsonPayload.outcome="${each.key}"'
-    logs = module.named("locals")["function_logs"]
-    for clause in (
-        'resource.type=\\"cloud_run_revision\\"',
-        'service_name=\\"${var.function_name}\\"',
-        "severity>=ERROR",
-    ):
-        assert clause in logs, clause
+    assert metric["for_each"] == "${local.watched}"
+    assert set(module.named("locals")["watched"]) == WATCHED
+    assert (metric["filter"], metric["description"]) == ("${each.value.filter}", "${each.value.description}")
     assert module.named("variable")["function_name"]["default"] == DEFAULT_FUNCTION_NAME
     [descriptor] = metric["metric_descriptor"]
     assert (descriptor["metric_kind"], descriptor["value_type"]) == ("DELTA", "INT64")
-    assert metric["label_extractors"] == {"schedule": "EXTRACT(jsonPayload.schedule)"}
+    assert metric["label_extractors"] == {"schedule": "${each.value.schedule}"}
+
+
+def _function_entry(line: dict) -> dict:
+    """A line the function wrote to stdout, as Cloud Logging stores it on Cloud Run."""
+    return {
+        "resource": {"type": "cloud_run_revision", "labels": {"service_name": DEFAULT_FUNCTION_NAME}},
+        "severity": line["severity"],
+        "jsonPayload": line,
+    }
+
+
+def _lines(capsys) -> list[dict]:
+    return [json.loads(text) for text in capsys.readouterr().out.splitlines()]
+
+
+def test_the_functions_failure_lines_match_their_alerts_filter_and_no_other(module, capsys):
+    run = {
+        "name": "projects/p/locations/r/pipelineJobs/nightly-20240501-020000",
+        "state": "PIPELINE_STATE_FAILED",
+        "error": {"code": 9, "message": "OOM"},
+    }
+    run_reports.emit_run_failed(run, "nightly")
+    run_reports.report_before(_UnreachableVertex(), "nightly", run["name"])
+    request_log.emit(request_log.RequestLog("ERROR", "boom", "failed", 503, "nightly", None, None, 1.0))
+    request_log.emit(request_log.RequestLog("INFO", "ok", "created", 200, "nightly", None, None, 1.0))
+    entries = {line["outcome"]: _function_entry(line) for line in _lines(capsys)}
+    assert set(entries) == {"run_failed", "report_failed", "failed", "created"}
+    for signal in WATCHED:
+        matched = {
+            outcome for outcome, entry in entries.items() if log_filter.matches(resolved_filter(module, signal), entry)
+        }
+        assert matched == ({signal} & set(entries)), signal
+
+
+class _UnreachableVertex:
+    def newest_pipeline_jobs(self, *args, **kwargs):
+        raise UpstreamUnavailable("listing the newest runs: HTTP 503")
+
+
+def _scheduler_attempt(job_id: str, severity: str, status: str | None) -> dict:
+    """An AttemptFinished entry in the shape published log filters and alerts read (docs/fidelity.md)."""
+    payload = {
+        "@type": "type.googleapis.com/google.cloud.scheduler.logging.AttemptFinished",
+        "jobName": f"projects/p/locations/{REGION}/jobs/{job_id}",
+        "targetType": "HTTP",
+        "url": "https://vertex-cron-trigger-abc-ew.a.run.app/",
+    }
+    return {
+        "resource": {
+            "type": "cloud_scheduler_job",
+            "labels": {"job_id": job_id, "location": REGION, "project_id": "p"},
+        },
+        "severity": severity,
+        "jsonPayload": payload | ({"status": status} if status else {}),
+        "httpRequest": {"status": 403 if status else 200},
+    }
+
+
+def test_a_failed_scheduler_attempt_of_a_vertex_cron_job_matches_the_delivery_alert(module):
+    delivery = resolved_filter(module, "delivery_failed")
+    assert log_filter.matches(delivery, _scheduler_attempt("vertex-cron-nightly", "ERROR", "PERMISSION_DENIED"))
+    assert log_filter.matches(delivery, _scheduler_attempt("vertex-cron-catch-up", "ERROR", "UNAVAILABLE"))
+    assert not log_filter.matches(delivery, _scheduler_attempt("vertex-cron-nightly", "INFO", None))
+    assert not log_filter.matches(delivery, _scheduler_attempt("someone-elses-job", "ERROR", "INTERNAL"))
+    for signal in WATCHED - {"delivery_failed"}:
+        assert not log_filter.matches(
+            resolved_filter(module, signal), _scheduler_attempt("vertex-cron-x", "ERROR", "X")
+        )
 
 
 def test_each_metric_has_an_alert_policy_that_notifies_the_channels_variable(module):
     policy = module.resources("google_monitoring_alert_policy")["outcome"]
-    assert policy["for_each"] == "${local.outcome_metrics}"
+    assert policy["for_each"] == "${local.watched}"
     assert policy["notification_channels"] == "${var.notification_channels}"
     assert module.named("variable")["notification_channels"]["default"] == []
     [condition] = policy["conditions"]

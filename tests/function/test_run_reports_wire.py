@@ -1,0 +1,63 @@
+"""A schedule without catch-up is told of its failed runs by its own next run (run_reports.py):
+the function served by functions-framework, firings as Cloud Scheduler sends them, runs ended
+through the Vertex AI emulator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trigger_wire import PARENT, body_for, fire
+
+FIRINGS = ["2024-05-01T02:00:00Z", "2024-05-02T02:00:00Z", "2024-05-03T02:00:00Z", "2024-05-04T02:00:00Z"]
+
+
+def _job(when: str) -> str:
+    return f"nightly-{when[:10].replace('-', '')}-020000"
+
+
+def _lines(function: Any, outcome: str) -> list[dict[str, Any]]:
+    return [line for line in function.log_lines() if line.get("outcome") == outcome]
+
+
+def test_the_next_run_reports_each_run_that_failed_or_was_cancelled_before_it_once(start_function, emulator, spec):
+    function = start_function()
+    body = body_for(spec, cron="0 2 * * *")
+    assert fire(function, body, schedule_time=FIRINGS[0]).json()["outcome"] == "created"
+    assert _lines(function, "run_failed") == []  # the schedule's first run: nothing before it
+    emulator.set_pipeline_job_state(_job(FIRINGS[0]), "FAILED", error_message="OOM in train")
+
+    assert fire(function, body, schedule_time=FIRINGS[1]).json()["outcome"] == "created"
+    [line] = _lines(function, "run_failed")
+    assert line["severity"] == "ERROR" and line["schedule"] == "nightly"
+    assert line["job"] == f"{PARENT}/pipelineJobs/{_job(FIRINGS[0])}" and line["logical_time"] == FIRINGS[0]
+    assert line["state"] == "FAILED" and line["error"]["message"] == "OOM in train"
+
+    # A second delivery of that firing creates nothing and reports nothing again.
+    assert fire(function, body, schedule_time=FIRINGS[1]).json()["outcome"] == "duplicate"
+    emulator.set_pipeline_job_state(_job(FIRINGS[1]), "CANCELLED")
+    assert fire(function, body, schedule_time=FIRINGS[2]).json()["outcome"] == "created"
+    reported = [(line["job"].rsplit("/", 1)[-1], line["state"]) for line in _lines(function, "run_failed")]
+    assert reported == [(_job(FIRINGS[0]), "FAILED"), (_job(FIRINGS[1]), "CANCELLED")]
+
+
+def test_a_catch_up_schedules_runs_are_left_to_the_sweep(start_function, emulator, spec):
+    function = start_function()
+    body = body_for(spec, cron="0 2 * * *", catch_up="21600s", catch_up_since="2024-05-01T00:00:00Z")
+    fire(function, body, schedule_time=FIRINGS[0])
+    emulator.set_pipeline_job_state(_job(FIRINGS[0]), "FAILED")
+    assert fire(function, body, schedule_time=FIRINGS[1]).json()["outcome"] == "created"
+    assert _lines(function, "run_failed") == []
+
+
+def test_a_report_that_cannot_be_made_is_its_own_error_line_and_the_firing_still_succeeds(
+    start_function, emulator, spec
+):
+    function = start_function()
+    body = body_for(spec, cron="0 2 * * *")
+    fire(function, body, schedule_time=FIRINGS[0])
+    emulator.faults.add_json({"method": "GET", "path": "pipelineJobs", "status": 503, "times": 1})
+    response = fire(function, body, schedule_time=FIRINGS[1])
+    assert response.status_code == 200 and response.json()["outcome"] == "created"
+    [line] = _lines(function, "report_failed")
+    assert line["severity"] == "ERROR" and line["schedule"] == "nightly"
+    assert line["job"] == f"{PARENT}/pipelineJobs/{_job(FIRINGS[1])}"
