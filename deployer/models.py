@@ -31,7 +31,7 @@ from .schedule_options import (
     rfc3339_text,
     spec_source,
 )
-from .validation import MAX_CATCH_UP_TEXT
+from .validation import MAX_CATCH_UP_TEXT, MIN_CATCH_UP_TEXT
 
 MANAGED_BY_LABEL = "managed-by"
 MANAGED_BY = "vertex-cron"
@@ -226,8 +226,8 @@ class ScheduleInput:
     catch_up: str | None = field(
         default=None,
         metadata=declare(
-            help="Catch up fire times at most this old that got no run (e.g. 6h, 90m, 1d; at most "
-            f"{MAX_CATCH_UP_TEXT}) [default: off].",
+            help="Catch up fire times at most this old that got no run (e.g. 6h, 90m, 1d; at least "
+            f"{MIN_CATCH_UP_TEXT}, at most {MAX_CATCH_UP_TEXT}) [default: off].",
             kinds=(str,),
             described="a duration such as 6h, 90m or 1d",
             flag="--catch-up",

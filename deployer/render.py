@@ -103,27 +103,27 @@ def state_change(status: ScheduleStatus, fmt: str, *, done: str) -> str:
 
 def forced_run(run: ForcedRun, fmt: str, *, following: bool = False) -> str:
     """What `run` started: the firing, the logical time and job id it gets, how to follow it
-    (unless `following`: `run --wait` is doing that already)."""
+    (unless `following`: `run --wait` is doing that already); once followed, how it ended
+    (the firing itself was shown while waiting)."""
     if fmt == "json":
         return _json(_forced_run_dict(run))
+    if run.pipeline_run is not None:
+        found = run.pipeline_run
+        return (
+            f"PipelineJob {found.name} {found.state}, logical time {_when(run.logical_time, _zone_named(run.time_zone))}, "
+            f"took {_duration(found)}: {found.console_url}"
+        )
     job = run.scheduler_job.rsplit("/", 1)[-1]
     lines = [
         f"Fired schedule {run.schedule} now (Cloud Scheduler runs job {job} at {_when(run.requested_at, _zone_named(run.time_zone))})."
     ]
-    if run.pipeline_run is None:
-        lines += [
-            "Its logical time is the moment Cloud Scheduler executes it, with milliseconds, so its PipelineJob id",
-            f"is known only once it runs: about {run.expected_job_id}, i.e. {run.schedule}-YYYYMMDD-HHMMSS-mmm (UTC).",
-        ]
-        if not following:
-            lines.append(
-                f"Follow it: vertex-cron history {run.schedule}   (or fire with `vertex-cron run {run.schedule} --wait`)"
-            )
-    else:
-        found = run.pipeline_run
+    lines += [
+        "Its logical time is the moment Cloud Scheduler executes it, with milliseconds, so its PipelineJob id",
+        f"is known only once it runs: about {run.expected_job_id}, i.e. {run.schedule}-YYYYMMDD-HHMMSS-mmm (UTC).",
+    ]
+    if not following:
         lines.append(
-            f"PipelineJob {found.name} {found.state}, logical time {_when(run.logical_time, _zone_named(run.time_zone))}, "
-            f"took {_duration(found)}: {found.console_url}"
+            f"Follow it: vertex-cron history {run.schedule}   (or fire with `vertex-cron run {run.schedule} --wait`)"
         )
     return "\n".join(lines)
 

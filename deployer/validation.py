@@ -50,6 +50,9 @@ _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 # weekend's outage; anything older is a backfill (`vertex-cron backfill`), done on purpose.
 MAX_CATCH_UP = timedelta(days=7)
 MAX_CATCH_UP_TEXT = "7d"
+# desired.min_catch_up() (the retry policy's give-up span plus one sweep period), written out
+# so that the help text needs neither; tests/deployer keep the two equal.
+MIN_CATCH_UP_TEXT = "41m15s"
 
 
 def check_project(project: str, *, source: str) -> str:

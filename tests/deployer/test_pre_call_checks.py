@@ -519,6 +519,7 @@ def test_a_catch_up_window_shorter_than_schedulers_retries_plus_one_sweep_period
     # Six attempts of 240 s, five 75 s backoffs, a minute's dispatch slack, then a 10-minute sweep.
     assert minimum == timedelta(seconds=6 * 240 + 5 * 75 + 60 + 600)
     shortest = validation.format_duration(minimum)
+    assert shortest == validation.MIN_CATCH_UP_TEXT  # what `deploy --help` states
 
     def check(window: str) -> None:
         schedule = ScheduleInput("nightly", Path("p.json"), "0 3 * * *", catch_up=window)

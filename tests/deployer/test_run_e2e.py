@@ -92,6 +92,10 @@ def test_run_wait_follows_its_own_forced_run_to_success(stack: LocalStack, wait_
     runs = json.loads(vertex_cron(stack, "history", "nightly", "--format", "json").stdout)
     assert len(runs) == 2 and fired["job_id"] == max(run["name"] for run in runs)
 
+    text = vertex_cron(stack, "run", "nightly", "--wait")
+    assert (text.stdout + text.stderr).count("Fired schedule nightly now") == 1  # said once, while waiting
+    assert re.fullmatch(r"PipelineJob nightly-[0-9-]+ SUCCEEDED, logical time .*\n", text.stdout)
+
 
 def test_run_wait_exits_1_naming_the_job_when_the_forced_run_fails(stack: LocalStack):
     deploy_nightly(stack)
