@@ -101,7 +101,7 @@ def run(config: BenchConfig, *, say: Callable[[str], None] = print) -> Results:
         )
         with LocalCloud() as cloud:
             _cold_starts(config, subjects.all(), cloud, results, say)
-            _import_profiles(subjects.all(), subjects.floor, cloud, results, say)
+            _import_profiles(config, subjects.all(), subjects.floor, cloud, results, say)
             say(f"herd: {config.herd_schedules} schedules x {herd.DELIVERIES_PER_FIRING} deliveries")
             results.herd = herd.run(subjects.vertex_cron, cloud, schedules=config.herd_schedules)
         say(f"deploy: 1 schedule, no-op, then {config.deploy_schedules} schedules")
@@ -128,7 +128,7 @@ def _cold_starts(
     for round_index in range(rounds):
         warmup = round_index < config.warmup_rounds
         for subject in subjects:
-            sample = coldstart.measure(subject, cloud, schedule=f"{subject.key}-{round_index}")
+            sample = coldstart.measure(subject, cloud, schedule=subject.key, firing=round_index)
             say(
                 f"cold start {'(warm-up) ' if warmup else ''}{subject.key}: {sample.seconds:.3f} s, "
                 f"worker {sample.rss.worker_kib / 1024:.1f} MiB"
@@ -138,12 +138,23 @@ def _cold_starts(
 
 
 def _import_profiles(
-    subjects: list[Subject], floor: Subject, cloud: LocalCloud, results: Results, say: Callable[[str], None]
+    config: BenchConfig,
+    subjects: list[Subject],
+    floor: Subject,
+    cloud: LocalCloud,
+    results: Results,
+    say: Callable[[str], None],
 ) -> None:
     say("import profiles (-X importtime) under the network guard")
+    after_the_rounds = config.warmup_rounds + config.cold_runs  # the firing after the timed ones
     profiled = {
         subject.key: coldstart.measure(
-            subject, cloud, schedule=f"profile-{subject.key}", guarded=True, extra_env=importprofile.PROFILE_ENV
+            subject,
+            cloud,
+            schedule=subject.key,
+            firing=after_the_rounds,
+            guarded=True,
+            extra_env=importprofile.PROFILE_ENV,
         )
         for subject in subjects
     }
