@@ -8,7 +8,9 @@
     ├── Unauthenticated          401 rejected  missing or invalid OIDC token
     ├── Forbidden                403 rejected  valid token of another identity; foreign bucket
     ├── UpstreamUnavailable      503 failed    408/429/409 ABORTED/5xx but 501, any transport failure,
-    │                                          a garbled 2xx: Scheduler retries
+    │   │                                      a garbled 2xx: Scheduler retries
+    │   └── ConditionNotMet      503 failed    412: a conditional write found another generation live
+    │                                          (another request wrote first; read again)
     └── UpstreamRejected         500 failed    permanent upstream error (permission, invalid argument)
 
 Google and transport (transport.py) exceptions are translated into these at the seam (google_rest.py) with
@@ -60,6 +62,10 @@ class Forbidden(TriggerError):
 
 class UpstreamUnavailable(TriggerError):
     status = 503
+
+
+class ConditionNotMet(UpstreamUnavailable):
+    pass
 
 
 class UpstreamRejected(TriggerError):

@@ -29,7 +29,14 @@ from urllib.parse import quote
 
 from . import deadline, strict_json
 from .access_tokens import AccessTokens, application_default
-from .errors import ConfigError, SpecNotFound, TriggerError, UpstreamRejected, UpstreamUnavailable
+from .errors import (
+    ConditionNotMet,
+    ConfigError,
+    SpecNotFound,
+    TriggerError,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
 from .oidc import signing_keys
 from .settings import Settings
 from .transport import Connections, HttpFailure, InvalidUrl, Response
@@ -217,23 +224,80 @@ class GoogleRest:
             raise BadRequest(f"gs://{bucket}/{name} is larger than {max_bytes} bytes", field="spec_uri")
         return data
 
-    def upload_object(self, bucket: str, name: str, data: bytes, *, content_type: str) -> int:
-        """Write the whole object in one request (atomic in GCS); returns its new generation."""
+    def upload_object(
+        self, bucket: str, name: str, data: bytes, *, content_type: str, if_generation_match: int | None = None
+    ) -> int:
+        """Write the whole object in one request (atomic in GCS); returns its new generation.
+        With `if_generation_match` (0: only if absent) a write that finds another generation
+        live raises ConditionNotMet (412 conditionNotMet) and changes nothing."""
+        params = {"uploadType": "media", "name": name}
+        if if_generation_match is not None:
+            params["ifGenerationMatch"] = str(if_generation_match)
         response = self._call(
             "storage",
             "POST",
             f"{self.storage_base}/upload/storage/v1/b/{bucket}/o",
-            params={"uploadType": "media", "name": name},
+            params=params,
             data=data,
             headers={"Content-Type": content_type},
             timeout=STORAGE_TIMEOUT,
         )
-        if not response.ok:
-            _raise_common(f"writing gs://{bucket}/{name}", response.status_code, *_google_error(response))
-        return _generation(response, f"writing gs://{bucket}/{name}")
+        action = f"writing gs://{bucket}/{name}"
+        if response.status_code == 412:
+            raise ConditionNotMet(f"{action}: generation {if_generation_match} is no longer the live one")
+        self._raise_for_own_object(response, action, "storage.objects.create and storage.objects.delete")
+        return _generation(response, action)
+
+    def read_object(self, bucket: str, name: str, *, max_bytes: int) -> tuple[bytes, int] | None:
+        """(bytes, generation) of a small object vertex-cron keeps for itself, or None when it
+        does not exist: its live generation, then the bytes of exactly that generation, so the
+        pair is consistent (the object changing in between is a 503: read again)."""
+        generation = self.live_generation(bucket, name)
+        if generation == 0:
+            return None
+        action = f"reading gs://{bucket}/{name}#{generation}"
+        response = self._call(
+            "storage",
+            "GET",
+            self._object_url(bucket, name),
+            params={"alt": "media", "generation": str(generation)},
+            timeout=STORAGE_TIMEOUT,
+            stream=True,
+        )
+        with response:
+            if response.status_code == 404:
+                raise UpstreamUnavailable(f"{action}: it changed while being read; retry later")
+            self._raise_for_own_object(response, action, "storage.objects.get")
+            data = self._read(response, max_bytes + 1, action)
+        if len(data) > max_bytes:
+            raise UpstreamRejected(f"{action}: larger than {max_bytes} bytes; it is not one vertex-cron wrote")
+        return data, generation
+
+    def live_generation(self, bucket: str, name: str) -> int:
+        """The object's live generation, 0 when it does not exist (as ifGenerationMatch=0 means)."""
+        action = f"reading the metadata of gs://{bucket}/{name}"
+        response = self._call(
+            "storage", "GET", self._object_url(bucket, name), params={"fields": "generation"}, timeout=STORAGE_TIMEOUT
+        )
+        if response.status_code == 404:
+            return 0
+        self._raise_for_own_object(response, action, "storage.objects.get")
+        return _generation(response, action)
 
     def _object_url(self, bucket: str, name: str) -> str:
         return f"{self.storage_base}/storage/v1/b/{bucket}/o/{quote(name, safe='')}"
+
+    def _raise_for_own_object(self, response: Response, action: str, permissions: str) -> None:
+        """Errors on an object vertex-cron keeps for itself (not a spec the user named)."""
+        if response.ok:
+            return
+        status, message = _google_error(response)
+        if response.status_code in (401, 403):
+            raise UpstreamRejected(
+                f"{action}: permission denied: grant {self._caller} {permissions} on that object's prefix "
+                f"(Cloud Storage said: {message})"
+            )
+        _raise_common(action, response.status_code, status, message)
 
     def _raise_for_storage(self, response: Response, bucket: str, name: str, generation: int | None) -> None:
         if response.ok:

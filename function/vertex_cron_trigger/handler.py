@@ -18,7 +18,7 @@ from . import deadline
 from . import settings as settings_module
 from .body import MAX_BODY_BYTES, parse_request
 from .catch_up import SWEEP_CRON
-from .errors import BadRequest, MethodNotAllowed, TriggerError
+from .errors import BadRequest, MethodNotAllowed, TriggerError, UpstreamUnavailable
 from .firing import fire, job_name
 from .google_rest import GoogleRest
 from .logical_time import SCHEDULE_TIME_HEADER, logical_time
@@ -121,20 +121,29 @@ def _sweep(request: Any, rt: Runtime, result: _Result, now: datetime) -> None:
     )
     totals = report.totals()
     summary = ", ".join(f"{count} {what}" for what, count in totals.items())
+    reported = report.reporting if report.reported else None
     result.sweep = {
-        "slot": [format_rfc3339(moment) for moment in report.slot],
+        # The range whose run_failed / missed lines this sweep wrote (null: none).
+        "reported": [format_rfc3339(moment) for moment in reported] if reported else None,
         "schedules": {name: s.as_json() for name, s in sorted(report.schedules.items())},
         "created_jobs": report.created,
     }
-    if report.transient_errors:  # a retry may get through; it repeats the slot's reports
+    if report.report_error:  # the reports wait for a later sweep: say so where the alert looks
+        why, exc = report.report_error
+        transient = report.transient_errors or isinstance(exc, UpstreamUnavailable)
+        result.outcome, result.status, result.severity = "failed", 503 if transient else exc.status, "ERROR"
+        result.message = f"swept {_schedules(report)}: {summary}; {why} ({exc.message})"
+        return
+    if report.transient_errors:  # a retry may get through; the reports are written once
         result.outcome, result.status, result.severity = "failed", 503, "ERROR"
         result.message = f"swept {_schedules(report)}, some failing for now: {summary}"
         return
     # A schedule that cannot be swept for good (its body refused, its spec gone) must not make
-    # Scheduler retry the whole sweep, and repeat every report, at each sweep until it is fixed.
+    # Scheduler retry the whole sweep at each sweep until it is fixed.
     severity = "ERROR" if report.permanent_errors else "WARNING" if totals["capped"] else "INFO"
     failing = f", {report.permanent_errors} of them failing" if report.permanent_errors else ""
-    _succeed(result, "swept", severity, f"swept {_schedules(report)}{failing}: {summary}")
+    note = f"; {report.report_note}" if report.report_note else ""
+    _succeed(result, "swept", severity, f"swept {_schedules(report)}{failing}: {summary}{note}")
 
 
 def _schedules(report: SweepReport) -> str:

@@ -83,20 +83,22 @@ def _time(value: Any) -> datetime | None:
 
 
 def emit_run_failed(run: dict[str, Any], schedule: str) -> None:
+    emit_fields(run_failed_line(run, schedule))
+
+
+def run_failed_line(run: dict[str, Any], schedule: str) -> dict[str, Any]:
     """The `run_failed` line of one run (as listed with google_rest.LIST_READ_MASK)."""
     name = str(run.get("name", ""))
     when = logical_time_of(schedule, name.rsplit("/", 1)[-1])
     error: dict[str, Any] = run["error"] if isinstance(run.get("error"), dict) else {}
     state = str(run.get("state", "")).removeprefix("PIPELINE_STATE_")
-    emit_fields(
-        {
-            "severity": "ERROR",
-            "message": f"run {name} of schedule {schedule} ended {state}: {error.get('message') or 'no error given'}",
-            "outcome": "run_failed",
-            "schedule": schedule,
-            "logical_time": format_rfc3339(when) if when else None,
-            "job": name,
-            "state": state,
-            "error": {"code": error.get("code"), "message": error.get("message")},
-        }
-    )
+    return {
+        "severity": "ERROR",
+        "message": f"run {name} of schedule {schedule} ended {state}: {error.get('message') or 'no error given'}",
+        "outcome": "run_failed",
+        "schedule": schedule,
+        "logical_time": format_rfc3339(when) if when else None,
+        "job": name,
+        "state": state,
+        "error": {"code": error.get("code"), "message": error.get("message")},
+    }

@@ -35,9 +35,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from . import watermark
 from .body import TriggerBody, parse_body
 from .catch_up import SWEEP_CRON, SWEEP_JOB
-from .errors import BadRequest, TriggerError, UpstreamUnavailable
+from .errors import BadRequest, ConditionNotMet, TriggerError, UpstreamRejected, UpstreamUnavailable
 from .firing import fire
 from .give_up import give_up_span
 from .google_rest import ACTIVE_STATES, GoogleRest
@@ -45,7 +46,7 @@ from .logical_time import FUTURE_SKEW, fire_times, in_clock_change
 from .oidc import normalize_audience
 from .pipeline_job import MANAGED_BY_LABEL, MANAGED_BY_VALUE, SCHEDULE_LABEL, job_id
 from .request_log import emit_fields
-from .run_reports import emit_run_failed, ended_badly_filter
+from .run_reports import ended_badly_filter, run_failed_line
 from .settings import Settings
 from .spec_store import SpecStore
 from .timefmt import format_rfc3339, parse_rfc3339
@@ -54,6 +55,8 @@ SCHEDULE_JOB_PREFIX = "vertex-cron-"
 # Runs that may still hold a max_concurrent_runs slot (as count_active_runs counts, plus
 # those on their way out).
 _HOLDING_STATES = (*ACTIVE_STATES, "PIPELINE_STATE_CANCELLING", "PIPELINE_STATE_PAUSED")
+# How far back one sweep reports when the sweeps before it failed (module docstring).
+LOOKBACK = timedelta(hours=24)
 
 
 @dataclass
@@ -77,11 +80,19 @@ class ScheduleSummary:
 
 @dataclass
 class SweepReport:
-    slot: tuple[datetime, datetime]
+    # What this sweep reports, [watermark, sweep time) (module docstring); None: nothing
+    # (already reported through the sweep time, or the watermark could not be read).
+    reporting: tuple[datetime, datetime] | None
     schedules: dict[str, ScheduleSummary] = field(default_factory=dict)
     created: list[str] = field(default_factory=list)  # job names, oldest logical time first
     transient_errors: int = 0
     permanent_errors: int = 0
+    lines: list[dict[str, Any]] = field(default_factory=list)  # run_failed / missed / report_gap
+    reported: bool = False  # the lines were written
+    # Why the reporting range is left for a later sweep (lines not written, or written and
+    # the watermark not moved), and the error behind it: the sweep answers `failed`.
+    report_error: tuple[str, TriggerError] | None = None
+    report_note: str | None = None  # e.g. the range was claimed by a concurrent sweep
 
     def totals(self) -> dict[str, int]:
         keys = ("created", "existing", "skipped", "capped", "missed", "run_failed")
@@ -97,9 +108,24 @@ class _Schedule:
 
 
 def sweep_slot(sweep_time: datetime) -> tuple[datetime, datetime]:
-    """[the sweep cron's previous time, sweep_time): what this sweep reports."""
+    """[the sweep cron's previous time, sweep_time): what the first sweep reports."""
     before = fire_times(SWEEP_CRON, None, sweep_time - timedelta(days=1), sweep_time)
     return (before[-1] if before else sweep_time - timedelta(minutes=10)), sweep_time
+
+
+def report_range(
+    reported_through: datetime | None, sweep_time: datetime
+) -> tuple[tuple[datetime, datetime] | None, tuple[datetime, datetime] | None]:
+    """(what the sweep of `sweep_time` reports, the older part it gives up on as a gap) for
+    a watermark at `reported_through` (None: none written yet)."""
+    if reported_through is None:
+        return sweep_slot(sweep_time), None
+    if reported_through >= sweep_time:  # a retry of a sweep that reported, or a forced run
+        return None, None
+    oldest = sweep_time - LOOKBACK
+    if reported_through < oldest:
+        return (oldest, sweep_time), (reported_through, oldest)
+    return (reported_through, sweep_time), None
 
 
 def sweep(
@@ -111,8 +137,8 @@ def sweep(
     now: datetime,
     targets: Collection[str],
 ) -> SweepReport:
-    report = SweepReport(slot=sweep_slot(sweep_time))
     own = _own_schedule_jobs(rest.list_scheduler_jobs(), targets)
+    report, mark = _start(rest, config, sweep_time)
     candidates: list[tuple[datetime, _Schedule]] = []
     for name, job in own.items():
         summary = report.schedules[name] = ScheduleSummary(catch_up=False)
@@ -127,9 +153,62 @@ def sweep(
             ]
         except TriggerError as exc:
             _record_error(report, summary, exc)
+            if isinstance(exc, (UpstreamUnavailable, UpstreamRejected)):
+                _hold(report, f"the runs of schedule {name} could not be read", exc)
     _catch_up(sorted(candidates, key=lambda c: (c[0], c[1].name)), config, rest, specs, report)
-    _report_failed_runs(rest, report, {name for name, summary in report.schedules.items() if summary.catch_up})
+    if report.reporting is not None:
+        try:
+            catch_up = {name for name, summary in report.schedules.items() if summary.catch_up}
+            _report_failed_runs(rest, report, catch_up, report.reporting)
+        except TriggerError as exc:
+            _hold(report, "the runs that ended badly could not be listed", exc)
+    if mark is not None:
+        _publish(report, rest, config, mark)
     return report
+
+
+def _start(rest: GoogleRest, config: Settings, sweep_time: datetime) -> tuple[SweepReport, watermark.Watermark | None]:
+    """The report with its range from the watermark (and the watermark, None when unreadable)."""
+    try:
+        mark = watermark.read(rest, config)
+    except TriggerError as exc:
+        report = SweepReport(reporting=None)
+        report.report_error = ("reading the watermark failed: nothing is reported until a sweep can", exc)
+        return report, None
+    reporting, gap = report_range(mark.reported_through, sweep_time)
+    report = SweepReport(reporting=reporting)
+    if gap:
+        report.lines.append(_gap_line(gap))
+    return report, mark
+
+
+def _hold(report: SweepReport, why: str, exc: TriggerError) -> None:
+    """Leave the whole range to a later sweep: writing part of it would repeat that part then."""
+    if report.reporting is not None and report.report_error is None:
+        report.report_error = (f"{why}: nothing is reported and a later sweep reports {_range(report.reporting)}", exc)
+
+
+def _publish(report: SweepReport, rest: GoogleRest, config: Settings, mark: watermark.Watermark) -> None:
+    """Write the range's lines, then move the watermark past it (module docstring: why in that order)."""
+    if report.reporting is None or report.report_error is not None:
+        return
+    try:
+        # Lines are only worth writing while no other sweep has taken the range (one that
+        # did wrote its own lines first); with none, there is nothing to write twice.
+        if report.lines and not watermark.unchanged(rest, config, mark):
+            report.report_note = "a concurrent sweep moved the watermark: it, or the next sweep, reports this range"
+            return
+        for line in report.lines:
+            emit_fields(line)
+        report.reported = True
+        watermark.advance(rest, config, mark, report.reporting[1])
+    except ConditionNotMet:
+        report.report_note = "a concurrent sweep moved the watermark meanwhile: some lines may be written twice"
+    except TriggerError as exc:
+        what = "the lines were written but the watermark was not moved: the next sweep writes them again"
+        if not report.reported:
+            what = "checking the watermark failed: nothing is reported until a sweep can"
+        report.report_error = (what, exc)
 
 
 def _own_schedule_jobs(jobs: list[dict[str, Any]], targets: Collection[str]) -> dict[str, dict[str, Any]]:
@@ -163,7 +242,6 @@ def _examine(
 ) -> list[datetime]:
     """Reports the schedule's missed fire times; returns those to catch up, oldest first."""
     body, job = schedule.body, schedule.job
-    slot_start, slot_end = report.slot
     written = _written(job)
     if body.catch_up is not None:
         # Without catch_up_since (the deployer writes it), never before the job was written.
@@ -175,7 +253,11 @@ def _examine(
         since = _latest(written, body.start_time)
         window = (now, now)  # nothing to catch up
         last_chance = schedule.give_up
-    missed_range = (_latest(slot_start - last_chance, since) or slot_start, slot_end - last_chance)
+    if report.reporting is None:
+        missed_range = (now, now)  # nothing to report
+    else:
+        start, end = report.reporting
+        missed_range = (_latest(start - last_chance, since) or start, end - last_chance)
 
     def times(start: datetime, end: datetime) -> list[datetime]:
         if body.end_time:
@@ -202,7 +284,7 @@ def _examine(
     for moment in to_report:
         if job_id(schedule.name, moment) not in have and not _at_limit(runs, moment, body.max_concurrent_runs):
             summary.missed += 1
-            _emit_missed(schedule, moment, parent)
+            report.lines.append(_missed_line(schedule, moment, parent))
     return pending
 
 
@@ -265,12 +347,14 @@ def _catch_up(
             at_limit.add(schedule.name)
 
 
-def _report_failed_runs(rest: GoogleRest, report: SweepReport, schedules: set[str]) -> None:
+def _report_failed_runs(
+    rest: GoogleRest, report: SweepReport, schedules: set[str], between: tuple[datetime, datetime]
+) -> None:
     """The run_failed lines of the schedules with catch-up (run_reports.py: the others'
     own runs report theirs)."""
-    slot_start, slot_end = (format_rfc3339(moment) for moment in report.slot)
+    start, end = (format_rfc3339(moment) for moment in between)
     runs = rest.list_pipeline_jobs(
-        f'labels.{MANAGED_BY_LABEL}="{MANAGED_BY_VALUE}" AND {ended_badly_filter(slot_start, slot_end)}',
+        f'labels.{MANAGED_BY_LABEL}="{MANAGED_BY_VALUE}" AND {ended_badly_filter(start, end)}',
         action="listing the runs that failed or were cancelled",
     )
     for run in runs:
@@ -278,27 +362,45 @@ def _report_failed_runs(rest: GoogleRest, report: SweepReport, schedules: set[st
         if schedule not in schedules:
             continue  # no catch-up, another function's schedule, or a run vertex-cron made otherwise (Luigi)
         report.schedules[schedule].run_failed += 1
-        emit_run_failed(run, schedule)
+        report.lines.append(run_failed_line(run, schedule))
 
 
-def _emit_missed(schedule: _Schedule, moment: datetime, parent: str) -> None:
+def _missed_line(schedule: _Schedule, moment: datetime, parent: str) -> dict[str, Any]:
     why = (
         "and it left the catch-up window"
         if schedule.body.catch_up is not None
         else "and catch-up is off for this schedule"
     )
-    emit_fields(
-        {
-            "severity": "ERROR",
-            "message": f"the firing of {schedule.name} at {format_rfc3339(moment)} has no run: "
-            f"Cloud Scheduler gave up on it {why}",
-            "outcome": "missed",
-            "schedule": schedule.name,
-            "logical_time": format_rfc3339(moment),
-            "job": f"{parent}/pipelineJobs/{job_id(schedule.name, moment)}",  # the id it would have had
-            "error": None,
-        }
-    )
+    return {
+        "severity": "ERROR",
+        "message": f"the firing of {schedule.name} at {format_rfc3339(moment)} has no run: "
+        f"Cloud Scheduler gave up on it {why}",
+        "outcome": "missed",
+        "schedule": schedule.name,
+        "logical_time": format_rfc3339(moment),
+        "job": f"{parent}/pipelineJobs/{job_id(schedule.name, moment)}",  # the id it would have had
+        "error": None,
+    }
+
+
+def _gap_line(gap: tuple[datetime, datetime]) -> dict[str, Any]:
+    """The one line for what no sweep will ever report: older than LOOKBACK when reached."""
+    return {
+        "severity": "ERROR",
+        "message": f"run_failed and missed lines for {_range(gap)} were never written: no sweep reported "
+        f"them in time, and a sweep looks back at most {LOOKBACK.total_seconds() / 3600:g} h; "
+        "`vertex-cron status` shows each schedule's recent firings",
+        "outcome": "report_gap",
+        "schedule": None,
+        "logical_time": None,
+        "job": None,
+        "error": None,
+        "unreported": [format_rfc3339(moment) for moment in gap],
+    }
+
+
+def _range(moments: tuple[datetime, datetime]) -> str:
+    return f"[{format_rfc3339(moments[0])}, {format_rfc3339(moments[1])})"
 
 
 def _record_error(report: SweepReport, summary: ScheduleSummary, exc: TriggerError) -> None:

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
-from trigger_wire import INVOKER, PARENT, body_for, function_env, jobs_of
+from trigger_wire import INVOKER, PARENT, body_for, delete, function_env, jobs_of
+from vertex_cron_trigger import watermark
 from vertex_cron_trigger.google_rest import GoogleRest
 from vertex_cron_trigger.settings import Settings
 from vertex_cron_trigger.spec_store import SpecStore
@@ -38,8 +39,12 @@ def _schedule(emulator: Any, name: str, body: dict[str, Any]) -> None:
     assert response.status_code == 200, response.text
 
 
+def _settings(emulator: Any, storage_emulator: Any, spec_bucket: str) -> Settings:
+    return Settings.from_env(function_env(emulator.url, storage_emulator.url, spec_bucket))
+
+
 def _sweep(emulator: Any, storage_emulator: Any, spec_bucket: str, sweep_time: datetime, now: datetime) -> Any:
-    settings = Settings.from_env(function_env(emulator.url, storage_emulator.url, spec_bucket))
+    settings = _settings(emulator, storage_emulator, spec_bucket)
     rest = GoogleRest(settings)
     return sweep(config=settings, rest=rest, specs=SpecStore(rest), sweep_time=sweep_time, now=now, targets=(TARGET,))
 
@@ -59,8 +64,10 @@ def test_times_in_a_skipped_or_repeated_hour_are_neither_caught_up_nor_missed(
     assert "20260329" not in made  # 02:30 did not exist: croniter says 03:00, Scheduler is undocumented
     assert "20261025" not in made  # 02:30 happened twice
 
-    # Without catch-up, each fire time is called missed by the sweep whose slot holds its
-    # give-up time: 02:30 CEST on an ordinary day, never the repeated 02:30.
+    # Without catch-up, each fire time is called missed by the sweep whose range holds its
+    # give-up time: 02:30 CEST on an ordinary day, never the repeated 02:30. The sweeps above
+    # reported through 27 October: start the reports afresh, as before any sweep.
+    delete(storage_emulator.url, spec_bucket, watermark.object_name(_settings(emulator, storage_emulator, spec_bucket)))
     real_clock = emulator.clock
     emulator.clock = lambda: datetime(2026, 10, 1, tzinfo=UTC).timestamp()  # written before those times
     _schedule(emulator, "plain", body_for(spec))

@@ -18,6 +18,7 @@ from vertex_cron_trigger.settings import Settings
 from vertex_cron_trigger.timefmt import format_rfc3339
 
 SWEEP_EVERY = timedelta(minutes=10)  # catch_up.SWEEP_CRON
+MINUTE = timedelta(minutes=1)
 # Retries off and the shortest deadline Scheduler allows: Scheduler gives up on a firing
 # 15 s + the sweep's 60 s dispatch slack after its time.
 QUICK_GIVE_UP = {"retryConfig": {"retryCount": 0}, "attemptDeadline": "15s"}
@@ -241,9 +242,10 @@ def test_runs_of_a_catch_up_schedule_that_failed_or_were_cancelled_in_the_sweeps
     assert failed["logical_time"] == format_rfc3339(sweep_time - timedelta(hours=1))
     assert failed["job"] == f"{PARENT}/pipelineJobs/{_id(sweep_time - timedelta(hours=1))}"
     assert failed["error"]["message"] == "OOM in train" and "OOM in train" in failed["message"]
-    # The sweep before had the slot before: nothing is reported twice.
-    earlier = _sweep(function, sweep_time - SWEEP_EVERY).json()
-    assert earlier["schedules"]["nightly"]["run_failed"] == 0
+    # A sweep of an earlier time, or of the same (Scheduler's retry, a forced run), reports nothing twice.
+    for again in (sweep_time - SWEEP_EVERY, sweep_time):
+        assert _sweep(function, again).json()["reported"] is None
+    assert len([line for line in function.log_lines() if line["outcome"] == "run_failed"]) == 2
 
 
 def test_a_firing_scheduler_gave_up_on_is_reported_missed_once(start_function, emulator, spec):
@@ -257,13 +259,19 @@ def test_a_firing_scheduler_gave_up_on_is_reported_missed_once(start_function, e
     gave_up = [sweep_time - timedelta(minutes=10), sweep_time - timedelta(minutes=5)]
     assert fire(function, body_for(spec), schedule_time=format_rfc3339(gave_up[0])).json()["outcome"] == "created"
 
+    # The first sweep reports its own ten minutes: two times gave up in them.
+    first = _sweep(function, sweep_time - SWEEP_EVERY).json()
+    assert first["schedules"]["nightly"]["missed"] == 2
+    assert first["reported"] == [format_rfc3339(sweep_time - 2 * SWEEP_EVERY), format_rfc3339(sweep_time - SWEEP_EVERY)]
     answer = _sweep(function, sweep_time).json()
     assert answer["schedules"]["nightly"]["missed"] == 1
-    [missed] = [line for line in function.log_lines() if line["outcome"] == "missed"]
-    assert missed["severity"] == "ERROR" and missed["logical_time"] == format_rfc3339(gave_up[1])
-    assert missed["job"] == f"{PARENT}/pipelineJobs/{_id(gave_up[1])}"
+    lines = [line for line in function.log_lines() if line["outcome"] == "missed"]
+    assert [line["logical_time"] for line in lines] == [
+        format_rfc3339(moment) for moment in (sweep_time - 2 * SWEEP_EVERY, sweep_time - 15 * MINUTE, gave_up[1])
+    ]
+    missed = lines[-1]
+    assert missed["severity"] == "ERROR" and missed["job"] == f"{PARENT}/pipelineJobs/{_id(gave_up[1])}"
     assert "catch-up is off" in missed["message"]
-    assert _sweep(function, sweep_time - SWEEP_EVERY).json()["schedules"]["nightly"]["missed"] == 2  # its own slot
 
 
 def _id(moment: datetime) -> str:
