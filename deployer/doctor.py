@@ -50,6 +50,7 @@ from .gcp import GoogleCloud
 from .models import INVOKER_ROLE, PUBLIC_MEMBERS, Binding
 from .observe import managed_jobs
 from .permissions import (
+    OBJECT_PREFIXES,
     PIPELINE_ROOT_PREFIX,
     REQUIRED,
     REQUIRED_APIS,
@@ -81,7 +82,6 @@ SA_SCOPE_IDENTITY = {
 BASIC_ROLES = ("roles/owner", "roles/editor")
 # Shown in fixes for the caller, whose own member name doctor cannot know.
 DEPLOYER_MEMBER = "DEPLOYER"
-_OBJECT_PREFIX = {Scope.SPEC_PREFIX: SPEC_PREFIX, Scope.PIPELINE_ROOT: PIPELINE_ROOT_PREFIX}
 
 
 class Status(str, enum.Enum):
@@ -431,8 +431,11 @@ class _Doctor:
             bindings = project_bindings
         elif scope is Scope.BUCKET:
             bindings = unconditional + [b for b in policies.bucket() if member in b.members and not b.condition]
-        elif scope in _OBJECT_PREFIX:
-            bindings = unconditional + [b for b in policies.bucket() if member in b.members]
+        elif scope in OBJECT_PREFIXES:
+            prefix = OBJECT_PREFIXES[scope]
+            bindings = unconditional + [
+                b for b in policies.bucket() if member in b.members and self._may_hold(b, prefix)
+            ]
         else:  # a service account scope
             target = getattr(self.settings, IDENTITY_SETTING[SA_SCOPE_IDENTITY[scope]])
             try:
@@ -450,6 +453,19 @@ class _Doctor:
             )
         used = sorted(title for title, perms in conditional.items() if perms - held)
         return Item(section, check, Status.OK, f"conditional (not evaluated): {', '.join(used)}" if used else "")
+
+    def _may_hold(self, binding: Binding, prefix: str) -> bool:
+        """False for a bucket binding whose condition confines it to objects elsewhere (the
+        function's spec-prefix grant says nothing of the sweep prefix); True when it covers
+        the prefix's objects, or doctor cannot read the condition (shown as not evaluated)."""
+        if binding.expression is None:
+            return True
+        try:
+            return conditions.holds(
+                binding.expression, bucket=self.settings.bucket, prefix=prefix, kind=conditions.Request.OBJECT
+            )
+        except conditions.Unevaluable:
+            return True
 
     def _pipeline_roots(self, policies: _Policies) -> Iterator[Item]:
         section = "Pipeline roots (where each schedule's runs write, as the workload SA)"
@@ -690,9 +706,9 @@ class _Doctor:
             Scope.PIPELINE_REPOSITORY: "gcloud artifacts repositories add-iam-policy-binding REPOSITORY "
             f"--location=LOCATION --project={s.project} {role}",
         }.get(scope)
-        if scope in _OBJECT_PREFIX:
+        if scope in OBJECT_PREFIXES:
             condition = _prefix_condition(
-                s.bucket, _OBJECT_PREFIX[scope], listing="storage.objects.list" in role_permissions(g.role)
+                s.bucket, OBJECT_PREFIXES[scope], listing="storage.objects.list" in role_permissions(g.role)
             )
             command = (
                 f"gcloud storage buckets add-iam-policy-binding gs://{s.bucket} {role} "
@@ -753,8 +769,8 @@ def _prefix_condition(bucket: str, prefix: str, *, listing: bool) -> str:
 
 
 def _describe(scope: Scope, settings: Deployment) -> str:
-    if scope in _OBJECT_PREFIX:
-        return f"on gs://{settings.bucket}/{_OBJECT_PREFIX[scope]}"
+    if scope in OBJECT_PREFIXES:
+        return f"on gs://{settings.bucket}/{OBJECT_PREFIXES[scope]}"
     if scope in SA_SCOPE_IDENTITY:
         return f"act as the {SA_SCOPE_IDENTITY[scope]} SA"
     return {

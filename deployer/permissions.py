@@ -25,9 +25,11 @@ import enum
 from dataclasses import dataclass
 
 # Object prefixes in the artifact bucket. The deployer writes specs under SPEC_PREFIX;
-# pipeline runs keep their artifacts under PIPELINE_ROOT_PREFIX.
+# pipeline runs keep their artifacts under PIPELINE_ROOT_PREFIX; the catch-up sweep keeps
+# its watermark (vertex_cron_trigger.watermark) under SWEEP_PREFIX.
 SPEC_PREFIX = "vertex-cron/specs/"
 PIPELINE_ROOT_PREFIX = "vertex-cron/pipeline-root/"
+SWEEP_PREFIX = "vertex-cron/sweep/"
 
 
 class Scope(enum.Enum):
@@ -37,6 +39,7 @@ class Scope(enum.Enum):
     BUCKET = "bucket"  # the artifact bucket itself (its metadata, its IAM policy), no object condition
     SPEC_PREFIX = "spec-prefix"  # artifact bucket objects under SPEC_PREFIX
     PIPELINE_ROOT = "pipeline-root"  # artifact bucket objects under PIPELINE_ROOT_PREFIX
+    SWEEP_PREFIX = "sweep-prefix"  # artifact bucket objects under SWEEP_PREFIX
     FUNCTION_SOURCES = "function-sources"  # bucket gcf-v2-sources-PROJECT_NUMBER-REGION
     BUILD_REPOSITORY = "build-repository"  # Artifact Registry repository gcf-artifacts
     # Each Artifact Registry KFP repository schedules' specs are published to (infra's
@@ -46,6 +49,14 @@ class Scope(enum.Enum):
     SCHEDULER_SA = "scheduler-sa"
     WORKLOAD_SA = "workload-sa"
     BUILD_SA = "build-sa"
+
+
+# The object prefix of each prefix scope (granted with an IAM condition on it).
+OBJECT_PREFIXES: dict[Scope, str] = {
+    Scope.SPEC_PREFIX: SPEC_PREFIX,
+    Scope.PIPELINE_ROOT: PIPELINE_ROOT_PREFIX,
+    Scope.SWEEP_PREFIX: SWEEP_PREFIX,
+}
 
 
 @dataclass(frozen=True)
@@ -127,6 +138,14 @@ FUNCTION: tuple[Permission, ...] = (
         ("cloudscheduler.jobs.fullView", "the catch-up sweep reads each schedule job's body and retry config"),
     ),
     *_on(Scope.SPEC_PREFIX, ("storage.objects.get", "load the compiled pipeline spec")),
+    # Cloud Storage's objects.insert reference: overwriting an object also needs
+    # storage.objects.delete.
+    *_on(
+        Scope.SWEEP_PREFIX,
+        ("storage.objects.get", "the catch-up sweep reads how far its reports went (its watermark)"),
+        ("storage.objects.create", "the sweep writes its watermark"),
+        ("storage.objects.delete", "the sweep overwrites its watermark"),
+    ),
     *_on(Scope.WORKLOAD_SA, (_ACT_AS, "create PipelineJobs that run as the workload SA")),
 )
 
@@ -256,6 +275,7 @@ GRANTS: tuple[Grant, ...] = (
     Grant("deployer", Scope.BUILD_SA, "act_as", 'google_service_account_iam_member.deployer_acts_as["build"]'),
     Grant("function", Scope.PROJECT, "trigger", "google_project_iam_member.function"),
     Grant("function", Scope.SPEC_PREFIX, "object_reader", "google_storage_bucket_iam_member.function_specs"),
+    Grant("function", Scope.SWEEP_PREFIX, "object_writer", "google_storage_bucket_iam_member.function_sweep"),
     Grant("function", Scope.WORKLOAD_SA, "act_as", "google_service_account_iam_member.function_acts_as_workload"),
     Grant("workload", Scope.PROJECT, "pipeline_runner", "google_project_iam_member.workload_runs"),
     Grant("workload", Scope.BUCKET, "bucket_reader", "google_storage_bucket_iam_member.workload_bucket"),

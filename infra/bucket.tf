@@ -1,10 +1,11 @@
 locals {
   bucket_name = coalesce(var.bucket_name, "${var.project_id}-vertex-cron")
 
-  # Object prefixes; the same strings as vertex_cron.permissions.SPEC_PREFIX and
-  # PIPELINE_ROOT_PREFIX. IAM conditions below confine each identity to one of them.
+  # Object prefixes; the same strings as vertex_cron.permissions.SPEC_PREFIX,
+  # PIPELINE_ROOT_PREFIX and SWEEP_PREFIX. IAM conditions confine each identity to one of them.
   spec_prefix          = "vertex-cron/specs/"
   pipeline_root_prefix = "vertex-cron/pipeline-root/"
+  sweep_prefix         = "vertex-cron/sweep/"
 }
 
 # Specs (written by the deployer, read by the function) and pipeline run artifacts.

@@ -78,6 +78,19 @@ resource "google_storage_bucket_iam_member" "function_specs" {
   }
 }
 
+# The catch-up sweep's watermark (one object per project+region): read and overwritten only
+# under the sweep prefix; an overwrite needs storage.objects.delete too.
+resource "google_storage_bucket_iam_member" "function_sweep" {
+  bucket = google_storage_bucket.artifacts.name
+  role   = google_project_iam_custom_role.vertex_cron["object_writer"].id
+  member = google_service_account.vertex_cron["function"].member
+
+  condition {
+    title      = "sweep-prefix"
+    expression = "resource.name.startsWith(\"${local.artifact_objects}${local.sweep_prefix}\")"
+  }
+}
+
 # The function may start runs as the workload SA and as no other identity.
 resource "google_service_account_iam_member" "function_acts_as_workload" {
   service_account_id = google_service_account.vertex_cron["workload"].name

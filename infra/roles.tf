@@ -64,6 +64,15 @@ locals {
       title       = "vertex-cron object reader"
       permissions = ["storage.objects.get"]
     }
+    # Get, write and overwrite (which needs delete) single objects; no listing.
+    object_writer = {
+      title = "vertex-cron object writer"
+      permissions = [
+        "storage.objects.get",
+        "storage.objects.create",
+        "storage.objects.delete",
+      ]
+    }
     pipeline_root_user = {
       title = "vertex-cron pipeline root user"
       permissions = [

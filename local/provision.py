@@ -24,10 +24,9 @@ from typing import Any
 from vertex_cron.doctor import IDENTITY_SETTING, SA_SCOPE_IDENTITY, _prefix_condition
 from vertex_cron.permissions import (
     GRANTS,
-    PIPELINE_ROOT_PREFIX,
+    OBJECT_PREFIXES,
     REQUIRED_APIS,
     SCHEDULER_AGENT_ROLE,
-    SPEC_PREFIX,
     Grant,
     Scope,
     role_permissions,
@@ -42,9 +41,8 @@ from vertex_cron_local.storage import StorageEmulator
 LOCAL_DEPLOYER_MEMBER = "user:developer@example.com"
 
 _BUCKET_RESOURCE = "projects/_/buckets/"  # IAM's name for a bucket; its policy lives in storage
-_OBJECT_PREFIX = {Scope.SPEC_PREFIX: SPEC_PREFIX, Scope.PIPELINE_ROOT: PIPELINE_ROOT_PREFIX}
 _ON_PROJECT = (Scope.PROJECT, Scope.FUNCTION_SOURCES)
-_ON_BUCKET = (Scope.BUCKET, *_OBJECT_PREFIX)
+_ON_BUCKET = (Scope.BUCKET, *OBJECT_PREFIXES)
 
 
 @dataclass(frozen=True)
@@ -163,9 +161,9 @@ def _role_name(project: str, grant: Grant) -> str:
 
 def _condition(grant: Grant, *, project: str, region: str, bucket: str) -> dict[str, str] | None:
     """iam.tf's condition on this grant, titled after its scope as there."""
-    if grant.scope in _OBJECT_PREFIX:
+    if grant.scope in OBJECT_PREFIXES:
         listing = "storage.objects.list" in role_permissions(grant.role)
-        expression = _prefix_condition(bucket, _OBJECT_PREFIX[grant.scope], listing=listing)
+        expression = _prefix_condition(bucket, OBJECT_PREFIXES[grant.scope], listing=listing)
     elif grant.scope is Scope.FUNCTION_SOURCES:
         # infra/build.tf's function_sources_bucket: Cloud Functions creates it on first deploy
         sources = f"gcf-v2-sources-{project_number(project)}-{region}"

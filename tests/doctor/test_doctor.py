@@ -147,6 +147,23 @@ def test_a_missing_prefix_grant_names_its_condition(setup_project, doctor_cli, s
     ]
 
 
+def test_a_missing_sweep_watermark_grant_of_the_function_sa(setup_project, doctor_cli, spec_bucket):
+    setup_project(missing_grants=[("function", Scope.SWEEP_PREFIX)])
+    result = doctor_cli("doctor")
+
+    prefix = "vertex-cron/sweep/"
+    assert result.exit_code == 1
+    assert failures(result) == [
+        f"  ✗ on gs://{spec_bucket}/{prefix}: missing storage.objects.create, storage.objects.delete, "
+        "storage.objects.get",
+        f"      fix: gcloud storage buckets add-iam-policy-binding gs://{spec_bucket} --member={member('function')} "
+        "--role=projects/demo-project/roles/vertexCron_object_writer "
+        f"--condition='^;^title=sweep-prefix;expression=resource.name.startsWith(\"projects/_/buckets/{spec_bucket}"
+        f"/objects/{prefix}\")'",
+        "      fix: terraform: google_storage_bucket_iam_member.function_sweep (infra/iam.tf)",
+    ]
+
+
 def test_the_caller_cannot_act_as_the_scheduler_sa(setup_project, doctor_cli):
     setup_project(caller_lacks=[(Scope.SCHEDULER_SA, "iam.serviceAccounts.actAs")])
     result = doctor_cli("doctor")

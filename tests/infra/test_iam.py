@@ -8,10 +8,12 @@ from vertex_cron.permissions import (
     PIPELINE_ROOT_PREFIX,
     REQUIRED,
     SPEC_PREFIX,
+    SWEEP_PREFIX,
     Scope,
     names,
     role_permissions,
 )
+from vertex_cron_trigger import watermark
 
 _ACT_AS = "iam.serviceAccounts.actAs"
 # Permissions that let a holder act as, or mint credentials for, a service account.
@@ -118,7 +120,11 @@ def test_unconditioned_bucket_grants_read_only_the_bucket_itself(module):
 
 
 def test_bucket_grants_are_confined_to_their_prefix(module):
-    prefixes = {Scope.SPEC_PREFIX: "${local.spec_prefix}", Scope.PIPELINE_ROOT: "${local.pipeline_root_prefix}"}
+    prefixes = {
+        Scope.SPEC_PREFIX: "${local.spec_prefix}",
+        Scope.PIPELINE_ROOT: "${local.pipeline_root_prefix}",
+        Scope.SWEEP_PREFIX: "${local.sweep_prefix}",
+    }
     for grant in module.grants():
         if grant.address.startswith("google_storage_bucket_iam_member.") and grant.scope is not Scope.BUCKET:
             assert grant.scope in prefixes, grant.address
@@ -146,6 +152,7 @@ def test_terraform_prefixes_are_the_ones_the_code_uses(module):
     local = module.named("locals")
     assert local["spec_prefix"] == SPEC_PREFIX
     assert local["pipeline_root_prefix"] == PIPELINE_ROOT_PREFIX
+    assert local["sweep_prefix"] == SWEEP_PREFIX == watermark.SWEEP_PREFIX
     assert local["artifact_objects"] == "projects/_/buckets/${google_storage_bucket.artifacts.name}/objects/"
 
 
@@ -157,3 +164,10 @@ def test_build_reads_only_cloud_functions_source_bucket(module):
     assert module.named("locals")["function_sources_bucket"] == (
         "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
     )
+
+
+def test_the_function_writes_only_its_sweep_watermark():
+    writes = {"storage.objects.create", "storage.objects.delete"}
+    assert [s for s in Scope if names("function", s) & writes] == [Scope.SWEEP_PREFIX]
+    # Get, write and overwrite one object it knows by name: never a listing of the prefix.
+    assert names("function", Scope.SWEEP_PREFIX) == {"storage.objects.get", *writes}
