@@ -7,8 +7,11 @@
 # - missed:        the sweep's line per fire time that ended with no run and will not be caught up
 #                  (only while the sweep's job exists: while some schedule of the region uses catch-up);
 # - failed:        the function's own `failed` outcome (a firing Scheduler will retry, or a sweep
-#                  that could not finish): a run may be late or lost while these go on;
-# - report_failed: a run_failed report that could not be made (its window is not reported).
+#                  that could not finish or could not write its reports): a run may be late or
+#                  lost while these go on;
+# - report_failed: a run_failed report that could not be made (its window is not reported);
+# - report_gap:    the sweep's line for a stretch older than its 24 h lookback that no sweep
+#                  reported: failures in it never got run_failed / missed lines.
 # The function runs on Cloud Run (Cloud Functions gen2); it writes JSON lines to stdout, which
 # Cloud Logging parses into jsonPayload with the line's severity.
 #
@@ -63,6 +66,12 @@ locals {
       ])
       resource = "cloud_scheduler_job"
       schedule = "REGEXP_EXTRACT(resource.labels.job_id, \"^vertex-cron-(.+)$\")" # catch-up: the sweep's job
+    }
+    report_gap = {
+      description = "No catch-up sweep reported a stretch of time before it left the sweep's 24 h lookback: runs that failed or firings lost then got no line of their own."
+      filter      = "${local.function_logs} AND jsonPayload.outcome=\"report_gap\""
+      resource    = "cloud_run_revision"
+      schedule    = "EXTRACT(jsonPayload.schedule)"
     }
   }
 }

@@ -178,7 +178,7 @@ def _start(rest: GoogleRest, config: Settings, sweep_time: datetime) -> tuple[Sw
     reporting, gap = report_range(mark.reported_through, sweep_time)
     report = SweepReport(reporting=reporting)
     if gap:
-        report.lines.append(_gap_line(gap))
+        report.lines.append(report_gap_line(gap))
     return report, mark
 
 
@@ -383,7 +383,7 @@ def _missed_line(schedule: _Schedule, moment: datetime, parent: str) -> dict[str
     }
 
 
-def _gap_line(gap: tuple[datetime, datetime]) -> dict[str, Any]:
+def report_gap_line(gap: tuple[datetime, datetime]) -> dict[str, Any]:
     """The one line for what no sweep will ever report: older than LOOKBACK when reached."""
     return {
         "severity": "ERROR",

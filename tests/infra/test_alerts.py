@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 
 import log_filter
 from vertex_cron.config import DEFAULT_FUNCTION_NAME
-from vertex_cron_trigger import request_log, run_reports
+from vertex_cron_trigger import request_log, run_reports, sweep
 from vertex_cron_trigger.errors import UpstreamUnavailable
 
 # What the alerts watch: the function's lines for a run or firing that went wrong
 # (docs/function.md), and Cloud Scheduler's own failed attempts.
-WATCHED = {"run_failed", "missed", "failed", "report_failed", "delivery_failed"}
+WATCHED = {"run_failed", "missed", "failed", "report_failed", "report_gap", "delivery_failed"}
 REGION = "europe-west4"
 
 
@@ -65,10 +66,12 @@ def test_the_functions_failure_lines_match_their_alerts_filter_and_no_other(modu
     }
     run_reports.emit_run_failed(run, "nightly")
     run_reports.report_before(_UnreachableVertex(), "nightly", run["name"])
+    since = datetime(2024, 5, 1, tzinfo=UTC)
+    request_log.emit_fields(sweep.report_gap_line((since, since + timedelta(hours=6))))
     request_log.emit(request_log.RequestLog("ERROR", "boom", "failed", 503, "nightly", None, None, 1.0))
     request_log.emit(request_log.RequestLog("INFO", "ok", "created", 200, "nightly", None, None, 1.0))
     entries = {line["outcome"]: _function_entry(line) for line in _lines(capsys)}
-    assert set(entries) == {"run_failed", "report_failed", "failed", "created"}
+    assert set(entries) == {"run_failed", "report_failed", "report_gap", "failed", "created"}
     for signal in WATCHED:
         matched = {
             outcome for outcome, entry in entries.items() if log_filter.matches(resolved_filter(module, signal), entry)
