@@ -11,7 +11,7 @@ from vertex_cron_trigger.give_up import DISPATCH_SLACK, give_up_span
 from vertex_cron_trigger.logical_time import fire_times, in_clock_change
 from vertex_cron_trigger.pipeline_job import job_id, logical_time_of
 from vertex_cron_trigger.settings import DEFAULT_CATCH_UP_MAX_RUNS, Settings
-from vertex_cron_trigger.sweep import sweep_slot
+from vertex_cron_trigger.sweep import LOOKBACK, report_range, sweep_slot
 
 MINIMAL = {"schedule": "nightly", "spec_uri": "gs://bucket/specs/p.json"}
 
@@ -121,6 +121,20 @@ def test_a_job_id_gives_back_its_logical_time(moment):
 def test_the_sweep_reports_the_slot_since_the_previous_sweep_time():
     at = datetime(2024, 5, 1, 2, 0, tzinfo=UTC)
     assert sweep_slot(at) == (at - timedelta(minutes=10), at)
+
+
+def test_the_report_range_starts_at_the_watermark_and_looks_back_one_day_at_most():
+    at = datetime(2024, 5, 1, 2, 0, tzinfo=UTC)
+    assert report_range(None, at) == (sweep_slot(at), None)  # no sweep reported yet
+    assert report_range(at, at) == (None, None)  # a retry or forced run of a sweep that reported
+    assert report_range(at + timedelta(minutes=10), at) == (None, None)
+    assert report_range(at - timedelta(hours=5), at) == ((at - timedelta(hours=5), at), None)
+    day_before = at - LOOKBACK
+    assert day_before == datetime(2024, 4, 30, 2, 0, tzinfo=UTC)  # the documented 24 h
+    assert report_range(day_before - timedelta(hours=6), at) == (
+        (day_before, at),
+        (day_before - timedelta(hours=6), day_before),
+    )
 
 
 ENV = {

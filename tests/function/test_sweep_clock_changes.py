@@ -4,13 +4,11 @@ change skips and the autumn change repeats."""
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import requests
-from trigger_wire import INVOKER, PARENT, body_for, delete, function_env, jobs_of
+from trigger_wire import body_for, delete, function_env, jobs_of, scheduler_job
 from vertex_cron_trigger import watermark
 from vertex_cron_trigger.google_rest import GoogleRest
 from vertex_cron_trigger.settings import Settings
@@ -19,24 +17,17 @@ from vertex_cron_trigger.sweep import sweep
 from vertex_cron_trigger.timefmt import format_rfc3339
 
 TARGET = "https://trigger.test/"
-QUICK_GIVE_UP = {"retryConfig": {"retryCount": 0}, "attemptDeadline": "15s"}  # 75 s with the slack
 
 
 def _schedule(emulator: Any, name: str, body: dict[str, Any]) -> None:
-    job = {
-        "name": f"{PARENT}/jobs/vertex-cron-{name}",
-        "schedule": "30 2 * * *",
-        "timeZone": "Europe/Paris",
-        "httpTarget": {
-            "uri": TARGET,
-            "httpMethod": "POST",
-            "body": base64.b64encode(json.dumps({**body, "schedule": name}).encode()).decode(),
-            "oidcToken": {"serviceAccountEmail": INVOKER, "audience": TARGET},
-        },
-        **QUICK_GIVE_UP,
-    }
-    response = requests.post(f"{emulator.url}/v1/{PARENT}/jobs", json=job, timeout=30)
-    assert response.status_code == 200, response.text
+    scheduler_job(
+        emulator,
+        TARGET,
+        f"vertex-cron-{name}",
+        {**body, "schedule": name},
+        schedule="30 2 * * *",
+        timeZone="Europe/Paris",
+    )
 
 
 def _settings(emulator: Any, storage_emulator: Any, spec_bucket: str) -> Settings:

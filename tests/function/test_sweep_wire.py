@@ -5,13 +5,23 @@ clock: the function reads its own."""
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
-from trigger_wire import INVOKER, PARENT, body_for, fire, function_env, jobs_of
+from trigger_wire import (
+    INVOKER,
+    PARENT,
+    PROJECT,
+    REGION,
+    body_for,
+    fire,
+    function_env,
+    jobs_of,
+    scheduler_job,
+    upload,
+)
 from vertex_cron_trigger.catch_up import SWEEP_BODY
 from vertex_cron_trigger.google_rest import GoogleRest
 from vertex_cron_trigger.settings import Settings
@@ -19,9 +29,6 @@ from vertex_cron_trigger.timefmt import format_rfc3339
 
 SWEEP_EVERY = timedelta(minutes=10)  # catch_up.SWEEP_CRON
 MINUTE = timedelta(minutes=1)
-# Retries off and the shortest deadline Scheduler allows: Scheduler gives up on a firing
-# 15 s + the sweep's 60 s dispatch slack after its time.
-QUICK_GIVE_UP = {"retryConfig": {"retryCount": 0}, "attemptDeadline": "15s"}
 
 
 def _now() -> datetime:
@@ -33,22 +40,7 @@ def _last_sweep_time(now: datetime) -> datetime:
 
 
 def _scheduler_job(emulator: Any, function: Any, name: str, body: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    job = {
-        "name": f"{PARENT}/jobs/{name}",
-        "schedule": "*/5 * * * *",
-        "timeZone": "Etc/UTC",
-        "httpTarget": {
-            "uri": function.url,
-            "httpMethod": "POST",
-            "body": base64.b64encode(json.dumps(body).encode()).decode(),
-            "oidcToken": {"serviceAccountEmail": INVOKER, "audience": function.url},
-        },
-        **QUICK_GIVE_UP,
-        **fields,
-    }
-    response = requests.post(f"{emulator.url}/v1/{PARENT}/jobs", json=job, timeout=30)
-    assert response.status_code == 200, response.text
-    return response.json()
+    return scheduler_job(emulator, function.url, name, body, **fields)
 
 
 def _catch_up_body(spec: dict[str, Any], *, since: datetime, window: str = "3600s", **fields: Any) -> dict[str, Any]:
@@ -381,3 +373,109 @@ def test_the_runs_listed_come_without_their_pipeline_spec_but_with_what_the_swee
     assert "pipelineSpec" not in run and "runtimeConfig" not in run
     assert run["name"].endswith("/nightly-20240501-020000") and run["labels"]["vertex-cron-schedule"] == "nightly"
     assert run["state"].startswith("PIPELINE_STATE_") and run["createTime"]
+
+
+def _outcomes(function: Any, outcome: str) -> list[dict[str, Any]]:
+    return [line for line in function.log_lines() if line["outcome"] == outcome]
+
+
+def test_the_ten_minutes_of_a_sweep_that_failed_throughout_are_reported_once_by_the_next(
+    start_function, emulator, spec
+):
+    function = start_function()
+    latest = _last_sweep_time(_now())
+    first, lost = latest - 2 * SWEEP_EVERY, latest - SWEEP_EVERY
+    real_clock = emulator.clock
+    emulator.clock = lambda: (latest - timedelta(hours=1)).timestamp()  # the job was written an hour ago
+    _scheduler_job(emulator, function, "vertex-cron-nightly", body_for(spec, cron="*/5 * * * *"))
+    emulator.clock = real_clock
+    # The run of first + 5 min failed inside the lost sweep's ten minutes.
+    failed_time = first + 5 * MINUTE
+    fire(function, body_for(spec), schedule_time=format_rfc3339(failed_time))
+    emulator.clock = lambda: (lost - 2 * MINUTE).timestamp()
+    emulator.set_pipeline_job_state(_id(failed_time), "FAILED", error_message="OOM in train")
+    emulator.clock = real_clock
+    assert _sweep(function, first).json()["reported"] == [format_rfc3339(first - SWEEP_EVERY), format_rfc3339(first)]
+
+    # The sweep of `lost` fails throughout, Scheduler's retries included: Cloud Scheduler unreadable.
+    emulator.faults.add_json({"method": "GET", "path": "/jobs$", "status": 503, "times": None})
+    for _attempt in range(3):
+        assert _sweep(function, lost).status_code == 503
+    emulator.faults.clear()
+    assert not _outcomes(function, "run_failed")
+
+    answer = _sweep(function, latest).json()
+
+    assert answer["reported"] == [format_rfc3339(first), format_rfc3339(latest)]
+    [run_failed] = _outcomes(function, "run_failed")
+    assert (
+        run_failed["logical_time"] == format_rfc3339(failed_time) and run_failed["error"]["message"] == "OOM in train"
+    )
+    # Every fire time whose give-up came before `latest` is called missed once, in order,
+    # those of the lost ten minutes included; the failed run's time is not missed.
+    expected = [first - 10 * MINUTE, first - 5 * MINUTE, first, lost, lost + 5 * MINUTE]
+    assert [line["logical_time"] for line in _outcomes(function, "missed")] == [format_rfc3339(t) for t in expected]
+    # Scheduler's retry of the sweep that reported (or a forced run) writes nothing again.
+    retried = _sweep(function, latest)
+    assert retried.status_code == 200 and retried.json()["reported"] is None
+    assert len(_outcomes(function, "missed")) == len(expected) and len(_outcomes(function, "run_failed")) == 1
+
+
+def test_a_stretch_older_than_the_lookback_is_one_report_gap_line_and_the_last_day_is_reported(
+    start_function, emulator, spec, storage_emulator
+):
+    function = start_function()
+    latest = _last_sweep_time(_now())
+    # A yearly job: no fire time in the day to be called missed, only the failed run to report.
+    _scheduler_job(emulator, function, "vertex-cron-nightly", body_for(spec), schedule="0 0 1 1 *")
+    failed_time = latest - timedelta(hours=3)
+    fire(function, body_for(spec), schedule_time=format_rfc3339(failed_time))
+    real_clock = emulator.clock
+    emulator.clock = lambda: (failed_time + 20 * MINUTE).timestamp()
+    emulator.set_pipeline_job_state(_id(failed_time), "FAILED")
+    emulator.clock = real_clock
+    # The last sweep that reported ran 30 hours ago (the function was down since).
+    reported_through = latest - timedelta(hours=30)
+    watermark_json = json.dumps({"reported_through": format_rfc3339(reported_through)}).encode()
+    upload(storage_emulator.url, spec["bucket"], f"vertex-cron/sweep/{PROJECT}/{REGION}.json", watermark_json)
+
+    answer = _sweep(function, latest).json()
+
+    one_day_back = latest - timedelta(hours=24)
+    assert answer["reported"] == [format_rfc3339(one_day_back), format_rfc3339(latest)]
+    [gap] = _outcomes(function, "report_gap")
+    assert gap["severity"] == "ERROR"
+    assert gap["unreported"] == [format_rfc3339(reported_through), format_rfc3339(one_day_back)]
+    assert format_rfc3339(reported_through) in gap["message"]
+    [run_failed] = _outcomes(function, "run_failed")
+    assert run_failed["logical_time"] == format_rfc3339(failed_time)
+    assert _sweep(function, latest).json()["reported"] is None and len(_outcomes(function, "report_gap")) == 1
+
+
+def test_a_watermark_that_cannot_be_read_fails_the_sweep_loudly_but_runs_are_still_caught_up(
+    start_function, emulator, spec, storage_emulator
+):
+    function = start_function()
+    latest = _last_sweep_time(_now())
+    real_clock = emulator.clock
+    emulator.clock = lambda: (latest - timedelta(hours=1)).timestamp()
+    _scheduler_job(emulator, function, "vertex-cron-plain", body_for(spec, schedule="plain"))
+    emulator.clock = real_clock
+    assert _sweep(function, latest - 2 * SWEEP_EVERY).json()["reported"]
+    _scheduler_job(emulator, function, "vertex-cron-nightly", _catch_up_body(spec, since=_now() - timedelta(hours=3)))
+
+    storage_emulator.faults.add_json({"method": "GET", "path": "/vertex-cron/sweep/", "status": 503, "times": None})
+    try:
+        failed = _sweep(function, latest - SWEEP_EVERY)
+    finally:
+        storage_emulator.faults.clear()
+
+    assert failed.status_code == 503 and failed.json()["outcome"] == "failed"
+    assert failed.json()["reported"] is None and failed.json()["schedules"]["nightly"]["created"] > 0
+    [line] = [line for line in function.log_lines() if line["outcome"] == "failed"]
+    assert line["severity"] == "ERROR" and "watermark" in line["message"]
+    # The next sweep reports the ten minutes the failed one could not, and its own.
+    answer = _sweep(function, latest).json()
+    assert answer["reported"] == [format_rfc3339(latest - 2 * SWEEP_EVERY), format_rfc3339(latest)]
+    plain = [line["logical_time"] for line in _outcomes(function, "missed") if line["schedule"] == "plain"]
+    assert plain == [format_rfc3339(latest - 3 * SWEEP_EVERY + i * 5 * MINUTE) for i in range(6)]
