@@ -9,18 +9,44 @@ creates the runs Cloud Scheduler gave up on and reports what ended badly.
       -> catch-up: the fire times in [max(now - catch_up, catch_up_since, start_time),
          now - give-up span), before end_time, with no run, oldest first across schedules,
          at most `catch_up_max_runs` per sweep, each created by firing.fire as on time
-      -> reports (one ERROR line each, below) for the sweep's slot
+      -> reports (one ERROR line each, below) for the range since the last sweep that reported
 
-Reported once across sweeps without storage: the sweep of logical time L (its
-X-CloudScheduler-ScheduleTime) reports what ended in its slot [previous sweep time, L):
-- `run_failed`: runs of these schedules that ended FAILED or CANCELLED in the slot (one
+Reported once across sweeps, through a watermark (watermark.py: one object in the spec
+bucket, "reported through" time T and its generation). The sweep of logical time L (its
+X-CloudScheduler-ScheduleTime) reports what ended in [max(T, L - LOOKBACK), L):
+- `run_failed`: runs of these schedules that ended FAILED or CANCELLED in the range (one
   pipelineJobs.list for the region);
-- `missed`: fire times with no run whose last chance ended in the slot: Scheduler's give-up
+- `missed`: fire times with no run whose last chance ended in the range: Scheduler's give-up
   span after the time for a schedule without catch-up, the catch-up window (or the give-up
-  span, when longer) after it for one with catch-up (the sweeps before had it as a candidate).
-A Scheduler retry of a failed sweep, or a forced run of the sweep job, repeats its slot's lines.
-A slot whose sweep never succeeds is never reported: nothing tells a later sweep which earlier
-ones failed, so widening its range could only trade lost lines for repeated ones.
+  span, when longer) after it for one with catch-up (the sweeps before had it as a candidate);
+- `report_gap`: one line for [T, L - LOOKBACK) when T is older than that: what no sweep
+  reported in time is named, never dropped silently.
+No watermark yet: the range is the sweep's own ten minutes (sweep_slot). T >= L (Scheduler's
+retry of a sweep that reported, a forced run, a sweep overtaken by a later one): nothing.
+So a sweep that fails throughout (the function down, Vertex AI failing every retry) leaves T
+where it was and the next sweep that succeeds reports its range too.
+
+LOOKBACK is 24 h, not the 7-day catch-up maximum: the wider the range, the more runs one
+sweep lists (each schedule's since the range's start, paged by 100: a per-minute schedule
+gives 15 pages for a day, 101 for a week) within one request's 150 s, and a sweep that
+overruns fails and never moves T, so every later one would fail the same way.
+
+Order: lines first, then the watermark. The lines are written only once the whole range
+is known (a schedule's runs unreadable, the failed-runs listing failing: nothing is written
+and T stays, so a later sweep writes the whole range rather than part of it twice), and only
+while T is still the generation read (checked just before: a sweep that moved it wrote its
+lines first, and what lies past its T is left to the next). Then T moves to L with
+ifGenerationMatch. The other order (claim, then write) is exactly once while nothing
+breaks, but an instance dying between the two, or a write whose answer was lost, would
+lose the range's lines for good; this order can only repeat them: a crash or a failed write
+after the lines (the next sweep writes them again, and the sweep answers `failed`), or a
+concurrent sweep moving T between the check and the write (412: both wrote). Duplicates are
+visible and harmless to the alerts (a count above 0); a lost line is the failure issue 14
+forbids hiding.
+
+Watermark unreadable (403 without the grant, 5xx): runs are still caught up, nothing is
+reported, T stays, and the sweep answers `failed` (503, or 500 when permanent) naming it, so
+the alert on `failed` lines fires while the reports wait.
 
 A fire time at which the schedule already had `max_concurrent_runs` runs active (from the
 runs listed) was skipped on purpose: neither caught up nor missed.
