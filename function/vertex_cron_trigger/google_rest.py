@@ -200,24 +200,14 @@ class GoogleRest:
     # -- Cloud Storage ---------------------------------------------------------------
 
     def object_generation(self, bucket: str, name: str) -> int:
-        response = self._call(
-            "storage", "GET", self._object_url(bucket, name), params={"fields": "generation"}, timeout=STORAGE_TIMEOUT
-        )
+        response = self._metadata(bucket, name)
         self._raise_for_storage(response, bucket, name, None)
         return _generation(response, f"reading the metadata of gs://{bucket}/{name}")
 
     def download_object(self, bucket: str, name: str, *, generation: int, max_bytes: int) -> bytes:
         from .errors import BadRequest
 
-        response = self._call(
-            "storage",
-            "GET",
-            self._object_url(bucket, name),
-            params={"alt": "media", "generation": str(generation)},
-            timeout=STORAGE_TIMEOUT,
-            stream=True,
-        )
-        with response:
+        with self._media(bucket, name, generation) as response:
             self._raise_for_storage(response, bucket, name, generation)
             data = self._read(response, max_bytes + 1, f"reading gs://{bucket}/{name}#{generation}")
         if len(data) > max_bytes:
@@ -256,15 +246,7 @@ class GoogleRest:
         if generation == 0:
             return None
         action = f"reading gs://{bucket}/{name}#{generation}"
-        response = self._call(
-            "storage",
-            "GET",
-            self._object_url(bucket, name),
-            params={"alt": "media", "generation": str(generation)},
-            timeout=STORAGE_TIMEOUT,
-            stream=True,
-        )
-        with response:
+        with self._media(bucket, name, generation) as response:
             if response.status_code == 404:
                 raise UpstreamUnavailable(f"{action}: it changed while being read; retry later")
             self._raise_for_own_object(response, action, "storage.objects.get")
@@ -276,13 +258,28 @@ class GoogleRest:
     def live_generation(self, bucket: str, name: str) -> int:
         """The object's live generation, 0 when it does not exist (as ifGenerationMatch=0 means)."""
         action = f"reading the metadata of gs://{bucket}/{name}"
-        response = self._call(
-            "storage", "GET", self._object_url(bucket, name), params={"fields": "generation"}, timeout=STORAGE_TIMEOUT
-        )
+        response = self._metadata(bucket, name)
         if response.status_code == 404:
             return 0
         self._raise_for_own_object(response, action, "storage.objects.get")
         return _generation(response, action)
+
+    def _metadata(self, bucket: str, name: str) -> Response:
+        """The object's generation (objects.get with `fields`), unchecked."""
+        return self._call(
+            "storage", "GET", self._object_url(bucket, name), params={"fields": "generation"}, timeout=STORAGE_TIMEOUT
+        )
+
+    def _media(self, bucket: str, name: str, generation: int) -> Response:
+        """The bytes of exactly that generation, streamed and unchecked; close it."""
+        return self._call(
+            "storage",
+            "GET",
+            self._object_url(bucket, name),
+            params={"alt": "media", "generation": str(generation)},
+            timeout=STORAGE_TIMEOUT,
+            stream=True,
+        )
 
     def _object_url(self, bucket: str, name: str) -> str:
         return f"{self.storage_base}/storage/v1/b/{bucket}/o/{quote(name, safe='')}"
