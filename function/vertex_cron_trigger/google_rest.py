@@ -15,6 +15,7 @@ every 5xx but 501; any transport.HttpFailure while sending or reading (timeouts,
 TLS failures, a body that breaks off); a 2xx whose body is not the JSON expected; a token
 the metadata server does not give. Permanent (UpstreamRejected -> 500): every other status.
 A URL that cannot be sent is a ConfigError: it is built from the environment.
+An upload with `ifGenerationMatch` that finds another generation live (412) is ConditionNotMet.
 On PipelineJob create, a 409 is a duplicate only when Google's error body says
 `"status": "ALREADY_EXISTS"`; any other 409 is transient, so a firing is never lost.
 """

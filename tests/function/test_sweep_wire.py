@@ -9,6 +9,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import requests
 from trigger_wire import (
     INVOKER,
@@ -452,8 +453,11 @@ def test_a_stretch_older_than_the_lookback_is_one_report_gap_line_and_the_last_d
     assert _sweep(function, latest).json()["reported"] is None and len(_outcomes(function, "report_gap")) == 1
 
 
+@pytest.mark.parametrize(
+    ("storage_status", "answer_status", "says"), [(503, 503, "503"), (403, 500, "storage.objects.get")]
+)
 def test_a_watermark_that_cannot_be_read_fails_the_sweep_loudly_but_runs_are_still_caught_up(
-    start_function, emulator, spec, storage_emulator
+    start_function, emulator, spec, storage_emulator, storage_status, answer_status, says
 ):
     function = start_function()
     latest = _last_sweep_time(_now())
@@ -464,16 +468,17 @@ def test_a_watermark_that_cannot_be_read_fails_the_sweep_loudly_but_runs_are_sti
     assert _sweep(function, latest - 2 * SWEEP_EVERY).json()["reported"]
     _scheduler_job(emulator, function, "vertex-cron-nightly", _catch_up_body(spec, since=_now() - timedelta(hours=3)))
 
-    storage_emulator.faults.add_json({"method": "GET", "path": "/vertex-cron/sweep/", "status": 503, "times": None})
+    rule = {"method": "GET", "path": "/vertex-cron/sweep/", "status": storage_status, "times": None}
+    storage_emulator.faults.add_json(rule)
     try:
         failed = _sweep(function, latest - SWEEP_EVERY)
     finally:
         storage_emulator.faults.clear()
 
-    assert failed.status_code == 503 and failed.json()["outcome"] == "failed"
+    assert failed.status_code == answer_status and failed.json()["outcome"] == "failed"
     assert failed.json()["reported"] is None and failed.json()["schedules"]["nightly"]["created"] > 0
     [line] = [line for line in function.log_lines() if line["outcome"] == "failed"]
-    assert line["severity"] == "ERROR" and "watermark" in line["message"]
+    assert line["severity"] == "ERROR" and "watermark" in line["message"] and says in line["message"]
     # The next sweep reports the ten minutes the failed one could not, and its own.
     answer = _sweep(function, latest).json()
     assert answer["reported"] == [format_rfc3339(latest - 2 * SWEEP_EVERY), format_rfc3339(latest)]
