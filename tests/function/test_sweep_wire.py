@@ -387,12 +387,15 @@ def test_the_ten_minutes_of_a_sweep_that_failed_throughout_are_reported_once_by_
     latest = _last_sweep_time(_now())
     first, lost = latest - 2 * SWEEP_EVERY, latest - SWEEP_EVERY
     real_clock = emulator.clock
-    emulator.clock = lambda: (latest - timedelta(hours=1)).timestamp()  # the job was written an hour ago
-    _scheduler_job(emulator, function, "vertex-cron-nightly", body_for(spec, cron="*/5 * * * *"))
+    emulator.clock = lambda: (latest - timedelta(hours=1)).timestamp()  # written an hour ago, never fired
+    _scheduler_job(emulator, function, "vertex-cron-plain", body_for(spec, schedule="plain"))
     emulator.clock = real_clock
-    # The run of first + 5 min failed inside the lost sweep's ten minutes.
+    # A catch-up schedule (the sweep reports its runs) with nothing to catch up, whose run of
+    # first + 5 min failed inside the lost sweep's ten minutes.
+    nightly = _catch_up_body(spec, since=_now())
+    _scheduler_job(emulator, function, "vertex-cron-nightly", nightly)
     failed_time = first + 5 * MINUTE
-    fire(function, body_for(spec), schedule_time=format_rfc3339(failed_time))
+    fire(function, nightly, schedule_time=format_rfc3339(failed_time))
     emulator.clock = lambda: (lost - 2 * MINUTE).timestamp()
     emulator.set_pipeline_job_state(_id(failed_time), "FAILED", error_message="OOM in train")
     emulator.clock = real_clock
@@ -413,9 +416,11 @@ def test_the_ten_minutes_of_a_sweep_that_failed_throughout_are_reported_once_by_
         run_failed["logical_time"] == format_rfc3339(failed_time) and run_failed["error"]["message"] == "OOM in train"
     )
     # Every fire time whose give-up came before `latest` is called missed once, in order,
-    # those of the lost ten minutes included; the failed run's time is not missed.
-    expected = [first - 10 * MINUTE, first - 5 * MINUTE, first, lost, lost + 5 * MINUTE]
-    assert [line["logical_time"] for line in _outcomes(function, "missed")] == [format_rfc3339(t) for t in expected]
+    # those of the lost ten minutes included.
+    expected = [first - 10 * MINUTE + i * 5 * MINUTE for i in range(6)]
+    assert [(line["schedule"], line["logical_time"]) for line in _outcomes(function, "missed")] == [
+        ("plain", format_rfc3339(t)) for t in expected
+    ]
     # Scheduler's retry of the sweep that reported (or a forced run) writes nothing again.
     retried = _sweep(function, latest)
     assert retried.status_code == 200 and retried.json()["reported"] is None
@@ -427,10 +432,11 @@ def test_a_stretch_older_than_the_lookback_is_one_report_gap_line_and_the_last_d
 ):
     function = start_function()
     latest = _last_sweep_time(_now())
-    # A yearly job: no fire time in the day to be called missed, only the failed run to report.
-    _scheduler_job(emulator, function, "vertex-cron-nightly", body_for(spec), schedule="0 0 1 1 *")
+    # A yearly catch-up job: no fire time in the day to be called missed, only the failed run to report.
+    nightly = _catch_up_body(spec, since=_now())
+    _scheduler_job(emulator, function, "vertex-cron-nightly", nightly, schedule="0 0 1 1 *")
     failed_time = latest - timedelta(hours=3)
-    fire(function, body_for(spec), schedule_time=format_rfc3339(failed_time))
+    fire(function, nightly, schedule_time=format_rfc3339(failed_time))
     real_clock = emulator.clock
     emulator.clock = lambda: (failed_time + 20 * MINUTE).timestamp()
     emulator.set_pipeline_job_state(_id(failed_time), "FAILED")
