@@ -8,8 +8,10 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from trigger_wire import body_for, function_env, scheduler_job
 from vertex_cron_trigger import watermark
+from vertex_cron_trigger.errors import UpstreamUnavailable
 from vertex_cron_trigger.google_rest import GoogleRest
 from vertex_cron_trigger.settings import Settings
 from vertex_cron_trigger.spec_store import SpecStore
@@ -20,18 +22,22 @@ SWEEP_TIME = datetime(2024, 5, 1, 2, 0, tzinfo=UTC)
 
 
 class _Racing(GoogleRest):
-    """GoogleRest that runs `meanwhile` once, just before its first call of `method`."""
+    """GoogleRest that runs `meanwhile` once, just before its first call of `method` (just
+    after it, with `after`)."""
 
-    def __init__(self, settings: Settings, method: str, meanwhile: Any) -> None:
+    def __init__(self, settings: Settings, method: str, meanwhile: Any, *, after: bool = False) -> None:
         super().__init__(settings)
         self._meanwhile = meanwhile
         original = getattr(self, method)
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            if self._meanwhile:
-                self._meanwhile, run = None, self._meanwhile
+            run, self._meanwhile = self._meanwhile, None
+            if run and not after:
                 run()
-            return original(*args, **kwargs)
+            answer = original(*args, **kwargs)
+            if run and after:
+                run()
+            return answer
 
         setattr(self, method, call)
 
@@ -91,3 +97,21 @@ def test_a_claim_refused_by_the_precondition_leaves_the_watermark_to_the_sweep_t
     assert report.reported and "may be written twice" in (report.report_note or "")
     assert _missed(capsys) == ["2024-05-01T01:50:00Z", "2024-05-01T01:55:00Z"]
     assert watermark.read(rest, config).reported_through == earlier  # the winner's, not overwritten
+
+
+def test_a_watermark_replaced_while_it_is_read_is_an_outage_to_retry_not_a_wrong_reading(
+    emulator, storage_emulator, spec_bucket, spec
+):
+    config = _setup(emulator, storage_emulator, spec_bucket, spec)
+    rest = GoogleRest(config)
+    earlier, later = SWEEP_TIME - timedelta(minutes=20), SWEEP_TIME - timedelta(minutes=10)
+    watermark.advance(rest, config, watermark.read(rest, config), earlier)
+
+    def another_sweep_moves_it() -> None:  # between the generation read and that generation's bytes
+        watermark.advance(rest, config, watermark.read(rest, config), later)
+
+    racing = _Racing(config, "live_generation", another_sweep_moves_it, after=True)
+
+    with pytest.raises(UpstreamUnavailable, match="changed while being read"):
+        watermark.read(racing, config)
+    assert watermark.read(rest, config).reported_through == later
