@@ -413,7 +413,7 @@ def report_gap_line(gap: tuple[datetime, datetime]) -> dict[str, Any]:
     """The one line for what no sweep will ever report: older than LOOKBACK when reached."""
     return {
         "severity": "ERROR",
-        "message": f"run_failed and missed lines for {_range(gap)} were never written: no sweep reported "
+        "message": f"the sweep's run_failed and missed lines for {_range(gap)} were never written: no sweep reported "
         f"them in time, and a sweep looks back at most {LOOKBACK.total_seconds() / 3600:g} h; "
         "`vertex-cron status` shows each schedule's recent firings",
         "outcome": "report_gap",
