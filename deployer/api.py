@@ -192,9 +192,9 @@ def resume(
     cloud: RunsCloud | None = None,
     now: datetime | None = None,
 ) -> ScheduleStatus:
-    """Resume a schedule. Its fire times while paused are not caught up: a paused catch-up
-    schedule's `catch_up_since` moves to now first, so the sweep never reaches back into
-    the pause. With `catch_up` it is left as it was, so the next sweeps catch those times
+    """Resume a schedule. Its fire times while paused are not caught up, nor reported
+    missed: a paused schedule's `catch_up_since` moves to now first, so neither the sweep
+    nor its next run reaches back into the pause. With `catch_up` it is left as it was, so the next sweeps catch those times
     up, as far back as the schedule's catch_up window reaches; a schedule without catch-up
     is refused (a backfill requests any range of fire times)."""
     cloud = cloud or GoogleCloud(settings)
@@ -206,7 +206,7 @@ def resume(
             details=f"redeploy it with --catch-up DURATION, or request them with `vertex-cron backfill {name} "
             "--from RFC3339 --to RFC3339`",
         )
-    if not catch_up and job.state == "PAUSED" and isinstance(body, dict) and desired_state.uses_catch_up(body):
+    if not catch_up and job.state == "PAUSED" and isinstance(body, dict):
         since = format_rfc3339((now or datetime.now(UTC)).replace(microsecond=0))
         target = {field: value for field, value in job.fields.items() if field.startswith("http_target.")}
         target["http_target.body"] = {**body, desired_state.CATCH_UP_SINCE: since}

@@ -335,8 +335,8 @@ def _check_body(schedule: str, body: Mapping[str, Any]) -> None:
 
 
 def _widest_since(body: Mapping[str, Any]) -> dict[str, str]:
-    """The `catch_up_since` the planner adds to a catch-up body (with_catch_up), at its widest."""
-    return {CATCH_UP_SINCE: "9999-12-31T23:59:59.999Z"} if uses_catch_up(body) else {}
+    """The `catch_up_since` the planner adds to every body (with_catch_up), at its widest."""
+    return {CATCH_UP_SINCE: "9999-12-31T23:59:59.999Z"}
 
 
 def spec_metadata(project: str, region: str) -> dict[str, str]:
@@ -380,24 +380,24 @@ def uses_catch_up(body: object) -> bool:
 def with_catch_up(desired: Desired, observed_jobs: Mapping[str, ObservedJob], *, now: datetime) -> Desired:
     """`desired` with catch-up resolved against the managed jobs of its region (vertex_cron_trigger.catch_up):
 
-    - each catch-up schedule's `catch_up_since` is carried from its job as deployed, so
-      redeploying keeps the start of its catch-up; a schedule that did not use catch-up
-      until now, or whose cron, time zone or start time changes, starts it `now`;
+    - each schedule's `catch_up_since` (the earliest fire time it answers for: caught up
+      with catch-up, reported missed without) is carried from its job as deployed, so
+      redeploying keeps it; a new schedule, one that starts using catch-up now, one whose
+      cron, time zone or start time changes, and one deployed before every body had it,
+      start it `now`;
     - the sweep's job is wanted while a schedule of the region uses catch-up once this plan
       is applied: one written now, or one already deployed that stays (not rewritten now
       and not deleted by `apply --prune`). The planner deletes it when it is not wanted."""
     since = format_rfc3339(now.replace(microsecond=0))
     jobs = []
     for job in desired.jobs:
-        if uses_catch_up(job.body):
-            deployed = (observed_jobs[job.name].fields if job.name in observed_jobs else {}).get("http_target.body")
-            carried = (
-                deployed.get(CATCH_UP_SINCE)
-                if isinstance(deployed, Mapping) and _same_fire_times(deployed, job.body)
-                else None
-            )
-            job = dataclasses.replace(job, body={**job.body, CATCH_UP_SINCE: carried or since})
-        jobs.append(job)
+        deployed = (observed_jobs[job.name].fields if job.name in observed_jobs else {}).get("http_target.body")
+        carried = (
+            deployed.get(CATCH_UP_SINCE)
+            if isinstance(deployed, Mapping) and _same_fire_times(deployed, job.body)
+            else None
+        )
+        jobs.append(dataclasses.replace(job, body={**job.body, CATCH_UP_SINCE: carried or since}))
     written = {job.name for job in jobs}
     staying = (
         job
@@ -416,9 +416,12 @@ _FIRE_TIME_FIELDS = ("cron", "time_zone", "start_time")
 
 
 def _same_fire_times(deployed: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
-    """Whether a deployed body used catch-up with the fire times `body` has: a changed cron,
-    time zone or start time would make the sweep catch up times that were never scheduled."""
-    return uses_catch_up(deployed) and all(deployed.get(name) == body.get(name) for name in _FIRE_TIME_FIELDS)
+    """Whether a deployed body had the fire times `body` has, and catch-up if `body` has it: a
+    changed cron, time zone or start time would make the sweep catch up, or a run report
+    missed, times that were never scheduled."""
+    return (uses_catch_up(deployed) or not uses_catch_up(body)) and all(
+        deployed.get(name) == body.get(name) for name in _FIRE_TIME_FIELDS
+    )
 
 
 def sweep_job(desired: Desired) -> DesiredJob:

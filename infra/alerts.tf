@@ -4,14 +4,14 @@
 # The trigger function's structured lines (docs/function.md, "Log line" and "Failure reports"):
 # - run_failed:    one line per run that ended FAILED or CANCELLED: written by the catch-up sweep
 #                  for a schedule with catch-up, by the schedule's own next run for one without;
-# - missed:        the sweep's line per fire time that ended with no run and will not be caught up
-#                  (only while the sweep's job exists: while some schedule of the region uses catch-up);
+# - missed:        one line per fire time that ended with no run and will not be caught up:
+#                  written by the sweep or by the schedule's next run, as run_failed;
 # - failed:        the function's own `failed` outcome (a firing Scheduler will retry, or a sweep
 #                  that could not finish or could not write its reports): a run may be late or
 #                  lost while these go on;
-# - report_failed: a run_failed report that could not be made (its window is not reported);
-# - report_gap:    the sweep's line for a stretch older than its 24 h lookback that no sweep
-#                  reported: failures in it never got run_failed / missed lines.
+# - report_failed: a next run's report that could not be made (its window is not reported);
+# - report_gap:    a stretch older than a report looks back (the sweep's 24 h; a next run's day
+#                  or two intervals) that was never reported: failures in it get no lines.
 # The function runs on Cloud Run (Cloud Functions gen2); it writes JSON lines to stdout, which
 # Cloud Logging parses into jsonPayload with the line's severity.
 #
@@ -39,7 +39,7 @@ locals {
       schedule    = "EXTRACT(jsonPayload.schedule)"
     }
     missed = {
-      description = "A schedule's fire time ended with no run and will not be caught up (written by the catch-up sweep)."
+      description = "A schedule's fire time ended with no run and will not be caught up (one line per fire time)."
       filter      = "${local.function_logs} AND jsonPayload.outcome=\"missed\""
       resource    = "cloud_run_revision"
       schedule    = "EXTRACT(jsonPayload.schedule)"
@@ -68,7 +68,7 @@ locals {
       schedule = "REGEXP_EXTRACT(resource.labels.job_id, \"^vertex-cron-(.+)$\")" # catch-up: the sweep's job
     }
     report_gap = {
-      description = "No catch-up sweep reported a stretch of time before it left the sweep's 24 h lookback: runs that failed or firings lost then got no line of their own."
+      description = "A stretch of time was never reported before it left the lookback (the sweep's 24 h, a schedule's next run's day or two intervals): runs that failed or firings lost then got no line of their own."
       filter      = "${local.function_logs} AND jsonPayload.outcome=\"report_gap\""
       resource    = "cloud_run_revision"
       schedule    = "EXTRACT(jsonPayload.schedule)"

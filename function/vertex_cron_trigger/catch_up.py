@@ -9,6 +9,11 @@ fields into that schedule's Scheduler job body, beside the fields `body.py` alre
   schedule was first deployed with catch-up, moved forward by `resume` without `--catch-up`
   so that the times a schedule spent paused are not caught up unless the user asks.
 
+Every other schedule's body carries `catch_up_since` too, as the earliest fire time its own
+runs report as missed (run_reports.py): when it was deployed or its fire times last changed,
+moved forward by a plain `resume` likewise. (A body written before that carries none, until
+its next deploy, and its runs report no missed fire time.)
+
 While at least one schedule of a project+region uses catch-up, the deployer keeps one more
 Scheduler job, `SWEEP_JOB`, calling the same function with `SWEEP_BODY` on `SWEEP_CRON`
 (in UTC), with the same OIDC identity and audience as the schedules' jobs. The function

@@ -104,7 +104,7 @@ def _handle(request: Any, result: _Result) -> None:
     fired = fire(body, when, config=config, rest=rt.rest, specs=rt.specs)
     _succeed(result, fired.outcome, fired.severity, fired.message)
     if fired.outcome == "created" and body.catch_up is None:  # the sweep reports catch-up schedules
-        report_before(rt.rest, body.schedule, fired.job)
+        report_before(rt.rest, body, when, fired.job, config.parent)
 
 
 def _sweep(request: Any, rt: Runtime, result: _Result, now: datetime) -> None:

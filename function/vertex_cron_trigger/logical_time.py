@@ -51,10 +51,11 @@ def logical_time(header: str | None, *, cron: str | None, time_zone: str | None,
             f"no {SCHEDULE_TIME_HEADER} header and no cron in the body: cannot tell which firing this is",
             field="cron",
         )
-    return _latest_fire_time(cron, time_zone, now)
+    return latest_fire_time(cron, time_zone, now)
 
 
-def _latest_fire_time(cron: str, time_zone: str | None, now: datetime) -> datetime:
+def latest_fire_time(cron: str, time_zone: str | None, now: datetime) -> datetime:
+    """The latest time <= now that `cron` matches in `time_zone`, in UTC."""
     # get_prev is strictly before its base; one second past `now` makes it "<= now".
     base = now.astimezone(_zone(time_zone)).replace(microsecond=0) + timedelta(seconds=1)
     try:

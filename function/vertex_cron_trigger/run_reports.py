@@ -1,32 +1,41 @@
-"""`run_failed` lines: one ERROR line per run of a schedule that ended FAILED or CANCELLED,
-written in the cloud with no one running a command, and without storage.
+"""The reports a created run makes of what came before it: one ERROR line per run of its
+schedule that ended FAILED or CANCELLED (`run_failed`) and per fire time that ended with no
+run (`missed`), written in the cloud with no one running a command, and without storage.
 
-Who writes a schedule's lines depends on whether it uses catch-up:
-- with catch-up, the catch-up sweep (sweep.py) reports its runs every 10 minutes;
-- without, the schedule's own next run does (`report_before`). The sweep's job exists only
+Who reports a schedule depends on whether it uses catch-up:
+- with catch-up, the catch-up sweep (sweep.py), every 10 minutes;
+- without, the schedule's own next run (`report_before`). The sweep's job exists only
   while some schedule of the region uses catch-up (ARCHITECTURE), so a schedule without it
   cannot count on a sweep, and a sweep that reported it too would repeat these lines.
 
 The firing that creates a run R of a schedule without catch-up (never a duplicate delivery,
-never a skip: exactly one request creates R) reports the schedule's runs that ended in
-[creation of the schedule's previous run, creation of R), both times Vertex AI's own. The
-windows of successive runs meet end to end, so each ended run falls in exactly one and is
-reported once. Backfilled runs come through the same firing path, so they report too. What it
-costs: one list call (two when there is a previous run) after the create, and a run's report
-is as late as the schedule's next run — a nightly schedule hears of a failure the next night;
-catch-up schedules are watched every 10 minutes.
+never a skip: exactly one request creates R) reports:
+- `run_failed`: the schedule's runs that ended in [creation of its previous run, creation of
+  R), both times Vertex AI's own. Successive runs' windows meet end to end, so each ended run
+  falls in exactly one and is reported once;
+- `missed`: the fire times before R's, after the latest one that has a run (whose creation
+  reported the times before it) and not before the body's `catch_up_since` (the deployer
+  writes it into every body: the schedule's deploy, a change of its fire times, a plain
+  resume), that have no run and were not skipped for max_concurrent_runs.
+Backfilled and forced runs come through the same firing path, so they report too. What it
+costs: one list call after the create (two when there is an earlier run; a third, and
+croniter, only when the fire time before R's has no run among the newest listed), and a
+report is as late as the schedule's next run — a nightly schedule hears of a failure the next
+night; catch-up schedules are watched every 10 minutes.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from .body import TriggerBody
 from .errors import TriggerError
 from .google_rest import GoogleRest
-from .pipeline_job import SCHEDULE_LABEL, logical_time_of
+from .pipeline_job import SCHEDULE_LABEL, job_id, logical_time_of
 from .request_log import emit_fields
-from .timefmt import format_rfc3339, parse_rfc3339
+from .run_history import LOOKBACK, at_limit, missed_line, parse_time, runs_since
+from .timefmt import format_rfc3339
 
 ENDED_BADLY = ("PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED")
 
@@ -37,49 +46,117 @@ def ended_badly_filter(start: str, end: str) -> str:
     return f'({states}) AND end_time>="{start}" AND end_time<"{end}"'
 
 
-def report_before(rest: GoogleRest, schedule: str, created: str) -> int:
-    """Reports the runs of `schedule` that ended badly since its previous run was created and
-    before run `created` (its full resource name) was; returns how many. A failure to look is
-    its own ERROR line (`report_failed`): the firing itself succeeded and must not be retried
-    (a retry is a duplicate delivery, which reports nothing), and the window is lost."""
+def report_before(rest: GoogleRest, body: TriggerBody, when: datetime, created: str, parent: str) -> None:
+    """Writes the lines of schedule `body.schedule` that its run `created` (full resource name,
+    of fire time `when`) owes: the runs that ended badly, and the fire times that ended with
+    no run, since the run before it. A failure to look is one ERROR line (`report_failed`)
+    instead: the firing itself succeeded and must not be retried (a retry is a duplicate
+    delivery, which reports nothing), and that window is not reported."""
+    schedule = body.schedule
     try:
         newest = rest.newest_pipeline_jobs(
             f'labels.{SCHEDULE_LABEL}="{schedule}"', count=3, action=f"listing the newest runs of schedule {schedule}"
         )
-        created_at = {str(run.get("name")): _time(run.get("createTime")) for run in newest}
-        end = created_at.get(created)
-        # The newest run created before ours (a concurrent creation may list first).
-        start = max((t for t in created_at.values() if t is not None and end is not None and t < end), default=None)
-        if end is None or start is None:
-            return 0  # the schedule's first run: nothing ended before it
-        runs = rest.list_pipeline_jobs(
-            f'labels.{SCHEDULE_LABEL}="{schedule}" AND '
-            + ended_badly_filter(format_rfc3339(start), format_rfc3339(end)),
-            action=f"listing the runs of schedule {schedule} that failed or were cancelled",
-        )
+        lines = _failed_before(rest, schedule, newest, created)
+        if body.cron:
+            lines += _missed_before(rest, body, when, newest, parent)
     except TriggerError as exc:
         emit_fields(
             {
                 "severity": "ERROR",
-                "message": f"could not report the runs of {schedule} that ended before {created} was created: "
-                f"{exc.message}",
+                "message": f"could not report the runs of {schedule} that ended, or the firings that made none, "
+                f"before {created} was created: {exc.message}",
                 "outcome": "report_failed",
                 "schedule": schedule,
                 "job": created,
                 "error": {"message": exc.message},
             }
         )
-        return 0
-    for run in runs:
-        emit_run_failed(run, schedule)
-    return len(runs)
+        return
+    for line in lines:
+        emit_fields(line)
 
 
-def _time(value: Any) -> datetime | None:
-    try:
-        return parse_rfc3339(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
+def _failed_before(rest: GoogleRest, schedule: str, newest: list[dict[str, Any]], created: str) -> list[dict[str, Any]]:
+    """run_failed lines: the runs that ended badly since the schedule's previous run was created."""
+    created_at = {str(run.get("name")): parse_time(run.get("createTime")) for run in newest}
+    end = created_at.get(created)
+    # The newest run created before ours (a concurrent creation may list first).
+    start = max((t for t in created_at.values() if t is not None and end is not None and t < end), default=None)
+    if end is None or start is None:
+        return []  # the schedule's first run: nothing ended before it
+    runs = rest.list_pipeline_jobs(
+        f'labels.{SCHEDULE_LABEL}="{schedule}" AND ' + ended_badly_filter(format_rfc3339(start), format_rfc3339(end)),
+        action=f"listing the runs of schedule {schedule} that failed or were cancelled",
+    )
+    return [run_failed_line(run, schedule) for run in runs]
+
+
+def _missed_before(
+    rest: GoogleRest, body: TriggerBody, when: datetime, newest: list[dict[str, Any]], parent: str
+) -> list[dict[str, Any]]:
+    """missed lines: the schedule's fire times before `when` with no run, after the latest
+    one that has a run (whose own creation reported what came before it), within LOOKBACK.
+
+    When `when`'s firing is delivered, Scheduler is done with every earlier fire time: it
+    retries a firing at most until the next one is due, skipping that one instead ("the next
+    scheduled execution time might be skipped if the retries continue through that time",
+    cloud.google.com/scheduler/docs/configuring/retry-jobs), and a skipped time has no run.
+    The usual case costs no call and no croniter: the fire time before `when`, known from a
+    fixed interval (unix_cron.fixed_interval), is among the newest runs already listed."""
+    from . import unix_cron
+    from .logical_time import fire_times, in_clock_change, latest_fire_time
+
+    schedule, cron, zone = body.schedule, " ".join(str(body.cron).split()), body.time_zone
+    # Only times since the schedule was deployed with these fire times or last resumed (the
+    # deployer writes catch_up_since into every body): the times of a pause are not missed.
+    since = max((moment for moment in (body.catch_up_since, body.start_time) if moment is not None), default=None)
+    if since is None:
+        return []  # a job written before the deployer wrote catch_up_since: nothing bounds it
+    listed = {str(run.get("name", "")).rsplit("/", 1)[-1] for run in newest}
+    interval = unix_cron.fixed_interval(cron)
+    if interval is not None and (when - interval < since or job_id(schedule, when - interval) in listed):
+        return []
+    # At least the two fire times before `when`, for a schedule that fires less than daily.
+    reach = max(LOOKBACK, 2 * (when - latest_fire_time(cron, zone, when - timedelta(seconds=1))))
+    oldest = max(since, when - reach)
+    times = [
+        moment
+        for moment in fire_times(cron, zone, oldest, when)
+        if not in_clock_change(cron, zone, moment) and (body.end_time is None or moment < body.end_time)
+    ]
+    if not times:
+        return []
+    runs = runs_since(rest, schedule, times[0])
+    have = {str(run.get("name", "")).rsplit("/", 1)[-1] for run in runs}
+    with_run = [moment for moment in times if job_id(schedule, moment) in have]
+    after = with_run[-1] if with_run else None
+    lines = [
+        missed_line(schedule, moment, parent, catch_up=False)
+        for moment in times
+        if (after is None or moment > after)
+        and job_id(schedule, moment) not in have
+        and not at_limit(runs, moment, body.max_concurrent_runs)
+    ]
+    if after is None and since < oldest:
+        lines.insert(0, _gap_line(schedule, since, oldest))
+    return lines
+
+
+def _gap_line(schedule: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """What is older than a report looks back, when a run comes after no run since: named, not dropped."""
+    return {
+        "severity": "ERROR",
+        "message": f"the missed lines of {schedule} for [{format_rfc3339(start)}, {format_rfc3339(end)}) were never "
+        "written: its last run before this one is older than a report looks back; "
+        "`vertex-cron status` and `vertex-cron history` show its firings",
+        "outcome": "report_gap",
+        "schedule": schedule,
+        "logical_time": None,
+        "job": None,
+        "error": None,
+        "unreported": [format_rfc3339(start), format_rfc3339(end)],
+    }
 
 
 def emit_run_failed(run: dict[str, Any], schedule: str) -> None:

@@ -13,12 +13,13 @@ creates the runs Cloud Scheduler gave up on and reports what ended badly.
 
 Reported once across sweeps, through a watermark (watermark.py: one object in the spec
 bucket, "reported through" time T and its generation). The sweep of logical time L (its
-X-CloudScheduler-ScheduleTime) reports what ended in [max(T, L - LOOKBACK), L):
-- `run_failed`: runs of these schedules that ended FAILED or CANCELLED in the range (one
+X-CloudScheduler-ScheduleTime) reports, for the schedules with catch-up (each other schedule's
+own next run reports it: run_reports.py), what ended in [max(T, L - LOOKBACK), L):
+- `run_failed`: their runs that ended FAILED or CANCELLED in the range (one
   pipelineJobs.list for the region);
-- `missed`: fire times with no run whose last chance ended in the range: Scheduler's give-up
-  span after the time for a schedule without catch-up, the catch-up window (or the give-up
-  span, when longer) after it for one with catch-up (the sweeps before had it as a candidate);
+- `missed`: their fire times with no run whose last chance ended in the range: the catch-up
+  window (or Scheduler's give-up span, when longer) after the time (the sweeps before had it
+  as a candidate);
 - `report_gap`: one line for [T, L - LOOKBACK) when T is older than that: what no sweep
   reported in time is named, never dropped silently.
 No watermark yet: the range is the sweep's own ten minutes (sweep_slot). T >= L (Scheduler's
@@ -67,22 +68,18 @@ from .catch_up import SWEEP_CRON, SWEEP_JOB
 from .errors import BadRequest, ConditionNotMet, TriggerError, UpstreamRejected, UpstreamUnavailable
 from .firing import fire
 from .give_up import give_up_span
-from .google_rest import ACTIVE_STATES, GoogleRest
-from .logical_time import FUTURE_SKEW, fire_times, in_clock_change
+from .google_rest import GoogleRest
+from .logical_time import fire_times, in_clock_change
 from .oidc import normalize_audience
 from .pipeline_job import MANAGED_BY_LABEL, MANAGED_BY_VALUE, SCHEDULE_LABEL, job_id
 from .request_log import emit_fields
+from .run_history import LOOKBACK, at_limit, missed_line, parse_time, runs_since
 from .run_reports import ended_badly_filter, run_failed_line
 from .settings import Settings
 from .spec_store import SpecStore
-from .timefmt import format_rfc3339, parse_rfc3339
+from .timefmt import format_rfc3339
 
 SCHEDULE_JOB_PREFIX = "vertex-cron-"
-# Runs that may still hold a max_concurrent_runs slot (as count_active_runs counts, plus
-# those on their way out).
-_HOLDING_STATES = (*ACTIVE_STATES, "PIPELINE_STATE_CANCELLING", "PIPELINE_STATE_PAUSED")
-# How far back one sweep reports when the sweeps before it failed (module docstring).
-LOOKBACK = timedelta(hours=24)
 
 
 @dataclass
@@ -266,19 +263,17 @@ def _schedule(name: str, job: Mapping[str, Any]) -> _Schedule:
 def _examine(
     schedule: _Schedule, rest: GoogleRest, report: SweepReport, summary: ScheduleSummary, *, now: datetime, parent: str
 ) -> list[datetime]:
-    """Reports the schedule's missed fire times; returns those to catch up, oldest first."""
+    """Reports the schedule's missed fire times; returns those to catch up, oldest first.
+    A schedule without catch-up has nothing to catch up, and its own next run reports it
+    (run_reports.py)."""
     body, job = schedule.body, schedule.job
-    written = _written(job)
-    if body.catch_up is not None:
-        # Without catch_up_since (the deployer writes it), never before the job was written.
-        since = _latest(body.catch_up_since or written, body.start_time)
-        window = (_latest(now - body.catch_up, since) or now, now - schedule.give_up)
-        # A window shorter than Scheduler's retries must not call a firing missed early.
-        last_chance = max(body.catch_up, schedule.give_up)
-    else:
-        since = _latest(written, body.start_time)
-        window = (now, now)  # nothing to catch up
-        last_chance = schedule.give_up
+    if body.catch_up is None:
+        return []
+    # Without catch_up_since (the deployer writes it), never before the job was written.
+    since = _latest(body.catch_up_since or _written(job), body.start_time)
+    window = (_latest(now - body.catch_up, since) or now, now - schedule.give_up)
+    # A window shorter than Scheduler's retries must not call a firing missed early.
+    last_chance = max(body.catch_up, schedule.give_up)
     if report.reporting is None:
         missed_range = (now, now)  # nothing to report
     else:
@@ -297,43 +292,21 @@ def _examine(
     looked = [*to_catch_up, *to_report]
     if not looked:
         return []
-    runs = _runs_since(rest, schedule.name, min(looked))
+    runs = runs_since(rest, schedule.name, min(looked))
     have = {str(run.get("name", "")).rsplit("/", 1)[-1] for run in runs}
     pending = []
     for moment in to_catch_up:
         if job_id(schedule.name, moment) in have:
             summary.existing += 1
-        elif _at_limit(runs, moment, body.max_concurrent_runs):
+        elif at_limit(runs, moment, body.max_concurrent_runs):
             summary.skipped += 1
         else:
             pending.append(moment)
     for moment in to_report:
-        if job_id(schedule.name, moment) not in have and not _at_limit(runs, moment, body.max_concurrent_runs):
+        if job_id(schedule.name, moment) not in have and not at_limit(runs, moment, body.max_concurrent_runs):
             summary.missed += 1
-            report.lines.append(_missed_line(schedule, moment, parent))
+            report.lines.append(missed_line(schedule.name, moment, parent, catch_up=True))
     return pending
-
-
-def _runs_since(rest: GoogleRest, schedule: str, oldest: datetime) -> list[dict[str, Any]]:
-    """The schedule's runs that can matter for fire times from `oldest` on: made since (a
-    firing is delivered at most FUTURE_SKEW early), or holding a slot then or now."""
-    since = f'"{format_rfc3339(oldest - FUTURE_SKEW)}"'
-    holding = " OR ".join(f'state="{state}"' for state in _HOLDING_STATES)
-    return rest.list_pipeline_jobs(
-        f'labels.{SCHEDULE_LABEL}="{schedule}" AND (create_time>={since} OR end_time>={since} OR {holding})',
-        action=f"listing the runs of schedule {schedule}",
-    )
-
-
-def _at_limit(runs: list[dict[str, Any]], moment: datetime, limit: int | None) -> bool:
-    """Whether `limit` runs were active at `moment`, so its firing was skipped on purpose."""
-    if limit is None:
-        return False
-    active = 0
-    for run in runs:
-        created, ended = _time(run.get("createTime")), _time(run.get("endTime"))
-        active += created is not None and created <= moment and (ended is None or ended > moment)
-    return active >= limit
 
 
 def _catch_up(
@@ -391,24 +364,6 @@ def _report_failed_runs(
         report.lines.append(run_failed_line(run, schedule))
 
 
-def _missed_line(schedule: _Schedule, moment: datetime, parent: str) -> dict[str, Any]:
-    why = (
-        "and it left the catch-up window"
-        if schedule.body.catch_up is not None
-        else "and catch-up is off for this schedule"
-    )
-    return {
-        "severity": "ERROR",
-        "message": f"the firing of {schedule.name} at {format_rfc3339(moment)} has no run: "
-        f"Cloud Scheduler gave up on it {why}",
-        "outcome": "missed",
-        "schedule": schedule.name,
-        "logical_time": format_rfc3339(moment),
-        "job": f"{parent}/pipelineJobs/{job_id(schedule.name, moment)}",  # the id it would have had
-        "error": None,
-    }
-
-
 def report_gap_line(gap: tuple[datetime, datetime]) -> dict[str, Any]:
     """The one line for what no sweep will ever report: older than LOOKBACK when reached."""
     return {
@@ -439,14 +394,7 @@ def _record_error(report: SweepReport, summary: ScheduleSummary, exc: TriggerErr
 
 def _written(job: Mapping[str, Any]) -> datetime | None:
     """When the job was last written: fire times before it belong to an older schedule."""
-    return _time(job.get("userUpdateTime"))
-
-
-def _time(value: Any) -> datetime | None:
-    try:
-        return parse_rfc3339(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
+    return parse_time(job.get("userUpdateTime"))
 
 
 def _latest(*moments: datetime | None) -> datetime | None:

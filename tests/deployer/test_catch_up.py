@@ -78,7 +78,9 @@ def test_the_sweep_job_comes_with_the_first_catch_up_schedule_and_goes_with_the_
     assert SWEEP_JOB in jobs(stack)  # `daily` still catches up
     deploy(stack, "daily")  # catch-up turned off: the last schedule using it
     assert SWEEP_JOB not in jobs(stack)
-    assert "catch_up_since" not in body(stack, "daily")
+    daily = body(stack, "daily")
+    # Still where its fire times are answered for from: it reports its missed ones itself now.
+    assert "catch_up" not in daily and "catch_up_since" in daily
 
     deploy(stack, "daily", "--catch-up", "90m")
     assert SWEEP_JOB in jobs(stack)
@@ -130,6 +132,24 @@ def test_resume_moves_the_catch_up_start_past_the_pause_unless_asked_to_catch_up
     assert body(stack, "nightly")["catch_up_since"] == again
     not_paused = vertex_cron(stack, "resume", "nightly", "--catch-up").output
     assert "It was not paused" in not_paused and "caught up by" not in not_paused
+
+
+def test_every_schedule_answers_for_its_fire_times_from_its_deploy_and_from_a_plain_resume(stack: LocalStack):
+    """catch_up_since in a body without catch-up: its own next run reports the fire times
+    since then that made no run (run_reports.py), never the times of a pause."""
+    before = datetime.now(UTC).replace(microsecond=0)
+    deploy(stack, "nightly")
+    deployed = body(stack, "nightly")
+    assert "catch_up" not in deployed and parse_rfc3339(deployed["catch_up_since"]) >= before
+    assert "Up to date" in deploy(stack, "nightly")  # a redeploy keeps it
+    changed_at = datetime.now(UTC).replace(microsecond=0)
+    deploy(stack, "nightly", "--cron", "0 4 * * *")  # other fire times: they start now
+    assert parse_rfc3339(body(stack, "nightly")["catch_up_since"]) >= changed_at
+
+    vertex_cron(stack, "pause", "nightly")
+    resumed_at = datetime.now(UTC).replace(microsecond=0)
+    vertex_cron(stack, "resume", "nightly")
+    assert parse_rfc3339(body(stack, "nightly")["catch_up_since"]) >= resumed_at
 
 
 def test_resume_catch_up_of_a_schedule_without_catch_up_is_refused_and_leaves_it_paused(stack: LocalStack):

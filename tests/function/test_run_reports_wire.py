@@ -61,3 +61,54 @@ def test_a_report_that_cannot_be_made_is_its_own_error_line_and_the_firing_still
     [line] = _lines(function, "report_failed")
     assert line["severity"] == "ERROR" and line["schedule"] == "nightly"
     assert line["job"] == f"{PARENT}/pipelineJobs/{_job(FIRINGS[1])}"
+
+
+def _daily(spec: dict[str, Any], since: str = "2024-05-01T01:00:00Z") -> dict[str, Any]:
+    """A schedule without catch-up as the deployer writes it: catch_up_since in every body."""
+    return body_for(spec, cron="0 2 * * *", catch_up_since=since)
+
+
+def test_the_next_run_reports_each_firing_that_made_no_run_before_it_once(start_function, emulator, spec):
+    function = start_function()
+    body = _daily(spec)
+    fire(function, body, schedule_time=FIRINGS[0])
+    fire(function, body, schedule_time=FIRINGS[1])
+    assert _lines(function, "missed") == []  # the firing before made its run
+    # FIRINGS[2]: every attempt failed, or Scheduler skipped it while retrying the one before.
+    assert fire(function, body, schedule_time=FIRINGS[3]).json()["outcome"] == "created"
+
+    [line] = _lines(function, "missed")
+    assert line["severity"] == "ERROR" and line["logical_time"] == FIRINGS[2]
+    assert line["job"] == f"{PARENT}/pipelineJobs/{_job(FIRINGS[2])}"  # the id it would have had
+    assert fire(function, body, schedule_time=FIRINGS[3]).json()["outcome"] == "duplicate"
+    assert len(_lines(function, "missed")) == 1
+
+
+def test_times_before_catch_up_since_are_not_missed(start_function, emulator, spec):
+    """What the deployer's plain `resume` writes: the paused days are not reported."""
+    function = start_function()
+    fire(function, _daily(spec), schedule_time=FIRINGS[0])
+    resumed = _daily(spec, since="2024-05-03T03:00:00Z")  # paused over FIRINGS[1] and FIRINGS[2]
+    assert fire(function, resumed, schedule_time=FIRINGS[3]).json()["outcome"] == "created"
+    assert _lines(function, "missed") == []
+
+
+def test_a_body_without_catch_up_since_reports_no_missed_firing(start_function, emulator, spec):
+    """Written before the deployer put it in every body: nothing tells a pause from a miss."""
+    function = start_function()
+    body = body_for(spec, cron="0 2 * * *")
+    fire(function, body, schedule_time=FIRINGS[0])
+    fire(function, body, schedule_time=FIRINGS[3])
+    assert _lines(function, "missed") == []
+
+
+def test_a_run_after_longer_than_a_report_looks_back_names_the_rest_in_one_line(start_function, emulator, spec):
+    function = start_function()
+    body = _daily(spec, since="2024-04-26T01:00:00Z")
+    fire(function, body, schedule_time="2024-04-26T02:00:00Z")
+    assert fire(function, body, schedule_time=FIRINGS[3]).json()["outcome"] == "created"
+    # A day's schedule looks back two days: the two days before are missed, the rest named.
+    assert [line["logical_time"] for line in _lines(function, "missed")] == FIRINGS[1:3]
+    [gap] = _lines(function, "report_gap")
+    assert gap["severity"] == "ERROR" and gap["schedule"] == "nightly"
+    assert gap["unreported"] == ["2024-04-26T01:00:00Z", "2024-05-02T02:00:00Z"]

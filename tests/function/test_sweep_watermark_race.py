@@ -49,11 +49,12 @@ def _sweep(config: Settings, rest: GoogleRest) -> SweepReport:
 
 
 def _setup(emulator: Any, storage_emulator: Any, spec_bucket: str, spec: dict[str, Any]) -> Settings:
-    """A schedule without catch-up written an hour before the sweep: two of its fire times
-    (01:50, 01:55) gave up inside the sweep's first ten minutes with no run."""
+    """A schedule written an hour before the sweep, with a catch-up window shorter than
+    Scheduler's give-up span (so nothing to catch up): two of its fire times (01:50, 01:55)
+    gave up inside the sweep's first ten minutes with no run."""
     real_clock = emulator.clock
     emulator.clock = lambda: (SWEEP_TIME - timedelta(hours=1)).timestamp()
-    scheduler_job(emulator, TARGET, "vertex-cron-nightly", body_for(spec))
+    scheduler_job(emulator, TARGET, "vertex-cron-nightly", body_for(spec, catch_up="60s"))
     emulator.clock = real_clock
     return Settings.from_env(function_env(emulator.url, storage_emulator.url, spec_bucket))
 

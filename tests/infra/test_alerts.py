@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import log_filter
 from vertex_cron.config import DEFAULT_FUNCTION_NAME
-from vertex_cron_trigger import request_log, run_reports, sweep
+from vertex_cron_trigger import request_log, run_history, run_reports, sweep
+from vertex_cron_trigger.body import TriggerBody
 from vertex_cron_trigger.errors import UpstreamUnavailable
 
 # What the alerts watch: the function's lines for a run or firing that went wrong
@@ -65,13 +66,15 @@ def test_the_functions_failure_lines_match_their_alerts_filter_and_no_other(modu
         "error": {"code": 9, "message": "OOM"},
     }
     run_reports.emit_run_failed(run, "nightly")
-    run_reports.report_before(_UnreachableVertex(), "nightly", run["name"])
+    body = TriggerBody(schedule="nightly", spec_uri="gs://bucket/spec.json", cron="0 2 * * *")
+    run_reports.report_before(_UnreachableVertex(), body, datetime(2024, 5, 2, 2, tzinfo=UTC), run["name"], "p")
     since = datetime(2024, 5, 1, tzinfo=UTC)
+    request_log.emit_fields(run_history.missed_line("nightly", since, "p", catch_up=False))
     request_log.emit_fields(sweep.report_gap_line((since, since + timedelta(hours=6))))
     request_log.emit(request_log.RequestLog("ERROR", "boom", "failed", 503, "nightly", None, None, 1.0))
     request_log.emit(request_log.RequestLog("INFO", "ok", "created", 200, "nightly", None, None, 1.0))
     entries = {line["outcome"]: _function_entry(line) for line in _lines(capsys)}
-    assert set(entries) == {"run_failed", "report_failed", "report_gap", "failed", "created"}
+    assert set(entries) == {"run_failed", "missed", "report_failed", "report_gap", "failed", "created"}
     for signal in WATCHED:
         matched = {
             outcome for outcome, entry in entries.items() if log_filter.matches(resolved_filter(module, signal), entry)
