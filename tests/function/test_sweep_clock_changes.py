@@ -55,13 +55,14 @@ def test_times_in_a_skipped_or_repeated_hour_are_neither_caught_up_nor_missed(
     assert "20260329" not in made  # 02:30 did not exist: croniter says 03:00, Scheduler is undocumented
     assert "20261025" not in made  # 02:30 happened twice
 
-    # Without catch-up, each fire time is called missed by the sweep whose range holds its
-    # give-up time: 02:30 CEST on an ordinary day, never the repeated 02:30. The sweeps above
+    # With a window shorter than Scheduler's give-up span, nothing is caught up and each fire
+    # time is called missed by the sweep whose range holds its give-up time: 02:30 CEST on an
+    # ordinary day, never the repeated 02:30. The sweeps above
     # reported through 27 October: start the reports afresh, as before any sweep.
     delete(storage_emulator.url, spec_bucket, watermark.object_name(_settings(emulator, storage_emulator, spec_bucket)))
     real_clock = emulator.clock
     emulator.clock = lambda: datetime(2026, 10, 1, tzinfo=UTC).timestamp()  # written before those times
-    _schedule(emulator, "plain", body_for(spec))
+    _schedule(emulator, "plain", body_for(spec, catch_up="60s"))
     emulator.clock = real_clock
     capsys.readouterr()
     for fire_time in (
