@@ -10,8 +10,8 @@
 #                  that could not finish or could not write its reports): a run may be late or
 #                  lost while these go on;
 # - report_failed: a next run's report that could not be made (its window is not reported);
-# - report_gap:    a stretch older than a report looks back (the sweep's 24 h; a next run's day
-#                  or two intervals) that was never reported: failures in it get no lines.
+# - report_gap:    a stretch older than a report looks back (the sweep's 24 h; a next run's day,
+#                  or two fire times) that was never reported: failures in it get no lines.
 # The function runs on Cloud Run (Cloud Functions gen2); it writes JSON lines to stdout, which
 # Cloud Logging parses into jsonPayload with the line's severity.
 #
@@ -68,7 +68,7 @@ locals {
       schedule = "REGEXP_EXTRACT(resource.labels.job_id, \"^vertex-cron-(.+)$\")" # catch-up: the sweep's job
     }
     report_gap = {
-      description = "A stretch of time was never reported before it left the lookback (the sweep's 24 h, a schedule's next run's day or two intervals): runs that failed or firings lost then got no line of their own."
+      description = "A stretch of time was never reported before it left the lookback (the sweep's 24 h; a schedule's next run's day, or two fire times): runs that failed or firings lost then got no line of their own."
       filter      = "${local.function_logs} AND jsonPayload.outcome=\"report_gap\""
       resource    = "cloud_run_revision"
       schedule    = "EXTRACT(jsonPayload.schedule)"

@@ -117,9 +117,10 @@ def _missed_before(
     interval = unix_cron.fixed_interval(cron)
     if interval is not None and (when - interval < since or job_id(schedule, when - interval) in listed):
         return []
-    # At least the two fire times before `when`, for a schedule that fires less than daily.
-    reach = max(LOOKBACK, 2 * (when - latest_fire_time(cron, zone, when - timedelta(seconds=1))))
-    oldest = max(since, when - reach)
+    # A day back, or the two fire times before `when` if that reaches further (a schedule that
+    # fires less often than daily).
+    before = latest_fire_time(cron, zone, when - timedelta(seconds=1))
+    oldest = max(since, min(when - LOOKBACK, latest_fire_time(cron, zone, before - timedelta(seconds=1))))
     times = [
         moment
         for moment in fire_times(cron, zone, oldest, when)

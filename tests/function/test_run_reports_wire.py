@@ -112,3 +112,14 @@ def test_a_run_after_longer_than_a_report_looks_back_names_the_rest_in_one_line(
     [gap] = _lines(function, "report_gap")
     assert gap["severity"] == "ERROR" and gap["schedule"] == "nightly"
     assert gap["unreported"] == ["2024-04-26T01:00:00Z", "2024-05-02T02:00:00Z"]
+
+
+def test_a_time_in_an_hour_a_clock_change_repeats_is_never_called_missed(start_function, emulator, spec):
+    """Which 02:30 Scheduler fires on the night Paris repeats it is not documented (the sweep
+    leaves such times alone too); the ordinary nights around it are missed as usual."""
+    function = start_function()
+    body = body_for(spec, cron="30 2 * * *", time_zone="Europe/Paris", catch_up_since="2026-10-22T12:00:00Z")
+    fire(function, body, schedule_time="2026-10-23T00:30:00Z")  # 02:30 CEST
+    # Nothing made on the 24th (02:30 CEST, missed) nor on the 25th (02:30 twice); the 26th is CET.
+    assert fire(function, body, schedule_time="2026-10-26T01:30:00Z").json()["outcome"] == "created"
+    assert [line["logical_time"] for line in _lines(function, "missed")] == ["2026-10-24T00:30:00Z"]
