@@ -60,7 +60,7 @@ def measure(
     extra_env: dict[str, str] | None = None,
 ) -> ColdStart:
     """The cold start of `subject` to its trigger of `schedule`'s `firing`-th time (firing_time)."""
-    body = cloud.trigger_body(schedule)  # before the env, which allows its pipeline root
+    body = cloud.trigger_body(schedule, first_firing=FIRST_FIRING)  # before the env, which allows its pipeline root
     process = FunctionProcess(
         subject.source_dir,
         cloud.function_env(**function_paths(subject, guarded=guarded), **(extra_env or {})),

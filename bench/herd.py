@@ -8,9 +8,11 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import requests
 from vertex_cron_local.function_runner import FunctionProcess
+from vertex_cron_trigger.timefmt import format_rfc3339
 
 from .coldstart import BenchError, function_paths
 from .stats import percentile
@@ -19,8 +21,9 @@ from .world import LocalCloud, fire
 
 DELIVERIES_PER_FIRING = 2
 CLIENT_THREADS = 32  # Scheduler's deliveries arrive at once; more threads only add GIL churn here
-FIRING_TIME = "2024-06-01T00:00:00Z"
-WARMUP_TIME = "2024-05-31T00:00:00Z"
+FIRING = datetime(2024, 6, 1, tzinfo=UTC)
+WARMUP = FIRING - timedelta(days=1)
+FIRING_TIME, WARMUP_TIME = format_rfc3339(FIRING), format_rfc3339(WARMUP)
 PREFIX = "herd-"
 
 
@@ -45,8 +48,8 @@ def run(subject: Subject, cloud: LocalCloud, *, schedules: int) -> Herd:
     names = [f"{PREFIX}{i:04d}" for i in range(schedules)]
     deliveries = names * DELIVERIES_PER_FIRING
     random.Random(0).shuffle(deliveries)  # a retry may overtake its first delivery
-    bodies = {name: cloud.trigger_body(name) for name in names}
-    warmup_body = cloud.trigger_body("warmup")
+    bodies = {name: cloud.trigger_body(name, first_firing=FIRING) for name in names}
+    warmup_body = cloud.trigger_body("warmup", first_firing=WARMUP)
     # After the bodies, whose pipeline roots it allows; latency is timed: no audit hook.
     env = cloud.function_env(**function_paths(subject, guarded=False))
     with FunctionProcess(subject.source_dir, env, environment=subject.environment) as process:

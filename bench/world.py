@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import tempfile
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
@@ -18,6 +19,7 @@ from vertex_cron_local.metadata_server import MetadataServer
 from vertex_cron_local.storage import StorageEmulator
 from vertex_cron_local.token_issuer import LocalIssuer
 from vertex_cron_trigger.oidc import STRIPPED_SIGNATURE
+from vertex_cron_trigger.timefmt import format_rfc3339
 
 REPO = Path(__file__).resolve().parents[1]
 # kfp 2's default output format; the deployer uploads it as canonical JSON.
@@ -111,14 +113,18 @@ class LocalCloud:
         signed = self.issuer.mint(audience=AUDIENCE, email=SCHEDULER_SA)
         return f"{signed.rsplit('.', 1)[0]}.{STRIPPED_SIGNATURE}"
 
-    def trigger_body(self, schedule: str) -> bytes:
-        """What Cloud Scheduler posts. The pipeline root is a fresh, absent bucket: the SDK
-        reference checks an existing one with Resource Manager (a real Google call)."""
+    def trigger_body(self, schedule: str, *, first_firing: datetime) -> bytes:
+        """What Cloud Scheduler posts for a daily schedule deployed an hour before its
+        `first_firing`, with the fields the deployer writes (its cron, catch_up_since). The
+        pipeline root is a fresh, absent bucket: the SDK reference checks an existing one with
+        Resource Manager (a real Google call)."""
         self._root_buckets.append(f"bench-root-{uuid.uuid4().hex[:20]}")
         return json.dumps(
             {
                 "schedule": schedule,
                 "spec_uri": self.spec_uri,
+                "cron": f"{first_firing.minute} {first_firing.hour} * * *",
+                "catch_up_since": format_rfc3339(first_firing - timedelta(hours=1)),
                 "parameter_values": {"run_date": "{{schedule_time:%Y-%m-%d}}"},
                 "pipeline_root": f"gs://{self._root_buckets[-1]}/pipeline-root",
             }

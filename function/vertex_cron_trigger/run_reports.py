@@ -18,9 +18,9 @@ never a skip: exactly one request creates R) reports:
   writes it into every body: the schedule's deploy, a change of its fire times, a plain
   resume), that have no run and were not skipped for max_concurrent_runs.
 Backfilled and forced runs come through the same firing path, so they report too. What it
-costs: one list call after the create (two when there is an earlier run; a third, and
-croniter, only when the fire time before R's has no run among the newest listed), and a
-report is as late as the schedule's next run — a nightly schedule hears of a failure the next
+costs: one list call after the create (two when there is an earlier run; a third only when
+the fire time before R's has no run among the newest listed; croniter only for a cron of no
+fixed interval, e.g. weekdays only), and a report is as late as the schedule's next run — a nightly schedule hears of a failure the next
 night; catch-up schedules are watched every 10 minutes.
 """
 
@@ -30,13 +30,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .body import TriggerBody
+from .cron_interval import fixed_interval
 from .errors import TriggerError
 from .google_rest import GoogleRest
+from .logical_time import fire_times, in_clock_change, latest_fire_time
 from .pipeline_job import SCHEDULE_LABEL, job_id, logical_time_of
 from .request_log import emit_fields
 from .run_history import LOOKBACK, at_limit, missed_line, parse_time, runs_since
 from .timefmt import format_rfc3339
 
+# The most a daylight-saving change moves a wall-clock time in UTC.
+_CLOCK_CHANGE = timedelta(hours=1)
 ENDED_BADLY = ("PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED")
 
 
@@ -103,10 +107,7 @@ def _missed_before(
     scheduled execution time might be skipped if the retries continue through that time",
     cloud.google.com/scheduler/docs/configuring/retry-jobs), and a skipped time has no run.
     The usual case costs no call and no croniter: the fire time before `when`, known from a
-    fixed interval (unix_cron.fixed_interval), is among the newest runs already listed."""
-    from . import unix_cron
-    from .logical_time import fire_times, in_clock_change, latest_fire_time
-
+    fixed interval (cron_interval.py), is among the newest runs already listed."""
     schedule, cron, zone = body.schedule, " ".join(str(body.cron).split()), body.time_zone
     # Only times since the schedule was deployed with these fire times or last resumed (the
     # deployer writes catch_up_since into every body): the times of a pause are not missed.
@@ -114,12 +115,19 @@ def _missed_before(
     if since is None:
         return []  # a job written before the deployer wrote catch_up_since: nothing bounds it
     listed = {str(run.get("name", "")).rsplit("/", 1)[-1] for run in newest}
-    interval = unix_cron.fixed_interval(cron)
-    if interval is not None and (when - interval < since or job_id(schedule, when - interval) in listed):
+    interval = fixed_interval(cron)
+    # The usual cases, without croniter: the run before is listed, or the time before came
+    # before `since` (a schedule's first firing). A clock change moves the time before by up
+    # to an hour in UTC: then the id is not listed and croniter below decides.
+    if interval is not None and (
+        job_id(schedule, when - interval) in listed or when - interval + _CLOCK_CHANGE < since
+    ):
+        return []
+    before = latest_fire_time(cron, zone, when - timedelta(seconds=1))
+    if before < since or job_id(schedule, before) in listed:
         return []
     # A day back, or the two fire times before `when` if that reaches further (a schedule that
     # fires less often than daily).
-    before = latest_fire_time(cron, zone, when - timedelta(seconds=1))
     oldest = max(since, min(when - LOOKBACK, latest_fire_time(cron, zone, before - timedelta(seconds=1))))
     times = [
         moment

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
 
 FORMAT_HINT = (
     "expected five unix-cron fields: minute hour day-of-month month day-of-week, e.g. '0 3 * * *'; "
@@ -91,32 +90,4 @@ def _field_problem(field: _Field, part: str) -> str | None:
             return f"{item!r} is outside {allowed}"
         if len(bounds) == 2 and bounds[0] > bounds[1]:
             return f"the range {item!r} runs backwards"
-    return None
-
-
-# The shapes whose fire times come at one fixed wall-clock interval: a step of minutes or
-# hours that divides the hour or the day, an hour, a day, a week.
-_EVERY_MINUTES = re.compile(r"\*(?:/(?P<step>[0-9]{1,2}))? \* \* \* \*")
-_HOURLY = re.compile(r"[0-9]{1,2} (?:\*(?:/(?P<step>[0-9]{1,2}))?) \* \* \*")
-_DAILY = re.compile(r"[0-9]{1,2} [0-9]{1,2} \* \* \*")
-_WEEKLY = re.compile(r"[0-9]{1,2} [0-9]{1,2} \* \* [0-7A-Za-z]{1,3}")
-
-
-def fixed_interval(expr: str) -> timedelta | None:
-    """The wall-clock interval between consecutive fire times of `expr` (as syntax_problem
-    takes it) when it is one of a few common, regular shapes; None for any other, whose
-    fire times croniter must compute. Only a shortcut: a caller checks an expected time with
-    it and falls back to croniter whenever the check fails."""
-    if syntax_problem(expr):
-        return None
-    if found := _EVERY_MINUTES.fullmatch(expr):
-        step = int(found["step"] or 1)
-        return timedelta(minutes=step) if 60 % step == 0 else None
-    if found := _HOURLY.fullmatch(expr):
-        step = int(found["step"] or 1)
-        return timedelta(hours=step) if 24 % step == 0 else None
-    if _DAILY.fullmatch(expr):
-        return timedelta(days=1)
-    if _WEEKLY.fullmatch(expr):
-        return timedelta(days=7)
     return None
