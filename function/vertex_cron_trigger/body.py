@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from . import strict_json
 from .catch_up import SWEEP_BODY
@@ -30,11 +30,10 @@ _DURATION_RE = re.compile(r"^([0-9]{1,10})s$")
 MAX_CATCH_UP = timedelta(days=31)
 
 
-@dataclass(frozen=True)
-class TriggerBody:
+class TriggerBody(NamedTuple):
     schedule: str
     spec_uri: str
-    parameter_values: Mapping[str, Any] = field(default_factory=dict)
+    parameter_values: Mapping[str, Any] = MappingProxyType({})  # read-only: the default is shared
     pipeline_root: str | None = None
     cron: str | None = None
     time_zone: str | None = None

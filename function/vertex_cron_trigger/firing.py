@@ -5,8 +5,8 @@ so a caught-up run has exactly the id, parameters and placeholders the on-time o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from .body import TriggerBody
 from .errors import BadRequest, Forbidden
@@ -20,8 +20,7 @@ from .spec_uri import bucket_of, parse_spec_uri
 from .timefmt import format_rfc3339
 
 
-@dataclass(frozen=True)
-class Fired:
+class Fired(NamedTuple):
     """What became of the firing; errors (TriggerError) are raised instead."""
 
     outcome: str  # created, duplicate, skipped

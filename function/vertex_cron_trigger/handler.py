@@ -10,9 +10,8 @@ from __future__ import annotations
 import functools
 import json
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import deadline
 from . import settings as settings_module
@@ -26,14 +25,15 @@ from .oidc import CertCache, TokenPolicy, bearer_token, verify_id_token
 from .request_log import RequestLog, emit
 from .run_reports import report_before
 from .spec_store import SpecStore
-from .sweep import SweepReport, sweep
 from .timefmt import format_rfc3339
+
+if TYPE_CHECKING:
+    from .sweep import SweepReport
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
-@dataclass(frozen=True)
-class Runtime:
+class Runtime(NamedTuple):
     """Per-process state, built on the first request: config, the seam, the caches."""
 
     settings: settings_module.Settings
@@ -49,19 +49,21 @@ def runtime() -> Runtime:
     return Runtime(settings=config, rest=rest, certs=CertCache(rest.fetch_certs), specs=SpecStore(rest))
 
 
-@dataclass
 class _Result:
     """What the request has learned so far; it becomes the response and the log line."""
 
-    outcome: str = "failed"
-    status: int = 500
-    severity: str = "ERROR"
-    message: str = ""
-    schedule: str | None = None
-    logical_time: datetime | None = None
-    job: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    sweep: dict[str, Any] | None = None  # the catch-up sweep's summary
+    __slots__ = ("outcome", "status", "severity", "message", "schedule", "logical_time", "job", "extra", "sweep")
+
+    def __init__(self) -> None:
+        self.outcome = "failed"
+        self.status = 500
+        self.severity = "ERROR"
+        self.message = ""
+        self.schedule: str | None = None
+        self.logical_time: datetime | None = None
+        self.job: str | None = None
+        self.extra: dict[str, Any] = {}
+        self.sweep: dict[str, Any] | None = None  # the catch-up sweep's summary
 
 
 def trigger(request: Any) -> tuple[str, int, dict[str, str]]:
@@ -109,6 +111,8 @@ def _handle(request: Any, result: _Result) -> None:
 
 def _sweep(request: Any, rt: Runtime, result: _Result, now: datetime) -> None:
     """The catch-up sweep job's request (sweep.py): one summary line, an ERROR line per report."""
+    from .sweep import sweep  # lazily: an on-time firing, most requests, never loads the sweep
+
     sweep_time = logical_time(request.headers.get(SCHEDULE_TIME_HEADER), cron=SWEEP_CRON, time_zone=None, now=now)
     result.logical_time = sweep_time
     report = sweep(

@@ -17,8 +17,7 @@ import binascii
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import strict_json
 from .errors import ConfigError, Forbidden, TriggerError, Unauthenticated
@@ -139,8 +138,7 @@ def _jwk_pem(key: Mapping[str, Any], url: str) -> tuple[str, str]:
     return key["kid"], pem.decode("ascii")
 
 
-@dataclass(frozen=True)
-class TokenPolicy:
+class TokenPolicy(NamedTuple):
     audiences: Collection[str]  # compared without scheme and trailing slash
     allowed_emails: Collection[str]  # lower-case
     accept_stripped_signature: bool  # only on Cloud Run (K_SERVICE set)
@@ -185,8 +183,7 @@ def _verify_signature(token: str, certs: Mapping[str, str]) -> None:
         raise Unauthenticated(f"token rejected: {str(exc)[:200]}") from exc
 
 
-@dataclass(frozen=True)
-class _Claims:
+class _Claims(NamedTuple):
     iss: str
     aud: str
     exp: float

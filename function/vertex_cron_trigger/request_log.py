@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 _write_lock = threading.Lock()
 
 
-@dataclass(frozen=True)
-class RequestLog:
+class RequestLog(NamedTuple):
     severity: str  # INFO, WARNING, ERROR
     message: str
     outcome: str  # created, duplicate, skipped, rejected, failed; swept (the catch-up sweep)
@@ -26,7 +24,7 @@ class RequestLog:
 
 
 def emit(entry: RequestLog) -> None:
-    fields = asdict(entry)
+    fields = entry._asdict()
     if entry.sweep is None:
         del fields["sweep"]
     emit_fields(fields)

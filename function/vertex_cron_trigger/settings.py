@@ -7,7 +7,7 @@ import functools
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 # An email address as IAM writes principals: local part, @, a dotted domain.
@@ -24,8 +24,7 @@ REQUIRED = (
 )
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     project: str
     region: str
     workload_sa: str

@@ -17,8 +17,8 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from . import strict_json
 from .errors import BadRequest
@@ -44,15 +44,13 @@ _JSON_SCALARS = (str, int, float, bool, type(None))
 PARAMETER_TYPES = frozenset({"NUMBER_INTEGER", "NUMBER_DOUBLE", "BOOLEAN", "STRING", "LIST", "STRUCT"})
 
 
-@dataclass(frozen=True)
-class ParameterDef:
+class ParameterDef(NamedTuple):
     name: str
     type: str  # one of PARAMETER_TYPES
     required: bool  # neither optional nor defaulted in the spec
 
 
-@dataclass(frozen=True)
-class PipelineSpec:
+class PipelineSpec(NamedTuple):
     """A parsed spec. `pipeline_spec` is shared by cached callers: never mutate it."""
 
     pipeline_spec: Mapping[str, Any]
@@ -62,7 +60,7 @@ class PipelineSpec:
     memory_bytes: int = 0
     default_pipeline_root: str | None = None
     # Values a whole PipelineJob document already sets; the body overrides them.
-    preset_values: Mapping[str, Any] = field(default_factory=dict)
+    preset_values: Mapping[str, Any] = MappingProxyType({})  # read-only: the default is shared
 
     @property
     def name(self) -> str:
@@ -79,7 +77,7 @@ def parse_spec(data: bytes, *, source: str) -> PipelineSpec:
         spec = _from_pipeline_job(document, data, source)
     else:
         spec = _from_ir(document, data, source, runtime_config={})
-    return replace(spec, memory_bytes=len(data) + nodes * NODE_BYTES)
+    return spec._replace(memory_bytes=len(data) + nodes * NODE_BYTES)
 
 
 def load_document(data: bytes, source: str) -> Any:

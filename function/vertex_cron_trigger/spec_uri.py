@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import BadRequest, Forbidden
 
@@ -15,8 +14,7 @@ _FIELD = "spec_uri"
 _MAX_DIRECTORY_CHARS = 1024
 
 
-@dataclass(frozen=True)
-class SpecUri:
+class SpecUri(NamedTuple):
     bucket: str
     object: str
     generation: int | None = None

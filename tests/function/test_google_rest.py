@@ -233,12 +233,10 @@ def test_a_garbled_success_body_is_transient_not_a_crash(call, answer):
 
 @pytest.mark.parametrize("url", ["certs.test/oauth2/v1/certs", "ftp://certs.test/certs", "http://certs.test:port/"])
 def test_a_url_the_transport_refuses_is_a_configuration_error_not_an_outage(url):
-    from dataclasses import replace
-
     from vertex_cron_trigger.errors import ConfigError
 
     with pytest.raises(ConfigError) as caught:
-        GoogleRest(replace(SETTINGS, certs_url=url)).fetch_certs()
+        GoogleRest(SETTINGS._replace(certs_url=url)).fetch_certs()
     assert "VERTEX_CRON_OIDC_CERTS_URL" in caught.value.message and caught.value.status == 500
 
 

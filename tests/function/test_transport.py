@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -124,13 +123,13 @@ def test_emulators_get_no_token_unless_asked_and_the_certs_never_do():
     rest.fetch_certs()
     assert sent.authorization == [None, None]
 
-    rest, sent, _ = _rest(replace(SETTINGS, emulator_credentials=True), response(200, {"generation": "1"}))
+    rest, sent, _ = _rest(SETTINGS._replace(emulator_credentials=True), response(200, {"generation": "1"}))
     rest.object_generation("specs", "o.json")
     assert sent.authorization == ["Bearer t1"]
 
 
 def test_a_401_refreshes_the_token_once_and_sends_again():
-    google = replace(SETTINGS, vertex_emulator=None)
+    google = SETTINGS._replace(vertex_emulator=None)
     rest, sent, _ = _rest(google, response(401, b"expired"), response(200, {"name": "j"}))
     assert rest.create_pipeline_job("j", {}) is True
     assert sent.authorization == ["Bearer t1", "Bearer t2"]
