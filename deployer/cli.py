@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from . import __version__, config
+from .console import VERSION_LINE
 from .errors import VertexCronError
 
 if TYPE_CHECKING:
@@ -211,7 +212,7 @@ def _progress() -> ConsoleProgress:
 
 
 @click.group(cls=_Cli, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="vertex-cron")
+@click.version_option(__version__, prog_name="vertex-cron", message=VERSION_LINE)
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Put compiled Kubeflow pipelines on a cron schedule on Vertex AI."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -47,6 +48,20 @@ def test_version_loads_no_settings_file_reader_nor_validation_rules_and_help_no_
     assert [m for m in version if m in ("tomllib", "vertex_cron.validation", "vertex_cron.models")] == []
     assert [m for m in version if m.startswith("vertex_cron_trigger")] == []
     assert "tomllib" not in _modules_after(script.format(argv=["--help"]))
+
+
+def test_the_installed_version_check_answers_before_loading_click():
+    """`vertex-cron --version` as installed (pyproject's console script) prints what click's
+    --version prints, from a process that imports neither click nor the commands."""
+    script = Path(sys.executable).with_name("vertex-cron")
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", str(script), "--version"], capture_output=True, text=True, timeout=60
+    )
+    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
+
+    assert done.returncode == 0 and done.stdout == _run_cli("--version").stdout
+    assert "vertex_cron" in imported  # the profile covers the script's own imports
+    assert [m for m in imported if m.split(".")[0] == "click" or m == "vertex_cron.cli"] == []
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
