@@ -6,7 +6,6 @@ so a caught-up run has exactly the id, parameters and placeholders the on-time o
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NamedTuple
 
 from .body import TriggerBody
 from .errors import BadRequest, Forbidden
@@ -20,13 +19,16 @@ from .spec_uri import bucket_of, parse_spec_uri
 from .timefmt import format_rfc3339
 
 
-class Fired(NamedTuple):
+class Fired:
     """What became of the firing; errors (TriggerError) are raised instead."""
 
-    outcome: str  # created, duplicate, skipped
-    severity: str  # INFO, or WARNING for a max_concurrent_runs skip
-    message: str
-    job: str  # the full resource name of the firing's PipelineJob (made or not)
+    __slots__ = ("outcome", "severity", "message", "job")
+
+    def __init__(self, outcome: str, severity: str, message: str, job: str) -> None:
+        self.outcome = outcome  # created, duplicate, skipped
+        self.severity = severity  # INFO, or WARNING for a max_concurrent_runs skip
+        self.message = message
+        self.job = job  # the full resource name of the firing's PipelineJob (made or not)
 
 
 def job_name(config: Settings, body: TriggerBody, when: datetime) -> str:

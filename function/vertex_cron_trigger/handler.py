@@ -11,7 +11,7 @@ import functools
 import json
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from . import deadline
 from . import settings as settings_module
@@ -33,20 +33,22 @@ if TYPE_CHECKING:
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
-class Runtime(NamedTuple):
+class Runtime:
     """Per-process state, built on the first request: config, the seam, the caches."""
 
-    settings: settings_module.Settings
-    rest: GoogleRest
-    certs: CertCache
-    specs: SpecStore
+    __slots__ = ("settings", "rest", "certs", "specs")
+
+    def __init__(self, settings: settings_module.Settings, rest: GoogleRest) -> None:
+        self.settings = settings
+        self.rest = rest
+        self.certs = CertCache(rest.fetch_certs)
+        self.specs = SpecStore(rest)
 
 
 @functools.cache
 def runtime() -> Runtime:
     config = settings_module.settings()
-    rest = GoogleRest(config)
-    return Runtime(settings=config, rest=rest, certs=CertCache(rest.fetch_certs), specs=SpecStore(rest))
+    return Runtime(config, GoogleRest(config))
 
 
 class _Result:

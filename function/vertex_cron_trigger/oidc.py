@@ -17,7 +17,7 @@ import binascii
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from . import strict_json
 from .errors import ConfigError, Forbidden, TriggerError, Unauthenticated
@@ -138,10 +138,15 @@ def _jwk_pem(key: Mapping[str, Any], url: str) -> tuple[str, str]:
     return key["kid"], pem.decode("ascii")
 
 
-class TokenPolicy(NamedTuple):
-    audiences: Collection[str]  # compared without scheme and trailing slash
-    allowed_emails: Collection[str]  # lower-case
-    accept_stripped_signature: bool  # only on Cloud Run (K_SERVICE set)
+class TokenPolicy:
+    __slots__ = ("audiences", "allowed_emails", "accept_stripped_signature")
+
+    def __init__(
+        self, *, audiences: Collection[str], allowed_emails: Collection[str], accept_stripped_signature: bool
+    ) -> None:
+        self.audiences = audiences  # compared without scheme and trailing slash
+        self.allowed_emails = allowed_emails  # lower-case
+        self.accept_stripped_signature = accept_stripped_signature  # only on Cloud Run (K_SERVICE set)
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -183,13 +188,12 @@ def _verify_signature(token: str, certs: Mapping[str, str]) -> None:
         raise Unauthenticated(f"token rejected: {str(exc)[:200]}") from exc
 
 
-class _Claims(NamedTuple):
-    iss: str
-    aud: str
-    exp: float
-    iat: float
-    email: str
-    email_verified: bool
+class _Claims:
+    __slots__ = ("iss", "aud", "exp", "iat", "email", "email_verified")
+
+    def __init__(self, *, iss: str, aud: str, exp: float, iat: float, email: str, email_verified: bool) -> None:
+        self.iss, self.aud, self.exp, self.iat = iss, aud, exp, iat
+        self.email, self.email_verified = email, email_verified
 
 
 def _claims(payload: Mapping[str, Any]) -> _Claims:
