@@ -1,10 +1,10 @@
 """`python -m bench` (`make bench`): measure, then write RESULTS.md, results.json and the chart.
 
-    python -m bench                 full run, writes into bench/
+    python -m bench                 full run, writes into bench/ (the fleet included)
     python -m bench --smoke         quick structural run into a temp dir (what `make test` runs)
     python -m bench --out DIR       write somewhere else
     python -m bench fleet           only the fleet (bench/fleet.py): rewrites its section of RESULTS.md
-                                    (--schedules N, --latency SECONDS, --out DIR)
+                                    and fleet.json (--schedules N, --latency SECONDS, --out DIR)
 
 Exits 1 when an invariant failed (a duplicate run, a failed delivery, a mutating no-op
 redeploy, traffic outside 127.0.0.1); missed timing targets are reported, not fatal.
@@ -47,11 +47,13 @@ def main(argv: list[str] | None = None) -> int:
 
         draw(results, out / CHART_NAME)
     results_md = out / "RESULTS.md"
-    kept = fleet.section_of(results_md.read_text()) if results_md.exists() else ""  # measured on its own
+    fleet_section = fleet.render(results.fleet) if results.fleet else ""
     results_md.write_text(
-        fleet.with_section(report.render(results, chart_name=CHART_NAME if config.chart else None), kept)
+        fleet.with_section(report.render(results, chart_name=CHART_NAME if config.chart else None), fleet_section)
     )
     (out / "results.json").write_text(json.dumps(as_json(results), indent=2, default=str) + "\n")
+    if results.fleet:
+        _write_fleet_json(out, results.fleet)
     print(f"wrote {out / 'RESULTS.md'}")
     failures = invariant_failures(results)
     for failure in failures:
@@ -76,12 +78,16 @@ def _fleet(argv: list[str]) -> int:
     results_md.write_text(
         fleet.with_section(results_md.read_text() if results_md.exists() else "", fleet.render(measured))
     )
-    (args.out / "fleet.json").write_text(json.dumps(fleet.as_json(measured), indent=2) + "\n")
+    _write_fleet_json(args.out, measured)
     print(f"wrote {results_md}")
     failures = fleet.invariant_failures(measured)
     for failure in failures:
         print(f"invariant failed: {failure}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _write_fleet_json(out: Path, measured: fleet.Fleet) -> None:
+    (out / "fleet.json").write_text(json.dumps(fleet.as_json(measured), indent=2) + "\n")
 
 
 if __name__ == "__main__":

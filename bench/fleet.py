@@ -9,7 +9,8 @@ writes to that quota (vertex_cron.quota); the measured first apply is compared w
 as a ratio. Then: the same apply again (reads only, a fixed number of listings whatever N),
 `list` and `status`, counted in calls per API.
 
-`python -m bench fleet` runs only this and rewrites its section of RESULTS.md.
+A full `python -m bench` runs it last; `python -m bench fleet` runs only this and rewrites
+its section of RESULTS.md.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def render(fleet: Fleet) -> str:
         [
             "## Fleet: applying many schedules at once",
             "",
-            f"`python -m bench fleet`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: the real deployer applying "
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC: the real deployer applying "
             f"{fleet.schedules:,} schedules against the emulators, every control-plane call delayed "
             f"{fleet.latency_seconds * 1000:.0f} ms. Cloud Scheduler's default write quota is "
             f"{SCHEDULER_WRITES_PER_MINUTE} requests a minute (cloud.google.com/scheduler/quotas), so "
@@ -153,15 +154,9 @@ def _per_api(counts: dict[str, int]) -> str:
     return ", ".join(f"{api_name} {count:,}" for api_name, count in sorted(counts.items()) if count) or "-"
 
 
-# RESULTS.md holds this section between these markers: `python -m bench fleet` replaces it,
-# a full `python -m bench` run keeps it.
+# RESULTS.md holds this section between these markers, so `python -m bench fleet` can
+# replace it alone.
 _BEGIN, _END = "<!-- fleet: python -m bench fleet -->", "<!-- /fleet -->"
-
-
-def section_of(text: str) -> str:
-    """The fleet section of a RESULTS.md text ("" when it has none)."""
-    start, end = text.find(_BEGIN), text.find(_END)
-    return text[start + len(_BEGIN) : end].strip("\n") + "\n" if 0 <= start < end else ""
 
 
 def with_section(text: str, section: str) -> str:

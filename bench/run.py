@@ -3,7 +3,9 @@
 Cold starts are interleaved (A, B, C, A, B, C, ...) after one discarded warm-up round, so
 a noisy neighbour on the machine slows every subject alike and the ratios hold. Timed
 processes run without the network guard; one extra, untimed start of each subject runs
-with it (and with -X importtime) and is the proof that nothing left 127.0.0.1.
+with it (and with -X importtime) and is the proof that nothing left 127.0.0.1. The herd
+under a quota and the fleet come last, each against a cloud of its own (virtual time; calls
+delayed like round trips to Google).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from . import coldstart, deploy, herd, importprofile, quota_herd
+from . import coldstart, deploy, fleet, herd, importprofile, quota_herd
 from .coldstart import ColdStart
 from .deploy import DeployStep
+from .fleet import Fleet
 from .herd import Herd
 from .importprofile import ImportProfile
 from .machine import Machine, describe_machine
@@ -35,6 +38,8 @@ class BenchConfig:
     quota_herd_schedules: int  # the herd under a quota (quota_herd.py), in virtual time
     quota_per_minute: int
     quota_catch_up: timedelta  # each schedule's catch-up window there
+    fleet_schedules: int  # the deployer applying this many at once (fleet.py)
+    fleet_latency_seconds: float  # each control-plane call's delay there
     include_reference: bool
     chart: bool
 
@@ -48,6 +53,8 @@ FULL = BenchConfig(
     quota_herd_schedules=quota_herd.SCHEDULES,
     quota_per_minute=quota_herd.QUOTA_PER_MINUTE,
     quota_catch_up=quota_herd.CATCH_UP,
+    fleet_schedules=fleet.SCHEDULES,
+    fleet_latency_seconds=fleet.LATENCY_SECONDS,
     include_reference=True,
     chart=True,
 )
@@ -61,6 +68,8 @@ SMOKE = BenchConfig(
     quota_herd_schedules=20,
     quota_per_minute=5,
     quota_catch_up=timedelta(hours=2),  # fewer sweeps to run; the small herd needs less than one hour
+    fleet_schedules=3,
+    fleet_latency_seconds=0.0,
     include_reference=False,
     chart=False,
 )
@@ -80,6 +89,7 @@ class Results:
     herd: Herd | None = None
     deploy_steps: list[DeployStep] = field(default_factory=list)
     quota_herds: list[QuotaHerd] = field(default_factory=list)
+    fleet: Fleet | None = None
     network_blocked: list[str] = field(default_factory=list)  # must stay empty
 
     def cold_of(self, key: str) -> list[ColdStart]:
@@ -116,6 +126,7 @@ def run(config: BenchConfig, *, say: Callable[[str], None] = print) -> Results:
                 catch_up=config.quota_catch_up,
             )
         )
+    results.fleet = fleet.run(schedules=config.fleet_schedules, latency_seconds=config.fleet_latency_seconds, say=say)
     results.network_blocked += blocked  # the bench process's own calls (the deployer's)
     results.machine = describe_machine(before=results.machine)
     return results

@@ -7,6 +7,7 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from . import fleet
 from .deploy import DeployStep
 from .quota_herd import DEPLOYERS, QuotaHerd
 from .run import Results
@@ -192,6 +193,8 @@ def invariant_failures(results: Results) -> list[str]:
                 f"herd under a quota ({quota_herd.scenario}): {quota_herd.runs} runs, {quota_herd.lost} lost, "
                 f"{quota_herd.duplicates} duplicates for {quota_herd.schedules} firings"
             )
+    if results.fleet is not None:
+        failures += [f"fleet: {failure}" for failure in fleet.invariant_failures(results.fleet)]
     tokenless = [run.subject for run in results.cold_starts if run.subject != "floor" and run.token_fetches < 1]
     if tokenless:
         failures.append(f"cold starts without the metadata server's token: {sorted(set(tokenless))}")

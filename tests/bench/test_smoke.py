@@ -53,6 +53,9 @@ def test_the_smoke_benchmark_runs_and_its_invariants_hold(tmp_path):
         "## 4. Deploy",
         "## 5. Function source",
         "## 6. Herd under a quota",
+        "## Fleet",  # the same run applies a (small) fleet too: RESULTS.md comes from one run
     ):
         assert heading in report
     assert not (tmp_path / "results.png").exists()
+    fleet = json.loads((tmp_path / "fleet.json").read_text())
+    assert fleet["schedules"] == 3 and fleet["steps"][1]["name"] == "no-op re-apply"
