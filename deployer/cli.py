@@ -73,8 +73,9 @@ class _Command(click.Command):
 
 
 _LOCAL_GROUP = "local"  # local/commands.py, loaded by _Cli.get_command
-# Built by _Cli.get_command: its flags come from the schedule options' declarations
-# (models.py, which loads the trigger's body rules), which `--version` has no use for.
+# Built when it is resolved to run (or to show its own help): its flags come from the schedule
+# options' declarations (models.py, which loads the trigger's body rules), which neither
+# `--version` nor the command list of `--help` has any use for.
 _DEPLOY = "deploy"
 
 
@@ -87,13 +88,20 @@ class _Cli(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), _LOCAL_GROUP, _DEPLOY})
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args[:1] == [_DEPLOY] and _DEPLOY not in self.commands:
+            self.command(_DEPLOY)(_schedule_options(_deploy))
+        return super().resolve_command(ctx, args)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name == _LOCAL_GROUP:
             from vertex_cron_local.commands import local
 
             return local
         if cmd_name == _DEPLOY and _DEPLOY not in self.commands:
-            self.command(_DEPLOY)(_schedule_options(_deploy))
+            return _DEPLOY_LISTED  # listed, not run: its summary line is all that is asked
         return super().get_command(ctx, cmd_name)
 
     def main(  # type: ignore[override]  # click overloads main on the literal value of standalone_mode
@@ -262,6 +270,10 @@ def _deploy(sources: _SettingSources, fmt: str, dry_run: bool, schedule: Schedul
 
     plan = api.deploy(sources.resolve(), schedule, executor=_executor(dry_run), progress=_progress())
     click.echo(render.plan(plan, fmt, applied=not dry_run))
+
+
+# What `--help` lists for deploy until it is built (_Cli.resolve_command).
+_DEPLOY_LISTED = click.Command(_DEPLOY, help=_deploy.__doc__)
 
 
 @cli.command("apply")

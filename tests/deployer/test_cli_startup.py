@@ -40,14 +40,22 @@ def test_version_and_help_load_no_client_library():
         assert [m for m in loaded if m.startswith(HEAVY) or "emulator" in m] == [], argv
 
 
-def test_version_loads_no_settings_file_reader_nor_validation_rules_and_help_no_settings_file_reader():
+def test_version_and_help_load_no_settings_file_reader_nor_validation_rules():
     """Only commands that resolve settings read vertex-cron.toml; only deploy's flags (built
-    when `deploy` or the command list is asked for) need the schedule options' rules."""
+    when `deploy` runs or shows its own help) need the schedule options' rules."""
     script = "from vertex_cron.cli import cli\ncli.main({argv!r}, standalone_mode=False, prog_name='vertex-cron')"
-    version = _modules_after(script.format(argv=["--version"]))
-    assert [m for m in version if m in ("tomllib", "vertex_cron.validation", "vertex_cron.models")] == []
-    assert [m for m in version if m.startswith("vertex_cron_trigger")] == []
-    assert "tomllib" not in _modules_after(script.format(argv=["--help"]))
+    for argv in (["--version"], ["--help"]):
+        loaded = _modules_after(script.format(argv=argv))
+        assert [m for m in loaded if m in ("tomllib", "vertex_cron.validation", "vertex_cron.models")] == [], argv
+        assert [m for m in loaded if m.startswith("vertex_cron_trigger")] == [], argv
+
+
+def test_deploy_is_listed_by_help_and_built_with_its_flags_when_asked():
+    listed, own = _run_cli("--help"), _run_cli("deploy", "--help")
+
+    assert listed.returncode == 0 and own.returncode == 0
+    assert "Create or update schedule NAME" in listed.stdout.split("Commands:")[1]
+    assert "--cron" in own.stdout and "--catch-up" in own.stdout
 
 
 def test_the_installed_version_check_answers_before_loading_click():
