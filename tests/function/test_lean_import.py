@@ -16,7 +16,7 @@ NOT_AT_IMPORT = ("google.auth", "yaml", "croniter")
 # Only for a body without Scheduler's header (croniter's rules), or one with a template_uri.
 RARELY = ("vertex_cron_trigger.unix_cron", "vertex_cron_trigger.template_uri")
 # Only for the catch-up sweep job's request: an on-time firing never loads them.
-SWEEP_ONLY = ("vertex_cron_trigger.sweep", "vertex_cron_trigger.give_up")
+SWEEP_ONLY = ("vertex_cron_trigger.sweep", "vertex_cron_trigger.give_up", "vertex_cron_trigger.watermark")
 
 
 def _modules(script: str, env: dict[str, str] | None = None) -> list[str]:
