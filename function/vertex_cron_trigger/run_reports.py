@@ -114,7 +114,7 @@ def _missed_before(
     since = max((moment for moment in (body.catch_up_since, body.start_time) if moment is not None), default=None)
     if since is None:
         return []  # a job written before the deployer wrote catch_up_since: nothing bounds it
-    listed = {str(run.get("name", "")).rsplit("/", 1)[-1] for run in newest}
+    listed = {_id_of(run) for run in newest}
     interval = fixed_interval(cron)
     # The usual cases, without croniter: the run before is listed, or the time before came
     # before `since` (a schedule's first firing). A clock change moves the time before by up
@@ -137,9 +137,11 @@ def _missed_before(
     if not times:
         return []
     runs = runs_since(rest, schedule, times[0])
-    have = {str(run.get("name", "")).rsplit("/", 1)[-1] for run in runs}
-    with_run = [moment for moment in times if job_id(schedule, moment) in have]
-    after = with_run[-1] if with_run else None
+    have = {_id_of(run) for run in runs}
+    # The latest run before this one (a forced run's time included: its creation reported
+    # what came before it too), from the runs just listed or, when older, the newest ones.
+    earlier = (logical_time_of(schedule, _id_of(run)) for run in (*runs, *newest))
+    after = max((moment for moment in earlier if moment is not None and moment < when), default=None)
     lines = [
         missed_line(schedule, moment, parent, catch_up=False)
         for moment in times
@@ -147,17 +149,23 @@ def _missed_before(
         and job_id(schedule, moment) not in have
         and not at_limit(runs, moment, body.max_concurrent_runs)
     ]
-    if after is None and since < oldest:
-        lines.insert(0, _gap_line(schedule, since, oldest))
+    unreported = max(since, after) if after is not None else since
+    if unreported < oldest:
+        lines.insert(0, _gap_line(schedule, unreported, oldest))
     return lines
 
 
+def _id_of(run: dict[str, Any]) -> str:
+    return str(run.get("name", "")).rsplit("/", 1)[-1]
+
+
 def _gap_line(schedule: str, start: datetime, end: datetime) -> dict[str, Any]:
-    """What is older than a report looks back, when a run comes after no run since: named, not dropped."""
+    """The stretch [start, end) before what a report looks back, after the schedule's latest
+    run, whose missed fire times get no line of their own: named, not dropped."""
     return {
         "severity": "ERROR",
         "message": f"the missed lines of {schedule} for [{format_rfc3339(start)}, {format_rfc3339(end)}) were never "
-        "written: its last run before this one is older than a report looks back; "
+        "written: the run before this one is older than a report looks back; "
         "`vertex-cron status` and `vertex-cron history` show its firings",
         "outcome": "report_gap",
         "schedule": schedule,
