@@ -18,6 +18,11 @@ _HOLDING_STATES = (*ACTIVE_STATES, "PIPELINE_STATE_CANCELLING", "PIPELINE_STATE_
 # How far back one report reaches for what the reports before it could not write (the
 # sweep's range, a run's missed fire times): sweep.py says why 24 h.
 LOOKBACK = timedelta(hours=24)
+# How long after a fire time Cloud Scheduler may still deliver it, for the jobs the deployer
+# writes (give_up.give_up_span of their retry policy and attempt deadline: six attempts of
+# 240 s, five backoffs of 75 s, a minute's slack); written out so that an on-time firing
+# loads neither; tests/deployer keep it equal to the deployer's.
+DEPLOYED_GIVE_UP = timedelta(seconds=1875)
 
 
 def runs_since(rest: GoogleRest, schedule: str, oldest: datetime) -> list[dict[str, Any]]:

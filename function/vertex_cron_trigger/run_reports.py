@@ -13,15 +13,19 @@ never a skip: exactly one request creates R) reports:
 - `run_failed`: the schedule's runs that ended in [creation of its previous run, creation of
   R), both times Vertex AI's own. Successive runs' windows meet end to end, so each ended run
   falls in exactly one and is reported once;
-- `missed`: the fire times before R's, after the latest one that has a run (whose creation
-  reported the times before it) and not before the body's `catch_up_since` (the deployer
-  writes it into every body: the schedule's deploy, a change of its fire times, a plain
-  resume), that have no run and were not skipped for max_concurrent_runs.
+- `missed`: the fire times with no run (not skipped for max_concurrent_runs) in
+  (P - DEPLOYED_GIVE_UP, R's - DEPLOYED_GIVE_UP], P being the logical time of the run before
+  R, and not before the body's `catch_up_since` (the deployer writes it into every body: the
+  schedule's deploy, a change of its fire times, catch-up turned on, a plain resume).
+  Successive reports' windows meet end to end too, and only times Scheduler can no longer
+  deliver are in them: a time still within its give-up span waits for the next report.
 Backfilled and forced runs come through the same firing path, so they report too. What it
-costs: one list call after the create (two when there is an earlier run; a third only when
-the fire time before R's has no run among the newest listed; croniter only for a cron of no
-fixed interval, e.g. weekdays only), and a report is as late as the schedule's next run — a nightly schedule hears of a failure the next
-night; catch-up schedules are watched every 10 minutes.
+costs: one list call after the create (two when there is an earlier run), and for `missed`
+nothing more in the usual case (a cron of a fixed interval of at least DEPLOYED_GIVE_UP whose
+run before is the fire time just before: cron_interval.py); otherwise croniter and one more
+list call (a missed firing, a forced run, a clock change, a cron of no fixed interval or a
+shorter one). A report is as late as the schedule's next run — a nightly schedule hears of a
+failure the next night; catch-up schedules are watched every 10 minutes.
 """
 
 from __future__ import annotations
@@ -31,14 +35,17 @@ from typing import Any
 
 from .body import TriggerBody
 from .cron_interval import fixed_interval
-from .errors import TriggerError
+from .errors import TriggerError, UpstreamUnavailable
 from .google_rest import GoogleRest
 from .logical_time import fire_times, in_clock_change, latest_fire_time
 from .pipeline_job import SCHEDULE_LABEL, job_id, logical_time_of
 from .request_log import emit_fields
-from .run_history import LOOKBACK, at_limit, missed_line, parse_time, runs_since
+from .run_history import DEPLOYED_GIVE_UP, LOOKBACK, at_limit, missed_line, parse_time, runs_since
 from .timefmt import format_rfc3339
 
+# How many fire times back a report looks at least (LOOKBACK bounds frequent crons): a week of
+# a daily schedule.
+REACH = 7
 # The most a daylight-saving change moves a wall-clock time in UTC.
 _CLOCK_CHANGE = timedelta(hours=1)
 ENDED_BADLY = ("PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED")
@@ -61,6 +68,9 @@ def report_before(rest: GoogleRest, body: TriggerBody, when: datetime, created: 
         newest = rest.newest_pipeline_jobs(
             f'labels.{SCHEDULE_LABEL}="{schedule}"', count=3, action=f"listing the newest runs of schedule {schedule}"
         )
+        if not any(run.get("name") == created for run in newest):
+            # Runs created in the same instant listed before it: which came first is unknown.
+            raise UpstreamUnavailable(f"the run just created is not among the {len(newest)} newest runs listed")
         lines = _failed_before(rest, schedule, newest, created)
         if body.cron:
             lines += _missed_before(rest, body, when, newest, parent)
@@ -88,7 +98,7 @@ def _failed_before(rest: GoogleRest, schedule: str, newest: list[dict[str, Any]]
     # The newest run created before ours (a concurrent creation may list first).
     start = max((t for t in created_at.values() if t is not None and end is not None and t < end), default=None)
     if end is None or start is None:
-        return []  # the schedule's first run: nothing ended before it
+        return []  # the schedule's first run: nothing ended before it (or no createTime to go by)
     runs = rest.list_pipeline_jobs(
         f'labels.{SCHEDULE_LABEL}="{schedule}" AND ' + ended_badly_filter(format_rfc3339(start), format_rfc3339(end)),
         action=f"listing the runs of schedule {schedule} that failed or were cancelled",
@@ -99,60 +109,64 @@ def _failed_before(rest: GoogleRest, schedule: str, newest: list[dict[str, Any]]
 def _missed_before(
     rest: GoogleRest, body: TriggerBody, when: datetime, newest: list[dict[str, Any]], parent: str
 ) -> list[dict[str, Any]]:
-    """missed lines: the schedule's fire times before `when` with no run, after the latest
-    one that has a run (whose own creation reported what came before it), within LOOKBACK.
+    """missed lines: the schedule's fire times with no run that Scheduler is done with, in
+    (previous - DEPLOYED_GIVE_UP, when - DEPLOYED_GIVE_UP], `previous` being the logical time
+    of the schedule's latest earlier run (whose own report ended where this one starts), and
+    not before the body's catch_up_since.
 
-    When `when`'s firing is delivered, Scheduler is done with every earlier fire time: it
-    retries a firing at most until the next one is due, skipping that one instead ("the next
-    scheduled execution time might be skipped if the retries continue through that time",
-    cloud.google.com/scheduler/docs/configuring/retry-jobs), and a skipped time has no run.
-    The usual case costs no call and no croniter: the fire time before `when`, known from a
-    fixed interval (cron_interval.py), is among the newest runs already listed."""
+    A fire time within DEPLOYED_GIVE_UP of `when` may still be retried by Scheduler (a forced
+    run can come in the middle of a retry, and Scheduler only says it "might" skip a firing
+    while the one before is retrying): the next report has it. The usual case costs no call
+    and no croniter: a cron of a fixed interval at least that span (cron_interval.py) whose
+    previous run is the fire time just before has nothing else in the window."""
     schedule, cron, zone = body.schedule, " ".join(str(body.cron).split()), body.time_zone
     # Only times since the schedule was deployed with these fire times or last resumed (the
     # deployer writes catch_up_since into every body): the times of a pause are not missed.
     since = max((moment for moment in (body.catch_up_since, body.start_time) if moment is not None), default=None)
     if since is None:
         return []  # a job written before the deployer wrote catch_up_since: nothing bounds it
-    listed = {_id_of(run) for run in newest}
+    earlier = (logical_time_of(schedule, _id_of(run)) for run in newest)
+    previous = max((moment for moment in earlier if moment is not None and moment < when), default=None)
+    settled = when - DEPLOYED_GIVE_UP
+    start = since if previous is None else max(since, previous - DEPLOYED_GIVE_UP)
     interval = fixed_interval(cron)
-    # The usual cases, without croniter: the run before is listed, or the time before came
-    # before `since` (a schedule's first firing). A clock change moves the time before by up
-    # to an hour in UTC: then the id is not listed and croniter below decides.
-    if interval is not None and (
-        job_id(schedule, when - interval) in listed or when - interval + _CLOCK_CHANGE < since
-    ):
+    if interval is not None and interval >= DEPLOYED_GIVE_UP:
+        if previous is not None and previous == when - interval:
+            return []  # the window holds `previous` alone, and it has its run
+        if previous is None and when - interval + _CLOCK_CHANGE < since:
+            return []  # the first firing: nothing was due before it
+    if settled < start:
         return []
-    before = latest_fire_time(cron, zone, when - timedelta(seconds=1))
-    if before < since or job_id(schedule, before) in listed:
-        return []
-    # A day back, or the two fire times before `when` if that reaches further (a schedule that
-    # fires less often than daily).
-    oldest = max(since, min(when - LOOKBACK, latest_fire_time(cron, zone, before - timedelta(seconds=1))))
+    # A day back, or the REACH fire times before `when` if that reaches further (a schedule
+    # that fires daily or less often).
+    reach = when
+    for _ in range(REACH):
+        reach = latest_fire_time(cron, zone, reach - timedelta(seconds=1))
+    oldest = max(start, min(settled - LOOKBACK, reach))
+    lines = []
+    if oldest > start:
+        unseen = latest_fire_time(cron, zone, oldest - timedelta(seconds=1))
+        if unseen == previous:  # it has its run; look before it
+            unseen = latest_fire_time(cron, zone, unseen - timedelta(seconds=1))
+        if unseen > start:
+            lines.append(_gap_line(schedule, start, oldest))  # fire times no report will look at
     times = [
         moment
-        for moment in fire_times(cron, zone, oldest, when)
-        if not in_clock_change(cron, zone, moment) and (body.end_time is None or moment < body.end_time)
+        for moment in fire_times(cron, zone, oldest, settled + timedelta(seconds=1))
+        # (start, settled]: a time at the start was the previous report's; since itself counts.
+        if (moment > start or (previous is None and moment == since))
+        and not in_clock_change(cron, zone, moment)
+        and (body.end_time is None or moment < body.end_time)
     ]
     if not times:
-        return []
+        return lines
     runs = runs_since(rest, schedule, times[0])
     have = {_id_of(run) for run in runs}
-    # The latest run before this one (a forced run's time included: its creation reported
-    # what came before it too), from the runs just listed or, when older, the newest ones.
-    earlier = (logical_time_of(schedule, _id_of(run)) for run in (*runs, *newest))
-    after = max((moment for moment in earlier if moment is not None and moment < when), default=None)
-    lines = [
+    return lines + [
         missed_line(schedule, moment, parent, catch_up=False)
         for moment in times
-        if (after is None or moment > after)
-        and job_id(schedule, moment) not in have
-        and not at_limit(runs, moment, body.max_concurrent_runs)
+        if job_id(schedule, moment) not in have and not at_limit(runs, moment, body.max_concurrent_runs)
     ]
-    unreported = max(since, after) if after is not None else since
-    if unreported < oldest:
-        lines.insert(0, _gap_line(schedule, unreported, oldest))
-    return lines
 
 
 def _id_of(run: dict[str, Any]) -> str:
@@ -160,12 +174,12 @@ def _id_of(run: dict[str, Any]) -> str:
 
 
 def _gap_line(schedule: str, start: datetime, end: datetime) -> dict[str, Any]:
-    """The stretch [start, end) before what a report looks back, after the schedule's latest
-    run, whose missed fire times get no line of their own: named, not dropped."""
+    """The stretch [start, end) older than a report looks back, whose missed fire times get
+    no line of their own: named, not dropped."""
     return {
         "severity": "ERROR",
         "message": f"the missed lines of {schedule} for [{format_rfc3339(start)}, {format_rfc3339(end)}) were never "
-        "written: the run before this one is older than a report looks back; "
+        "written: they are older than a report looks back; "
         "`vertex-cron status` and `vertex-cron history` show its firings",
         "outcome": "report_gap",
         "schedule": schedule,

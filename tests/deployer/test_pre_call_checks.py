@@ -514,6 +514,15 @@ def test_every_schedule_option_is_a_deploy_flag_and_a_schedules_file_key(tmp_pat
     assert err.value.details == "known: " + ", ".join(sorted(SCHEDULE_OPTIONS))
 
 
+def test_the_function_knows_how_long_scheduler_may_retry_the_jobs_the_deployer_writes():
+    """run_history.DEPLOYED_GIVE_UP, written out in the function (its reports wait that long
+    before calling a fire time missed), is the give-up span of the deployer's jobs."""
+    from vertex_cron_trigger.give_up import give_up_span
+    from vertex_cron_trigger.run_history import DEPLOYED_GIVE_UP
+
+    assert give_up_span(desired._RETRY_CONFIG) == DEPLOYED_GIVE_UP
+
+
 def test_a_catch_up_window_shorter_than_schedulers_retries_plus_one_sweep_period_is_refused(make_settings):
     minimum = desired.min_catch_up()
     # Six attempts of 240 s, five 75 s backoffs, a minute's dispatch slack, then a 10-minute sweep.
