@@ -18,6 +18,7 @@ _HOLDING_STATES = (*ACTIVE_STATES, "PIPELINE_STATE_CANCELLING", "PIPELINE_STATE_
 # How far back one report reaches for what the reports before it could not write (the
 # sweep's range, a run's missed fire times): sweep.py says why 24 h.
 LOOKBACK = timedelta(hours=24)
+_AT_ONCE = timedelta(0)
 # How long after a fire time Cloud Scheduler may still deliver it, for the jobs the deployer
 # writes (give_up.give_up_span of their retry policy and attempt deadline: six attempts of
 # 240 s, five backoffs of 75 s, a minute's slack); written out so that an on-time firing
@@ -36,15 +37,23 @@ def runs_since(rest: GoogleRest, schedule: str, oldest: datetime) -> list[dict[s
     )
 
 
-def at_limit(runs: list[dict[str, Any]], moment: datetime, limit: int | None) -> bool:
-    """Whether `limit` runs were active at `moment`, so its firing was skipped on purpose."""
+def at_limit(runs: list[dict[str, Any]], moment: datetime, limit: int | None, *, within: timedelta = _AT_ONCE) -> bool:
+    """Whether `limit` runs were active at `moment`, or at any time up to `within` after it,
+    so its firing may have been skipped on purpose: the function counts the runs active when
+    a delivery reaches it, which Scheduler's retries can make later than the fire time."""
     if limit is None:
         return False
-    active = 0
-    for run in runs:
-        created, ended = parse_time(run.get("createTime")), parse_time(run.get("endTime"))
-        active += created is not None and created <= moment and (ended is None or ended > moment)
-    return active >= limit
+    spans = [(parse_time(run.get("createTime")), parse_time(run.get("endTime"))) for run in runs]
+    # The count only rises when a run is created: look at `moment` and at each creation after it.
+    instants = [
+        moment,
+        *(created for created, _ in spans if created is not None and moment < created <= moment + within),
+    ]
+    return any(
+        sum(created is not None and created <= at and (ended is None or ended > at) for created, ended in spans)
+        >= limit
+        for at in instants
+    )
 
 
 def missed_line(schedule: str, moment: datetime, parent: str, *, catch_up: bool) -> dict[str, Any]:

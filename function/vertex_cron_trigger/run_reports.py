@@ -165,7 +165,8 @@ def _missed_before(
     return lines + [
         missed_line(schedule, moment, parent, catch_up=False)
         for moment in times
-        if job_id(schedule, moment) not in have and not at_limit(runs, moment, body.max_concurrent_runs)
+        if job_id(schedule, moment) not in have
+        and not at_limit(runs, moment, body.max_concurrent_runs, within=DEPLOYED_GIVE_UP)
     ]
 
 

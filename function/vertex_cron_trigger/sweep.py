@@ -303,7 +303,9 @@ def _examine(
         else:
             pending.append(moment)
     for moment in to_report:
-        if job_id(schedule.name, moment) not in have and not at_limit(runs, moment, body.max_concurrent_runs):
+        if job_id(schedule.name, moment) not in have and not at_limit(
+            runs, moment, body.max_concurrent_runs, within=schedule.give_up
+        ):
             summary.missed += 1
             report.lines.append(missed_line(schedule.name, moment, parent, catch_up=True))
     return pending

@@ -152,3 +152,18 @@ def test_the_per_sweep_cap_has_a_safe_default_and_refuses_nonsense():
         with pytest.raises(ConfigError) as caught:
             Settings.from_env({**ENV, "VERTEX_CRON_CATCH_UP_MAX_RUNS": bad})
         assert "VERTEX_CRON_CATCH_UP_MAX_RUNS" in caught.value.message
+
+
+def test_a_firing_is_taken_as_skipped_if_the_limit_was_reached_before_its_last_delivery_could_come():
+    """The function counts active runs when a delivery reaches it, which retries can make
+    later than the fire time: a run created in between (a forced run) may have caused a skip."""
+    from vertex_cron_trigger.run_history import at_limit
+
+    fire_time = datetime(2024, 5, 1, 2, tzinfo=UTC)
+    forced = {"createTime": "2024-05-01T02:10:00Z"}  # still running
+    ended_before = {"createTime": "2024-05-01T01:00:00Z", "endTime": "2024-05-01T01:59:00Z"}
+    assert not at_limit([forced, ended_before], fire_time, 1)
+    assert at_limit([forced, ended_before], fire_time, 1, within=timedelta(minutes=31))
+    assert not at_limit([forced, ended_before], fire_time, 1, within=timedelta(minutes=5))
+    assert not at_limit([forced], fire_time, 2, within=timedelta(minutes=31))
+    assert not at_limit([forced], fire_time, None, within=timedelta(minutes=31))
