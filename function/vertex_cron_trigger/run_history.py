@@ -76,3 +76,13 @@ def parse_time(value: Any) -> datetime | None:
         return parse_rfc3339(value) if isinstance(value, str) else None
     except ValueError:
         return None
+
+
+def run_id(run: dict[str, Any]) -> str:
+    """A listed run's PipelineJob id (the last part of its resource name)."""
+    return str(run.get("name", "")).rsplit("/", 1)[-1]
+
+
+def latest(*moments: datetime | None) -> datetime | None:
+    """The latest of the moments given, None when none is."""
+    return max((moment for moment in moments if moment is not None), default=None)

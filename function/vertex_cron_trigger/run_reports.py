@@ -40,7 +40,7 @@ from .google_rest import GoogleRest
 from .logical_time import fire_times, in_clock_change, latest_fire_time
 from .pipeline_job import SCHEDULE_LABEL, job_id, logical_time_of
 from .request_log import emit_fields
-from .run_history import DEPLOYED_GIVE_UP, LOOKBACK, at_limit, missed_line, parse_time, runs_since
+from .run_history import DEPLOYED_GIVE_UP, LOOKBACK, at_limit, latest, missed_line, parse_time, run_id, runs_since
 from .timefmt import format_rfc3339
 
 # How many fire times back a report looks at least (LOOKBACK bounds frequent crons): a week of
@@ -122,10 +122,10 @@ def _missed_before(
     schedule, cron, zone = body.schedule, " ".join(str(body.cron).split()), body.time_zone
     # Only times since the schedule was deployed with these fire times or last resumed (the
     # deployer writes catch_up_since into every body): the times of a pause are not missed.
-    since = max((moment for moment in (body.catch_up_since, body.start_time) if moment is not None), default=None)
+    since = latest(body.catch_up_since, body.start_time)
     if since is None:
         return []  # a job written before the deployer wrote catch_up_since: nothing bounds it
-    earlier = (logical_time_of(schedule, _id_of(run)) for run in newest)
+    earlier = (logical_time_of(schedule, run_id(run)) for run in newest)
     previous = max((moment for moment in earlier if moment is not None and moment < when), default=None)
     settled = when - DEPLOYED_GIVE_UP
     start = since if previous is None else max(since, previous - DEPLOYED_GIVE_UP)
@@ -161,17 +161,13 @@ def _missed_before(
     if not times:
         return lines
     runs = runs_since(rest, schedule, times[0])
-    have = {_id_of(run) for run in runs}
+    have = {run_id(run) for run in runs}
     return lines + [
         missed_line(schedule, moment, parent, catch_up=False)
         for moment in times
         if job_id(schedule, moment) not in have
         and not at_limit(runs, moment, body.max_concurrent_runs, within=DEPLOYED_GIVE_UP)
     ]
-
-
-def _id_of(run: dict[str, Any]) -> str:
-    return str(run.get("name", "")).rsplit("/", 1)[-1]
 
 
 def _gap_line(schedule: str, start: datetime, end: datetime) -> dict[str, Any]:
@@ -198,7 +194,7 @@ def emit_run_failed(run: dict[str, Any], schedule: str) -> None:
 def run_failed_line(run: dict[str, Any], schedule: str) -> dict[str, Any]:
     """The `run_failed` line of one run (as listed with google_rest.LIST_READ_MASK)."""
     name = str(run.get("name", ""))
-    when = logical_time_of(schedule, name.rsplit("/", 1)[-1])
+    when = logical_time_of(schedule, run_id(run))
     error: dict[str, Any] = run["error"] if isinstance(run.get("error"), dict) else {}
     state = str(run.get("state", "")).removeprefix("PIPELINE_STATE_")
     return {

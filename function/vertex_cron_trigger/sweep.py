@@ -73,7 +73,7 @@ from .logical_time import fire_times, in_clock_change
 from .oidc import normalize_audience
 from .pipeline_job import MANAGED_BY_LABEL, MANAGED_BY_VALUE, SCHEDULE_LABEL, job_id
 from .request_log import emit_fields
-from .run_history import LOOKBACK, at_limit, missed_line, parse_time, runs_since
+from .run_history import LOOKBACK, at_limit, latest, missed_line, parse_time, run_id, runs_since
 from .run_reports import ended_badly_filter, run_failed_line
 from .settings import Settings
 from .spec_store import SpecStore
@@ -270,15 +270,15 @@ def _examine(
     if body.catch_up is None:
         return []
     # Without catch_up_since (the deployer writes it), never before the job was written.
-    since = _latest(body.catch_up_since or _written(job), body.start_time)
-    window = (_latest(now - body.catch_up, since) or now, now - schedule.give_up)
+    since = latest(body.catch_up_since or _written(job), body.start_time)
+    window = (latest(now - body.catch_up, since) or now, now - schedule.give_up)
     # A window shorter than Scheduler's retries must not call a firing missed early.
     last_chance = max(body.catch_up, schedule.give_up)
     if report.reporting is None:
         missed_range = (now, now)  # nothing to report
     else:
         start, end = report.reporting
-        missed_range = (_latest(start - last_chance, since) or start, end - last_chance)
+        missed_range = (latest(start - last_chance, since) or start, end - last_chance)
 
     def times(start: datetime, end: datetime) -> list[datetime]:
         if body.end_time:
@@ -293,7 +293,7 @@ def _examine(
     if not looked:
         return []
     runs = runs_since(rest, schedule.name, min(looked))
-    have = {str(run.get("name", "")).rsplit("/", 1)[-1] for run in runs}
+    have = {run_id(run) for run in runs}
     pending = []
     for moment in to_catch_up:
         if job_id(schedule.name, moment) in have:
@@ -397,7 +397,3 @@ def _record_error(report: SweepReport, summary: ScheduleSummary, exc: TriggerErr
 def _written(job: Mapping[str, Any]) -> datetime | None:
     """When the job was last written: fire times before it belong to an older schedule."""
     return parse_time(job.get("userUpdateTime"))
-
-
-def _latest(*moments: datetime | None) -> datetime | None:
-    return max((moment for moment in moments if moment is not None), default=None)
